@@ -1,0 +1,169 @@
+/**
+ * Operator CLI, in both modes: `npm run cli -- <command>`. It runs the same actions as the REST API
+ * (same validation, same rules) in a broker of its own that talks to the configured database
+ * directly; running nodes see its changes within a second (their caches live no longer than that).
+ *
+ *   user create --username <name> [--role admin|operator|viewer ...] [--email <e>] [--password-stdin]
+ *   user list
+ *   apikey create --user <username> --name <name> [--scope <perm> ...] [--expires <ISO time>] [--rate-limit <n>]
+ *   apikey list [--user <username>]
+ *   apikey revoke <id>
+ *   bots rotate-key          re-seal bot tokens, Telegram and webhook signing secrets under the first TOKEN_ENCRYPTION_KEYS key
+ */
+import { createInterface } from "node:readline";
+import { parseArgs } from "node:util";
+import { join } from "node:path";
+import { ServiceBroker } from "moleculer";
+import { createBrokerOptions } from "../moleculer.config";
+import { ConfigError, loadConfig } from "../lib/config";
+import { migrateUp } from "../lib/db/migrator";
+import { toApiError } from "../lib/errors";
+import { openRuntime, type Runtime } from "../lib/runtime";
+import { SYSTEM_PRINCIPAL } from "../services/auth/principal";
+import { rotateEncryptionKeys } from "../services/bots/key-rotation";
+
+const USAGE = `usage: npm run cli -- <command>
+  user create --username <name> [--role admin|operator|viewer ...] [--email <e>] [--password-stdin]
+  user list
+  apikey create --user <username> --name <name> [--scope <permission> ...] [--expires <ISO time>] [--rate-limit <n>]
+  apikey list [--user <username>]
+  apikey revoke <id>
+  bots rotate-key`;
+
+class UsageError extends Error {}
+
+async function readPassword(fromStdin: boolean): Promise<string> {
+	if (fromStdin || !process.stdin.isTTY) {
+		let text = "";
+		for await (const chunk of process.stdin) text += chunk;
+		return text.replace(/\r?\n$/, "");
+	}
+	// Prompt without echoing what is typed.
+	const rl = createInterface({ input: process.stdin, output: process.stdout, terminal: true });
+	const output = rl as unknown as { _writeToOutput: (s: string) => void; output: NodeJS.WritableStream };
+	let prompted = false;
+	output._writeToOutput = (s: string) => {
+		if (!prompted) output.output.write(s);
+	};
+	return new Promise((resolve) => {
+		rl.question("Password: ", (answer) => {
+			rl.close();
+			process.stdout.write("\n");
+			resolve(answer);
+		});
+		prompted = true;
+	});
+}
+
+async function userIdByName(runtime: Runtime, username: string): Promise<number> {
+	const user = await runtime.db.models.User.findOne({ where: { username: username.trim().toLowerCase() }, attributes: ["id"] });
+	if (!user) throw new UsageError(`no user named "${username}"`);
+	return user.id;
+}
+
+function printTable(rows: Array<Record<string, unknown>>, columns: string[]): void {
+	const cell = (v: unknown) => (v === null || v === undefined ? "-" : Array.isArray(v) ? v.join(",") : String(v));
+	const widths = columns.map((c) => Math.max(c.length, ...rows.map((r) => cell(r[c]).length)));
+	const line = (values: string[]) => values.map((v, i) => v.padEnd(widths[i]!)).join("  ");
+	console.log(line(columns));
+	for (const row of rows) console.log(line(columns.map((c) => cell(row[c]))));
+}
+
+async function run(broker: ServiceBroker, runtime: Runtime, argv: string[]): Promise<void> {
+	const [group, command, ...rest] = argv;
+	const { values, positionals } = parseArgs({
+		args: rest,
+		allowPositionals: true,
+		options: {
+			username: { type: "string" },
+			user: { type: "string" },
+			role: { type: "string", multiple: true },
+			email: { type: "string" },
+			"password-stdin": { type: "boolean" },
+			name: { type: "string" },
+			scope: { type: "string", multiple: true },
+			expires: { type: "string" },
+			"rate-limit": { type: "string" },
+		},
+	});
+	const call = <T>(action: string, params: Record<string, unknown>) => broker.call<T, Record<string, unknown>>(action, params, { meta: { principal: SYSTEM_PRINCIPAL } });
+
+	if (group === "user" && command === "create") {
+		if (!values.username) throw new UsageError("user create needs --username");
+		const password = await readPassword(Boolean(values["password-stdin"]));
+		const user = await call("auth.createUser", {
+			username: values.username,
+			password,
+			...(values.email ? { email: values.email } : {}),
+			roles: values.role ?? ["viewer"],
+		});
+		console.log(JSON.stringify(user, null, 2));
+	} else if (group === "user" && command === "list") {
+		const page = await call<{ data: Array<Record<string, unknown>> }>("auth.listUsers", { limit: 200 });
+		printTable(page.data, ["id", "username", "roles", "is_active", "last_login_at"]);
+	} else if (group === "apikey" && command === "create") {
+		if (!values.user || !values.name) throw new UsageError("apikey create needs --user and --name");
+		const key = await call<Record<string, unknown>>("auth.createApiKey", {
+			user_id: await userIdByName(runtime, values.user),
+			name: values.name,
+			...(values.scope ? { scopes: values.scope } : {}),
+			...(values.expires ? { expires_at: values.expires } : {}),
+			...(values["rate-limit"] ? { rate_limit: Number(values["rate-limit"]) } : {}),
+		});
+		console.log(JSON.stringify(key, null, 2));
+		console.error("The key is shown this once; store it now.");
+	} else if (group === "apikey" && command === "list") {
+		const page = await call<{ data: Array<Record<string, unknown>> }>("auth.listApiKeys", {
+			limit: 200,
+			...(values.user ? { user_id: await userIdByName(runtime, values.user) } : {}),
+		});
+		printTable(page.data, ["id", "user_id", "name", "prefix", "scopes", "expires_at", "revoked_at", "last_used_at"]);
+	} else if (group === "apikey" && command === "revoke") {
+		const id = Number(positionals[0]);
+		if (!Number.isSafeInteger(id) || id <= 0) throw new UsageError("apikey revoke needs the key's id");
+		await call("auth.revokeApiKey", { id });
+		console.log(`API key ${id} revoked`);
+	} else if (group === "bots" && command === "rotate-key") {
+		const result = await rotateEncryptionKeys(runtime.db, runtime.config.encryptionKeys);
+		console.log(`Active key "${result.active_key}": ${result.bots_resealed} bot(s) and ${result.webhooks_resealed} webhook(s) re-sealed. Keys no row uses any more can leave TOKEN_ENCRYPTION_KEYS.`);
+	} else {
+		throw new UsageError(`unknown command "${[group, command].filter(Boolean).join(" ")}"`);
+	}
+}
+
+async function main(): Promise<void> {
+	const argv = process.argv.slice(2);
+	if (argv.length === 0 || argv[0] === "help" || argv[0] === "--help") {
+		console.log(USAGE);
+		return;
+	}
+	const config = loadConfig({ ...process.env, LOG_LEVEL: process.env.LOG_LEVEL ?? "warn" });
+	const runtime = await openRuntime(config);
+	const broker = new ServiceBroker(
+		createBrokerOptions(runtime, { nodeID: `cli-${process.pid}`, transporter: null, logger: false }),
+	);
+	try {
+		await migrateUp(runtime.db);
+		broker.loadService(join(__dirname, "..", "services", "auth.service"));
+		await broker.start();
+		await run(broker, runtime, argv);
+	} finally {
+		await broker.stop();
+		await runtime.close();
+	}
+}
+
+main().catch((err: unknown) => {
+	if (err instanceof UsageError) {
+		console.error(`error: ${err.message}\n\n${USAGE}`);
+		process.exit(2);
+	}
+	if (err instanceof ConfigError) {
+		console.error(err.message);
+		process.exit(1);
+	}
+	const { body } = toApiError(err);
+	console.error(`error: ${body.error.message}`);
+	for (const field of (body.error.details?.fields as Array<{ field: string; message: string }>) ?? []) console.error(`  ${field.field}: ${field.message}`);
+	process.exit(1);
+});

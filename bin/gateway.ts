@@ -1,0 +1,89 @@
+/**
+ * The process entry: read the environment, open the database and shared state, migrate, start the
+ * services this node runs (SERVICES), and shut down cleanly on SIGTERM/SIGINT. Containers run this
+ * file with node directly (npm would not forward SIGTERM).
+ */
+import { join } from "node:path";
+import { ServiceBroker } from "moleculer";
+import { createBrokerOptions } from "../moleculer.config";
+import { loadConfig, type GatewayConfig } from "../lib/config";
+import { migrateUp } from "../lib/db/migrator";
+import { startOpsServer, type OpsServer } from "../lib/ops-server";
+import { openRuntimeOrExit, type Runtime } from "../lib/runtime";
+
+const SERVICES_DIR = join(__dirname, "..", "services");
+const SHUTDOWN_TIMEOUT_MS = 30_000;
+
+type Drainable = { name: string; drain?: () => Promise<void> };
+
+export function loadServices(broker: ServiceBroker, config: GatewayConfig): void {
+	// ALL_SERVICES order matters: api is created before realtime, which attaches to api's server.
+	for (const name of config.services) broker.loadService(join(SERVICES_DIR, `${name}.service`));
+}
+
+function publicAddress(config: GatewayConfig): string {
+	const host = config.host === "0.0.0.0" || config.host === "::" ? "127.0.0.1" : config.host;
+	return `http://${host}:${config.port}`;
+}
+
+export async function shutdown(broker: ServiceBroker, runtime: Runtime, ops: OpsServer | null, signal: string): Promise<void> {
+	const log = broker.getLogger("gateway");
+	log.info(`${signal} received: draining connections, then stopping`);
+	const deadline = setTimeout(() => {
+		log.error(`Shutdown took longer than ${SHUTDOWN_TIMEOUT_MS} ms; exiting anyway`);
+		process.exit(1);
+	}, SHUTDOWN_TIMEOUT_MS);
+	deadline.unref();
+	try {
+		// Entry points stop taking work first (sockets and streams before the HTTP server they ride on).
+		for (const service of [...broker.services].reverse() as unknown as Drainable[]) {
+			if (typeof service.drain === "function") await service.drain();
+		}
+		await ops?.close();
+		await broker.stop();
+		await runtime.close();
+		// The broker's logger is closed by now; write directly and exit once the line is flushed.
+		process.stdout.write(`[${new Date().toISOString()}] Gateway node ${broker.nodeID} stopped cleanly\n`, () => process.exit(0));
+	} catch (err) {
+		log.error("Shutdown failed:", err);
+		process.exit(1);
+	}
+}
+
+async function main(): Promise<void> {
+	const runtime = await openRuntimeOrExit(() => loadConfig());
+	const { config } = runtime;
+
+	const broker = new ServiceBroker(createBrokerOptions(runtime));
+	const log = broker.getLogger("gateway");
+	for (const warning of config.warnings) log.warn(warning);
+
+	if (config.migrateOnStart) {
+		const applied = await migrateUp(runtime.db);
+		if (applied.length > 0) log.info(`Applied migrations: ${applied.map((m) => m.name).join(", ")}`);
+	}
+
+	loadServices(broker, config);
+	let ops: OpsServer | null = null;
+	let stopping = false;
+	for (const signal of ["SIGTERM", "SIGINT"] as const) {
+		process.on(signal, () => {
+			if (stopping) return;
+			stopping = true;
+			void shutdown(broker, runtime, ops, signal);
+		});
+	}
+
+	await broker.start();
+	// Nodes without the REST gateway still answer /health and /ready for their orchestrator.
+	if (!config.services.includes("api")) ops = await startOpsServer(broker, runtime);
+	const where = config.services.includes("api") ? ` at ${publicAddress(config)}` : ` (probes at ${publicAddress(config)}/health and /ready)`;
+	log.info(`Gateway node ${config.nodeId} ready${where} (${config.mode} mode; services: ${config.services.join(", ")})`);
+}
+
+if (require.main === module) {
+	main().catch((err: unknown) => {
+		console.error("Gateway failed to start:", err);
+		process.exit(1);
+	});
+}

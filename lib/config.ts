@@ -1,0 +1,271 @@
+/**
+ * The gateway's configuration, read from the environment once per process (see README, "Environment").
+ * Embedded mode (no TRANSPORTER) works with no variable set at all; cluster mode refuses to start
+ * without the secrets and shared stores that several nodes must agree on.
+ */
+import { randomBytes } from "node:crypto";
+import { chmodSync, existsSync, mkdirSync, readFileSync, writeFileSync } from "node:fs";
+import { hostname } from "node:os";
+import { join, resolve } from "node:path";
+
+export const ALL_SERVICES = ["api", "auth", "bots", "chats", "ingest", "broker", "realtime", "delivery", "grpc"] as const;
+export type ServiceName = (typeof ALL_SERVICES)[number];
+
+const LOG_LEVELS = ["fatal", "error", "warn", "info", "debug", "trace"] as const;
+export type LogLevel = (typeof LOG_LEVELS)[number];
+
+export interface EncryptionKey {
+	id: string;
+	key: Buffer;
+}
+
+export interface GatewayConfig {
+	mode: "embedded" | "cluster";
+	/** Moleculer namespace and Redis key prefix: clusters sharing NATS or Redis stay apart. */
+	namespace: string;
+	nodeId: string;
+	transporter: string | null;
+	databaseUrl: string;
+	redisUrl: string | null;
+	services: ServiceName[];
+	host: string;
+	port: number;
+	grpcPort: number;
+	logLevel: LogLevel;
+	dataDir: string;
+	publicUrl: string | null;
+	telegramApiRoot: string;
+	jwt: { secret: string; issuer: string; audience: string; accessTtlSeconds: number; refreshTtlSeconds: number };
+	/** The first key encrypts; every key decrypts (rotation keeps old keys until re-encryption). */
+	encryptionKeys: EncryptionKey[];
+	admin: { username: string; password: string | null };
+	trustProxy: string[];
+	/** Requests per second for a principal without a limit of its own (API keys may set one). */
+	rateLimitDefault: number;
+	webhookAllowPrivate: boolean;
+	/** Moleculer's metrics and GET /metrics (METRICS_ENABLED, default on). */
+	metricsEnabled: boolean;
+	metricsToken: string | null;
+	tracing: TracingConfig;
+	migrateOnStart: boolean;
+	/** Warnings to log once the logger exists (generated dev secrets and the like). */
+	warnings: string[];
+}
+
+/** Moleculer 0.14's span exporters that need no package beyond moleculer itself. */
+export const TRACING_EXPORTERS = ["off", "console", "event", "zipkin"] as const;
+export type TracingExporter = (typeof TRACING_EXPORTERS)[number];
+
+export interface TracingConfig {
+	exporter: TracingExporter;
+	/** Zipkin's base URL (spans go to <endpoint>/api/v2/spans); Jaeger takes the same on its Zipkin port. */
+	endpoint: string | null;
+	/** Share of traces kept, 0 < rate <= 1. */
+	sampleRate: number;
+}
+
+export class ConfigError extends Error {
+	constructor(readonly problems: string[]) {
+		super(`Invalid configuration:\n  - ${problems.join("\n  - ")}`);
+		this.name = "ConfigError";
+	}
+}
+
+type Env = Record<string, string | undefined>;
+
+function nonEmpty(value: string | undefined): string | undefined {
+	const trimmed = value?.trim();
+	return trimmed ? trimmed : undefined;
+}
+
+function parsePort(name: string, raw: string | undefined, fallback: number, problems: string[]): number {
+	if (raw === undefined) return fallback;
+	const port = Number(raw);
+	if (!Number.isInteger(port) || port < 0 || port > 65535) {
+		problems.push(`${name} must be a port number (0-65535), got "${raw}"`);
+		return fallback;
+	}
+	return port;
+}
+
+function parsePositiveInt(name: string, raw: string | undefined, fallback: number, problems: string[]): number {
+	if (raw === undefined) return fallback;
+	const value = Number(raw);
+	if (!Number.isInteger(value) || value <= 0) {
+		problems.push(`${name} must be a positive integer, got "${raw}"`);
+		return fallback;
+	}
+	return value;
+}
+
+function parseBoolean(name: string, raw: string | undefined, fallback: boolean, problems: string[]): boolean {
+	if (raw === undefined) return fallback;
+	if (/^(1|true|yes|on)$/i.test(raw)) return true;
+	if (/^(0|false|no|off)$/i.test(raw)) return false;
+	problems.push(`${name} must be true or false, got "${raw}"`);
+	return fallback;
+}
+
+/** TRACING_EXPORTER, TRACING_ENDPOINT and TRACING_SAMPLE_RATE; off unless asked for. */
+export function parseTracing(env: Env, problems: string[]): TracingConfig {
+	const raw = (nonEmpty(env.TRACING_EXPORTER) ?? "off").toLowerCase();
+	const endpoint = nonEmpty(env.TRACING_ENDPOINT)?.replace(/\/+$/, "") ?? null;
+	let exporter: TracingExporter = "off";
+	if ((TRACING_EXPORTERS as readonly string[]).includes(raw)) exporter = raw as TracingExporter;
+	else if (raw === "jaeger" || raw === "datadog") {
+		problems.push(
+			`TRACING_EXPORTER=${raw} needs a package this build does not ship (${raw === "jaeger" ? "jaeger-client" : "dd-trace"}); ` +
+				"use zipkin (Jaeger accepts Zipkin spans on its port 9411)",
+		);
+	} else problems.push(`TRACING_EXPORTER must be one of ${TRACING_EXPORTERS.join(", ")}, got "${raw}"`);
+	if (endpoint && !/^https?:\/\/[^\s/]+/.test(endpoint)) problems.push("TRACING_ENDPOINT must be an http(s) URL");
+	if (exporter === "zipkin" && !endpoint) problems.push("TRACING_ENDPOINT is required with TRACING_EXPORTER=zipkin (e.g. http://zipkin:9411)");
+	const rateRaw = nonEmpty(env.TRACING_SAMPLE_RATE);
+	const sampleRate = rateRaw === undefined ? 1 : Number(rateRaw);
+	if (!(sampleRate > 0 && sampleRate <= 1)) problems.push(`TRACING_SAMPLE_RATE must be a number above 0 and at most 1, got "${rateRaw}"`);
+	return { exporter, endpoint, sampleRate: sampleRate > 0 && sampleRate <= 1 ? sampleRate : 1 };
+}
+
+/** `TOKEN_ENCRYPTION_KEYS=k2:<base64 32 bytes>,k1:<base64 32 bytes>`: the first key is the active one. */
+export function parseEncryptionKeys(raw: string, problems: string[]): EncryptionKey[] {
+	const keys: EncryptionKey[] = [];
+	for (const item of raw.split(",").map((s) => s.trim()).filter(Boolean)) {
+		const sep = item.indexOf(":");
+		const id = sep > 0 ? item.slice(0, sep) : "";
+		const key = Buffer.from(item.slice(sep + 1), "base64");
+		if (!/^[A-Za-z0-9_-]{1,32}$/.test(id)) {
+			problems.push("TOKEN_ENCRYPTION_KEYS: each entry must be <id>:<base64 key> with an id of 1-32 letters, digits, _ or -");
+		} else if (key.length !== 32) {
+			problems.push(`TOKEN_ENCRYPTION_KEYS: key "${id}" must decode from base64 to 32 bytes, got ${key.length}`);
+		} else if (keys.some((k) => k.id === id)) {
+			problems.push(`TOKEN_ENCRYPTION_KEYS: key id "${id}" appears twice`);
+		} else {
+			keys.push({ id, key });
+		}
+	}
+	if (keys.length === 0 && problems.length === 0) problems.push("TOKEN_ENCRYPTION_KEYS holds no key");
+	return keys;
+}
+
+export function formatEncryptionKeys(keys: EncryptionKey[]): string {
+	return keys.map((k) => `${k.id}:${k.key.toString("base64")}`).join(",");
+}
+
+interface DevSecrets {
+	jwt_secret: string;
+	token_encryption_keys: string;
+}
+
+/** Embedded mode only: secrets generated on first start and kept in DATA_DIR so tokens survive restarts. */
+function loadOrCreateDevSecrets(dataDir: string, warnings: string[]): DevSecrets {
+	const file = join(dataDir, "dev-secrets.json");
+	if (existsSync(file)) return JSON.parse(readFileSync(file, "utf8")) as DevSecrets;
+	mkdirSync(dataDir, { recursive: true });
+	const secrets: DevSecrets = {
+		jwt_secret: randomBytes(48).toString("base64url"),
+		token_encryption_keys: formatEncryptionKeys([{ id: "dev1", key: randomBytes(32) }]),
+	};
+	writeFileSync(file, JSON.stringify(secrets, null, 2), { mode: 0o600 });
+	chmodSync(file, 0o600);
+	warnings.push(`Generated development secrets in ${file}. Set JWT_SECRET and TOKEN_ENCRYPTION_KEYS for production.`);
+	return secrets;
+}
+
+export function loadConfig(env: Env = process.env): GatewayConfig {
+	const problems: string[] = [];
+	const warnings: string[] = [];
+	const transporter = nonEmpty(env.TRANSPORTER) ?? null;
+	const mode = transporter ? "cluster" : "embedded";
+	const dataDir = resolve(nonEmpty(env.DATA_DIR) ?? "./data");
+
+	const services = (nonEmpty(env.SERVICES) ?? ALL_SERVICES.join(","))
+		.split(",")
+		.map((s) => s.trim())
+		.filter(Boolean);
+	for (const name of services) {
+		if (!(ALL_SERVICES as readonly string[]).includes(name)) {
+			problems.push(`SERVICES: unknown service "${name}" (known: ${ALL_SERVICES.join(", ")})`);
+		}
+	}
+	if (services.includes("realtime") && !services.includes("api")) {
+		problems.push("SERVICES: realtime serves sockets on the api service's HTTP server, so it needs api on the same node");
+	}
+
+	const databaseUrl = nonEmpty(env.DATABASE_URL) ?? `sqlite:${join(dataDir, "gateway.sqlite")}`;
+	if (!/^(sqlite:|mysql:\/\/|mariadb:\/\/)/.test(databaseUrl)) {
+		problems.push(`DATABASE_URL must start with mysql://, mariadb:// or sqlite:, got "${databaseUrl.split(":")[0]}:..."`);
+	}
+	const redisUrl = nonEmpty(env.REDIS_URL) ?? null;
+	if (redisUrl && !/^rediss?:\/\//.test(redisUrl)) problems.push("REDIS_URL must start with redis:// or rediss://");
+	if (transporter && !/^nats:\/\//.test(transporter)) problems.push("TRANSPORTER must be a nats:// URL");
+
+	if (mode === "cluster") {
+		// Several nodes share state only through these; a node that guessed would split the cluster.
+		if (databaseUrl.startsWith("sqlite:")) problems.push("DATABASE_URL: cluster mode needs a mysql:// database shared by every node");
+		if (!redisUrl) problems.push("REDIS_URL is required in cluster mode (rate limits, locks and caches are shared through Redis)");
+	}
+
+	let jwtSecret = nonEmpty(env.JWT_SECRET);
+	let keysRaw = nonEmpty(env.TOKEN_ENCRYPTION_KEYS);
+	if (mode === "cluster") {
+		if (!jwtSecret) problems.push("JWT_SECRET is required in cluster mode (at least 32 characters, the same on every node)");
+		if (!keysRaw) problems.push("TOKEN_ENCRYPTION_KEYS is required in cluster mode (id:base64-32-byte-key, the same on every node)");
+	} else if (!jwtSecret || !keysRaw) {
+		const dev = loadOrCreateDevSecrets(dataDir, warnings);
+		jwtSecret ??= dev.jwt_secret;
+		keysRaw ??= dev.token_encryption_keys;
+	}
+	if (jwtSecret && jwtSecret.length < 32) problems.push("JWT_SECRET must be at least 32 characters");
+	const encryptionKeys = keysRaw ? parseEncryptionKeys(keysRaw, problems) : [];
+
+	const publicUrl = nonEmpty(env.PUBLIC_URL) ?? null;
+	if (publicUrl && !/^https?:\/\/[^\s/]+/.test(publicUrl)) problems.push("PUBLIC_URL must be an http(s) URL");
+	const telegramApiRoot = (nonEmpty(env.TELEGRAM_API_ROOT) ?? "https://api.telegram.org").replace(/\/+$/, "");
+	if (!/^https?:\/\/[^\s/]+/.test(telegramApiRoot)) problems.push("TELEGRAM_API_ROOT must be an http(s) URL");
+
+	const logLevel = (nonEmpty(env.LOG_LEVEL) ?? "info") as LogLevel;
+	if (!LOG_LEVELS.includes(logLevel)) problems.push(`LOG_LEVEL must be one of ${LOG_LEVELS.join(", ")}`);
+
+	const namespace = nonEmpty(env.NAMESPACE) ?? "tgw";
+	if (!/^[A-Za-z0-9_-]{1,32}$/.test(namespace)) problems.push("NAMESPACE must be 1-32 letters, digits, _ or -");
+
+	const config: GatewayConfig = {
+		mode,
+		namespace,
+		nodeId: nonEmpty(env.NODE_ID) ?? `${hostname()}-${process.pid}`,
+		transporter,
+		databaseUrl,
+		redisUrl,
+		services: services as ServiceName[],
+		host: nonEmpty(env.HOST) ?? (mode === "cluster" ? "0.0.0.0" : "127.0.0.1"),
+		port: parsePort("PORT", nonEmpty(env.PORT), 3000, problems),
+		grpcPort: parsePort("GRPC_PORT", nonEmpty(env.GRPC_PORT), 50051, problems),
+		logLevel,
+		dataDir,
+		publicUrl: publicUrl?.replace(/\/+$/, "") ?? null,
+		telegramApiRoot,
+		jwt: {
+			secret: jwtSecret ?? "",
+			issuer: nonEmpty(env.JWT_ISSUER) ?? "telegram-bot-gateway",
+			audience: nonEmpty(env.JWT_AUDIENCE) ?? "telegram-bot-gateway",
+			accessTtlSeconds: parsePositiveInt("JWT_ACCESS_TTL", nonEmpty(env.JWT_ACCESS_TTL), 15 * 60, problems),
+			refreshTtlSeconds: parsePositiveInt("JWT_REFRESH_TTL", nonEmpty(env.JWT_REFRESH_TTL), 7 * 24 * 3600, problems),
+		},
+		encryptionKeys,
+		admin: { username: nonEmpty(env.ADMIN_USERNAME) ?? "admin", password: nonEmpty(env.ADMIN_PASSWORD) ?? null },
+		rateLimitDefault: parsePositiveInt("RATE_LIMIT_DEFAULT", nonEmpty(env.RATE_LIMIT_DEFAULT), 100, problems),
+		trustProxy: (nonEmpty(env.TRUST_PROXY) ?? "").split(",").map((s) => s.trim()).filter(Boolean),
+		webhookAllowPrivate: parseBoolean("WEBHOOK_ALLOW_PRIVATE", nonEmpty(env.WEBHOOK_ALLOW_PRIVATE), false, problems),
+		metricsEnabled: parseBoolean("METRICS_ENABLED", nonEmpty(env.METRICS_ENABLED), true, problems),
+		metricsToken: nonEmpty(env.METRICS_TOKEN) ?? null,
+		tracing: parseTracing(env, problems),
+		migrateOnStart: parseBoolean("MIGRATE_ON_START", nonEmpty(env.MIGRATE_ON_START), true, problems),
+		warnings,
+	};
+	if (problems.length > 0) throw new ConfigError(problems);
+	return config;
+}
+
+export function runsService(config: GatewayConfig, name: ServiceName): boolean {
+	return config.services.includes(name);
+}

@@ -1,0 +1,135 @@
+/**
+ * One Sequelize instance per process, chosen by DATABASE_URL: MySQL/MariaDB (cluster) or SQLite
+ * (embedded). Every service shares it, so SQLite sees a single writer and MySQL a single pool.
+ */
+import { Sequelize, Transaction } from "sequelize";
+import type { Database as SqliteConnection } from "sqlite3";
+import { defineModels, type Models } from "./models";
+import { installFastSqliteQuery } from "./sqlite-query";
+
+export type Dialect = "mysql" | "sqlite";
+
+export interface Database {
+	sequelize: Sequelize;
+	dialect: Dialect;
+	models: Models;
+	/** Runs `work` in one transaction; on SQLite write transactions are queued in-process (one writer). */
+	transaction<T>(work: (t: Transaction) => Promise<T>): Promise<T>;
+	ping(timeoutMs?: number): Promise<void>;
+	close(): Promise<void>;
+}
+
+export interface DatabaseOptions {
+	/** MySQL pool size. */
+	poolMax?: number;
+	logging?: (sql: string) => void;
+}
+
+function sqliteStorage(url: string): string {
+	const rest = url.slice("sqlite:".length).replace(/^\/\//, "");
+	return rest === "" || rest === ":memory:" ? ":memory:" : rest;
+}
+
+/**
+ * Sequelize's SQLite dialect opens a fresh sqlite3 connection for every transaction (and closes it
+ * after), offers no connect hook, and parses the schema again on each: a few milliseconds per
+ * transaction. Transactions here are already serialised (one writer, see createSerialQueue), so
+ * they share one long-lived connection, and every connection gets its pragmas once.
+ */
+function tuneSqliteConnections(sequelize: Sequelize): void {
+	type Connection = SqliteConnection & { __tgwReady?: boolean; __tgwShared?: boolean; uuid?: string };
+	const manager = sequelize.connectionManager as unknown as {
+		getConnection(options?: { uuid?: string }): Promise<Connection>;
+		releaseConnection(connection: Connection, force?: boolean): void;
+	};
+	const getConnection = manager.getConnection.bind(manager);
+	const releaseConnection = manager.releaseConnection.bind(manager);
+	manager.getConnection = async (options?: { uuid?: string }) => {
+		const forTransaction = options?.uuid !== undefined && options.uuid !== "default";
+		const connection = await getConnection(forTransaction ? { ...options, uuid: "tgw-transactions" } : options);
+		if (forTransaction) connection.__tgwShared = true;
+		if (!connection.__tgwReady) {
+			connection.__tgwReady = true;
+			connection.configure("busyTimeout", 10_000);
+			// Awaited: node-sqlite3 runs statements in parallel, and this pragma fails inside the
+			// transaction the caller is about to open.
+			await new Promise<void>((resolve, reject) =>
+				connection.run("PRAGMA synchronous=NORMAL", (error: Error | null) => (error ? reject(error) : resolve())),
+			);
+		}
+		return connection;
+	};
+	manager.releaseConnection = (connection: Connection, force?: boolean) => {
+		// The shared transaction connection stays open for the next transaction.
+		if (connection.__tgwShared && !force) return;
+		releaseConnection(connection, force);
+	};
+}
+
+/** A promise chain used as a mutex: SQLite has one writer, so queue writers instead of retrying BUSY. */
+function createSerialQueue(): <T>(work: () => Promise<T>) => Promise<T> {
+	let tail: Promise<unknown> = Promise.resolve();
+	return <T>(work: () => Promise<T>) => {
+		const run = tail.then(work, work);
+		tail = run.catch(() => undefined);
+		return run;
+	};
+}
+
+export async function openDatabase(url: string, options: DatabaseOptions = {}): Promise<Database> {
+	let sequelize: Sequelize;
+	let dialect: Dialect;
+	if (url.startsWith("sqlite:")) {
+		dialect = "sqlite";
+		sequelize = new Sequelize({
+			dialect: "sqlite",
+			storage: sqliteStorage(url),
+			logging: options.logging ?? false,
+			transactionType: Transaction.TYPES.IMMEDIATE,
+			define: { timestamps: false },
+		});
+		tuneSqliteConnections(sequelize);
+		installFastSqliteQuery(sequelize);
+		if (sqliteStorage(url) !== ":memory:") await sequelize.query("PRAGMA journal_mode=WAL");
+	} else {
+		dialect = "mysql";
+		sequelize = new Sequelize(url.replace(/^mariadb:/, "mysql:"), {
+			dialect: "mysql",
+			logging: options.logging ?? false,
+			timezone: "+00:00",
+			dialectOptions: {
+				charset: "utf8mb4",
+				supportBigNumbers: true,
+				bigNumberStrings: false,
+				connectTimeout: 5_000,
+			},
+			define: { timestamps: false, charset: "utf8mb4", collate: "utf8mb4_unicode_ci" },
+			pool: { max: options.poolMax ?? 20, min: 0, acquire: 10_000, idle: 10_000, evict: 5_000 },
+		});
+	}
+	await sequelize.authenticate();
+	const models = defineModels(sequelize);
+	const serialize = createSerialQueue();
+
+	return {
+		sequelize,
+		dialect,
+		models,
+		transaction<T>(work: (t: Transaction) => Promise<T>): Promise<T> {
+			if (dialect === "sqlite") return serialize(() => sequelize.transaction(work));
+			return sequelize.transaction(work);
+		},
+		async ping(timeoutMs = 2_000): Promise<void> {
+			let timer: NodeJS.Timeout | undefined;
+			const timeout = new Promise<never>((_, reject) => {
+				timer = setTimeout(() => reject(new Error(`database did not answer within ${timeoutMs} ms`)), timeoutMs);
+			});
+			try {
+				await Promise.race([sequelize.query("SELECT 1"), timeout]);
+			} finally {
+				clearTimeout(timer);
+			}
+		},
+		close: () => sequelize.close(),
+	};
+}

@@ -1,0 +1,242 @@
+/**
+ * The error contract of API.md: `{"error": {"code", "message", "details"?}}` with a fixed status per
+ * code. Services throw GatewayError; toApiError turns anything (ours, Moleculer's, moleculer-web's,
+ * body-parser's, Sequelize's, even after a hop over the transporter) into that shape without ever
+ * passing on a stack, a SQL fragment or a value the client sent.
+ */
+import { Errors } from "moleculer";
+
+export const ERROR_STATUS = {
+	VALIDATION_ERROR: 400,
+	BAD_REQUEST: 400,
+	UNAUTHORIZED: 401,
+	FORBIDDEN: 403,
+	NOT_FOUND: 404,
+	CONFLICT: 409,
+	PAYLOAD_TOO_LARGE: 413,
+	UNSUPPORTED_MEDIA_TYPE: 415,
+	RATE_LIMITED: 429,
+	INTERNAL: 500,
+	UNAVAILABLE: 503,
+} as const;
+
+export type ApiErrorCode = keyof typeof ERROR_STATUS;
+
+export interface FieldProblem {
+	field: string;
+	message: string;
+	type?: string;
+}
+
+export interface ApiErrorBody {
+	error: { code: ApiErrorCode; message: string; details?: Record<string, unknown> };
+}
+
+export interface ApiError {
+	status: number;
+	body: ApiErrorBody;
+	/** Seconds, for 429 and 503 answers that know when to come back. */
+	retryAfter?: number;
+}
+
+export class GatewayError extends Errors.MoleculerError {
+	constructor(code: ApiErrorCode, message: string, details?: Record<string, unknown>) {
+		super(message, ERROR_STATUS[code], code, details);
+		this.name = "GatewayError";
+		this.retryable = code === "UNAVAILABLE";
+	}
+}
+
+export const fail = {
+	validation: (fields: FieldProblem[]) =>
+		new GatewayError("VALIDATION_ERROR", `Invalid ${fields.map((f) => f.field).join(", ")}`, { fields }),
+	badRequest: (message: string, details?: Record<string, unknown>) => new GatewayError("BAD_REQUEST", message, details),
+	unauthorized: (message = "Missing or invalid credentials") => new GatewayError("UNAUTHORIZED", message),
+	forbidden: (message = "Not allowed") => new GatewayError("FORBIDDEN", message),
+	notFound: (what: string) => new GatewayError("NOT_FOUND", `${what} not found`),
+	conflict: (message: string) => new GatewayError("CONFLICT", message),
+	rateLimited: (retryAfterSeconds: number) =>
+		new GatewayError("RATE_LIMITED", "Too many requests", { retry_after: retryAfterSeconds }),
+	unavailable: (what: string) => new GatewayError("UNAVAILABLE", `${what} is unavailable, try again later`),
+};
+
+const DEFAULT_MESSAGE: Record<ApiErrorCode, string> = {
+	VALIDATION_ERROR: "Invalid request",
+	BAD_REQUEST: "Bad request",
+	UNAUTHORIZED: "Missing or invalid credentials",
+	FORBIDDEN: "Not allowed",
+	NOT_FOUND: "Not found",
+	CONFLICT: "Conflict",
+	PAYLOAD_TOO_LARGE: "Request body is larger than 1 MB",
+	UNSUPPORTED_MEDIA_TYPE: "Content-Type must be application/json or application/x-www-form-urlencoded",
+	RATE_LIMITED: "Too many requests",
+	INTERNAL: "Internal server error",
+	UNAVAILABLE: "Service temporarily unavailable, try again later",
+};
+
+type LooseError = {
+	name?: string;
+	message?: string;
+	code?: unknown;
+	type?: unknown;
+	data?: unknown;
+	status?: unknown;
+	statusCode?: unknown;
+};
+
+/** Sequelize errors a client should retry: the database, not the request, is the problem. */
+const DB_UNAVAILABLE = new Set([
+	"SequelizeConnectionError",
+	"SequelizeConnectionRefusedError",
+	"SequelizeConnectionAcquireTimeoutError",
+	"SequelizeConnectionTimedOutError",
+	"SequelizeHostNotFoundError",
+	"SequelizeHostNotReachableError",
+	"SequelizeAccessDeniedError",
+	"SequelizeInvalidConnectionError",
+	"SequelizeTimeoutError",
+	// lib/db/raw.ts: the hot path's driver errors that mean the database is away.
+	"DatabaseUnavailableError",
+]);
+
+/**
+ * Driver codes under an error Sequelize could not classify (it wraps a connection lost in the
+ * middle of a statement as a plain DatabaseError) or, for lock conflicts, on a raw driver error
+ * (lib/db/raw.ts): the database went away, or a deadlock ended the transaction. Sent again, the
+ * request can succeed.
+ */
+const DB_LOST_CODES = new Set(["PROTOCOL_CONNECTION_LOST", "ECONNRESET", "ECONNREFUSED", "EPIPE", "ETIMEDOUT", "ER_SERVER_SHUTDOWN", "ER_CON_COUNT_ERROR"]);
+const DB_CONFLICT_CODES = new Set(["ER_LOCK_DEADLOCK", "ER_LOCK_WAIT_TIMEOUT"]);
+
+function driverCode(err: LooseError): string {
+	if (typeof err.code === "string") return err.code;
+	const parent = (err as { parent?: { code?: unknown } }).parent;
+	return typeof parent?.code === "string" ? parent.code : "";
+}
+
+/** Moleculer errors that mean "the service you need is not there right now". */
+const CLUSTER_UNAVAILABLE = new Set([
+	"SERVICE_NOT_FOUND",
+	"SERVICE_NOT_AVAILABLE",
+	"REQUEST_TIMEOUT",
+	"REQUEST_REJECTED",
+	"QUEUE_FULL",
+	"BAD_GATEWAY",
+	"SERVICE_UNAVAILABLE",
+	"GRACEFUL_STOP_TIMEOUT",
+]);
+
+function validationFields(data: unknown): FieldProblem[] {
+	if (!Array.isArray(data)) return [];
+	return data.flatMap((item: { field?: unknown; message?: unknown; type?: unknown; actual?: unknown }) => {
+		// `$$strict` names the unexpected keys in `actual`: they are field names, safe to echo.
+		if (item.type === "objectStrict" && typeof item.actual === "string") {
+			const prefix = typeof item.field === "string" && item.field ? `${item.field}.` : "";
+			return item.actual.split(",").map((key) => ({
+				field: prefix + key.trim().slice(0, 64),
+				message: "Unknown field",
+				type: "objectStrict",
+			}));
+		}
+		return [
+			{
+				field: typeof item.field === "string" ? item.field : "",
+				message: typeof item.message === "string" ? item.message : "is invalid",
+				...(typeof item.type === "string" ? { type: item.type } : {}),
+			},
+		];
+	});
+}
+
+function isErrorCode(value: unknown): value is ApiErrorCode {
+	return typeof value === "string" && Object.prototype.hasOwnProperty.call(ERROR_STATUS, value);
+}
+
+function plainDetails(data: unknown): Record<string, unknown> | undefined {
+	return data && typeof data === "object" && !Array.isArray(data) ? (data as Record<string, unknown>) : undefined;
+}
+
+function build(code: ApiErrorCode, message?: string, details?: Record<string, unknown>): ApiError {
+	const body: ApiErrorBody = { error: { code, message: message ?? DEFAULT_MESSAGE[code] } };
+	if (details && Object.keys(details).length > 0) body.error.details = details;
+	const result: ApiError = { status: ERROR_STATUS[code], body };
+	const retryAfter = details?.retry_after;
+	if (typeof retryAfter === "number") result.retryAfter = retryAfter;
+	return result;
+}
+
+export function toApiError(input: unknown): ApiError {
+	const err = (input ?? {}) as LooseError;
+	const name = typeof err.name === "string" ? err.name : "";
+	const type = typeof err.type === "string" ? err.type : "";
+	const numericCode = typeof err.code === "number" ? err.code : undefined;
+
+	// Our own errors, also after a transporter hop (name, code, type and data survive it).
+	if (isErrorCode(type) && numericCode === ERROR_STATUS[type]) {
+		if (type === "INTERNAL") return build("INTERNAL");
+		if (type === "VALIDATION_ERROR" && Array.isArray(err.data)) {
+			const fields = validationFields(err.data);
+			return build("VALIDATION_ERROR", `Invalid ${fields.map((f) => f.field).join(", ")}`, { fields });
+		}
+		return build(type, err.message, plainDetails(err.data));
+	}
+	// fastest-validator through Moleculer's validator: 422 VALIDATION_ERROR with a list of fields.
+	if (name === "ValidationError" || (type === "VALIDATION_ERROR" && numericCode === 422)) {
+		const fields = validationFields(err.data);
+		const message = fields.length > 0 ? `Invalid ${fields.map((f) => f.field).join(", ")}` : DEFAULT_MESSAGE.VALIDATION_ERROR;
+		return build("VALIDATION_ERROR", message, fields.length > 0 ? { fields } : undefined);
+	}
+	if (DB_UNAVAILABLE.has(name)) return build("UNAVAILABLE", "Database is unavailable, try again later");
+	const code = driverCode(err);
+	// Only under Sequelize's wrapper: a bare ECONNREFUSED may be Redis or Telegram (raw.ts wraps its own).
+	if (name.startsWith("Sequelize") && DB_LOST_CODES.has(code)) return build("UNAVAILABLE", "Database is unavailable, try again later");
+	if (DB_CONFLICT_CODES.has(code)) return build("UNAVAILABLE", "Database is busy, try again");
+	if (name === "SequelizeUniqueConstraintError") return build("CONFLICT", "A resource with these values already exists");
+	if (name === "SequelizeForeignKeyConstraintError") return build("BAD_REQUEST", "A referenced resource does not exist");
+	if (CLUSTER_UNAVAILABLE.has(type)) return build("UNAVAILABLE");
+
+	// body-parser (raw-body) errors carry an HTTP status and a type of their own.
+	const status = typeof err.status === "number" ? err.status : typeof err.statusCode === "number" ? err.statusCode : undefined;
+	if (type === "entity.too.large" || status === 413) return build("PAYLOAD_TOO_LARGE");
+	if (type === "entity.parse.failed") return build("BAD_REQUEST", "Malformed JSON body");
+	if (type === "encoding.unsupported" || type === "charset.unsupported" || status === 415) {
+		return build("UNSUPPORTED_MEDIA_TYPE", "Unsupported body encoding or charset");
+	}
+	if (type === "request.aborted" || type === "request.size.invalid" || type === "stream.encoding.set") {
+		return build("BAD_REQUEST", "Incomplete or inconsistent request body");
+	}
+
+	// moleculer-web's own errors: map by status, with our wording.
+	const httpStatus = numericCode ?? status;
+	switch (httpStatus) {
+		case 400:
+			return build("BAD_REQUEST", type === "INVALID_REQUEST_BODY" ? "Malformed request body" : undefined);
+		case 401:
+			return build("UNAUTHORIZED");
+		case 403:
+			return build("FORBIDDEN");
+		case 404:
+			return build("NOT_FOUND");
+		case 409:
+			return build("CONFLICT");
+		case 413:
+			return build("PAYLOAD_TOO_LARGE");
+		case 415:
+			return build("UNSUPPORTED_MEDIA_TYPE");
+		case 422:
+			return build("VALIDATION_ERROR");
+		case 429:
+			return build("RATE_LIMITED");
+		case 502:
+		case 503:
+		case 504:
+			return build("UNAVAILABLE");
+		default:
+			return build("INTERNAL");
+	}
+}
+
+/** True when an error is the caller's fault (4xx): such errors are not logged as failures. */
+export function isClientError(err: unknown): boolean {
+	return toApiError(err).status < 500;
+}

@@ -1,0 +1,73 @@
+/**
+ * Work that only one node of the cluster may do at a time (the poller of a bot, the sender of a
+ * bot's queue, the webhook dispatcher) runs under a lease in the shared state. The lease is renewed
+ * while the work runs; if a renewal fails (lost to another node, or the store is away) the work's
+ * signal aborts, and a lease whose holder died passes on when it expires.
+ */
+import type { SharedState } from "./state";
+
+export interface LeaseOptions {
+	ttlMs: number;
+	/** How often a held lease is renewed; a third of the TTL by default. */
+	renewEveryMs?: number;
+}
+
+export class LeaseRunner {
+	private readonly running = new Map<string, AbortController>();
+
+	constructor(
+		private readonly state: SharedState,
+		readonly owner: string,
+		private readonly options: LeaseOptions,
+	) {}
+
+	isRunning(key: string): boolean {
+		return this.running.has(key);
+	}
+
+	get held(): string[] {
+		return [...this.running.keys()];
+	}
+
+	/**
+	 * Starts `work` under the lease `key` if this node can take it; resolves false at once otherwise.
+	 * Resolves true when the work has ended and the lease was released.
+	 */
+	async run(key: string, work: (signal: AbortSignal) => Promise<void>): Promise<boolean> {
+		if (this.running.has(key)) return false;
+		let acquired: boolean;
+		try {
+			acquired = await this.state.acquireLease(key, this.owner, this.options.ttlMs);
+		} catch {
+			return false;
+		}
+		if (!acquired || this.running.has(key)) return false;
+		const controller = new AbortController();
+		this.running.set(key, controller);
+		const renew = setInterval(() => {
+			this.state.renewLease(key, this.owner, this.options.ttlMs).then(
+				(kept) => kept || controller.abort(),
+				() => controller.abort(),
+			);
+		}, this.options.renewEveryMs ?? Math.floor(this.options.ttlMs / 3));
+		renew.unref();
+		try {
+			await work(controller.signal);
+		} finally {
+			clearInterval(renew);
+			this.running.delete(key);
+			await this.state.releaseLease(key, this.owner).catch(() => undefined);
+		}
+		return true;
+	}
+
+	/** Aborts the work under one lease (it ends and releases the lease). */
+	abort(key: string): void {
+		this.running.get(key)?.abort();
+	}
+
+	/** Aborts every held lease's work (on shutdown); their `run` calls release them. */
+	abortAll(): void {
+		for (const controller of this.running.values()) controller.abort();
+	}
+}

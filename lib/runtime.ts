@@ -1,0 +1,75 @@
+/**
+ * What a node holds besides the broker: its configuration, the database and the shared state store
+ * (in process when embedded, Redis in cluster mode). The process entry (or a test) opens it, hands it
+ * to every broker it creates, and closes it after the brokers have stopped.
+ */
+import type { ServiceBroker } from "moleculer";
+import { ConfigError, type GatewayConfig } from "./config";
+import { openDatabase, type Database } from "./db/connection";
+import { createSharedState, type SharedState } from "./state";
+import { TelegramClient } from "./telegram/client";
+
+export interface Runtime {
+	config: GatewayConfig;
+	db: Database;
+	state: SharedState;
+	telegram: TelegramClient;
+	close(): Promise<void>;
+}
+
+export async function openRuntime(config: GatewayConfig): Promise<Runtime> {
+	const db = await openDatabase(config.databaseUrl);
+	let state: SharedState;
+	try {
+		state = await createSharedState(config.redisUrl, config.namespace);
+	} catch (err) {
+		await db.close();
+		throw err;
+	}
+	const telegram = new TelegramClient(config.telegramApiRoot);
+	let closed = false;
+	return {
+		config,
+		db,
+		state,
+		telegram,
+		async close() {
+			if (closed) return;
+			closed = true;
+			await Promise.allSettled([state.close(), db.close(), telegram.close()]);
+		},
+	};
+}
+
+const runtimes = new WeakMap<ServiceBroker, Runtime>();
+
+export function attachRuntime(broker: ServiceBroker, runtime: Runtime): void {
+	runtimes.set(broker, runtime);
+}
+
+export function runtimeOf(broker: ServiceBroker): Runtime {
+	const runtime = runtimes.get(broker);
+	if (!runtime) throw new Error("This broker was not created by createBrokerOptions(runtime): no runtime attached");
+	return runtime;
+}
+
+/**
+ * For a process entry: the configuration and the runtime it opens, or a one-line reason on stderr
+ * and exit 1 (a missing secret or an unreachable store is an operator's mistake, not a stack trace).
+ */
+export async function openRuntimeOrExit(loadConfig: () => GatewayConfig): Promise<Runtime> {
+	let config: GatewayConfig;
+	try {
+		config = loadConfig();
+	} catch (err) {
+		if (!(err instanceof ConfigError)) throw err;
+		console.error(err.message);
+		process.exit(1);
+	}
+	try {
+		return await openRuntime(config);
+	} catch (err) {
+		console.error(`Cannot open the database or shared state: ${(err as Error).message}`);
+		process.exit(1);
+	}
+}

@@ -1,0 +1,140 @@
+import Redis from "ioredis";
+import type { BucketResult, SharedState, WindowResult } from "./index";
+
+/** Token bucket on the server's clock, so nodes with skewed clocks share one fair limit. */
+const TAKE_TOKEN = `
+local rate = tonumber(ARGV[1])
+local burst = tonumber(ARGV[2])
+local cost = tonumber(ARGV[3])
+local time = redis.call('TIME')
+local now = tonumber(time[1]) * 1000 + math.floor(tonumber(time[2]) / 1000)
+local state = redis.call('HMGET', KEYS[1], 't', 'at')
+local tokens = tonumber(state[1])
+local at = tonumber(state[2])
+if tokens == nil or at == nil then tokens = burst; at = now end
+tokens = math.min(burst, tokens + math.max(0, now - at) * rate / 1000)
+local allowed = 0
+if tokens >= cost then tokens = tokens - cost; allowed = 1 end
+redis.call('HSET', KEYS[1], 't', tostring(tokens), 'at', tostring(now))
+redis.call('PEXPIRE', KEYS[1], math.ceil(burst * 1000 / rate) + 1000)
+return {allowed, tostring(tokens)}
+`;
+
+/** Sliding-window log in a sorted set scored by the server's clock (ms). */
+const TAKE_SLOT = `
+local limit = tonumber(ARGV[1])
+local window = tonumber(ARGV[2])
+local time = redis.call('TIME')
+local now = tonumber(time[1]) * 1000 + math.floor(tonumber(time[2]) / 1000)
+redis.call('ZREMRANGEBYSCORE', KEYS[1], '-inf', now - window)
+if redis.call('ZCARD', KEYS[1]) >= limit then
+  local oldest = redis.call('ZRANGE', KEYS[1], 0, 0, 'WITHSCORES')
+  return {0, tonumber(oldest[2]) + window - now}
+end
+redis.call('ZADD', KEYS[1], now, now .. '-' .. ARGV[3])
+redis.call('PEXPIRE', KEYS[1], window)
+return {1, 0}
+`;
+
+const HIT_WINDOW = `
+local count = redis.call('INCR', KEYS[1])
+if count == 1 then redis.call('PEXPIRE', KEYS[1], ARGV[1]) end
+local ttl = redis.call('PTTL', KEYS[1])
+return {count, ttl}
+`;
+
+const RENEW_LEASE = `
+if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('PEXPIRE', KEYS[1], ARGV[2]) end
+return 0
+`;
+
+const ACQUIRE_LEASE = `
+local holder = redis.call('GET', KEYS[1])
+if holder == false then redis.call('SET', KEYS[1], ARGV[1], 'PX', ARGV[2]) return 1 end
+if holder == ARGV[1] then redis.call('PEXPIRE', KEYS[1], ARGV[2]) return 1 end
+return 0
+`;
+
+const RELEASE_LEASE = `
+if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('DEL', KEYS[1]) end
+return 0
+`;
+
+type ScriptClient = Redis & {
+	tgwTakeToken(key: string, rate: number, burst: number, cost: number): Promise<[number, string]>;
+	tgwHitWindow(key: string, windowMs: number): Promise<[number, number]>;
+	tgwTakeSlot(key: string, limit: number, windowMs: number, unique: string): Promise<[number, number]>;
+	tgwAcquireLease(key: string, owner: string, ttlMs: number): Promise<number>;
+	tgwRenewLease(key: string, owner: string, ttlMs: number): Promise<number>;
+	tgwReleaseLease(key: string, owner: string): Promise<number>;
+};
+
+export async function createRedisState(url: string, prefix: string): Promise<SharedState> {
+	const client = new Redis(url, {
+		// Fail a command quickly while Redis is away instead of queueing requests behind it.
+		maxRetriesPerRequest: 1,
+		commandTimeout: 2_000,
+		connectTimeout: 2_000,
+		lazyConnect: true,
+		retryStrategy: (times) => Math.min(times * 200, 2_000),
+	}) as ScriptClient;
+	client.on("error", () => undefined); // reconnects on its own; callers see failed commands
+	client.defineCommand("tgwTakeToken", { numberOfKeys: 1, lua: TAKE_TOKEN });
+	client.defineCommand("tgwHitWindow", { numberOfKeys: 1, lua: HIT_WINDOW });
+	client.defineCommand("tgwTakeSlot", { numberOfKeys: 1, lua: TAKE_SLOT });
+	client.defineCommand("tgwAcquireLease", { numberOfKeys: 1, lua: ACQUIRE_LEASE });
+	client.defineCommand("tgwRenewLease", { numberOfKeys: 1, lua: RENEW_LEASE });
+	client.defineCommand("tgwReleaseLease", { numberOfKeys: 1, lua: RELEASE_LEASE });
+	await client.connect();
+
+	return {
+		kind: "redis",
+		async takeToken(key, ratePerSecond, burst, cost = 1): Promise<BucketResult> {
+			const [allowed, tokensText] = await client.tgwTakeToken(prefix + key, ratePerSecond, burst, cost);
+			const tokens = Number(tokensText);
+			return {
+				allowed: allowed === 1,
+				remaining: Math.floor(tokens),
+				retryAfterMs: allowed === 1 ? 0 : Math.ceil(((cost - tokens) * 1000) / ratePerSecond),
+				resetMs: Math.ceil(((burst - tokens) * 1000) / ratePerSecond),
+			};
+		},
+		async takeSlot(key, limit, windowMs) {
+			const [allowed, retryAfterMs] = await client.tgwTakeSlot(prefix + key, limit, windowMs, Math.random().toString(36).slice(2));
+			return { allowed: allowed === 1, retryAfterMs: allowed === 1 ? 0 : Math.max(1, retryAfterMs) };
+		},
+		async hit(key, windowMs): Promise<WindowResult> {
+			const [count, ttl] = await client.tgwHitWindow(prefix + key, windowMs);
+			return { count, resetMs: Math.max(0, ttl) };
+		},
+		async peekWindow(key): Promise<WindowResult> {
+			const [count, ttl] = await Promise.all([client.get(prefix + key), client.pttl(prefix + key)]);
+			return { count: count ? Number(count) : 0, resetMs: Math.max(0, ttl) };
+		},
+		async get(key) {
+			return client.get(prefix + key);
+		},
+		async set(key, value, ttlMs) {
+			if (ttlMs) await client.set(prefix + key, value, "PX", ttlMs);
+			else await client.set(prefix + key, value);
+		},
+		async del(key) {
+			await client.del(prefix + key);
+		},
+		async acquireLease(key, owner, ttlMs) {
+			return (await client.tgwAcquireLease(prefix + key, owner, ttlMs)) === 1;
+		},
+		async renewLease(key, owner, ttlMs) {
+			return (await client.tgwRenewLease(prefix + key, owner, ttlMs)) === 1;
+		},
+		async releaseLease(key, owner) {
+			await client.tgwReleaseLease(prefix + key, owner);
+		},
+		async ping() {
+			await client.ping();
+		},
+		async close() {
+			await client.quit().catch(() => client.disconnect());
+		},
+	};
+}

@@ -1,0 +1,182 @@
+/**
+ * The Bot API client (undici): one keep-alive pool for every bot, JSON in and out, Telegram's
+ * `{ok, result}` / `{ok: false, error_code, description, parameters}` turned into results and typed
+ * errors. Tokens sit in the URL path, so no error message built here ever contains the URL.
+ */
+import { Agent, errors as undiciErrors, request } from "undici";
+
+/** Every update kind, for setWebhook/getUpdates: Telegram leaves some out unless they are asked for. */
+export const ALL_UPDATE_KINDS = [
+	"message",
+	"edited_message",
+	"channel_post",
+	"edited_channel_post",
+	"business_connection",
+	"business_message",
+	"edited_business_message",
+	"deleted_business_messages",
+	"message_reaction",
+	"message_reaction_count",
+	"inline_query",
+	"chosen_inline_result",
+	"callback_query",
+	"shipping_query",
+	"pre_checkout_query",
+	"purchased_paid_media",
+	"poll",
+	"poll_answer",
+	"my_chat_member",
+	"chat_member",
+	"chat_join_request",
+	"chat_boost",
+	"removed_chat_boost",
+] as const;
+
+/** Telegram answered `ok: false`. */
+export class TelegramApiError extends Error {
+	constructor(
+		readonly method: string,
+		readonly errorCode: number,
+		readonly description: string,
+		readonly retryAfterSeconds: number | null,
+	) {
+		super(`Telegram ${method}: ${errorCode} ${description}`);
+		this.name = "TelegramApiError";
+	}
+}
+
+/**
+ * Telegram could not be reached or did not answer. `delivered` says whether the request may have
+ * reached Telegram: false only when the connection was never made, so a retry cannot duplicate it.
+ */
+export class TelegramNetworkError extends Error {
+	constructor(
+		readonly method: string,
+		readonly delivered: "no" | "maybe",
+		reason: string,
+	) {
+		super(`Telegram ${method}: ${reason}`);
+		this.name = "TelegramNetworkError";
+	}
+}
+
+export interface TelegramUser {
+	id: number;
+	is_bot: boolean;
+	first_name: string;
+	username?: string;
+}
+
+export interface TelegramMessage {
+	message_id: number;
+	date: number;
+	chat: { id: number; type: string };
+	from?: TelegramUser;
+	text?: string;
+	[key: string]: unknown;
+}
+
+export interface WebhookInfo {
+	url: string;
+	pending_update_count: number;
+	last_error_date?: number;
+	last_error_message?: string;
+	max_connections?: number;
+	allowed_updates?: string[];
+}
+
+export interface CallOptions {
+	/** Overall limit for headers and body. */
+	timeoutMs?: number;
+	signal?: AbortSignal;
+}
+
+const MAX_RESPONSE_BYTES = 50 * 1024 * 1024;
+const NOT_CONNECTED = new Set(["UND_ERR_CONNECT_TIMEOUT", "ECONNREFUSED", "ENOTFOUND", "EAI_AGAIN", "EHOSTUNREACH", "ENETUNREACH"]);
+
+export class TelegramClient {
+	private readonly agent: Agent;
+
+	constructor(
+		private readonly root: string,
+		options: { connections?: number; defaultTimeoutMs?: number } = {},
+	) {
+		this.agent = new Agent({ connections: options.connections ?? 128, keepAliveTimeout: 30_000, connect: { timeout: 5_000 } });
+		this.defaultTimeoutMs = options.defaultTimeoutMs ?? 10_000;
+	}
+
+	private readonly defaultTimeoutMs: number;
+
+	async call<T>(token: string, method: string, params: Record<string, unknown> = {}, options: CallOptions = {}): Promise<T> {
+		const timeout = options.timeoutMs ?? this.defaultTimeoutMs;
+		let status: number;
+		let text: string;
+		try {
+			const response = await request(`${this.root}/bot${token}/${method}`, {
+				dispatcher: this.agent,
+				method: "POST",
+				headers: { "content-type": "application/json" },
+				body: JSON.stringify(params),
+				headersTimeout: timeout,
+				bodyTimeout: timeout,
+				signal: options.signal,
+			});
+			status = response.statusCode;
+			const length = Number(response.headers["content-length"] ?? 0);
+			if (length > MAX_RESPONSE_BYTES) {
+				await response.body.dump();
+				throw new TelegramNetworkError(method, "maybe", `response of ${length} bytes is too large`);
+			}
+			text = await response.body.text();
+		} catch (err) {
+			if (err instanceof TelegramNetworkError) throw err;
+			const code = (err as { code?: string }).code ?? (err as { cause?: { code?: string } }).cause?.code ?? "";
+			if (options.signal?.aborted) throw new TelegramNetworkError(method, "maybe", "aborted");
+			if (err instanceof undiciErrors.HeadersTimeoutError || err instanceof undiciErrors.BodyTimeoutError) {
+				throw new TelegramNetworkError(method, "maybe", `no answer within ${timeout} ms`);
+			}
+			throw new TelegramNetworkError(method, NOT_CONNECTED.has(code) ? "no" : "maybe", code || (err as Error).name);
+		}
+		let body: { ok?: boolean; result?: T; error_code?: number; description?: string; parameters?: { retry_after?: number } };
+		try {
+			body = JSON.parse(text) as typeof body;
+		} catch {
+			throw new TelegramNetworkError(method, "maybe", `HTTP ${status} with a body that is not JSON`);
+		}
+		if (body.ok === true) return body.result as T;
+		const retryAfter = typeof body.parameters?.retry_after === "number" ? body.parameters.retry_after : null;
+		throw new TelegramApiError(method, body.error_code ?? status, String(body.description ?? "unknown error").slice(0, 500), retryAfter);
+	}
+
+	getMe(token: string): Promise<TelegramUser> {
+		return this.call(token, "getMe");
+	}
+
+	setWebhook(token: string, params: { url: string; secret_token: string; max_connections?: number }): Promise<boolean> {
+		return this.call(token, "setWebhook", { ...params, allowed_updates: ALL_UPDATE_KINDS });
+	}
+
+	deleteWebhook(token: string): Promise<boolean> {
+		return this.call(token, "deleteWebhook", { drop_pending_updates: false });
+	}
+
+	getWebhookInfo(token: string): Promise<WebhookInfo> {
+		return this.call(token, "getWebhookInfo");
+	}
+
+	/** Long poll: waits up to `timeoutSeconds` on Telegram's side, so the HTTP timeout is longer. */
+	getUpdates(token: string, offset: number, timeoutSeconds: number, signal?: AbortSignal): Promise<Array<{ update_id: number }>> {
+		return this.call(token, "getUpdates", { offset, limit: 100, timeout: timeoutSeconds, allowed_updates: ALL_UPDATE_KINDS }, {
+			timeoutMs: (timeoutSeconds + 10) * 1000,
+			signal,
+		});
+	}
+
+	sendMessage(token: string, params: Record<string, unknown>, options?: CallOptions): Promise<TelegramMessage> {
+		return this.call(token, "sendMessage", params, options);
+	}
+
+	close(): Promise<void> {
+		return this.agent.close();
+	}
+}

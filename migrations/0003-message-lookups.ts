@@ -1,0 +1,24 @@
+/**
+ * Messages by seq (the ingest transaction reads back the ids of the rows it just inserted by their
+ * seq range), and a client key per chat so a retried POST /chats/:id/messages is stored once.
+ */
+import type { QueryInterface } from "sequelize";
+import { addIndex, col } from "../lib/db/migration-helpers";
+
+type Step = { context: QueryInterface };
+
+export async function up({ context: qi }: Step): Promise<void> {
+	const columns = await qi.describeTable("messages");
+	if (!("client_key" in columns)) await qi.addColumn("messages", "client_key", col.string(128));
+	await addIndex(qi, "messages", ["seq"], { unique: true });
+	await addIndex(qi, "messages", ["chat_id", "client_key"], { unique: true });
+}
+
+export async function down({ context: qi }: Step): Promise<void> {
+	const indexes = (await qi.showIndex("messages")) as Array<{ name: string }>;
+	for (const name of ["uq_messages_seq", "uq_messages_chat_id_client_key"]) {
+		if (indexes.some((i) => i.name === name)) await qi.removeIndex("messages", name);
+	}
+	const columns = await qi.describeTable("messages");
+	if ("client_key" in columns) await qi.removeColumn("messages", "client_key");
+}

@@ -1,0 +1,262 @@
+/**
+ * Live events for the consumer-facing services (realtime: socket.io and WebSocket; grpc: server
+ * streams). It keeps this node's ordered, gap-free feed of the event log, and a hub of subscribers,
+ * each checked against the chat ACL when it subscribes and again whenever auth reports a change to
+ * its user, key or grants (and every 15 s regardless): a revoked key, a deleted user or a withdrawn
+ * grant loses its live subscriptions at once.
+ */
+import type { Context, Service, ServiceSchema, ServiceSettingSchema } from "moleculer";
+import { fail, toApiError } from "../lib/errors";
+import { metricsOf } from "../lib/metrics";
+import { runtimeOf, type Runtime } from "../lib/runtime";
+import type { AuthChange } from "../services/auth/cache";
+import type { Right } from "../services/auth/grants";
+import { hasPermission, type Principal } from "../services/auth/principal";
+import type { GatewayEvent } from "../services/broker/event-log";
+import { EventFeed } from "../services/broker/feed";
+import type { EventsMessage } from "../services/broker/publish";
+import type { ReplayParams } from "../services/broker.service";
+import { SubscriptionHub, type Subscriber, type Topic } from "./event-stream/subscription-hub";
+import { streamStats } from "./event-stream/stream-stats";
+
+const REPLAY_PAGE = 500;
+const REVALIDATE_EVERY_MS = 15_000;
+/** How long a subscribe waits for this node's feed to join the log (just after the node started). */
+const FEED_WAIT_MS = 5_000;
+
+export interface EventStreamLocalVars {
+	runtime: Runtime;
+	hub: SubscriptionHub;
+	feed: EventFeed;
+	/** subscriber id -> the credential it connected with, to resolve its principal again. */
+	credentials: Map<string, string>;
+	expiryTimers: Map<string, NodeJS.Timeout>;
+	revalidateTimer?: NodeJS.Timeout;
+}
+
+export interface EventStreamMethods {
+	/** Resolves a credential to a principal (the connection is refused when it throws). */
+	resolveCredential(credential: string): Promise<Principal>;
+	streamConnect(subscriber: Subscriber, credential: string): void;
+	streamDisconnect(subscriberId: string): void;
+	/**
+	 * Authorises and adds a subscription, replaying the log after sinceSeq first when given;
+	 * `authorized` runs once the ACL said yes, before the replay (to confirm to the client).
+	 */
+	streamSubscribe(subscriber: Subscriber, topic: Topic, sinceSeq?: number, authorized?: () => void): Promise<void>;
+	streamUnsubscribe(subscriberId: string, topic: Topic): boolean;
+	revalidate(subscribers: Subscriber[]): Promise<void>;
+	revalidateGroup(credential: string, group: Subscriber[]): Promise<void>;
+}
+
+export type EventStreamThis = Service<ServiceSettingSchema> & EventStreamLocalVars & EventStreamMethods;
+
+function callAs<T>(service: EventStreamThis, principal: Principal, action: string, params: object): Promise<T> {
+	return service.broker.call<T, object>(action, params, { meta: { principal } });
+}
+
+function affects(change: AuthChange, principal: Principal): boolean {
+	switch (change.kind) {
+		case "user":
+			return principal.user_id === change.id;
+		case "api_key":
+			return principal.type === "api_key" && principal.id === change.id;
+		case "grants":
+			return (principal.type === "user" && principal.id === change.user_id) || (principal.type === "api_key" && principal.id === change.api_key_id);
+	}
+}
+
+export const EventStreamMixin: Partial<ServiceSchema<ServiceSettingSchema, EventStreamThis>> = {
+	actions: {
+		/** This node's live connections (REPL `stats` asks every node running the service). */
+		stats: {
+			permission: "system:read",
+			params: { $$strict: true },
+			handler(this: EventStreamThis) {
+				return { node_id: this.broker.nodeID, feed_seq: this.feed.position, ...streamStats(this.hub.list().map((s) => s.id), this.hub.subscriptionCount) };
+			},
+		},
+	},
+
+	events: {
+		"gateway.events"(this: EventStreamThis, ctx: Context<EventsMessage>) {
+			this.feed.receive(ctx.params.events);
+		},
+
+		/**
+		 * Checked twice: at once, and again after auth's own caches (400 ms) have certainly
+		 * forgotten the old answer, so the outcome holds well within a second.
+		 */
+		"auth.changed"(this: EventStreamThis, ctx: Context<AuthChange>) {
+			const affected = this.hub.list().filter((s) => affects(ctx.params, s.principal));
+			if (affected.length === 0) return;
+			for (const delay of [50, 500]) setTimeout(() => void this.revalidate(affected), delay).unref();
+		},
+	},
+
+	methods: {
+		resolveCredential(this: EventStreamThis, credential: string): Promise<Principal> {
+			return this.broker.call<Principal, { credential: string }>("auth.resolve", { credential });
+		},
+
+		streamConnect(this: EventStreamThis, subscriber: Subscriber, credential: string) {
+			this.hub.connect(subscriber);
+			this.credentials.set(subscriber.id, credential);
+			const expiresAt = subscriber.principal.expires_at;
+			if (expiresAt !== undefined) {
+				// setTimeout holds 24.8 days at most; tokens live 15 minutes, keys may live longer.
+				const timer = setTimeout(() => void this.revalidate([subscriber]), Math.min(Math.max(0, expiresAt - Date.now()) + 10, 2 ** 31 - 1));
+				timer.unref();
+				this.expiryTimers.set(subscriber.id, timer);
+			}
+		},
+
+		streamDisconnect(this: EventStreamThis, subscriberId: string) {
+			this.hub.disconnect(subscriberId);
+			this.credentials.delete(subscriberId);
+			clearTimeout(this.expiryTimers.get(subscriberId));
+			this.expiryTimers.delete(subscriberId);
+		},
+
+		async streamSubscribe(this: EventStreamThis, subscriber: Subscriber, topic: Topic, sinceSeq?: number, authorized?: () => void): Promise<void> {
+			const { principal } = subscriber;
+			if (!hasPermission(principal, "messages:read")) throw fail.forbidden("Missing permission messages:read");
+			const { db } = this.runtime;
+			const replay: ReplayParams = { after_seq: 0, limit: REPLAY_PAGE };
+			if (topic.kind === "chat") {
+				if (!(await db.models.Chat.findByPk(topic.id, { attributes: ["id"] }))) throw fail.notFound("Chat");
+				const allowed = await callAs<boolean>(this, principal, "auth.can", { chat_id: topic.id, right: "can_read" satisfies Right });
+				if (!allowed) throw fail.forbidden(`Needs can_read on chat ${topic.id}`);
+				replay.chat_id = topic.id;
+			} else {
+				const botId = topic.kind === "bot" ? topic.id : topic.botId;
+				if (botId !== undefined && !(await db.models.Bot.findByPk(botId, { attributes: ["id"] }))) throw fail.notFound("Bot");
+				const access = await callAs<{ all: boolean; chat_ids: number[] }>(this, principal, "auth.chatAccess", { right: "can_read" });
+				this.hub.setAccess(subscriber.id, { all: access.all, chats: new Set(access.chat_ids) });
+				if (botId !== undefined) replay.bot_id = botId;
+				if (!access.all) replay.chat_ids = access.chat_ids.slice(0, 10_000);
+			}
+			if (!(await this.feed.whenStarted(FEED_WAIT_MS))) throw fail.unavailable("The live event feed");
+			authorized?.();
+			await this.hub.subscribe(subscriber, topic, {
+				livePosition: this.feed.position,
+				sinceSeq,
+				replay: async (afterSeq, deliver) => {
+					if (replay.chat_ids && replay.chat_ids.length === 0) return;
+					let after = afterSeq;
+					for (;;) {
+						const page = await this.broker.call<GatewayEvent[], ReplayParams>("broker.replay", { ...replay, after_seq: after });
+						if (page.length === 0 || !deliver(page)) return;
+						await subscriber.drained?.();
+						after = page[page.length - 1]!.seq;
+						if (page.length < REPLAY_PAGE) return;
+					}
+				},
+			});
+		},
+
+		streamUnsubscribe(this: EventStreamThis, subscriberId: string, topic: Topic): boolean {
+			return this.hub.unsubscribe(subscriberId, topic);
+		},
+
+		/**
+		 * Resolves the subscribers' credentials afresh and re-checks their subscriptions: one
+		 * auth.resolve and one auth.chatAccess per distinct credential, however many sockets share it.
+		 */
+		async revalidate(this: EventStreamThis, subscribers: Subscriber[]): Promise<void> {
+			const byCredential = new Map<string, Subscriber[]>();
+			for (const subscriber of subscribers) {
+				const credential = this.credentials.get(subscriber.id);
+				if (credential !== undefined) byCredential.set(credential, [...(byCredential.get(credential) ?? []), subscriber]);
+			}
+			for (const [credential, group] of byCredential) {
+				await this.revalidateGroup(credential, group);
+				await new Promise((resolve) => setImmediate(resolve)); // let live traffic through between groups
+			}
+		},
+
+		async revalidateGroup(this: EventStreamThis, credential: string, group: Subscriber[]): Promise<void> {
+			let principal: Principal;
+			try {
+				principal = await this.resolveCredential(credential);
+			} catch (err) {
+				const { status, body } = toApiError(err);
+				if (status === 401 || status === 403) {
+					for (const subscriber of group) {
+						this.streamDisconnect(subscriber.id);
+						subscriber.close({ code: "UNAUTHORIZED", message: body.error.message });
+					}
+				}
+				return; // auth is unreachable: keep the connections, try again later
+			}
+			if (!hasPermission(principal, "messages:read")) {
+				for (const subscriber of group) {
+					this.streamDisconnect(subscriber.id);
+					subscriber.close({ code: "FORBIDDEN", message: "Missing permission messages:read" });
+				}
+				return;
+			}
+			let access: { all: boolean; chat_ids: number[] };
+			try {
+				access = await callAs(this, principal, "auth.chatAccess", { right: "can_read" });
+			} catch (err) {
+				this.logger.warn("Could not re-check live subscriptions:", (err as Error).message);
+				return;
+			}
+			const readable = { all: access.all, chats: new Set(access.chat_ids) };
+			for (const [index, subscriber] of group.entries()) {
+				// Thousands of sockets may share a credential: let live traffic through now and then.
+				if (index > 0 && index % 500 === 0) await new Promise((resolve) => setImmediate(resolve));
+				subscriber.principal = principal;
+				for (const topic of this.hub.topicsOf(subscriber.id)) {
+					if (topic.kind !== "chat") this.hub.setAccess(subscriber.id, readable);
+					else if (!readable.all && !readable.chats.has(topic.id)) {
+						this.hub.unsubscribe(subscriber.id, topic);
+						subscriber.revoked(topic, { code: "FORBIDDEN", message: `can_read on chat ${topic.id} was revoked` });
+					}
+				}
+			}
+		},
+	},
+
+	created(this: EventStreamThis) {
+		this.runtime = runtimeOf(this.broker);
+		this.hub = new SubscriptionHub();
+		this.credentials = new Map();
+		this.expiryTimers = new Map();
+		this.feed = new EventFeed(
+			{
+				range: (afterSeq, untilSeq, limit) =>
+					this.broker.call<GatewayEvent[], ReplayParams>("broker.replay", { after_seq: afterSeq, ...(untilSeq !== undefined ? { until_seq: untilSeq } : {}), limit }),
+				head: async () => (await this.broker.call<{ seq: number }>("broker.head")).seq,
+			},
+			(events) => this.hub.dispatch(events),
+			{ onError: (err) => this.logger.warn("Event feed could not read the log:", (err as Error).message) },
+		);
+	},
+
+	async started(this: EventStreamThis) {
+		// In a cluster the log's readers may start after this node: join the feed when they answer.
+		const join = async (): Promise<void> => {
+			try {
+				await this.feed.start();
+			} catch {
+				setTimeout(() => void join(), 250).unref();
+			}
+		};
+		void join();
+		this.revalidateTimer = setInterval(() => void this.revalidate(this.hub.list()), REVALIDATE_EVERY_MS);
+		this.revalidateTimer.unref();
+		metricsOf(this.broker).sample("live_connections", this.name, () => {
+			const { socketio, websocket, grpc_streams } = streamStats(this.hub.list().map((s) => s.id), 0);
+			return { socketio, websocket, grpc: grpc_streams };
+		});
+	},
+
+	stopped(this: EventStreamThis) {
+		metricsOf(this.broker).withdraw("live_connections", this.name);
+		clearInterval(this.revalidateTimer);
+		for (const timer of this.expiryTimers.values()) clearTimeout(timer);
+		this.feed.stop();
+	},
+};

@@ -1,0 +1,298 @@
+/**
+ * api: the REST gateway (moleculer-web) on PORT. Routes come from the `rest` annotations of every
+ * service's actions (autoAliases), so a route is found next to the action it calls. This service
+ * owns what every request shares: request ids, body limits and types, the error format, /health and
+ * /ready, and draining on shutdown.
+ */
+import type { IncomingMessage, ServerResponse } from "node:http";
+import type { Server } from "node:http";
+import type { Context, Service, ServiceSchema } from "moleculer";
+import ApiGateway from "moleculer-web";
+import { LRUCache } from "lru-cache";
+import type { ApiSettingsSchema } from "moleculer-web";
+import { fail, isClientError } from "../lib/errors";
+import { metricsOf, observeHttpRequests, sendMetrics } from "../lib/metrics";
+import type { GatewayMeta } from "../lib/meta";
+import { readinessChecks, readinessReport } from "../lib/readiness";
+import { runtimeOf, type Runtime } from "../lib/runtime";
+import { REVOCABLE_TTL_MS } from "./auth/cache";
+import { principalKey, type Principal } from "./auth/principal";
+import { takeCredential } from "./api/credentials";
+import { bodyReader, clientAddress, requestIdFor, sendError } from "./api/http";
+import { actionsFromServices, buildOpenApi, routesFromAliases, type AliasLike } from "./api/openapi";
+
+const BODY_LIMIT = "1mb";
+/** Failed credentials from one address per minute before it is refused without checking. */
+const AUTH_FAILURES_PER_MINUTE = 60;
+
+type GatewayRequest = IncomingMessage & {
+	$action?: { auth?: boolean };
+	$params?: Record<string, unknown>;
+	query?: Record<string, unknown>;
+	body?: unknown;
+};
+
+interface ApiMethods {
+	drain(timeoutMs?: number): Promise<void>;
+	authenticate(ctx: Context<unknown, GatewayMeta>, route: unknown, req: GatewayRequest, res: ServerResponse): Promise<null>;
+	rateLimit(principal: Principal, res: ServerResponse): Promise<void>;
+}
+
+interface ApiLocalVars {
+	runtime: Runtime;
+	server: Server;
+	/**
+	 * credential -> principal for at most REVOCABLE_TTL_MS (and never past the credential's own
+	 * expiry), emptied by every auth.changed: repeated requests skip the call to auth.resolve. With
+	 * auth's own cache of the same length, a revocation holds here within a second even unannounced.
+	 */
+	principals: LRUCache<string, { principal: Principal; validUntil: number }>;
+	/** starting until every local service has started, draining from the shutdown signal on. */
+	phase: "starting" | "serving" | "draining";
+}
+
+type ApiThis = Service<ApiSettingsSchema> & ApiMethods & ApiLocalVars;
+
+function onError(this: ApiThis, req: IncomingMessage & { $ctx?: Context }, res: ServerResponse, err: unknown): void {
+	const apiError = sendError(res, err);
+	if (!isClientError(err)) {
+		const path = (req.url ?? "").split("?")[0]; // never log the query: it may carry api_key or token
+		this.logger.error(`${req.method} ${path} failed (request ${req.$ctx?.requestID ?? "-"}):`, err);
+	}
+	void apiError;
+}
+
+const ApiService: ServiceSchema<ApiSettingsSchema, ApiThis> = {
+	name: "api",
+	mixins: [ApiGateway],
+
+	settings: {
+		rest: "/",
+		server: true,
+		// Request logging by moleculer-web would print query strings, which may hold credentials.
+		logRequest: null,
+		logResponse: null,
+		logRequestParams: null,
+		logResponseData: null,
+		log4XXResponses: false,
+		logRouteRegistration: "debug",
+		// Slow or stalled clients cannot hold a request open forever.
+		requestTimeout: 30_000,
+		optimizeOrder: true,
+		// Routes follow the cluster's services: rebuild them soon after a node comes or goes.
+		debounceTime: 100,
+
+		// moleculer-web accepts a function here; its typings only know the object form.
+		rootCallOptions: ((options: Record<string, unknown>, req: IncomingMessage) => {
+			options.requestID = requestIdFor(req.headers["x-request-id"]);
+		}) as unknown as ApiSettingsSchema["rootCallOptions"],
+
+		routes: [
+			{
+				// Telegram's pushes: no user credentials (the bot's secret_token is checked by ingest).
+				path: "/api/v1/telegram",
+				mappingPolicy: "restrict",
+				aliases: { "POST webhook/:path": "ingest.receive" },
+				mergeParams: false,
+				bodyParsers: false,
+				use: [bodyReader({ limit: BODY_LIMIT, form: false })],
+				callOptions: { timeout: 15_000, retries: 0 },
+				onBeforeCall(ctx: Context<unknown, { telegramSecret?: string }>, _route: unknown, req: IncomingMessage) {
+					const secret = req.headers["x-telegram-bot-api-secret-token"];
+					if (typeof secret === "string") ctx.meta.telegramSecret = secret;
+				},
+				onError,
+			},
+			{
+				path: "/api/v1",
+				autoAliases: true,
+				mappingPolicy: "restrict",
+				bodyParsers: false,
+				use: [bodyReader({ limit: BODY_LIMIT, form: true })],
+				authentication: true,
+				callOptions: { timeout: 15_000 },
+				onError,
+			},
+			{
+				path: "/",
+				mappingPolicy: "restrict",
+				aliases: {
+					"GET health": "api.health",
+					"GET ready": "api.ready",
+					"GET api/openapi.json": "api.openapi",
+					// Plain HTTP, not an action: the METRICS_TOKEN check reads the header, and scrapes stay off the call metrics.
+					"GET metrics"(this: ApiThis, req: IncomingMessage, res: ServerResponse) {
+						void sendMetrics(this.broker, this.runtime.config, req, res);
+					},
+				},
+				bodyParsers: false,
+				onError,
+			},
+		],
+
+		onError,
+	},
+
+	events: {
+		/**
+		 * moleculer-web rebuilds its routes from the services' `rest` annotations 500 ms after they
+		 * change; once this node's own services have all started, build them at once so the node
+		 * never reports ready while answering 404.
+		 */
+		"$broker.started"(this: ApiThis) {
+			const gateway = this as unknown as { routes: Array<{ opts: { autoAliases?: boolean } }>; regenerateAutoAliases(route: unknown): void };
+			for (const route of gateway.routes) if (route.opts.autoAliases) gateway.regenerateAutoAliases(route);
+			if (this.phase === "starting") this.phase = "serving";
+		},
+
+		/** A user, key or grant changed somewhere: resolve every credential afresh. */
+		"auth.changed"(this: ApiThis) {
+			this.principals.clear();
+		},
+	},
+
+	actions: {
+		// The HTTP request itself is never retried: its body is consumed, and calls it makes retry on their own.
+		rest: { retryPolicy: { enabled: false } },
+		// moleculer-web's route-management actions: nobody here needs them, and listAliases has a REST route.
+		listAliases: false,
+		addRoute: false,
+		removeRoute: false,
+
+		health: {
+			visibility: "published",
+			handler(this: ApiThis) {
+				return { status: "ok", node: this.broker.nodeID, uptime_seconds: Math.round(process.uptime()) };
+			},
+		},
+
+		/**
+		 * The OpenAPI document of the routes this gateway serves right now. Open, as API.md says: it
+		 * holds routes and schemas only, which the error format already names to anyone who asks.
+		 */
+		openapi: {
+			visibility: "published",
+			params: { $$strict: true },
+			handler(this: ApiThis) {
+				const aliases = (this as unknown as { aliases: AliasLike[] }).aliases;
+				const services = this.broker.registry.getServiceList({ withActions: true, grouping: true }) as Array<{ actions?: Record<string, Record<string, unknown>> }>;
+				return buildOpenApi(routesFromAliases(aliases), actionsFromServices(services), {
+					title: "Telegram Bot Gateway",
+					version: "v1",
+					description: "REST API of the gateway, generated from the routes and parameter schemas it serves. JSON everywhere; /api/v1 also accepts form-encoded bodies. Errors: `{\"error\": {\"code\", \"message\", \"details\"}}`.",
+				}, { metricsTokenRequired: this.runtime.config.metricsToken !== null });
+			},
+		},
+
+		ready: {
+			visibility: "published",
+			async handler(this: ApiThis, ctx: Context<unknown, { $statusCode?: number }>) {
+				const report = readinessReport(await readinessChecks(this.broker, this.runtime), this.phase);
+				if (!report.ok) ctx.meta.$statusCode = 503;
+				return report.body;
+			},
+		},
+	},
+
+	methods: {
+		/**
+		 * Every /api/v1 request: note the client, then (unless the action is public) resolve the
+		 * credential through auth.resolve and charge the principal's rate limit. Permissions are
+		 * checked where the action runs (lib/middlewares/authorize.ts), the same for every entry point.
+		 */
+		async authenticate(this: ApiThis, ctx: Context<unknown, GatewayMeta>, _route: unknown, req: GatewayRequest, res: ServerResponse): Promise<null> {
+			const address = clientAddress(req, this.runtime.config.trustProxy);
+			ctx.meta.clientIp = address;
+			const userAgent = req.headers["user-agent"];
+			if (userAgent) ctx.meta.userAgent = userAgent.slice(0, 255);
+			const idempotencyKey = req.headers["idempotency-key"];
+			if (idempotencyKey !== undefined) {
+				if (typeof idempotencyKey !== "string" || !/^[A-Za-z0-9._:-]{1,64}$/.test(idempotencyKey)) {
+					throw fail.badRequest("Idempotency-Key must be 1-64 letters, digits, '.', '_', ':' or '-'");
+				}
+				ctx.meta.idempotencyKey = idempotencyKey;
+			}
+			const credential = takeCredential(req);
+			if (req.$action?.auth === false) return null;
+			if (!credential) throw fail.unauthorized("Credentials required: Authorization: Bearer <token>, X-API-Key, ?api_key= or api_key in the body");
+
+			const cached = this.principals.get(credential);
+			let principal: Principal;
+			if (cached && cached.validUntil > Date.now()) {
+				principal = cached.principal;
+			} else {
+				const { state } = this.runtime;
+				const failureKey = `authfail:${address}`;
+				// The throttle's store is away: check the credential anyway, as the rate limiter serves.
+				const failures = await state.peekWindow(failureKey).catch(() => ({ count: 0, resetMs: 0 }));
+				if (failures.count >= AUTH_FAILURES_PER_MINUTE) {
+					metricsOf(this.broker).rateLimited.inc({ limit: "auth_failures" });
+					throw fail.rateLimited(Math.ceil(failures.resetMs / 1000));
+				}
+				try {
+					principal = await ctx.call<Principal, { credential: string }>("auth.resolve", { credential });
+				} catch (err) {
+					if ((err as { code?: number }).code === 401) await state.hit(failureKey, 60_000).catch(() => undefined);
+					throw err;
+				}
+				this.principals.set(credential, { principal, validUntil: Math.min(Date.now() + REVOCABLE_TTL_MS, principal.expires_at ?? Infinity) });
+			}
+			ctx.meta.principal = principal;
+			await this.rateLimit(principal, res);
+			return null;
+		},
+
+		/** One token bucket per principal (its rate_limit per second), shared by every api node. */
+		async rateLimit(this: ApiThis, principal: Principal, res: ServerResponse): Promise<void> {
+			let bucket;
+			try {
+				bucket = await this.runtime.state.takeToken(`rl:${principalKey(principal)}`, principal.rate_limit, principal.rate_limit);
+			} catch (err) {
+				// The limiter's store is away: serve rather than refuse everyone; /ready reports the outage.
+				this.logger.warn("Rate limiter unavailable, request allowed:", (err as Error).message);
+				return;
+			}
+			res.setHeader("X-RateLimit-Limit", String(principal.rate_limit));
+			res.setHeader("X-RateLimit-Remaining", String(bucket.remaining));
+			res.setHeader("X-RateLimit-Reset", String(Math.ceil(bucket.resetMs / 1000)));
+			if (!bucket.allowed) {
+				metricsOf(this.broker).rateLimited.inc({ limit: "principal" });
+				throw fail.rateLimited(Math.max(1, Math.ceil(bucket.retryAfterMs / 1000)));
+			}
+		},
+
+		/** Replaces moleculer-web's handler, which logs every 5xx with its stack before our onError logs it again. */
+		errorHandler(this: ApiThis, req: IncomingMessage, res: ServerResponse, err: unknown) {
+			(this as unknown as { sendError(req: IncomingMessage, res: ServerResponse, err: unknown): void }).sendError(req, res, err);
+		},
+
+		/** Stops taking requests, lets the ones in flight finish (up to timeoutMs), then closes. */
+		async drain(this: ApiThis, timeoutMs = 10_000): Promise<void> {
+			this.phase = "draining";
+			if (!this.server?.listening) return;
+			await new Promise<void>((resolve) => {
+				const timer = setTimeout(() => {
+					this.server.closeAllConnections();
+					resolve();
+				}, timeoutMs);
+				timer.unref();
+				this.server.close(() => {
+					clearTimeout(timer);
+					resolve();
+				});
+				this.server.closeIdleConnections();
+			});
+		},
+	},
+
+	created(this: ApiThis) {
+		this.runtime = runtimeOf(this.broker);
+		this.phase = "starting";
+		this.principals = new LRUCache({ max: 20_000, ttl: REVOCABLE_TTL_MS });
+		this.settings.port = this.runtime.config.port;
+		this.settings.ip = this.runtime.config.host;
+		observeHttpRequests(this.server, metricsOf(this.broker));
+	},
+};
+
+export default ApiService;

@@ -1,0 +1,48 @@
+/**
+ * Where a REST request may carry its credential (API.md): `Authorization: Bearer <JWT or key>`,
+ * `X-API-Key`, `?api_key=` / `?token=`, or `api_key` in a JSON or form body. Whatever carried it is
+ * removed from the action's params, so no action ever sees (or logs, or stores) a credential.
+ */
+import type { IncomingMessage } from "node:http";
+import { fail } from "../../lib/errors";
+
+type RequestWithParams = IncomingMessage & {
+	query?: Record<string, unknown>;
+	body?: unknown;
+	$params?: Record<string, unknown>;
+};
+
+function firstString(value: unknown): string | undefined {
+	if (typeof value === "string") return value;
+	if (Array.isArray(value) && typeof value[0] === "string") return value[0];
+	return undefined;
+}
+
+/** Finds the credential and takes it out of the params; null when the request carries none. */
+export function takeCredential(req: RequestWithParams): string | null {
+	const params = req.$params ?? {};
+	const query = req.query ?? {};
+	const body = (req.body && typeof req.body === "object" ? req.body : {}) as Record<string, unknown>;
+
+	const fromQuery = firstString(query.api_key) ?? firstString(query.token);
+	const fromBody = firstString(body.api_key);
+	// Query values were merged over the body: drop them, and give a body field of the same name back
+	// (POST /bots has a `token` of its own, the bot's).
+	for (const name of ["api_key", "token"]) {
+		if (name in query) {
+			if (name in body && name !== "api_key") params[name] = body[name];
+			else delete params[name];
+		}
+	}
+	if ("api_key" in body) delete params.api_key;
+
+	const header = req.headers.authorization;
+	if (header !== undefined) {
+		const match = /^Bearer[ ]+([^\s]+)[ ]*$/i.exec(header);
+		if (!match) throw fail.unauthorized("Authorization header must be 'Bearer <token>'");
+		return match[1]!;
+	}
+	const apiKeyHeader = firstString(req.headers["x-api-key"]);
+	if (apiKeyHeader !== undefined) return apiKeyHeader.trim();
+	return fromQuery ?? fromBody ?? null;
+}

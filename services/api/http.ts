@@ -1,0 +1,127 @@
+/**
+ * Plain HTTP helpers of the REST gateway: request ids, the body-type guard, JSON parsing without
+ * prototype keys, client addresses, and writing the API's error shape.
+ */
+import { randomUUID } from "node:crypto";
+import bodyParser from "body-parser";
+import type { IncomingMessage, ServerResponse } from "node:http";
+import { GatewayError, toApiError, type ApiError } from "../../lib/errors";
+
+const REQUEST_ID = /^[A-Za-z0-9._:-]{1,128}$/;
+
+/** Keeps a caller's X-Request-Id when it is a sane token, otherwise makes one. */
+export function requestIdFor(header: string | string[] | undefined): string {
+	const value = Array.isArray(header) ? header[0] : header;
+	return value && REQUEST_ID.test(value) ? value : randomUUID();
+}
+
+const PROTOTYPE_KEYS = ["__proto__", "constructor", "prototype"];
+
+export const JSON_TYPE = "application/json";
+export const FORM_TYPE = "application/x-www-form-urlencoded";
+
+function hasBody(req: IncomingMessage): boolean {
+	const length = req.headers["content-length"];
+	if (length !== undefined) return Number(length) > 0;
+	return req.headers["transfer-encoding"] !== undefined;
+}
+
+type Next = (err?: unknown) => void;
+type Parser = (req: IncomingMessage, res: ServerResponse, next: Next) => void;
+
+/** Deeper than any body this API or Telegram sends, far shallower than what breaks JSON.stringify. */
+export const MAX_JSON_DEPTH = 64;
+
+/**
+ * One pass over a parsed body, without recursion (a hostile body cannot exhaust the stack here):
+ * false when it nests deeper than `limit`; otherwise it drops every `__proto__`, `constructor` and
+ * `prototype` key (JSON.parse keeps them as plain properties, but merging the body into an action's
+ * params would turn `__proto__` into a prototype). Cheaper than a JSON.parse reviver.
+ */
+export function sanitizeJson(value: unknown, limit: number): boolean {
+	const stack: Array<{ value: unknown; depth: number }> = [{ value, depth: 1 }];
+	while (stack.length > 0) {
+		const { value: current, depth } = stack.pop()!;
+		if (current === null || typeof current !== "object") continue;
+		if (depth > limit) return false;
+		if (!Array.isArray(current)) {
+			for (const key of PROTOTYPE_KEYS) if (Object.prototype.hasOwnProperty.call(current, key)) delete (current as Record<string, unknown>)[key];
+		}
+		for (const child of Object.values(current as Record<string, unknown>)) {
+			if (child !== null && typeof child === "object") stack.push({ value: child, depth: depth + 1 });
+		}
+	}
+	return true;
+}
+
+/**
+ * One middleware for request bodies: no body, nothing to do (most GETs pass straight through);
+ * JSON (and form bodies where `form` is allowed) are parsed by body-parser with the 1 MB limit and
+ * without prototype keys; any other Content-Type is a 415, where body-parser alone would skip the
+ * body silently and turn it into a confusing validation error.
+ */
+export function bodyReader(options: { limit: string; form: boolean }) {
+	const parsers: Record<string, Parser> = {
+		[JSON_TYPE]: bodyParser.json({ limit: options.limit, strict: true }) as Parser,
+	};
+	if (options.form) {
+		parsers[FORM_TYPE] = bodyParser.urlencoded({ limit: options.limit, extended: false, parameterLimit: 200 }) as Parser;
+	}
+	const accepted = Object.keys(parsers);
+	return function readBody(req: IncomingMessage & { body?: unknown }, res: ServerResponse, next: Next): void {
+		if (!hasBody(req)) {
+			req.body = {};
+			return next();
+		}
+		const type = (req.headers["content-type"] ?? "").split(";")[0]!.trim().toLowerCase();
+		const parse = parsers[type];
+		if (!parse) {
+			return next(
+				new GatewayError("UNSUPPORTED_MEDIA_TYPE", `Content-Type must be ${accepted.join(" or ")}`, { content_type: type || null }),
+			);
+		}
+		parse(req, res, (err?: unknown) => {
+			if (!err && !sanitizeJson(req.body, MAX_JSON_DEPTH)) {
+				return next(new GatewayError("BAD_REQUEST", `JSON body is nested deeper than ${MAX_JSON_DEPTH} levels`));
+			}
+			next(err);
+		});
+	};
+}
+
+/** The peer's address; X-Forwarded-For only counts when the peer is one of TRUST_PROXY. */
+export function clientAddress(req: IncomingMessage, trustedProxies: string[]): string {
+	const peer = normaliseAddress(req.socket.remoteAddress ?? "");
+	if (trustedProxies.length === 0 || !trustedProxies.includes(peer)) return peer;
+	const forwarded = req.headers["x-forwarded-for"];
+	const chain = (Array.isArray(forwarded) ? forwarded.join(",") : (forwarded ?? ""))
+		.split(",")
+		.map((s) => normaliseAddress(s.trim()))
+		.filter(Boolean);
+	// Walk from the nearest hop back; the first address that is not a trusted proxy is the client.
+	for (let i = chain.length - 1; i >= 0; i--) {
+		if (!trustedProxies.includes(chain[i]!)) return chain[i]!;
+	}
+	return chain[0] ?? peer;
+}
+
+function normaliseAddress(address: string): string {
+	return address.startsWith("::ffff:") ? address.slice(7) : address;
+}
+
+export function writeApiError(res: ServerResponse, apiError: ApiError): void {
+	if (res.headersSent) {
+		res.end();
+		return;
+	}
+	res.setHeader("Content-Type", "application/json; charset=utf-8");
+	if (apiError.retryAfter !== undefined) res.setHeader("Retry-After", String(Math.max(1, Math.ceil(apiError.retryAfter))));
+	res.writeHead(apiError.status);
+	res.end(JSON.stringify(apiError.body));
+}
+
+export function sendError(res: ServerResponse, err: unknown): ApiError {
+	const apiError = toApiError(err);
+	writeApiError(res, apiError);
+	return apiError;
+}

@@ -1,0 +1,137 @@
+/**
+ * auth: users, roles and permissions, JWT access/refresh tokens, API keys and the chat ACL.
+ * `auth.resolve` turns any credential into a principal for every entry point (REST, socket.io,
+ * WebSocket, gRPC); `auth.can` and `auth.chatAccess` answer the per-chat ACL for all of them.
+ * Its actions come in four groups (services/auth/*-actions.ts); the shared lookups are below.
+ */
+import type { Context, ServiceSchema, ServiceSettingSchema } from "moleculer";
+import { fail } from "../lib/errors";
+import { runtimeOf } from "../lib/runtime";
+import { toDate } from "../lib/time";
+import { apiKeyActions } from "./auth/api-key-actions";
+import { parseScopes, keyState } from "./auth/api-keys";
+import { AuthCache, type AuthChange, type KeyRecord } from "./auth/cache";
+import type { AuthThis } from "./auth/context";
+import { ensureFirstAdmin } from "./auth/first-admin";
+import { grantActions } from "./auth/grant-actions";
+import { allows, loadGrants, type Right } from "./auth/grants";
+import { principalKey, type Principal } from "./auth/principal";
+import { sessionActions } from "./auth/session-actions";
+import { userActions } from "./auth/user-actions";
+import { loadUserPrincipal } from "./auth/users";
+
+const LAST_USED_FLUSH_MS = 30_000;
+
+const AuthService: ServiceSchema<ServiceSettingSchema, AuthThis> = {
+	name: "auth",
+	mixins: [sessionActions, userActions, apiKeyActions, grantActions],
+	settings: { rest: "/" },
+
+	events: {
+		/** Any node changed a user, key or grant: forget what this node cached about it. */
+		"auth.changed"(this: AuthThis, ctx: Context<AuthChange>) {
+			this.cache.apply(ctx.params);
+		},
+	},
+
+	methods: {
+		async userPrincipal(this: AuthThis, userId: number): Promise<Principal | null> {
+			const cached = this.cache.users.get(userId);
+			if (cached) return cached.value;
+			const principal = await loadUserPrincipal(this.runtime.db, userId, this.runtime.config.rateLimitDefault);
+			this.cache.users.set(userId, { value: principal });
+			return principal;
+		},
+
+		async apiKeyRecord(this: AuthThis, keyId: number): Promise<KeyRecord | null> {
+			const cached = this.cache.keys.get(keyId);
+			if (cached) return cached.value;
+			const row = await this.runtime.db.models.ApiKey.findByPk(keyId, { raw: true });
+			const record: KeyRecord | null = row
+				? {
+						id: Number(row.id),
+						user_id: Number(row.user_id),
+						name: row.name,
+						key_hash: row.key_hash,
+						scopes: parseScopes(row.scopes),
+						rate_limit: row.rate_limit,
+						state: keyState(row),
+						expires_at: toDate(row.expires_at)?.getTime() ?? null,
+					}
+				: null;
+			this.cache.keys.set(keyId, { value: record });
+			return record;
+		},
+
+		async grantsOf(this: AuthThis, principal: Principal) {
+			const key = principalKey(principal);
+			let grants = this.cache.grants.get(key);
+			if (!grants) {
+				grants = await loadGrants(this.runtime.db, principal);
+				this.cache.grants.set(key, grants);
+			}
+			return grants;
+		},
+
+		async requireChatRight(this: AuthThis, principal: Principal, chatId: number, right: Right): Promise<void> {
+			if (!allows(principal, await this.grantsOf(principal), chatId, right)) {
+				throw fail.forbidden(`Needs ${right} on chat ${chatId}`);
+			}
+		},
+
+		async announce(this: AuthThis, change: AuthChange): Promise<void> {
+			this.cache.apply(change);
+			await this.broker.broadcast("auth.changed", change);
+		},
+
+		async securityEvent(this: AuthThis, type, fields): Promise<void> {
+			await this.runtime.db.models.SecurityEvent.create({
+				type,
+				user_id: fields.userId ?? null,
+				api_key_id: fields.apiKeyId ?? null,
+				ip: fields.ip?.slice(0, 64) ?? null,
+				details: fields.details === undefined ? null : JSON.stringify(fields.details),
+			});
+		},
+	},
+
+	created(this: AuthThis) {
+		this.runtime = runtimeOf(this.broker);
+		this.cache = new AuthCache();
+		this.lastUsed = new Map();
+	},
+
+	async started(this: AuthThis) {
+		const created = await ensureFirstAdmin(this.runtime.db, this.runtime.config.admin);
+		if (created?.generatedPassword) {
+			// Printed once, on the console only: it is never stored in clear anywhere.
+			console.log(
+				`\n  First admin created: username "${created.username}", password "${created.generatedPassword}"\n` +
+					"  Change it after logging in; it will not be shown again.\n",
+			);
+		} else if (created) {
+			this.logger.info(`First admin "${created.username}" created from ADMIN_PASSWORD`);
+		}
+		this.lastUsedTimer = setInterval(() => void flushLastUsed(this), LAST_USED_FLUSH_MS);
+		this.lastUsedTimer.unref();
+	},
+
+	async stopped(this: AuthThis) {
+		clearInterval(this.lastUsedTimer);
+		await flushLastUsed(this);
+	},
+};
+
+/** Writes the keys' last use in one pass instead of one UPDATE per authenticated request. */
+async function flushLastUsed(service: AuthThis): Promise<void> {
+	if (service.lastUsed.size === 0) return;
+	const batch = [...service.lastUsed];
+	service.lastUsed.clear();
+	try {
+		for (const [id, at] of batch) await service.runtime.db.models.ApiKey.update({ last_used_at: at }, { where: { id } });
+	} catch (err) {
+		service.logger.warn("Could not record API keys' last use:", (err as Error).message);
+	}
+}
+
+export default AuthService;

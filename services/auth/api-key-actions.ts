@@ -1,0 +1,153 @@
+/**
+ * API keys: POST/GET /apikeys, GET/DELETE /apikeys/:id, POST /apikeys/:id/rotate. A principal sees
+ * and manages the keys of its own user; admins see all. A key never grants more than its creator.
+ */
+import { Op, type WhereOptions } from "sequelize";
+import { fail } from "../../lib/errors";
+import { principalOf, respondCreated, respondWith, type GatewayContext } from "../../lib/meta";
+import { decodeCursor, pageParams, toPage } from "../../lib/paging";
+import { apiKeyView, generateApiKey, type ApiKeyRow } from "./api-keys";
+import { hashSecret } from "./passwords";
+import { PERMISSIONS, type Principal } from "./principal";
+import type { AuthActions, AuthThis } from "./context";
+import type { ApiKey } from "../../lib/db/models";
+
+const ID = { type: "number", integer: true, positive: true, convert: true } as const;
+
+interface CreateKeyParams {
+	name: string;
+	scopes?: string[];
+	expires_at?: Date;
+	rate_limit?: number;
+	user_id?: number;
+}
+
+/** The key if the principal may see it; someone else's key is "not found", not "forbidden". */
+async function ownKey(this: AuthThis, principal: Principal, id: number): Promise<ApiKey> {
+	const key = await this.runtime.db.models.ApiKey.findByPk(id);
+	if (!key || (!principal.is_admin && Number(key.user_id) !== principal.user_id)) throw fail.notFound("API key");
+	return key;
+}
+
+/** Inserts a fresh secret for a key (new or rotated); retries the rare prefix collision. */
+async function withFreshSecret<T>(work: (secret: { key: string; prefix: string; hash: string }) => Promise<T>): Promise<T> {
+	for (let attempt = 0; ; attempt++) {
+		const { key, prefix } = generateApiKey();
+		try {
+			return await work({ key, prefix, hash: await hashSecret(key) });
+		} catch (err) {
+			if ((err as Error).name !== "SequelizeUniqueConstraintError" || attempt >= 2) throw err;
+		}
+	}
+}
+
+export const apiKeyActions: AuthActions = {
+	actions: {
+		createApiKey: {
+			rest: "POST /apikeys",
+			permission: "apikeys:write",
+			retryPolicy: { enabled: false },
+			params: {
+				$$strict: true,
+				name: { type: "string", trim: true, min: 1, max: 100 },
+				scopes: { type: "array", items: { type: "enum", values: [...PERMISSIONS] }, unique: true, max: PERMISSIONS.length, optional: true },
+				expires_at: { type: "date", convert: true, optional: true },
+				rate_limit: { type: "number", integer: true, min: 1, max: 100_000, optional: true, convert: true },
+				user_id: { ...ID, optional: true },
+			},
+			async handler(this: AuthThis, ctx: GatewayContext<CreateKeyParams>) {
+				const principal = principalOf(ctx);
+				const { name, expires_at, rate_limit } = ctx.params;
+				const ownerId = ctx.params.user_id ?? principal.user_id;
+				if (ownerId !== principal.user_id && !principal.is_admin) {
+					throw fail.forbidden("Only admins create keys for other users");
+				}
+				if (!(await this.userPrincipal(ownerId))) throw fail.validation([{ field: "user_id", message: "No active user with this id" }]);
+				// A key never holds more than whoever creates it: a narrowed key makes keys as narrow.
+				const scopes = ctx.params.scopes ?? (principal.type === "api_key" ? (principal.scopes ?? null) : null);
+				const excess = (scopes ?? []).filter((s) => !principal.permissions.includes(s));
+				if (excess.length > 0) {
+					throw fail.validation([{ field: "scopes", message: `Not permissions you hold: ${excess.join(", ")}` }]);
+				}
+				if (expires_at && expires_at.getTime() <= Date.now()) {
+					throw fail.validation([{ field: "expires_at", message: "The 'expires_at' field must be in the future." }]);
+				}
+				const { row, key } = await withFreshSecret(async (secret) => ({
+					key: secret.key,
+					row: await this.runtime.db.models.ApiKey.create({
+						user_id: ownerId,
+						name,
+						prefix: secret.prefix,
+						key_hash: secret.hash,
+						scopes: scopes ? JSON.stringify(scopes) : null,
+						rate_limit: rate_limit ?? null,
+						expires_at: expires_at ?? null,
+						revoked_at: null,
+						last_used_at: null,
+					}),
+				}));
+				respondCreated(ctx, `/apikeys/${row.id}`);
+				return { ...apiKeyView(row.get({ plain: true }) as ApiKeyRow), key };
+			},
+		},
+
+		listApiKeys: {
+			rest: "GET /apikeys",
+			permission: "apikeys:read",
+			params: { $$strict: true, ...pageParams, user_id: { ...ID, optional: true } },
+			async handler(this: AuthThis, ctx: GatewayContext<{ limit?: number; cursor?: string; user_id?: number }>) {
+				const principal = principalOf(ctx);
+				const limit = ctx.params.limit ?? 50;
+				const after = decodeCursor(ctx.params.cursor);
+				const where: WhereOptions = {};
+				if (!principal.is_admin) Object.assign(where, { user_id: principal.user_id });
+				else if (ctx.params.user_id !== undefined) Object.assign(where, { user_id: ctx.params.user_id });
+				if (after !== null) Object.assign(where, { id: { [Op.gt]: after } });
+				const rows = await this.runtime.db.models.ApiKey.findAll({ where, order: [["id", "ASC"]], limit: limit + 1, raw: true });
+				return toPage(rows as unknown as ApiKeyRow[], limit, (r) => r.id, (r) => apiKeyView(r, this.lastUsed.get(r.id)));
+			},
+		},
+
+		getApiKey: {
+			rest: "GET /apikeys/:id",
+			permission: "apikeys:read",
+			params: { $$strict: true, id: ID },
+			async handler(this: AuthThis, ctx: GatewayContext<{ id: number }>) {
+				const key = await ownKey.call(this, principalOf(ctx), ctx.params.id);
+				return apiKeyView(key.get({ plain: true }) as ApiKeyRow, this.lastUsed.get(key.id));
+			},
+		},
+
+		revokeApiKey: {
+			rest: "DELETE /apikeys/:id",
+			permission: "apikeys:write",
+			params: { $$strict: true, id: ID },
+			async handler(this: AuthThis, ctx: GatewayContext<{ id: number }>) {
+				const principal = principalOf(ctx);
+				const key = await ownKey.call(this, principal, ctx.params.id);
+				if (!key.revoked_at) await key.update({ revoked_at: new Date() });
+				await this.announce({ kind: "api_key", id: key.id });
+				await this.securityEvent("api_key_revoked", { userId: principal.user_id, apiKeyId: key.id, ip: ctx.meta.clientIp ?? null });
+				respondWith(ctx, 204);
+				return null;
+			},
+		},
+
+		rotateApiKey: {
+			rest: "POST /apikeys/:id/rotate",
+			permission: "apikeys:write",
+			retryPolicy: { enabled: false },
+			params: { $$strict: true, id: ID },
+			async handler(this: AuthThis, ctx: GatewayContext<{ id: number }>) {
+				const key = await ownKey.call(this, principalOf(ctx), ctx.params.id);
+				if (key.revoked_at) throw fail.conflict("A revoked key cannot be rotated");
+				const fresh = await withFreshSecret(async (secret) => {
+					await key.update({ prefix: secret.prefix, key_hash: secret.hash });
+					return secret.key;
+				});
+				await this.announce({ kind: "api_key", id: key.id });
+				return { ...apiKeyView(key.get({ plain: true }) as ApiKeyRow), key: fresh };
+			},
+		},
+	},
+};

@@ -1,0 +1,67 @@
+/**
+ * The auth service's in-process caches. Whatever can be revoked (a user, a key, a grant) lives at
+ * most 400 ms here, and the api gateway keeps a resolved principal at most as long again, so a
+ * change made on any node holds everywhere within a second even if the `auth.changed` broadcast
+ * that clears both at once were lost. What cannot change (this exact key
+ * string was verified against this exact hash) is kept longer, so argon2 is paid once per key.
+ */
+import { LRUCache } from "lru-cache";
+import type { GrantMap } from "./grants";
+import type { Principal } from "./principal";
+
+export const REVOCABLE_TTL_MS = 400;
+
+export interface KeyRecord {
+	id: number;
+	user_id: number;
+	name: string;
+	key_hash: string;
+	scopes: string[] | null;
+	rate_limit: number | null;
+	state: "active" | "revoked" | "expired";
+	expires_at: number | null;
+}
+
+export type AuthChange =
+	| { kind: "user"; id: number }
+	| { kind: "api_key"; id: number }
+	| { kind: "grants"; chat_id: number; user_id: number | null; api_key_id: number | null };
+
+export class AuthCache {
+	/** user id -> principal, or null for a user that is gone or disabled. */
+	readonly users = new LRUCache<number, { value: Principal | null }>({ max: 20_000, ttl: REVOCABLE_TTL_MS });
+	readonly keys = new LRUCache<number, { value: KeyRecord | null }>({ max: 20_000, ttl: REVOCABLE_TTL_MS });
+	/** sha256(key string) -> the key id and the hash it matched. */
+	readonly verifiedKeys = new LRUCache<string, { keyId: number; keyHash: string }>({ max: 20_000, ttl: 10 * 60_000 });
+	/** access token -> its user and expiry: a token's signature never changes, so verify it once. */
+	readonly verifiedTokens = new LRUCache<string, { userId: number; expiresAtMs: number }>({ max: 50_000, ttl: 15 * 60_000 });
+	/** "user:1" / "api_key:7" -> that principal's grants. */
+	readonly grants = new LRUCache<string, GrantMap>({ max: 20_000, ttl: REVOCABLE_TTL_MS });
+
+	apply(change: AuthChange): void {
+		switch (change.kind) {
+			case "user":
+				this.users.delete(change.id);
+				this.grants.delete(`user:${change.id}`);
+				// Keys act for their owner: drop them all rather than track ownership here.
+				this.keys.clear();
+				break;
+			case "api_key":
+				this.keys.delete(change.id);
+				this.grants.delete(`api_key:${change.id}`);
+				break;
+			case "grants":
+				if (change.user_id !== null) this.grants.delete(`user:${change.user_id}`);
+				if (change.api_key_id !== null) this.grants.delete(`api_key:${change.api_key_id}`);
+				break;
+		}
+	}
+
+	clear(): void {
+		this.users.clear();
+		this.keys.clear();
+		this.verifiedKeys.clear();
+		this.verifiedTokens.clear();
+		this.grants.clear();
+	}
+}

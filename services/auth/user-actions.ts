@@ -1,0 +1,172 @@
+/** Users CRUD (admin only): POST/GET /users, GET/PATCH/DELETE /users/:id. */
+import { Op } from "sequelize";
+import { fail } from "../../lib/errors";
+import { principalOf, respondCreated, respondWith, type GatewayContext } from "../../lib/meta";
+import { decodeCursor, pageParams, toPage } from "../../lib/paging";
+import { hashSecret } from "./passwords";
+import { ROLES, type RoleName } from "./principal";
+import { otherActiveAdmins, rolesByUser, setRoles, userView } from "./users";
+import type { AuthActions, AuthThis } from "./context";
+
+const ID = { type: "number", integer: true, positive: true, convert: true } as const;
+const USERNAME = { type: "string", trim: true, lowercase: true, min: 3, max: 64, pattern: /^[a-z0-9][a-z0-9_.-]*$/ } as const;
+const PASSWORD = { type: "string", min: 10, max: 256 } as const;
+const EMAIL = { type: "email", max: 254, normalize: true, optional: true, nullable: true } as const;
+const ROLE_LIST = { type: "array", items: { type: "enum", values: [...ROLES] }, min: 1, max: 3, unique: true } as const;
+
+interface CreateUserParams {
+	username: string;
+	password: string;
+	email?: string | null;
+	roles?: RoleName[];
+}
+
+interface UpdateUserParams {
+	id: number;
+	password?: string;
+	email?: string | null;
+	roles?: RoleName[];
+	is_active?: boolean;
+}
+
+async function viewOf(this: AuthThis, id: number) {
+	const { db } = this.runtime;
+	const user = await db.models.User.findByPk(id);
+	if (!user) throw fail.notFound("User");
+	return userView(user, (await rolesByUser(db, [user.id])).get(user.id) ?? []);
+}
+
+export const userActions: AuthActions = {
+	actions: {
+		createUser: {
+			rest: "POST /users",
+			permission: "users:write",
+			retryPolicy: { enabled: false },
+			params: { $$strict: true, username: USERNAME, password: PASSWORD, email: EMAIL, roles: { ...ROLE_LIST, optional: true } },
+			async handler(this: AuthThis, ctx: GatewayContext<CreateUserParams>) {
+				const { db } = this.runtime;
+				const { username, password, email, roles = ["viewer"] } = ctx.params;
+				const passwordHash = await hashSecret(password);
+				let id: number;
+				try {
+					id = await db.transaction(async (transaction) => {
+						const user = await db.models.User.create(
+							{ username, email: email ?? null, password_hash: passwordHash, last_login_at: null },
+							{ transaction },
+						);
+						await setRoles(db, transaction, user.id, roles);
+						return user.id;
+					});
+				} catch (err) {
+					if ((err as Error).name === "SequelizeUniqueConstraintError") throw fail.conflict("A user with this username or email already exists");
+					throw err;
+				}
+				respondCreated(ctx, `/users/${id}`);
+				return viewOf.call(this, id);
+			},
+		},
+
+		listUsers: {
+			rest: "GET /users",
+			permission: "users:read",
+			params: { $$strict: true, ...pageParams },
+			async handler(this: AuthThis, ctx: GatewayContext<{ limit?: number; cursor?: string }>) {
+				const { db } = this.runtime;
+				const limit = ctx.params.limit ?? 50;
+				const after = decodeCursor(ctx.params.cursor);
+				const users = await db.models.User.findAll({
+					where: after === null ? {} : { id: { [Op.gt]: after } },
+					order: [["id", "ASC"]],
+					limit: limit + 1,
+				});
+				const roles = await rolesByUser(db, users.map((u) => u.id));
+				return toPage(users, limit, (u) => u.id, (u) => userView(u, roles.get(u.id) ?? []));
+			},
+		},
+
+		getUser: {
+			rest: "GET /users/:id",
+			permission: "users:read",
+			params: { $$strict: true, id: ID },
+			handler(this: AuthThis, ctx: GatewayContext<{ id: number }>) {
+				return viewOf.call(this, ctx.params.id);
+			},
+		},
+
+		updateUser: {
+			rest: "PATCH /users/:id",
+			permission: "users:write",
+			params: {
+				$$strict: true,
+				id: ID,
+				password: { ...PASSWORD, optional: true },
+				email: EMAIL,
+				roles: { ...ROLE_LIST, optional: true },
+				is_active: { type: "boolean", optional: true, convert: true },
+			},
+			async handler(this: AuthThis, ctx: GatewayContext<UpdateUserParams>) {
+				const { db } = this.runtime;
+				const { id, password, email, roles, is_active } = ctx.params;
+				const passwordHash = password !== undefined ? await hashSecret(password) : undefined;
+				try {
+					await db.transaction(async (transaction) => {
+						const user = await db.models.User.findByPk(id, { transaction });
+						if (!user) throw fail.notFound("User");
+						const losesAdmin = (roles !== undefined && !roles.includes("admin")) || is_active === false;
+						if (losesAdmin) {
+							const current = (await rolesByUser(db, [id], transaction)).get(id) ?? [];
+							if (current.includes("admin") && (await otherActiveAdmins(db, id, transaction)) === 0) {
+								throw fail.conflict("The last active admin cannot lose the admin role or be disabled");
+							}
+						}
+						await user.update(
+							{
+								...(passwordHash !== undefined ? { password_hash: passwordHash } : {}),
+								...(email !== undefined ? { email } : {}),
+								...(is_active !== undefined ? { is_active } : {}),
+							},
+							{ transaction },
+						);
+						if (roles !== undefined) await setRoles(db, transaction, id, roles);
+					});
+				} catch (err) {
+					if ((err as Error).name === "SequelizeUniqueConstraintError") throw fail.conflict("A user with this email already exists");
+					throw err;
+				}
+				if (password !== undefined || is_active === false) {
+					// A new password or a disabled account ends every open login.
+					await db.models.RefreshToken.update(
+						{ revoked_at: new Date(), revoked_reason: password !== undefined ? "password_change" : "disabled" },
+						{ where: { user_id: id, revoked_at: null } },
+					);
+				}
+				await this.announce({ kind: "user", id });
+				return viewOf.call(this, id);
+			},
+		},
+
+		deleteUser: {
+			rest: "DELETE /users/:id",
+			permission: "users:write",
+			params: { $$strict: true, id: ID },
+			async handler(this: AuthThis, ctx: GatewayContext<{ id: number }>) {
+				const { db } = this.runtime;
+				const { id } = ctx.params;
+				if (principalOf(ctx).user_id === id) throw fail.conflict("You cannot delete yourself");
+				await db.transaction(async (transaction) => {
+					const user = await db.models.User.findByPk(id, { transaction });
+					if (!user) throw fail.notFound("User");
+					const roles = (await rolesByUser(db, [id], transaction)).get(id) ?? [];
+					if (roles.includes("admin") && (await otherActiveAdmins(db, id, transaction)) === 0) {
+						throw fail.conflict("The last active admin cannot be deleted");
+					}
+					// Its keys, grants, refresh tokens and webhooks go with it (foreign keys cascade).
+					await user.destroy({ transaction });
+				});
+				await this.announce({ kind: "user", id });
+				respondWith(ctx, 204);
+				return null;
+			},
+		},
+	},
+};

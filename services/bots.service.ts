@@ -1,0 +1,329 @@
+/**
+ * bots: the bot registry (tokens sealed at rest, never returned or logged), the Telegram webhook of
+ * each bot, and the durable outbound queue that sends within Telegram's flood limits. One sender per
+ * bot runs in the whole cluster (a lease); every node scans for due messages and takes the leases
+ * that are free.
+ */
+import { randomBytes } from "node:crypto";
+import type { Context, Service, ServiceSchema, ServiceSettingSchema } from "moleculer";
+import { Op } from "sequelize";
+import { fail } from "../lib/errors";
+import { LeaseRunner } from "../lib/lease";
+import { metricsOf } from "../lib/metrics";
+import { principalOf, respondCreated, respondWith, type GatewayContext } from "../lib/meta";
+import { decodeCursor, pageParams, toPage } from "../lib/paging";
+import { runtimeOf, type Runtime } from "../lib/runtime";
+import { iso } from "../lib/time";
+import { publishEvents } from "./broker/publish";
+import { enqueueMessage, type EnqueueParams } from "./bots/outbox";
+import { queueStatsActions } from "./bots/queue-stats";
+import { BOT_TOKEN, botToken, botView, identifyBot, newBotSecrets, webhookUrl } from "./bots/registry";
+import { rotateEncryptionKeys } from "./bots/key-rotation";
+import { drainBotQueue, type Settled } from "./bots/sender";
+
+const ID = { type: "number", integer: true, positive: true, convert: true } as const;
+const SENDER_LEASE_MS = 10_000;
+const SENDER_SCAN_MS = 1_000;
+
+interface BotsLocalVars {
+	runtime: Runtime;
+	leases: LeaseRunner;
+	senders: Set<Promise<boolean>>;
+	scanTimer?: NodeJS.Timeout;
+}
+
+interface BotsMethods {
+	scheduleSenders(botIds?: number[]): Promise<void>;
+	announce(botId: number): Promise<void>;
+	/** Tells Telegram where to push (webhook mode) or makes sure getUpdates may poll (polling mode). */
+	connectTelegram(token: string, bot: { mode: string; webhook_path: string }, secret: string): Promise<void>;
+}
+
+type BotsThis = Service<ServiceSettingSchema> & BotsLocalVars & BotsMethods;
+
+interface CreateParams {
+	token: string;
+	display_name?: string;
+	description?: string;
+}
+
+const BotsService: ServiceSchema<ServiceSettingSchema, BotsThis> = {
+	name: "bots",
+	mixins: [queueStatsActions as Partial<ServiceSchema>],
+	settings: { rest: "/" },
+
+	actions: {
+		create: {
+			rest: "POST /bots",
+			permission: "bots:write",
+			retryPolicy: { enabled: false },
+			timeout: 30_000,
+			params: {
+				$$strict: true,
+				token: { type: "string", trim: true, pattern: BOT_TOKEN, messages: { stringPattern: "The 'token' field must be a Telegram bot token (<bot id>:<secret>)." } },
+				display_name: { type: "string", trim: true, min: 1, max: 128, optional: true },
+				description: { type: "string", max: 2_000, optional: true },
+			},
+			async handler(this: BotsThis, ctx: GatewayContext<CreateParams>) {
+				const { db, config, telegram } = this.runtime;
+				const { token, display_name, description } = ctx.params;
+				const me = await identifyBot(telegram, token);
+				const existing = await db.models.Bot.findOne({ where: { telegram_id: me.id } });
+				if (existing?.is_active) throw fail.conflict(`This bot (@${me.username ?? me.id}) is already registered as bot ${existing.id}`);
+
+				const secrets = newBotSecrets(config.encryptionKeys, token);
+				const fields = {
+					username: (me.username ?? String(me.id)).slice(0, 64),
+					display_name: display_name ?? me.first_name.slice(0, 128),
+					description: description ?? null,
+					token_ciphertext: secrets.token_ciphertext,
+					webhook_secret_ciphertext: secrets.webhook_secret_ciphertext,
+					key_id: secrets.key_id,
+					webhook_path: secrets.webhook_path,
+					mode: config.publicUrl ? ("webhook" as const) : ("polling" as const),
+					last_error: null,
+				};
+				// A bot registered before and deleted since comes back with its chats and history.
+				const previous = existing?.get({ plain: true });
+				const bot = existing
+					? await existing.update({ ...fields, is_active: true, polling_offset: 0 })
+					: await db.models.Bot.create({ ...fields, telegram_id: me.id, created_by_user_id: principalOf(ctx).user_id || null });
+				try {
+					await this.connectTelegram(token, bot, secrets.webhookSecret);
+				} catch (err) {
+					if (previous) await bot.update({ ...previous, is_active: false });
+					else await bot.destroy();
+					throw err;
+				}
+				await this.announce(bot.id);
+				respondCreated(ctx, `/bots/${bot.id}`);
+				return botView(bot, config.publicUrl);
+			},
+		},
+
+		list: {
+			rest: "GET /bots",
+			permission: "bots:read",
+			params: { $$strict: true, ...pageParams, is_active: { type: "boolean", convert: true, optional: true } },
+			async handler(this: BotsThis, ctx: GatewayContext<{ limit?: number; cursor?: string; is_active?: boolean }>) {
+				const limit = ctx.params.limit ?? 50;
+				const after = decodeCursor(ctx.params.cursor);
+				const rows = await this.runtime.db.models.Bot.findAll({
+					where: {
+						...(after === null ? {} : { id: { [Op.gt]: after } }),
+						...(ctx.params.is_active === undefined ? {} : { is_active: ctx.params.is_active }),
+					},
+					order: [["id", "ASC"]],
+					limit: limit + 1,
+				});
+				return toPage(rows, limit, (b) => b.id, (b) => botView(b, this.runtime.config.publicUrl));
+			},
+		},
+
+		get: {
+			rest: "GET /bots/:id",
+			permission: "bots:read",
+			params: { $$strict: true, id: ID },
+			async handler(this: BotsThis, ctx: GatewayContext<{ id: number }>) {
+				const bot = await this.runtime.db.models.Bot.findByPk(ctx.params.id);
+				if (!bot) throw fail.notFound("Bot");
+				return botView(bot, this.runtime.config.publicUrl);
+			},
+		},
+
+		update: {
+			rest: "PATCH /bots/:id",
+			permission: "bots:write",
+			params: {
+				$$strict: true,
+				id: ID,
+				display_name: { type: "string", trim: true, min: 1, max: 128, optional: true },
+				description: { type: "string", max: 2_000, optional: true, nullable: true },
+			},
+			async handler(this: BotsThis, ctx: GatewayContext<{ id: number; display_name?: string; description?: string | null }>) {
+				const bot = await this.runtime.db.models.Bot.findByPk(ctx.params.id);
+				if (!bot) throw fail.notFound("Bot");
+				const { display_name, description } = ctx.params;
+				await bot.update({ ...(display_name !== undefined ? { display_name } : {}), ...(description !== undefined ? { description } : {}) });
+				return botView(bot, this.runtime.config.publicUrl);
+			},
+		},
+
+		/** Deleting a bot deactivates it: its chats and history stay; its webhook, poller and webhook subscriptions stop. */
+		remove: {
+			rest: "DELETE /bots/:id",
+			permission: "bots:write",
+			timeout: 30_000,
+			params: { $$strict: true, id: ID },
+			async handler(this: BotsThis, ctx: GatewayContext<{ id: number }>) {
+				const { db, config, telegram } = this.runtime;
+				const bot = await db.models.Bot.findByPk(ctx.params.id);
+				if (!bot) throw fail.notFound("Bot");
+				if (bot.is_active) {
+					await db.transaction(async (t) => {
+						await bot.update({ is_active: false }, { transaction: t });
+						await db.models.Webhook.update({ is_active: false, disabled_reason: "bot deleted" }, { where: { bot_id: bot.id, is_active: true }, transaction: t });
+					});
+					if (bot.mode === "webhook") {
+						try {
+							await telegram.deleteWebhook(botToken(config.encryptionKeys, bot));
+						} catch (err) {
+							// The bot is off here either way: pushes for it now get 404.
+							this.logger.warn(`Bot ${bot.id}: deleteWebhook failed (${(err as Error).message})`);
+							await bot.update({ last_error: "deleteWebhook failed when the bot was deleted" });
+						}
+					}
+					await this.announce(bot.id);
+				}
+				respondWith(ctx, 204);
+				return null;
+			},
+		},
+
+		/** Telegram's view of a bot's webhook (REPL and operators). */
+		webhookInfo: {
+			permission: "bots:read",
+			params: { id: ID },
+			async handler(this: BotsThis, ctx: GatewayContext<{ id: number }>) {
+				const bot = await this.runtime.db.models.Bot.findByPk(ctx.params.id);
+				if (!bot) throw fail.notFound("Bot");
+				const info = await this.runtime.telegram.getWebhookInfo(botToken(this.runtime.config.encryptionKeys, bot));
+				// The URL holds the bot's webhook path: show whether it is ours, not the path itself.
+				const expected = this.runtime.config.publicUrl ? webhookUrl(this.runtime.config.publicUrl, bot.webhook_path) : null;
+				return {
+					bot_id: bot.id,
+					mode: bot.mode,
+					webhook_set: info.url !== "",
+					webhook_is_ours: expected !== null && info.url === expected,
+					pending_update_count: info.pending_update_count,
+					last_error_date: info.last_error_date ? iso(info.last_error_date * 1000) : null,
+					last_error_message: info.last_error_message ?? null,
+				};
+			},
+		},
+
+		/** Queues an outgoing message (chats.send calls this after its ACL check). */
+		enqueue: {
+			visibility: "public",
+			retryPolicy: { enabled: false },
+			params: {
+				chat_id: ID,
+				text: { type: "string", min: 1, max: 4096 },
+				parse_mode: { type: "enum", values: ["HTML", "Markdown", "MarkdownV2"], optional: true },
+				reply_to_message_id: { type: "number", integer: true, positive: true, optional: true },
+				disable_notification: { type: "boolean", optional: true },
+				client_key: { type: "string", max: 128, optional: true },
+				sent_by: { type: "string", max: 64 },
+			},
+			async handler(this: BotsThis, ctx: Context<EnqueueParams>) {
+				const result = await enqueueMessage(this.runtime.db, ctx.params);
+				if (result.created) void this.scheduleSenders([result.message.bot_id]);
+				await this.broker.broadcast("outbound.kick", { bot_id: result.message.bot_id });
+				return result.message;
+			},
+		},
+
+		/** Re-seals every bot token, Telegram webhook secret and webhook signing secret under the active key (also `npm run cli -- bots rotate-key`). */
+		rotateKeys: {
+			visibility: "public",
+			permission: "bots:write",
+			async handler(this: BotsThis) {
+				const result = await rotateEncryptionKeys(this.runtime.db, this.runtime.config.encryptionKeys);
+				await this.broker.broadcast("bots.changed", {});
+				return result;
+			},
+		},
+	},
+
+	events: {
+		"outbound.kick"(this: BotsThis, ctx: Context<{ bot_id?: number }>) {
+			void this.scheduleSenders(ctx.params.bot_id ? [ctx.params.bot_id] : undefined);
+		},
+	},
+
+	methods: {
+		async connectTelegram(this: BotsThis, token, bot, secret) {
+			const { telegram, config } = this.runtime;
+			try {
+				if (bot.mode === "webhook" && config.publicUrl) {
+					await telegram.setWebhook(token, { url: webhookUrl(config.publicUrl, bot.webhook_path), secret_token: secret, max_connections: 40 });
+				} else {
+					// A webhook left by an earlier owner would make every getUpdates fail with 409.
+					await telegram.deleteWebhook(token);
+				}
+			} catch (err) {
+				this.logger.warn(`Telegram refused to set up the bot: ${(err as Error).message}`);
+				throw fail.unavailable("Telegram (setWebhook)");
+			}
+		},
+
+		async announce(this: BotsThis, botId: number) {
+			await this.broker.broadcast("bots.changed", { bot_id: botId });
+		},
+
+		/** Takes the sender lease of every bot with due messages that no node is sending for. */
+		async scheduleSenders(this: BotsThis, botIds?: number[]): Promise<void> {
+			const { db } = this.runtime;
+			let due: number[];
+			try {
+				due =
+					botIds ??
+					(
+						await db.models.OutboundQueueItem.findAll({
+							attributes: ["bot_id"],
+							where: { next_attempt_at: { [Op.lte]: new Date() } },
+							group: ["bot_id"],
+							raw: true,
+						})
+					).map((r) => Number(r.bot_id));
+			} catch (err) {
+				this.logger.warn("Cannot scan the outbound queue:", (err as Error).message);
+				return;
+			}
+			for (const botId of due) {
+				const key = `sender:bot:${botId}`;
+				if (this.leases.isRunning(key)) continue;
+				const deps = {
+					db,
+					keys: this.runtime.config.encryptionKeys,
+					telegram: this.runtime.telegram,
+					state: this.runtime.state,
+					logger: this.logger,
+					settled: async (events: Parameters<typeof publishEvents>[1], settled: Settled[]) => {
+						await publishEvents(this.broker, events);
+						for (const item of settled) await this.broker.broadcast("outbound.settled", item);
+					},
+				};
+				const running = this.leases.run(key, (signal) =>
+					drainBotQueue(deps, botId, signal).catch((err: unknown) => {
+						this.logger.warn(`Bot ${botId}: sender stopped (${(err as Error).message}); it resumes on the next scan`);
+					}),
+				);
+				this.senders.add(running);
+				void running.finally(() => this.senders.delete(running));
+			}
+		},
+	},
+
+	created(this: BotsThis) {
+		this.runtime = runtimeOf(this.broker);
+		this.leases = new LeaseRunner(this.runtime.state, `${this.broker.nodeID}:${randomBytes(4).toString("hex")}`, { ttlMs: SENDER_LEASE_MS });
+		this.senders = new Set();
+	},
+
+	async started(this: BotsThis) {
+		this.scanTimer = setInterval(() => void this.scheduleSenders(), SENDER_SCAN_MS);
+		this.scanTimer.unref();
+		void this.scheduleSenders();
+		metricsOf(this.broker).sample("send_queue_depth", this.name, () => this.runtime.db.models.OutboundQueueItem.count());
+	},
+
+	async stopped(this: BotsThis) {
+		metricsOf(this.broker).withdraw("send_queue_depth", this.name);
+		clearInterval(this.scanTimer);
+		this.leases.abortAll();
+		await Promise.allSettled([...this.senders]);
+	},
+};
+
+export default BotsService;

@@ -1,0 +1,94 @@
+/**
+ * Putting an outgoing message on the queue: the message row (status "queued") and its queue row in
+ * one transaction. A client key (the POST's Idempotency-Key) makes a retried request return the
+ * message the first one queued instead of sending it twice.
+ */
+import type { Database } from "../../lib/db/connection";
+import { fail } from "../../lib/errors";
+import { messageView, type MessageRow, type MessageView } from "../chats/views";
+
+export interface EnqueueParams {
+	chat_id: number;
+	text: string;
+	parse_mode?: "HTML" | "Markdown" | "MarkdownV2";
+	reply_to_message_id?: number;
+	disable_notification?: boolean;
+	client_key?: string;
+	/** Who asked: "user:1", "api_key:7". */
+	sent_by: string;
+}
+
+export async function enqueueMessage(db: Database, params: EnqueueParams): Promise<{ message: MessageView; created: boolean }> {
+	const chat = await db.models.Chat.findByPk(params.chat_id, { raw: true });
+	if (!chat) throw fail.notFound("Chat");
+	const bot = await db.models.Bot.findByPk(chat.bot_id, { attributes: ["id", "is_active", "telegram_id", "username", "display_name"], raw: true });
+	if (!bot?.is_active) throw fail.conflict("This chat's bot is deleted; it cannot send");
+	if (params.client_key) {
+		const earlier = await db.models.Message.findOne({ where: { chat_id: chat.id, client_key: params.client_key }, raw: true });
+		if (earlier) return { message: messageView(earlier as unknown as MessageRow), created: false };
+	}
+	const request: Record<string, unknown> = { chat_id: Number(chat.telegram_id), text: params.text };
+	if (params.parse_mode) request.parse_mode = params.parse_mode;
+	if (params.disable_notification !== undefined) request.disable_notification = params.disable_notification;
+	if (params.reply_to_message_id !== undefined) {
+		request.reply_parameters = { message_id: params.reply_to_message_id, allow_sending_without_reply: true };
+	}
+	try {
+		const message = await db.transaction(async (t) => {
+			const row = await db.models.Message.create(
+				{
+					seq: null,
+					bot_id: Number(chat.bot_id),
+					chat_id: Number(chat.id),
+					telegram_message_id: null,
+					direction: "outgoing",
+					type: "text",
+					text: params.text,
+					caption: null,
+					entities: null,
+					media: null,
+					// The bot is the sender; Telegram's answer confirms it when the message goes out.
+					from_telegram_id: Number(bot.telegram_id),
+					from_username: bot.username,
+					from_first_name: bot.display_name,
+					from_last_name: null,
+					from_is_bot: true,
+					reply_to_message_id: params.reply_to_message_id ?? null,
+					thread_id: null,
+					media_group_id: null,
+					date: null,
+					edit_date: null,
+					status: "queued",
+					error: null,
+					update_row_id: null,
+					sent_by: params.sent_by,
+					client_key: params.client_key ?? null,
+				},
+				{ transaction: t },
+			);
+			await db.models.OutboundQueueItem.create(
+				{
+					message_id: row.id,
+					bot_id: Number(chat.bot_id),
+					chat_telegram_id: Number(chat.telegram_id),
+					chat_kind: chat.type === "private" ? "private" : "group",
+					request: JSON.stringify(request),
+					next_attempt_at: new Date(),
+					lease_owner: null,
+					lease_until: null,
+					last_error: null,
+				},
+				{ transaction: t },
+			);
+			return row;
+		});
+		return { message: messageView(message.get({ plain: true }) as MessageRow), created: true };
+	} catch (err) {
+		// Two requests with the same client key raced: the other one queued it.
+		if ((err as Error).name === "SequelizeUniqueConstraintError" && params.client_key) {
+			const earlier = await db.models.Message.findOne({ where: { chat_id: chat.id, client_key: params.client_key }, raw: true });
+			if (earlier) return { message: messageView(earlier as unknown as MessageRow), created: false };
+		}
+		throw err;
+	}
+}

@@ -1,0 +1,230 @@
+/**
+ * chats: the chats and message history a principal may read (the chat ACL of auth decides), one
+ * message by id, and the send command: check can_send, queue the message with the bots service,
+ * then wait up to 5 s for Telegram's answer (201 sent, 202 still queued).
+ */
+import type { Context, Service, ServiceSchema, ServiceSettingSchema } from "moleculer";
+import { Op, type WhereOptions } from "sequelize";
+import { fail, GatewayError } from "../lib/errors";
+import { principalOf, respondCreated, respondWith, type GatewayContext } from "../lib/meta";
+import { decodeCursor, pageParams, toPage } from "../lib/paging";
+import { runtimeOf, type Runtime } from "../lib/runtime";
+import { principalKey } from "./auth/principal";
+import type { Right } from "./auth/grants";
+import type { Settled } from "./bots/sender";
+import { chatView, messageView, type MessageRow, type MessageView } from "./chats/views";
+
+const ID = { type: "number", integer: true, positive: true, convert: true } as const;
+const SEQ = { type: "number", integer: true, min: 0, convert: true, optional: true } as const;
+const SEND_WAIT_MS = 5_000;
+
+interface ChatsLocalVars {
+	runtime: Runtime;
+	/** message id -> callbacks waiting for its outbound.settled. */
+	waiters: Map<number, Array<(settled: Settled) => void>>;
+}
+
+interface ChatsMethods {
+	requireChat(ctx: GatewayContext, chatId: number, right: Right): Promise<void>;
+	waitForSettled(messageId: number, ms: number): Promise<Settled | null>;
+	loadMessage(id: number): Promise<MessageView>;
+}
+
+type ChatsThis = Service<ServiceSettingSchema> & ChatsLocalVars & ChatsMethods;
+
+interface MessagesParams {
+	id: number;
+	limit?: number;
+	cursor?: string;
+	before_seq?: number;
+	after_seq?: number;
+}
+
+interface SendParams {
+	id: number;
+	text: string;
+	parse_mode?: "HTML" | "Markdown" | "MarkdownV2";
+	reply_to_message_id?: number;
+	disable_notification?: boolean;
+}
+
+const ChatsService: ServiceSchema<ServiceSettingSchema, ChatsThis> = {
+	name: "chats",
+	settings: { rest: "/" },
+
+	actions: {
+		list: {
+			rest: "GET /chats",
+			permission: "chats:read",
+			params: { $$strict: true, ...pageParams, bot_id: { ...ID, optional: true } },
+			async handler(this: ChatsThis, ctx: GatewayContext<{ limit?: number; cursor?: string; bot_id?: number }>) {
+				const limit = ctx.params.limit ?? 50;
+				const after = decodeCursor(ctx.params.cursor);
+				const access = await ctx.call<{ all: boolean; chat_ids: number[] }, { right: Right }>("auth.chatAccess", { right: "can_read" });
+				if (!access.all && access.chat_ids.length === 0) return { data: [], next_cursor: null };
+				const ids: WhereOptions = access.all ? {} : { id: { [Op.in]: access.chat_ids } };
+				const rows = await this.runtime.db.models.Chat.findAll({
+					where: {
+						[Op.and]: [
+							ids,
+							after === null ? {} : { id: { [Op.gt]: after } },
+							ctx.params.bot_id === undefined ? {} : { bot_id: ctx.params.bot_id },
+						],
+					},
+					order: [["id", "ASC"]],
+					limit: limit + 1,
+				});
+				return toPage(rows, limit, (c) => c.id, chatView);
+			},
+		},
+
+		get: {
+			rest: "GET /chats/:id",
+			permission: "chats:read",
+			params: { $$strict: true, id: ID },
+			async handler(this: ChatsThis, ctx: GatewayContext<{ id: number }>) {
+				const chat = await this.runtime.db.models.Chat.findByPk(ctx.params.id);
+				if (!chat) throw fail.notFound("Chat");
+				await this.requireChat(ctx, chat.id, "can_read");
+				return chatView(chat);
+			},
+		},
+
+		/**
+		 * History, newest first; with `after_seq`, oldest first from there. `next_cursor` continues in
+		 * the same direction.
+		 */
+		messages: {
+			rest: "GET /chats/:id/messages",
+			permission: "messages:read",
+			params: { $$strict: true, id: ID, ...pageParams, before_seq: SEQ, after_seq: SEQ },
+			async handler(this: ChatsThis, ctx: GatewayContext<MessagesParams>) {
+				const { id, before_seq, after_seq } = ctx.params;
+				const chat = await this.runtime.db.models.Chat.findByPk(id, { attributes: ["id"] });
+				if (!chat) throw fail.notFound("Chat");
+				await this.requireChat(ctx, id, "can_read");
+				const limit = ctx.params.limit ?? 50;
+				const cursor = decodeCursor(ctx.params.cursor);
+				const ascending = after_seq !== undefined;
+				const bounds: Record<symbol, number> = { [Op.ne]: null as unknown as number };
+				if (ascending) bounds[Op.gt] = cursor ?? after_seq;
+				else {
+					const before = cursor ?? before_seq;
+					if (before !== undefined) bounds[Op.lt] = before;
+				}
+				const rows = await this.runtime.db.models.Message.findAll({
+					where: { chat_id: id, seq: bounds },
+					order: [["seq", ascending ? "ASC" : "DESC"]],
+					limit: limit + 1,
+					raw: true,
+				});
+				return toPage(rows as unknown as MessageRow[], limit, (m) => Number(m.seq), messageView);
+			},
+		},
+
+		getMessage: {
+			rest: "GET /messages/:id",
+			permission: "messages:read",
+			params: { $$strict: true, id: ID },
+			async handler(this: ChatsThis, ctx: GatewayContext<{ id: number }>) {
+				const message = await this.loadMessage(ctx.params.id);
+				await this.requireChat(ctx, message.chat_id, "can_read");
+				return message;
+			},
+		},
+
+		send: {
+			rest: "POST /chats/:id/messages",
+			permission: "messages:send",
+			// A retried call could send twice: the Idempotency-Key header is the safe way to retry.
+			retryPolicy: { enabled: false },
+			timeout: 15_000,
+			params: {
+				$$strict: true,
+				id: ID,
+				text: { type: "string", min: 1, max: 4096 },
+				parse_mode: { type: "enum", values: ["HTML", "Markdown", "MarkdownV2"], optional: true },
+				reply_to_message_id: { ...ID, optional: true },
+				disable_notification: { type: "boolean", convert: true, optional: true },
+			},
+			async handler(this: ChatsThis, ctx: GatewayContext<SendParams> & Context<SendParams, { idempotencyKey?: string }>) {
+				const principal = principalOf(ctx);
+				const { id, text, parse_mode, reply_to_message_id, disable_notification } = ctx.params;
+				const chat = await this.runtime.db.models.Chat.findByPk(id, { attributes: ["id"] });
+				if (!chat) throw fail.notFound("Chat");
+				await this.requireChat(ctx, id, "can_send");
+				const idempotencyKey = ctx.meta.idempotencyKey;
+				const queued = await ctx.call<MessageView, Record<string, unknown>>("bots.enqueue", {
+					chat_id: id,
+					text,
+					...(parse_mode ? { parse_mode } : {}),
+					...(reply_to_message_id !== undefined ? { reply_to_message_id } : {}),
+					...(disable_notification !== undefined ? { disable_notification } : {}),
+					...(idempotencyKey ? { client_key: `${principalKey(principal)}:${idempotencyKey}` } : {}),
+					sent_by: principalKey(principal),
+				});
+				const settled = queued.status === "queued" ? await this.waitForSettled(queued.id, SEND_WAIT_MS) : null;
+				const message = settled || queued.status !== "queued" ? await this.loadMessage(queued.id) : queued;
+				if (message.status === "failed") {
+					throw new GatewayError("BAD_REQUEST", `Telegram refused the message: ${message.error ?? "unknown error"}`, {
+						message_id: message.id,
+						...(settled?.telegram_error_code ? { telegram_error_code: settled.telegram_error_code } : {}),
+					});
+				}
+				if (message.status === "sent") respondCreated(ctx, `/messages/${message.id}`);
+				else respondWith(ctx, 202);
+				return message;
+			},
+		},
+	},
+
+	events: {
+		"outbound.settled"(this: ChatsThis, ctx: Context<Settled>) {
+			const waiting = this.waiters.get(ctx.params.message_id);
+			if (!waiting) return;
+			this.waiters.delete(ctx.params.message_id);
+			for (const resolve of waiting) resolve(ctx.params);
+		},
+	},
+
+	methods: {
+		async requireChat(this: ChatsThis, ctx: GatewayContext, chatId: number, right: Right): Promise<void> {
+			const allowed = await ctx.call<boolean, { chat_id: number; right: Right }>("auth.can", { chat_id: chatId, right });
+			if (!allowed) throw fail.forbidden(`Needs ${right} on chat ${chatId}`);
+		},
+
+		async loadMessage(this: ChatsThis, id: number): Promise<MessageView> {
+			const row = await this.runtime.db.models.Message.findByPk(id, { raw: true });
+			if (!row) throw fail.notFound("Message");
+			return messageView(row as unknown as MessageRow);
+		},
+
+		/** Resolves with the message's outcome, or null when it is still queued after `ms`. */
+		async waitForSettled(this: ChatsThis, messageId: number, ms: number): Promise<Settled | null> {
+			return new Promise<Settled | null>((resolve) => {
+				const done = (settled: Settled | null) => {
+					clearTimeout(timer);
+					const list = this.waiters.get(messageId)?.filter((w) => w !== onSettled);
+					if (list && list.length > 0) this.waiters.set(messageId, list);
+					else this.waiters.delete(messageId);
+					resolve(settled);
+				};
+				const onSettled = (settled: Settled) => done(settled);
+				const timer = setTimeout(() => done(null), ms);
+				this.waiters.set(messageId, [...(this.waiters.get(messageId) ?? []), onSettled]);
+				// It may have been settled before this waiter was registered.
+				void this.runtime.db.models.Message.findByPk(messageId, { attributes: ["status"], raw: true }).then(
+					(row) => row && row.status !== "queued" && done({ message_id: messageId, status: row.status as Settled["status"] }),
+					() => undefined,
+				);
+			});
+		},
+	},
+
+	created(this: ChatsThis) {
+		this.runtime = runtimeOf(this.broker);
+		this.waiters = new Map();
+	},
+};
+
+export default ChatsService;

@@ -1,0 +1,184 @@
+/**
+ * ingest: the Telegram receiver. Webhook pushes arrive through the api gateway's
+ * /api/v1/telegram/webhook/<path> route; bots without a public URL are long-polled here (one poller
+ * per bot in the whole cluster). Either way an update is checked, normalised and stored exactly once
+ * (group commit, services/ingest/store.ts), and Telegram's 2xx only follows the commit.
+ */
+import { randomBytes } from "node:crypto";
+import type { Context, Service, ServiceSchema, ServiceSettingSchema } from "moleculer";
+import { Op } from "sequelize";
+import { fail, toApiError } from "../lib/errors";
+import { LeaseRunner } from "../lib/lease";
+import { metricsOf } from "../lib/metrics";
+import { runtimeOf, type Runtime } from "../lib/runtime";
+import { publishEvents } from "./broker/publish";
+import { Batcher } from "./ingest/batcher";
+import { BotRoutes, secretMatches } from "./ingest/bot-routes";
+import { NormalizeError, normalizeUpdate } from "./ingest/normalize";
+import { pollBot } from "./ingest/poller";
+import { forgetChats, storeUpdates, type ChatCache, type IncomingUpdate, type StoreOptions } from "./ingest/store";
+
+const WEBHOOK_PATH = /^[0-9a-f]{64}$/;
+const POLLER_LEASE_MS = 15_000;
+const POLLER_SCAN_MS = 5_000;
+
+interface ReceiveParams {
+	params: { path: string };
+	body: Record<string, unknown>;
+}
+
+interface IngestLocalVars {
+	runtime: Runtime;
+	routes: BotRoutes;
+	chatCache: ChatCache;
+	batcher: Batcher<IncomingUpdate, boolean>;
+	leases: LeaseRunner;
+	pollers: Set<Promise<boolean>>;
+	scanTimer?: NodeJS.Timeout;
+}
+
+interface IngestMethods {
+	store(items: IncomingUpdate[], options?: StoreOptions): Promise<boolean[]>;
+	schedulePollers(): Promise<void>;
+}
+
+type IngestThis = Service<ServiceSettingSchema> & IngestLocalVars & IngestMethods;
+
+const IngestService: ServiceSchema<ServiceSettingSchema, IngestThis> = {
+	name: "ingest",
+	settings: { rest: "/" },
+
+	actions: {
+		/** Operators' view (REPL `stats`): updates stored by the whole cluster in the last window. */
+		stats: {
+			permission: "system:read",
+			params: { $$strict: true, window_seconds: { type: "number", integer: true, min: 1, max: 3_600, optional: true, convert: true } },
+			async handler(this: IngestThis, ctx: Context<{ window_seconds?: number }>) {
+				const windowSeconds = ctx.params.window_seconds ?? 60;
+				const since = new Date(Date.now() - windowSeconds * 1_000);
+				const updates = await this.runtime.db.models.TelegramUpdate.count({ where: { received_at: { [Op.gte]: since } } });
+				return { window_seconds: windowSeconds, updates };
+			},
+		},
+
+		/** Called by the api gateway's Telegram route; answers only after the update is committed. */
+		receive: {
+			retryPolicy: { enabled: false },
+			params: {
+				params: { type: "object", props: { path: { type: "string", max: 128 } } },
+				body: { type: "object" },
+				query: { type: "object", optional: true },
+			},
+			async handler(this: IngestThis, ctx: Context<ReceiveParams, { telegramSecret?: string }>) {
+				const path = ctx.params.params.path;
+				const route = WEBHOOK_PATH.test(path) ? await this.routes.find(path) : null;
+				const rejected = metricsOf(this.broker).updatesRejected;
+				if (!route || !route.active) {
+					rejected.inc({ reason: "unknown_webhook" });
+					throw fail.notFound("Webhook");
+				}
+				if (!secretMatches(route, ctx.meta.telegramSecret)) {
+					rejected.inc({ reason: "bad_secret" });
+					throw fail.unauthorized("Missing or wrong X-Telegram-Bot-Api-Secret-Token");
+				}
+				let update;
+				try {
+					update = normalizeUpdate(ctx.params.body);
+				} catch (err) {
+					if (err instanceof NormalizeError) {
+						rejected.inc({ reason: "malformed" });
+						throw fail.validation([{ field: err.field, message: err.message }]);
+					}
+					throw err;
+				}
+				const duplicate = await this.batcher.submit({ botId: route.botId, update, raw: JSON.stringify(ctx.params.body) });
+				return { ok: true, ...(duplicate ? { duplicate: true } : {}) };
+			},
+		},
+	},
+
+	events: {
+		/** A bot was added, changed mode, or deleted: forget its route, stop or start its poller. */
+		async "bots.changed"(this: IngestThis, ctx: Context<{ bot_id?: number }>) {
+			this.routes.clear();
+			const botId = ctx.params.bot_id;
+			if (botId !== undefined && this.leases.isRunning(`poller:bot:${botId}`)) {
+				const bot = await this.runtime.db.models.Bot.findByPk(botId, { attributes: ["is_active", "mode"], raw: true }).catch(() => null);
+				if (bot && (!bot.is_active || bot.mode !== "polling")) this.leases.abort(`poller:bot:${botId}`);
+			}
+			await this.schedulePollers();
+		},
+	},
+
+	methods: {
+		/** Stores a batch, publishes its events, and tells each update whether it was a duplicate. */
+		async store(this: IngestThis, items: IncomingUpdate[], options: StoreOptions = {}): Promise<boolean[]> {
+			try {
+				const result = await storeUpdates(this.runtime.db, items, this.chatCache, options);
+				const metrics = metricsOf(this.broker);
+				metrics.updatesReceived.inc(items.length);
+				metrics.updatesDuplicate.inc(result.duplicates.filter(Boolean).length);
+				await publishEvents(this.broker, result.events);
+				return result.duplicates;
+			} catch (err) {
+				forgetChats(this.chatCache, items);
+				throw err;
+			}
+		},
+
+		/** Starts a poller for every polling bot whose lease this node can take. */
+		async schedulePollers(this: IngestThis): Promise<void> {
+			let bots;
+			try {
+				bots = await this.runtime.db.models.Bot.findAll({ where: { mode: "polling", is_active: true }, attributes: ["id"], raw: true });
+			} catch (err) {
+				this.logger.warn("Cannot list polling bots:", (err as Error).message);
+				return;
+			}
+			for (const { id } of bots) {
+				const key = `poller:bot:${id}`;
+				if (this.leases.isRunning(key)) continue;
+				const deps = {
+					db: this.runtime.db,
+					keys: this.runtime.config.encryptionKeys,
+					telegram: this.runtime.telegram,
+					logger: this.logger,
+					longPollSeconds: 25,
+					store: (items: IncomingUpdate[], options: StoreOptions) => this.store(items, options),
+				};
+				const running = this.leases.run(key, (signal) => pollBot(deps, Number(id), signal));
+				this.pollers.add(running);
+				void running.finally(() => this.pollers.delete(running));
+			}
+		},
+	},
+
+	created(this: IngestThis) {
+		this.runtime = runtimeOf(this.broker);
+		const { db, config, state } = this.runtime;
+		this.routes = new BotRoutes(db, config.encryptionKeys);
+		this.chatCache = new Map();
+		this.batcher = new Batcher<IncomingUpdate, boolean>({
+			write: (items) => this.store(items),
+			maxBatch: 256,
+			concurrency: db.dialect === "sqlite" ? 1 : 4,
+			isUnavailable: (err) => toApiError(err).status === 503,
+		});
+		this.leases = new LeaseRunner(state, `${this.broker.nodeID}:${randomBytes(4).toString("hex")}`, { ttlMs: POLLER_LEASE_MS });
+		this.pollers = new Set();
+	},
+
+	async started(this: IngestThis) {
+		await this.schedulePollers();
+		this.scanTimer = setInterval(() => void this.schedulePollers(), POLLER_SCAN_MS);
+		this.scanTimer.unref();
+	},
+
+	async stopped(this: IngestThis) {
+		clearInterval(this.scanTimer);
+		this.leases.abortAll();
+		await Promise.allSettled([...this.pollers]);
+	},
+};
+
+export default IngestService;

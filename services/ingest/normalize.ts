@@ -1,0 +1,163 @@
+/**
+ * normalizeUpdate: a raw Telegram Update (parsed JSON) -> the gateway's NormalizedUpdate (./types.ts).
+ *
+ * Pure, no I/O. The only input it rejects is one that is not an Update at all: not a JSON object, or
+ * without a safe-integer `update_id` >= 0 (NormalizeError names the field, the caller answers 400).
+ * Anything else is accepted, however odd: every top-level key but `update_id` with a non-null value
+ * becomes one item, in the update's key order, so an unknown or future kind is kept raw, and a message
+ * kind Telegram sent in a shape we cannot use (no numeric chat.id or message_id) is kept raw as well.
+ */
+import { intOrNull, isInt, isObject, messageContent, own, stringOrNull, truncate, unixTimeOrNull, type JsonObject } from "./message-content";
+import type { ChatInfo, MessageInfo, MessageKind, NormalizedUpdate, SenderInfo, UpdateItem } from "./types";
+
+/** The input is not an Update; `field` names what is wrong ("update" for the whole body). */
+export class NormalizeError extends Error {
+	readonly field: string;
+
+	constructor(message: string, field: string) {
+		super(message);
+		this.name = "NormalizeError";
+		this.field = field;
+	}
+}
+
+/** Column sizes of `chats` / `messages` (migrations/0001-initial-schema.ts). */
+const MAX = { kind: 64, type: 32, title: 255, username: 64, name: 255, media_group_id: 64 } as const;
+
+/** The update kinds that carry a Message, and whether they are an edit of one. */
+const MESSAGE_KINDS: ReadonlyMap<string, boolean> = new Map<MessageKind, boolean>([
+	["message", false],
+	["edited_message", true],
+	["channel_post", false],
+	["edited_channel_post", true],
+	["business_message", false],
+	["edited_business_message", true],
+]);
+
+/**
+ * Where the other kinds name the chat they are about (a path of keys to a Chat object). Kinds without a
+ * chat: inline_query, chosen_inline_result, shipping_query, pre_checkout_query, purchased_paid_media,
+ * poll, poll_answer (its voter_chat is the voter, not where the poll is), business_connection (only a
+ * user_chat_id, no Chat), subscription, managed_bot; and every kind this table does not know.
+ */
+const CHAT_PATHS: ReadonlyMap<string, readonly string[]> = new Map([
+	["callback_query", ["message", "chat"]],
+	["my_chat_member", ["chat"]],
+	["chat_member", ["chat"]],
+	["chat_join_request", ["chat"]],
+	["message_reaction", ["chat"]],
+	["message_reaction_count", ["chat"]],
+	["chat_boost", ["chat"]],
+	["removed_chat_boost", ["chat"]],
+	["deleted_business_messages", ["chat"]],
+	// A message-shaped update (nutgram's guest_message); stored raw, but its chat is known.
+	["guest_message", ["chat"]],
+]);
+
+export function normalizeUpdate(raw: unknown): NormalizedUpdate {
+	if (!isObject(raw)) throw new NormalizeError("An update must be a JSON object", "update");
+	const updateId = own(raw, "update_id");
+	if (updateId === undefined || updateId === null) throw new NormalizeError("update_id is required", "update_id");
+	if (!isInt(updateId) || updateId < 0) throw new NormalizeError("update_id must be a non-negative integer", "update_id");
+
+	const items: UpdateItem[] = [];
+	for (const key of Object.keys(raw)) {
+		if (key === "update_id") continue;
+		const value = raw[key];
+		if (value === null || value === undefined) continue;
+		items.push(normalizeItem(key, value));
+	}
+	return { update_id: updateId, primary_kind: items.length > 0 ? items[0].kind : "unknown", items };
+}
+
+function normalizeItem(key: string, value: unknown): UpdateItem {
+	const edit = MESSAGE_KINDS.get(key);
+	if (edit !== undefined) return messageItem(key as MessageKind, edit, value);
+	const path = CHAT_PATHS.get(key);
+	return { kind: truncate(key, MAX.kind), chat: path ? chatInfo(follow(value, path)) : null, payload: value };
+}
+
+function messageItem(kind: MessageKind, edit: boolean, value: unknown): UpdateItem {
+	const chat = isObject(value) ? chatInfo(own(value, "chat")) : null;
+	const messageId = isObject(value) ? own(value, "message_id") : undefined;
+	if (!isObject(value) || !chat || !isInt(messageId)) return { kind, chat: null, payload: value };
+	return { kind, edit, chat, message: messageInfo(value, messageId), migrate_to_chat_id: intOrNull(own(value, "migrate_to_chat_id")) };
+}
+
+/** value[path[0]][path[1]]..., or undefined as soon as a step is not an object. */
+function follow(value: unknown, path: readonly string[]): unknown {
+	let current = value;
+	for (const key of path) {
+		if (!isObject(current)) return undefined;
+		current = own(current, key);
+	}
+	return current;
+}
+
+/** A Chat object with a numeric id, reduced to the `chats` columns; null for anything else. */
+function chatInfo(value: unknown): ChatInfo | null {
+	if (!isObject(value)) return null;
+	const id = own(value, "id");
+	if (!isInt(id)) return null;
+	return {
+		telegram_id: id,
+		type: stringOrNull(own(value, "type"), MAX.type) || "unknown",
+		title: stringOrNull(own(value, "title"), MAX.title),
+		username: stringOrNull(own(value, "username"), MAX.username),
+		first_name: stringOrNull(own(value, "first_name"), MAX.name),
+		last_name: stringOrNull(own(value, "last_name"), MAX.name),
+		is_forum: own(value, "is_forum") === true,
+	};
+}
+
+/**
+ * Who sent it: `from`; else (channel posts, which have no `from`) the `sender_chat`, its title as the
+ * first name; null when neither has a numeric id.
+ */
+function senderInfo(message: JsonObject): SenderInfo | null {
+	const from = own(message, "from");
+	const fromId = isObject(from) ? own(from, "id") : undefined;
+	if (isObject(from) && isInt(fromId)) {
+		return {
+			telegram_id: fromId,
+			username: stringOrNull(own(from, "username"), MAX.username),
+			first_name: stringOrNull(own(from, "first_name"), MAX.name),
+			last_name: stringOrNull(own(from, "last_name"), MAX.name),
+			is_bot: own(from, "is_bot") === true,
+		};
+	}
+	const senderChat = own(message, "sender_chat");
+	const senderChatId = isObject(senderChat) ? own(senderChat, "id") : undefined;
+	if (isObject(senderChat) && isInt(senderChatId)) {
+		return {
+			telegram_id: senderChatId,
+			username: stringOrNull(own(senderChat, "username"), MAX.username),
+			first_name: stringOrNull(own(senderChat, "title"), MAX.name),
+			last_name: null,
+			is_bot: false,
+		};
+	}
+	return null;
+}
+
+function messageInfo(message: JsonObject, messageId: number): MessageInfo {
+	const { type, media } = messageContent(message);
+	const entities = own(message, "entities");
+	const captionEntities = own(message, "caption_entities");
+	const replyTo = own(message, "reply_to_message");
+	return {
+		telegram_message_id: messageId,
+		type,
+		text: stringOrNull(own(message, "text")),
+		caption: stringOrNull(own(message, "caption")),
+		entities: Array.isArray(entities) ? entities : Array.isArray(captionEntities) ? captionEntities : null,
+		media,
+		from: senderInfo(message),
+		reply_to_message_id: isObject(replyTo) ? intOrNull(own(replyTo, "message_id")) : null,
+		thread_id: intOrNull(own(message, "message_thread_id")),
+		media_group_id: stringOrNull(own(message, "media_group_id"), MAX.media_group_id),
+		// Out of a Date's (and a DATETIME column's) range, a time would fail the insert: unknown instead.
+		date: unixTimeOrNull(own(message, "date")),
+		edit_date: unixTimeOrNull(own(message, "edit_date")),
+	};
+}

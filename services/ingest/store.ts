@@ -1,0 +1,357 @@
+/**
+ * Stores a batch of Telegram updates in one transaction: each (bot, update_id) once, its chats
+ * upserted, its messages stored or edited (edits keep their history), and one event per item in the
+ * event log. Returns, per update, whether it was a duplicate, and the events to publish once the
+ * transaction has committed.
+ */
+import { randomBytes } from "node:crypto";
+import type { Transaction } from "sequelize";
+import type { Database } from "../../lib/db/connection";
+import { all, insertReturning, insertRows, placeholders, run, type SqlValue } from "../../lib/db/raw";
+import { allocateSeqs, insertEvents, type EventDraft, type GatewayEvent } from "../broker/event-log";
+import { messageView, type MessageRow } from "../chats/views";
+import type { ChatInfo, MessageInfo, NormalizedUpdate, UpdateItem } from "./types";
+
+export interface IncomingUpdate {
+	botId: number;
+	update: NormalizedUpdate;
+	/** The update as received, stored verbatim. */
+	raw: string;
+}
+
+export interface StoreResult {
+	/** Per incoming update, in order: true when (bot, update_id) was already stored. */
+	duplicates: boolean[];
+	events: GatewayEvent[];
+}
+
+export interface StoreOptions {
+	/** Long polling: move the bot's stored offset in the same transaction as the updates. */
+	pollingOffset?: { botId: number; offset: number };
+}
+
+
+/** A chat id cache that lets a batch skip the upsert of chats whose details did not change. */
+export type ChatCache = Map<string, { id: number; fingerprint: string }>;
+
+const chatKey = (botId: number, telegramId: number) => `${botId}:${telegramId}`;
+const fingerprint = (chat: ChatInfo) => JSON.stringify(chat);
+const MAX_CHAT_CACHE = 50_000;
+
+function toDate(unixSeconds: number | null): Date | null {
+	return unixSeconds === null ? null : new Date(unixSeconds * 1000);
+}
+
+const UPDATE_COLUMNS = ["bot_id", "update_id", "kind", "payload", "batch_id", "received_at"] as const;
+
+/** One `(bot_id = ? AND <column> IN (...))` clause per bot: lookups that use the unique indexes. */
+function perBot(entries: Array<{ botId: number; id: number }>, column: string): { where: string; values: SqlValue[] } {
+	const byBot = new Map<number, number[]>();
+	for (const { botId, id } of entries) byBot.set(botId, [...(byBot.get(botId) ?? []), id]);
+	const clauses: string[] = [];
+	const values: SqlValue[] = [];
+	for (const [botId, ids] of byBot) {
+		clauses.push(`(bot_id = ? AND ${column} IN (${placeholders(ids.length)}))`);
+		values.push(botId, ...ids);
+	}
+	return { where: clauses.join(" OR "), values };
+}
+
+async function insertUpdates(db: Database, t: Transaction, fresh: IncomingUpdate[], batchId: string, now: Date): Promise<Map<string, number>> {
+	const rows = fresh.map((item) => [item.botId, item.update.update_id, item.update.primary_kind.slice(0, 64), item.raw, batchId, now]);
+	const key = (r: { bot_id: number; update_id: number }) => `${Number(r.bot_id)}:${Number(r.update_id)}`;
+	if (db.dialect === "sqlite") {
+		const inserted = await insertReturning<{ id: number; bot_id: number; update_id: number }>(db, t, "telegram_updates", UPDATE_COLUMNS, rows, "id, bot_id, update_id", {
+			ignoreDuplicates: true,
+		});
+		return new Map(inserted.map((r) => [key(r), Number(r.id)]));
+	}
+	await insertRows(db, t, "telegram_updates", UPDATE_COLUMNS, rows, { ignoreDuplicates: true });
+	// Which rows did this batch insert? Its batch_id says, on rows found through the unique index.
+	const lookup = perBot(fresh.map((item) => ({ botId: item.botId, id: item.update.update_id })), "update_id");
+	const found = await all<{ id: number; bot_id: number; update_id: number }>(
+		db,
+		t,
+		`SELECT id, bot_id, update_id FROM telegram_updates WHERE batch_id = ? AND (${lookup.where})`,
+		[batchId, ...lookup.values],
+	);
+	return new Map(found.map((r) => [key(r), Number(r.id)]));
+}
+
+async function upsertChats(db: Database, t: Transaction, chats: Map<string, { botId: number; chat: ChatInfo }>, cache: ChatCache, now: Date): Promise<Map<string, number>> {
+	const ids = new Map<string, number>();
+	const changed: Array<{ botId: number; chat: ChatInfo }> = [];
+	for (const [key, entry] of chats) {
+		const cached = cache.get(key);
+		if (cached && cached.fingerprint === fingerprint(entry.chat)) ids.set(key, cached.id);
+		else changed.push(entry);
+	}
+	if (changed.length === 0) return ids;
+
+	const columns = "(bot_id, telegram_id, type, title, username, first_name, last_name, is_forum, created_at, updated_at)";
+	const tuple = `(${placeholders(10)})`;
+	const values: SqlValue[] = changed.flatMap(({ botId, chat }) => [
+		botId,
+		chat.telegram_id,
+		chat.type,
+		chat.title,
+		chat.username,
+		chat.first_name,
+		chat.last_name,
+		chat.is_forum,
+		now,
+		now,
+	]);
+	// A chat object without a type ("unknown") never overwrites a type Telegram told us before.
+	const upsert =
+		db.dialect === "mysql"
+			? `ON DUPLICATE KEY UPDATE type = IF(VALUES(type) = 'unknown', type, VALUES(type)), title = VALUES(title), username = VALUES(username),
+			   first_name = VALUES(first_name), last_name = VALUES(last_name), is_forum = VALUES(is_forum), updated_at = VALUES(updated_at)`
+			: `ON CONFLICT (bot_id, telegram_id) DO UPDATE SET type = CASE WHEN excluded.type = 'unknown' THEN chats.type ELSE excluded.type END,
+			   title = excluded.title, username = excluded.username, first_name = excluded.first_name, last_name = excluded.last_name,
+			   is_forum = excluded.is_forum, updated_at = excluded.updated_at`;
+	await run(db, t, `INSERT INTO chats ${columns} VALUES ${changed.map(() => tuple).join(", ")} ${upsert}`, values);
+
+	const lookup = perBot(changed.map(({ botId, chat }) => ({ botId, id: chat.telegram_id })), "telegram_id");
+	const rows = await all<{ id: number; bot_id: number; telegram_id: number }>(db, t, `SELECT id, bot_id, telegram_id FROM chats WHERE ${lookup.where}`, lookup.values);
+	if (cache.size > MAX_CHAT_CACHE) cache.clear();
+	for (const row of rows) {
+		const key = chatKey(Number(row.bot_id), Number(row.telegram_id));
+		ids.set(key, Number(row.id));
+		const entry = chats.get(key);
+		if (entry) cache.set(key, { id: Number(row.id), fingerprint: fingerprint(entry.chat) });
+	}
+	return ids;
+}
+
+function messageColumns(message: MessageInfo) {
+	return {
+		type: message.type,
+		text: message.text,
+		caption: message.caption,
+		entities: message.entities ? JSON.stringify(message.entities) : null,
+		media: message.media ? JSON.stringify(message.media) : null,
+		edit_date: toDate(message.edit_date),
+	};
+}
+
+interface Planned {
+	seq: number;
+	botId: number;
+	chatId: number | null;
+	item: UpdateItem;
+	updateRowId: number;
+	/** The update as Telegram sent it (what `update` events carry). */
+	raw: string;
+}
+
+/**
+ * Clears the chat cache entries of a batch that rolled back: ids it learned may belong to rows that
+ * were never committed.
+ */
+export function forgetChats(cache: ChatCache, items: IncomingUpdate[]): void {
+	for (const { botId, update } of items) for (const item of update.items) if (item.chat) cache.delete(chatKey(botId, item.chat.telegram_id));
+}
+
+export async function storeUpdates(db: Database, batch: IncomingUpdate[], cache: ChatCache, options: StoreOptions = {}): Promise<StoreResult> {
+	const now = new Date();
+	const batchId = randomBytes(12).toString("hex");
+	// The same update twice in one batch: the first one stands for both.
+	const firstIndex = new Map<string, number>();
+	batch.forEach((item, i) => {
+		const key = `${item.botId}:${item.update.update_id}`;
+		if (!firstIndex.has(key)) firstIndex.set(key, i);
+	});
+	const fresh = [...firstIndex.values()].map((i) => batch[i]!);
+
+	return db.transaction(async (t) => {
+		const inserted = fresh.length > 0 ? await insertUpdates(db, t, fresh, batchId, now) : new Map<string, number>();
+		const stored = fresh.filter((item) => inserted.has(`${item.botId}:${item.update.update_id}`));
+		const duplicates = batch.map((item, i) => {
+			const key = `${item.botId}:${item.update.update_id}`;
+			return firstIndex.get(key) !== i || !inserted.has(key);
+		});
+
+		const chats = new Map<string, { botId: number; chat: ChatInfo }>();
+		for (const { botId, update } of stored) {
+			for (const item of update.items) if (item.chat) chats.set(chatKey(botId, item.chat.telegram_id), { botId, chat: item.chat });
+		}
+		const chatIds = chats.size > 0 ? await upsertChats(db, t, chats, cache, now) : new Map<string, number>();
+		for (const { botId, update } of stored) {
+			for (const item of update.items) {
+				if (item.message && item.migrate_to_chat_id !== null) {
+					await run(db, t, "UPDATE chats SET migrated_to_chat_id = ? WHERE bot_id = ? AND telegram_id = ?", [
+						item.migrate_to_chat_id,
+						botId,
+						item.chat.telegram_id,
+					]);
+				}
+			}
+		}
+
+		const itemCount = stored.reduce((n, s) => n + s.update.items.length, 0);
+		if (itemCount > 0) {
+			const firstSeq = await allocateSeqs(db, t, itemCount);
+			const planned: Planned[] = [];
+			for (const { botId, update, raw } of stored) {
+				const updateRowId = inserted.get(`${botId}:${update.update_id}`)!;
+				for (const item of update.items) {
+					const chatId = item.chat ? (chatIds.get(chatKey(botId, item.chat.telegram_id)) ?? null) : null;
+					planned.push({ seq: firstSeq + planned.length, botId, chatId, item, updateRowId, raw });
+				}
+			}
+			const messages = await storeMessages(db, t, planned, now);
+			const drafts: EventDraft[] = planned.map((p) => draftFor(p, messages.get(p.seq)));
+			const events = await insertEvents(db, t, firstSeq, drafts, now);
+			await movePollingOffset(db, t, options);
+			return { duplicates, events };
+		}
+		await movePollingOffset(db, t, options);
+		return { duplicates, events: [] };
+	});
+}
+
+async function movePollingOffset(db: Database, t: Transaction, options: StoreOptions): Promise<void> {
+	if (!options.pollingOffset) return;
+	const { botId, offset } = options.pollingOffset;
+	await run(db, t, "UPDATE bots SET polling_offset = ? WHERE id = ? AND polling_offset < ?", [offset, botId, offset]);
+}
+
+const MESSAGE_COLUMNS = [
+	"seq",
+	"bot_id",
+	"chat_id",
+	"telegram_message_id",
+	"direction",
+	"type",
+	"text",
+	"caption",
+	"entities",
+	"media",
+	"from_telegram_id",
+	"from_username",
+	"from_first_name",
+	"from_last_name",
+	"from_is_bot",
+	"reply_to_message_id",
+	"thread_id",
+	"media_group_id",
+	"date",
+	"edit_date",
+	"update_row_id",
+	"created_at",
+	"updated_at",
+] as const;
+
+function messageRow(p: Planned & { chatId: number }, message: MessageInfo, now: Date): SqlValue[] {
+	const content = messageColumns(message);
+	return [
+		p.seq,
+		p.botId,
+		p.chatId,
+		message.telegram_message_id,
+		"incoming",
+		content.type,
+		content.text,
+		content.caption,
+		content.entities,
+		content.media,
+		message.from?.telegram_id ?? null,
+		message.from?.username ?? null,
+		message.from?.first_name ?? null,
+		message.from?.last_name ?? null,
+		message.from ? message.from.is_bot : null,
+		message.reply_to_message_id,
+		message.thread_id,
+		message.media_group_id,
+		toDate(message.date),
+		content.edit_date,
+		p.updateRowId,
+		now,
+		now,
+	];
+}
+
+/**
+ * Inserts message rows (duplicates of chat + message id skipped) and records, by seq, the rows that
+ * went in: what was inserted plus the id SQL assigned.
+ */
+async function insertMessages(db: Database, t: Transaction, plans: MessagePlan[], rows: SqlValue[][], into: Map<number, MessageRow>): Promise<void> {
+	if (plans.length === 0) return;
+	let ids: Array<{ id: number; seq: number }>;
+	if (db.dialect === "sqlite") {
+		ids = await insertReturning(db, t, "messages", MESSAGE_COLUMNS, rows, "id, seq", { ignoreDuplicates: true });
+	} else {
+		await insertRows(db, t, "messages", MESSAGE_COLUMNS, rows, { ignoreDuplicates: true });
+		ids = await all(db, t, `SELECT id, seq FROM messages WHERE seq IN (${placeholders(plans.length)})`, plans.map((p) => p.seq));
+	}
+	const idBySeq = new Map(ids.map((r) => [Number(r.seq), Number(r.id)]));
+	plans.forEach((plan, i) => {
+		const id = idBySeq.get(plan.seq);
+		if (id === undefined) return; // not inserted: the same chat and message id was stored before
+		const row = Object.fromEntries(MESSAGE_COLUMNS.map((column, c) => [column, rows[i]![c]]));
+		into.set(plan.seq, { ...row, id, status: null, error: null } as unknown as MessageRow);
+	});
+}
+
+type MessagePlan = Planned & { item: Extract<UpdateItem, { message: MessageInfo }>; chatId: number };
+
+/** Inserts new messages and applies edits; returns the stored row of every message item by its seq. */
+async function storeMessages(db: Database, t: Transaction, planned: Planned[], now: Date): Promise<Map<number, MessageRow>> {
+	const result = new Map<number, MessageRow>();
+	const withMessage = planned.filter((p): p is MessagePlan => Boolean(p.item.message) && p.chatId !== null);
+	const fresh = withMessage.filter((p) => !p.item.edit);
+	// A message Telegram delivers again under another update_id is kept once (unique chat + message id).
+	await insertMessages(db, t, fresh, fresh.map((p) => messageRow(p, p.item.message, now)), result);
+
+	// Edits, and new messages that were already stored (same chat and message id): look them up.
+	for (const p of withMessage.filter((m) => !result.has(m.seq))) {
+		const { message } = p.item;
+		const [existing] = await all<MessageRow>(db, t, "SELECT * FROM messages WHERE chat_id = ? AND telegram_message_id = ?", [p.chatId, message.telegram_message_id]);
+		if (existing && p.item.edit) {
+			const content = messageColumns(message);
+			await run(db, t, "UPDATE messages SET type = ?, text = ?, caption = ?, entities = ?, media = ?, edit_date = ?, updated_at = ? WHERE id = ?", [
+				content.type,
+				content.text,
+				content.caption,
+				content.entities,
+				content.media,
+				content.edit_date,
+				now,
+				existing.id,
+			]);
+			await insertRows(db, t, "message_edits", ["message_id", "seq", "text", "caption", "entities", "media", "edit_date", "created_at"], [
+				[existing.id, p.seq, content.text, content.caption, content.entities, content.media, content.edit_date, now],
+			]);
+			result.set(p.seq, { ...existing, ...content } as MessageRow);
+		} else if (existing) {
+			result.set(p.seq, existing);
+		} else {
+			// An edit of a message the gateway never saw: store it as it is now.
+			await insertMessages(db, t, [p], [messageRow(p, message, now)], result);
+		}
+	}
+	return result;
+}
+
+function draftFor(p: Planned, row: MessageRow | undefined): EventDraft {
+	const { item, botId, chatId } = p;
+	if (item.message && row) {
+		const type = item.edit ? "edited_message" : "new_message";
+		return {
+			type,
+			bot_id: botId,
+			chat_id: chatId,
+			message_id: Number(row.id),
+			payload: () => ({ type, bot_id: botId, chat_id: chatId, message: messageView(row) }),
+		};
+	}
+	// API.md: `update` is the raw update (update_id and its kind, as Telegram sent it).
+	return {
+		type: "update",
+		bot_id: botId,
+		chat_id: chatId,
+		message_id: null,
+		payload: () => ({ type: "update", bot_id: botId, chat_id: chatId, update_kind: item.kind, update: JSON.parse(p.raw) as unknown }),
+	};
+}

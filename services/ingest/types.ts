@@ -1,0 +1,79 @@
+/**
+ * What normalising a Telegram update produces: the gateway's model of it, before storage.
+ * services/ingest/normalize.ts turns a raw Update into a NormalizedUpdate; services/ingest/store.ts
+ * writes it (chats upserted, messages stored or edited, one event per item) in one transaction.
+ */
+
+/** A chat as Telegram describes it, reduced to the columns of `chats`. */
+export interface ChatInfo {
+	telegram_id: number;
+	/** private, group, supergroup, channel; "unknown" when Telegram's object has no type. */
+	type: string;
+	title: string | null;
+	username: string | null;
+	first_name: string | null;
+	last_name: string | null;
+	is_forum: boolean;
+}
+
+export interface SenderInfo {
+	telegram_id: number;
+	username: string | null;
+	first_name: string | null;
+	last_name: string | null;
+	is_bot: boolean;
+}
+
+/** A message (or channel post, or business message) in the gateway's model. */
+export interface MessageInfo {
+	telegram_message_id: number;
+	/**
+	 * text, photo, document, sticker, voice, video, video_note, audio, animation, location, venue,
+	 * contact, poll, dice, game, invoice, story, ... ; "service" for service messages (new members,
+	 * pinned message, title change, forum topics, ...); "other" for content the gateway does not know.
+	 */
+	type: string;
+	text: string | null;
+	caption: string | null;
+	/** Telegram's entities (or caption_entities), as sent; null when there are none. */
+	entities: unknown[] | null;
+	/**
+	 * The message's content besides text: for media the file ids and descriptive fields (photo: the
+	 * largest size plus all sizes; document/audio/...: the object), for location/contact/poll/... the
+	 * object; for service messages `{ service: "<field name>", value: <the field's value> }`. Null for text.
+	 */
+	media: Record<string, unknown> | null;
+	from: SenderInfo | null;
+	/** Telegram's message_id of the message this one replies to. */
+	reply_to_message_id: number | null;
+	/** message_thread_id (forum topic) when present. */
+	thread_id: number | null;
+	media_group_id: string | null;
+	/** Unix seconds as Telegram sends them. */
+	date: number | null;
+	edit_date: number | null;
+}
+
+export type MessageKind = "message" | "edited_message" | "channel_post" | "edited_channel_post" | "business_message" | "edited_business_message";
+
+/** One thing an update carries: a new message, an edit, or any other kind (stored raw). */
+export type UpdateItem =
+	| { kind: MessageKind; edit: boolean; chat: ChatInfo; message: MessageInfo; migrate_to_chat_id: number | null }
+	| {
+			/** callback_query, chat_member, message_reaction, ..., or a kind the gateway does not know. */
+			kind: string;
+			edit?: undefined;
+			/** The chat the update is about, when it names one. */
+			chat: ChatInfo | null;
+			message?: undefined;
+			/** The update's payload for this kind, as Telegram sent it. */
+			payload: unknown;
+	  };
+
+export interface NormalizedUpdate {
+	update_id: number;
+	/** The first kind present, for the telegram_updates row ("unknown" for an update with none). */
+	primary_kind: string;
+	/** Usually one; an update may carry several kinds (Telegram never does, some fixtures do). */
+	items: UpdateItem[];
+}

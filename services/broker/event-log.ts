@@ -1,0 +1,118 @@
+/**
+ * The event log. Every stored event gets the next `seq` from the `sequences` row named "events".
+ * The UPDATE that allocates it holds that row's lock until the transaction commits, so seqs become
+ * visible in order: a reader that sees seq N can trust that every seq below N is already readable.
+ * Replay and live fan-out rely on exactly that.
+ */
+import { QueryTypes, type Transaction } from "sequelize";
+import type { Database } from "../../lib/db/connection";
+import { all, insertRows, run } from "../../lib/db/raw";
+
+export type EventType = "new_message" | "edited_message" | "outgoing_message" | "update";
+
+/** What socket.io, WebSocket, gRPC and webhook consumers receive (webhooks add their envelope). */
+export interface GatewayEvent {
+	type: EventType;
+	seq: number;
+	bot_id: number;
+	chat_id: number | null;
+	message?: Record<string, unknown>;
+	update?: unknown;
+	/** For `update` events: the Telegram kind (callback_query, chat_member, ...). */
+	update_kind?: string;
+	/** ISO time the event was stored. */
+	created_at: string;
+}
+
+export interface EventDraft {
+	type: EventType;
+	bot_id: number;
+	chat_id: number | null;
+	message_id: number | null;
+	/** Builds the payload once the seq is known (a new message carries its own seq). */
+	payload(seq: number): Omit<GatewayEvent, "seq" | "created_at">;
+}
+
+/** Reserves `count` consecutive seqs inside `t`; returns the first. */
+export async function allocateSeqs(db: Database, t: Transaction, count: number): Promise<number> {
+	let rows: Array<{ value: number | string }>;
+	if (db.dialect === "sqlite") {
+		rows = await all(db, t, "UPDATE sequences SET value = value + ? WHERE name = 'events' RETURNING value", [count]);
+	} else {
+		await run(db, t, "UPDATE sequences SET value = value + ? WHERE name = 'events'", [count]);
+		rows = await all(db, t, "SELECT value FROM sequences WHERE name = 'events'");
+	}
+	const last = Number(rows[0]?.value);
+	if (!Number.isSafeInteger(last)) throw new Error("the events sequence row is missing: run the migrations");
+	return last - count + 1;
+}
+
+const EVENT_COLUMNS = ["seq", "type", "bot_id", "chat_id", "message_id", "payload", "created_at"] as const;
+
+/** Appends events with seqs already allocated by allocateSeqs (first, first + 1, ...). */
+export async function insertEvents(
+	db: Database,
+	t: Transaction,
+	firstSeq: number,
+	drafts: EventDraft[],
+	now: Date = new Date(),
+): Promise<GatewayEvent[]> {
+	if (drafts.length === 0) return [];
+	const createdAt = now.toISOString();
+	const events = drafts.map((draft, i) => ({ ...draft.payload(firstSeq + i), seq: firstSeq + i, created_at: createdAt }) as GatewayEvent);
+	await insertRows(
+		db,
+		t,
+		"events",
+		EVENT_COLUMNS,
+		events.map((event, i) => [event.seq, event.type, drafts[i]!.bot_id, drafts[i]!.chat_id, drafts[i]!.message_id, JSON.stringify(event), now]),
+	);
+	return events;
+}
+
+/** allocateSeqs + insertEvents, for callers that need no seq before writing their own rows. */
+export async function appendEvents(db: Database, t: Transaction, drafts: EventDraft[]): Promise<GatewayEvent[]> {
+	if (drafts.length === 0) return [];
+	const first = await allocateSeqs(db, t, drafts.length);
+	return insertEvents(db, t, first, drafts);
+}
+
+export interface ReplayQuery {
+	afterSeq: number;
+	/** At most this seq (inclusive): lets a reader fill a known gap. */
+	untilSeq?: number;
+	chatIds?: number[];
+	botId?: number;
+	limit: number;
+}
+
+export async function readEvents(db: Database, query: ReplayQuery): Promise<GatewayEvent[]> {
+	const where: string[] = ["seq > :afterSeq"];
+	const replacements: Record<string, unknown> = { afterSeq: query.afterSeq, limit: query.limit };
+	if (query.untilSeq !== undefined) {
+		where.push("seq <= :untilSeq");
+		replacements.untilSeq = query.untilSeq;
+	}
+	if (query.chatIds) {
+		if (query.chatIds.length === 0) return [];
+		where.push("chat_id IN (:chatIds)");
+		replacements.chatIds = query.chatIds;
+	}
+	if (query.botId !== undefined) {
+		where.push("bot_id = :botId");
+		replacements.botId = query.botId;
+	}
+	const rows = await db.sequelize.query<{ payload: string }>(
+		`SELECT payload FROM events WHERE ${where.join(" AND ")} ORDER BY seq LIMIT :limit`,
+		{ type: QueryTypes.SELECT, replacements },
+	);
+	return rows.map((row) => JSON.parse(row.payload) as GatewayEvent);
+}
+
+/** The highest seq committed so far (0 for an empty log). */
+export async function headSeq(db: Database): Promise<number> {
+	const rows = await db.sequelize.query<{ value: number | string }>("SELECT value FROM sequences WHERE name = 'events'", {
+		type: QueryTypes.SELECT,
+	});
+	return Number(rows[0]?.value ?? 0);
+}

@@ -1,0 +1,160 @@
+/**
+ * delivery: outbound webhooks. One dispatcher in the cluster turns the event log into delivery rows
+ * (dispatcher.ts); every delivery node claims due rows under a lease (claims.ts) in its work loop
+ * (worker.ts), POSTs them signed (attempt.ts), and records each attempt (outcomes.ts). Retries
+ * follow schedule.ts; each endpoint has a breaker shared by all nodes (breaker.ts) and a
+ * concurrency cap across all nodes, so one slow or failing endpoint never holds up the others.
+ */
+import { randomBytes, randomUUID } from "node:crypto";
+import type { ServiceSchema, ServiceSettingSchema } from "moleculer";
+import type { Webhook } from "../lib/db/models";
+import { unseal } from "../lib/crypto";
+import { Doorbell } from "../lib/async";
+import { LeaseRunner } from "../lib/lease";
+import { metricsOf } from "../lib/metrics";
+import { runtimeOf } from "../lib/runtime";
+import { iso } from "../lib/time";
+import type { Principal } from "./auth/principal";
+import { attemptDelivery, createOutboundAgent } from "./delivery/attempt";
+import { breakerCounts, breakerState } from "./delivery/breaker";
+import { WEBHOOK_SECRET_PURPOSE, type DeliveryThis } from "./delivery/context";
+import { scheduleReplay, type Audience } from "./delivery/dispatcher";
+import { webhookActions } from "./delivery/webhook-actions";
+import { dispatcherLoop, workLoop } from "./delivery/worker";
+import { operatorActions } from "./delivery/operator-actions";
+import { ruleOf } from "./delivery/views";
+
+const DISPATCHER_LEASE_MS = 10_000;
+const AUDIENCE_TTL_MS = 2_000;
+
+async function ownerPrincipal(service: DeliveryThis, row: Webhook): Promise<Principal | null> {
+	const params = row.owner_api_key_id !== null ? { api_key_id: Number(row.owner_api_key_id) } : { user_id: Number(row.owner_user_id) };
+	return service.broker.call<Principal | null, object>("auth.principalFor", params);
+}
+
+const DeliveryService: ServiceSchema<ServiceSettingSchema, DeliveryThis> = {
+	name: "delivery",
+	mixins: [webhookActions, operatorActions],
+	settings: { rest: "/" },
+
+	events: {
+		"gateway.events"(this: DeliveryThis) {
+			this.dispatcherBell.ring();
+		},
+		"delivery.wake"(this: DeliveryThis) {
+			this.workerBell.ring();
+		},
+		"webhooks.changed"(this: DeliveryThis) {
+			this.invalidateAudiences();
+			this.dispatcherBell.ring();
+			this.workerBell.ring();
+		},
+		"auth.changed"(this: DeliveryThis) {
+			this.invalidateAudiences();
+		},
+	},
+
+	methods: {
+		secretsOf(this: DeliveryThis, row: Webhook) {
+			// Opened once per version of the row, not once per delivery.
+			const version = `${row.id}:${new Date(row.updated_at).getTime()}`;
+			const cached = this.secretCache.get(version);
+			if (cached && (cached.previous === null || (row.previous_secret_expires_at && new Date(row.previous_secret_expires_at).getTime() > Date.now()))) return cached;
+			const keys = this.runtime.config.encryptionKeys;
+			const current = unseal(keys, WEBHOOK_SECRET_PURPOSE, { ciphertext: row.secret_ciphertext, keyId: row.key_id });
+			const stillSigning = row.previous_secret_ciphertext && row.previous_secret_expires_at && new Date(row.previous_secret_expires_at).getTime() > Date.now();
+			const previous = stillSigning ? unseal(keys, WEBHOOK_SECRET_PURPOSE, { ciphertext: row.previous_secret_ciphertext!, keyId: row.key_id }) : null;
+			if (this.secretCache.size > 10_000) this.secretCache.clear();
+			this.secretCache.set(version, { current, previous });
+			return { current, previous };
+		},
+
+		async breakerView(this: DeliveryThis, webhookId: number) {
+			const { state, openUntil } = await breakerState(this.runtime.state, webhookId);
+			return { state, open_until: openUntil ? iso(openUntil) : null };
+		},
+
+		async ping(this: DeliveryThis, row: Webhook) {
+			const body = JSON.stringify({ event_id: `ping_${randomUUID()}`, event: "ping", seq: 0, bot_id: null, chat_id: null, timestamp: new Date().toISOString() });
+			const id = JSON.parse(body).event_id as string;
+			const result = await attemptDelivery(this.agent, row.url, this.secretsOf(row), { id, event: "ping", deliveryId: id, body }, this.runtime.config.webhookAllowPrivate);
+			const ok = result.statusCode !== null && result.statusCode >= 200 && result.statusCode < 300;
+			return { ok, status_code: result.statusCode, duration_ms: result.durationMs, error: result.error, response_excerpt: result.excerpt };
+		},
+
+		async audienceOf(this: DeliveryThis, row: Webhook): Promise<Audience> {
+			const principal = await ownerPrincipal(this, row);
+			if (!principal) return { rule: ruleOf(row), access: { all: false, chats: new Set() } };
+			const access = await this.broker.call<{ all: boolean; chat_ids: number[] }, object>("auth.chatAccess", { right: "can_read" }, { meta: { principal } });
+			return { rule: ruleOf(row), access: { all: access.all, chats: new Set(access.chat_ids) } };
+		},
+
+		invalidateAudiences(this: DeliveryThis) {
+			this.audienceCache = null;
+			this.audienceGeneration += 1;
+		},
+
+		/**
+		 * Active webhooks and what each owner may read, for the dispatcher (kept two seconds). A list
+		 * built while a webhook or grant changed is already stale: it is built again, never used,
+		 * or the events dispatched with it would miss the new webhook for good.
+		 */
+		async audiences(this: DeliveryThis): Promise<Audience[]> {
+			for (;;) {
+				if (this.audienceCache && Date.now() - this.audienceCache.at < AUDIENCE_TTL_MS) return this.audienceCache.audiences;
+				const generation = this.audienceGeneration;
+				const rows = await this.runtime.db.models.Webhook.findAll({ where: { is_active: true } });
+				const audiences = await Promise.all(rows.map((row) => this.audienceOf(row)));
+				if (generation !== this.audienceGeneration) continue;
+				this.audienceCache = { at: Date.now(), audiences };
+				return audiences;
+			}
+		},
+
+		async replay(this: DeliveryThis, row: Webhook, from) {
+			const result = await scheduleReplay(this.runtime.db, await this.audienceOf(row), from, 100_000);
+			await this.broker.broadcast("delivery.wake", { webhook_id: row.id });
+			return result;
+		},
+
+		wake(this: DeliveryThis) {
+			this.dispatcherBell.ring();
+			this.workerBell.ring();
+		},
+	},
+
+	created(this: DeliveryThis) {
+		this.runtime = runtimeOf(this.broker);
+		this.agent = createOutboundAgent(this.runtime.config.webhookAllowPrivate);
+		this.owner = `${this.broker.nodeID}:${randomBytes(4).toString("hex")}`;
+		this.leases = new LeaseRunner(this.runtime.state, this.owner, { ttlMs: DISPATCHER_LEASE_MS });
+		this.audienceCache = null;
+		this.audienceGeneration = 0;
+		this.probing = new Set();
+		this.inFlight = new Map();
+		this.inFlightTotal = 0;
+		this.troubled = new Set();
+		this.secretCache = new Map();
+		this.dispatcherBell = new Doorbell();
+		this.workerBell = new Doorbell();
+		this.loops = [];
+		this.running = false;
+	},
+
+	async started(this: DeliveryThis) {
+		this.running = true;
+		this.loops = [workLoop(this), dispatcherLoop(this)];
+		metricsOf(this.broker).sample("webhook_breakers", this.name, () => breakerCounts(this.runtime.db, this.runtime.state));
+	},
+
+	async stopped(this: DeliveryThis) {
+		metricsOf(this.broker).withdraw("webhook_breakers", this.name);
+		this.running = false;
+		this.leases.abortAll();
+		this.wake();
+		await Promise.allSettled(this.loops);
+		await this.agent.close();
+	},
+};
+
+export default DeliveryService;

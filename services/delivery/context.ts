@@ -1,0 +1,53 @@
+/** The `this` of the delivery service and of its action groups. */
+import type { Service, ServiceSchema, ServiceSettingSchema } from "moleculer";
+import type { Agent } from "undici";
+import type { Doorbell } from "../../lib/async";
+import type { Webhook } from "../../lib/db/models";
+import type { LeaseRunner } from "../../lib/lease";
+import type { Runtime } from "../../lib/runtime";
+import type { Audience } from "./dispatcher";
+import type { SigningSecrets } from "./signing";
+
+export const WEBHOOK_SECRET_PURPOSE = "webhook-secret";
+
+export interface DeliveryMethods {
+	secretsOf(row: Webhook): SigningSecrets;
+	breakerView(webhookId: number): Promise<{ state: string; open_until: string | null }>;
+	/** A signed `ping` to the endpoint now, outside the queue; the attempt's result. */
+	ping(row: Webhook): Promise<Record<string, unknown>>;
+	replay(row: Webhook, from: { afterSeq: number } | { since: Date }): Promise<{ scheduled: number; complete: boolean }>;
+	audiences(): Promise<Audience[]>;
+	/** Drops the cached audiences, and any list being built right now. */
+	invalidateAudiences(): void;
+	audienceOf(row: Webhook): Promise<Audience>;
+	/** Wakes this node's workers (and, on the dispatcher's node, the dispatcher). */
+	wake(): void;
+}
+
+export interface DeliveryLocalVars {
+	runtime: Runtime;
+	agent: Agent;
+	owner: string;
+	leases: LeaseRunner;
+	/** Active webhooks with their owners' access, rebuilt when webhooks or grants change. */
+	audienceCache: { at: number; audiences: Audience[] } | null;
+	/** Bumped by every invalidation, so a build that raced one is not cached. */
+	audienceGeneration: number;
+	/** Half-open endpoints whose one probe this node has out, until its outcome is recorded. */
+	probing: Set<number>;
+	inFlight: Map<number, number>;
+	inFlightTotal: number;
+	/** Endpoints with a failure (or a breaker not closed) seen here since their last success. */
+	troubled: Set<number>;
+	/** Opened secrets per webhook row version ("id:updated_at"). */
+	secretCache: Map<string, SigningSecrets>;
+	/** Rung when events are stored (the dispatcher) and when deliveries are due or a slot frees (workers). */
+	dispatcherBell: Doorbell;
+	workerBell: Doorbell;
+	loops: Promise<unknown>[];
+	running: boolean;
+}
+
+export type DeliveryThis = Service<ServiceSettingSchema> & DeliveryMethods & DeliveryLocalVars;
+
+export type DeliveryActions = Pick<ServiceSchema<ServiceSettingSchema, DeliveryThis>, "actions">;

@@ -1,0 +1,114 @@
+/**
+ * From the event log to delivery rows. The log is the outbox: every committed event stays in it,
+ * and a cursor (sequences row "webhook_dispatch") says how far deliveries have been created. One
+ * dispatcher in the cluster (a lease) reads the events after the cursor, writes one pending
+ * delivery per matching webhook, and moves the cursor, in one transaction, so an event is neither
+ * skipped nor dispatched twice even if every delivery node was down when it was stored. Because
+ * seqs become visible in commit order, reading "after the cursor" never misses a late commit.
+ */
+import { QueryTypes, type Transaction } from "sequelize";
+import type { Database } from "../../lib/db/connection";
+import { all, insertRows, run, type SqlValue } from "../../lib/db/raw";
+import type { ReadAccess } from "../../mixins/event-stream/subscription-hub";
+import type { GatewayEvent } from "../broker/event-log";
+import { wants, type WebhookRule } from "./matching";
+
+export interface Audience {
+	rule: WebhookRule;
+	/** What the webhook's owner may read. */
+	access: ReadAccess;
+}
+
+export const DELIVERY_COLUMNS = ["webhook_id", "event_seq", "event_type", "chat_id", "status", "attempts", "next_attempt_at", "created_at", "updated_at"] as const;
+
+export function deliveryRow(webhookId: number, event: GatewayEvent, now: Date): SqlValue[] {
+	return [webhookId, event.seq, event.type, event.chat_id, "pending", 0, now, now, now];
+}
+
+async function lockCursor(db: Database, t: Transaction): Promise<number> {
+	const lock = db.dialect === "mysql" ? " FOR UPDATE" : "";
+	const [row] = await all<{ value: number | string }>(db, t, `SELECT value FROM sequences WHERE name = 'webhook_dispatch'${lock}`);
+	if (!row) throw new Error("the webhook_dispatch sequence row is missing: run the migrations");
+	return Number(row.value);
+}
+
+async function readEvents(db: Database, t: Transaction, afterSeq: number, limit: number, untilSeq?: number): Promise<GatewayEvent[]> {
+	const until = untilSeq !== undefined ? " AND seq <= ?" : "";
+	const rows = await all<{ payload: string }>(
+		db,
+		t,
+		`SELECT payload FROM events WHERE seq > ?${until} ORDER BY seq LIMIT ?`,
+		untilSeq !== undefined ? [afterSeq, untilSeq, limit] : [afterSeq, limit],
+	);
+	return rows.map((r) => JSON.parse(r.payload) as GatewayEvent);
+}
+
+export interface DispatchResult {
+	/** Events read after the cursor. */
+	events: number;
+	/** Deliveries created. */
+	deliveries: number;
+	/** Webhooks that got at least one delivery. */
+	webhookIds: number[];
+}
+
+/** One step of the dispatcher: up to `limit` events after the cursor. */
+export async function dispatchBatch(db: Database, audiences: Audience[], limit = 500): Promise<DispatchResult> {
+	return db.transaction(async (t) => {
+		const cursor = await lockCursor(db, t);
+		const events = await readEvents(db, t, cursor, limit);
+		if (events.length === 0) return { events: 0, deliveries: 0, webhookIds: [] };
+		const now = new Date();
+		const rows: SqlValue[][] = [];
+		const webhookIds = new Set<number>();
+		for (const event of events) {
+			for (const { rule, access } of audiences) {
+				if (wants(rule, access, event)) {
+					rows.push(deliveryRow(rule.id, event, now));
+					webhookIds.add(rule.id);
+				}
+			}
+		}
+		for (let i = 0; i < rows.length; i += 500) await insertRows(db, t, "webhook_deliveries", DELIVERY_COLUMNS, rows.slice(i, i + 500));
+		await run(db, t, "UPDATE sequences SET value = ? WHERE name = 'webhook_dispatch'", [events[events.length - 1]!.seq]);
+		return { events: events.length, deliveries: rows.length, webhookIds: [...webhookIds] };
+	});
+}
+
+/**
+ * Replay: new deliveries of every matching event after a seq (or since a time) for one webhook,
+ * earlier events included, at most `cap` of them. Receivers de-duplicate on webhook-id.
+ */
+export async function scheduleReplay(
+	db: Database,
+	audience: Audience,
+	from: { afterSeq: number } | { since: Date },
+	cap: number,
+): Promise<{ scheduled: number; complete: boolean }> {
+	let afterSeq: number;
+	if ("afterSeq" in from) afterSeq = from.afterSeq;
+	else {
+		const rows = await db.sequelize.query<{ seq: number | null }>("SELECT MIN(seq) - 1 AS seq FROM events WHERE created_at >= :since", {
+			replacements: { since: from.since },
+			type: QueryTypes.SELECT,
+		});
+		const first = rows[0]?.seq;
+		if (first === null || first === undefined) return { scheduled: 0, complete: true };
+		afterSeq = Number(first);
+	}
+	let scheduled = 0;
+	for (;;) {
+		const done = await db.transaction(async (t) => {
+			const events = await readEvents(db, t, afterSeq, 1_000);
+			if (events.length === 0) return true;
+			const now = new Date();
+			const rows = events.filter((e) => wants(audience.rule, audience.access, e, { includeEarlier: true })).slice(0, cap - scheduled).map((e) => deliveryRow(audience.rule.id, e, now));
+			for (let i = 0; i < rows.length; i += 500) await insertRows(db, t, "webhook_deliveries", DELIVERY_COLUMNS, rows.slice(i, i + 500));
+			scheduled += rows.length;
+			afterSeq = events[events.length - 1]!.seq;
+			return events.length < 1_000;
+		});
+		if (done) return { scheduled, complete: true };
+		if (scheduled >= cap) return { scheduled, complete: false };
+	}
+}

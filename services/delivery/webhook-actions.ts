@@ -1,0 +1,313 @@
+/**
+ * The webhook routes of API.md: subscriptions (scope all / bot / chat / reply, event types, in-order
+ * option), their secrets (shown once; rotation keeps the old one signing for 24 h), a test ping, the
+ * delivery log, manual retry and replay. A principal manages the webhooks it owns; admins all.
+ */
+import { Op, type WhereOptions } from "sequelize";
+import type { Webhook } from "../../lib/db/models";
+import { seal } from "../../lib/crypto";
+import { fail } from "../../lib/errors";
+import { principalOf, respondCreated, respondWith, type GatewayContext } from "../../lib/meta";
+import { decodeCursor, pageParams, toPage } from "../../lib/paging";
+import type { Principal } from "../auth/principal";
+import { EVENT_TYPES, SCOPES, type Scope } from "./matching";
+import { newWebhookSecret } from "./signing";
+import { assertPublicUrl, parseWebhookUrl } from "./url-safety";
+import { deliveryView, webhookView } from "./views";
+import type { DeliveryActions, DeliveryThis } from "./context";
+import { WEBHOOK_SECRET_PURPOSE } from "./context";
+
+const ID = { type: "number", integer: true, positive: true, convert: true } as const;
+const ROTATION_OVERLAP_MS = 24 * 3_600_000;
+
+const CONFIG_PARAMS = {
+	url: { type: "string", trim: true, min: 8, max: 2048 },
+	scope: { type: "enum", values: [...SCOPES] },
+	bot_id: { ...ID, optional: true, nullable: true },
+	chat_ids: { type: "array", items: { type: "number", integer: true, positive: true }, min: 1, max: 100, unique: true, optional: true, nullable: true },
+	reply_to_message_id: { ...ID, optional: true, nullable: true },
+	event_types: { type: "array", items: { type: "enum", values: EVENT_TYPES }, min: 1, unique: true, optional: true, nullable: true },
+	ordered: { type: "boolean", convert: true, optional: true },
+	max_concurrency: { type: "number", integer: true, min: 1, max: 64, convert: true, optional: true },
+} as const;
+
+interface WebhookConfig {
+	url: string;
+	scope: Scope;
+	bot_id?: number | null;
+	chat_ids?: number[] | null;
+	reply_to_message_id?: number | null;
+	event_types?: string[] | null;
+	ordered?: boolean;
+	max_concurrency?: number;
+}
+
+/** Scope rules, the URL's safety, and that the owner may read what it subscribes to. */
+async function checkConfig(this: DeliveryThis, ctx: GatewayContext, config: WebhookConfig): Promise<void> {
+	const url = parseWebhookUrl(config.url);
+	const { scope } = config;
+	const problems: Array<{ field: string; message: string }> = [];
+	if (scope === "bot" && !config.bot_id) problems.push({ field: "bot_id", message: "Scope 'bot' needs a bot_id." });
+	if ((scope === "chat" || scope === "reply") && !config.chat_ids?.length) problems.push({ field: "chat_ids", message: `Scope '${scope}' needs chat_ids.` });
+	if (scope === "reply" && !config.reply_to_message_id) problems.push({ field: "reply_to_message_id", message: "Scope 'reply' needs reply_to_message_id." });
+	if (problems.length > 0) throw fail.validation(problems);
+	await assertPublicUrl(url, this.runtime.config.webhookAllowPrivate);
+	const { db } = this.runtime;
+	if (scope === "bot") {
+		const bot = await db.models.Bot.findByPk(config.bot_id!, { attributes: ["id", "is_active"] });
+		if (!bot?.is_active) throw fail.validation([{ field: "bot_id", message: "No active bot with this id." }]);
+	}
+	if (scope === "chat" || scope === "reply") {
+		const found = await db.models.Chat.count({ where: { id: config.chat_ids! } });
+		if (found !== config.chat_ids!.length) throw fail.validation([{ field: "chat_ids", message: "Some of these chats do not exist." }]);
+		for (const chatId of config.chat_ids!) {
+			if (!(await ctx.call<boolean, { chat_id: number; right: string }>("auth.can", { chat_id: chatId, right: "can_read" }))) throw fail.forbidden(`Needs can_read on chat ${chatId}`);
+		}
+	}
+}
+
+function configColumns(config: WebhookConfig) {
+	const scoped = (scope: Scope[]) => scope.includes(config.scope);
+	return {
+		url: config.url,
+		scope: config.scope,
+		bot_id: scoped(["bot"]) ? config.bot_id! : null,
+		chat_ids: scoped(["chat", "reply"]) ? JSON.stringify(config.chat_ids) : null,
+		reply_to_message_id: scoped(["reply"]) ? config.reply_to_message_id! : null,
+		event_types: config.event_types ? JSON.stringify(config.event_types) : null,
+		...(config.ordered !== undefined ? { ordered: config.ordered } : {}),
+		...(config.max_concurrency !== undefined ? { max_concurrency: config.max_concurrency } : {}),
+	};
+}
+
+/** The webhook if the principal owns it (or is an admin); anyone else's is "not found". */
+async function ownWebhook(this: DeliveryThis, principal: Principal, id: number): Promise<Webhook> {
+	const row = await this.runtime.db.models.Webhook.findByPk(id);
+	const mine = row && (principal.type === "api_key" ? Number(row.owner_api_key_id) === principal.id : Number(row.owner_user_id) === principal.user_id);
+	if (!row || (!mine && !principal.is_admin)) throw fail.notFound("Webhook");
+	return row;
+}
+
+export const webhookActions: DeliveryActions = {
+	actions: {
+		createWebhook: {
+			rest: "POST /webhooks",
+			permission: "webhooks:write",
+			retryPolicy: { enabled: false },
+			params: { $$strict: true, ...CONFIG_PARAMS },
+			async handler(this: DeliveryThis, ctx: GatewayContext<WebhookConfig>) {
+				const principal = principalOf(ctx);
+				await checkConfig.call(this, ctx, ctx.params);
+				const secret = newWebhookSecret();
+				const sealed = seal(this.runtime.config.encryptionKeys, WEBHOOK_SECRET_PURPOSE, secret);
+				const row = await this.runtime.db.models.Webhook.create({
+					...configColumns(ctx.params),
+					owner_user_id: principal.type === "api_key" ? null : principal.user_id || null,
+					owner_api_key_id: principal.type === "api_key" ? principal.id : null,
+					secret_ciphertext: sealed.ciphertext,
+					key_id: sealed.keyId,
+					previous_secret_ciphertext: null,
+					previous_secret_expires_at: null,
+					disabled_reason: null,
+				});
+				await this.broker.broadcast("webhooks.changed", { id: row.id });
+				respondCreated(ctx, `/webhooks/${row.id}`);
+				return { ...webhookView(row), secret };
+			},
+		},
+
+		listWebhooks: {
+			rest: "GET /webhooks",
+			permission: "webhooks:read",
+			params: { $$strict: true, ...pageParams },
+			async handler(this: DeliveryThis, ctx: GatewayContext<{ limit?: number; cursor?: string }>) {
+				const principal = principalOf(ctx);
+				const limit = ctx.params.limit ?? 50;
+				const after = decodeCursor(ctx.params.cursor);
+				const where: WhereOptions = after === null ? {} : { id: { [Op.gt]: after } };
+				if (!principal.is_admin) {
+					Object.assign(where, principal.type === "api_key" ? { owner_api_key_id: principal.id } : { owner_user_id: principal.user_id });
+				}
+				const rows = await this.runtime.db.models.Webhook.findAll({ where, order: [["id", "ASC"]], limit: limit + 1 });
+				return toPage(rows, limit, (r) => r.id, (r) => webhookView(r));
+			},
+		},
+
+		getWebhook: {
+			rest: "GET /webhooks/:id",
+			permission: "webhooks:read",
+			params: { $$strict: true, id: ID },
+			async handler(this: DeliveryThis, ctx: GatewayContext<{ id: number }>) {
+				const row = await ownWebhook.call(this, principalOf(ctx), ctx.params.id);
+				return webhookView(row, await this.breakerView(row.id));
+			},
+		},
+
+		replaceWebhook: {
+			rest: "PUT /webhooks/:id",
+			permission: "webhooks:write",
+			params: { $$strict: true, id: ID, ...CONFIG_PARAMS, is_active: { type: "boolean", convert: true, optional: true } },
+			async handler(this: DeliveryThis, ctx: GatewayContext<WebhookConfig & { id: number; is_active?: boolean }>) {
+				const row = await ownWebhook.call(this, principalOf(ctx), ctx.params.id);
+				await checkConfig.call(this, ctx, ctx.params);
+				await row.update({
+					...configColumns({ ordered: false, max_concurrency: 8, ...ctx.params }),
+					...(ctx.params.is_active !== undefined ? { is_active: ctx.params.is_active, disabled_reason: null } : {}),
+				});
+				await this.broker.broadcast("webhooks.changed", { id: row.id });
+				return webhookView(row);
+			},
+		},
+
+		updateWebhook: {
+			rest: "PATCH /webhooks/:id",
+			permission: "webhooks:write",
+			params: {
+				$$strict: true,
+				id: ID,
+				...Object.fromEntries(Object.entries(CONFIG_PARAMS).map(([k, v]) => [k, { ...v, optional: true }])),
+				is_active: { type: "boolean", convert: true, optional: true },
+			},
+			async handler(this: DeliveryThis, ctx: GatewayContext<Partial<WebhookConfig> & { id: number; is_active?: boolean }>) {
+				const row = await ownWebhook.call(this, principalOf(ctx), ctx.params.id);
+				const current = webhookView(row);
+				const { id: _id, is_active, ...changes } = ctx.params;
+				const merged: WebhookConfig = {
+					url: current.url,
+					scope: current.scope,
+					bot_id: current.bot_id,
+					chat_ids: current.chat_ids,
+					reply_to_message_id: current.reply_to_message_id,
+					event_types: current.event_types,
+					ordered: current.ordered,
+					max_concurrency: current.max_concurrency,
+					...changes,
+				};
+				await checkConfig.call(this, ctx, merged);
+				await row.update({ ...configColumns(merged), ...(is_active !== undefined ? { is_active, disabled_reason: is_active ? null : "disabled by its owner" } : {}) });
+				await this.broker.broadcast("webhooks.changed", { id: row.id });
+				return webhookView(row);
+			},
+		},
+
+		deleteWebhook: {
+			rest: "DELETE /webhooks/:id",
+			permission: "webhooks:write",
+			params: { $$strict: true, id: ID },
+			async handler(this: DeliveryThis, ctx: GatewayContext<{ id: number }>) {
+				const row = await ownWebhook.call(this, principalOf(ctx), ctx.params.id);
+				await row.destroy();
+				await this.broker.broadcast("webhooks.changed", { id: row.id });
+				respondWith(ctx, 204);
+				return null;
+			},
+		},
+
+		rotateWebhookSecret: {
+			rest: "POST /webhooks/:id/rotate-secret",
+			permission: "webhooks:write",
+			retryPolicy: { enabled: false },
+			params: { $$strict: true, id: ID },
+			async handler(this: DeliveryThis, ctx: GatewayContext<{ id: number }>) {
+				const row = await ownWebhook.call(this, principalOf(ctx), ctx.params.id);
+				const keys = this.runtime.config.encryptionKeys;
+				const { current } = this.secretsOf(row);
+				const secret = newWebhookSecret();
+				const sealedNew = seal(keys, WEBHOOK_SECRET_PURPOSE, secret);
+				const sealedOld = seal(keys, WEBHOOK_SECRET_PURPOSE, current);
+				const expires = new Date(Date.now() + ROTATION_OVERLAP_MS);
+				await row.update({
+					secret_ciphertext: sealedNew.ciphertext,
+					previous_secret_ciphertext: sealedOld.ciphertext,
+					previous_secret_expires_at: expires,
+					key_id: sealedNew.keyId,
+				});
+				await this.broker.broadcast("webhooks.changed", { id: row.id });
+				return { ...webhookView(row), secret };
+			},
+		},
+
+		testWebhook: {
+			rest: "POST /webhooks/:id/test",
+			permission: "webhooks:write",
+			timeout: 20_000,
+			bulkhead: { enabled: true, concurrency: 10, maxQueueSize: 50 },
+			params: { $$strict: true, id: ID },
+			async handler(this: DeliveryThis, ctx: GatewayContext<{ id: number }>) {
+				const row = await ownWebhook.call(this, principalOf(ctx), ctx.params.id);
+				return this.ping(row);
+			},
+		},
+
+		listDeliveries: {
+			rest: "GET /webhooks/:id/deliveries",
+			permission: "webhooks:read",
+			params: {
+				$$strict: true,
+				id: ID,
+				...pageParams,
+				status: { type: "enum", values: ["pending", "in_flight", "succeeded", "failed", "dead"], optional: true },
+			},
+			async handler(this: DeliveryThis, ctx: GatewayContext<{ id: number; limit?: number; cursor?: string; status?: string }>) {
+				const row = await ownWebhook.call(this, principalOf(ctx), ctx.params.id);
+				const limit = ctx.params.limit ?? 50;
+				const before = decodeCursor(ctx.params.cursor);
+				const { WebhookDelivery, WebhookAttempt } = this.runtime.db.models;
+				const deliveries = await WebhookDelivery.findAll({
+					where: {
+						webhook_id: row.id,
+						...(before === null ? {} : { id: { [Op.lt]: before } }),
+						...(ctx.params.status ? { status: ctx.params.status } : {}),
+					},
+					order: [["id", "DESC"]],
+					limit: limit + 1,
+				});
+				const attempts = await WebhookAttempt.findAll({ where: { delivery_id: deliveries.map((d) => d.id) }, order: [["id", "ASC"]] });
+				return toPage(deliveries, limit, (d) => d.id, (d) => deliveryView(d, attempts.filter((a) => Number(a.delivery_id) === d.id)));
+			},
+		},
+
+		retryDelivery: {
+			rest: "POST /webhooks/:id/deliveries/:delivery_id/retry",
+			permission: "webhooks:write",
+			params: { $$strict: true, id: ID, delivery_id: ID },
+			async handler(this: DeliveryThis, ctx: GatewayContext<{ id: number; delivery_id: number }>) {
+				const row = await ownWebhook.call(this, principalOf(ctx), ctx.params.id);
+				const delivery = await this.runtime.db.models.WebhookDelivery.findOne({ where: { id: ctx.params.delivery_id, webhook_id: row.id } });
+				if (!delivery) throw fail.notFound("Delivery");
+				if (delivery.status === "in_flight") throw fail.conflict("This delivery is being attempted right now");
+				// A retry by hand starts the schedule again; its attempts stay in the log.
+				await delivery.update({ status: "pending", attempts: 0, next_attempt_at: new Date(), lease_owner: null, lease_until: null });
+				await this.broker.broadcast("delivery.wake", { webhook_id: row.id });
+				respondWith(ctx, 202);
+				return deliveryView(delivery);
+			},
+		},
+
+		replayWebhook: {
+			rest: "POST /webhooks/:id/replay",
+			permission: "webhooks:write",
+			timeout: 60_000,
+			bulkhead: { enabled: true, concurrency: 2, maxQueueSize: 10 },
+			params: {
+				$$strict: true,
+				id: ID,
+				since: { type: "date", convert: true, optional: true },
+				since_seq: { type: "number", integer: true, min: 0, convert: true, optional: true },
+			},
+			async handler(this: DeliveryThis, ctx: GatewayContext<{ id: number; since?: Date; since_seq?: number }>) {
+				const { since, since_seq } = ctx.params;
+				if ((since === undefined) === (since_seq === undefined)) {
+					throw fail.validation([
+						{ field: "since", message: "Give exactly one of 'since' and 'since_seq'." },
+						{ field: "since_seq", message: "Give exactly one of 'since' and 'since_seq'." },
+					]);
+				}
+				const row = await ownWebhook.call(this, principalOf(ctx), ctx.params.id);
+				const result = await this.replay(row, since_seq !== undefined ? { afterSeq: since_seq } : { since: since! });
+				respondWith(ctx, 202);
+				return result;
+			},
+		},
+	},
+};

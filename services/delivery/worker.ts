@@ -1,0 +1,188 @@
+/**
+ * The delivery service's two loops: the dispatcher (one per cluster, under a lease) turns the event
+ * log into delivery rows; every node's work loop claims due rows endpoint by endpoint, within each
+ * endpoint's cap and breaker, sends them signed, and records the outcomes in batches.
+ */
+import type { Webhook } from "../../lib/db/models";
+import { sleep } from "../../lib/async";
+import { placeholders, read } from "../../lib/db/raw";
+import { toApiError } from "../../lib/errors";
+import { metricsOf } from "../../lib/metrics";
+import type { GatewayEvent } from "../broker/event-log";
+import { Batcher } from "../ingest/batcher";
+import { attemptDelivery } from "./attempt";
+import { admission, recordFailure, recordSuccess } from "./breaker";
+import { claimDeliveries, webhooksWithDueDeliveries, type Claimed, type ClaimRequest } from "./claims";
+import type { DeliveryThis } from "./context";
+import { dispatchBatch } from "./dispatcher";
+import { judge, recordOutcomes, releaseClaims, type Outcome } from "./outcomes";
+
+/** Attempts in flight at once on this node, across every endpoint. */
+const NODE_CONCURRENCY = 256;
+const CLAIM_LEASE_MS = 30_000;
+const DISPATCH_BATCH = 500;
+/** Shortest time between two dispatcher transactions while events keep coming. */
+const DISPATCH_COALESCE_MS = 20;
+/** Endpoints with due deliveries looked at per round of the work loop. */
+const DUE_PAGE = 500;
+
+/** What a receiver gets: API.md's delivery body. */
+function deliveryBody(event: GatewayEvent): string {
+	return JSON.stringify({
+		event_id: `evt_${event.seq}`,
+		event: event.type,
+		seq: event.seq,
+		bot_id: event.bot_id,
+		chat_id: event.chat_id,
+		...(event.message ? { message: event.message } : {}),
+		...(event.update !== undefined ? { update: event.update, update_kind: event.update_kind } : {}),
+		timestamp: event.created_at,
+	});
+}
+
+/** Every node competes for the one dispatcher lease; the holder drains the log into deliveries. */
+export async function dispatcherLoop(service: DeliveryThis): Promise<void> {
+	while (service.running) {
+		await service.leases.run("delivery:dispatcher", async (signal) => {
+			while (!signal.aborted && service.running) {
+				try {
+					const startedAt = Date.now();
+					const result = await dispatchBatch(service.runtime.db, await service.audiences(), DISPATCH_BATCH);
+					if (result.deliveries > 0) await service.broker.broadcast("delivery.wake", { webhook_ids: result.webhookIds });
+					if (result.events < DISPATCH_BATCH) {
+						await service.dispatcherBell.wait(500);
+						// Under load the bell rings for every ingest commit: a short pause lets one
+						// transaction take many events instead of each commit costing one of its own.
+						const elapsed = Date.now() - startedAt;
+						if (elapsed < DISPATCH_COALESCE_MS) await sleep(DISPATCH_COALESCE_MS - elapsed, signal);
+					}
+				} catch (err) {
+					service.logger.warn("Webhook dispatcher:", (err as Error).message);
+					await sleep(1_000, signal);
+				}
+			}
+		});
+		if (service.running) await sleep(2_000);
+	}
+}
+
+/** Claims due deliveries endpoint by endpoint, within each one's cap, and sends them. */
+export async function workLoop(service: DeliveryThis): Promise<void> {
+	const record = new Batcher<Outcome, void>({
+		write: async (outcomes) => {
+			await recordOutcomes(service.runtime.db, service.owner, outcomes);
+			return outcomes.map(() => undefined);
+		},
+		maxBatch: 200,
+		concurrency: service.runtime.db.dialect === "sqlite" ? 1 : 2,
+		isUnavailable: (err) => toApiError(err).status === 503,
+	});
+	const targets = new Map<number, Webhook>();
+	const sending = new Set<Promise<void>>();
+	let cursor = 0;
+	while (service.running) {
+		let started = 0;
+		try {
+			if (service.inFlightTotal < NODE_CONCURRENCY) {
+				const due = await webhooksWithDueDeliveries(service.runtime.db, cursor, DUE_PAGE);
+				// The next round looks at the next page; a short page means the end, so wrap around.
+				cursor = due.length < DUE_PAGE ? 0 : due[due.length - 1]!;
+				if (due.length > 0) {
+					targets.clear();
+					const rows = await service.runtime.db.models.Webhook.findAll({ where: { id: due, is_active: true } });
+					for (const row of rows) targets.set(row.id, row);
+				}
+				// Fairness: start from a different endpoint each round; caps and breakers decide the room.
+				const requests: ClaimRequest[] = [];
+				const probes = new Set<number>();
+				let room = NODE_CONCURRENCY - service.inFlightTotal;
+				for (const id of due.sort(() => Math.random() - 0.5)) {
+					const target = targets.get(id);
+					if (!target || room <= 0) continue;
+					let count = Math.min(target.max_concurrency - (service.inFlight.get(id) ?? 0), room);
+					if (count <= 0) continue;
+					// A half-open endpoint gets one probe, and nothing else until its outcome is on record.
+					if (service.probing.has(id)) continue;
+					const admitted = await admission(service.runtime.state, id, service.owner);
+					if (admitted === null) continue;
+					if (admitted === "probe") {
+						service.troubled.add(id);
+						probes.add(id);
+						count = 1;
+					}
+					requests.push({ id, ordered: Boolean(target.ordered), count, maxConcurrency: target.max_concurrency });
+					room -= count;
+				}
+				const claimed = await claimDeliveries(service.runtime.db, requests, service.owner, CLAIM_LEASE_MS);
+				for (const claim of claimed) if (probes.has(claim.webhook_id)) service.probing.add(claim.webhook_id);
+				const events = claimed.length > 0 ? await loadEvents(service, claimed) : new Map<number, GatewayEvent>();
+				for (const claim of claimed) {
+					const run = send(service, targets.get(claim.webhook_id)!, claim, events.get(claim.event_seq), record).finally(() => sending.delete(run));
+					sending.add(run);
+					started += 1;
+				}
+			}
+		} catch (err) {
+			service.logger.warn("Webhook worker:", (err as Error).message);
+			await sleep(1_000);
+		}
+		if (started === 0 && service.running) await service.workerBell.wait(250);
+	}
+	await Promise.allSettled([...sending]);
+}
+
+async function loadEvents(service: DeliveryThis, claimed: Claimed[]): Promise<Map<number, GatewayEvent>> {
+	const seqs = [...new Set(claimed.map((c) => c.event_seq))];
+	const rows = await read<{ seq: number; payload: string }>(service.runtime.db, `SELECT seq, payload FROM events WHERE seq IN (${placeholders(seqs.length)})`, seqs);
+	return new Map(rows.map((r) => [Number(r.seq), JSON.parse(r.payload) as GatewayEvent]));
+}
+
+async function send(service: DeliveryThis, row: Webhook, claim: Claimed, event: GatewayEvent | undefined, record: Batcher<Outcome, void>): Promise<void> {
+	const { state } = service.runtime;
+	service.inFlight.set(row.id, (service.inFlight.get(row.id) ?? 0) + 1);
+	service.inFlightTotal += 1;
+	let result;
+	try {
+		if (!event) {
+			// Its event is gone from the log (never expected): nothing can be sent.
+			await releaseClaims(service.runtime.db, service.owner, [claim.id], new Date(Date.now() + 60_000));
+			return;
+		}
+		result = await attemptDelivery(
+			service.agent,
+			row.url,
+			service.secretsOf(row),
+			{ id: `evt_${event.seq}`, event: event.type, deliveryId: String(claim.id), body: deliveryBody(event) },
+			service.runtime.config.webhookAllowPrivate,
+		);
+	} finally {
+		// The cap counts requests on the wire: the slot frees as soon as the endpoint answered.
+		const left = (service.inFlight.get(row.id) ?? 1) - 1;
+		if (left > 0) service.inFlight.set(row.id, left);
+		else service.inFlight.delete(row.id);
+		service.inFlightTotal -= 1;
+		service.workerBell.ring();
+	}
+	try {
+		const outcome: Outcome = { delivery: claim, result, ...judge(claim, result) };
+		if (outcome.verdict === "succeeded") {
+			// Resetting the shared breaker costs a round trip: only when a failure may be on record.
+			if (service.troubled.delete(row.id)) await recordSuccess(state, row.id, service.owner).catch(() => undefined);
+		} else {
+			service.troubled.add(row.id);
+			if (await recordFailure(state, row.id, service.owner).catch(() => false)) {
+				service.logger.warn(`Webhook ${row.id}: circuit open after repeated failures (${result.error ?? result.statusCode})`);
+			}
+		}
+		await record.submit(outcome);
+		metricsOf(service.broker).webhookDeliveries.inc({ outcome: outcome.verdict });
+		// Now on record: the endpoint's cap has room again, and a probe's verdict is known.
+		service.probing.delete(row.id);
+		service.workerBell.ring();
+		if (outcome.verdict === "gone") await service.broker.broadcast("webhooks.changed", { id: row.id });
+	} catch (err) {
+		// The lease runs out and the delivery is attempted again: at least once.
+		service.logger.warn(`Webhook ${row.id}: delivery ${claim.id} could not be recorded:`, (err as Error).message);
+		service.probing.delete(row.id);
+	}
+}

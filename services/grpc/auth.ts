@@ -1,0 +1,85 @@
+/**
+ * Who is calling, for every RPC: the credential from the metadata (`authorization: Bearer <JWT or
+ * API key>`, or `x-api-key`), resolved by auth.resolve, then one token from the principal's rate
+ * limit bucket, the same bucket REST charges. Failed credentials count against the caller's address
+ * as they do on REST.
+ */
+import type { IncomingMessage } from "node:http";
+import type { Metadata } from "@grpc/grpc-js";
+import type { LoggerInstance } from "moleculer";
+import { fail } from "../../lib/errors";
+import type { SharedState } from "../../lib/state";
+import { clientAddress } from "../api/http";
+import { principalKey, type Principal } from "../auth/principal";
+
+/** Failed credentials from one address per minute before it is refused without checking (as REST). */
+export const AUTH_FAILURES_PER_MINUTE = 60;
+
+function firstText(metadata: Metadata, key: string): string | undefined {
+	const value = metadata.get(key)[0];
+	return typeof value === "string" ? value : undefined;
+}
+
+/** The credential the metadata carries; null when none. A malformed `authorization` is refused. */
+export function credentialFrom(metadata: Metadata): string | null {
+	const header = firstText(metadata, "authorization");
+	if (header !== undefined) {
+		const match = /^Bearer[ ]+([^\s]+)[ ]*$/i.exec(header);
+		if (!match) throw fail.unauthorized("The authorization metadata must be 'Bearer <token>'");
+		return match[1]!;
+	}
+	const apiKey = firstText(metadata, "x-api-key")?.trim();
+	return apiKey ? apiKey : null;
+}
+
+/** The client's address: the peer, or (behind a TRUST_PROXY) the x-forwarded-for metadata, as REST. */
+export function clientAddressOf(peer: string, metadata: Metadata, trustedProxies: string[]): string {
+	// grpc-js gives "host:port" ("::1:5000" for IPv6, without brackets).
+	const host = peer.replace(/:\d+$/, "").replace(/^\[(.*)\]$/, "$1");
+	const forwarded = metadata.get("x-forwarded-for").filter((v): v is string => typeof v === "string");
+	const request = { socket: { remoteAddress: host }, headers: forwarded.length > 0 ? { "x-forwarded-for": forwarded.join(",") } : {} };
+	return clientAddress(request as unknown as IncomingMessage, trustedProxies);
+}
+
+export interface Caller {
+	principal: Principal;
+	credential: string;
+	clientIp: string;
+}
+
+export interface AuthDeps {
+	resolveCredential(credential: string): Promise<Principal>;
+	state: Pick<SharedState, "takeToken" | "hit" | "peekWindow">;
+	trustedProxies: string[];
+	logger: Pick<LoggerInstance, "warn">;
+}
+
+export async function authenticate(deps: AuthDeps, metadata: Metadata, peer: string): Promise<Caller> {
+	const clientIp = clientAddressOf(peer, metadata, deps.trustedProxies);
+	const credential = credentialFrom(metadata);
+	if (!credential) throw fail.unauthorized("Credentials required: authorization: Bearer <token> or x-api-key metadata");
+	const failureKey = `authfail:${clientIp}`;
+	const failures = await deps.state.peekWindow(failureKey).catch(() => null);
+	if (failures && failures.count >= AUTH_FAILURES_PER_MINUTE) throw fail.rateLimited(Math.max(1, Math.ceil(failures.resetMs / 1000)));
+	let principal: Principal;
+	try {
+		principal = await deps.resolveCredential(credential);
+	} catch (err) {
+		if ((err as { code?: unknown }).code === 401) await deps.state.hit(failureKey, 60_000).catch(() => undefined);
+		throw err;
+	}
+	await chargeRateLimit(deps, principal);
+	return { principal, credential, clientIp };
+}
+
+/** One token per call (per stream opened) from the principal's bucket; a store that is away allows. */
+export async function chargeRateLimit(deps: Pick<AuthDeps, "state" | "logger">, principal: Principal): Promise<void> {
+	let bucket;
+	try {
+		bucket = await deps.state.takeToken(`rl:${principalKey(principal)}`, principal.rate_limit, principal.rate_limit);
+	} catch (err) {
+		deps.logger.warn("Rate limiter unavailable, gRPC call allowed:", (err as Error).message);
+		return;
+	}
+	if (!bucket.allowed) throw fail.rateLimited(Math.max(1, Math.ceil(bucket.retryAfterMs / 1000)));
+}

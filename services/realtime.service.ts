@@ -1,0 +1,220 @@
+/**
+ * realtime: live events for socket.io clients (moleculer-io, on the api node's HTTP server, path
+ * /socket.io) and plain WebSocket clients (/api/v1/ws). Credentials are checked at the handshake;
+ * `subscribe` / `unsubscribe` (with an ack) are the only things a socket can ask; events arrive
+ * named by their type. It runs on every api node; each pushes the cluster's events to its own
+ * sockets (mixins/event-stream.mixin.ts does the ACL, replay and revocation).
+ *
+ * Slow clients: a socket with more than 1,000 packets or 8 MB waiting to be written is closed, so
+ * one stalled client cannot grow the server's memory.
+ */
+import { randomUUID } from "node:crypto";
+import type { Server as HttpServer } from "node:http";
+import type { ServiceSchema, ServiceSettingSchema } from "moleculer";
+import SocketIOService from "moleculer-io";
+import type { Server as SocketServer, Socket } from "socket.io";
+import { fail } from "../lib/errors";
+import { EventStreamMixin, type EventStreamThis } from "../mixins/event-stream.mixin";
+import { waitUntil, type CloseReason, type Subscriber, type Topic } from "../mixins/event-stream/subscription-hub";
+import { principalKey, type Principal } from "./auth/principal";
+import type { GatewayEvent } from "./broker/event-log";
+import { clientError, parseSubscription, SLOW_CLIENT, topicFields } from "./realtime/protocol";
+import { WsEndpoint } from "./realtime/ws-endpoint";
+
+type Ack = (answer: Record<string, unknown>) => void;
+
+interface RealtimeLocalVars {
+	io: SocketServer;
+	ws: WsEndpoint;
+}
+
+interface RealtimeMethods {
+	socketAuthorize(socket: Socket): Promise<Principal>;
+	onSubscribe(socket: Socket, payload: unknown, ack: unknown): Promise<void>;
+	onUnsubscribe(socket: Socket, payload: unknown, ack: unknown): Promise<void>;
+	charge(principal: Principal): Promise<void>;
+	drain(): Promise<void>;
+}
+
+type RealtimeThis = EventStreamThis & RealtimeLocalVars & RealtimeMethods;
+
+/** What a socket carries besides socket.io's own state. */
+interface SocketData {
+	principal: Principal;
+	credential: string;
+	subscriber: Subscriber;
+}
+
+function credentialOf(socket: Socket): string | null {
+	const { auth, query } = socket.handshake;
+	for (const candidate of [auth?.token, auth?.api_key, query?.token, query?.api_key]) {
+		if (typeof candidate === "string" && candidate.length > 0) return candidate;
+	}
+	return null;
+}
+
+/** Packets and bytes socket.io and the transport hold for a client that has not read them yet. */
+function queued(socket: Socket): { packets: number; bytes: number } {
+	const conn = socket.conn as unknown as { writeBuffer?: unknown[]; transport?: { socket?: { bufferedAmount?: number } } };
+	return { packets: conn.writeBuffer?.length ?? 0, bytes: conn.transport?.socket?.bufferedAmount ?? 0 };
+}
+
+function socketSubscriber(socket: Socket, principal: Principal): Subscriber {
+	return {
+		id: `io:${socket.id}:${randomUUID()}`,
+		principal,
+		send(event: GatewayEvent): boolean {
+			socket.emit(event.type, event);
+			const { packets, bytes } = queued(socket);
+			return packets <= SLOW_CLIENT.maxQueuedPackets && bytes <= SLOW_CLIENT.maxQueuedBytes;
+		},
+		revoked(topic: Topic, reason: CloseReason) {
+			socket.emit("unsubscribed", { ...topicFields(topic), code: reason.code, reason: reason.message });
+		},
+		close(reason: CloseReason) {
+			socket.emit("error", { code: reason.code, message: reason.message });
+			socket.disconnect(true);
+			// A client that stopped reading never drains a graceful close: drop what it left queued.
+			if (reason.code === "RATE_LIMITED") socket.conn.close(true);
+		},
+		drained: () => waitUntil(() => socket.disconnected || queued(socket).packets < SLOW_CLIENT.maxQueuedPackets / 4),
+	};
+}
+
+function reply(ack: unknown, answer: Record<string, unknown>): void {
+	if (typeof ack === "function") (ack as Ack)(answer);
+}
+
+const RealtimeService: ServiceSchema<ServiceSettingSchema, RealtimeThis> = {
+	name: "realtime",
+	// Moleculer's typings cannot express a mixin whose `this` is wider than Service: cast here.
+	mixins: [SocketIOService as unknown as ServiceSchema, EventStreamMixin as unknown as ServiceSchema],
+
+	settings: {
+		server: false,
+		io: {
+			namespaces: {
+				"/": {
+					authorization: true,
+					events: {
+						// `this` is the socket here (moleculer-io binds handlers to it).
+						// A client may emit without a payload: then the ack is the only argument.
+						subscribe(this: Socket, ...args: unknown[]) {
+							const ack = args[args.length - 1];
+							const payload = args.length > 1 || typeof ack !== "function" ? args[0] : undefined;
+							void (this as unknown as { $service: RealtimeThis }).$service.onSubscribe(this, payload, ack);
+						},
+						unsubscribe(this: Socket, ...args: unknown[]) {
+							const ack = args[args.length - 1];
+							const payload = args.length > 1 || typeof ack !== "function" ? args[0] : undefined;
+							void (this as unknown as { $service: RealtimeThis }).$service.onUnsubscribe(this, payload, ack);
+						},
+					},
+				},
+			},
+		},
+	},
+
+	// moleculer-io's own actions would let the cluster (and its default `call` handler, any socket)
+	// reach every action and broadcast to every socket: none of them is offered.
+	actions: {
+		call: false,
+		broadcast: false,
+		getClients: false,
+	},
+
+	methods: {
+		/** moleculer-io's handshake hook: a bad credential refuses the connection (connect_error). */
+		async socketAuthorize(this: RealtimeThis, socket: Socket): Promise<Principal> {
+			let principal: Principal;
+			let credential: string | null;
+			try {
+				credential = credentialOf(socket);
+				if (!credential) throw fail.unauthorized("Credentials required: connect with auth: { token }");
+				principal = await this.resolveCredential(credential);
+			} catch (err) {
+				// connect_error carries the API's error code in `data`, whatever went wrong.
+				const error = clientError(err);
+				throw Object.assign(new Error(error.message), { data: error });
+			}
+			const subscriber = socketSubscriber(socket, principal);
+			socket.data = { principal, credential, subscriber } satisfies SocketData;
+			this.streamConnect(subscriber, credential);
+			socket.once("disconnect", () => this.streamDisconnect(subscriber.id));
+			return principal;
+		},
+
+		async onSubscribe(this: RealtimeThis, socket: Socket, payload: unknown, ack: unknown) {
+			const { subscriber } = socket.data as SocketData;
+			try {
+				await this.charge(subscriber.principal);
+				const request = parseSubscription(payload);
+				// Acknowledged once authorised: the replay (if any) follows, then live events.
+				await this.streamSubscribe(subscriber, request.topic, request.sinceSeq, () => reply(ack, { ok: true, ...topicFields(request.topic) }));
+			} catch (err) {
+				reply(ack, { ok: false, error: clientError(err) });
+			}
+		},
+
+		async onUnsubscribe(this: RealtimeThis, socket: Socket, payload: unknown, ack: unknown) {
+			const { subscriber } = socket.data as SocketData;
+			try {
+				await this.charge(subscriber.principal);
+				const request = parseSubscription(payload);
+				this.streamUnsubscribe(subscriber.id, request.topic);
+				reply(ack, { ok: true, ...topicFields(request.topic) });
+			} catch (err) {
+				reply(ack, { ok: false, error: clientError(err) });
+			}
+		},
+
+		/** Socket frames count against the principal's rate limit, as REST requests do. */
+		async charge(this: RealtimeThis, principal: Principal): Promise<void> {
+			let bucket;
+			try {
+				bucket = await this.runtime.state.takeToken(`rl:${principalKey(principal)}`, principal.rate_limit, principal.rate_limit);
+			} catch {
+				return; // the limiter's store is away: same policy as REST (serve)
+			}
+			if (!bucket.allowed) throw fail.rateLimited(Math.max(1, Math.ceil(bucket.retryAfterMs / 1000)));
+		},
+
+		/** Shutdown: no new connections; open ones are closed so the HTTP server can stop. */
+		async drain(this: RealtimeThis): Promise<void> {
+			this.ws.drain();
+			this.io.disconnectSockets(true);
+		},
+	},
+
+	created(this: RealtimeThis) {
+		// Attach to the api service's HTTP server: one port serves REST, socket.io and WebSocket.
+		const api = this.broker.getLocalService("api") as unknown as { server?: HttpServer } | undefined;
+		if (!api?.server) throw new Error("realtime needs the api service on the same node (SERVICES=api,realtime,...)");
+		const withIo = this as unknown as { initSocketIO(server: HttpServer, options: object): void; settings: { io: { handlers: Record<string, Record<string, unknown>> } } };
+		withIo.initSocketIO(api.server, {
+			path: "/socket.io",
+			serveClient: false,
+			// Client frames are small (subscribe / unsubscribe).
+			maxHttpBufferSize: 64 * 1024,
+			// Leave other upgrades (the plain WebSocket endpoint) alone.
+			destroyUpgrade: false,
+		});
+		// moleculer-io's default namespace brings a `call` handler that reaches any action: drop it.
+		for (const handlers of Object.values(withIo.settings.io.handlers)) delete handlers.call;
+		this.ws = new WsEndpoint(api.server, {
+			resolveCredential: (credential) => this.resolveCredential(credential),
+			connect: (subscriber, credential) => this.streamConnect(subscriber, credential),
+			disconnect: (id) => this.streamDisconnect(id),
+			subscribe: (subscriber, topic, sinceSeq, authorized) => this.streamSubscribe(subscriber, topic, sinceSeq, authorized),
+			unsubscribe: (id, topic) => this.streamUnsubscribe(id, topic),
+			charge: (principal) => this.charge(principal),
+			logWarning: (message) => this.logger.warn(message),
+		});
+	},
+
+	stopped(this: RealtimeThis) {
+		this.ws.close();
+	},
+};
+
+export default RealtimeService;

@@ -1,0 +1,181 @@
+/**
+ * The plain WebSocket endpoint, /api/v1/ws, for clients without socket.io: the credential is
+ * checked at the upgrade (401 there when it is bad), then JSON frames subscribe, unsubscribe and
+ * ping; events arrive as the socket.io payloads with their `type`. A refused or malformed frame
+ * gets an error frame and the connection stays open.
+ */
+import { randomUUID } from "node:crypto";
+import type { IncomingMessage, Server } from "node:http";
+import type { Duplex } from "node:stream";
+import { WebSocketServer, type WebSocket } from "ws";
+import { waitUntil, type CloseReason, type Subscriber, type Topic } from "../../mixins/event-stream/subscription-hub";
+import type { Principal } from "../auth/principal";
+import type { GatewayEvent } from "../broker/event-log";
+import { clientError, parseSubscription, SLOW_CLIENT, topicFields } from "./protocol";
+
+export const WS_PATH = "/api/v1/ws";
+const MAX_FRAME_BYTES = 64 * 1024;
+const PING_EVERY_MS = 30_000;
+
+export interface WsHandlers {
+	resolveCredential(credential: string): Promise<Principal>;
+	connect(subscriber: Subscriber, credential: string): void;
+	disconnect(subscriberId: string): void;
+	subscribe(subscriber: Subscriber, topic: Topic, sinceSeq: number | undefined, authorized: () => void): Promise<void>;
+	unsubscribe(subscriberId: string, topic: Topic): boolean;
+	/** Per-principal rate limit for frames; throws RATE_LIMITED. */
+	charge(principal: Principal): Promise<void>;
+	logWarning(message: string): void;
+}
+
+function credentialOf(req: IncomingMessage): string | null {
+	const url = new URL(req.url ?? "/", "http://localhost");
+	const fromQuery = url.searchParams.get("token") ?? url.searchParams.get("api_key");
+	if (fromQuery) return fromQuery;
+	const auth = req.headers.authorization;
+	const bearer = auth ? /^Bearer[ ]+([^\s]+)[ ]*$/i.exec(auth)?.[1] : undefined;
+	if (bearer) return bearer;
+	const key = req.headers["x-api-key"];
+	return typeof key === "string" ? key : null;
+}
+
+function refuseUpgrade(socket: Duplex, status: number, code: string, message: string): void {
+	const body = JSON.stringify({ error: { code, message } });
+	socket.end(
+		`HTTP/1.1 ${status} ${status === 401 ? "Unauthorized" : "Service Unavailable"}\r\nContent-Type: application/json; charset=utf-8\r\n` +
+			`Content-Length: ${Buffer.byteLength(body)}\r\nConnection: close\r\n\r\n${body}`,
+	);
+}
+
+class WsSubscriber implements Subscriber {
+	readonly id = `ws:${randomUUID()}`;
+
+	constructor(
+		private readonly ws: WebSocket,
+		public principal: Principal,
+	) {}
+
+	send(event: GatewayEvent): boolean {
+		if (this.ws.readyState !== this.ws.OPEN) return true;
+		this.ws.send(JSON.stringify(event));
+		return this.ws.bufferedAmount <= SLOW_CLIENT.maxQueuedBytes;
+	}
+
+	drained(): Promise<void> {
+		return waitUntil(() => this.ws.readyState !== this.ws.OPEN || this.ws.bufferedAmount < SLOW_CLIENT.maxQueuedBytes / 4);
+	}
+
+	frame(data: Record<string, unknown>): void {
+		if (this.ws.readyState === this.ws.OPEN) this.ws.send(JSON.stringify(data));
+	}
+
+	revoked(topic: Topic, reason: CloseReason): void {
+		this.frame({ type: "unsubscribed", ...topicFields(topic), reason: reason.message, code: reason.code });
+	}
+
+	close(reason: CloseReason): void {
+		this.frame({ type: "error", code: reason.code, message: reason.message });
+		// A client that stopped reading would never complete a closing handshake: cut it off.
+		if (reason.code === "RATE_LIMITED") return this.ws.terminate();
+		// 4000-4999: application codes; the reason text is capped at 123 bytes by the protocol.
+		this.ws.close(reason.code === "UNAUTHORIZED" ? 4401 : reason.code === "FORBIDDEN" ? 4403 : 4429, reason.message.slice(0, 120));
+	}
+}
+
+export class WsEndpoint {
+	private readonly wss = new WebSocketServer({ noServer: true, maxPayload: MAX_FRAME_BYTES, perMessageDeflate: false });
+	private readonly pinger: NodeJS.Timeout;
+	private readonly alive = new WeakSet<WebSocket>();
+	private accepting = true;
+
+	constructor(
+		server: Server,
+		private readonly handlers: WsHandlers,
+	) {
+		server.on("upgrade", (req: IncomingMessage, socket: Duplex, head: Buffer) => {
+			if (new URL(req.url ?? "/", "http://localhost").pathname !== WS_PATH) return; // socket.io's, or nobody's
+			void this.upgrade(req, socket, head);
+		});
+		this.pinger = setInterval(() => {
+			for (const ws of this.wss.clients) {
+				if (!this.alive.has(ws)) ws.terminate();
+				else {
+					this.alive.delete(ws);
+					ws.ping();
+				}
+			}
+		}, PING_EVERY_MS);
+		this.pinger.unref();
+	}
+
+	get connections(): number {
+		return this.wss.clients.size;
+	}
+
+	private async upgrade(req: IncomingMessage, socket: Duplex, head: Buffer): Promise<void> {
+		if (!this.accepting) return refuseUpgrade(socket, 503, "UNAVAILABLE", "Server shutting down");
+		const credential = credentialOf(req);
+		if (!credential) return refuseUpgrade(socket, 401, "UNAUTHORIZED", "Credentials required: ?token= or Authorization: Bearer");
+		let principal: Principal;
+		try {
+			principal = await this.handlers.resolveCredential(credential);
+		} catch (err) {
+			const { code, message } = clientError(err);
+			return refuseUpgrade(socket, code === "UNAVAILABLE" ? 503 : 401, code === "UNAVAILABLE" ? code : "UNAUTHORIZED", message);
+		}
+		this.wss.handleUpgrade(req, socket, head, (ws) => this.connected(ws, principal, credential));
+	}
+
+	private connected(ws: WebSocket, principal: Principal, credential: string): void {
+		const subscriber = new WsSubscriber(ws, principal);
+		this.alive.add(ws);
+		this.handlers.connect(subscriber, credential);
+		ws.on("pong", () => this.alive.add(ws));
+		ws.on("close", () => this.handlers.disconnect(subscriber.id));
+		ws.on("error", () => ws.terminate());
+		ws.on("message", (data, isBinary) => void this.onFrame(subscriber, data.toString(), isBinary));
+	}
+
+	private async onFrame(subscriber: WsSubscriber, text: string, isBinary: boolean): Promise<void> {
+		let frame: unknown;
+		try {
+			frame = isBinary ? undefined : JSON.parse(text);
+		} catch {
+			frame = undefined;
+		}
+		if (frame === null || typeof frame !== "object" || Array.isArray(frame)) {
+			return subscriber.frame({ type: "error", code: "BAD_REQUEST", message: "Frames are JSON objects with an action" });
+		}
+		const { action } = frame as { action?: unknown };
+		try {
+			await this.handlers.charge(subscriber.principal);
+			if (action === "ping") return subscriber.frame({ action: "pong" });
+			if (action !== "subscribe" && action !== "unsubscribe") {
+				return subscriber.frame({ type: "error", code: "BAD_REQUEST", message: "action must be subscribe, unsubscribe or ping" });
+			}
+			const request = parseSubscription(frame);
+			if (action === "unsubscribe") {
+				this.handlers.unsubscribe(subscriber.id, request.topic);
+				return subscriber.frame({ type: "unsubscribed", ...topicFields(request.topic) });
+			}
+			// Confirmed once authorised: the replay (if any) follows, then live events.
+			await this.handlers.subscribe(subscriber, request.topic, request.sinceSeq, () =>
+				subscriber.frame({ type: "subscribed", ...topicFields(request.topic) }),
+			);
+		} catch (err) {
+			subscriber.frame({ type: "error", ...clientError(err), ...(action === "subscribe" || action === "unsubscribe" ? { action } : {}) });
+		}
+	}
+
+	/** Stops taking connections and closes the open ones (1001: going away). */
+	drain(): void {
+		this.accepting = false;
+		clearInterval(this.pinger);
+		for (const ws of this.wss.clients) ws.close(1001, "Server shutting down");
+	}
+
+	close(): void {
+		this.drain();
+		this.wss.close();
+	}
+}

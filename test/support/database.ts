@@ -1,0 +1,42 @@
+/** A migrated database for tests that need tables but no broker. */
+import { openDatabase, type Database } from "../../lib/db/connection";
+import { migrateUp } from "../../lib/db/migrator";
+
+export async function migratedDatabase(url = "sqlite::memory:"): Promise<Database> {
+	const db = await openDatabase(url);
+	await migrateUp(db);
+	return db;
+}
+
+let counter = 0;
+
+/** Inserts a bot row directly (the bots service is not needed to test storage). */
+export async function insertBot(db: Database, overrides: Partial<{ telegram_id: number; username: string; mode: "webhook" | "polling" }> = {}) {
+	counter += 1;
+	return db.models.Bot.create({
+		telegram_id: overrides.telegram_id ?? 900_000 + counter,
+		username: overrides.username ?? `test_${counter}_bot`,
+		display_name: null,
+		description: null,
+		token_ciphertext: "unused",
+		webhook_secret_ciphertext: "unused",
+		key_id: "test",
+		webhook_path: `${counter}`.padStart(64, "0"),
+		mode: overrides.mode ?? "webhook",
+		last_error: null,
+		created_by_user_id: null,
+	});
+}
+
+export async function insertChat(db: Database, botId: number, telegramId: number, type = "private") {
+	return db.models.Chat.create({
+		bot_id: botId,
+		telegram_id: telegramId,
+		type,
+		title: type === "private" ? null : `chat ${telegramId}`,
+		username: null,
+		first_name: type === "private" ? "Test" : null,
+		last_name: null,
+		migrated_to_chat_id: null,
+	});
+}

@@ -1,0 +1,163 @@
+import { existsSync, readFileSync, statSync } from "node:fs";
+import { join } from "node:path";
+import { randomBytes } from "node:crypto";
+import { ConfigError, loadConfig, parseEncryptionKeys } from "../../lib/config";
+import { tempDir } from "../support/harness";
+
+const key = () => randomBytes(32).toString("base64");
+const clusterEnv = () => ({
+	TRANSPORTER: "nats://127.0.0.1:4222",
+	DATABASE_URL: "mysql://root@127.0.0.1:3306/test",
+	REDIS_URL: "redis://127.0.0.1:6379",
+	JWT_SECRET: "x".repeat(40),
+	TOKEN_ENCRYPTION_KEYS: `k1:${key()}`,
+	DATA_DIR: tempDir(),
+});
+
+function problemsOf(env: Record<string, string>): string[] {
+	try {
+		loadConfig(env);
+	} catch (err) {
+		if (err instanceof ConfigError) return err.problems;
+		throw err;
+	}
+	return [];
+}
+
+describe("loadConfig", () => {
+	it("runs embedded with no variable set: SQLite under DATA_DIR, every service, port 3000", () => {
+		const dataDir = tempDir();
+		const config = loadConfig({ DATA_DIR: dataDir });
+		expect(config.mode).toBe("embedded");
+		expect(config.databaseUrl).toBe(`sqlite:${join(dataDir, "gateway.sqlite")}`);
+		expect(config.services).toEqual(["api", "auth", "bots", "chats", "ingest", "broker", "realtime", "delivery", "grpc"]);
+		expect(config.port).toBe(3000);
+		expect(config.grpcPort).toBe(50051);
+		expect(config.transporter).toBeNull();
+		expect(config.telegramApiRoot).toBe("https://api.telegram.org");
+	});
+
+	it("generates embedded dev secrets once, readable only by the owner, and warns", () => {
+		const dataDir = tempDir();
+		const first = loadConfig({ DATA_DIR: dataDir });
+		const file = join(dataDir, "dev-secrets.json");
+		expect(existsSync(file)).toBe(true);
+		expect(statSync(file).mode & 0o777).toBe(0o600);
+		expect(first.warnings.join()).toMatch(/Generated development secrets/);
+		const second = loadConfig({ DATA_DIR: dataDir });
+		expect(second.jwt.secret).toBe(first.jwt.secret);
+		expect(second.encryptionKeys[0]!.key.equals(first.encryptionKeys[0]!.key)).toBe(true);
+		expect(second.warnings).toEqual([]);
+		expect(JSON.parse(readFileSync(file, "utf8")).jwt_secret).toBe(first.jwt.secret);
+	});
+
+	it("accepts a complete cluster configuration", () => {
+		const config = loadConfig({ ...clusterEnv(), SERVICES: "api,auth,realtime", NODE_ID: "api-1" });
+		expect(config.mode).toBe("cluster");
+		expect(config.services).toEqual(["api", "auth", "realtime"]);
+		expect(config.nodeId).toBe("api-1");
+		expect(config.host).toBe("0.0.0.0");
+	});
+
+	it.each([
+		["JWT_SECRET", /JWT_SECRET is required in cluster mode/],
+		["TOKEN_ENCRYPTION_KEYS", /TOKEN_ENCRYPTION_KEYS is required in cluster mode/],
+		["REDIS_URL", /REDIS_URL is required in cluster mode/],
+	])("stops a cluster node without %s and names it", (name, message) => {
+		const env: Record<string, string> = clusterEnv();
+		delete env[name];
+		expect(problemsOf(env).join("\n")).toMatch(message);
+	});
+
+	it("refuses SQLite in cluster mode and never writes dev secrets there", () => {
+		const env = { ...clusterEnv(), DATABASE_URL: "sqlite:/tmp/x.sqlite" };
+		expect(problemsOf(env).join()).toMatch(/cluster mode needs a mysql:\/\/ database/);
+		const noSecrets: Record<string, string> = clusterEnv();
+		delete noSecrets.JWT_SECRET;
+		problemsOf(noSecrets);
+		expect(existsSync(join(noSecrets.DATA_DIR!, "dev-secrets.json"))).toBe(false);
+	});
+
+	it("reports every bad value at once", () => {
+		const problems = problemsOf({
+			DATA_DIR: tempDir(),
+			PORT: "70000",
+			GRPC_PORT: "abc",
+			SERVICES: "api,nosuch",
+			LOG_LEVEL: "loud",
+			WEBHOOK_ALLOW_PRIVATE: "maybe",
+			JWT_SECRET: "short",
+			TOKEN_ENCRYPTION_KEYS: "k1:" + key(),
+		});
+		expect(problems).toEqual(
+			expect.arrayContaining([
+				expect.stringMatching(/^PORT/),
+				expect.stringMatching(/^GRPC_PORT/),
+				expect.stringMatching(/unknown service "nosuch"/),
+				expect.stringMatching(/^LOG_LEVEL/),
+				expect.stringMatching(/^WEBHOOK_ALLOW_PRIVATE/),
+				expect.stringMatching(/JWT_SECRET must be at least 32/),
+			]),
+		);
+	});
+
+	it("turns metrics on by default, and off with METRICS_ENABLED=false; METRICS_TOKEN is optional", () => {
+		const defaults = loadConfig({ DATA_DIR: tempDir() });
+		expect(defaults.metricsEnabled).toBe(true);
+		expect(defaults.metricsToken).toBeNull();
+		const off = loadConfig({ DATA_DIR: tempDir(), METRICS_ENABLED: "false", METRICS_TOKEN: " s3cret " });
+		expect(off.metricsEnabled).toBe(false);
+		expect(off.metricsToken).toBe("s3cret");
+		expect(problemsOf({ DATA_DIR: tempDir(), METRICS_ENABLED: "sometimes" })).toEqual([expect.stringMatching(/^METRICS_ENABLED must be true or false/)]);
+	});
+
+	it("leaves tracing off unless TRACING_EXPORTER asks for console, event or zipkin", () => {
+		expect(loadConfig({ DATA_DIR: tempDir() }).tracing).toEqual({ exporter: "off", endpoint: null, sampleRate: 1 });
+		expect(loadConfig({ DATA_DIR: tempDir(), TRACING_EXPORTER: "Console" }).tracing.exporter).toBe("console");
+		expect(loadConfig({ DATA_DIR: tempDir(), TRACING_EXPORTER: "event", TRACING_SAMPLE_RATE: "0.25" }).tracing).toEqual({ exporter: "event", endpoint: null, sampleRate: 0.25 });
+		expect(loadConfig({ DATA_DIR: tempDir(), TRACING_EXPORTER: "zipkin", TRACING_ENDPOINT: "http://zipkin:9411/" }).tracing).toEqual({
+			exporter: "zipkin",
+			endpoint: "http://zipkin:9411",
+			sampleRate: 1,
+		});
+	});
+
+	it.each([
+		[{ TRACING_EXPORTER: "zipkin" }, /TRACING_ENDPOINT is required with TRACING_EXPORTER=zipkin/],
+		[{ TRACING_EXPORTER: "zipkin", TRACING_ENDPOINT: "zipkin:9411" }, /TRACING_ENDPOINT must be an http\(s\) URL/],
+		[{ TRACING_EXPORTER: "jaeger" }, /TRACING_EXPORTER=jaeger needs a package .*jaeger-client.*use zipkin/],
+		[{ TRACING_EXPORTER: "datadog" }, /TRACING_EXPORTER=datadog needs a package .*dd-trace/],
+		[{ TRACING_EXPORTER: "stdout" }, /TRACING_EXPORTER must be one of off, console, event, zipkin, got "stdout"/],
+		[{ TRACING_EXPORTER: "console", TRACING_SAMPLE_RATE: "0" }, /TRACING_SAMPLE_RATE must be a number above 0 and at most 1/],
+		[{ TRACING_EXPORTER: "console", TRACING_SAMPLE_RATE: "1.5" }, /TRACING_SAMPLE_RATE must be/],
+		[{ TRACING_EXPORTER: "console", TRACING_SAMPLE_RATE: "half" }, /TRACING_SAMPLE_RATE must be/],
+	])("refuses tracing settings %p", (env, message) => {
+		const problems = problemsOf({ DATA_DIR: tempDir(), ...env });
+		expect(problems).toHaveLength(1);
+		expect(problems[0]).toMatch(message);
+	});
+
+	it("needs api on the node that runs realtime", () => {
+		expect(problemsOf({ DATA_DIR: tempDir(), SERVICES: "realtime,auth" }).join()).toMatch(/realtime .* needs api/);
+	});
+});
+
+describe("parseEncryptionKeys", () => {
+	it("reads id:key pairs, the first one active", () => {
+		const problems: string[] = [];
+		const keys = parseEncryptionKeys(`new:${key()}, old:${key()}`, problems);
+		expect(problems).toEqual([]);
+		expect(keys.map((k) => k.id)).toEqual(["new", "old"]);
+		expect(keys[0]!.key).toHaveLength(32);
+	});
+
+	it.each([
+		["k1:" + randomBytes(16).toString("base64"), /must decode from base64 to 32 bytes/],
+		[":" + key(), /each entry must be <id>:<base64 key>/],
+		[`a:${key()},a:${key()}`, /appears twice/],
+	])("rejects %s", (raw, message) => {
+		const problems: string[] = [];
+		parseEncryptionKeys(raw, problems);
+		expect(problems.join()).toMatch(message);
+	});
+});

@@ -1,0 +1,77 @@
+import type { IncomingMessage } from "node:http";
+import { takeCredential } from "../../services/api/credentials";
+import { decodeCursor, encodeCursor, toPage } from "../../lib/paging";
+import { clientAddress } from "../../services/api/http";
+
+function request(init: { headers?: Record<string, string>; query?: Record<string, unknown>; body?: Record<string, unknown> }) {
+	const query = init.query ?? {};
+	const body = init.body ?? {};
+	return {
+		headers: init.headers ?? {},
+		query,
+		body,
+		$params: { ...body, ...query },
+		socket: { remoteAddress: "10.0.0.1" },
+	} as unknown as IncomingMessage & { $params: Record<string, unknown> };
+}
+
+describe("takeCredential", () => {
+	it("reads a Bearer token", () => {
+		expect(takeCredential(request({ headers: { authorization: "Bearer abc.def.ghi" } }))).toBe("abc.def.ghi");
+	});
+
+	it("refuses another scheme", () => {
+		expect(() => takeCredential(request({ headers: { authorization: "Basic dXNlcjpwYXNz" } }))).toThrow(/Bearer/);
+	});
+
+	it("reads X-API-Key, ?api_key, ?token and a body api_key, and takes them out of the params", () => {
+		expect(takeCredential(request({ headers: { "x-api-key": "tgw_k" } }))).toBe("tgw_k");
+		const q = request({ query: { api_key: "tgw_q", limit: "5" } });
+		expect(takeCredential(q)).toBe("tgw_q");
+		expect(q.$params).toEqual({ limit: "5" });
+		const t = request({ query: { token: "jwt" } });
+		expect(takeCredential(t)).toBe("jwt");
+		expect(t.$params).toEqual({});
+		const b = request({ body: { api_key: "tgw_b", name: "x" } });
+		expect(takeCredential(b)).toBe("tgw_b");
+		expect(b.$params).toEqual({ name: "x" });
+	});
+
+	it("gives a body field named token back when ?token= was the credential (POST /bots has its own token)", () => {
+		const req = request({ query: { token: "tgw_cred" }, body: { token: "123:bot-token" } });
+		expect(takeCredential(req)).toBe("tgw_cred");
+		expect(req.$params).toEqual({ token: "123:bot-token" });
+	});
+
+	it("finds nothing when nothing is there", () => {
+		expect(takeCredential(request({}))).toBeNull();
+	});
+});
+
+describe("clientAddress", () => {
+	const req = (remote: string, xff?: string) =>
+		({ socket: { remoteAddress: remote }, headers: xff ? { "x-forwarded-for": xff } : {} }) as unknown as IncomingMessage;
+
+	it("ignores X-Forwarded-For unless the peer is a trusted proxy", () => {
+		expect(clientAddress(req("::ffff:10.0.0.9", "1.2.3.4"), [])).toBe("10.0.0.9");
+		expect(clientAddress(req("10.0.0.9", "1.2.3.4"), ["10.0.0.8"])).toBe("10.0.0.9");
+	});
+
+	it("walks the chain back past trusted proxies", () => {
+		expect(clientAddress(req("10.0.0.9", "6.6.6.6, 1.2.3.4, 10.0.0.7"), ["10.0.0.9", "10.0.0.7"])).toBe("1.2.3.4");
+	});
+});
+
+describe("paging", () => {
+	it("round-trips cursors and refuses foreign ones", () => {
+		expect(decodeCursor(encodeCursor(42))).toBe(42);
+		expect(decodeCursor(undefined)).toBeNull();
+		expect(() => decodeCursor("bm9wZQ")).toThrow(/cursor/);
+	});
+
+	it("pages with one extra row", () => {
+		const rows = [1, 2, 3].map((id) => ({ id }));
+		expect(toPage(rows, 2, (r) => r.id, (r) => r.id)).toEqual({ data: [1, 2], next_cursor: encodeCursor(2) });
+		expect(toPage(rows, 3, (r) => r.id, (r) => r.id)).toEqual({ data: [1, 2, 3], next_cursor: null });
+	});
+});

@@ -1,0 +1,80 @@
+import { Errors } from "moleculer";
+import { fail, GatewayError, toApiError } from "../../lib/errors";
+
+describe("toApiError", () => {
+	it("keeps our own errors' code, message and details", () => {
+		const err = fail.conflict("A bot with this token is already registered");
+		expect(toApiError(err)).toEqual({
+			status: 409,
+			body: { error: { code: "CONFLICT", message: "A bot with this token is already registered" } },
+		});
+	});
+
+	it("recognises our errors after a transporter hop (plain fields, no class)", () => {
+		const remote = { name: "GatewayError", message: "chat not found", code: 404, type: "NOT_FOUND", data: undefined };
+		expect(toApiError(remote).body.error).toEqual({ code: "NOT_FOUND", message: "chat not found" });
+	});
+
+	it("turns fastest-validator errors into 400 with the fields and without the values sent", () => {
+		const err = new Errors.ValidationError("Parameters validation error!", "VALIDATION_ERROR", [
+			{ type: "string", field: "password", message: "The 'password' field must be a string.", actual: 12345 },
+			{ type: "required", field: "username", message: "The 'username' field is required." },
+		]);
+		const { status, body } = toApiError(err);
+		expect(status).toBe(400);
+		expect(body.error.code).toBe("VALIDATION_ERROR");
+		expect(body.error.message).toBe("Invalid password, username");
+		expect(body.error.details).toEqual({
+			fields: [
+				{ field: "password", message: "The 'password' field must be a string.", type: "string" },
+				{ field: "username", message: "The 'username' field is required.", type: "required" },
+			],
+		});
+		expect(JSON.stringify(body)).not.toContain("12345");
+	});
+
+	it("maps body-parser failures to 400, 413 and 415", () => {
+		expect(toApiError({ type: "entity.parse.failed", status: 400, message: "Unexpected token } in JSON" }).body.error).toEqual({
+			code: "BAD_REQUEST",
+			message: "Malformed JSON body",
+		});
+		expect(toApiError({ type: "entity.too.large", status: 413 }).status).toBe(413);
+		expect(toApiError({ type: "charset.unsupported", status: 415 }).status).toBe(415);
+	});
+
+	it("answers 503 while the database or a service is away", () => {
+		expect(toApiError({ name: "SequelizeConnectionRefusedError", message: "connect ECONNREFUSED 127.0.0.1:3306" })).toEqual({
+			status: 503,
+			body: { error: { code: "UNAVAILABLE", message: "Database is unavailable, try again later" } },
+		});
+		expect(toApiError(new Errors.ServiceNotAvailableError({ action: "ingest.receive" })).status).toBe(503);
+		expect(toApiError(new Errors.RequestTimeoutError({ action: "x", nodeID: "n" })).status).toBe(503);
+	});
+
+	it("answers 503 for a database connection lost mid-statement and for lock conflicts (the fault suite's MariaDB kill)", () => {
+		// What Sequelize throws when MariaDB dies under a running transaction: a DatabaseError around the driver's error.
+		const lost = (code: string) => Object.assign(new Error("Connection lost: The server closed the connection."), { name: "SequelizeDatabaseError", parent: { code, fatal: true } });
+		for (const code of ["PROTOCOL_CONNECTION_LOST", "ECONNRESET"]) {
+			expect(toApiError(lost(code))).toEqual({ status: 503, body: { error: { code: "UNAVAILABLE", message: "Database is unavailable, try again later" } } });
+		}
+		// A deadlock from lib/db/raw.ts arrives as the driver's own error (also after a transporter hop).
+		const deadlock = Object.assign(new Error("Deadlock found when trying to get lock; try restarting transaction"), { code: "ER_LOCK_DEADLOCK" });
+		expect(toApiError(deadlock)).toEqual({ status: 503, body: { error: { code: "UNAVAILABLE", message: "Database is busy, try again" } } });
+		expect(toApiError({ name: "SequelizeDatabaseError", message: "x", parent: { code: "ER_LOCK_WAIT_TIMEOUT" } }).status).toBe(503);
+		// A bare ECONNREFUSED (Redis, Telegram) is not the database's: it stays an internal error here.
+		expect(toApiError(Object.assign(new Error("connect ECONNREFUSED 127.0.0.1:6379"), { code: "ECONNREFUSED" })).status).toBe(500);
+	});
+
+	it("never passes on the message, stack or SQL of an unexpected error", () => {
+		const err = Object.assign(new Error("ER_PARSE_ERROR near 'SELECT password_hash FROM users'"), { name: "SequelizeDatabaseError" });
+		const apiError = toApiError(err);
+		expect(apiError).toEqual({ status: 500, body: { error: { code: "INTERNAL", message: "Internal server error" } } });
+		expect(toApiError(new TypeError("cannot read x of undefined")).body.error.message).toBe("Internal server error");
+		expect(toApiError(new GatewayError("INTERNAL", "secret detail")).body.error.message).toBe("Internal server error");
+		expect(toApiError(undefined).status).toBe(500);
+	});
+
+	it("hands Retry-After up for rate limits", () => {
+		expect(toApiError(fail.rateLimited(3)).retryAfter).toBe(3);
+	});
+});

@@ -1,0 +1,58 @@
+import { createMemoryState } from "../../lib/state/memory";
+
+describe("memory shared state", () => {
+	let clock = 0;
+	const state = createMemoryState(() => clock);
+	afterAll(() => state.close());
+
+	it("token bucket: burst, refusal with retry time, refill", async () => {
+		clock = 1_000;
+		for (let i = 0; i < 3; i++) expect((await state.takeToken("b", 1, 3)).allowed).toBe(true);
+		const refused = await state.takeToken("b", 1, 3);
+		expect(refused).toMatchObject({ allowed: false, remaining: 0, retryAfterMs: 1_000 });
+		clock += 1_000;
+		expect((await state.takeToken("b", 1, 3)).allowed).toBe(true);
+	});
+
+	it("sliding window: at most N in any window, and when the oldest frees", async () => {
+		clock = 50_000;
+		for (let i = 0; i < 3; i++) {
+			expect((await state.takeSlot("s", 3, 1_000)).allowed).toBe(true);
+			clock += 100;
+		}
+		expect(await state.takeSlot("s", 3, 1_000)).toEqual({ allowed: false, retryAfterMs: 700 });
+		clock = 51_001;
+		expect((await state.takeSlot("s", 3, 1_000)).allowed).toBe(true);
+		expect((await state.takeSlot("s", 3, 1_000)).allowed).toBe(false);
+	});
+
+	it("fixed window counts hits and resets", async () => {
+		clock = 10_000;
+		expect(await state.hit("w", 60_000)).toEqual({ count: 1, resetMs: 60_000 });
+		expect((await state.hit("w", 60_000)).count).toBe(2);
+		expect((await state.peekWindow("w")).count).toBe(2);
+		clock += 60_000;
+		expect((await state.hit("w", 60_000)).count).toBe(1);
+	});
+
+	it("leases: one holder, renewal, expiry hands it over, release only by the holder", async () => {
+		clock = 100_000;
+		expect(await state.acquireLease("l", "a", 1_000)).toBe(true);
+		expect(await state.acquireLease("l", "b", 1_000)).toBe(false);
+		expect(await state.renewLease("l", "a", 1_000)).toBe(true);
+		expect(await state.renewLease("l", "b", 1_000)).toBe(false);
+		await state.releaseLease("l", "b");
+		expect(await state.acquireLease("l", "b", 1_000)).toBe(false);
+		clock += 1_001;
+		expect(await state.acquireLease("l", "b", 1_000)).toBe(true);
+		expect(await state.renewLease("l", "a", 1_000)).toBe(false);
+	});
+
+	it("values expire", async () => {
+		clock = 200_000;
+		await state.set("k", "v", 500);
+		expect(await state.get("k")).toBe("v");
+		clock += 500;
+		expect(await state.get("k")).toBeNull();
+	});
+});

@@ -1,0 +1,53 @@
+import { ServiceBroker, Validators } from "moleculer";
+import { toApiError } from "../../lib/errors";
+import { GatewayValidator } from "../../lib/validator";
+
+const SCHEMA = {
+	$$strict: true,
+	id: { type: "number", integer: true, positive: true, convert: true },
+	flag: { type: "boolean", convert: true, optional: true },
+	since: { type: "date", convert: true, optional: true },
+	name: { type: "string", convert: true, optional: true },
+};
+
+describe("GatewayValidator", () => {
+	it("(the bug) fastest-validator's conversions throw a TypeError on a plain JSON object such as {toString: false}", () => {
+		const check = new (Validators.Fastest as unknown as new () => { compile(s: object): (p: unknown) => unknown })().compile(SCHEMA);
+		expect(() => check({ id: { toString: false } })).toThrow(TypeError);
+	});
+
+	it.each([
+		["id", { toString: false }],
+		["id", { valueOf: {}, toString: "" }],
+		["since", { toString: 1 }],
+		["name", { toString: [] }],
+	])("refuses an unconvertible %s as a failed check naming it", (field, value) => {
+		const check = new GatewayValidator().compile(SCHEMA);
+		expect(check({ id: 1, [field]: value })).toEqual([expect.objectContaining({ type: "unreadable", field })]);
+	});
+
+	it("passes valid params and reports ordinary problems as before", () => {
+		const check = new GatewayValidator().compile(SCHEMA);
+		expect(check({ id: "7", flag: "true" })).toBe(true);
+		expect(check({ id: -1 })).toEqual([expect.objectContaining({ field: "id", type: "numberPositive" })]);
+	});
+
+	it("in a broker: the call is rejected with VALIDATION_ERROR (a settled promise), and the handler never runs", async () => {
+		const broker = new ServiceBroker({ logger: false, validator: new GatewayValidator() as unknown as Validators.Base });
+		let ran = false;
+		broker.createService({ name: "things", actions: { get: { params: SCHEMA, handler: () => (ran = true) } } });
+		await broker.start();
+		try {
+			const outcome = broker.call("things.get", { id: { toString: false } });
+			expect(outcome).toBeInstanceOf(Promise);
+			expect(toApiError(await outcome.catch((err: unknown) => err))).toMatchObject({
+				status: 400,
+				body: { error: { code: "VALIDATION_ERROR", details: { fields: [expect.objectContaining({ field: "id" })] } } },
+			});
+			expect(ran).toBe(false);
+			expect(await broker.call("things.get", { id: 3 })).toBe(true);
+		} finally {
+			await broker.stop();
+		}
+	});
+});

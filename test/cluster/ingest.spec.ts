@@ -1,0 +1,188 @@
+/**
+ * Ingest across real processes: the api node hands Telegram's pushes to two workers; the same
+ * update reaching both at once is stored once; a polling bot's poller moves to the other worker
+ * within 30 s when its node is SIGKILLed, without losing or repeating an update.
+ */
+import Redis from "ioredis";
+import { QueryTypes } from "sequelize";
+import { openDatabase, type Database } from "../../lib/db/connection";
+import { http } from "../support/harness";
+import { TelegramDouble } from "../support/telegram-double";
+import { REDIS_URL, startCluster, type Cluster } from "./support/cluster";
+
+const WORKER = ["auth", "bots", "chats", "ingest", "broker", "delivery"];
+
+async function adminToken(base: string): Promise<string> {
+	const res = await http<{ access_token: string }>(base, "POST", "/api/v1/auth/login", { body: { username: "admin", password: "cluster-admin-password" } });
+	return res.body.access_token;
+}
+
+describe("ingest in webhook mode across two workers", () => {
+	const telegram = new TelegramDouble({ redeliveryDelayMs: 50 });
+	let cluster: Cluster;
+	let db: Database;
+	let path: string;
+	let secret: string;
+
+	beforeAll(async () => {
+		const root = await telegram.start();
+		cluster = await startCluster(
+			[
+				{ name: "api-1", services: ["api", "auth", "realtime"] },
+				{ name: "worker-1", services: WORKER },
+				{ name: "worker-2", services: WORKER },
+			],
+			{ TELEGRAM_API_ROOT: root, PUBLIC_URL: "http://127.0.0.1:1" },
+		);
+		db = await openDatabase(cluster.databaseUrl);
+		const base = cluster.node("api-1").baseUrl;
+		const token = telegram.addBot();
+		const bot = await http<{ webhook_url: string }>(base, "POST", "/api/v1/bots", { body: { token }, headers: { authorization: `Bearer ${await adminToken(base)}` } });
+		expect(bot.status).toBe(201);
+		path = bot.body.webhook_url.split("/").pop()!;
+		secret = telegram.bot(token).webhook!.secret_token!;
+	}, 120_000);
+
+	afterAll(async () => {
+		await db?.close();
+		await cluster?.stop();
+		await telegram.stop();
+	});
+
+	it("the same update arriving twice at once (on different workers) is stored once", async () => {
+		const base = cluster.node("api-1").baseUrl;
+		const statuses: number[] = [];
+		for (let i = 0; i < 20; i++) {
+			const update = { update_id: 100 + i, message: { message_id: i + 1, date: 1_700_000_000, chat: { id: 31, type: "private", first_name: "C" }, text: `twice ${i}` } };
+			const send = () =>
+				fetch(`${base}/api/v1/telegram/webhook/${path}`, {
+					method: "POST",
+					headers: { "content-type": "application/json", "x-telegram-bot-api-secret-token": secret },
+					body: JSON.stringify(update),
+				}).then((r) => r.status);
+			statuses.push(...(await Promise.all([send(), send()])));
+		}
+		expect(statuses.every((s) => s === 200)).toBe(true);
+		const [row] = await db.sequelize.query<{ updates: number; messages: number }>(
+			"SELECT (SELECT COUNT(*) FROM telegram_updates) AS updates, (SELECT COUNT(*) FROM messages WHERE text LIKE 'twice %') AS messages",
+			{ type: QueryTypes.SELECT },
+		);
+		expect(Number(row!.updates)).toBe(20);
+		expect(Number(row!.messages)).toBe(20);
+		const events = await db.sequelize.query<{ seq: number }>("SELECT seq FROM events ORDER BY seq", { type: QueryTypes.SELECT });
+		expect(events.map((e) => Number(e.seq))).toEqual(Array.from({ length: 20 }, (_, i) => i + 1));
+	});
+});
+
+describe("long polling when the poller's node is killed", () => {
+	const telegram = new TelegramDouble();
+	let cluster: Cluster;
+	let db: Database;
+	let redis: Redis;
+	let token: string;
+	let botId: number;
+
+	const storedTexts = async () =>
+		(await db.sequelize.query<{ text: string }>("SELECT text FROM messages WHERE direction = 'incoming' ORDER BY seq", { type: QueryTypes.SELECT })).map((r) => r.text);
+
+	async function until<T>(what: string, ms: number, probe: () => Promise<T | undefined | false>): Promise<T> {
+		const deadline = Date.now() + ms;
+		for (;;) {
+			const value = await probe();
+			if (value) return value;
+			if (Date.now() > deadline) throw new Error(`${what}: not within ${ms} ms`);
+			await new Promise((r) => setTimeout(r, 200));
+		}
+	}
+
+	beforeAll(async () => {
+		const root = await telegram.start();
+		cluster = await startCluster(
+			[
+				{ name: "api-1", services: ["api", "auth", "realtime"] },
+				{ name: "worker-1", services: WORKER },
+				{ name: "worker-2", services: WORKER },
+			],
+			{ TELEGRAM_API_ROOT: root },
+		);
+		db = await openDatabase(cluster.databaseUrl);
+		redis = new Redis(REDIS_URL);
+		const base = cluster.node("api-1").baseUrl;
+		token = telegram.addBot();
+		const bot = await http<{ id: number; mode: string }>(base, "POST", "/api/v1/bots", { body: { token }, headers: { authorization: `Bearer ${await adminToken(base)}` } });
+		expect(bot.body.mode).toBe("polling");
+		botId = bot.body.id;
+	}, 120_000);
+
+	afterAll(async () => {
+		redis?.disconnect();
+		await db?.close();
+		await cluster?.stop();
+		await telegram.stop();
+	});
+
+	it("another worker takes over within 30 s from the stored offset: nothing lost, nothing twice", async () => {
+		for (let i = 1; i <= 3; i++) telegram.userSends(token, { chat_id: 600, text: `before ${i}` });
+		await until("first messages stored", 15_000, async () => (await storedTexts()).length === 3);
+		const leaseKey = `${cluster.namespace}:poller:bot:${botId}`;
+		const holder = (await redis.get(leaseKey))!;
+		const victim = holder.startsWith("worker-1:") ? "worker-1" : "worker-2";
+		cluster.node(victim).kill("SIGKILL");
+		const killedAt = Date.now();
+		for (let i = 1; i <= 3; i++) telegram.userSends(token, { chat_id: 600, text: `after ${i}` });
+		await until("polling handed over", 30_000, async () => {
+			const now = await redis.get(leaseKey);
+			return now !== null && !now.startsWith(`${victim}:`);
+		});
+		await until("later messages stored", 30_000, async () => (await storedTexts()).length === 6);
+		expect(Date.now() - killedAt).toBeLessThan(30_000);
+		expect(await storedTexts()).toEqual(["before 1", "before 2", "before 3", "after 1", "after 2", "after 3"]);
+	});
+});
+
+describe("sending across the cluster", () => {
+	const telegram = new TelegramDouble({ floodLimits: true });
+	let cluster: Cluster;
+
+	beforeAll(async () => {
+		const root = await telegram.start();
+		cluster = await startCluster(
+			[
+				{ name: "api-1", services: ["api", "auth", "realtime"] },
+				{ name: "worker-1", services: WORKER },
+				{ name: "worker-2", services: WORKER },
+			],
+			{ TELEGRAM_API_ROOT: root },
+		);
+	}, 120_000);
+
+	afterAll(async () => {
+		await cluster?.stop();
+		await telegram.stop();
+	});
+
+	it("a message posted on the api node is sent once, paced, whichever worker holds the bot's sender lease", async () => {
+		const base = cluster.node("api-1").baseUrl;
+		const auth = { authorization: `Bearer ${await adminToken(base)}` };
+		const token = telegram.addBot();
+		expect((await http(base, "POST", "/api/v1/bots", { body: { token }, headers: auth })).status).toBe(201);
+		telegram.userSends(token, { chat_id: 700, text: "hi" });
+		const chatId = await (async () => {
+			for (let i = 0; i < 100; i++) {
+				const chats = await http<{ data: Array<{ id: number }> }>(base, "GET", "/api/v1/chats", { headers: auth });
+				if (chats.body.data[0]) return chats.body.data[0].id;
+				await new Promise((r) => setTimeout(r, 200));
+			}
+			throw new Error("no chat");
+		})();
+		const results = await Promise.all(
+			[1, 2, 3].map((i) => http<{ status: string }>(base, "POST", `/api/v1/chats/${chatId}/messages`, { body: { text: `reply ${i}` }, headers: auth })),
+		);
+		expect(results.map((r) => r.status).every((s) => s === 201 || s === 202)).toBe(true);
+		for (let i = 0; i < 100 && telegram.sent.length < 3; i++) await new Promise((r) => setTimeout(r, 100));
+		expect(telegram.sent.map((s) => s.text).sort()).toEqual(["reply 1", "reply 2", "reply 3"]);
+		expect(telegram.floodRefusals).toEqual([]);
+		const times = telegram.sent.map((s) => s.at).sort((a, b) => a - b);
+		for (let i = 1; i < times.length; i++) expect(times[i]! - times[i - 1]!).toBeGreaterThanOrEqual(950);
+	});
+});

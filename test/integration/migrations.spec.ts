@@ -1,0 +1,115 @@
+import { QueryTypes } from "sequelize";
+import { openDatabase, type Database } from "../../lib/db/connection";
+import { createMigrator, migrateDown, migrateUp } from "../../lib/db/migrator";
+import * as initialSchema from "../../migrations/0001-initial-schema";
+import * as seedRoles from "../../migrations/0002-seed-roles-and-sequences";
+
+const TABLES = [
+	"users",
+	"roles",
+	"permissions",
+	"user_roles",
+	"role_permissions",
+	"refresh_tokens",
+	"api_keys",
+	"security_events",
+	"bots",
+	"chats",
+	"chat_permissions",
+	"telegram_updates",
+	"messages",
+	"message_edits",
+	"outbound_queue",
+	"events",
+	"sequences",
+	"webhooks",
+	"webhook_deliveries",
+	"webhook_attempts",
+];
+
+async function tables(db: Database): Promise<string[]> {
+	const rows = await db.sequelize.query<{ name: string }>(
+		"SELECT name FROM sqlite_master WHERE type = 'table' AND name NOT LIKE 'sqlite_%' AND name <> 'schema_migrations'",
+		{ type: QueryTypes.SELECT },
+	);
+	return rows.map((r) => r.name).sort();
+}
+
+describe("migrations on SQLite", () => {
+	let db: Database;
+	beforeAll(async () => {
+		db = await openDatabase("sqlite::memory:");
+	});
+	afterAll(() => db.close());
+
+	it("create the whole data model", async () => {
+		const applied = await migrateUp(db);
+		expect(applied.map((m) => m.name)).toEqual(["0001-initial-schema", "0002-seed-roles-and-sequences", "0003-message-lookups", "0004-delivery-claims"]);
+		expect(await tables(db)).toEqual([...TABLES].sort());
+	});
+
+	it("are a no-op when run again", async () => {
+		expect(await migrateUp(db)).toEqual([]);
+		expect(await createMigrator(db).pending()).toEqual([]);
+	});
+
+	it("each step can run again over what it already did (a half-applied migration recovers)", async () => {
+		const qi = db.sequelize.getQueryInterface();
+		await initialSchema.up({ context: qi });
+		await seedRoles.up({ context: qi });
+		const [{ count }] = await db.sequelize.query<{ count: number }>("SELECT COUNT(*) AS count FROM roles", { type: QueryTypes.SELECT });
+		expect(Number(count)).toBe(3);
+	});
+
+	it("seed the three roles with resource:action permissions, admin holding all", async () => {
+		const rows = await db.sequelize.query<{ role: string; permission: string }>(
+			`SELECT r.name AS role, p.name AS permission FROM role_permissions rp
+			 JOIN roles r ON r.id = rp.role_id JOIN permissions p ON p.id = rp.permission_id`,
+			{ type: QueryTypes.SELECT },
+		);
+		const byRole = (role: string) => rows.filter((r) => r.role === role).map((r) => r.permission).sort();
+		const all = await db.sequelize.query<{ name: string }>("SELECT name FROM permissions", { type: QueryTypes.SELECT });
+		expect(byRole("admin")).toEqual(all.map((p) => p.name).sort());
+		expect(byRole("viewer")).toEqual(["chats:read", "messages:read"]);
+		expect(byRole("operator")).toContain("bots:write");
+		expect(byRole("operator")).not.toContain("users:write");
+		for (const { name } of all) expect(name).toMatch(/^[a-z]+:[a-z]+$/);
+	});
+
+	it("keep (bot, update_id) unique and enforce foreign keys", async () => {
+		const { Bot, TelegramUpdate, Chat } = db.models;
+		const bot = await Bot.create({
+			telegram_id: 42,
+			username: "b",
+			display_name: null,
+			description: null,
+			token_ciphertext: "c",
+			webhook_secret_ciphertext: "s",
+			key_id: "k",
+			webhook_path: "p".repeat(64),
+			mode: "webhook",
+			last_error: null,
+			created_by_user_id: null,
+		});
+		const row = { bot_id: bot.id, update_id: 7, kind: "message", payload: "{}", batch_id: "b1", received_at: new Date() };
+		await TelegramUpdate.create(row);
+		await expect(TelegramUpdate.create({ ...row, batch_id: "b2" })).rejects.toMatchObject({ name: "SequelizeUniqueConstraintError" });
+		await expect(
+			Chat.create({ bot_id: 9999, telegram_id: 1, type: "private", title: null, username: null, first_name: null, last_name: null, migrated_to_chat_id: null }),
+		).rejects.toMatchObject({ name: "SequelizeForeignKeyConstraintError" });
+	});
+
+	it("round-trip emoji and other 4-byte characters", async () => {
+		const user = await db.models.User.create({ username: "emoji 👍🏽 𝄞", email: null, password_hash: "x", last_login_at: null });
+		const again = await db.models.User.findByPk(user.id);
+		expect(again?.username).toBe("emoji 👍🏽 𝄞");
+	});
+
+	it("go all the way down and up again", async () => {
+		const reverted = await migrateDown(db, { to: 0 });
+		expect(reverted.map((m) => m.name)).toEqual(["0004-delivery-claims", "0003-message-lookups", "0002-seed-roles-and-sequences", "0001-initial-schema"]);
+		expect(await tables(db)).toEqual([]);
+		await migrateUp(db);
+		expect(await tables(db)).toEqual([...TABLES].sort());
+	});
+});

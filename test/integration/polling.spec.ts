@@ -1,0 +1,70 @@
+/**
+ * Long polling across in-process nodes sharing one database and one shared state: one poller per
+ * bot, the stored offset moves with the updates, and when the polling node stops another one takes
+ * over from the stored offset without losing or repeating an update.
+ */
+import type { ServiceBroker } from "moleculer";
+import type { LeaseRunner } from "../../lib/lease";
+import { startTelegramGateway, type TelegramGateway } from "../support/telegram-gateway";
+
+type Event = { type: string; message?: { text: string | null } };
+
+describe("long polling", () => {
+	let t: TelegramGateway;
+	let token: string;
+	let botId: number;
+
+	const texts = () => (t.events as unknown as Event[]).filter((e) => e.type === "new_message").map((e) => e.message!.text);
+	const pollingNode = (): ServiceBroker | undefined =>
+		t.gw.nodes
+			.map((n) => n.broker)
+			.find((b) => {
+				const ingest = b.getLocalService("ingest") as unknown as { leases?: LeaseRunner } | undefined;
+				return ingest?.leases?.held.includes(`poller:bot:${botId}`);
+			});
+
+	beforeAll(async () => {
+		t = await startTelegramGateway({
+			mode: "polling",
+			nodes: [
+				["api", "auth", "bots", "chats", "broker"],
+				["ingest", "auth"],
+				["ingest", "auth"],
+			],
+		});
+		({ token, bot: { id: botId } } = await t.addBot());
+	});
+	afterAll(() => t.stop());
+
+	it("one poller for the bot across the nodes, and updates come through with the offset stored", async () => {
+		for (let i = 1; i <= 3; i++) t.telegram.userSends(token, { chat_id: 900, text: `m${i}` });
+		await t.telegram.waitFor(() => texts().length >= 3, 10_000);
+		expect(texts()).toEqual(["m1", "m2", "m3"]);
+		const holders = t.gw.nodes.filter((n) => (n.broker.getLocalService("ingest") as unknown as { leases?: LeaseRunner })?.leases?.held.length);
+		expect(holders).toHaveLength(1);
+		const bot = await t.gw.runtime.db.models.Bot.findByPk(botId, { raw: true });
+		const lastUpdateId = Math.max(...t.telegram.getUpdatesCalls.filter((c) => c.token === token).map((c) => c.offset ?? 0));
+		expect(Number(bot!.polling_offset)).toBeGreaterThanOrEqual(lastUpdateId);
+		// Telegram never saw two getUpdates at once for this bot (it would answer 409).
+		expect(t.telegram.calls.getupdates ?? t.telegram.calls.getUpdates).toBeGreaterThan(0);
+	});
+
+	it("when the polling node stops, another takes over from the stored offset: nothing lost, nothing twice", async () => {
+		const node = pollingNode();
+		expect(node).toBeDefined();
+		await node!.stop();
+		for (let i = 4; i <= 6; i++) t.telegram.userSends(token, { chat_id: 900, text: `m${i}` });
+		await t.telegram.waitFor(() => texts().length >= 6, 15_000);
+		expect(texts()).toEqual(["m1", "m2", "m3", "m4", "m5", "m6"]);
+		expect(pollingNode()).toBeDefined();
+		expect(pollingNode()).not.toBe(node);
+	});
+
+	it("a deleted bot stops being polled", async () => {
+		expect((await t.api("DELETE", `/bots/${botId}`)).status).toBe(204);
+		await t.telegram.waitFor(() => pollingNode() === undefined, 10_000);
+		const calls = t.telegram.getUpdatesCalls.length;
+		await new Promise((r) => setTimeout(r, 300));
+		expect(t.telegram.getUpdatesCalls.length).toBe(calls);
+	});
+});

@@ -1,0 +1,428 @@
+/**
+ * POST /chats/:id/messages through the Telegram double: 201 once Telegram accepted, 202 while queued,
+ * validation and ACL refusals that queue nothing, Telegram's failures (429, 5xx, HTML 502/503, chat not
+ * found, bot blocked), Idempotency-Key, pacing within Telegram's flood limits, and a queue that survives
+ * a restart of the gateway.
+ */
+import { rmSync } from "node:fs";
+import { ADMIN_PASSWORD, createUser, errorFields, expectApiError, loginAction, type TestUser } from "../support/auth";
+import { rowCounts, sentWithText, userWrites, waitForEvent, waitForStatus, ISO, type MessageBody } from "../support/chat-helpers";
+import { http, startTestGateway, tempDir, type TestGateway } from "../support/harness";
+import { startTelegramGateway, type TelegramGateway } from "../support/telegram-gateway";
+
+type Body = Record<string, unknown>;
+
+function sender(t: TelegramGateway) {
+	return (chatId: number, body: Body, token?: string, headers?: Record<string, string>) =>
+		t.api<MessageBody>("POST", `/chats/${chatId}/messages`, body, token, headers);
+}
+
+/** A fresh private chat of `bot`: the double's user writes first, so the gateway knows the chat. */
+function chatMaker(t: TelegramGateway, first: number) {
+	let next = first;
+	return async (bot: { id: number; token: string }) => {
+		next += 1;
+		const written = await userWrites(t, bot.token, bot.id, { chat_id: next, text: `hello from ${next}` });
+		return { chatId: written.chatId, telegramId: next, incoming: written.message };
+	};
+}
+
+describe("sending: webhook mode", () => {
+	let t: TelegramGateway;
+	let bot: { id: number; token: string; telegramId: number };
+	let operator: TestUser;
+	let send: ReturnType<typeof sender>;
+	let newChat: ReturnType<typeof chatMaker>;
+
+	beforeAll(async () => {
+		t = await startTelegramGateway({ mode: "webhook" });
+		const added = await t.addBot({ username: "sender_bot" });
+		bot = { id: added.bot.id, token: added.token, telegramId: added.bot.telegram_id };
+		operator = await createUser(t.gw, t.adminToken, ["operator"]);
+		send = sender(t);
+		newChat = chatMaker(t, 3000);
+	}, 60_000);
+	afterEach(() => t.telegram.clearFaults());
+	afterAll(() => t.stop());
+
+	const sendCalls = () => t.telegram.calls.sendMessage ?? 0;
+	const grant = async (chatId: number, body: Body) => expect([200, 201]).toContain((await t.api("PUT", `/chats/${chatId}/permissions`, body)).status);
+
+	it("201 with the stored message and its Location once Telegram accepted it; an outgoing_message event follows", async () => {
+		const { chatId, telegramId, incoming } = await newChat(bot);
+		const res = await send(chatId, { text: "<b>Hello</b> there", parse_mode: "HTML" });
+		expect(res.status).toBe(201);
+		expect(res.headers.get("location")).toBe(`/api/v1/messages/${res.body.id}`);
+		const [record, ...more] = sentWithText(t, "<b>Hello</b> there");
+		expect(more).toHaveLength(0);
+		expect(record!.params).toMatchObject({ chat_id: telegramId, text: "<b>Hello</b> there", parse_mode: "HTML" });
+		expect(res.body).toMatchObject({
+			id: expect.any(Number),
+			chat_id: chatId,
+			bot_id: bot.id,
+			direction: "outgoing",
+			status: "sent",
+			telegram_message_id: record!.message_id,
+			text: record!.message.text,
+			entities: record!.message.entities,
+			date: new Date(record!.message.date * 1000).toISOString(),
+		});
+		expect(res.body.date).toMatch(ISO);
+		expect(res.body.seq).toBeGreaterThan(incoming.seq!);
+
+		const event = await waitForEvent(t, (e) => e.type === "outgoing_message" && e.message?.id === res.body.id);
+		expect(event).toMatchObject({ seq: res.body.seq, bot_id: bot.id, chat_id: chatId, message: { status: "sent", telegram_message_id: record!.message_id } });
+		expect(event.seq).toBeGreaterThan(incoming.seq!);
+		expect((await t.api<MessageBody>("GET", `/messages/${res.body.id}`)).body).toEqual(res.body);
+		const history = await t.api<{ data: MessageBody[] }>("GET", `/chats/${chatId}/messages`);
+		expect(history.body.data.map((m) => [m.id, m.direction])).toEqual([
+			[res.body.id, "outgoing"],
+			[incoming.id, "incoming"],
+		]);
+		expect(await t.gw.runtime.db.models.OutboundQueueItem.count({ where: { message_id: res.body.id } })).toBe(0);
+	});
+
+	it("reply_to_message_id goes to Telegram as reply_parameters, disable_notification as it is", async () => {
+		const { chatId, incoming } = await newChat(bot);
+		const res = await send(chatId, { text: "a reply", reply_to_message_id: incoming.telegram_message_id, disable_notification: true });
+		expect(res.status).toBe(201);
+		expect(res.body).toMatchObject({ status: "sent", reply_to_message_id: incoming.telegram_message_id });
+		const [record] = sentWithText(t, "a reply");
+		expect(record!.params.reply_parameters).toMatchObject({ message_id: incoming.telegram_message_id });
+		expect(record!.params.disable_notification).toBe(true);
+		expect(record!.message.reply_to_message).toMatchObject({ message_id: incoming.telegram_message_id });
+	});
+
+	it("an outgoing message names the bot as its sender, as Telegram's answer does", async () => {
+		const { chatId } = await newChat(bot);
+		const res = await send(chatId, { text: "who sent this?" });
+		expect(res.status).toBe(201);
+		const [record] = sentWithText(t, "who sent this?");
+		expect(record!.message.from).toMatchObject({ id: bot.telegramId, is_bot: true, username: "sender_bot" });
+		const stored = await t.api<MessageBody>("GET", `/messages/${res.body.id}`);
+		expect(stored.body.from).toEqual({ telegram_id: bot.telegramId, username: "sender_bot", first_name: record!.message.from!.first_name, last_name: null, is_bot: true });
+	});
+
+	it("a malformed Idempotency-Key is 400 BAD_REQUEST, and nothing is queued", async () => {
+		const { chatId } = await newChat(bot);
+		const before = await rowCounts(t);
+		const calls = sendCalls();
+		expectApiError(await send(chatId, { text: "bad key" }, undefined, { "idempotency-key": "has spaces in it" }), 400, "BAD_REQUEST");
+		expectApiError(await send(chatId, { text: "bad key" }, undefined, { "idempotency-key": "k".repeat(65) }), 400, "BAD_REQUEST");
+		expect(await rowCounts(t)).toEqual(before);
+		expect(sendCalls()).toBe(calls);
+	});
+
+	it.each([
+		["no text", {}, "text"],
+		["an empty text", { text: "" }, "text"],
+		["a text longer than 4096", { text: "x".repeat(4097) }, "text"],
+		["a bad parse_mode", { text: "hi", parse_mode: "html5" }, "parse_mode"],
+		["an unknown field", { text: "hi", colour: "red" }, "colour"],
+		["a text that is not a string", { text: 42 }, "text"],
+		["a negative reply_to_message_id", { text: "hi", reply_to_message_id: -3 }, "reply_to_message_id"],
+	])("%s is 400 VALIDATION_ERROR naming the field, and nothing is queued", async (_name, body, field) => {
+		const { chatId } = await newChat(bot);
+		const before = await rowCounts(t);
+		const calls = sendCalls();
+		const res = await send(chatId, body);
+		expectApiError(res, 400, "VALIDATION_ERROR");
+		expect(errorFields(res)).toContain(field);
+		expect(await rowCounts(t)).toEqual(before);
+		expect(sendCalls()).toBe(calls);
+	});
+
+	it("a text of exactly 4096 characters is sent", async () => {
+		const { chatId } = await newChat(bot);
+		const res = await send(chatId, { text: "y".repeat(4096) });
+		expect(res.status).toBe(201);
+		expect(sentWithText(t, "y".repeat(4096))).toHaveLength(1);
+	});
+
+	it("without can_send it is 403 and nothing is queued; a viewer is 403 even with can_send; an unknown chat is 404", async () => {
+		const { chatId } = await newChat(bot);
+		const viewer = await createUser(t.gw, t.adminToken, ["viewer"]);
+		await grant(chatId, { user_id: operator.id, can_read: true });
+		await grant(chatId, { user_id: viewer.id, can_read: true, can_send: true });
+		const before = await rowCounts(t);
+		const calls = sendCalls();
+		expectApiError(await send(chatId, { text: "not allowed" }, operator.token), 403, "FORBIDDEN");
+		expectApiError(await send(chatId, { text: "not allowed" }, viewer.token), 403, "FORBIDDEN");
+		expectApiError(await send(987_654, { text: "nowhere" }), 404, "NOT_FOUND");
+		expect(await rowCounts(t)).toEqual(before);
+		expect(sendCalls()).toBe(calls);
+
+		await grant(chatId, { user_id: operator.id, can_read: true, can_send: true });
+		const allowed = await send(chatId, { text: "now allowed" }, operator.token);
+		expect(allowed.status).toBe(201);
+		expect(sentWithText(t, "now allowed")).toHaveLength(1);
+	});
+
+	it("when Telegram takes longer than 5 s: 202 with status queued, then the message is sent", async () => {
+		const { chatId } = await newChat(bot);
+		t.telegram.failNext("sendMessage", { delayMs: 7000 });
+		const res = await send(chatId, { text: "slow telegram" });
+		expect(res.status).toBe(202);
+		expect(res.body).toMatchObject({ id: expect.any(Number), chat_id: chatId, direction: "outgoing", status: "queued", telegram_message_id: null });
+		const sent = await waitForStatus(t, res.body.id, "sent", 15_000);
+		expect(sent.telegram_message_id).toBe(sentWithText(t, "slow telegram")[0]!.message_id);
+		expect(sentWithText(t, "slow telegram")).toHaveLength(1);
+	}, 30_000);
+
+	it("a 429 storm: every retry_after is honoured, then the message is sent once", async () => {
+		const { chatId } = await newChat(bot);
+		const client = t.gw.runtime.telegram;
+		const original = client.sendMessage.bind(client);
+		const calls: Array<{ start: number; end: number; code?: number }> = [];
+		const spy = jest.spyOn(client, "sendMessage").mockImplementation(async (token, params, options) => {
+			const start = Date.now();
+			try {
+				const result = await original(token, params, options);
+				calls.push({ start, end: Date.now() });
+				return result;
+			} catch (err) {
+				calls.push({ start, end: Date.now(), code: (err as { errorCode?: number }).errorCode });
+				throw err;
+			}
+		});
+		try {
+			t.telegram.failNext("sendMessage", { status: 429, retry_after: 1 }, 3);
+			const res = await send(chatId, { text: "after the storm" });
+			expect([201, 202]).toContain(res.status);
+			await waitForStatus(t, res.body.id, "sent", 15_000);
+		} finally {
+			spy.mockRestore();
+		}
+		expect(calls.map((c) => c.code ?? 200)).toEqual([429, 429, 429, 200]);
+		for (let i = 1; i < calls.length; i++) expect(calls[i]!.start - calls[i - 1]!.end).toBeGreaterThanOrEqual(990);
+		const [record, ...more] = sentWithText(t, "after the storm");
+		expect(more).toHaveLength(0);
+		expect(record!.at - calls[2]!.end).toBeGreaterThanOrEqual(990);
+	}, 30_000);
+
+	it.each([
+		["500 twice", [{ status: 500 as const }, { status: 500 as const }]],
+		["an nginx 502 then 503 (HTML bodies)", [{ status: 502 as const }, { status: 503 as const }]],
+	])("%s: retried, then sent once", async (_name, faults) => {
+		const { chatId } = await newChat(bot);
+		for (const fault of faults) t.telegram.failNext("sendMessage", fault);
+		const calls = sendCalls();
+		const text = `retried after ${faults.map((f) => f.status).join("+")}`;
+		const res = await send(chatId, { text });
+		expect([201, 202]).toContain(res.status);
+		const sent = await waitForStatus(t, res.body.id, "sent", 20_000);
+		expect(sentWithText(t, text)).toHaveLength(1);
+		expect(sent.telegram_message_id).toBe(sentWithText(t, text)[0]!.message_id);
+		expect(sendCalls() - calls).toBe(3);
+	}, 30_000);
+
+	it.each([
+		["a chat Telegram says is missing", "markChatMissing", "chat not found"],
+		["a user who blocked the bot", "markBotBlocked", "bot was blocked by the user"],
+	] as const)("%s: 400 BAD_REQUEST with Telegram's description and the message id; the message is failed", async (_name, mark, description) => {
+		const { chatId, telegramId } = await newChat(bot);
+		t.telegram[mark](telegramId);
+		const before = await rowCounts(t);
+		const res = await send(chatId, { text: `refused: ${mark}` });
+		const error = expectApiError(res, 400, "BAD_REQUEST");
+		expect(error.message).toContain(description);
+		expect(error.details).toMatchObject({ message_id: expect.any(Number) });
+		const messageId = Number(error.details!.message_id);
+		const stored = await t.api<MessageBody>("GET", `/messages/${messageId}`);
+		expect(stored.status).toBe(200);
+		expect(stored.body).toMatchObject({ id: messageId, chat_id: chatId, direction: "outgoing", status: "failed", text: `refused: ${mark}`, telegram_message_id: null });
+		expect(stored.body.error).toEqual(expect.stringContaining(description));
+		expect(sentWithText(t, `refused: ${mark}`)).toHaveLength(0);
+		// The failed message is kept; its queue row is gone; no outgoing_message event was stored.
+		expect(await rowCounts(t)).toEqual({ ...before, messages: before.messages + 1 });
+		expect(t.events.some((e) => e.type === "outgoing_message" && (e.message as MessageBody | undefined)?.id === messageId)).toBe(false);
+	});
+
+	it("Idempotency-Key: the same key returns the same message, and Telegram receives one sendMessage", async () => {
+		const { chatId } = await newChat(bot);
+		const headers = { "idempotency-key": "order-1001" };
+		const first = await send(chatId, { text: "exactly once" }, undefined, headers);
+		expect(first.status).toBe(201);
+		const again = await send(chatId, { text: "exactly once" }, undefined, headers);
+		expect([200, 201]).toContain(again.status);
+		expect(again.body).toMatchObject({ id: first.body.id, status: "sent", telegram_message_id: first.body.telegram_message_id });
+
+		const racing = await Promise.all([1, 2, 3].map(() => send(chatId, { text: "raced once" }, undefined, { "idempotency-key": "order-1002" })));
+		expect(new Set(racing.map((r) => r.body.id)).size).toBe(1);
+		for (const res of racing) expect([200, 201, 202]).toContain(res.status);
+		await waitForStatus(t, racing[0]!.body.id, "sent", 10_000);
+		await new Promise((resolve) => setTimeout(resolve, 1500));
+		expect(sentWithText(t, "exactly once")).toHaveLength(1);
+		expect(sentWithText(t, "raced once")).toHaveLength(1);
+		expect(await t.gw.runtime.db.models.Message.count({ where: { chat_id: chatId, direction: "outgoing" } })).toBe(2);
+	}, 20_000);
+
+	it("Idempotency-Key: different principals with the same key get different messages", async () => {
+		const { chatId } = await newChat(bot);
+		await grant(chatId, { user_id: operator.id, can_read: true, can_send: true });
+		const headers = { "idempotency-key": "shared-key" };
+		const byAdmin = await send(chatId, { text: "same key, admin" }, undefined, headers);
+		const byOperator = await send(chatId, { text: "same key, operator" }, operator.token, headers);
+		expect([201, 202]).toContain(byAdmin.status);
+		expect([201, 202]).toContain(byOperator.status);
+		expect(byOperator.body.id).not.toBe(byAdmin.body.id);
+		await waitForStatus(t, byOperator.body.id, "sent", 10_000);
+		expect(sentWithText(t, "same key, admin")).toHaveLength(1);
+		expect(sentWithText(t, "same key, operator")).toHaveLength(1);
+	});
+
+	it("a deleted bot's chats stay readable but cannot be sent to: 409 CONFLICT, nothing queued", async () => {
+		const added = await t.addBot({ username: "retired_bot" });
+		const retired = { id: added.bot.id, token: added.token };
+		const { chatId } = await newChat(retired);
+		expect((await t.api("DELETE", `/bots/${retired.id}`)).status).toBe(204);
+		const before = await rowCounts(t);
+		const calls = sendCalls();
+		expectApiError(await send(chatId, { text: "to a deleted bot" }), 409, "CONFLICT");
+		expect(await rowCounts(t)).toEqual(before);
+		expect(sendCalls()).toBe(calls);
+		expect((await t.api("GET", `/chats/${chatId}`)).status).toBe(200);
+		expect((await t.api<{ data: unknown[] }>("GET", `/chats/${chatId}/messages`)).body.data).toHaveLength(1);
+	});
+});
+
+describe("sending: polling mode", () => {
+	let t: TelegramGateway;
+	beforeAll(async () => {
+		t = await startTelegramGateway({ mode: "polling" });
+	});
+	afterAll(() => t.stop());
+
+	it("a chat learned by long polling can be sent to: 201, the double got it, an outgoing_message event follows", async () => {
+		const added = await t.addBot();
+		expect(added.bot.mode).toBe("polling");
+		const { chatId, telegramId, incoming } = await chatMaker(t, 6000)({ id: added.bot.id, token: added.token });
+		const res = await sender(t)(chatId, { text: "polled reply", reply_to_message_id: incoming.telegram_message_id });
+		expect(res.status).toBe(201);
+		expect(res.body).toMatchObject({ status: "sent", reply_to_message_id: incoming.telegram_message_id });
+		expect(sentWithText(t, "polled reply").map((r) => r.chat_id)).toEqual([telegramId]);
+		const event = await waitForEvent(t, (e) => e.type === "outgoing_message" && e.message?.id === res.body.id);
+		expect(event.seq).toBeGreaterThan(incoming.seq!);
+	});
+});
+
+describe("sending: pacing within Telegram's flood limits", () => {
+	let t: TelegramGateway;
+	let bot: { id: number; token: string };
+	let newChat: ReturnType<typeof chatMaker>;
+	beforeAll(async () => {
+		t = await startTelegramGateway({ mode: "webhook", double: { floodLimits: true } });
+		const added = await t.addBot({ username: "paced_bot" });
+		bot = { id: added.bot.id, token: added.token };
+		newChat = chatMaker(t, 4000);
+	});
+	afterAll(() => t.stop());
+
+	it("4 concurrent sends to one private chat all go out, in order, about a second apart, without a 429", async () => {
+		const { chatId, telegramId } = await newChat(bot);
+		const texts = ["paced 1", "paced 2", "paced 3", "paced 4"];
+		const answers = await Promise.all(texts.map((text) => sender(t)(chatId, { text })));
+		for (const res of answers) expect([201, 202]).toContain(res.status);
+		for (const res of answers) await waitForStatus(t, res.body.id, "sent", 15_000);
+		expect(t.telegram.floodRefusals).toEqual([]);
+		const records = t.telegram.sent.filter((r) => r.chat_id === telegramId);
+		expect(records).toHaveLength(4);
+		const byId = [...answers].sort((a, b) => a.body.id - b.body.id).map((res) => res.body.text);
+		expect(records.map((r) => r.params.text)).toEqual(byId);
+		for (let i = 1; i < records.length; i++) expect(records[i]!.at - records[i - 1]!.at).toBeGreaterThanOrEqual(950);
+	}, 30_000);
+
+	it("25 messages to 25 private chats go out without a 429 from Telegram", async () => {
+		const chats = [];
+		for (let i = 0; i < 25; i++) chats.push(await newChat(bot));
+		const answers = await Promise.all(chats.map((chat, i) => sender(t)(chat.chatId, { text: `fan-out ${i}` })));
+		for (const res of answers) expect([201, 202]).toContain(res.status);
+		for (const res of answers) await waitForStatus(t, res.body.id, "sent", 15_000);
+		expect(t.telegram.floodRefusals).toEqual([]);
+		for (const [i, chat] of chats.entries()) expect(sentWithText(t, `fan-out ${i}`).map((r) => r.chat_id)).toEqual([chat.telegramId]);
+	}, 60_000);
+
+	it("40 messages to 40 private chats: never more than 30 in a second for the bot, no 429", async () => {
+		const refusals = t.telegram.floodRefusals.length;
+		const chats = [];
+		for (let i = 0; i < 40; i++) chats.push(await newChat(bot));
+		const answers = await Promise.all(chats.map((chat, i) => sender(t)(chat.chatId, { text: `burst ${i}` })));
+		for (const res of answers) expect([201, 202]).toContain(res.status);
+		for (const res of answers) await waitForStatus(t, res.body.id, "sent", 20_000);
+		expect(t.telegram.floodRefusals.slice(refusals)).toEqual([]);
+		const times = t.telegram.sent.filter((r) => String(r.params.text).startsWith("burst ")).map((r) => r.at);
+		expect(times).toHaveLength(40);
+		for (let i = 30; i < times.length; i++) expect(times[i]! - times[i - 30]!).toBeGreaterThanOrEqual(1000);
+	}, 60_000);
+
+	it("21 messages to one group: at most 20 go out within a minute, no 429", async () => {
+		const added = await t.addBot({ username: "group_paced_bot" });
+		const groupBot = { id: added.bot.id, token: added.token };
+		const { chatId } = await userWrites(t, groupBot.token, groupBot.id, { chat_id: -1_004_001, text: "hello group" });
+		const refusals = t.telegram.floodRefusals.length;
+		const toGroup = () => t.telegram.sent.filter((r) => r.chat_id === -1_004_001);
+		const answers = await Promise.all(Array.from({ length: 21 }, (_, i) => sender(t)(chatId, { text: `group ${i}` })));
+		for (const res of answers) expect([201, 202]).toContain(res.status);
+		// At Telegram's 1 per second per chat, the first 20 take about 20 s.
+		await t.telegram.waitFor(() => toGroup().length >= 20 || t.telegram.floodRefusals.length > refusals, 40_000, 50);
+		await new Promise((resolve) => setTimeout(resolve, 3000));
+		expect(t.telegram.floodRefusals.slice(refusals)).toEqual([]);
+		expect(toGroup()).toHaveLength(20);
+		const last = [...answers].sort((a, b) => b.body.id - a.body.id)[0]!;
+		expect((await t.api<MessageBody>("GET", `/messages/${last.body.id}`)).body.status).toBe("queued");
+	}, 60_000);
+});
+
+describe("sending: the queue survives a restart", () => {
+	it.each([
+		["hangs", { hang: true } as const, 1],
+		["answers 500 again and again", { status: 500 } as const, 1000],
+	])("a message queued while Telegram %s is sent exactly once by the next gateway on the same data", async (_name, fault, times) => {
+		const dataDir = tempDir("tgw-send-restart-");
+		const first = await startTelegramGateway({ mode: "webhook", env: { DATA_DIR: dataDir } });
+		let firstRunning = true;
+		let second: TestGateway | undefined;
+		const text = "survives a restart";
+		try {
+			const added = await first.addBot();
+			const { chatId } = await userWrites(first, added.token, added.bot.id, { chat_id: 5001, text: "hello" });
+			first.telegram.failNext("sendMessage", fault, times);
+			const res = await sender(first)(chatId, { text });
+			expect(res.status).toBe(202);
+			expect(res.body).toMatchObject({ status: "queued" });
+			expect(await first.gw.runtime.db.models.OutboundQueueItem.count({ where: { message_id: res.body.id } })).toBe(1);
+
+			await first.gw.stop();
+			firstRunning = false;
+			first.telegram.clearFaults();
+			expect(sentWithText(first, text)).toHaveLength(0);
+
+			second = await startTestGateway({
+				env: {
+					ADMIN_PASSWORD,
+					DATA_DIR: dataDir,
+					TELEGRAM_API_ROOT: first.telegram.url,
+					PUBLIC_URL: first.baseUrl,
+					PORT: new URL(first.baseUrl).port,
+					RATE_LIMIT_DEFAULT: "100000",
+				},
+			});
+			await first.telegram.waitFor(() => sentWithText(first, text).length > 0, 30_000, 50);
+			const admin = (await loginAction(second.broker, "admin", ADMIN_PASSWORD)).access_token;
+			let stored: MessageBody | undefined;
+			await first.telegram.waitFor(async () => {
+				stored = (await http<MessageBody>(second!.baseUrl, "GET", `/api/v1/messages/${res.body.id}`, { headers: { authorization: `Bearer ${admin}` } })).body;
+				return stored.status === "sent";
+			}, 10_000, 100);
+			expect(stored).toMatchObject({ id: res.body.id, telegram_message_id: sentWithText(first, text)[0]!.message_id });
+			await new Promise((resolve) => setTimeout(resolve, 2000));
+			expect(sentWithText(first, text)).toHaveLength(1);
+			expect(await second.runtime.db.models.OutboundQueueItem.count()).toBe(0);
+		} finally {
+			if (firstRunning) await first.gw.stop();
+			await second?.stop();
+			await first.telegram.stop();
+			rmSync(dataDir, { recursive: true, force: true });
+		}
+	}, 90_000);
+});

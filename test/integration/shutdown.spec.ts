@@ -1,0 +1,49 @@
+import { connect, type Socket } from "node:net";
+import { freePort, spawnGateway } from "../support/processes";
+import { tempDir } from "../support/harness";
+
+function rawRequest(port: number, head: string): Promise<Socket> {
+	return new Promise((resolve, reject) => {
+		const socket = connect(port, "127.0.0.1", () => {
+			socket.write(head);
+			resolve(socket);
+		});
+		socket.once("error", reject);
+	});
+}
+
+function readResponse(socket: Socket): Promise<string> {
+	return new Promise((resolve) => {
+		let text = "";
+		socket.on("data", (chunk) => (text += chunk.toString()));
+		socket.on("close", () => resolve(text));
+	});
+}
+
+describe("graceful shutdown of a real process", () => {
+	it.each(["SIGTERM", "SIGINT"] as const)("on %s: refuses new connections, finishes the request in flight, exits 0", async (signal) => {
+		const port = await freePort();
+		const gateway = spawnGateway("embedded", { DATA_DIR: tempDir(), PORT: String(port), GRPC_PORT: "0", HOST: "127.0.0.1" });
+		try {
+			await gateway.waitForOutput(/ready at http:\/\/127\.0\.0\.1:\d+/);
+			// A request whose body is still arriving when the signal comes.
+			const body = JSON.stringify({ update_id: 1 });
+			const socket = await rawRequest(
+				port,
+				`POST /api/v1/telegram/webhook/${"a".repeat(64)} HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nContent-Length: ${body.length}\r\nConnection: close\r\n\r\n${body.slice(0, 5)}`,
+			);
+			const response = readResponse(socket);
+			gateway.kill(signal);
+			await gateway.waitForOutput(new RegExp(`${signal} received`));
+			await new Promise((r) => setTimeout(r, 200));
+			await expect(rawRequest(port, "GET /health HTTP/1.1\r\nHost: x\r\n\r\n")).rejects.toMatchObject({ code: "ECONNREFUSED" });
+			socket.write(body.slice(5));
+			// Answered in full (no bot has this webhook path), not cut off by the shutdown.
+			expect(await response).toMatch(/^HTTP\/1\.1 404 [\s\S]*Webhook not found/);
+			expect(await gateway.exited).toEqual({ code: 0, signal: null });
+			expect(gateway.output()).toMatch(/stopped cleanly/);
+		} finally {
+			gateway.kill("SIGKILL");
+		}
+	});
+});

@@ -1,0 +1,334 @@
+/**
+ * Webhook delivery, one attempt at a time: API.md's body and headers (Standard Webhooks verified with
+ * the standardwebhooks package, the older X-Webhook-Signature), which webhook gets which event
+ * (scopes, event types, the owner's chat grants, a webhook created while the dispatcher rebuilds its
+ * view of the webhooks), retries on the schedule with the delivery log of every attempt, Retry-After,
+ * 410 Gone, the 10 s timeout, a closed port, redirects not followed, and the response excerpt capped
+ * at 1 KB.
+ */
+import { createUser, type TestUser } from "../support/auth";
+import { ISO, MESSAGE_FIELDS, waitForEvent } from "../support/chat-helpers";
+import {
+	always,
+	closedPortUrl,
+	createWebhook,
+	deliveriesOf,
+	eventually,
+	failTimes,
+	fastForward,
+	gone,
+	hang,
+	legacySignature,
+	redirectTo,
+	retryAfter,
+	verifyWith,
+	waitForDeliveries,
+	WEBHOOK_TEST_ENV,
+	type Receiver,
+	type WebhookBody,
+	WebhookScene,
+} from "../support/receivers";
+import { startTelegramGateway, type TelegramGateway } from "../support/telegram-gateway";
+
+const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
+
+describe("webhook delivery", () => {
+	let t: TelegramGateway;
+	let bot: { id: number; token: string };
+	let otherBot: { id: number; token: string };
+	let operator: TestUser;
+	const scene = new WebhookScene(7100);
+
+
+	beforeAll(async () => {
+		t = await startTelegramGateway({ mode: "webhook", env: WEBHOOK_TEST_ENV });
+		const added = await t.addBot({ username: "delivery_bot" });
+		bot = { id: added.bot.id, token: added.token };
+		Object.assign(scene, { t, bot });
+		const other = await t.addBot({ username: "other_delivery_bot" });
+		otherBot = { id: other.bot.id, token: other.token };
+		operator = await createUser(t.gw, t.adminToken, ["operator"]);
+	}, 60_000);
+	afterEach(() => scene.reset());
+	afterAll(() => t.stop());
+
+	it("a user's message reaches a scope-all receiver: API.md's body, Standard Webhooks and legacy headers", async () => {
+		const r = await scene.receiver();
+		const { telegramId, chatId } = await scene.newChat();
+		const hook = await createWebhook(t, { url: r.url, scope: "all" });
+		t.telegram.userSends(bot.token, { chat_id: telegramId, text: "to the webhook" });
+		await r.waitFor(() => r.withText("to the webhook").length === 1);
+		const event = await waitForEvent(t, (e) => e.type === "new_message" && e.message?.text === "to the webhook");
+		const [req] = r.withText("to the webhook");
+		expect(req!.method).toBe("POST");
+		expect(req!.path).toBe("/hook");
+		expect(req!.headers["content-type"]).toMatch(/^application\/json/);
+
+		const body = req!.body!;
+		expect(Object.keys(body).sort()).toEqual(["bot_id", "chat_id", "event", "event_id", "message", "seq", "timestamp"]);
+		expect(body).toMatchObject({ event: "new_message", seq: event.seq, bot_id: bot.id, chat_id: chatId });
+		expect(body.event_id).toEqual(expect.any(String));
+		expect(body.timestamp).toMatch(ISO);
+		expect(body.message).toEqual(event.message);
+		expect(Object.keys(body.message!).sort()).toEqual(expect.arrayContaining([...MESSAGE_FIELDS].sort()));
+		expect(body.message).toMatchObject({ text: "to the webhook", direction: "incoming", chat_id: chatId, seq: event.seq });
+
+		expect(req!.headers["webhook-id"]).toBe(body.event_id);
+		const stamp = Number(req!.headers["webhook-timestamp"]);
+		expect(Math.abs(stamp - Math.floor(req!.at / 1000))).toBeLessThanOrEqual(2);
+		expect(String(req!.headers["webhook-signature"])).toMatch(/^v1,[A-Za-z0-9+/]+=*$/);
+		expect(verifyWith(hook.secret, req!)).toEqual(body);
+		expect(req!.headers["x-webhook-signature"]).toBe(legacySignature(hook.secret, req!.rawBody));
+		expect(req!.headers["x-webhook-event"]).toBe("new_message");
+
+		const log = await waitForDeliveries(t, hook.id, (l) => l.length === 1 && l[0]!.status === "succeeded");
+		expect(log[0]).toMatchObject({ event_id: body.event_id, event_seq: event.seq, event: "new_message", chat_id: chatId, attempts: 1, next_attempt_at: null });
+		expect(log[0]!.delivered_at).toMatch(ISO);
+		expect(req!.headers["x-webhook-delivery"]).toBe(String(log[0]!.id));
+		expect(log[0]!.log).toEqual([{ attempt: 1, at: expect.stringMatching(ISO), status_code: 200, duration_ms: expect.any(Number), error: null, response_excerpt: "ok" }]);
+		// The first message of the chat came before the webhook existed: not its.
+		expect(r.withText(`hello from ${telegramId}`)).toHaveLength(0);
+	});
+
+	it("scope bot / chat / reply and event_types deliver only the events they match", async () => {
+		const a = await scene.newChat();
+		const b = await scene.newChat();
+		const firstOfA = a.first.telegram_message_id!;
+		const firstOfB = b.first.telegram_message_id!;
+		const o = await scene.newChat(otherBot);
+		const [all, byBot, byChat, byReply, edits, outgoing] = await Promise.all([1, 2, 3, 4, 5, 6].map(() => scene.receiver()));
+		const hooks = {
+			all: await createWebhook(t, { url: all!.url, scope: "all" }),
+			bot: await createWebhook(t, { url: byBot!.url, scope: "bot", bot_id: otherBot.id }),
+			chat: await createWebhook(t, { url: byChat!.url, scope: "chat", chat_ids: [b.chatId] }),
+			reply: await createWebhook(t, { url: byReply!.url, scope: "reply", chat_ids: [a.chatId], reply_to_message_id: firstOfA }),
+			edits: await createWebhook(t, { url: edits!.url, scope: "all", event_types: ["edited_message"] }),
+			outgoing: await createWebhook(t, { url: outgoing!.url, scope: "chat", chat_ids: [a.chatId, b.chatId], event_types: ["outgoing_message"] }),
+		};
+		const replyTo = (chat: typeof a, messageId: number) => ({ message_id: messageId, date: Math.floor(Date.now() / 1000), chat: { id: chat.telegramId, type: "private" } });
+		t.telegram.userSends(bot.token, { chat_id: a.telegramId, text: "a: plain" });
+		t.telegram.userSends(bot.token, { chat_id: a.telegramId, text: "a: the reply", reply_to_message: replyTo(a, firstOfA) });
+		t.telegram.userSends(bot.token, { chat_id: a.telegramId, text: "a: reply to another", reply_to_message: replyTo(a, firstOfA + 1000) });
+		t.telegram.userSends(bot.token, { chat_id: b.telegramId, text: "b: plain" });
+		t.telegram.userSends(otherBot.token, { chat_id: o.telegramId, text: "o: plain" });
+		t.telegram.userEdits(bot.token, { chat_id: b.telegramId, message_id: firstOfB, text: "b: edited" });
+		const sent = await t.api<{ id: number }>("POST", `/chats/${a.chatId}/messages`, { text: "a: from the gateway" });
+		expect(sent.status).toBe(201);
+
+		await all!.waitForCount(7);
+		expect(all!.bodies.map((x) => x.message?.text).sort()).toEqual(["a: from the gateway", "a: plain", "a: reply to another", "a: the reply", "b: edited", "b: plain", "o: plain"]);
+		// Every delivery of these events exists once the scope-all receiver has them: wait until all are done.
+		for (const hook of Object.values(hooks)) await waitForDeliveries(t, hook.id, (l) => l.every((d) => d.status === "succeeded"));
+		const texts = (x: Receiver) => x.bodies.map((body) => `${body.event}:${body.message?.text}`).sort();
+		expect(texts(byBot!)).toEqual(["new_message:o: plain"]);
+		expect(texts(byChat!)).toEqual(["edited_message:b: edited", "new_message:b: plain"]);
+		expect(texts(byReply!)).toEqual(["new_message:a: the reply"]);
+		expect(texts(edits!)).toEqual(["edited_message:b: edited"]);
+		expect(texts(outgoing!)).toEqual(["outgoing_message:a: from the gateway"]);
+		expect(all!.requests.find((q) => q.body?.event === "edited_message")!.headers["x-webhook-event"]).toBe("edited_message");
+		expect(outgoing!.requests[0]!.headers["x-webhook-event"]).toBe("outgoing_message");
+	});
+
+	it("a webhook acts for its owner: an operator's scope-all webhook gets only the chats it can read", async () => {
+		const readable = await scene.newChat();
+		const hidden = await scene.newChat();
+		const granted = await t.api("PUT", `/chats/${readable.chatId}/permissions`, { user_id: operator.id, can_read: true });
+		expect([200, 201]).toContain(granted.status);
+		const [mine, admins] = [await scene.receiver(), await scene.receiver()];
+		const hook = await createWebhook(t, { url: mine.url, scope: "all" }, operator.token);
+		await createWebhook(t, { url: admins.url, scope: "all" });
+		t.telegram.userSends(bot.token, { chat_id: hidden.telegramId, text: "hidden 1" });
+		t.telegram.userSends(bot.token, { chat_id: readable.telegramId, text: "readable 1" });
+		t.telegram.userSends(bot.token, { chat_id: hidden.telegramId, text: "hidden 2" });
+		await admins.waitForCount(3);
+		await waitForDeliveries(t, hook.id, (l) => l.length >= 1 && l.every((d) => d.status === "succeeded"));
+		expect(mine.bodies.map((x) => x.message?.text)).toEqual(["readable 1"]);
+		expect((await deliveriesOf(t, hook.id)).map((d) => d.chat_id)).toEqual([readable.chatId]);
+
+		// The grant revoked: from then on the webhook gets nothing of that chat either.
+		const grantId = (granted.body as { id: number }).id;
+		expect((await t.api("DELETE", `/chats/${readable.chatId}/permissions/${grantId}`)).status).toBe(204);
+		t.telegram.userSends(bot.token, { chat_id: readable.telegramId, text: "readable 2" });
+		await admins.waitForCount(4);
+		await sleep(300);
+		expect(mine.bodies.map((x) => x.message?.text)).toEqual(["readable 1"]);
+		expect(await deliveriesOf(t, hook.id)).toHaveLength(1);
+	});
+
+	it("a webhook created while the dispatcher rebuilds its view of the webhooks still gets every later event", async () => {
+		// Rebuilding the dispatcher's view costs two auth calls per webhook: with many webhooks, or auth
+		// on another node, it takes a while. Here each webhook's part takes 150 ms.
+		const service = t.gw.broker.getLocalService("delivery") as unknown as { audienceOf(row: { id: number }): Promise<unknown> };
+		const original = service.audienceOf.bind(service);
+		const rebuilding: number[] = [];
+		const spy = jest.spyOn(service, "audienceOf").mockImplementation(async (row) => {
+			rebuilding.push(Number(row.id));
+			await sleep(150);
+			return original(row);
+		});
+		try {
+			const [first, second] = [await scene.receiver(), await scene.receiver()];
+			const { telegramId } = await scene.newChat();
+			const a = await createWebhook(t, { url: first.url, scope: "all" });
+			// The rebuild prompted by the first webhook is under way when the second is created.
+			await eventually(() => rebuilding.includes(a.id), 5_000, "a rebuild that knows the first webhook");
+			const b = await createWebhook(t, { url: second.url, scope: "all" });
+			t.telegram.userSends(bot.token, { chat_id: telegramId, text: "for both of them" });
+			const event = await waitForEvent(t, (e) => e.message?.text === "for both of them");
+			// Stored after both webhooks existed: both must get it.
+			expect(Date.parse((event as unknown as { created_at: string }).created_at)).toBeGreaterThanOrEqual(Date.parse(b.created_at));
+			await first.waitFor(() => first.withText("for both of them").length === 1, 5_000, "the first webhook's delivery");
+			await waitForDeliveries(t, b.id, (l) => l.some((d) => d.event_seq === event.seq), 5_000, `a delivery of seq ${event.seq} for the second webhook`);
+			await second.waitFor(() => second.withText("for both of them").length === 1, 5_000, "the second webhook's delivery");
+		} finally {
+			spy.mockRestore();
+		}
+	});
+
+	it("fails twice, then 200: three attempts (the second about 1 s after the first), one webhook-id, every attempt logged", async () => {
+		const r = await scene.receiver(failTimes(2));
+		const { telegramId } = await scene.newChat();
+		const hook = await createWebhook(t, { url: r.url, scope: "all" });
+		t.telegram.userSends(bot.token, { chat_id: telegramId, text: "third time lucky" });
+		await r.waitForCount(2, 5_000);
+		const gap = r.requests[1]!.at - r.requests[0]!.at;
+		expect(gap).toBeGreaterThanOrEqual(700);
+		expect(gap).toBeLessThan(3_000);
+		// The next retry is ~10 s away: move it forward instead of waiting.
+		await waitForDeliveries(t, hook.id, (l) => l[0]?.status === "failed" && l[0].attempts === 2);
+		const pending = (await deliveriesOf(t, hook.id))[0]!;
+		const wait = Date.parse(pending.next_attempt_at!) - Date.parse(pending.log[1]!.at);
+		expect(wait).toBeGreaterThanOrEqual(8_000 - 50);
+		expect(wait).toBeLessThanOrEqual(12_000 + 2_000);
+		await fastForward(t, hook.id);
+		await r.waitForCount(3, 5_000);
+		const log = await waitForDeliveries(t, hook.id, (l) => l[0]?.status === "succeeded");
+		expect(log[0]).toMatchObject({ status: "succeeded", attempts: 3, last_status_code: 200, next_attempt_at: null });
+		expect(log[0]!.log.map((a) => [a.attempt, a.status_code, a.error, a.response_excerpt])).toEqual([
+			[1, 500, "HTTP 500", "failure 1"],
+			[2, 500, "HTTP 500", "failure 2"],
+			[3, 200, null, "ok"],
+		]);
+		for (const attempt of log[0]!.log) {
+			expect(attempt.at).toMatch(ISO);
+			expect(attempt.duration_ms).toBeGreaterThanOrEqual(0);
+			expect(attempt.duration_ms).toBeLessThan(5_000);
+		}
+		expect(new Set(r.requests.map((q) => q.headers["webhook-id"])).size).toBe(1);
+		expect(new Set(r.requests.map((q) => q.headers["x-webhook-delivery"]))).toEqual(new Set([String(log[0]!.id)]));
+		expect(new Set(r.requests.map((q) => q.rawBody)).size).toBe(1);
+		for (const q of r.requests) expect(verifyWith(hook.secret, q)).toEqual(q.body);
+		// Each attempt signs its own time.
+		expect(Number(r.requests[2]!.headers["webhook-timestamp"])).toBeGreaterThanOrEqual(Number(r.requests[0]!.headers["webhook-timestamp"]));
+	});
+
+	it("the response excerpt in the log is capped at 1 KB even when the receiver answers 100 KB", async () => {
+		const big = "x".repeat(100 * 1024);
+		const r = await scene.receiver((_q, i) => (i === 0 ? { status: 500, body: big } : { status: 200, body: big }));
+		const { telegramId } = await scene.newChat();
+		const hook = await createWebhook(t, { url: r.url, scope: "all" });
+		t.telegram.userSends(bot.token, { chat_id: telegramId, text: "big answers" });
+		const log = await waitForDeliveries(t, hook.id, (l) => l[0]?.status === "succeeded", 10_000);
+		expect(log[0]!.log.map((a) => a.status_code)).toEqual([500, 200]);
+		for (const attempt of log[0]!.log) {
+			expect(Buffer.byteLength(attempt.response_excerpt ?? "")).toBeLessThanOrEqual(1024);
+			expect(attempt.response_excerpt).toBe("x".repeat(1024));
+		}
+	});
+
+	it("429 with Retry-After: 3 — the next attempt is scheduled at least ~3 s later, and comes then", async () => {
+		const r = await scene.receiver(retryAfter("3"));
+		const { telegramId } = await scene.newChat();
+		const hook = await createWebhook(t, { url: r.url, scope: "all" });
+		t.telegram.userSends(bot.token, { chat_id: telegramId, text: "slow down please" });
+		const log = await waitForDeliveries(t, hook.id, (l) => l[0]?.attempts === 1 && l[0].status === "failed");
+		const first = log[0]!.log[0]!;
+		expect(first).toMatchObject({ status_code: 429, error: expect.stringContaining("429") });
+		expect(Date.parse(log[0]!.next_attempt_at!) - Date.parse(first.at)).toBeGreaterThanOrEqual(2_950);
+		await r.waitForCount(2, 8_000);
+		expect(r.requests[1]!.at - r.requests[0]!.at).toBeGreaterThanOrEqual(2_900);
+		await waitForDeliveries(t, hook.id, (l) => l[0]?.status === "succeeded");
+	});
+
+	it("410 Gone disables the webhook (is_active false, disabled_reason) and nothing more is sent", async () => {
+		const r = await scene.receiver(gone());
+		const { telegramId } = await scene.newChat();
+		const hook = await createWebhook(t, { url: r.url, scope: "all" });
+		t.telegram.userSends(bot.token, { chat_id: telegramId, text: "are you there?" });
+		await r.waitForCount(1);
+		let view: WebhookBody | undefined;
+		await eventually(async () => {
+			view = (await t.api<WebhookBody>("GET", `/webhooks/${hook.id}`)).body;
+			return view.is_active === false;
+		}, 10_000, "the webhook disabled");
+		expect(view!.disabled_reason).toEqual(expect.stringContaining("410"));
+		const log = await deliveriesOf(t, hook.id);
+		expect(log[0]).toMatchObject({ last_status_code: 410 });
+		expect(log[0]!.status).not.toBe("succeeded");
+		expect(log[0]!.log).toHaveLength(1);
+		t.telegram.userSends(bot.token, { chat_id: telegramId, text: "still there?" });
+		await waitForEvent(t, (e) => e.message?.text === "still there?");
+		await sleep(1_500);
+		expect(r.requests).toHaveLength(1);
+		expect(await deliveriesOf(t, hook.id)).toHaveLength(1);
+	});
+
+	it("a receiver that never answers: the attempt fails with a timeout after about 10 s", async () => {
+		const r = await scene.receiver(hang());
+		const { telegramId } = await scene.newChat();
+		const hook = await createWebhook(t, { url: r.url, scope: "all" });
+		t.telegram.userSends(bot.token, { chat_id: telegramId, text: "hello? anyone?" });
+		await r.waitForCount(1);
+		const log = await waitForDeliveries(t, hook.id, (l) => (l[0]?.log.length ?? 0) >= 1, 15_000, "the timed-out attempt");
+		const attempt = log[0]!.log[0]!;
+		expect(attempt.status_code).toBeNull();
+		expect(attempt.error).toMatch(/10 s|time/i);
+		expect(attempt.duration_ms).toBeGreaterThanOrEqual(9_900);
+		expect(attempt.duration_ms).toBeLessThan(12_000);
+		expect(log[0]!.status).not.toBe("succeeded");
+	}, 30_000);
+
+	it("a closed port: the connection error is recorded and the delivery retried", async () => {
+		const { telegramId } = await scene.newChat();
+		const hook = await createWebhook(t, { url: await closedPortUrl(), scope: "all" });
+		t.telegram.userSends(bot.token, { chat_id: telegramId, text: "nobody home" });
+		const log = await waitForDeliveries(t, hook.id, (l) => (l[0]?.log.length ?? 0) >= 1);
+		expect(log[0]!.log[0]).toMatchObject({ status_code: null, error: expect.stringMatching(/ECONNREFUSED|connect/i) });
+		expect(["failed", "pending", "in_flight"]).toContain(log[0]!.status);
+		expect(log[0]!.last_error).toEqual(expect.stringMatching(/ECONNREFUSED|connect/i));
+	});
+
+	it("no redirect is followed: a 302 to another receiver is a failed attempt, and the other gets nothing", async () => {
+		const target = await scene.receiver();
+		const r = await scene.receiver(redirectTo(target.url));
+		const { telegramId } = await scene.newChat();
+		const hook = await createWebhook(t, { url: r.url, scope: "all" });
+		t.telegram.userSends(bot.token, { chat_id: telegramId, text: "follow me" });
+		const log = await waitForDeliveries(t, hook.id, (l) => (l[0]?.log.length ?? 0) >= 1);
+		expect(log[0]!.log[0]).toMatchObject({ status_code: 302, error: expect.stringContaining("302") });
+		expect(log[0]!.status).toBe("failed");
+		await sleep(500);
+		expect(target.requests).toHaveLength(0);
+		expect(r.requests.length).toBeGreaterThanOrEqual(1);
+	});
+
+	it("a 4xx other than 410 is retried, not fatal", async () => {
+		const r = await scene.receiver((_q, i) => (i === 0 ? { status: 404, body: "no such hook" } : { status: 200, body: "ok" }));
+		const { telegramId } = await scene.newChat();
+		const hook = await createWebhook(t, { url: r.url, scope: "all" });
+		t.telegram.userSends(bot.token, { chat_id: telegramId, text: "lost and found" });
+		const log = await waitForDeliveries(t, hook.id, (l) => l[0]?.status === "succeeded", 8_000);
+		expect(log[0]!.log.map((a) => a.status_code)).toEqual([404, 200]);
+		expect((await t.api<WebhookBody>("GET", `/webhooks/${hook.id}`)).body.is_active).toBe(true);
+	});
+
+	it("any 2xx is success", async () => {
+		const r = await scene.receiver(always(204));
+		const { telegramId } = await scene.newChat();
+		const hook = await createWebhook(t, { url: r.url, scope: "all" });
+		t.telegram.userSends(bot.token, { chat_id: telegramId, text: "no content" });
+		const log = await waitForDeliveries(t, hook.id, (l) => l[0]?.status === "succeeded");
+		expect(log[0]!.log).toHaveLength(1);
+		expect(log[0]!.log[0]).toMatchObject({ status_code: 204, error: null });
+	});
+});

@@ -19,6 +19,7 @@ import { REVOCABLE_TTL_MS } from "./auth/cache";
 import { principalKey, type Principal } from "./auth/principal";
 import { takeCredential } from "./api/credentials";
 import { bodyReader, clientAddress, requestIdFor, sendError } from "./api/http";
+import { vanishedAliases, type GeneratedAlias } from "./api/aliases";
 import { actionsFromServices, buildOpenApi, routesFromAliases, type AliasLike } from "./api/openapi";
 
 const BODY_LIMIT = "1mb";
@@ -52,6 +53,13 @@ interface ApiLocalVars {
 }
 
 type ApiThis = Service<ApiSettingsSchema> & ApiMethods & ApiLocalVars;
+
+/** The parts of moleculer-web's service this one reaches into. */
+interface GatewayInternals {
+	aliases: GeneratedAlias[];
+	optimizeAliasesOrder(): void;
+}
+const generateAutoAliases = ApiGateway.methods!.regenerateAutoAliases as (this: unknown, route: unknown) => void;
 
 function onError(this: ApiThis, req: IncomingMessage & { $ctx?: Context }, res: ServerResponse, err: unknown): void {
 	const apiError = sendError(res, err);
@@ -259,6 +267,18 @@ const ApiService: ServiceSchema<ApiSettingsSchema, ApiThis> = {
 				metricsOf(this.broker).rateLimited.inc({ limit: "principal" });
 				throw fail.rateLimited(Math.max(1, Math.ceil(bucket.retryAfterMs / 1000)));
 			}
+		},
+
+		/** moleculer-web's rebuild of generated routes, keeping those whose service is away (./api/aliases.ts). */
+		regenerateAutoAliases(this: ApiThis, route: unknown) {
+			const gateway = this as unknown as GatewayInternals;
+			const before = gateway.aliases;
+			generateAutoAliases.call(this, route);
+			const kept = vanishedAliases(before, gateway.aliases, route);
+			if (kept.length === 0) return;
+			this.logger.warn(`Routes kept while their service is away (503 until it is back): ${kept.map((a) => `${a.method} ${a.path}`).join(", ")}`);
+			gateway.aliases.push(...kept);
+			if (this.settings.optimizeOrder) gateway.optimizeAliasesOrder();
 		},
 
 		/** Replaces moleculer-web's handler, which logs every 5xx with its stack before our onError logs it again. */

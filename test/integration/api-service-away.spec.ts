@@ -23,7 +23,8 @@ describe("routes of a service whose node is away", () => {
 	});
 
 	it("answer 503 while the node is gone, and serve again when it is back", async () => {
-		expect((await api(gw.baseUrl, "GET", "/chats", admin)).status).toBe(200);
+		// The api node builds the remote service's routes shortly after it learns of them.
+		expect(await pollUntil(async () => (await api(gw.baseUrl, "GET", "/chats", admin)).status === 200, 5_000)).not.toBeNull();
 
 		const chatsNode = gw.nodes[1]!.broker;
 		await chatsNode.stop();

@@ -133,6 +133,7 @@ const DeliveryService: ServiceSchema<ServiceSettingSchema, DeliveryThis> = {
 		this.probing = new Set();
 		this.inFlight = new Map();
 		this.inFlightTotal = 0;
+		this.answered = new Map();
 		this.troubled = new Set();
 		this.secretCache = new Map();
 		this.dispatcherBell = new Doorbell();

@@ -45,8 +45,15 @@ export interface ClaimRequest {
 	maxConcurrency: number;
 }
 
-/** Takes, in one transaction, up to each webhook's count of its due deliveries, oldest event first. */
-export async function claimDeliveries(db: Database, requests: ClaimRequest[], owner: string, leaseMs: number): Promise<Claimed[]> {
+/**
+ * Takes, in one transaction, up to each webhook's count of its due deliveries, oldest event first.
+ * `answeredHere(id)`: this node's claims of that webhook whose request is over but whose outcome is
+ * not on record yet. They are still in_flight in the table, but off the wire, so they leave room
+ * under the cap. Only on SQLite: there one connection runs every statement in order, so the count
+ * and this node's tally agree; on MySQL an outcome committed on another connection could be
+ * discounted twice.
+ */
+export async function claimDeliveries(db: Database, requests: ClaimRequest[], owner: string, leaseMs: number, answeredHere: (webhookId: number) => number = () => 0): Promise<Claimed[]> {
 	// Webhook rows are locked in id order: callers list them shuffled (fairness), and two nodes
 	// locking the same rows in different orders deadlock each other.
 	const wanted = requests.filter((r) => r.count > 0).sort((a, b) => a.id - b.id);
@@ -66,7 +73,8 @@ export async function claimDeliveries(db: Database, requests: ClaimRequest[], ow
 				"SELECT COUNT(*) AS n FROM webhook_deliveries WHERE webhook_id = ? AND status = 'in_flight' AND lease_until >= ?",
 				[request.id, now],
 			);
-			const room = Math.min(request.count, request.maxConcurrency - Number(busy?.n ?? 0));
+			const answered = db.dialect === "sqlite" ? answeredHere(request.id) : 0;
+			const room = Math.min(request.count, request.maxConcurrency - Math.max(0, Number(busy?.n ?? 0) - answered));
 			if (room <= 0) continue;
 			const inOrder = request.ordered
 				? ` AND NOT EXISTS (SELECT 1 FROM webhook_deliveries p WHERE p.webhook_id = d.webhook_id AND ${sameChat}

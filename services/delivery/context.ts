@@ -37,6 +37,8 @@ export interface DeliveryLocalVars {
 	probing: Set<number>;
 	inFlight: Map<number, number>;
 	inFlightTotal: number;
+	/** Per webhook: this node's attempts that got their answer and wait for the outcome to be recorded. */
+	answered: Map<number, number>;
 	/** Endpoints with a failure (or a breaker not closed) seen here since their last success. */
 	troubled: Set<number>;
 	/** Opened secrets per webhook row version ("id:updated_at"). */

@@ -113,7 +113,7 @@ export async function workLoop(service: DeliveryThis): Promise<void> {
 					requests.push({ id, ordered: Boolean(target.ordered), count, maxConcurrency: target.max_concurrency });
 					room -= count;
 				}
-				const claimed = await claimDeliveries(service.runtime.db, requests, service.owner, CLAIM_LEASE_MS);
+				const claimed = await claimDeliveries(service.runtime.db, requests, service.owner, CLAIM_LEASE_MS, (id) => service.answered.get(id) ?? 0);
 				for (const claim of claimed) if (probes.has(claim.webhook_id)) service.probing.add(claim.webhook_id);
 				const events = claimed.length > 0 ? await loadEvents(service, claimed) : new Map<number, GatewayEvent>();
 				for (const claim of claimed) {
@@ -137,9 +137,16 @@ async function loadEvents(service: DeliveryThis, claimed: Claimed[]): Promise<Ma
 	return new Map(rows.map((r) => [Number(r.seq), JSON.parse(r.payload) as GatewayEvent]));
 }
 
+/** Adds delta to a per-webhook tally, dropping it at zero. */
+function tally(counts: Map<number, number>, webhookId: number, delta: number): void {
+	const next = (counts.get(webhookId) ?? 0) + delta;
+	if (next > 0) counts.set(webhookId, next);
+	else counts.delete(webhookId);
+}
+
 async function send(service: DeliveryThis, row: Webhook, claim: Claimed, event: GatewayEvent | undefined, record: Batcher<Outcome, void>): Promise<void> {
 	const { state } = service.runtime;
-	service.inFlight.set(row.id, (service.inFlight.get(row.id) ?? 0) + 1);
+	tally(service.inFlight, row.id, 1);
 	service.inFlightTotal += 1;
 	let result;
 	try {
@@ -157,10 +164,9 @@ async function send(service: DeliveryThis, row: Webhook, claim: Claimed, event: 
 		);
 	} finally {
 		// The cap counts requests on the wire: the slot frees as soon as the endpoint answered.
-		const left = (service.inFlight.get(row.id) ?? 1) - 1;
-		if (left > 0) service.inFlight.set(row.id, left);
-		else service.inFlight.delete(row.id);
+		tally(service.inFlight, row.id, -1);
 		service.inFlightTotal -= 1;
+		if (result) tally(service.answered, row.id, 1);
 		service.workerBell.ring();
 	}
 	try {
@@ -176,13 +182,14 @@ async function send(service: DeliveryThis, row: Webhook, claim: Claimed, event: 
 		}
 		await record.submit(outcome);
 		metricsOf(service.broker).webhookDeliveries.inc({ outcome: outcome.verdict });
-		// Now on record: the endpoint's cap has room again, and a probe's verdict is known.
-		service.probing.delete(row.id);
-		service.workerBell.ring();
 		if (outcome.verdict === "gone") await service.broker.broadcast("webhooks.changed", { id: row.id });
 	} catch (err) {
 		// The lease runs out and the delivery is attempted again: at least once.
 		service.logger.warn(`Webhook ${row.id}: delivery ${claim.id} could not be recorded:`, (err as Error).message);
+	} finally {
+		// On record (or given up to the lease): the endpoint's cap has room again, and a probe's verdict is known.
+		tally(service.answered, row.id, -1);
 		service.probing.delete(row.id);
+		service.workerBell.ring();
 	}
 }

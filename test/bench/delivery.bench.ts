@@ -131,7 +131,8 @@ async function until(check: () => boolean, ms: number): Promise<boolean> {
 	return check();
 }
 
-async function latencyRun(telegram: TelegramDouble, root: string, extra: "none" | "fail" | "hang"): Promise<{ p50: number; p99: number; delivered: number }> {
+/** The healthy endpoints' delivery latencies (ms) over one run of 1,200 events at 60/s. */
+async function latencyRun(telegram: TelegramDouble, root: string, extra: "none" | "fail" | "hang"): Promise<number[]> {
 	const gw = await setup(telegram, root);
 	const healthy = await Promise.all(Array.from({ length: 10 }, () => receiver("ok")));
 	const bad = extra === "none" ? null : await receiver(extra);
@@ -141,8 +142,7 @@ async function latencyRun(telegram: TelegramDouble, root: string, extra: "none" 
 		const events = 1_200;
 		await gw.push(events, 60);
 		await until(() => healthy.every((r) => r.latencies.length >= events), 60_000);
-		const all = healthy.flatMap((r) => r.latencies);
-		return { p50: percentile(all, 50), p99: percentile(all, 99), delivered: all.length };
+		return healthy.flatMap((r) => r.latencies);
 	} finally {
 		for (const r of healthy) r.close();
 		bad?.close();
@@ -176,25 +176,25 @@ async function main(): Promise<void> {
 			await gw.stop();
 		}
 
-		// The baseline runs before and after the runs with a bad endpoint; their mean is the reference.
-		const before = await latencyRun(telegram, root, "none");
-		const runs = { fail: await latencyRun(telegram, root, "fail"), hang: await latencyRun(telegram, root, "hang") };
-		const after = await latencyRun(telegram, root, "none");
-		const baseline = { p50: (before.p50 + after.p50) / 2, p99: (before.p99 + after.p99) / 2 };
+		// A p99 moves by a fifth between identical runs on this shared machine, so each condition runs
+		// twice, interleaved with three baseline runs (before, between and after); latencies are pooled.
+		const samples = { none: [] as number[], fail: [] as number[], hang: [] as number[] };
+		for (const extra of ["none", "fail", "hang", "none", "fail", "hang", "none"] as const) samples[extra].push(...(await latencyRun(telegram, root, extra)));
+		const baseline = { p50: percentile(samples.none, 50), p99: percentile(samples.none, 99) };
 		for (const extra of ["fail", "hang"] as const) {
-			const run = runs[extra];
-			const ratio = run.p99 / baseline.p99;
+			const p99 = percentile(samples[extra], 99);
+			const ratio = p99 / baseline.p99;
 			figures.push({
-				name: `healthy endpoints' p99 latency with one endpoint that ${extra === "fail" ? "always fails" : "hangs"}`,
-				value: run.p99,
+				name: `healthy endpoints' p99 latency with one endpoint that ${extra === "fail" ? "always fails" : "hangs"} (2 runs pooled)`,
+				value: p99,
 				unit: "ms",
-				baseline: { name: "p99 with 10 healthy endpoints only (mean of a run before and after)", value: baseline.p99 },
+				baseline: { name: "p99 with 10 healthy endpoints only (3 runs pooled: before, between and after)", value: baseline.p99 },
 				ratio,
 				goal: "<= 1.2",
 				met: ratio <= 1.2,
 			});
 		}
-		figures.push({ name: "baseline p50 / p99 latency (10 healthy endpoints, 60 events/s, 20 s)", value: baseline.p50, unit: `ms / ${baseline.p99} ms` });
+		figures.push({ name: "baseline p50 / p99 latency (10 healthy endpoints, 60 events/s, 3 runs of 20 s)", value: baseline.p50, unit: `ms / ${baseline.p99} ms` });
 		report("Webhook delivery", figures, ["Embedded gateway (one node, SQLite); receivers and load in the benchmark process; latency = request arrival minus the event's stored time."]);
 	} finally {
 		await telegram.stop();

@@ -26,12 +26,18 @@ for (const [network, prefix] of [
 	["240.0.0.0", 4],
 ] as const) {
 	blocked.addSubnet(network, prefix, "ipv4");
+	// The same range inside 6to4 (2002:AABB:CCDD::/48 carries the IPv4 address AA.BB.CC.DD).
+	const [a, b, c, d] = network.split(".").map(Number) as [number, number, number, number];
+	const hex = (high: number, low: number) => ((high << 8) | low).toString(16);
+	blocked.addSubnet(`2002:${hex(a, b)}:${hex(c, d)}::`, 16 + prefix, "ipv6");
 }
 for (const [network, prefix] of [
 	// The unspecified address, loopback, and the deprecated IPv4-compatible form (::127.0.0.1).
 	["::", 96],
 	["64:ff9b::", 96],
 	["100::", 64],
+	// Teredo: tunnels to an IPv4 address hidden (obfuscated) in the IPv6 one.
+	["2001::", 32],
 	["2001:db8::", 32],
 	["fc00::", 7],
 	["fe80::", 10],

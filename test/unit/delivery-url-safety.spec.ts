@@ -54,6 +54,10 @@ describe("isPrivateAddress", () => {
 		["::7f00:1", "IPv4-compatible loopback in hex"],
 		["::ffff:c0a8:101", "IPv4-mapped 192.168.1.1 in hex"],
 		["0:0:0:0:0:ffff:7f00:1", "IPv4-mapped loopback written out"],
+		["2002:7f00:1::", "6to4 carrying 127.0.0.1"],
+		["2002:a9fe:a9fe::1", "6to4 carrying the metadata address"],
+		["2002:c0a8:101::", "6to4 carrying 192.168.1.1"],
+		["2001:0:4136:e378:8000:63bf:3fff:fdd2", "Teredo"],
 		["not-an-address", "a name (not an address)"],
 		["", "nothing"],
 	])("%s (%s) is refused", (address) => {
@@ -76,6 +80,7 @@ describe("isPrivateAddress", () => {
 		["fbff::1", "just below fc00::/7"],
 		["::ffff:8.8.8.8", "IPv4-mapped public"],
 		["::ffff:808:808", "IPv4-mapped public in hex"],
+		["2002:808:808::1", "6to4 carrying a public IPv4"],
 	])("%s (%s) is allowed", (address) => {
 		expect(isPrivateAddress(address)).toBe(false);
 	});

@@ -13,7 +13,10 @@ export interface Claimed {
 	event_seq: number;
 	event_type: string;
 	chat_id: number | null;
+	/** Every attempt so far. */
 	attempts: number;
+	/** Attempts before the schedule last restarted: the schedule counts from here. */
+	schedule_base: number;
 }
 
 const DUE = "((d.status IN ('pending', 'failed') AND d.next_attempt_at <= ?) OR (d.status = 'in_flight' AND d.lease_until < ?))";
@@ -84,7 +87,7 @@ export async function claimDeliveries(db: Database, requests: ClaimRequest[], ow
 				...(await all<Claimed>(
 					db,
 					t,
-					`SELECT d.id, d.webhook_id, d.event_seq, d.event_type, d.chat_id, d.attempts FROM webhook_deliveries d
+					`SELECT d.id, d.webhook_id, d.event_seq, d.event_type, d.chat_id, d.attempts, d.schedule_base FROM webhook_deliveries d
 					  WHERE d.webhook_id = ? AND ${DUE}${inOrder} ORDER BY d.event_seq, d.id LIMIT ?${lock}`,
 					[request.id, now, now, room],
 				)),
@@ -97,6 +100,6 @@ export async function claimDeliveries(db: Database, requests: ClaimRequest[], ow
 			`UPDATE webhook_deliveries SET status = 'in_flight', lease_owner = ?, lease_until = ?, updated_at = ? WHERE id IN (${placeholders(rows.length)})`,
 			[owner, new Date(now.getTime() + leaseMs), now, ...rows.map((r) => r.id)],
 		);
-		return rows.map((r) => ({ ...r, id: Number(r.id), webhook_id: Number(r.webhook_id), event_seq: Number(r.event_seq), chat_id: r.chat_id === null ? null : Number(r.chat_id), attempts: Number(r.attempts) }));
+		return rows.map((r) => ({ ...r, id: Number(r.id), webhook_id: Number(r.webhook_id), event_seq: Number(r.event_seq), chat_id: r.chat_id === null ? null : Number(r.chat_id), attempts: Number(r.attempts), schedule_base: Number(r.schedule_base) }));
 	});
 }

@@ -23,7 +23,7 @@ export function judge(delivery: Claimed, result: AttemptResult, random?: () => n
 	const code = result.statusCode;
 	if (code !== null && code >= 200 && code < 300) return { verdict: "succeeded", nextAttemptAt: null };
 	if (code === 410) return { verdict: "gone", nextAttemptAt: null };
-	const delay = nextDelayMs(delivery.attempts + 1, result.retryAfterMs, random);
+	const delay = nextDelayMs(delivery.attempts - delivery.schedule_base + 1, result.retryAfterMs, random);
 	if (delay === null) return { verdict: "dead", nextAttemptAt: null };
 	return { verdict: "retry", nextAttemptAt: new Date(result.startedAt.getTime() + result.durationMs + delay) };
 }

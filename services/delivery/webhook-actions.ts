@@ -276,8 +276,8 @@ export const webhookActions: DeliveryActions = {
 				const delivery = await this.runtime.db.models.WebhookDelivery.findOne({ where: { id: ctx.params.delivery_id, webhook_id: row.id } });
 				if (!delivery) throw fail.notFound("Delivery");
 				if (delivery.status === "in_flight") throw fail.conflict("This delivery is being attempted right now");
-				// A retry by hand starts the schedule again; its attempts stay in the log.
-				await delivery.update({ status: "pending", attempts: 0, next_attempt_at: new Date(), lease_owner: null, lease_until: null });
+				// A retry by hand starts the schedule again; the log keeps counting its attempts.
+				await delivery.update({ status: "pending", schedule_base: delivery.attempts, next_attempt_at: new Date(), lease_owner: null, lease_until: null });
 				await this.broker.broadcast("delivery.wake", { webhook_id: row.id });
 				respondWith(ctx, 202);
 				return deliveryView(delivery);

@@ -44,7 +44,7 @@ describe("migrations on SQLite", () => {
 
 	it("create the whole data model", async () => {
 		const applied = await migrateUp(db);
-		expect(applied.map((m) => m.name)).toEqual(["0001-initial-schema", "0002-seed-roles-and-sequences", "0003-message-lookups", "0004-delivery-claims"]);
+		expect(applied.map((m) => m.name)).toEqual(["0001-initial-schema", "0002-seed-roles-and-sequences", "0003-message-lookups", "0004-delivery-claims", "0005-delivery-schedule-restart"]);
 		expect(await tables(db)).toEqual([...TABLES].sort());
 	});
 
@@ -105,9 +105,21 @@ describe("migrations on SQLite", () => {
 		expect(again?.username).toBe("emoji 👍🏽 𝄞");
 	});
 
+	it("0005 down drops schedule_base and keeps the delivery log", async () => {
+		const hook = await db.models.Webhook.create({ owner_user_id: null, owner_api_key_id: null, url: "https://example.com/h", scope: "all", secret_ciphertext: "x", key_id: "k" } as never);
+		const delivery = await db.models.WebhookDelivery.create({ webhook_id: hook.id, event_seq: 1, event_type: "new_message", chat_id: null, status: "succeeded", attempts: 7, schedule_base: 6, next_attempt_at: new Date() } as never);
+		await db.models.WebhookAttempt.create({ delivery_id: delivery.id, attempt: 7, started_at: new Date(), duration_ms: 5, status_code: 200, error: null, response_excerpt: null } as never);
+		expect((await migrateDown(db, { step: 1 })).map((m) => m.name)).toEqual(["0005-delivery-schedule-restart"]);
+		expect(Object.keys(await db.sequelize.getQueryInterface().describeTable("webhook_deliveries"))).not.toContain("schedule_base");
+		expect(await db.models.WebhookAttempt.count({ where: { delivery_id: delivery.id } })).toBe(1);
+		await migrateUp(db);
+		const [row] = await db.sequelize.query<{ attempts: number; schedule_base: number }>("SELECT attempts, schedule_base FROM webhook_deliveries WHERE id = ?", { replacements: [delivery.id], type: QueryTypes.SELECT });
+		expect(row).toEqual({ attempts: 7, schedule_base: 0 });
+	});
+
 	it("go all the way down and up again", async () => {
 		const reverted = await migrateDown(db, { to: 0 });
-		expect(reverted.map((m) => m.name)).toEqual(["0004-delivery-claims", "0003-message-lookups", "0002-seed-roles-and-sequences", "0001-initial-schema"]);
+		expect(reverted.map((m) => m.name)).toEqual(["0005-delivery-schedule-restart", "0004-delivery-claims", "0003-message-lookups", "0002-seed-roles-and-sequences", "0001-initial-schema"]);
 		expect(await tables(db)).toEqual([]);
 		await migrateUp(db);
 		expect(await tables(db)).toEqual([...TABLES].sort());

@@ -79,6 +79,9 @@ describe("webhook delivery under failure", () => {
 		if ((await breakerOf(hook.id)).state === "open") await expireBreaker(t, hook.id);
 		const done = await waitForDeliveries(t, hook.id, (l) => l[0]?.status === "succeeded", 10_000, "the retried delivery succeeded");
 		expect(done[0]!.log.map((a) => a.status_code)).toEqual([500, 500, 500, 500, 500, 500, 200]);
+		// The log keeps counting across the retry by hand.
+		expect(done[0]!.log.map((a) => a.attempt)).toEqual([1, 2, 3, 4, 5, 6, 7]);
+		expect(done[0]!.attempts).toBe(7);
 		expect(r.requests).toHaveLength(7);
 		expect(new Set(r.requests.map((q) => q.headers["webhook-id"])).size).toBe(1);
 		expect((await breakerOf(hook.id)).state).toBe("closed");

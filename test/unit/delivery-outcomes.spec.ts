@@ -10,8 +10,8 @@ import { judge } from "../../services/delivery/outcomes";
 
 const startedAt = new Date("2024-05-01T10:00:00.000Z");
 
-/** A delivery that has had `attempts` attempts before this one. */
-const delivery = (attempts = 0): Claimed => ({ id: 1, webhook_id: 2, event_seq: 3, event_type: "new_message", chat_id: 4, attempts });
+/** A delivery that has had `attempts` attempts before this one, `scheduleBase` of them before a retry by hand. */
+const delivery = (attempts = 0, scheduleBase = 0): Claimed => ({ id: 1, webhook_id: 2, event_seq: 3, event_type: "new_message", chat_id: 4, attempts, schedule_base: scheduleBase });
 
 const result = (fields: Partial<AttemptResult> = {}): AttemptResult => ({ statusCode: 500, error: "HTTP 500", excerpt: null, durationMs: 120, retryAfterMs: null, startedAt, ...fields });
 
@@ -68,5 +68,11 @@ describe("judge", () => {
 	it("the 6th attempt failing makes the delivery dead, even with a Retry-After", () => {
 		expect(judge(delivery(5), result({ statusCode: 429, retryAfterMs: 1_000 }), mid)).toEqual({ verdict: "dead", nextAttemptAt: null });
 		expect(judge(delivery(5), result({ statusCode: null, error: "no answer within 10 s" }), mid)).toEqual({ verdict: "dead", nextAttemptAt: null });
+	});
+
+	it("after a retry by hand the schedule starts again, counted from the attempts made before it", () => {
+		const next = [6, 7, 8, 9, 10, 11].map((before) => judge(delivery(before, 6), result(), mid));
+		expect(next.map((o) => o.verdict)).toEqual(["retry", "retry", "retry", "retry", "retry", "dead"]);
+		expect(next[0]!.nextAttemptAt).toEqual(at(120 + 1_000));
 	});
 });

@@ -41,6 +41,8 @@ export class BaseWebhookDelivery extends Model<InferAttributes<BaseWebhookDelive
 	declare chat_id: number | null;
 	declare status: DeliveryStatus;
 	declare attempts: CreationOptional<number>;
+	/** Attempts made before the schedule last restarted (a retry by hand). */
+	declare schedule_base: CreationOptional<number>;
 	declare next_attempt_at: Date;
 	declare lease_owner: string | null;
 	declare lease_until: Date | null;
@@ -104,6 +106,7 @@ export function defineWebhookModels(sequelize: Sequelize) {
 			chat_id: DataTypes.BIGINT,
 			status: { type: DataTypes.STRING(16), allowNull: false },
 			attempts: { type: DataTypes.INTEGER, allowNull: false, defaultValue: 0 },
+			schedule_base: { type: DataTypes.INTEGER, allowNull: false, defaultValue: 0 },
 			next_attempt_at: { type: DataTypes.DATE(3), allowNull: false },
 			lease_owner: DataTypes.STRING(128),
 			lease_until: DataTypes.DATE(3),

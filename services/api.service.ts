@@ -56,8 +56,10 @@ type ApiThis = Service<ApiSettingsSchema> & ApiMethods & ApiLocalVars;
 
 /** The parts of moleculer-web's service this one reaches into. */
 interface GatewayInternals {
+	routes: Array<{ opts: { autoAliases?: boolean } }>;
 	aliases: GeneratedAlias[];
 	optimizeAliasesOrder(): void;
+	regenerateAutoAliases(route: unknown): void;
 }
 const generateAutoAliases = ApiGateway.methods!.regenerateAutoAliases as (this: unknown, route: unknown) => void;
 
@@ -148,7 +150,7 @@ const ApiService: ServiceSchema<ApiSettingsSchema, ApiThis> = {
 		 * never reports ready while answering 404.
 		 */
 		"$broker.started"(this: ApiThis) {
-			const gateway = this as unknown as { routes: Array<{ opts: { autoAliases?: boolean } }>; regenerateAutoAliases(route: unknown): void };
+			const gateway = this as unknown as GatewayInternals;
 			for (const route of gateway.routes) if (route.opts.autoAliases) gateway.regenerateAutoAliases(route);
 			if (this.phase === "starting") this.phase = "serving";
 		},

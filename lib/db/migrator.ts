@@ -20,7 +20,8 @@ const LOCK_WAIT_SECONDS = 120;
 
 type Logger = { info(message: string): void };
 
-function migrationFiles(): string[] {
+/** The migration files, in the order they run. */
+export function migrationFiles(): string[] {
 	// Compiled builds hold .js files, source checkouts .ts files; never both for one migration.
 	return readdirSync(MIGRATIONS_DIR)
 		.filter((file) => /^\d{4}-[\w-]+\.(ts|js)$/.test(file) && !file.endsWith(".d.ts"))

@@ -3,19 +3,17 @@
  * lock across connections), and the Redis shared state seen from two clients as from two nodes.
  */
 import { randomBytes } from "node:crypto";
-import { readdirSync } from "node:fs";
-import { join } from "node:path";
 import { QueryTypes } from "sequelize";
 import { openDatabase, type Database } from "../../lib/db/connection";
-import { migrateDown, migrateUp } from "../../lib/db/migrator";
+import { migrateDown, migrateUp, migrationFiles } from "../../lib/db/migrator";
 import { createRedisState } from "../../lib/state/redis";
 import type { SharedState } from "../../lib/state";
 import { appendEvents, headSeq } from "../../services/broker/event-log";
 import { insertBot, insertChat } from "../support/database";
 import { createDatabase, dropDatabase, MYSQL_URL, REDIS_URL } from "./support/cluster";
 
-/** The migration files: each runs once. */
-const MIGRATIONS = readdirSync(join(__dirname, "..", "..", "migrations")).filter((file) => /^\d{4}-.+\.ts$/.test(file)).length;
+/** Each migration file runs once. */
+const MIGRATIONS = migrationFiles().length;
 
 describe("MariaDB/MySQL schema", () => {
 	const name = `tgw_stores_${randomBytes(3).toString("hex")}`;

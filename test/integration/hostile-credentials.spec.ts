@@ -14,7 +14,7 @@ import jwt from "jsonwebtoken";
 import { createKey, createUser, nextAddress, type TestUser } from "../support/auth";
 import { userWrites } from "../support/chat-helpers";
 import { http } from "../support/harness";
-import { expectNo5xx, expectServing, HEAP_GROWTH_LIMIT, heapUsed, rowCounts } from "../support/hostile-checks";
+import { expectNo5xx, expectServing, heapUsed, rowCounts, stopWithinHeapBound } from "../support/hostile-checks";
 import { GRPC_SERVER_FAILURES, grpcCall, grpcCredentials, grpcPortOf } from "../support/hostile-grpc";
 import { hostileText, runs } from "../support/hostile";
 import { connectIo, connectWs, ioConnectError, pause, wsRefusal, type Payload } from "../support/realtime-clients";
@@ -75,10 +75,7 @@ describe("hostile credentials: forged, expired and cross-tenant, on every channe
 	}, 60_000);
 	afterAll(async () => {
 		grpcClient?.close();
-		// Measured before the stop, asserted after it: a failed bound must not leave the gateway running.
-		const heapGrowth = heapUsed() - heapBefore;
-		await t?.stop();
-		expect(heapGrowth).toBeLessThan(HEAP_GROWTH_LIMIT);
+		await stopWithinHeapBound(heapBefore, () => t?.stop());
 	});
 
 	/** Tokens that must never be accepted, each one claiming to be B (or the admin). */

@@ -11,7 +11,7 @@ import fc from "fast-check";
 import { createKey, createUser } from "../support/auth";
 import { userWrites, type MessageBody } from "../support/chat-helpers";
 import { http, type HttpResult } from "../support/harness";
-import { expectNo5xx, expectServing, expectUnchanged, HEAP_GROWTH_LIMIT, heapUsed, requestLabel, type RestRoute, restRoutes, rowCounts, telegramRefusedSend } from "../support/hostile-checks";
+import { expectNo5xx, expectServing, expectUnchanged, heapUsed, requestLabel, type RestRoute, restRoutes, rowCounts, stopWithinHeapBound, telegramRefusedSend } from "../support/hostile-checks";
 import { badIdSegment, deepNesting, hostileText, jsonBodyFor, mutatedBody, nestedJson, notJson, queryFor, runs } from "../support/hostile";
 import { connectIo, type IoClient } from "../support/realtime-clients";
 import { startTelegramGateway, type TelegramGateway } from "../support/telegram-gateway";
@@ -96,10 +96,7 @@ describe("hostile input: REST", () => {
 		heapBefore = heapUsed();
 	}, 60_000);
 	afterAll(async () => {
-		// Measured before the stop, asserted after it: a failed bound must not leave the gateway running.
-		const heapGrowth = heapUsed() - heapBefore;
-		await t?.stop();
-		expect(heapGrowth).toBeLessThan(HEAP_GROWTH_LIMIT);
+		await stopWithinHeapBound(heapBefore, () => t?.stop());
 	});
 
 	const admin = () => ({ authorization: `Bearer ${t.adminToken}` });

@@ -10,7 +10,7 @@ import fc from "fast-check";
 import WebSocket from "ws";
 import { ERROR_STATUS } from "../../lib/errors";
 import { userWrites } from "../support/chat-helpers";
-import { expectNoLeak, expectServing, expectUnchanged, HEAP_GROWTH_LIMIT, heapUsed, rowCounts } from "../support/hostile-checks";
+import { expectNoLeak, expectServing, expectUnchanged, heapUsed, rowCounts, stopWithinHeapBound } from "../support/hostile-checks";
 import { fieldValue, hostileText, INJECTIONS, jsonBodyFor, notJson, runs } from "../support/hostile";
 import { connectIo, connectWs, ioConnectError, wsRefusal, waitUntil, wsUrl, type IoClient, type Payload, type WsClient } from "../support/realtime-clients";
 import { startTelegramGateway, type TelegramGateway } from "../support/telegram-gateway";
@@ -44,10 +44,7 @@ describe("hostile input: socket.io and the plain WebSocket", () => {
 		for (const client of clients.splice(0)) client.close();
 	});
 	afterAll(async () => {
-		// Measured before the stop, asserted after it: a failed bound must not leave the gateway running.
-		const heapGrowth = heapUsed() - heapBefore;
-		await t?.stop();
-		expect(heapGrowth).toBeLessThan(HEAP_GROWTH_LIMIT);
+		await stopWithinHeapBound(heapBefore, () => t?.stop());
 	});
 
 	async function io(): Promise<IoClient> {

@@ -13,7 +13,7 @@ import fc from "fast-check";
 import { QueryTypes } from "sequelize";
 import type { ChatBody, MessageBody } from "../support/chat-helpers";
 import { http, type HttpResult } from "../support/harness";
-import { expectNo5xx, expectServing, expectUnchanged, HEAP_GROWTH_LIMIT, heapUsed, requestLabel, rowCounts } from "../support/hostile-checks";
+import { expectNo5xx, expectServing, expectUnchanged, heapUsed, requestLabel, rowCounts, stopWithinHeapBound } from "../support/hostile-checks";
 import { grpcCall, grpcCredentials, grpcPortOf } from "../support/hostile-grpc";
 import { deepNesting, extremeValue, fieldValue, hostileText, INJECTIONS, type JsonPath, mutatedJson, nestedJson, notJson, runs } from "../support/hostile";
 import { connectIo, connectWs } from "../support/realtime-clients";
@@ -84,10 +84,7 @@ describe("hostile input: the Telegram receiver", () => {
 		heapBefore = heapUsed();
 	}, 60_000);
 	afterAll(async () => {
-		// Measured before the stop, asserted after it: a failed bound must not leave the gateway running.
-		const heapGrowth = heapUsed() - heapBefore;
-		await t?.stop();
-		expect(heapGrowth).toBeLessThan(HEAP_GROWTH_LIMIT);
+		await stopWithinHeapBound(heapBefore, () => t?.stop());
 	});
 
 	const receiver = (to = path) => `/api/v1/telegram/webhook/${to}`;

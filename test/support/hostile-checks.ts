@@ -154,3 +154,13 @@ export function heapUsed(): number {
  * and lazily loaded code); a per-request leak over thousands of generated requests would exceed it.
  */
 export const HEAP_GROWTH_LIMIT = 48 * 1024 * 1024;
+
+/**
+ * Stops the gateway, then asserts the live heap grew less than HEAP_GROWTH_LIMIT since `heapBefore`.
+ * Measured before the stop, asserted after it: a failed bound must not leave the gateway running.
+ */
+export async function stopWithinHeapBound(heapBefore: number, stop: () => Promise<void> | undefined): Promise<void> {
+	const heapGrowth = heapUsed() - heapBefore;
+	await stop();
+	expect(heapGrowth).toBeLessThan(HEAP_GROWTH_LIMIT);
+}

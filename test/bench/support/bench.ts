@@ -71,13 +71,16 @@ export async function startEcho(): Promise<Started> {
 	return startProcess(join(ROOT, "test", "bench", "support", "echo-server.ts"), { PORT: String(port) }, /echo ready/);
 }
 
-/** The embedded gateway (every service, SQLite) in its own process. */
+/**
+ * The embedded gateway (every service, SQLite) in its own process. BENCH_GATEWAY_ENV (a JSON object)
+ * adds variables for experiments, e.g. '{"METRICS_ENABLED":"false"}'.
+ */
 export async function startGateway(env: Record<string, string> = {}): Promise<Started & { dataDir: string }> {
 	const port = env.PORT ? Number(env.PORT) : await freePort();
 	const dataDir = env.DATA_DIR ?? tempDir("tgw-bench-");
 	const started = await startProcess(
 		join(ROOT, "bin", "gateway.ts"),
-		{ DATA_DIR: dataDir, PORT: String(port), GRPC_PORT: String(await freePort()), LOG_LEVEL: "warn", ...env },
+		{ DATA_DIR: dataDir, PORT: String(port), GRPC_PORT: String(await freePort()), LOG_LEVEL: "warn", ...env, ...JSON.parse(process.env.BENCH_GATEWAY_ENV ?? "{}") },
 		`http://127.0.0.1:${port}/ready`,
 	);
 	return { ...started, dataDir };

@@ -28,6 +28,10 @@ async function startProcess(script: string, env: Record<string, string>, ready: 
 		env: { PATH: process.env.PATH ?? "", HOME: process.env.HOME ?? "", ...env },
 		stdio: ["ignore", "pipe", "pipe"],
 	});
+	// A benchmark that fails half-way must not leave its servers running (and loading the machine).
+	const killOnExit = () => child.kill("SIGKILL");
+	process.once("exit", killOnExit);
+	child.once("exit", () => process.removeListener("exit", killOnExit));
 	let output = "";
 	await new Promise<void>((resolve, reject) => {
 		const timer = setTimeout(() => reject(new Error(`${script} did not start:\n${output}`)), 60_000);

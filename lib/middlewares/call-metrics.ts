@@ -27,7 +27,7 @@ interface ErrorSeries {
 	total: number;
 }
 
-/** Plain tallies, read by the metrics' collect() at scrape time. */
+/** Plain tallies, read by the metrics' collect() at scrape time; a series exists from its first call on. */
 class CallTallies {
 	readonly series: Series[] = [];
 	readonly errors = new Map<string, ErrorSeries>();
@@ -45,7 +45,7 @@ class CallTallies {
 			registers,
 			collect() {
 				this.reset();
-				for (const s of series) if (s.total > 0) this.inc(s.labels, s.total);
+				for (const s of series) this.inc(s.labels, s.total);
 			},
 		});
 		new Gauge({
@@ -55,7 +55,7 @@ class CallTallies {
 			registers,
 			collect() {
 				this.reset();
-				for (const s of series) if (s.total > 0) this.set(s.labels, s.active);
+				for (const s of series) this.set(s.labels, s.active);
 			},
 		});
 		new Counter({

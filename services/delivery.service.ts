@@ -48,6 +48,7 @@ const DeliveryService: ServiceSchema<ServiceSettingSchema, DeliveryThis> = {
 			this.invalidateAudiences();
 			this.dispatcherBell.ring();
 			this.workerBell.ring();
+			this.webhooksBell.ring();
 		},
 		"auth.changed"(this: DeliveryThis) {
 			this.invalidateAudiences();
@@ -120,6 +121,7 @@ const DeliveryService: ServiceSchema<ServiceSettingSchema, DeliveryThis> = {
 		wake(this: DeliveryThis) {
 			this.dispatcherBell.ring();
 			this.workerBell.ring();
+			this.webhooksBell.ring();
 		},
 	},
 
@@ -138,6 +140,7 @@ const DeliveryService: ServiceSchema<ServiceSettingSchema, DeliveryThis> = {
 		this.secretCache = new Map();
 		this.dispatcherBell = new Doorbell();
 		this.workerBell = new Doorbell();
+		this.webhooksBell = new Doorbell();
 		this.loops = [];
 		this.running = false;
 	},

@@ -46,6 +46,8 @@ export interface DeliveryLocalVars {
 	/** Rung when events are stored (the dispatcher) and when deliveries are due or a slot frees (workers). */
 	dispatcherBell: Doorbell;
 	workerBell: Doorbell;
+	/** Rung when a webhook is created, changed or removed (the dispatcher, while no webhook is active). */
+	webhooksBell: Doorbell;
 	loops: Promise<unknown>[];
 	running: boolean;
 }

@@ -8,9 +8,9 @@
  */
 import { QueryTypes, type Transaction } from "sequelize";
 import type { Database } from "../../lib/db/connection";
-import { all, insertRows, run, type SqlValue } from "../../lib/db/raw";
+import { all, insertRows, read, run, type SqlValue } from "../../lib/db/raw";
 import type { ReadAccess } from "../../mixins/event-stream/subscription-hub";
-import type { GatewayEvent } from "../broker/event-log";
+import { readEvents as readLogEvents, type GatewayEvent } from "../broker/event-log";
 import { wants, type WebhookRule } from "./matching";
 
 export interface Audience {
@@ -23,13 +23,6 @@ export const DELIVERY_COLUMNS = ["webhook_id", "event_seq", "event_type", "chat_
 
 export function deliveryRow(webhookId: number, event: GatewayEvent, now: Date): SqlValue[] {
 	return [webhookId, event.seq, event.type, event.chat_id, "pending", 0, now, now, now];
-}
-
-async function lockCursor(db: Database, t: Transaction): Promise<number> {
-	const lock = db.dialect === "mysql" ? " FOR UPDATE" : "";
-	const [row] = await all<{ value: number | string }>(db, t, `SELECT value FROM sequences WHERE name = 'webhook_dispatch'${lock}`);
-	if (!row) throw new Error("the webhook_dispatch sequence row is missing: run the migrations");
-	return Number(row.value);
 }
 
 async function readEvents(db: Database, t: Transaction, afterSeq: number, limit: number, untilSeq?: number): Promise<GatewayEvent[]> {
@@ -52,25 +45,36 @@ export interface DispatchResult {
 	webhookIds: number[];
 }
 
-/** One step of the dispatcher: up to `limit` events after the cursor. */
+const NOTHING: DispatchResult = { events: 0, deliveries: 0, webhookIds: [] };
+
+/**
+ * One step of the dispatcher: up to `limit` events after the cursor. The events are read and
+ * matched before the write transaction opens, so the transaction (on SQLite, the one writer that
+ * every ingest commit waits for) holds only the cursor move and the inserts. Only the lease holder
+ * moves the cursor; if it moved anyway (a lease lost half-way), the step is dropped and run again.
+ */
 export async function dispatchBatch(db: Database, audiences: Audience[], limit = 500): Promise<DispatchResult> {
-	return db.transaction(async (t) => {
-		const cursor = await lockCursor(db, t);
-		const events = await readEvents(db, t, cursor, limit);
-		if (events.length === 0) return { events: 0, deliveries: 0, webhookIds: [] };
-		const now = new Date();
-		const rows: SqlValue[][] = [];
-		const webhookIds = new Set<number>();
-		for (const event of events) {
-			for (const { rule, access } of audiences) {
-				if (wants(rule, access, event)) {
-					rows.push(deliveryRow(rule.id, event, now));
-					webhookIds.add(rule.id);
-				}
+	const [cursorRow] = await read<{ value: number | string }>(db, "SELECT value FROM sequences WHERE name = 'webhook_dispatch'");
+	if (!cursorRow) throw new Error("the webhook_dispatch sequence row is missing: run the migrations");
+	const cursor = Number(cursorRow.value);
+	const events = await readLogEvents(db, { afterSeq: cursor, limit });
+	if (events.length === 0) return NOTHING;
+	const now = new Date();
+	const rows: SqlValue[][] = [];
+	const webhookIds = new Set<number>();
+	for (const event of events) {
+		for (const { rule, access } of audiences) {
+			if (wants(rule, access, event)) {
+				rows.push(deliveryRow(rule.id, event, now));
+				webhookIds.add(rule.id);
 			}
 		}
+	}
+	return db.transaction(async (t) => {
+		// Moves the cursor only from where this step read it; the row stays locked until commit.
+		const moved = await run(db, t, "UPDATE sequences SET value = ? WHERE name = 'webhook_dispatch' AND value = ?", [events[events.length - 1]!.seq, cursor]);
+		if (moved.changes !== 1) return NOTHING;
 		for (let i = 0; i < rows.length; i += 500) await insertRows(db, t, "webhook_deliveries", DELIVERY_COLUMNS, rows.slice(i, i + 500));
-		await run(db, t, "UPDATE sequences SET value = ? WHERE name = 'webhook_dispatch'", [events[events.length - 1]!.seq]);
 		return { events: events.length, deliveries: rows.length, webhookIds: [...webhookIds] };
 	});
 }

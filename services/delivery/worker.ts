@@ -23,6 +23,8 @@ const CLAIM_LEASE_MS = 30_000;
 const DISPATCH_BATCH = 500;
 /** Shortest time between two dispatcher transactions while events keep coming. */
 const DISPATCH_COALESCE_MS = 20;
+/** Between two dispatcher steps while no webhook is active, unless one is created. */
+const NO_WEBHOOKS_PAUSE_MS = 1_000;
 /** Endpoints with due deliveries looked at per round of the work loop. */
 const DUE_PAGE = 500;
 
@@ -47,9 +49,15 @@ export async function dispatcherLoop(service: DeliveryThis): Promise<void> {
 			while (!signal.aborted && service.running) {
 				try {
 					const startedAt = Date.now();
-					const result = await dispatchBatch(service.runtime.db, await service.audiences(), DISPATCH_BATCH);
+					const audiences = await service.audiences();
+					const result = await dispatchBatch(service.runtime.db, audiences, DISPATCH_BATCH);
 					if (result.deliveries > 0) await service.broker.broadcast("delivery.wake", { webhook_ids: result.webhookIds });
-					if (result.events < DISPATCH_BATCH) {
+					if (result.events < DISPATCH_BATCH && audiences.length === 0) {
+						// No active webhook: a step only moves the cursor past events nobody wants. Once a
+						// second is enough until one is created; every step costs a write transaction, and
+						// on SQLite each ingest commit waits behind it.
+						await service.webhooksBell.wait(NO_WEBHOOKS_PAUSE_MS);
+					} else if (result.events < DISPATCH_BATCH) {
 						await service.dispatcherBell.wait(500);
 						// Under load the bell rings for every ingest commit: a short pause lets one
 						// transaction take many events instead of each commit costing one of its own.

@@ -1,0 +1,78 @@
+/**
+ * The dispatcher's step on a migrated SQLite database: events after the cursor become one delivery
+ * per matching webhook, the cursor moves past them, and two steps racing from the same cursor (a
+ * lease lost half-way) dispatch each event once.
+ */
+import { QueryTypes } from "sequelize";
+import type { Database } from "../../lib/db/connection";
+import { appendEvents, type EventDraft } from "../../services/broker/event-log";
+import { dispatchBatch, type Audience } from "../../services/delivery/dispatcher";
+import { insertBot, insertChat, migratedDatabase } from "../support/database";
+
+function draft(botId: number, chatId: number, text: string): EventDraft {
+	return {
+		type: "update",
+		bot_id: botId,
+		chat_id: chatId,
+		message_id: null,
+		payload: () => ({ type: "update", bot_id: botId, chat_id: chatId, update: { text } }),
+	};
+}
+
+const audience = (id: number, chatIds: number[]): Audience => ({
+	rule: { id, scope: "chat", bot_id: null, chat_ids: chatIds, reply_to_message_id: null, event_types: null, created_at: "1970-01-01T00:00:00.000Z" },
+	access: { all: true, chats: new Set() },
+});
+
+describe("dispatchBatch", () => {
+	let db: Database;
+	let botId: number;
+	let chatA: number;
+	let chatB: number;
+
+	const cursor = async () => {
+		const [row] = await db.sequelize.query<{ value: number }>("SELECT value FROM sequences WHERE name = 'webhook_dispatch'", { type: QueryTypes.SELECT });
+		return Number(row!.value);
+	};
+	const deliveries = async () =>
+		(await db.models.WebhookDelivery.findAll({ attributes: ["webhook_id", "event_seq"], order: [["webhook_id", "ASC"], ["event_seq", "ASC"]], raw: true })).map(
+			(d) => `${d.webhook_id}:${d.event_seq}`,
+		);
+
+	beforeAll(async () => {
+		db = await migratedDatabase();
+		botId = (await insertBot(db)).id;
+		chatA = (await insertChat(db, botId, 1)).id;
+		chatB = (await insertChat(db, botId, 2)).id;
+		for (const id of [1, 2]) {
+			await db.models.Webhook.create({ id, owner_user_id: null, owner_api_key_id: null, url: `https://example.com/${id}`, scope: "chat", secret_ciphertext: "x", key_id: "x" } as never);
+		}
+	});
+	afterAll(() => db.close());
+
+	it("writes one delivery per matching webhook and moves the cursor to the last event read", async () => {
+		await db.transaction((t) => appendEvents(db, t, [draft(botId, chatA, "1"), draft(botId, chatB, "2"), draft(botId, chatA, "3")]));
+		const result = await dispatchBatch(db, [audience(1, [chatA]), audience(2, [chatA, chatB])], 2);
+		expect(result).toEqual({ events: 2, deliveries: 3, webhookIds: [1, 2] });
+		expect(await deliveries()).toEqual(["1:1", "2:1", "2:2"]);
+		expect(await cursor()).toBe(2);
+
+		expect(await dispatchBatch(db, [audience(1, [chatA]), audience(2, [chatA, chatB])], 2)).toMatchObject({ events: 1, deliveries: 2 });
+		expect(await cursor()).toBe(3);
+		expect(await dispatchBatch(db, [audience(1, [chatA])], 2)).toEqual({ events: 0, deliveries: 0, webhookIds: [] });
+	});
+
+	it("moves the cursor past events nobody wants", async () => {
+		await db.transaction((t) => appendEvents(db, t, [draft(botId, chatB, "4")]));
+		expect(await dispatchBatch(db, [], 10)).toEqual({ events: 1, deliveries: 0, webhookIds: [] });
+		expect(await cursor()).toBe(4);
+	});
+
+	it("dispatches each event once when two steps start from the same cursor", async () => {
+		await db.transaction((t) => appendEvents(db, t, [draft(botId, chatA, "5"), draft(botId, chatA, "6")]));
+		const results = await Promise.all([dispatchBatch(db, [audience(1, [chatA])], 10), dispatchBatch(db, [audience(1, [chatA])], 10)]);
+		expect(results.map((r) => r.deliveries).sort()).toEqual([0, 2]);
+		expect(await deliveries()).toEqual(["1:1", "1:3", "1:5", "1:6", "2:1", "2:2", "2:3"]);
+		expect(await cursor()).toBe(6);
+	});
+});

@@ -52,8 +52,10 @@ const NOTHING: DispatchResult = { events: 0, deliveries: 0, webhookIds: [] };
  * matched before the write transaction opens, so the transaction (on SQLite, the one writer that
  * every ingest commit waits for) holds only the cursor move and the inserts. Only the lease holder
  * moves the cursor; if it moved anyway (a lease lost half-way), the step is dropped and run again.
+ * So is a step whose `audiences` went stale while it ran (`isCurrent()` turned false): a webhook
+ * created meanwhile would otherwise miss, for good, the events this step read.
  */
-export async function dispatchBatch(db: Database, audiences: Audience[], limit = 500): Promise<DispatchResult> {
+export async function dispatchBatch(db: Database, audiences: Audience[], limit = 500, isCurrent: () => boolean = () => true): Promise<DispatchResult> {
 	const [cursorRow] = await read<{ value: number | string }>(db, "SELECT value FROM sequences WHERE name = 'webhook_dispatch'");
 	if (!cursorRow) throw new Error("the webhook_dispatch sequence row is missing: run the migrations");
 	const cursor = Number(cursorRow.value);
@@ -70,13 +72,21 @@ export async function dispatchBatch(db: Database, audiences: Audience[], limit =
 			}
 		}
 	}
-	return db.transaction(async (t) => {
-		// Moves the cursor only from where this step read it; the row stays locked until commit.
-		const moved = await run(db, t, "UPDATE sequences SET value = ? WHERE name = 'webhook_dispatch' AND value = ?", [events[events.length - 1]!.seq, cursor]);
-		if (moved.changes !== 1) return NOTHING;
-		for (let i = 0; i < rows.length; i += 500) await insertRows(db, t, "webhook_deliveries", DELIVERY_COLUMNS, rows.slice(i, i + 500));
-		return { events: events.length, deliveries: rows.length, webhookIds: [...webhookIds] };
-	});
+	const stale = new Error("the webhooks changed while this step ran");
+	try {
+		return await db.transaction(async (t) => {
+			// Moves the cursor only from where this step read it; the row stays locked until commit.
+			const moved = await run(db, t, "UPDATE sequences SET value = ? WHERE name = 'webhook_dispatch' AND value = ?", [events[events.length - 1]!.seq, cursor]);
+			if (moved.changes !== 1) return NOTHING;
+			for (let i = 0; i < rows.length; i += 500) await insertRows(db, t, "webhook_deliveries", DELIVERY_COLUMNS, rows.slice(i, i + 500));
+			// The last moment to notice a change before the commit makes this step final.
+			if (!isCurrent()) throw stale;
+			return { events: events.length, deliveries: rows.length, webhookIds: [...webhookIds] };
+		});
+	} catch (err) {
+		if (err === stale) return NOTHING;
+		throw err;
+	}
 }
 
 /**

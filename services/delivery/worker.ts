@@ -50,7 +50,8 @@ export async function dispatcherLoop(service: DeliveryThis): Promise<void> {
 				try {
 					const startedAt = Date.now();
 					const audiences = await service.audiences();
-					const result = await dispatchBatch(service.runtime.db, audiences, DISPATCH_BATCH);
+					const generation = service.audienceGeneration;
+					const result = await dispatchBatch(service.runtime.db, audiences, DISPATCH_BATCH, () => service.audienceGeneration === generation);
 					if (result.deliveries > 0) await service.broker.broadcast("delivery.wake", { webhook_ids: result.webhookIds });
 					if (result.events < DISPATCH_BATCH && audiences.length === 0) {
 						// No active webhook: a step only moves the cursor past events nobody wants. Once a

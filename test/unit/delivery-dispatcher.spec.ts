@@ -68,11 +68,20 @@ describe("dispatchBatch", () => {
 		expect(await cursor()).toBe(4);
 	});
 
+	it("drops a step whose webhooks changed while it ran, and leaves its events for the next", async () => {
+		await db.transaction((t) => appendEvents(db, t, [draft(botId, chatA, "5")]));
+		expect(await dispatchBatch(db, [audience(1, [chatA])], 10, () => false)).toEqual({ events: 0, deliveries: 0, webhookIds: [] });
+		expect(await cursor()).toBe(4);
+		expect(await deliveries()).toEqual(["1:1", "1:3", "2:1", "2:2", "2:3"]);
+		expect(await dispatchBatch(db, [audience(1, [chatA])], 10, () => true)).toMatchObject({ events: 1, deliveries: 1 });
+		expect(await cursor()).toBe(5);
+	});
+
 	it("dispatches each event once when two steps start from the same cursor", async () => {
-		await db.transaction((t) => appendEvents(db, t, [draft(botId, chatA, "5"), draft(botId, chatA, "6")]));
+		await db.transaction((t) => appendEvents(db, t, [draft(botId, chatA, "6"), draft(botId, chatA, "7")]));
 		const results = await Promise.all([dispatchBatch(db, [audience(1, [chatA])], 10), dispatchBatch(db, [audience(1, [chatA])], 10)]);
 		expect(results.map((r) => r.deliveries).sort()).toEqual([0, 2]);
-		expect(await deliveries()).toEqual(["1:1", "1:3", "1:5", "1:6", "2:1", "2:2", "2:3"]);
-		expect(await cursor()).toBe(6);
+		expect(await deliveries()).toEqual(["1:1", "1:3", "1:5", "1:6", "1:7", "2:1", "2:2", "2:3"]);
+		expect(await cursor()).toBe(7);
 	});
 });

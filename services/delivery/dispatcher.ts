@@ -1,16 +1,16 @@
 /**
  * From the event log to delivery rows. The log is the outbox: every committed event stays in it,
  * and a cursor (sequences row "webhook_dispatch") says how far deliveries have been created. One
- * dispatcher in the cluster (a lease) reads the events after the cursor, writes one pending
- * delivery per matching webhook, and moves the cursor, in one transaction, so an event is neither
+ * dispatcher in the cluster (a lease) reads the events after the cursor, then writes one pending
+ * delivery per matching webhook and moves the cursor in one transaction, so an event is neither
  * skipped nor dispatched twice even if every delivery node was down when it was stored. Because
  * seqs become visible in commit order, reading "after the cursor" never misses a late commit.
  */
 import { QueryTypes, type Transaction } from "sequelize";
 import type { Database } from "../../lib/db/connection";
-import { all, insertRows, read, run, type SqlValue } from "../../lib/db/raw";
+import { insertRows, read, run, type SqlValue } from "../../lib/db/raw";
 import type { ReadAccess } from "../../mixins/event-stream/subscription-hub";
-import { readEvents as readLogEvents, type GatewayEvent } from "../broker/event-log";
+import { readEvents, type GatewayEvent } from "../broker/event-log";
 import { wants, type WebhookRule } from "./matching";
 
 export interface Audience {
@@ -25,15 +25,9 @@ export function deliveryRow(webhookId: number, event: GatewayEvent, now: Date): 
 	return [webhookId, event.seq, event.type, event.chat_id, "pending", 0, now, now, now];
 }
 
-async function readEvents(db: Database, t: Transaction, afterSeq: number, limit: number, untilSeq?: number): Promise<GatewayEvent[]> {
-	const until = untilSeq !== undefined ? " AND seq <= ?" : "";
-	const rows = await all<{ payload: string }>(
-		db,
-		t,
-		`SELECT payload FROM events WHERE seq > ?${until} ORDER BY seq LIMIT ?`,
-		untilSeq !== undefined ? [afterSeq, untilSeq, limit] : [afterSeq, limit],
-	);
-	return rows.map((r) => JSON.parse(r.payload) as GatewayEvent);
+/** Pending deliveries, in statements of at most 500 rows. */
+async function insertDeliveries(db: Database, t: Transaction, rows: SqlValue[][]): Promise<void> {
+	for (let i = 0; i < rows.length; i += 500) await insertRows(db, t, "webhook_deliveries", DELIVERY_COLUMNS, rows.slice(i, i + 500));
 }
 
 export interface DispatchResult {
@@ -59,7 +53,7 @@ export async function dispatchBatch(db: Database, audiences: Audience[], limit =
 	const [cursorRow] = await read<{ value: number | string }>(db, "SELECT value FROM sequences WHERE name = 'webhook_dispatch'");
 	if (!cursorRow) throw new Error("the webhook_dispatch sequence row is missing: run the migrations");
 	const cursor = Number(cursorRow.value);
-	const events = await readLogEvents(db, { afterSeq: cursor, limit });
+	const events = await readEvents(db, { afterSeq: cursor, limit });
 	if (events.length === 0) return NOTHING;
 	const now = new Date();
 	const rows: SqlValue[][] = [];
@@ -78,7 +72,7 @@ export async function dispatchBatch(db: Database, audiences: Audience[], limit =
 			// Moves the cursor only from where this step read it; the row stays locked until commit.
 			const moved = await run(db, t, "UPDATE sequences SET value = ? WHERE name = 'webhook_dispatch' AND value = ?", [events[events.length - 1]!.seq, cursor]);
 			if (moved.changes !== 1) return NOTHING;
-			for (let i = 0; i < rows.length; i += 500) await insertRows(db, t, "webhook_deliveries", DELIVERY_COLUMNS, rows.slice(i, i + 500));
+			await insertDeliveries(db, t, rows);
 			// The last moment to notice a change before the commit makes this step final.
 			if (!isCurrent()) throw stale;
 			return { events: events.length, deliveries: rows.length, webhookIds: [...webhookIds] };
@@ -112,17 +106,13 @@ export async function scheduleReplay(
 	}
 	let scheduled = 0;
 	for (;;) {
-		const done = await db.transaction(async (t) => {
-			const events = await readEvents(db, t, afterSeq, 1_000);
-			if (events.length === 0) return true;
-			const now = new Date();
-			const rows = events.filter((e) => wants(audience.rule, audience.access, e, { includeEarlier: true })).slice(0, cap - scheduled).map((e) => deliveryRow(audience.rule.id, e, now));
-			for (let i = 0; i < rows.length; i += 500) await insertRows(db, t, "webhook_deliveries", DELIVERY_COLUMNS, rows.slice(i, i + 500));
-			scheduled += rows.length;
-			afterSeq = events[events.length - 1]!.seq;
-			return events.length < 1_000;
-		});
-		if (done) return { scheduled, complete: true };
+		const events = await readEvents(db, { afterSeq, limit: 1_000 });
+		const now = new Date();
+		const rows = events.filter((e) => wants(audience.rule, audience.access, e, { includeEarlier: true })).slice(0, cap - scheduled).map((e) => deliveryRow(audience.rule.id, e, now));
+		if (rows.length > 0) await db.transaction((t) => insertDeliveries(db, t, rows));
+		scheduled += rows.length;
+		if (events.length < 1_000) return { scheduled, complete: true };
+		afterSeq = events[events.length - 1]!.seq;
 		if (scheduled >= cap) return { scheduled, complete: false };
 	}
 }

@@ -53,18 +53,19 @@ export async function dispatcherLoop(service: DeliveryThis): Promise<void> {
 					const generation = service.audienceGeneration;
 					const result = await dispatchBatch(service.runtime.db, audiences, DISPATCH_BATCH, () => service.audienceGeneration === generation);
 					if (result.deliveries > 0) await service.broker.broadcast("delivery.wake", { webhook_ids: result.webhookIds });
-					if (result.events < DISPATCH_BATCH && audiences.length === 0) {
+					if (result.events === DISPATCH_BATCH) continue;
+					if (audiences.length === 0) {
 						// No active webhook: a step only moves the cursor past events nobody wants. Once a
 						// second is enough until one is created; every step costs a write transaction, and
 						// on SQLite each ingest commit waits behind it.
 						await service.webhooksBell.wait(NO_WEBHOOKS_PAUSE_MS);
-					} else if (result.events < DISPATCH_BATCH) {
-						await service.dispatcherBell.wait(500);
-						// Under load the bell rings for every ingest commit: a short pause lets one
-						// transaction take many events instead of each commit costing one of its own.
-						const elapsed = Date.now() - startedAt;
-						if (elapsed < DISPATCH_COALESCE_MS) await sleep(DISPATCH_COALESCE_MS - elapsed, signal);
+						continue;
 					}
+					await service.dispatcherBell.wait(500);
+					// Under load the bell rings for every ingest commit: a short pause lets one
+					// transaction take many events instead of each commit costing one of its own.
+					const elapsed = Date.now() - startedAt;
+					if (elapsed < DISPATCH_COALESCE_MS) await sleep(DISPATCH_COALESCE_MS - elapsed, signal);
 				} catch (err) {
 					service.logger.warn("Webhook dispatcher:", (err as Error).message);
 					await sleep(1_000, signal);

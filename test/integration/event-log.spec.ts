@@ -1,16 +1,6 @@
 import type { Database } from "../../lib/db/connection";
-import { appendEvents, headSeq, readEvents, type EventDraft } from "../../services/broker/event-log";
-import { insertBot, insertChat, migratedDatabase } from "../support/database";
-
-function draft(botId: number, chatId: number | null, text: string): EventDraft {
-	return {
-		type: "update",
-		bot_id: botId,
-		chat_id: chatId,
-		message_id: null,
-		payload: () => ({ type: "update", bot_id: botId, chat_id: chatId, update: { text } }),
-	};
-}
+import { appendEvents, headSeq, readEvents } from "../../services/broker/event-log";
+import { insertBot, insertChat, migratedDatabase, updateDraft as draft } from "../support/database";
 
 describe("event log", () => {
 	let db: Database;

@@ -1,6 +1,7 @@
 /** A migrated database for tests that need tables but no broker. */
 import { openDatabase, type Database } from "../../lib/db/connection";
 import { migrateUp } from "../../lib/db/migrator";
+import type { EventDraft } from "../../services/broker/event-log";
 
 export async function migratedDatabase(url = "sqlite::memory:"): Promise<Database> {
 	const db = await openDatabase(url);
@@ -39,4 +40,15 @@ export async function insertChat(db: Database, botId: number, telegramId: number
 		last_name: null,
 		migrated_to_chat_id: null,
 	});
+}
+
+/** An `update` event for the log, carrying `text`. */
+export function updateDraft(botId: number, chatId: number | null, text: string): EventDraft {
+	return {
+		type: "update",
+		bot_id: botId,
+		chat_id: chatId,
+		message_id: null,
+		payload: () => ({ type: "update", bot_id: botId, chat_id: chatId, update: { text } }),
+	};
 }

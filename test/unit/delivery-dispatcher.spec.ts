@@ -5,19 +5,9 @@
  */
 import { QueryTypes } from "sequelize";
 import type { Database } from "../../lib/db/connection";
-import { appendEvents, type EventDraft } from "../../services/broker/event-log";
+import { appendEvents } from "../../services/broker/event-log";
 import { dispatchBatch, type Audience } from "../../services/delivery/dispatcher";
-import { insertBot, insertChat, migratedDatabase } from "../support/database";
-
-function draft(botId: number, chatId: number, text: string): EventDraft {
-	return {
-		type: "update",
-		bot_id: botId,
-		chat_id: chatId,
-		message_id: null,
-		payload: () => ({ type: "update", bot_id: botId, chat_id: chatId, update: { text } }),
-	};
-}
+import { insertBot, insertChat, migratedDatabase, updateDraft as draft } from "../support/database";
 
 const audience = (id: number, chatIds: number[]): Audience => ({
 	rule: { id, scope: "chat", bot_id: null, chat_ids: chatIds, reply_to_message_id: null, event_types: null, created_at: "1970-01-01T00:00:00.000Z" },

@@ -6,6 +6,7 @@ import { Sequelize, Transaction } from "sequelize";
 import type { Database as SqliteConnection } from "sqlite3";
 import { defineModels, type Models } from "./models";
 import { installFastSqliteQuery } from "./sqlite-query";
+import { finalizeKept } from "./sqlite-statements";
 
 export type Dialect = "mysql" | "sqlite";
 
@@ -50,6 +51,11 @@ function tuneSqliteConnections(sequelize: Sequelize): void {
 		if (forTransaction) connection.__tgwShared = true;
 		if (!connection.__tgwReady) {
 			connection.__tgwReady = true;
+			// SQLite refuses to close a connection that still has prepared statements (sqlite-statements).
+			const close = connection.close.bind(connection);
+			connection.close = ((callback?: (err: Error | null) => void) => {
+				void finalizeKept(connection).then(() => close(callback));
+			}) as Connection["close"];
 			connection.configure("busyTimeout", 10_000);
 			// Awaited: node-sqlite3 runs statements in parallel, and this pragma fails inside the
 			// transaction the caller is about to open.

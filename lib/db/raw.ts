@@ -9,6 +9,7 @@
 import type { Transaction } from "sequelize";
 import type { Database as SqliteConnection } from "sqlite3";
 import type { Database } from "./connection";
+import { runKept } from "./sqlite-statements";
 
 export type SqlValue = string | number | boolean | null | Date;
 
@@ -68,9 +69,9 @@ export function run(db: Database, t: Transaction, sql: string, values: SqlValue[
 	const connection = (t as unknown as { connection: unknown }).connection;
 	if (db.dialect === "sqlite") {
 		return new Promise((resolve, reject) => {
-			(connection as SqliteConnection).run(sql, values.map(sqliteValue), function (this: { changes: number }, err: Error | null) {
+			runKept(connection as SqliteConnection, "run", sql, values.map(sqliteValue), function (err) {
 				if (err) reject(driverError(err));
-				else resolve({ changes: this.changes });
+				else resolve({ changes: this.changes ?? 0 });
 			});
 		});
 	}
@@ -82,15 +83,22 @@ export function run(db: Database, t: Transaction, sql: string, values: SqlValue[
 	});
 }
 
-/** Runs a SELECT and returns its rows. */
+/** Runs a statement that returns rows (a SELECT, or a write with RETURNING) and returns them. */
 export function all<T>(db: Database, t: Transaction, sql: string, values: SqlValue[] = []): Promise<T[]> {
-	const connection = (t as unknown as { connection: unknown }).connection;
+	return rows(db, (t as unknown as { connection: unknown }).connection, sql, values, true);
+}
+
+/** Statements are kept prepared on the one write connection (see sqlite-statements), not on readers. */
+function rows<T>(db: Database, connection: unknown, sql: string, values: SqlValue[], keep: boolean): Promise<T[]> {
 	if (db.dialect === "sqlite") {
 		return new Promise((resolve, reject) => {
-			(connection as SqliteConnection).all(sql, values.map(sqliteValue), (err: Error | null, rows: T[]) => {
+			const done = (err: Error | null, found?: unknown[]) => {
 				if (err) reject(driverError(err));
-				else resolve(rows);
-			});
+				else resolve(found as T[]);
+			};
+			const params = values.map(sqliteValue);
+			if (keep) runKept(connection as SqliteConnection, "all", sql, params, done);
+			else (connection as SqliteConnection).all(sql, params, done);
 		});
 	}
 	return new Promise((resolve, reject) => {
@@ -101,10 +109,27 @@ export function all<T>(db: Database, t: Transaction, sql: string, values: SqlVal
 	});
 }
 
-function insertSql(db: Database, table: string, columns: readonly string[], count: number, ignoreDuplicates: boolean): string {
-	const tuple = `(${columns.map(() => "?").join(", ")})`;
+/**
+ * What JSON cannot carry into SQLite unchanged: json_each ends a string at a NUL character, and
+ * turns a lone surrogate into bytes that are not UTF-8 (binding makes it U+FFFD).
+ */
+const LOST_IN_JSON = /\\u0000|\\ud[89a-f]/i;
+
+/**
+ * A multi-row INSERT. On SQLite the rows travel as one JSON parameter that json_each unpacks:
+ * node-sqlite3 converts every bound value on the event loop (most of an ingest batch's cost there),
+ * and the statement is the same whatever the batch size, so it stays prepared (sqlite-statements).
+ * Rows JSON cannot carry exactly are bound one value at a time, as on MySQL.
+ */
+function insertStatement(db: Database, table: string, columns: readonly string[], rows: SqlValue[][], ignoreDuplicates: boolean): { sql: string; values: SqlValue[] } {
 	const verb = ignoreDuplicates ? (db.dialect === "sqlite" ? "INSERT OR IGNORE" : "INSERT IGNORE") : "INSERT";
-	return `${verb} INTO ${table} (${columns.join(", ")}) VALUES ${Array.from({ length: count }, () => tuple).join(", ")}`;
+	const head = `${verb} INTO ${table} (${columns.join(", ")})`;
+	if (db.dialect === "sqlite") {
+		const json = JSON.stringify(rows.map((row) => row.map(sqliteValue)));
+		if (!LOST_IN_JSON.test(json)) return { sql: `${head} SELECT ${columns.map((_, i) => `value ->> ${i}`).join(", ")} FROM json_each(?)`, values: [json] };
+	}
+	const tuple = `(${columns.map(() => "?").join(", ")})`;
+	return { sql: `${head} VALUES ${Array.from({ length: rows.length }, () => tuple).join(", ")}`, values: rows.flat() };
 }
 
 /**
@@ -122,7 +147,8 @@ export function insertReturning<T>(
 ): Promise<T[]> {
 	if (db.dialect !== "sqlite") throw new Error("insertReturning is for SQLite");
 	if (rows.length === 0) return Promise.resolve([]);
-	return all<T>(db, t, `${insertSql(db, table, columns, rows.length, options.ignoreDuplicates ?? false)} RETURNING ${returning}`, rows.flat());
+	const insert = insertStatement(db, table, columns, rows, options.ignoreDuplicates ?? false);
+	return all<T>(db, t, `${insert.sql} RETURNING ${returning}`, insert.values);
 }
 
 /**
@@ -136,7 +162,7 @@ export async function read<T>(db: Database, sql: string, values: SqlValue[] = []
 	};
 	const connection = await manager.getConnection({ type: "SELECT" });
 	try {
-		return await all<T>(db, { connection } as unknown as Transaction, sql, values);
+		return await rows<T>(db, connection, sql, values, false);
 	} finally {
 		await manager.releaseConnection(connection);
 	}
@@ -152,7 +178,8 @@ export function insertRows(
 	options: { ignoreDuplicates?: boolean } = {},
 ): Promise<RunResult> {
 	if (rows.length === 0) return Promise.resolve({ changes: 0 });
-	return run(db, t, insertSql(db, table, columns, rows.length, options.ignoreDuplicates ?? false), rows.flat());
+	const insert = insertStatement(db, table, columns, rows, options.ignoreDuplicates ?? false);
+	return run(db, t, insert.sql, insert.values);
 }
 
 /** `?, ?, ?` for an IN list. */

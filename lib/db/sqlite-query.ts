@@ -6,8 +6,13 @@
  * The rest is Sequelize's own run(), unchanged.
  */
 import type { Sequelize } from "sequelize";
+import type { Database } from "sqlite3";
+import { runKept } from "./sqlite-statements";
+
+const TRANSACTION_CONTROL = /^(BEGIN|COMMIT|ROLLBACK)\b/;
 
 type SqliteConnection = {
+	__tgwShared?: boolean;
 	serialize(callback: () => void): void;
 	all(sql: string, params: unknown, callback: (this: unknown, err: Error | null, rows: Array<{ name: string; type: string }>) => void): void;
 	[method: string]: unknown;
@@ -65,7 +70,9 @@ export function installFastSqliteQuery(sequelize: Sequelize): void {
 						} else {
 							params = (params as unknown[]).map(stringifyIfBigint);
 						}
-						(conn[method] as (sql: string, params: unknown, cb: typeof afterExecute) => void)(sql, params, afterExecute);
+						// Every write transaction begins and ends on the one shared connection: keep those prepared.
+						if (conn.__tgwShared && TRANSACTION_CONTROL.test(sql)) runKept(conn as unknown as Database, method as "all" | "run", sql, params, afterExecute);
+						else (conn[method] as (sql: string, params: unknown, cb: typeof afterExecute) => void)(sql, params, afterExecute);
 						return null;
 					};
 					if (method === "all") {

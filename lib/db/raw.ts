@@ -46,9 +46,17 @@ export function isRetryableConflict(err: unknown): boolean {
 	return code === "ER_LOCK_DEADLOCK" || code === "ER_LOCK_WAIT_TIMEOUT";
 }
 
+/** The text Sequelize stores for a Date on SQLite: "2026-01-02 03:04:05.678 +00:00". */
+function sqliteTime(value: Date): string {
+	const text = value.toISOString();
+	// Years 0-9999 ("2026-01-02T03:04:05.678Z"); others are signed and six digits long.
+	if (text.length !== 24) return text.replace("T", " ").replace("Z", " +00:00");
+	return `${text.slice(0, 10)} ${text.slice(11, 23)} +00:00`;
+}
+
 function sqliteValue(value: SqlValue): string | number | null {
 	if (value === null) return null;
-	if (value instanceof Date) return value.toISOString().replace("T", " ").replace("Z", " +00:00");
+	if (value instanceof Date) return sqliteTime(value);
 	if (typeof value === "boolean") return value ? 1 : 0;
 	return value;
 }

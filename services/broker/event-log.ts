@@ -47,6 +47,14 @@ export async function allocateSeqs(db: Database, t: Transaction, count: number):
 	return last - count + 1;
 }
 
+/**
+ * Hands back the last `count` seqs this transaction allocated and has not used. Sound only inside
+ * that transaction: it still holds the sequence row, so nobody allocated after it.
+ */
+export async function releaseSeqs(db: Database, t: Transaction, count: number): Promise<void> {
+	await run(db, t, "UPDATE sequences SET value = value - ? WHERE name = 'events'", [count]);
+}
+
 const EVENT_COLUMNS = ["seq", "type", "bot_id", "chat_id", "message_id", "payload", "created_at"] as const;
 
 /** Appends events with seqs already allocated by allocateSeqs (first, first + 1, ...). */

@@ -8,7 +8,7 @@ import { randomBytes } from "node:crypto";
 import type { Transaction } from "sequelize";
 import type { Database } from "../../lib/db/connection";
 import { all, insertReturning, insertRows, placeholders, run, type SqlValue } from "../../lib/db/raw";
-import { allocateSeqs, insertEvents, type EventDraft, type GatewayEvent } from "../broker/event-log";
+import { allocateSeqs, insertEvents, releaseSeqs, type EventDraft, type GatewayEvent } from "../broker/event-log";
 import { messageView, type MessageRow } from "../chats/views";
 import type { ChatInfo, MessageInfo, NormalizedUpdate, UpdateItem } from "./types";
 
@@ -164,8 +164,16 @@ export async function storeUpdates(db: Database, batch: IncomingUpdate[], cache:
 	});
 	const fresh = [...firstIndex.values()].map((i) => batch[i]!);
 
+	const itemsOf = (items: IncomingUpdate[]) => items.reduce((n, s) => n + s.update.items.length, 0);
+	const freshItems = itemsOf(fresh);
+
 	return db.transaction(async (t) => {
-		const inserted = fresh.length > 0 ? await insertUpdates(db, t, fresh, batchId, now) : new Map<string, number>();
+		// Seqs for every fresh item are taken in the same trip as the insert (a statement less to wait
+		// for); those of updates that turn out to be stored already are handed back below.
+		const [inserted, reservedFirst] = await Promise.all([
+			fresh.length > 0 ? insertUpdates(db, t, fresh, batchId, now) : new Map<string, number>(),
+			freshItems > 0 ? allocateSeqs(db, t, freshItems) : 0,
+		]);
 		const stored = fresh.filter((item) => inserted.has(`${item.botId}:${item.update.update_id}`));
 		const duplicates = batch.map((item, i) => {
 			const key = `${item.botId}:${item.update.update_id}`;
@@ -189,9 +197,10 @@ export async function storeUpdates(db: Database, batch: IncomingUpdate[], cache:
 			}
 		}
 
-		const itemCount = stored.reduce((n, s) => n + s.update.items.length, 0);
+		const itemCount = itemsOf(stored);
+		if (itemCount < freshItems) await releaseSeqs(db, t, freshItems - itemCount);
 		if (itemCount > 0) {
-			const firstSeq = await allocateSeqs(db, t, itemCount);
+			const firstSeq = reservedFirst;
 			const planned: Planned[] = [];
 			for (const { botId, update, raw } of stored) {
 				const updateRowId = inserted.get(`${botId}:${update.update_id}`)!;
@@ -243,41 +252,44 @@ const MESSAGE_COLUMNS = [
 	"updated_at",
 ] as const;
 
-function messageRow(p: Planned & { chatId: number }, message: MessageInfo, now: Date): SqlValue[] {
+type MessageRecord = Record<(typeof MESSAGE_COLUMNS)[number], SqlValue>;
+
+function messageRecord(p: Planned & { chatId: number }, message: MessageInfo, now: Date): MessageRecord {
 	const content = messageColumns(message);
-	return [
-		p.seq,
-		p.botId,
-		p.chatId,
-		message.telegram_message_id,
-		"incoming",
-		content.type,
-		content.text,
-		content.caption,
-		content.entities,
-		content.media,
-		message.from?.telegram_id ?? null,
-		message.from?.username ?? null,
-		message.from?.first_name ?? null,
-		message.from?.last_name ?? null,
-		message.from ? message.from.is_bot : null,
-		message.reply_to_message_id,
-		message.thread_id,
-		message.media_group_id,
-		toDate(message.date),
-		content.edit_date,
-		p.updateRowId,
-		now,
-		now,
-	];
+	return {
+		seq: p.seq,
+		bot_id: p.botId,
+		chat_id: p.chatId,
+		telegram_message_id: message.telegram_message_id,
+		direction: "incoming",
+		type: content.type,
+		text: content.text,
+		caption: content.caption,
+		entities: content.entities,
+		media: content.media,
+		from_telegram_id: message.from?.telegram_id ?? null,
+		from_username: message.from?.username ?? null,
+		from_first_name: message.from?.first_name ?? null,
+		from_last_name: message.from?.last_name ?? null,
+		from_is_bot: message.from ? message.from.is_bot : null,
+		reply_to_message_id: message.reply_to_message_id,
+		thread_id: message.thread_id,
+		media_group_id: message.media_group_id,
+		date: toDate(message.date),
+		edit_date: content.edit_date,
+		update_row_id: p.updateRowId,
+		created_at: now,
+		updated_at: now,
+	};
 }
 
 /**
  * Inserts message rows (duplicates of chat + message id skipped) and records, by seq, the rows that
  * went in: what was inserted plus the id SQL assigned.
  */
-async function insertMessages(db: Database, t: Transaction, plans: MessagePlan[], rows: SqlValue[][], into: Map<number, MessageRow>): Promise<void> {
+async function insertMessages(db: Database, t: Transaction, plans: MessagePlan[], records: MessageRecord[], into: Map<number, MessageRow>): Promise<void> {
 	if (plans.length === 0) return;
+	const rows = records.map((record) => MESSAGE_COLUMNS.map((column) => record[column]));
 	let ids: Array<{ id: number; seq: number }>;
 	if (db.dialect === "sqlite") {
 		ids = await insertReturning(db, t, "messages", MESSAGE_COLUMNS, rows, "id, seq", { ignoreDuplicates: true });
@@ -289,8 +301,7 @@ async function insertMessages(db: Database, t: Transaction, plans: MessagePlan[]
 	plans.forEach((plan, i) => {
 		const id = idBySeq.get(plan.seq);
 		if (id === undefined) return; // not inserted: the same chat and message id was stored before
-		const row = Object.fromEntries(MESSAGE_COLUMNS.map((column, c) => [column, rows[i]![c]]));
-		into.set(plan.seq, { ...row, id, status: null, error: null } as unknown as MessageRow);
+		into.set(plan.seq, { ...records[i]!, id, status: null, error: null } as unknown as MessageRow);
 	});
 }
 
@@ -302,7 +313,7 @@ async function storeMessages(db: Database, t: Transaction, planned: Planned[], n
 	const withMessage = planned.filter((p): p is MessagePlan => Boolean(p.item.message) && p.chatId !== null);
 	const fresh = withMessage.filter((p) => !p.item.edit);
 	// A message Telegram delivers again under another update_id is kept once (unique chat + message id).
-	await insertMessages(db, t, fresh, fresh.map((p) => messageRow(p, p.item.message, now)), result);
+	await insertMessages(db, t, fresh, fresh.map((p) => messageRecord(p, p.item.message, now)), result);
 
 	// Edits, and new messages that were already stored (same chat and message id): look them up.
 	for (const p of withMessage.filter((m) => !result.has(m.seq))) {
@@ -328,7 +339,7 @@ async function storeMessages(db: Database, t: Transaction, planned: Planned[], n
 			result.set(p.seq, existing);
 		} else {
 			// An edit of a message the gateway never saw: store it as it is now.
-			await insertMessages(db, t, [p], [messageRow(p, message, now)], result);
+			await insertMessages(db, t, [p], [messageRecord(p, message, now)], result);
 		}
 	}
 	return result;

@@ -68,6 +68,17 @@ describe("SQLite hot-path SQL", () => {
 		expect(viaJson[0]).toMatchObject({ flag: 1, tf: "integer", r: 1.5, tr: "real", at: "2026-12-05 01:02:03.456 +00:00" });
 	});
 
+	it("writes times as Sequelize does, in every year a Date can hold", async () => {
+		const times = [new Date(0), new Date(-1), new Date("9999-12-31T23:59:59.999Z"), new Date("+010000-01-01T00:00:00.000Z")];
+		await db.transaction((t) => insertRows(db, t, "probe_json", COLUMNS, times.map((time, i) => [i, 0, false, "t", time])));
+		expect((await stored(db, "probe_json")).map((row) => row.at)).toEqual([
+			"1970-01-01 00:00:00.000 +00:00",
+			"1969-12-31 23:59:59.999 +00:00",
+			"9999-12-31 23:59:59.999 +00:00",
+			"+010000-01-01 00:00:00.000 +00:00",
+		]);
+	});
+
 	it("binds value by value when a string holds what JSON would lose (NUL, lone surrogate)", async () => {
 		const awkward: SqlValue[][] = [
 			[1, 0, true, "before\u0000after", at],

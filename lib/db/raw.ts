@@ -6,7 +6,7 @@
  * Placeholders are `?` on both dialects. Values are numbers, strings, booleans, null or Dates;
  * Dates are written as Sequelize writes them, so models read these rows back as usual.
  */
-import type { Transaction } from "sequelize";
+import type { Sequelize, Transaction } from "sequelize";
 import type { Database as SqliteConnection } from "sqlite3";
 import type { Database } from "./connection";
 import { runKept } from "./sqlite-statements";
@@ -70,6 +70,28 @@ function driverError(err: Error): Error {
 export interface RunResult {
 	/** Rows changed by an INSERT/UPDATE/DELETE. */
 	changes: number;
+}
+
+/**
+ * BEGIN IMMEDIATE ... COMMIT (ROLLBACK on failure) on SQLite's shared write connection, for
+ * Database.rawTransaction: callers hold the in-process writer queue.
+ */
+export async function sqliteTransaction<T>(sequelize: Sequelize, work: (t: Transaction) => Promise<T>): Promise<T> {
+	const manager = sequelize.connectionManager as unknown as { getConnection(options: { uuid: string }): Promise<SqliteConnection> };
+	const connection = await manager.getConnection({ uuid: "tgw-transactions" });
+	const t = { connection } as unknown as Transaction;
+	const control = (sql: string) =>
+		new Promise<void>((resolve, reject) => runKept(connection, "run", sql, [], (err) => (err ? reject(driverError(err)) : resolve())));
+	await control("BEGIN IMMEDIATE TRANSACTION;");
+	try {
+		const result = await work(t);
+		await control("COMMIT;");
+		return result;
+	} catch (err) {
+		// A COMMIT that failed may have ended the transaction already: then ROLLBACK has nothing to undo.
+		await control("ROLLBACK;").catch(() => undefined);
+		throw err;
+	}
 }
 
 /** Runs a statement that returns no rows. */

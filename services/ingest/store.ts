@@ -167,7 +167,7 @@ export async function storeUpdates(db: Database, batch: IncomingUpdate[], cache:
 	const itemsOf = (items: IncomingUpdate[]) => items.reduce((n, s) => n + s.update.items.length, 0);
 	const freshItems = itemsOf(fresh);
 
-	return db.transaction(async (t) => {
+	return db.rawTransaction(async (t) => {
 		// Seqs for every fresh item are taken in the same trip as the insert (a statement less to wait
 		// for); those of updates that turn out to be stored already are handed back below.
 		const [inserted, reservedFirst] = await Promise.all([

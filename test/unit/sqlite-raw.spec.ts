@@ -115,6 +115,19 @@ describe("SQLite hot-path SQL", () => {
 		expect((await stored(db, "probe_json")).map((row) => row.n)).toEqual([9, 10]);
 	});
 
+	it("rawTransaction commits its work, or none of it when the work fails, and the writer carries on", async () => {
+		await db.rawTransaction((t) => insertRows(db, t, "probe_json", COLUMNS, [[1, 0, true, "kept", at]]));
+		const failing = db.rawTransaction(async (t) => {
+			await insertRows(db, t, "probe_json", COLUMNS, [[2, 0, true, "undone", at]]);
+			throw new Error("work failed");
+		});
+		await expect(failing).rejects.toThrow("work failed");
+		await expect(db.rawTransaction((t) => insertRows(db, t, "probe_json", COLUMNS, [[1, 0, true, "duplicate", at]]))).rejects.toThrow(/UNIQUE/);
+		// A Sequelize transaction on the same writer right after.
+		await db.transaction((t) => insertRows(db, t, "probe_json", COLUMNS, [[3, 0, true, "after", at]]));
+		expect((await stored(db, "probe_json")).map((row) => row.label)).toEqual(["kept", "after"]);
+	});
+
 	it("keeps one statement per SQL text on the write connection and reuses it", async () => {
 		const connection = await db.transaction(async (t) => connectionOf(t));
 		const before = keptCount(connection);

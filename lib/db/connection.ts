@@ -11,6 +11,8 @@ import { finalizeKept } from "./sqlite-statements";
 
 export type Dialect = "mysql" | "sqlite";
 
+const SHARED_TRANSACTION_UUID = "tgw-transactions";
+
 export interface Database {
 	sequelize: Sequelize;
 	dialect: Dialect;
@@ -54,7 +56,7 @@ function tuneSqliteConnections(sequelize: Sequelize): void {
 	const releaseConnection = manager.releaseConnection.bind(manager);
 	manager.getConnection = async (options?: { uuid?: string }) => {
 		const forTransaction = options?.uuid !== undefined && options.uuid !== "default";
-		const connection = await getConnection(forTransaction ? { ...options, uuid: "tgw-transactions" } : options);
+		const connection = await getConnection(forTransaction ? { ...options, uuid: SHARED_TRANSACTION_UUID } : options);
 		if (forTransaction) connection.__tgwShared = true;
 		if (!connection.__tgwReady) {
 			connection.__tgwReady = true;
@@ -77,6 +79,12 @@ function tuneSqliteConnections(sequelize: Sequelize): void {
 		if (connection.__tgwShared && !force) return;
 		releaseConnection(connection, force);
 	};
+}
+
+/** The one connection every SQLite transaction runs on (tuneSqliteConnections). */
+function sharedWriteConnection(sequelize: Sequelize): Promise<SqliteConnection> {
+	const manager = sequelize.connectionManager as unknown as { getConnection(options: { uuid: string }): Promise<SqliteConnection> };
+	return manager.getConnection({ uuid: SHARED_TRANSACTION_UUID });
 }
 
 /** A promise chain used as a mutex: SQLite has one writer, so queue writers instead of retrying BUSY. */
@@ -133,7 +141,7 @@ export async function openDatabase(url: string, options: DatabaseOptions = {}): 
 			return sequelize.transaction(work);
 		},
 		rawTransaction<T>(work: (t: Transaction) => Promise<T>): Promise<T> {
-			if (dialect === "sqlite") return serialize(() => sqliteTransaction(sequelize, work));
+			if (dialect === "sqlite") return serialize(async () => sqliteTransaction(await sharedWriteConnection(sequelize), work));
 			return sequelize.transaction(work);
 		},
 		async ping(timeoutMs = 2_000): Promise<void> {

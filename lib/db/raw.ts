@@ -6,7 +6,7 @@
  * Placeholders are `?` on both dialects. Values are numbers, strings, booleans, null or Dates;
  * Dates are written as Sequelize writes them, so models read these rows back as usual.
  */
-import type { Sequelize, Transaction } from "sequelize";
+import type { Transaction } from "sequelize";
 import type { Database as SqliteConnection } from "sqlite3";
 import type { Database } from "./connection";
 import { runKept } from "./sqlite-statements";
@@ -76,15 +76,12 @@ export interface RunResult {
  * BEGIN IMMEDIATE ... COMMIT (ROLLBACK on failure) on SQLite's shared write connection, for
  * Database.rawTransaction: callers hold the in-process writer queue.
  */
-export async function sqliteTransaction<T>(sequelize: Sequelize, work: (t: Transaction) => Promise<T>): Promise<T> {
-	const manager = sequelize.connectionManager as unknown as { getConnection(options: { uuid: string }): Promise<SqliteConnection> };
-	const connection = await manager.getConnection({ uuid: "tgw-transactions" });
-	const t = { connection } as unknown as Transaction;
+export async function sqliteTransaction<T>(connection: SqliteConnection, work: (t: Transaction) => Promise<T>): Promise<T> {
 	const control = (sql: string) =>
 		new Promise<void>((resolve, reject) => runKept(connection, "run", sql, [], (err) => (err ? reject(driverError(err)) : resolve())));
 	await control("BEGIN IMMEDIATE TRANSACTION;");
 	try {
-		const result = await work(t);
+		const result = await work({ connection } as unknown as Transaction);
 		await control("COMMIT;");
 		return result;
 	} catch (err) {
@@ -115,11 +112,11 @@ export function run(db: Database, t: Transaction, sql: string, values: SqlValue[
 
 /** Runs a statement that returns rows (a SELECT, or a write with RETURNING) and returns them. */
 export function all<T>(db: Database, t: Transaction, sql: string, values: SqlValue[] = []): Promise<T[]> {
-	return rows(db, (t as unknown as { connection: unknown }).connection, sql, values, true);
+	return fetchRows(db, (t as unknown as { connection: unknown }).connection, sql, values, true);
 }
 
 /** Statements are kept prepared on the one write connection (see sqlite-statements), not on readers. */
-function rows<T>(db: Database, connection: unknown, sql: string, values: SqlValue[], keep: boolean): Promise<T[]> {
+function fetchRows<T>(db: Database, connection: unknown, sql: string, values: SqlValue[], keep: boolean): Promise<T[]> {
 	if (db.dialect === "sqlite") {
 		return new Promise((resolve, reject) => {
 			const done = (err: Error | null, found?: unknown[]) => {
@@ -192,7 +189,7 @@ export async function read<T>(db: Database, sql: string, values: SqlValue[] = []
 	};
 	const connection = await manager.getConnection({ type: "SELECT" });
 	try {
-		return await rows<T>(db, connection, sql, values, false);
+		return await fetchRows<T>(db, connection, sql, values, false);
 	} finally {
 		await manager.releaseConnection(connection);
 	}

@@ -170,7 +170,7 @@ export async function storeUpdates(db: Database, batch: IncomingUpdate[], cache:
 	return db.rawTransaction(async (t) => {
 		// Seqs for every fresh item are taken in the same trip as the insert (a statement less to wait
 		// for); those of updates that turn out to be stored already are handed back below.
-		const [inserted, reservedFirst] = await Promise.all([
+		const [inserted, firstSeq] = await Promise.all([
 			fresh.length > 0 ? insertUpdates(db, t, fresh, batchId, now) : new Map<string, number>(),
 			freshItems > 0 ? allocateSeqs(db, t, freshItems) : 0,
 		]);
@@ -200,7 +200,6 @@ export async function storeUpdates(db: Database, batch: IncomingUpdate[], cache:
 		const itemCount = itemsOf(stored);
 		if (itemCount < freshItems) await releaseSeqs(db, t, freshItems - itemCount);
 		if (itemCount > 0) {
-			const firstSeq = reservedFirst;
 			const planned: Planned[] = [];
 			for (const { botId, update, raw } of stored) {
 				const updateRowId = inserted.get(`${botId}:${update.update_id}`)!;

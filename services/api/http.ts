@@ -61,20 +61,19 @@ export function sanitizeJson(value: unknown, limit: number): boolean {
  * body silently and turn it into a confusing validation error.
  */
 export function bodyReader(options: { limit: string; form: boolean }) {
-	const parsers: Record<string, Parser> = {
-		[JSON_TYPE]: bodyParser.json({ limit: options.limit, strict: true }) as Parser,
-	};
+	// A Map, not an object: the Content-Type is the client's, and `parsers["__proto__"]` would be truthy.
+	const parsers = new Map<string, Parser>([[JSON_TYPE, bodyParser.json({ limit: options.limit, strict: true }) as Parser]]);
 	if (options.form) {
-		parsers[FORM_TYPE] = bodyParser.urlencoded({ limit: options.limit, extended: false, parameterLimit: 200 }) as Parser;
+		parsers.set(FORM_TYPE, bodyParser.urlencoded({ limit: options.limit, extended: false, parameterLimit: 200 }) as Parser);
 	}
-	const accepted = Object.keys(parsers);
+	const accepted = [...parsers.keys()];
 	return function readBody(req: IncomingMessage & { body?: unknown }, res: ServerResponse, next: Next): void {
 		if (!hasBody(req)) {
 			req.body = {};
 			return next();
 		}
 		const type = (req.headers["content-type"] ?? "").split(";")[0]!.trim().toLowerCase();
-		const parse = parsers[type];
+		const parse = parsers.get(type);
 		if (!parse) {
 			return next(
 				new GatewayError("UNSUPPORTED_MEDIA_TYPE", `Content-Type must be ${accepted.join(" or ")}`, { content_type: type || null }),

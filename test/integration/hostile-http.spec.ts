@@ -255,6 +255,8 @@ describe("hostile input: REST", () => {
 					"application/json, text/plain",
 					"",
 					";;;",
+					"__proto__",
+					"constructor; charset=utf-8",
 				),
 				fc.string({ maxLength: 40 }).filter((s) => /^[\x20-\x7e]*$/.test(s)),
 			);

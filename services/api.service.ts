@@ -8,8 +8,8 @@ import type { IncomingMessage, ServerResponse } from "node:http";
 import type { Server } from "node:http";
 import type { Context, Service, ServiceSchema } from "moleculer";
 import ApiGateway from "moleculer-web";
-import { LRUCache } from "lru-cache";
 import type { ApiSettingsSchema } from "moleculer-web";
+import { LoadingCache } from "../lib/loading-cache";
 import { fail, isClientError } from "../lib/errors";
 import { metricsOf, observeHttpRequests, sendMetrics } from "../lib/metrics";
 import type { GatewayMeta } from "../lib/meta";
@@ -47,7 +47,7 @@ interface ApiLocalVars {
 	 * expiry), emptied by every auth.changed: repeated requests skip the call to auth.resolve. With
 	 * auth's own cache of the same length, a revocation holds here within a second even unannounced.
 	 */
-	principals: LRUCache<string, { principal: Principal; validUntil: number }>;
+	principals: LoadingCache<string, Principal>;
 	/** starting until every local service has started, draining from the shutdown signal on. */
 	phase: "starting" | "serving" | "draining";
 }
@@ -226,11 +226,8 @@ const ApiService: ServiceSchema<ApiSettingsSchema, ApiThis> = {
 			if (req.$action?.auth === false) return null;
 			if (!credential) throw fail.unauthorized("Credentials required: Authorization: Bearer <token>, X-API-Key, ?api_key= or api_key in the body");
 
-			const cached = this.principals.get(credential);
-			let principal: Principal;
-			if (cached && cached.validUntil > Date.now()) {
-				principal = cached.principal;
-			} else {
+			let principal = this.principals.peek(credential);
+			if (!principal) {
 				const { state } = this.runtime;
 				const failureKey = `authfail:${address}`;
 				// The throttle's store is away: check the credential anyway, as the rate limiter serves.
@@ -240,12 +237,12 @@ const ApiService: ServiceSchema<ApiSettingsSchema, ApiThis> = {
 					throw fail.rateLimited(Math.ceil(failures.resetMs / 1000));
 				}
 				try {
-					principal = await ctx.call<Principal, { credential: string }>("auth.resolve", { credential });
+					// Concurrent requests with one credential share one auth.resolve; each failure still counts against its own address.
+					principal = await this.principals.get(credential, () => ctx.call<Principal, { credential: string }>("auth.resolve", { credential }));
 				} catch (err) {
 					if ((err as { code?: number }).code === 401) await state.hit(failureKey, 60_000).catch(() => undefined);
 					throw err;
 				}
-				this.principals.set(credential, { principal, validUntil: Math.min(Date.now() + REVOCABLE_TTL_MS, principal.expires_at ?? Infinity) });
 			}
 			ctx.meta.principal = principal;
 			await this.rateLimit(principal, res);
@@ -310,7 +307,7 @@ const ApiService: ServiceSchema<ApiSettingsSchema, ApiThis> = {
 	created(this: ApiThis) {
 		this.runtime = runtimeOf(this.broker);
 		this.phase = "starting";
-		this.principals = new LRUCache({ max: 20_000, ttl: REVOCABLE_TTL_MS });
+		this.principals = new LoadingCache({ max: 20_000, ttlMs: REVOCABLE_TTL_MS, ttlOf: (p) => Math.min(REVOCABLE_TTL_MS, (p.expires_at ?? Infinity) - Date.now()) });
 		this.settings.port = this.runtime.config.port;
 		this.settings.ip = this.runtime.config.host;
 		observeHttpRequests(this.server, metricsOf(this.broker));

@@ -35,42 +35,30 @@ const AuthService: ServiceSchema<ServiceSettingSchema, AuthThis> = {
 	},
 
 	methods: {
-		async userPrincipal(this: AuthThis, userId: number): Promise<Principal | null> {
-			const cached = this.cache.users.get(userId);
-			if (cached) return cached.value;
-			const principal = await loadUserPrincipal(this.runtime.db, userId, this.runtime.config.rateLimitDefault);
-			this.cache.users.set(userId, { value: principal });
-			return principal;
+		userPrincipal(this: AuthThis, userId: number): Promise<Principal | null> {
+			return this.cache.users.get(userId, () => loadUserPrincipal(this.runtime.db, userId, this.runtime.config.rateLimitDefault));
 		},
 
-		async apiKeyRecord(this: AuthThis, keyId: number): Promise<KeyRecord | null> {
-			const cached = this.cache.keys.get(keyId);
-			if (cached) return cached.value;
-			const row = await this.runtime.db.models.ApiKey.findByPk(keyId, { raw: true });
-			const record: KeyRecord | null = row
-				? {
-						id: Number(row.id),
-						user_id: Number(row.user_id),
-						name: row.name,
-						key_hash: row.key_hash,
-						scopes: parseScopes(row.scopes),
-						rate_limit: row.rate_limit,
-						state: keyState(row),
-						expires_at: toDate(row.expires_at)?.getTime() ?? null,
-					}
-				: null;
-			this.cache.keys.set(keyId, { value: record });
-			return record;
+		apiKeyRecord(this: AuthThis, keyId: number): Promise<KeyRecord | null> {
+			return this.cache.keys.get(keyId, async () => {
+				const row = await this.runtime.db.models.ApiKey.findByPk(keyId, { raw: true });
+				return row
+					? {
+							id: Number(row.id),
+							user_id: Number(row.user_id),
+							name: row.name,
+							key_hash: row.key_hash,
+							scopes: parseScopes(row.scopes),
+							rate_limit: row.rate_limit,
+							state: keyState(row),
+							expires_at: toDate(row.expires_at)?.getTime() ?? null,
+						}
+					: null;
+			});
 		},
 
-		async grantsOf(this: AuthThis, principal: Principal) {
-			const key = principalKey(principal);
-			let grants = this.cache.grants.get(key);
-			if (!grants) {
-				grants = await loadGrants(this.runtime.db, principal);
-				this.cache.grants.set(key, grants);
-			}
-			return grants;
+		grantsOf(this: AuthThis, principal: Principal) {
+			return this.cache.grants.get(principalKey(principal), () => loadGrants(this.runtime.db, principal));
 		},
 
 		async requireChatRight(this: AuthThis, principal: Principal, chatId: number, right: Right): Promise<void> {

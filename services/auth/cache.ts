@@ -6,6 +6,7 @@
  * string was verified against this exact hash) is kept longer, so argon2 is paid once per key.
  */
 import { LRUCache } from "lru-cache";
+import { LoadingCache } from "../../lib/loading-cache";
 import type { GrantMap } from "./grants";
 import type { Principal } from "./principal";
 
@@ -29,14 +30,14 @@ export type AuthChange =
 
 export class AuthCache {
 	/** user id -> principal, or null for a user that is gone or disabled. */
-	readonly users = new LRUCache<number, { value: Principal | null }>({ max: 20_000, ttl: REVOCABLE_TTL_MS });
-	readonly keys = new LRUCache<number, { value: KeyRecord | null }>({ max: 20_000, ttl: REVOCABLE_TTL_MS });
+	readonly users = new LoadingCache<number, Principal | null>({ max: 20_000, ttlMs: REVOCABLE_TTL_MS });
+	readonly keys = new LoadingCache<number, KeyRecord | null>({ max: 20_000, ttlMs: REVOCABLE_TTL_MS });
 	/** sha256(key string) -> the key id and the hash it matched. */
 	readonly verifiedKeys = new LRUCache<string, { keyId: number; keyHash: string }>({ max: 20_000, ttl: 10 * 60_000 });
 	/** access token -> its user and expiry: a token's signature never changes, so verify it once. */
 	readonly verifiedTokens = new LRUCache<string, { userId: number; expiresAtMs: number }>({ max: 50_000, ttl: 15 * 60_000 });
 	/** "user:1" / "api_key:7" -> that principal's grants. */
-	readonly grants = new LRUCache<string, GrantMap>({ max: 20_000, ttl: REVOCABLE_TTL_MS });
+	readonly grants = new LoadingCache<string, GrantMap>({ max: 20_000, ttlMs: REVOCABLE_TTL_MS });
 
 	apply(change: AuthChange): void {
 		switch (change.kind) {

@@ -245,6 +245,20 @@ describe("API keys", () => {
 		}
 	});
 
+	it("64 concurrent requests with one key, after the caches let go, read the key from the database once, not 64 times", async () => {
+		const { key } = await createKey(gw.baseUrl, admin);
+		expect((await me(gw.baseUrl, key)).status).toBe(200);
+		await sleep(1_000);
+		const keyReads = jest.spyOn(gw.runtime.db.models.ApiKey, "findByPk");
+		try {
+			const answers = await Promise.all(Array.from({ length: 64 }, () => me(gw.baseUrl, key)));
+			expect(answers.map((r) => r.status)).toEqual(Array(64).fill(200));
+			expect(keyReads.mock.calls.length).toBeLessThanOrEqual(1);
+		} finally {
+			keyReads.mockRestore();
+		}
+	});
+
 	it("a malformed key and a well-formed key with a wrong secret are 401", async () => {
 		const { key } = await createKey(gw.baseUrl, admin);
 		expectApiError(await me(gw.baseUrl, "tgw_garbage"), 401, "UNAUTHORIZED");

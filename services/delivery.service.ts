@@ -18,7 +18,7 @@ import type { Principal } from "./auth/principal";
 import { attemptDelivery, createOutboundAgent } from "./delivery/attempt";
 import { breakerCounts, breakerState } from "./delivery/breaker";
 import { WEBHOOK_SECRET_PURPOSE, type DeliveryThis } from "./delivery/context";
-import { scheduleReplay, type Audience } from "./delivery/dispatcher";
+import { activeWebhooksNow, scheduleReplay, type Audience, type AudienceList } from "./delivery/dispatcher";
 import { webhookActions } from "./delivery/webhook-actions";
 import { dispatcherLoop, workLoop } from "./delivery/worker";
 import { operatorActions } from "./delivery/operator-actions";
@@ -98,17 +98,20 @@ const DeliveryService: ServiceSchema<ServiceSettingSchema, DeliveryThis> = {
 		/**
 		 * Active webhooks and what each owner may read, for the dispatcher (kept two seconds). A list
 		 * built while a webhook or grant changed is already stale: it is built again, never used,
-		 * or the events dispatched with it would miss the new webhook for good.
+		 * or the events dispatched with it would miss the new webhook for good. Which webhooks were
+		 * active is read first, so a change during the build makes the dispatcher's check fail too.
 		 */
-		async audiences(this: DeliveryThis): Promise<Audience[]> {
+		async audiences(this: DeliveryThis): Promise<AudienceList> {
 			for (;;) {
-				if (this.audienceCache && Date.now() - this.audienceCache.at < AUDIENCE_TTL_MS) return this.audienceCache.audiences;
+				if (this.audienceCache && Date.now() - this.audienceCache.at < AUDIENCE_TTL_MS) return this.audienceCache.list;
 				const generation = this.audienceGeneration;
+				const active = await activeWebhooksNow(this.runtime.db);
 				const rows = await this.runtime.db.models.Webhook.findAll({ where: { is_active: true } });
 				const audiences = await Promise.all(rows.map((row) => this.audienceOf(row)));
 				if (generation !== this.audienceGeneration) continue;
-				this.audienceCache = { at: Date.now(), audiences };
-				return audiences;
+				const list = { audiences, active };
+				this.audienceCache = { at: Date.now(), list };
+				return list;
 			}
 		},
 

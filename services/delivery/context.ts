@@ -5,7 +5,7 @@ import type { Doorbell } from "../../lib/async";
 import type { Webhook } from "../../lib/db/models";
 import type { LeaseRunner } from "../../lib/lease";
 import type { Runtime } from "../../lib/runtime";
-import type { Audience } from "./dispatcher";
+import type { Audience, AudienceList } from "./dispatcher";
 import type { SigningSecrets } from "./signing";
 
 export const WEBHOOK_SECRET_PURPOSE = "webhook-secret";
@@ -16,7 +16,7 @@ export interface DeliveryMethods {
 	/** A signed `ping` to the endpoint now, outside the queue; the attempt's result. */
 	ping(row: Webhook): Promise<Record<string, unknown>>;
 	replay(row: Webhook, from: { afterSeq: number } | { since: Date }): Promise<{ scheduled: number; complete: boolean }>;
-	audiences(): Promise<Audience[]>;
+	audiences(): Promise<AudienceList>;
 	/** Drops the cached audiences, and any list being built right now. */
 	invalidateAudiences(): void;
 	audienceOf(row: Webhook): Promise<Audience>;
@@ -30,7 +30,7 @@ export interface DeliveryLocalVars {
 	owner: string;
 	leases: LeaseRunner;
 	/** Active webhooks with their owners' access, rebuilt when webhooks or grants change. */
-	audienceCache: { at: number; audiences: Audience[] } | null;
+	audienceCache: { at: number; list: AudienceList } | null;
 	/** Bumped by every invalidation, so a build that raced one is not cached. */
 	audienceGeneration: number;
 	/** Half-open endpoints whose one probe this node has out, until its outcome is recorded. */

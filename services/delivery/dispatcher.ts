@@ -8,7 +8,7 @@
  */
 import { QueryTypes, type Transaction } from "sequelize";
 import type { Database } from "../../lib/db/connection";
-import { insertRows, read, run, type SqlValue } from "../../lib/db/raw";
+import { all, insertRows, read, run, type SqlValue } from "../../lib/db/raw";
 import type { ReadAccess } from "../../mixins/event-stream/subscription-hub";
 import { readEvents, type GatewayEvent } from "../broker/event-log";
 import { wants, type WebhookRule } from "./matching";
@@ -17,6 +17,27 @@ export interface Audience {
 	rule: WebhookRule;
 	/** What the webhook's owner may read. */
 	access: ReadAccess;
+}
+
+/**
+ * Which webhooks are active, in a few numbers: their count, the sum of their ids and the sum of a
+ * hash of their ids. Any webhook created, deleted, disabled or enabled on any node changes it,
+ * without waiting for that node's broadcast. Always read with the one query below, so a list and
+ * a check never disagree only because they were computed differently.
+ */
+export type ActiveWebhooks = string;
+
+/** The active webhooks as the database has them now (inside `t`, as that transaction sees them). */
+export async function activeWebhooksNow(db: Database, t?: Transaction): Promise<ActiveWebhooks> {
+	const sql = "SELECT COUNT(*) AS n, COALESCE(SUM(id), 0) AS s, COALESCE(SUM((id * 40503) % 65521), 0) AS h FROM webhooks WHERE is_active = ?";
+	const [row] = t ? await all<{ n: unknown; s: unknown; h: unknown }>(db, t, sql, [true]) : await read<{ n: unknown; s: unknown; h: unknown }>(db, sql, [true]);
+	return `${Number(row!.n)}:${Number(row!.s)}:${Number(row!.h)}`;
+}
+
+/** The audiences of every active webhook, and which webhooks were active when they were read. */
+export interface AudienceList {
+	audiences: Audience[];
+	active: ActiveWebhooks;
 }
 
 export const DELIVERY_COLUMNS = ["webhook_id", "event_seq", "event_type", "chat_id", "status", "attempts", "next_attempt_at", "created_at", "updated_at"] as const;
@@ -37,19 +58,25 @@ export interface DispatchResult {
 	deliveries: number;
 	/** Webhooks that got at least one delivery. */
 	webhookIds: number[];
+	/** The step was dropped because the active webhooks changed: build the audiences again and retry. */
+	stale?: true;
 }
 
 const NOTHING: DispatchResult = { events: 0, deliveries: 0, webhookIds: [] };
+const STALE: DispatchResult = { ...NOTHING, stale: true };
 
 /**
  * One step of the dispatcher: up to `limit` events after the cursor. The events are read and
  * matched before the write transaction opens, so the transaction (on SQLite, the one writer that
  * every ingest commit waits for) holds only the cursor move and the inserts. Only the lease holder
  * moves the cursor; if it moved anyway (a lease lost half-way), the step is dropped and run again.
- * So is a step whose `audiences` went stale while it ran (`isCurrent()` turned false): a webhook
- * created meanwhile would otherwise miss, for good, the events this step read.
+ * So is a step whose audiences went stale while it ran: this node heard of a change (`isCurrent()`
+ * turned false), or the active webhooks in the database are no longer those the list was built
+ * from (a webhook created on another node whose broadcast has not arrived yet). Either way a
+ * webhook created meanwhile would otherwise miss, for good, the events this step read.
  */
-export async function dispatchBatch(db: Database, audiences: Audience[], limit = 500, isCurrent: () => boolean = () => true): Promise<DispatchResult> {
+export async function dispatchBatch(db: Database, list: AudienceList, limit = 500, isCurrent: () => boolean = () => true): Promise<DispatchResult> {
+	const { audiences } = list;
 	const [cursorRow] = await read<{ value: number | string }>(db, "SELECT value FROM sequences WHERE name = 'webhook_dispatch'");
 	if (!cursorRow) throw new Error("the webhook_dispatch sequence row is missing: run the migrations");
 	const cursor = Number(cursorRow.value);
@@ -72,13 +99,15 @@ export async function dispatchBatch(db: Database, audiences: Audience[], limit =
 			// Moves the cursor only from where this step read it; the row stays locked until commit.
 			const moved = await run(db, t, "UPDATE sequences SET value = ? WHERE name = 'webhook_dispatch' AND value = ?", [events[events.length - 1]!.seq, cursor]);
 			if (moved.changes !== 1) return NOTHING;
+			// Read after the events were: a webhook committed before any of them is seen here.
+			if ((await activeWebhooksNow(db, t)) !== list.active) throw stale;
 			await insertDeliveries(db, t, rows);
 			// The last moment to notice a change before the commit makes this step final.
 			if (!isCurrent()) throw stale;
 			return { events: events.length, deliveries: rows.length, webhookIds: [...webhookIds] };
 		});
 	} catch (err) {
-		if (err === stale) return NOTHING;
+		if (err === stale) return STALE;
 		throw err;
 	}
 }

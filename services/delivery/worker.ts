@@ -49,12 +49,17 @@ export async function dispatcherLoop(service: DeliveryThis): Promise<void> {
 			while (!signal.aborted && service.running) {
 				try {
 					const startedAt = Date.now();
-					const audiences = await service.audiences();
+					const list = await service.audiences();
 					const generation = service.audienceGeneration;
-					const result = await dispatchBatch(service.runtime.db, audiences, DISPATCH_BATCH, () => service.audienceGeneration === generation);
+					const result = await dispatchBatch(service.runtime.db, list, DISPATCH_BATCH, () => service.audienceGeneration === generation);
+					if (result.stale) {
+						// Another node's change, heard of before its broadcast: build the list again and retry now.
+						service.invalidateAudiences();
+						continue;
+					}
 					if (result.deliveries > 0) await service.broker.broadcast("delivery.wake", { webhook_ids: result.webhookIds });
 					if (result.events === DISPATCH_BATCH) continue;
-					if (audiences.length === 0) {
+					if (list.audiences.length === 0) {
 						// No active webhook: a step only moves the cursor past events nobody wants. Once a
 						// second is enough until one is created; every step costs a write transaction, and
 						// on SQLite each ingest commit waits behind it.

@@ -1,12 +1,13 @@
 /**
  * The dispatcher's step on a migrated SQLite database: events after the cursor become one delivery
  * per matching webhook, the cursor moves past them, and two steps racing from the same cursor (a
- * lease lost half-way) dispatch each event once.
+ * lease lost half-way) dispatch each event once; a step whose list of webhooks went stale (on this
+ * node or in the database) is dropped.
  */
 import { QueryTypes } from "sequelize";
 import type { Database } from "../../lib/db/connection";
 import { appendEvents } from "../../services/broker/event-log";
-import { dispatchBatch, type Audience } from "../../services/delivery/dispatcher";
+import { activeWebhooksNow, dispatchBatch, type Audience, type AudienceList } from "../../services/delivery/dispatcher";
 import { insertBot, insertChat, migratedDatabase, updateDraft as draft } from "../support/database";
 
 const audience = (id: number, chatIds: number[]): Audience => ({
@@ -40,38 +41,63 @@ describe("dispatchBatch", () => {
 	});
 	afterAll(() => db.close());
 
+	/** The list as the delivery service builds it: which webhooks are active, read before the audiences. */
+	const listOf = async (audiences: Audience[]): Promise<AudienceList> => ({ audiences, active: await activeWebhooksNow(db) });
+
 	it("writes one delivery per matching webhook and moves the cursor to the last event read", async () => {
 		await db.transaction((t) => appendEvents(db, t, [draft(botId, chatA, "1"), draft(botId, chatB, "2"), draft(botId, chatA, "3")]));
-		const result = await dispatchBatch(db, [audience(1, [chatA]), audience(2, [chatA, chatB])], 2);
+		const result = await dispatchBatch(db, await listOf([audience(1, [chatA]), audience(2, [chatA, chatB])]), 2);
 		expect(result).toEqual({ events: 2, deliveries: 3, webhookIds: [1, 2] });
 		expect(await deliveries()).toEqual(["1:1", "2:1", "2:2"]);
 		expect(await cursor()).toBe(2);
 
-		expect(await dispatchBatch(db, [audience(1, [chatA]), audience(2, [chatA, chatB])], 2)).toMatchObject({ events: 1, deliveries: 2 });
+		expect(await dispatchBatch(db, await listOf([audience(1, [chatA]), audience(2, [chatA, chatB])]), 2)).toMatchObject({ events: 1, deliveries: 2 });
 		expect(await cursor()).toBe(3);
-		expect(await dispatchBatch(db, [audience(1, [chatA])], 2)).toEqual({ events: 0, deliveries: 0, webhookIds: [] });
+		expect(await dispatchBatch(db, await listOf([audience(1, [chatA])]), 2)).toEqual({ events: 0, deliveries: 0, webhookIds: [] });
 	});
 
 	it("moves the cursor past events nobody wants", async () => {
 		await db.transaction((t) => appendEvents(db, t, [draft(botId, chatB, "4")]));
-		expect(await dispatchBatch(db, [], 10)).toEqual({ events: 1, deliveries: 0, webhookIds: [] });
+		expect(await dispatchBatch(db, await listOf([]), 10)).toEqual({ events: 1, deliveries: 0, webhookIds: [] });
 		expect(await cursor()).toBe(4);
 	});
 
 	it("drops a step whose webhooks changed while it ran, and leaves its events for the next", async () => {
 		await db.transaction((t) => appendEvents(db, t, [draft(botId, chatA, "5")]));
-		expect(await dispatchBatch(db, [audience(1, [chatA])], 10, () => false)).toEqual({ events: 0, deliveries: 0, webhookIds: [] });
+		expect(await dispatchBatch(db, await listOf([audience(1, [chatA])]), 10, () => false)).toEqual({ events: 0, deliveries: 0, webhookIds: [], stale: true });
 		expect(await cursor()).toBe(4);
 		expect(await deliveries()).toEqual(["1:1", "1:3", "2:1", "2:2", "2:3"]);
-		expect(await dispatchBatch(db, [audience(1, [chatA])], 10, () => true)).toMatchObject({ events: 1, deliveries: 1 });
+		expect(await dispatchBatch(db, await listOf([audience(1, [chatA])]), 10, () => true)).toMatchObject({ events: 1, deliveries: 1 });
 		expect(await cursor()).toBe(5);
 	});
 
 	it("dispatches each event once when two steps start from the same cursor", async () => {
 		await db.transaction((t) => appendEvents(db, t, [draft(botId, chatA, "6"), draft(botId, chatA, "7")]));
-		const results = await Promise.all([dispatchBatch(db, [audience(1, [chatA])], 10), dispatchBatch(db, [audience(1, [chatA])], 10)]);
+		const results = await Promise.all([dispatchBatch(db, await listOf([audience(1, [chatA])]), 10), dispatchBatch(db, await listOf([audience(1, [chatA])]), 10)]);
 		expect(results.map((r) => r.deliveries).sort()).toEqual([0, 2]);
 		expect(await deliveries()).toEqual(["1:1", "1:3", "1:5", "1:6", "1:7", "2:1", "2:2", "2:3"]);
 		expect(await cursor()).toBe(7);
+	});
+
+	it("drops a step when the active webhooks in the database changed after the list was read, before any broadcast", async () => {
+		const before = await listOf([audience(1, [chatA]), audience(2, [chatA, chatB])]);
+		// Another node creates webhook 3; this node has not heard of it.
+		await db.models.Webhook.create({ id: 3, owner_user_id: null, owner_api_key_id: null, url: "https://example.com/3", scope: "chat", secret_ciphertext: "x", key_id: "x" } as never);
+		await db.transaction((t) => appendEvents(db, t, [draft(botId, chatA, "8")]));
+		expect(await dispatchBatch(db, before, 10)).toEqual({ events: 0, deliveries: 0, webhookIds: [], stale: true });
+		expect(await cursor()).toBe(7);
+		const rebuilt = await listOf([audience(1, [chatA]), audience(2, [chatA, chatB]), audience(3, [chatA])]);
+		expect(await dispatchBatch(db, rebuilt, 10)).toEqual({ events: 1, deliveries: 3, webhookIds: [1, 2, 3] });
+
+		// Disabling one is a change too; so is enabling it again, and deleting it.
+		await db.models.Webhook.update({ is_active: false }, { where: { id: 3 } });
+		await db.transaction((t) => appendEvents(db, t, [draft(botId, chatA, "9")]));
+		expect(await dispatchBatch(db, rebuilt, 10)).toMatchObject({ stale: true });
+		const withoutThree = await listOf([audience(1, [chatA]), audience(2, [chatA, chatB])]);
+		await db.models.Webhook.update({ is_active: true }, { where: { id: 3 } });
+		expect(await dispatchBatch(db, withoutThree, 10)).toMatchObject({ stale: true });
+		await db.models.Webhook.destroy({ where: { id: 3 } });
+		expect(await dispatchBatch(db, withoutThree, 10)).toEqual({ events: 1, deliveries: 2, webhookIds: [1, 2] });
+		expect(await cursor()).toBe(9);
 	});
 });

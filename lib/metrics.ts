@@ -8,8 +8,9 @@
 import { createHash, timingSafeEqual } from "node:crypto";
 import type { IncomingMessage, Server, ServerResponse } from "node:http";
 import { MetricReporters, type ServiceBroker } from "moleculer";
-import { Counter, Gauge, Histogram, Registry } from "prom-client";
+import { Counter, Gauge, Registry } from "prom-client";
 import type { GatewayConfig } from "./config";
+import { TalliedCounter, TalliedHistogram } from "./tallied-metrics";
 
 type MoleculerRegistry = ServiceBroker["metrics"];
 
@@ -50,13 +51,13 @@ export class GatewayMetrics {
 	readonly registry = new Registry();
 	private readonly reg = { registers: [this.registry] };
 
-	readonly httpRequests = new Counter({ name: "tgw_http_requests_total", help: "HTTP requests answered, by method, route template and status", labelNames: ["method", "route", "status"] as const, ...this.reg });
-	readonly httpDuration = new Histogram({
+	// Updated on every HTTP request: tallied (lib/tallied-metrics.ts), not label-hashed per request.
+	readonly httpRequests = new TalliedCounter({ name: "tgw_http_requests_total", help: "HTTP requests answered, by method, route template and status", registry: this.registry });
+	readonly httpDuration = new TalliedHistogram({
 		name: "tgw_http_request_duration_seconds",
 		help: "Time to answer an HTTP request, by method and route template",
-		labelNames: ["method", "route"] as const,
 		buckets: [0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10],
-		...this.reg,
+		registry: this.registry,
 	});
 	readonly updatesReceived = new Counter({ name: "tgw_telegram_updates_received_total", help: "Telegram updates that reached the store (webhook or polling), duplicates included", ...this.reg });
 	readonly updatesDuplicate = new Counter({ name: "tgw_telegram_updates_duplicate_total", help: "Telegram updates already stored (same bot and update_id): acknowledged, not stored again", ...this.reg });
@@ -182,8 +183,10 @@ export function observeHttpRequests(server: Server, metrics: GatewayMetrics): vo
 		res.once("finish", () => {
 			const route = routeLabel(req);
 			const method = req.method ?? "GET";
-			metrics.httpRequests.inc({ method, route, status: String(res.statusCode) });
-			metrics.httpDuration.observe({ method, route }, Number(process.hrtime.bigint() - started) / 1e9);
+			const status = String(res.statusCode);
+			const key = `${method} ${route}`;
+			metrics.httpRequests.seriesFor(`${key} ${status}`, () => ({ method, route, status })).inc();
+			metrics.httpDuration.seriesFor(key, () => ({ method, route })).observe(Number(process.hrtime.bigint() - started) / 1e9);
 		});
 	});
 }

@@ -9,8 +9,9 @@
  */
 import { performance } from "node:perf_hooks";
 import { Middlewares, type ActionHandler, type ActionSchema, type Context, type ServiceBroker } from "moleculer";
-import { Counter, Gauge, Histogram, type Registry } from "prom-client";
+import { Counter, Gauge, type Registry } from "prom-client";
 import { metricsOf } from "../metrics";
+import { TalliedHistogram } from "../tallied-metrics";
 
 const LABELS = ["service", "action", "type", "caller"] as const;
 type SeriesLabels = Record<(typeof LABELS)[number], string>;
@@ -32,12 +33,12 @@ class CallTallies {
 	readonly series: Series[] = [];
 	readonly errors = new Map<string, ErrorSeries>();
 	readonly levels: number[] = [];
-	readonly time: Histogram<string>;
+	readonly time: TalliedHistogram;
 
 	constructor(registry: Registry, buckets: number[]) {
 		const { series, errors, levels } = this;
 		const registers = [registry];
-		this.time = new Histogram({ name: "moleculer_request_time", help: "Request times in milliseconds", labelNames: LABELS, buckets, registers });
+		this.time = new TalliedHistogram({ name: "moleculer_request_time", help: "Request times in milliseconds", buckets, registry });
 		new Counter({
 			name: "moleculer_request_total",
 			help: "Number of requests",
@@ -81,7 +82,8 @@ class CallTallies {
 	}
 
 	newSeries(labels: SeriesLabels): Series {
-		const series: Series = { labels, total: 0, active: 0, observe: this.time.labels(labels).observe };
+		const time = this.time.seriesFor(LABELS.map((name) => labels[name]).join("|"), () => labels);
+		const series: Series = { labels, total: 0, active: 0, observe: (ms) => time.observe(ms) };
 		this.series.push(series);
 		return series;
 	}

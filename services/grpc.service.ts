@@ -5,7 +5,6 @@
  * same port. Plain TCP: TLS ends at the proxy or ingress in front (docs/grpc.md).
  */
 import { Server, ServerCredentials, type ServerOptions } from "@grpc/grpc-js";
-import { ReflectionService } from "@grpc/reflection";
 import { HealthImplementation, type ServingStatus } from "grpc-health-check";
 import type { Service, ServiceSchema, ServiceSettingSchema } from "moleculer";
 import { EventStreamMixin, type EventStreamLocalVars, type EventStreamMethods } from "../mixins/event-stream.mixin";
@@ -13,6 +12,7 @@ import { authenticate } from "./grpc/auth";
 import { SHUTTING_DOWN, unaryHandler } from "./grpc/calls";
 import { ROUTES, streamChatOpening, streamMessagesOpening } from "./grpc/codec";
 import { loadGatewayProto, PROTO_PACKAGE, SERVICE_NAMES, type GatewayProto } from "./grpc/proto";
+import { addReflection } from "./grpc/reflection";
 import { DEFAULT_STREAM_LIMITS, streamHandler, type GrpcStreamSubscriber, type StreamBridge } from "./grpc/streams";
 
 const DRAIN_TIMEOUT_MS = 10_000;
@@ -134,7 +134,7 @@ const GrpcService: ServiceSchema<ServiceSettingSchema, GrpcThis> = {
 		});
 		this.health = new HealthImplementation(Object.fromEntries(HEALTH_NAMES.map((name) => [name, "NOT_SERVING" as const])));
 		this.health.addToServer(server);
-		new ReflectionService(this.proto.reflectionDefinition).addToServer(server);
+		addReflection(server, this.proto.reflectionDefinition);
 
 		const { host, grpcPort } = this.runtime.config;
 		const address = bindAddress(host, grpcPort);

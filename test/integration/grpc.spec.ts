@@ -620,6 +620,30 @@ describe("gRPC", () => {
 			const described = Buffer.concat(files).toString("latin1");
 			for (const name of ["StreamChatMessages", "SendMessageRequest", "MessageEvent", "since_seq"]) expect(described).toContain(name);
 		});
+
+		it("server reflection answers NOT_FOUND for names that are only Object.prototype's members, and stays usable", async () => {
+			const info = (reflection["grpc.reflection.v1.ServerReflection"] as grpc.ServiceDefinition).ServerReflectionInfo as grpc.MethodDefinition<object, Json>;
+			const call = client.makeBidiStreamRequest(info.path, info.requestSerialize, info.responseDeserialize, new grpc.Metadata(), {});
+			const responses: Json[] = [];
+			call.on("data", (response: Json) => responses.push(response));
+			call.on("error", () => undefined);
+			const requests: Json[] = [
+				{ file_containing_symbol: "constructor" },
+				{ file_containing_symbol: "__proto__" },
+				{ file_by_filename: "toString" },
+				{ all_extension_numbers_of_type: "hasOwnProperty" },
+				{ file_containing_extension: { containing_type: "valueOf", extension_number: 1 } },
+				{ file_containing_symbol: "gateway.v1.ChatService" },
+			];
+			for (const request of requests) call.write(request);
+			expect(await pollUntil(async () => responses.length >= requests.length, 5_000, 10)).not.toBeNull();
+			call.end();
+			for (const response of responses.slice(0, -1)) {
+				expect(response.error_response).toEqual(expect.objectContaining({ error_code: grpc.status.NOT_FOUND }));
+			}
+			const files = (responses.at(-1)!.file_descriptor_response as { file_descriptor_proto: Buffer[] }).file_descriptor_proto;
+			expect(Buffer.concat(files).toString("latin1")).toContain("ListChats");
+		});
 	});
 
 	// Last: it shuts the server down.

@@ -1,11 +1,12 @@
 /**
  * Plain HTTP helpers of the REST gateway: request ids, the body-type guard, JSON parsing without
- * prototype keys, client addresses, and writing the API's error shape.
+ * prototype keys (lib/json), client addresses, and writing the API's error shape.
  */
 import { randomUUID } from "node:crypto";
 import bodyParser from "body-parser";
 import type { IncomingMessage, ServerResponse } from "node:http";
 import { GatewayError, toApiError, type ApiError } from "../../lib/errors";
+import { MAX_JSON_DEPTH, sanitizeJson } from "../../lib/json";
 
 const REQUEST_ID = /^[A-Za-z0-9._:-]{1,128}$/;
 
@@ -14,8 +15,6 @@ export function requestIdFor(header: string | string[] | undefined): string {
 	const value = Array.isArray(header) ? header[0] : header;
 	return value && REQUEST_ID.test(value) ? value : randomUUID();
 }
-
-const PROTOTYPE_KEYS = ["__proto__", "constructor", "prototype"];
 
 export const JSON_TYPE = "application/json";
 export const FORM_TYPE = "application/x-www-form-urlencoded";
@@ -28,31 +27,6 @@ function hasBody(req: IncomingMessage): boolean {
 
 type Next = (err?: unknown) => void;
 type Parser = (req: IncomingMessage, res: ServerResponse, next: Next) => void;
-
-/** Deeper than any body this API or Telegram sends, far shallower than what breaks JSON.stringify. */
-export const MAX_JSON_DEPTH = 64;
-
-/**
- * One pass over a parsed body, without recursion (a hostile body cannot exhaust the stack here):
- * false when it nests deeper than `limit`; otherwise it drops every `__proto__`, `constructor` and
- * `prototype` key (JSON.parse keeps them as plain properties, but merging the body into an action's
- * params would turn `__proto__` into a prototype). Cheaper than a JSON.parse reviver.
- */
-export function sanitizeJson(value: unknown, limit: number): boolean {
-	const stack: Array<{ value: unknown; depth: number }> = [{ value, depth: 1 }];
-	while (stack.length > 0) {
-		const { value: current, depth } = stack.pop()!;
-		if (current === null || typeof current !== "object") continue;
-		if (depth > limit) return false;
-		if (!Array.isArray(current)) {
-			for (const key of PROTOTYPE_KEYS) if (Object.prototype.hasOwnProperty.call(current, key)) delete (current as Record<string, unknown>)[key];
-		}
-		for (const child of Object.values(current as Record<string, unknown>)) {
-			if (child !== null && typeof child === "object") stack.push({ value: child, depth: depth + 1 });
-		}
-	}
-	return true;
-}
 
 /**
  * One middleware for request bodies: no body, nothing to do (most GETs pass straight through);

@@ -7,6 +7,7 @@
 import type { LoggerInstance } from "moleculer";
 import { sleep } from "../../lib/async";
 import type { EncryptionKey } from "../../lib/config";
+import { MAX_JSON_DEPTH, sanitizeJson } from "../../lib/json";
 import { unseal } from "../../lib/crypto";
 import type { Database } from "../../lib/db/connection";
 import { TelegramApiError, type TelegramClient } from "../../lib/telegram/client";
@@ -44,7 +45,14 @@ export async function pollBot(deps: PollerDeps, botId: number, signal: AbortSign
 			const items: IncomingUpdate[] = [];
 			let offset = Number(bot.polling_offset);
 			for (const raw of updates) {
-				offset = Math.max(offset, Number(raw.update_id) + 1);
+				// A null or an update without a numeric update_id cannot move the offset (nor stop the loop).
+				const updateId = Number((raw as { update_id?: unknown } | null)?.update_id);
+				if (Number.isSafeInteger(updateId)) offset = Math.max(offset, updateId + 1);
+				// The same rule as a webhook body: no prototype keys kept, nothing nested absurdly deep.
+				if (!sanitizeJson(raw, MAX_JSON_DEPTH)) {
+					logger.warn(`Bot ${botId}: skipped an update Telegram sent nested deeper than ${MAX_JSON_DEPTH} levels`);
+					continue;
+				}
 				try {
 					items.push({ botId, update: normalizeUpdate(raw), raw: JSON.stringify(raw) });
 				} catch (err) {

@@ -60,6 +60,20 @@ describe("long polling", () => {
 		expect(pollingNode()).not.toBe(node);
 	});
 
+	it("prototype keys in a polled update are dropped before it is stored, as from a webhook body", async () => {
+		const message = JSON.parse(
+			'{"message_id": 7001, "date": 1700000000, "chat": {"id": 900, "type": "private", "first_name": "P", "__proto__": {"polluted": 1}}, "text": "keys", "constructor": {"prototype": {"polluted": 1}}}',
+		) as Record<string, unknown>;
+		const sent = t.telegram.enqueueUpdate(token, { message } as never);
+		await t.telegram.waitFor(() => texts().includes("keys"), 10_000);
+		const [row] = await t.gw.runtime.db.models.TelegramUpdate.findAll({ where: { bot_id: botId, update_id: sent.update_id }, raw: true });
+		const stored = JSON.parse(row!.payload) as { message: Record<string, unknown> & { chat: Record<string, unknown> } };
+		expect(Object.keys(stored.message)).not.toContain("constructor");
+		expect(Object.keys(stored.message.chat)).not.toContain("__proto__");
+		expect(stored.message.text).toBe("keys");
+		expect(({} as Record<string, unknown>).polluted).toBeUndefined();
+	});
+
 	it("a deleted bot stops being polled", async () => {
 		expect((await t.api("DELETE", `/bots/${botId}`)).status).toBe(204);
 		await t.telegram.waitFor(() => pollingNode() === undefined, 10_000);

@@ -89,6 +89,11 @@ describe("Telegram double: routing, auth and request bodies", () => {
 		expect(telegram.calls).toMatchObject({ getMe: 2, getMeNow: 1 }); // every call received counts, refused ones too
 	});
 
+	it("counts calls of methods named after Object.prototype members like any other", async () => {
+		for (const method of ["constructor", "constructor", "toString", "__proto__"]) expect((await call(method)).status).toBe(404);
+		expect({ ...telegram.calls }).toEqual({ constructor: 2, toString: 1, ["__proto__"]: 1 });
+	});
+
 	it("getMe answers the bot User, by GET or POST, with the method name in any case", async () => {
 		const me = { id: 5_000_000_001, is_bot: true, first_name: "Shop", username: "shop_bot", can_join_groups: true, can_read_all_group_messages: false, supports_inline_queries: false };
 		expect(await call("getMe")).toEqual({ status: 200, body: { ok: true, result: expect.objectContaining(me) } });

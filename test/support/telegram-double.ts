@@ -46,8 +46,11 @@ const DEFAULTS: Required<TelegramDoubleOptions> = {
 export class TelegramDouble {
 	/** Every accepted sendMessage / sendPhoto / sendDocument, oldest first. */
 	readonly sent: SentRecord[] = [];
-	/** Bot API calls received per method (canonical name, e.g. "sendMessage"), whatever their outcome. */
-	readonly calls: Record<string, number> = {};
+	/**
+	 * Bot API calls received per method (canonical name, e.g. "sendMessage"), whatever their outcome.
+	 * No prototype: a call of "constructor" or "__proto__" counts like any other method name.
+	 */
+	readonly calls: Record<string, number> = Object.create(null) as Record<string, number>;
 	readonly getUpdatesCalls: GetUpdatesCall[] = [];
 	readonly floodRefusals: FloodRefusal[] = [];
 	private readonly options: Required<TelegramDoubleOptions>;

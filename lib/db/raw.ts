@@ -70,6 +70,8 @@ function driverError(err: Error): Error {
 export interface RunResult {
 	/** Rows changed by an INSERT/UPDATE/DELETE. */
 	changes: number;
+	/** The id the statement reported: an INSERT's new row id, or MySQL's LAST_INSERT_ID(expr) value. */
+	insertId: number;
 }
 
 /**
@@ -98,14 +100,17 @@ export function run(db: Database, t: Transaction, sql: string, values: SqlValue[
 		return new Promise((resolve, reject) => {
 			runKept(connection as SqliteConnection, "run", sql, values.map(sqliteValue), function (err) {
 				if (err) reject(driverError(err));
-				else resolve({ changes: this.changes ?? 0 });
+				else resolve({ changes: this.changes ?? 0, insertId: this.lastID ?? 0 });
 			});
 		});
 	}
 	return new Promise((resolve, reject) => {
 		(connection as MysqlConnection).query({ sql, values }, (err, result) => {
 			if (err) reject(driverError(err));
-			else resolve({ changes: (result as { affectedRows?: number }).affectedRows ?? 0 });
+			else {
+				const { affectedRows, insertId } = result as { affectedRows?: number; insertId?: number | string };
+				resolve({ changes: affectedRows ?? 0, insertId: Number(insertId ?? 0) });
+			}
 		});
 	});
 }
@@ -204,7 +209,7 @@ export function insertRows(
 	rows: SqlValue[][],
 	options: { ignoreDuplicates?: boolean } = {},
 ): Promise<RunResult> {
-	if (rows.length === 0) return Promise.resolve({ changes: 0 });
+	if (rows.length === 0) return Promise.resolve({ changes: 0, insertId: 0 });
 	const insert = insertStatement(db, table, columns, rows, options.ignoreDuplicates ?? false);
 	return run(db, t, insert.sql, insert.values);
 }

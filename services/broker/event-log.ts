@@ -33,16 +33,21 @@ export interface EventDraft {
 	payload(seq: number): Omit<GatewayEvent, "seq" | "created_at">;
 }
 
-/** Reserves `count` consecutive seqs inside `t`; returns the first. */
+/**
+ * Reserves `count` consecutive seqs inside `t`; returns the first. On MySQL the row lock this takes
+ * makes every other writer of the log wait until `t` commits, so callers take it as late as they
+ * can, and it costs one round trip: LAST_INSERT_ID(expr) hands the new value back in the UPDATE's
+ * own answer.
+ */
 export async function allocateSeqs(db: Database, t: Transaction, count: number): Promise<number> {
-	let rows: Array<{ value: number | string }>;
+	let last: number;
 	if (db.dialect === "sqlite") {
-		rows = await all(db, t, "UPDATE sequences SET value = value + ? WHERE name = 'events' RETURNING value", [count]);
+		const rows = await all<{ value: number | string }>(db, t, "UPDATE sequences SET value = value + ? WHERE name = 'events' RETURNING value", [count]);
+		last = Number(rows[0]?.value);
 	} else {
-		await run(db, t, "UPDATE sequences SET value = value + ? WHERE name = 'events'", [count]);
-		rows = await all(db, t, "SELECT value FROM sequences WHERE name = 'events'");
+		const result = await run(db, t, "UPDATE sequences SET value = LAST_INSERT_ID(value + ?) WHERE name = 'events'", [count]);
+		last = result.changes === 1 ? result.insertId : Number.NaN;
 	}
-	const last = Number(rows[0]?.value);
 	if (!Number.isSafeInteger(last)) throw new Error("the events sequence row is missing: run the migrations");
 	return last - count + 1;
 }

@@ -7,7 +7,7 @@
 import { randomBytes } from "node:crypto";
 import type { Transaction } from "sequelize";
 import type { Database } from "../../lib/db/connection";
-import { all, insertReturning, insertRows, placeholders, run, type SqlValue } from "../../lib/db/raw";
+import { all, insertReturning, insertRows, isRetryableConflict, placeholders, run, type SqlValue } from "../../lib/db/raw";
 import { allocateSeqs, insertEvents, releaseSeqs, type EventDraft, type GatewayEvent } from "../broker/event-log";
 import { messageView, type MessageRow } from "../chats/views";
 import type { ChatInfo, MessageInfo, NormalizedUpdate, UpdateItem } from "./types";
@@ -57,8 +57,13 @@ function perBot(entries: Array<{ botId: number; id: number }>, column: string): 
 	return { where: clauses.join(" OR "), values };
 }
 
+/** Bot, then update_id: the order every transaction inserts (and so locks) its updates in. */
+const byUpdateKey = (a: IncomingUpdate, b: IncomingUpdate) => a.botId - b.botId || a.update.update_id - b.update.update_id;
+
 async function insertUpdates(db: Database, t: Transaction, fresh: IncomingUpdate[], batchId: string, now: Date): Promise<Map<string, number>> {
-	const rows = fresh.map((item) => [item.botId, item.update.update_id, item.update.primary_kind.slice(0, 64), item.raw, batchId, now]);
+	// Two batches holding some of the same updates (Telegram redelivering to another node) lock them in
+	// one order, so on MySQL neither waits for a row the other holds while holding one it wants.
+	const rows = [...fresh].sort(byUpdateKey).map((item) => [item.botId, item.update.update_id, item.update.primary_kind.slice(0, 64), item.raw, batchId, now]);
 	const key = (r: { bot_id: number; update_id: number }) => `${Number(r.bot_id)}:${Number(r.update_id)}`;
 	if (db.dialect === "sqlite") {
 		const inserted = await insertReturning<{ id: number; bot_id: number; update_id: number }>(db, t, "telegram_updates", UPDATE_COLUMNS, rows, "id, bot_id, update_id", {
@@ -153,32 +158,61 @@ export function forgetChats(cache: ChatCache, items: IncomingUpdate[]): void {
 	for (const { botId, update } of items) for (const item of update.items) if (item.chat) cache.delete(chatKey(botId, item.chat.telegram_id));
 }
 
+/** A batch as storeUpdates receives it, with what its transaction needs to know beforehand. */
+interface BatchPlan {
+	batch: IncomingUpdate[];
+	/** The first occurrence of each (bot, update_id): the same update twice in one batch is stored once. */
+	firstIndex: Map<string, number>;
+	fresh: IncomingUpdate[];
+	freshItems: number;
+	now: Date;
+}
+
+const itemsOf = (items: IncomingUpdate[]) => items.reduce((n, s) => n + s.update.items.length, 0);
+const updateKey = (item: IncomingUpdate) => `${item.botId}:${item.update.update_id}`;
+
+/** How often a batch rolled back by a MySQL deadlock or lock wait timeout is run again. */
+const CONFLICT_ATTEMPTS = 3;
+
 export async function storeUpdates(db: Database, batch: IncomingUpdate[], cache: ChatCache, options: StoreOptions = {}): Promise<StoreResult> {
-	const now = new Date();
-	const batchId = randomBytes(12).toString("hex");
-	// The same update twice in one batch: the first one stands for both.
 	const firstIndex = new Map<string, number>();
 	batch.forEach((item, i) => {
-		const key = `${item.botId}:${item.update.update_id}`;
-		if (!firstIndex.has(key)) firstIndex.set(key, i);
+		if (!firstIndex.has(updateKey(item))) firstIndex.set(updateKey(item), i);
 	});
 	const fresh = [...firstIndex.values()].map((i) => batch[i]!);
+	const plan: BatchPlan = { batch, firstIndex, fresh, freshItems: itemsOf(fresh), now: new Date() };
+	for (let attempt = 1; ; attempt++) {
+		try {
+			return await storeOnce(db, plan, cache, options);
+		} catch (err) {
+			if (attempt >= CONFLICT_ATTEMPTS || !isRetryableConflict(err)) throw err;
+			// Chats the rolled-back attempt created were never committed: their cached ids are wrong.
+			forgetChats(cache, batch);
+		}
+	}
+}
 
-	const itemsOf = (items: IncomingUpdate[]) => items.reduce((n, s) => n + s.update.items.length, 0);
-	const freshItems = itemsOf(fresh);
-
+function storeOnce(db: Database, plan: BatchPlan, cache: ChatCache, options: StoreOptions): Promise<StoreResult> {
+	const { batch, firstIndex, fresh, freshItems, now } = plan;
+	const batchId = randomBytes(12).toString("hex");
 	return db.rawTransaction(async (t) => {
-		// Seqs for every fresh item are taken in the same trip as the insert (a statement less to wait
-		// for); those of updates that turn out to be stored already are handed back below.
-		const [inserted, firstSeq] = await Promise.all([
+		// SQLite has one writer, so nobody waits on the sequence row: seqs for every fresh item are
+		// taken in the same trip as the insert (a statement less to wait for), and those of updates
+		// that turn out to be stored already are handed back below. On MySQL the sequence row's lock
+		// holds every other writer of the log until this commits: it is taken only once the updates
+		// are in, for exactly the items stored, and before any other row is locked (chats, messages),
+		// so a transaction holding it never waits for one that is waiting for it.
+		const early = db.dialect === "sqlite";
+		const [inserted, earlySeq] = await Promise.all([
 			fresh.length > 0 ? insertUpdates(db, t, fresh, batchId, now) : new Map<string, number>(),
-			freshItems > 0 ? allocateSeqs(db, t, freshItems) : 0,
+			early && freshItems > 0 ? allocateSeqs(db, t, freshItems) : 0,
 		]);
-		const stored = fresh.filter((item) => inserted.has(`${item.botId}:${item.update.update_id}`));
-		const duplicates = batch.map((item, i) => {
-			const key = `${item.botId}:${item.update.update_id}`;
-			return firstIndex.get(key) !== i || !inserted.has(key);
-		});
+		const stored = fresh.filter((item) => inserted.has(updateKey(item)));
+		const duplicates = batch.map((item, i) => firstIndex.get(updateKey(item)) !== i || !inserted.has(updateKey(item)));
+		const itemCount = itemsOf(stored);
+		let firstSeq = earlySeq;
+		if (early && itemCount < freshItems) await releaseSeqs(db, t, freshItems - itemCount);
+		if (!early && itemCount > 0) firstSeq = await allocateSeqs(db, t, itemCount);
 
 		const chats = new Map<string, { botId: number; chat: ChatInfo }>();
 		for (const { botId, update } of stored) {
@@ -197,12 +231,11 @@ export async function storeUpdates(db: Database, batch: IncomingUpdate[], cache:
 			}
 		}
 
-		const itemCount = itemsOf(stored);
-		if (itemCount < freshItems) await releaseSeqs(db, t, freshItems - itemCount);
 		if (itemCount > 0) {
 			const planned: Planned[] = [];
-			for (const { botId, update, raw } of stored) {
-				const updateRowId = inserted.get(`${botId}:${update.update_id}`)!;
+			for (const incoming of stored) {
+				const { botId, update, raw } = incoming;
+				const updateRowId = inserted.get(updateKey(incoming))!;
 				for (const item of update.items) {
 					const chatId = item.chat ? (chatIds.get(chatKey(botId, item.chat.telegram_id)) ?? null) : null;
 					planned.push({ seq: firstSeq + planned.length, botId, chatId, item, updateRowId, raw });

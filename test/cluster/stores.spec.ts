@@ -9,6 +9,8 @@ import { migrateDown, migrateUp, migrationFiles } from "../../lib/db/migrator";
 import { createRedisState } from "../../lib/state/redis";
 import type { SharedState } from "../../lib/state";
 import { appendEvents, headSeq } from "../../services/broker/event-log";
+import { normalizeUpdate } from "../../services/ingest/normalize";
+import { storeUpdates, type IncomingUpdate } from "../../services/ingest/store";
 import { insertBot, insertChat } from "../support/database";
 import { createDatabase, dropDatabase, MYSQL_URL, REDIS_URL } from "./support/cluster";
 
@@ -75,6 +77,40 @@ describe("MariaDB/MySQL schema", () => {
 		);
 		const seqs = (await Promise.all(writes)).flat().map((e) => e.seq).sort((a, b) => a - b);
 		expect(seqs).toEqual(Array.from({ length: 30 }, (_, i) => before + i + 1));
+	});
+
+	it("ingest batches from three connections at once, overlapping: each update stored once, the log gap-free, no deadlock", async () => {
+		const nodes = [db, await openDatabase(`${MYSQL_URL}/${name}`), await openDatabase(`${MYSQL_URL}/${name}`)];
+		try {
+			const bot = await insertBot(db);
+			const incoming = (updateId: number): IncomingUpdate => {
+				// Chats shared between batches, some new: their upserts meet under the sequence lock.
+				const chat = 700 + (updateId % 7);
+				const body = {
+					update_id: updateId,
+					message: { message_id: updateId, date: 1_700_000_000, chat: { id: chat, type: "private", first_name: `C${chat}` }, text: `m${updateId}` },
+				};
+				return { botId: bot.id, update: normalizeUpdate(body), raw: JSON.stringify(body) };
+			};
+			const before = await headSeq(db);
+			// 60 batches of 8 over 200 update ids, in shuffled orders: most updates arrive more than once.
+			let state = 42;
+			const random = () => (state = (state * 1_103_515_245 + 12_345) % 2 ** 31) / 2 ** 31;
+			const batches = Array.from({ length: 60 }, () => Array.from({ length: 8 }, () => 1 + Math.floor(random() * 200)));
+			const caches = nodes.map(() => new Map());
+			const results = await Promise.all(batches.map((ids, i) => storeUpdates(nodes[i % 3]!, ids.map(incoming), caches[i % 3]!)));
+
+			const distinct = new Set(batches.flat());
+			const events = results.flatMap((r) => r.events);
+			expect(results.flatMap((r) => r.duplicates).filter((d) => !d)).toHaveLength(distinct.size);
+			expect(events.map((e) => e.seq).sort((a, b) => a - b)).toEqual(Array.from({ length: distinct.size }, (_, i) => before + i + 1));
+			expect(new Set(events.map((e) => e.message?.text)).size).toBe(distinct.size);
+			expect(await headSeq(db)).toBe(before + distinct.size);
+			const [row] = await db.sequelize.query<{ n: number }>("SELECT COUNT(*) AS n FROM telegram_updates WHERE bot_id = ?", { type: QueryTypes.SELECT, replacements: [bot.id] });
+			expect(Number(row!.n)).toBe(distinct.size);
+		} finally {
+			await Promise.all(nodes.slice(1).map((node) => node.close()));
+		}
 	});
 });
 

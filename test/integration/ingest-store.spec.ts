@@ -49,4 +49,33 @@ describe("storeUpdates", () => {
 		expect(log.map((e) => e.seq)).toEqual([1, 2, 3, 4, 5]);
 		expect(log.map((e) => e.message?.text)).toEqual(["m1", "m2", "m3", "m4", "m5"]);
 	});
+
+	it("runs a batch again after a lock conflict rolled it back, without the chat ids the failed attempt learned", async () => {
+		const attempts: string[] = [];
+		const failingOnce = (code: string): Database => ({
+			...db,
+			rawTransaction: (work) =>
+				db.rawTransaction(async (t) => {
+					const result = await work(t);
+					attempts.push(code);
+					// The whole attempt ran (its new chat cached), then the commit lost: as a MySQL deadlock victim.
+					if (attempts.length === 1) throw Object.assign(new Error("Deadlock found when trying to get lock"), { code });
+					return result;
+				}),
+		});
+		const body = { update_id: 90, message: { message_id: 90, date: 1_700_000_000, chat: { id: 9_090, type: "group", title: "new" }, text: "retried" } };
+		const item = { botId, update: normalizeUpdate(body), raw: JSON.stringify(body) };
+
+		const result = await storeUpdates(failingOnce("ER_LOCK_DEADLOCK"), [item], cache);
+		expect(attempts).toHaveLength(2);
+		expect(result.duplicates).toEqual([false]);
+		const chat = await db.models.Chat.findOne({ where: { bot_id: botId, telegram_id: 9_090 }, raw: true });
+		expect(result.events[0]!.chat_id).toBe(chat!.id);
+		expect(result.events[0]!.message?.text).toBe("retried");
+
+		attempts.length = 0;
+		const other = { ...item, update: normalizeUpdate({ ...body, update_id: 91 }) };
+		await expect(storeUpdates(failingOnce("SQLITE_CONSTRAINT"), [other], cache)).rejects.toThrow("Deadlock");
+		expect(attempts).toHaveLength(1);
+	});
 });

@@ -603,16 +603,21 @@ describe("gRPC", () => {
 			expect((await ask("no.such.Service")).error?.code).toBe(grpc.status.NOT_FOUND);
 		});
 
-		it("server reflection lists the gateway's services and health, and describes them without the proto", async () => {
+		/** Sends `requests` on one ServerReflectionInfo stream; resolves with an answer to each, in order. */
+		async function reflect(requests: Json[]): Promise<Json[]> {
 			const info = (reflection["grpc.reflection.v1.ServerReflection"] as grpc.ServiceDefinition).ServerReflectionInfo as grpc.MethodDefinition<object, Json>;
 			const call = client.makeBidiStreamRequest(info.path, info.requestSerialize, info.responseDeserialize, new grpc.Metadata(), {});
 			const responses: Json[] = [];
 			call.on("data", (response: Json) => responses.push(response));
 			call.on("error", () => undefined);
-			call.write({ list_services: "*" });
-			call.write({ file_containing_symbol: "gateway.v1.MessageService" });
-			expect(await pollUntil(async () => responses.length >= 2, 5_000, 10)).not.toBeNull();
+			for (const request of requests) call.write(request);
+			expect(await pollUntil(async () => responses.length >= requests.length, 5_000, 10)).not.toBeNull();
 			call.end();
+			return responses;
+		}
+
+		it("server reflection lists the gateway's services and health, and describes them without the proto", async () => {
+			const responses = await reflect([{ list_services: "*" }, { file_containing_symbol: "gateway.v1.MessageService" }]);
 			const listed = (responses[0]!.list_services_response as { service: Array<{ name: string }> }).service.map((s) => s.name);
 			expect(listed).toEqual(expect.arrayContaining(["gateway.v1.MessageService", "gateway.v1.ChatService", "gateway.v1.BotService", "grpc.health.v1.Health"]));
 			const files = (responses[1]!.file_descriptor_response as { file_descriptor_proto: Buffer[] }).file_descriptor_proto;
@@ -622,22 +627,15 @@ describe("gRPC", () => {
 		});
 
 		it("server reflection answers NOT_FOUND for names that are only Object.prototype's members, and stays usable", async () => {
-			const info = (reflection["grpc.reflection.v1.ServerReflection"] as grpc.ServiceDefinition).ServerReflectionInfo as grpc.MethodDefinition<object, Json>;
-			const call = client.makeBidiStreamRequest(info.path, info.requestSerialize, info.responseDeserialize, new grpc.Metadata(), {});
-			const responses: Json[] = [];
-			call.on("data", (response: Json) => responses.push(response));
-			call.on("error", () => undefined);
-			const requests: Json[] = [
+			const responses = await reflect([
 				{ file_containing_symbol: "constructor" },
 				{ file_containing_symbol: "__proto__" },
 				{ file_by_filename: "toString" },
 				{ all_extension_numbers_of_type: "hasOwnProperty" },
 				{ file_containing_extension: { containing_type: "valueOf", extension_number: 1 } },
 				{ file_containing_symbol: "gateway.v1.ChatService" },
-			];
-			for (const request of requests) call.write(request);
-			expect(await pollUntil(async () => responses.length >= requests.length, 5_000, 10)).not.toBeNull();
-			call.end();
+			]);
+			expect(responses).toHaveLength(6);
 			for (const response of responses.slice(0, -1)) {
 				expect(response.error_response).toEqual(expect.objectContaining({ error_code: grpc.status.NOT_FOUND }));
 			}

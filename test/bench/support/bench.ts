@@ -19,22 +19,23 @@ export interface Started {
 	stop(): Promise<void>;
 }
 
-function allocProfileEnv(): Record<string, string> {
-	const { BENCH_ALLOC_PROFILE, BENCH_ALLOC_PROFILE_DELAY_MS } = process.env;
-	return { ...(BENCH_ALLOC_PROFILE ? { BENCH_ALLOC_PROFILE } : {}), ...(BENCH_ALLOC_PROFILE_DELAY_MS ? { BENCH_ALLOC_PROFILE_DELAY_MS } : {}) };
-}
+/** Settings of support/alloc-profile.ts, passed on to the processes it profiles. */
+const ALLOC_PROFILE_ENV = ["BENCH_ALLOC_PROFILE", "BENCH_ALLOC_PROFILE_DELAY_MS"];
 
 async function startProcess(script: string, env: Record<string, string>, ready: RegExp | string): Promise<Started> {
 	const port = Number(env.PORT);
 	// BENCH_PROFILE=<dir> writes a V8 CPU profile of every process a benchmark starts, and
 	// BENCH_ALLOC_PROFILE=<dir> a sampling profile of where they allocate (support/alloc-profile.ts).
-	const profile = [
-		...(process.env.BENCH_PROFILE ? ["--cpu-prof", `--cpu-prof-dir=${process.env.BENCH_PROFILE}`] : []),
-	];
+	const profile = process.env.BENCH_PROFILE ? ["--cpu-prof", `--cpu-prof-dir=${process.env.BENCH_PROFILE}`] : [];
 	const allocProfile = process.env.BENCH_ALLOC_PROFILE ? ["--import", join(ROOT, "test", "bench", "support", "alloc-profile.ts")] : [];
 	const child = spawn(process.execPath, [...profile, "--import", "tsx", ...allocProfile, script], {
 		cwd: ROOT,
-		env: { PATH: process.env.PATH ?? "", HOME: process.env.HOME ?? "", ...allocProfileEnv(), ...env },
+		env: {
+			PATH: process.env.PATH ?? "",
+			HOME: process.env.HOME ?? "",
+			...Object.fromEntries(ALLOC_PROFILE_ENV.filter((name) => process.env[name]).map((name) => [name, process.env[name]!])),
+			...env,
+		},
 		stdio: ["ignore", "pipe", "pipe"],
 	});
 	// A benchmark that fails half-way must not leave its servers running (and loading the machine).

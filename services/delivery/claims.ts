@@ -19,7 +19,18 @@ export interface Claimed {
 	schedule_base: number;
 }
 
-const DUE = "((d.status IN ('pending', 'failed') AND d.next_attempt_at <= ?) OR (d.status = 'in_flight' AND d.lease_until < ?))";
+/**
+ * A delivery is due when it waits and its time has come, or when its claim's lease ran out. Each
+ * branch names its status, so it reads the index on (webhook_id, status, next_attempt_at) in its
+ * own order, up to the rows it takes: never the webhook's delivered history, which only grows, nor
+ * a sort of its whole backlog. Waiting rows go longest-waiting first (for new deliveries that is
+ * event order); in-flight rows are few (the endpoint's cap).
+ */
+const DUE_BRANCHES = [
+	{ where: "d.status = 'pending' AND d.next_attempt_at <= ?", order: "d.next_attempt_at, d.id" },
+	{ where: "d.status = 'failed' AND d.next_attempt_at <= ?", order: "d.next_attempt_at, d.id" },
+	{ where: "d.status = 'in_flight' AND d.lease_until < ?", order: "d.event_seq, d.id" },
+] as const;
 
 /**
  * Active webhooks with deliveries due now, a page at a time after `afterId` (a plain read: it takes
@@ -32,11 +43,23 @@ export async function webhooksWithDueDeliveries(db: Database, afterId = 0, limit
 	const rows = await read<{ id: number }>(
 		db,
 		`SELECT w.id FROM webhooks w WHERE ${active} AND w.id > ?
-		   AND EXISTS (SELECT 1 FROM webhook_deliveries d WHERE d.webhook_id = w.id AND ${DUE})
+		   AND (${DUE_BRANCHES.map((b) => `EXISTS (SELECT 1 FROM webhook_deliveries d WHERE d.webhook_id = w.id AND ${b.where})`).join(" OR ")})
 		 ORDER BY w.id LIMIT ?`,
-		[afterId, now, now, limit],
+		[afterId, ...DUE_BRANCHES.map(() => now), limit],
 	);
 	return rows.map((r) => Number(r.id));
+}
+
+/** Webhooks per claiming statement: three SELECTs each, and SQLite allows 500 in one compound. */
+const WEBHOOKS_PER_STATEMENT = 50;
+
+/**
+ * SELECTs, each with its own ORDER BY and LIMIT (and row lock), as one statement: MySQL takes them
+ * in parentheses, SQLite only as subqueries.
+ */
+function unionAll(dialect: Database["dialect"], selects: string[], lock: string): string {
+	const parts = dialect === "mysql" ? selects.map((sql) => `(${sql}${lock})`) : selects.map((sql) => `SELECT * FROM (${sql})`);
+	return parts.join(" UNION ALL ");
 }
 
 export interface ClaimRequest {
@@ -62,37 +85,35 @@ export async function claimDeliveries(db: Database, requests: ClaimRequest[], ow
 	const wanted = requests.filter((r) => r.count > 0).sort((a, b) => a.id - b.id);
 	if (wanted.length === 0) return [];
 	const now = new Date();
-	const sameChat = db.dialect === "mysql" ? "p.chat_id <=> d.chat_id" : "p.chat_id IS d.chat_id";
-	const lock = db.dialect === "mysql" ? " FOR UPDATE SKIP LOCKED" : "";
-	return db.transaction(async (t) => {
-		const rows: Claimed[] = [];
+	const ids = wanted.map((r) => r.id);
+	return db.rawTransaction(async (t) => {
+		// The cap is the endpoint's, not the node's: count every node's live claims, with the
+		// webhook rows locked so two nodes cannot both fill the same room (SQLite has one writer).
+		if (db.dialect === "mysql") await all(db, t, `SELECT id FROM webhooks WHERE id IN (${placeholders(ids.length)}) ORDER BY id FOR UPDATE`, ids);
+		const busy = await all<{ webhook_id: number; n: number }>(
+			db,
+			t,
+			`SELECT webhook_id, COUNT(*) AS n FROM webhook_deliveries
+			  WHERE webhook_id IN (${placeholders(ids.length)}) AND status = 'in_flight' AND lease_until >= ? GROUP BY webhook_id`,
+			[...ids, now],
+		);
+		const busyOf = new Map(busy.map((b) => [Number(b.webhook_id), Number(b.n)]));
+		const rooms = new Map<number, number>();
 		for (const request of wanted) {
-			// The cap is the endpoint's, not the node's: count every node's live claims, with the
-			// webhook row locked so two nodes cannot both fill the same room (SQLite has one writer).
-			if (db.dialect === "mysql") await all(db, t, "SELECT id FROM webhooks WHERE id = ? FOR UPDATE", [request.id]);
-			const [busy] = await all<{ n: number }>(
-				db,
-				t,
-				"SELECT COUNT(*) AS n FROM webhook_deliveries WHERE webhook_id = ? AND status = 'in_flight' AND lease_until >= ?",
-				[request.id, now],
-			);
 			const answered = db.dialect === "sqlite" ? answeredHere(request.id) : 0;
-			const room = Math.min(request.count, request.maxConcurrency - Math.max(0, Number(busy?.n ?? 0) - answered));
-			if (room <= 0) continue;
-			const inOrder = request.ordered
-				? ` AND NOT EXISTS (SELECT 1 FROM webhook_deliveries p WHERE p.webhook_id = d.webhook_id AND ${sameChat}
-				     AND p.event_seq < d.event_seq AND p.status IN ('pending', 'failed', 'in_flight'))`
-				: "";
-			rows.push(
-				...(await all<Claimed>(
-					db,
-					t,
-					`SELECT d.id, d.webhook_id, d.event_seq, d.event_type, d.chat_id, d.attempts, d.schedule_base FROM webhook_deliveries d
-					  WHERE d.webhook_id = ? AND ${DUE}${inOrder} ORDER BY d.event_seq, d.id LIMIT ?${lock}`,
-					[request.id, now, now, room],
-				)),
-			);
+			const room = Math.min(request.count, request.maxConcurrency - Math.max(0, (busyOf.get(request.id) ?? 0) - answered));
+			if (room > 0) rooms.set(request.id, room);
 		}
+		const claimable = wanted.filter((r) => rooms.has(r.id));
+		const found: Claimed[] = [];
+		for (let i = 0; i < claimable.length; i += WEBHOOKS_PER_STATEMENT) {
+			const chunk = claimable.slice(i, i + WEBHOOKS_PER_STATEMENT);
+			const selects = chunk.flatMap((r) => DUE_BRANCHES.map((b) => dueSelect(db.dialect, b, r.ordered)));
+			const values = chunk.flatMap((r) => DUE_BRANCHES.flatMap(() => [r.id, now, rooms.get(r.id)!]));
+			found.push(...(await all<Claimed>(db, t, unionAll(db.dialect, selects, db.dialect === "mysql" ? " FOR UPDATE SKIP LOCKED" : ""), values)));
+		}
+		// Each branch stopped at the webhook's room; of what they found, its oldest events go first.
+		const rows = takeOldest(found, rooms);
 		if (rows.length === 0) return [];
 		await run(
 			db,
@@ -100,6 +121,31 @@ export async function claimDeliveries(db: Database, requests: ClaimRequest[], ow
 			`UPDATE webhook_deliveries SET status = 'in_flight', lease_owner = ?, lease_until = ?, updated_at = ? WHERE id IN (${placeholders(rows.length)})`,
 			[owner, new Date(now.getTime() + leaseMs), now, ...rows.map((r) => r.id)],
 		);
-		return rows.map((r) => ({ ...r, id: Number(r.id), webhook_id: Number(r.webhook_id), event_seq: Number(r.event_seq), chat_id: r.chat_id === null ? null : Number(r.chat_id), attempts: Number(r.attempts), schedule_base: Number(r.schedule_base) }));
+		return rows;
+	});
+}
+
+/** One branch of one webhook's due rows; with in-order delivery, only rows no earlier event of their chat still waits before. */
+function dueSelect(dialect: Database["dialect"], branch: (typeof DUE_BRANCHES)[number], ordered: boolean): string {
+	const sameChat = dialect === "mysql" ? "p.chat_id <=> d.chat_id" : "p.chat_id IS d.chat_id";
+	const inOrder = ordered
+		? ` AND NOT EXISTS (SELECT 1 FROM webhook_deliveries p WHERE p.webhook_id = d.webhook_id AND ${sameChat}
+		     AND p.status IN ('pending', 'failed', 'in_flight') AND p.event_seq < d.event_seq)`
+		: "";
+	return `SELECT d.id, d.webhook_id, d.event_seq, d.event_type, d.chat_id, d.attempts, d.schedule_base FROM webhook_deliveries d
+	  WHERE d.webhook_id = ? AND ${branch.where}${inOrder} ORDER BY ${branch.order} LIMIT ?`;
+}
+
+/** Per webhook, the `room` rows of the oldest events (then lowest ids), as numbers. */
+function takeOldest(found: Claimed[], rooms: Map<number, number>): Claimed[] {
+	const rows = found
+		.map((r) => ({ ...r, id: Number(r.id), webhook_id: Number(r.webhook_id), event_seq: Number(r.event_seq), chat_id: r.chat_id === null ? null : Number(r.chat_id), attempts: Number(r.attempts), schedule_base: Number(r.schedule_base) }))
+		.sort((a, b) => a.webhook_id - b.webhook_id || a.event_seq - b.event_seq || a.id - b.id);
+	const taken = new Map<number, number>();
+	return rows.filter((r) => {
+		const n = taken.get(r.webhook_id) ?? 0;
+		if (n >= rooms.get(r.webhook_id)!) return false;
+		taken.set(r.webhook_id, n + 1);
+		return true;
 	});
 }

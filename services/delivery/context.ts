@@ -35,7 +35,7 @@ export interface DeliveryLocalVars {
 	audienceGeneration: number;
 	/** Half-open endpoints whose one probe this node has out, until its outcome is recorded. */
 	probing: Set<number>;
-	inFlight: Map<number, number>;
+	/** This node's attempts on the wire, across every endpoint. */
 	inFlightTotal: number;
 	/** Per webhook: this node's attempts that got their answer and wait for the outcome to be recorded. */
 	answered: Map<number, number>;

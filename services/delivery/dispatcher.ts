@@ -95,7 +95,7 @@ export async function dispatchBatch(db: Database, list: AudienceList, limit = 50
 	}
 	const stale = new Error("the webhooks changed while this step ran");
 	try {
-		return await db.transaction(async (t) => {
+		return await db.rawTransaction(async (t) => {
 			// Moves the cursor only from where this step read it; the row stays locked until commit.
 			const moved = await run(db, t, "UPDATE sequences SET value = ? WHERE name = 'webhook_dispatch' AND value = ?", [events[events.length - 1]!.seq, cursor]);
 			if (moved.changes !== 1) return NOTHING;
@@ -138,7 +138,7 @@ export async function scheduleReplay(
 		const events = await readEvents(db, { afterSeq, limit: 1_000 });
 		const now = new Date();
 		const rows = events.filter((e) => wants(audience.rule, audience.access, e, { includeEarlier: true })).slice(0, cap - scheduled).map((e) => deliveryRow(audience.rule.id, e, now));
-		if (rows.length > 0) await db.transaction((t) => insertDeliveries(db, t, rows));
+		if (rows.length > 0) await db.rawTransaction((t) => insertDeliveries(db, t, rows));
 		scheduled += rows.length;
 		if (events.length < 1_000) return { scheduled, complete: true };
 		afterSeq = events[events.length - 1]!.seq;

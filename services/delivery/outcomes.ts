@@ -33,7 +33,7 @@ const ATTEMPT_COLUMNS = ["delivery_id", "attempt", "started_at", "duration_ms", 
 export async function recordOutcomes(db: Database, owner: string, outcomes: Outcome[]): Promise<void> {
 	if (outcomes.length === 0) return;
 	const now = new Date();
-	await db.transaction(async (t) => {
+	await db.rawTransaction(async (t) => {
 		await insertRows(
 			db,
 			t,
@@ -89,7 +89,7 @@ export async function recordOutcomes(db: Database, owner: string, outcomes: Outc
 /** Gives claimed rows back untouched (breaker opened meanwhile, shutting down). */
 export async function releaseClaims(db: Database, owner: string, ids: number[], at: Date): Promise<void> {
 	if (ids.length === 0) return;
-	await db.transaction((t) =>
+	await db.rawTransaction((t) =>
 		run(db, t, `UPDATE webhook_deliveries SET status = CASE WHEN attempts = 0 THEN 'pending' ELSE 'failed' END, lease_owner = NULL, lease_until = NULL, next_attempt_at = ? WHERE lease_owner = ? AND id IN (${ids.map(() => "?").join(", ")})`, [at, owner, ...ids]),
 	);
 }

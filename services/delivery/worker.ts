@@ -108,13 +108,14 @@ export async function workLoop(service: DeliveryThis): Promise<void> {
 					for (const row of rows) targets.set(row.id, row);
 				}
 				// Fairness: start from a different endpoint each round; caps and breakers decide the room.
+				// An endpoint's room under its cap is counted where it is claimed, from every node's claims.
 				const requests: ClaimRequest[] = [];
 				const probes = new Set<number>();
 				let room = NODE_CONCURRENCY - service.inFlightTotal;
 				for (const id of due.sort(() => Math.random() - 0.5)) {
 					const target = targets.get(id);
 					if (!target || room <= 0) continue;
-					let count = Math.min(target.max_concurrency - (service.inFlight.get(id) ?? 0), room);
+					let count = Math.min(target.max_concurrency, room);
 					if (count <= 0) continue;
 					// A half-open endpoint gets one probe, and nothing else until its outcome is on record.
 					if (service.probing.has(id)) continue;
@@ -161,7 +162,6 @@ function tally(counts: Map<number, number>, webhookId: number, delta: number): v
 
 async function send(service: DeliveryThis, row: Webhook, claim: Claimed, event: GatewayEvent | undefined, record: Batcher<Outcome, void>): Promise<void> {
 	const { state } = service.runtime;
-	tally(service.inFlight, row.id, 1);
 	service.inFlightTotal += 1;
 	let result;
 	try {
@@ -179,7 +179,6 @@ async function send(service: DeliveryThis, row: Webhook, claim: Claimed, event: 
 		);
 	} finally {
 		// The cap counts requests on the wire: the slot frees as soon as the endpoint answered.
-		tally(service.inFlight, row.id, -1);
 		service.inFlightTotal -= 1;
 		if (result) tally(service.answered, row.id, 1);
 		service.workerBell.ring();

@@ -3,8 +3,9 @@
  * in flight count against the cap, except those this node already has an answer for (off the wire,
  * waiting for their outcome to be recorded).
  */
+import { QueryTypes } from "sequelize";
 import type { Database } from "../../lib/db/connection";
-import { claimDeliveries } from "../../services/delivery/claims";
+import { claimDeliveries, webhooksWithDueDeliveries } from "../../services/delivery/claims";
 import { migratedDatabase } from "../support/database";
 
 describe("claimDeliveries", () => {
@@ -58,5 +59,85 @@ describe("claimDeliveries", () => {
 		// A tally out of step with the table (say, outcomes already committed) cannot lift the cap.
 		const claimed = await claimDeliveries(db, request(5), "node-a", 30_000, () => 10);
 		expect(claimed.map((c) => c.event_seq)).toEqual([1, 2]);
+	});
+});
+
+/**
+ * A webhook's delivered history only grows; finding and claiming what is due must read the waiting
+ * rows alone. The statements run are traced and their query plans checked, with a history in place.
+ */
+describe("claimDeliveries and webhooksWithDueDeliveries with a delivered history", () => {
+	let db: Database;
+	const traced: string[] = [];
+
+	async function webhook(ordered = false): Promise<number> {
+		const hook = await db.models.Webhook.create({ owner_user_id: null, owner_api_key_id: null, url: "https://example.com/hook", scope: "all", secret_ciphertext: "unused", key_id: "unused", ordered } as never);
+		return Number(hook.id);
+	}
+
+	async function deliveries(webhookId: number, rows: Array<{ seq: number; status: string; chat?: number; dueInMs?: number }>): Promise<void> {
+		await db.models.WebhookDelivery.bulkCreate(
+			rows.map((r) => ({ webhook_id: webhookId, event_seq: r.seq, event_type: "new_message", chat_id: r.chat ?? 7, status: r.status, next_attempt_at: new Date(Date.now() + (r.dueInMs ?? -1_000)) })) as never,
+		);
+	}
+
+	/** SQLite's own plan for a traced statement (its values already inlined), one line per step. */
+	async function planOf(sql: string): Promise<string[]> {
+		const rows = await db.sequelize.query<{ detail: string }>(`EXPLAIN QUERY PLAN ${sql}`, { type: QueryTypes.SELECT });
+		return rows.map((r) => r.detail);
+	}
+
+	beforeAll(async () => {
+		db = await migratedDatabase();
+		const connections = (db.sequelize.connectionManager as unknown as { connections: Record<string, { on(event: "trace", listener: (sql: string) => void): void }> }).connections;
+		await db.sequelize.query("SELECT 1");
+		for (const connection of Object.values(connections)) connection.on("trace", (sql) => traced.push(sql));
+	});
+	afterAll(() => db.close());
+	beforeEach(() => {
+		traced.length = 0;
+	});
+
+	it("reads deliveries only through the status indexes: the delivered history stays out of every plan", async () => {
+		const plain = await webhook();
+		const ordered = await webhook(true);
+		for (const id of [plain, ordered]) {
+			await deliveries(id, Array.from({ length: 300 }, (_, i) => ({ seq: i + 1, status: "succeeded" })));
+			await deliveries(id, [{ seq: 301, status: "pending" }, { seq: 302, status: "failed" }]);
+		}
+		expect(await webhooksWithDueDeliveries(db)).toEqual([plain, ordered]);
+		const claimed = await claimDeliveries(db, [plain, ordered].map((id) => ({ id, ordered: id === ordered, count: 8, maxConcurrency: 8 })), "node-a", 30_000);
+		expect(claimed.map((c) => [c.webhook_id, c.event_seq])).toEqual([[plain, 301], [plain, 302], [ordered, 301]]);
+
+		const selects = traced.filter((sql) => /^\s*SELECT/i.test(sql) && /webhook_deliveries/.test(sql));
+		expect(selects.length).toBeGreaterThanOrEqual(3);
+		for (const sql of selects) {
+			for (const step of (await planOf(sql)).filter((line) => /\b(d|p|webhook_deliveries)\b/.test(line) && /^(SEARCH|SCAN)/.test(line))) {
+				// Every read of the table goes through an index whose lookup names the status.
+				expect(step).toMatch(/^SEARCH .* USING (COVERING )?INDEX ix_webhook_deliveries_webhook_id_(status_next_attempt_at|chat_id_status_event_seq) \(webhook_id=\? AND (chat_id=\? AND )?status=\?/);
+			}
+		}
+	});
+
+	it("takes a webhook's oldest due events first across waiting, retried and abandoned claims", async () => {
+		const id = await webhook();
+		await deliveries(id, [
+			{ seq: 10, status: "pending" },
+			{ seq: 4, status: "failed" },
+			{ seq: 2, status: "failed", dueInMs: 60_000 },
+		]);
+		// A claim whose node died: its lease ran out, so it is due again.
+		await db.models.WebhookDelivery.create({ webhook_id: id, event_seq: 6, event_type: "new_message", chat_id: 7, status: "in_flight", lease_owner: "gone-node", lease_until: new Date(Date.now() - 1_000), next_attempt_at: new Date() } as never);
+		const claimed = await claimDeliveries(db, [{ id, ordered: false, count: 2, maxConcurrency: 8 }], "node-a", 30_000);
+		expect(claimed.map((c) => c.event_seq)).toEqual([4, 6]);
+		expect((await claimDeliveries(db, [{ id, ordered: false, count: 8, maxConcurrency: 8 }], "node-a", 30_000)).map((c) => c.event_seq)).toEqual([10]);
+	});
+
+	it("claims for more webhooks than one statement holds", async () => {
+		const ids: number[] = [];
+		for (let i = 0; i < 120; i++) ids.push(await webhook());
+		for (const id of ids) await deliveries(id, [{ seq: 1, status: "pending" }, { seq: 2, status: "pending" }]);
+		const claimed = await claimDeliveries(db, ids.map((id) => ({ id, ordered: false, count: 1, maxConcurrency: 8 })), "node-a", 30_000);
+		expect(claimed.map((c) => [c.webhook_id, c.event_seq])).toEqual(ids.map((id) => [id, 1]));
 	});
 });

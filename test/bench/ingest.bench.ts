@@ -6,10 +6,12 @@
  * embedded.
  *   node --import tsx test/bench/ingest.bench.ts [--skip-cluster]
  */
+import { rmSync } from "node:fs";
 import { QueryTypes } from "sequelize";
 import { openDatabase } from "../../lib/db/connection";
 import { TelegramDouble } from "../support/telegram-double";
 import { startCluster } from "../cluster/support/cluster";
+import { tempDir } from "../support/harness";
 import { freePort } from "../support/processes";
 import { load, report, startEcho, startGateway, type Figure, type LoadResult } from "./support/bench";
 
@@ -91,7 +93,9 @@ async function main(): Promise<void> {
 
 		// Embedded: every service in one process on SQLite.
 		const port = await freePort();
-		const embedded = await startGateway({ ADMIN_PASSWORD, TELEGRAM_API_ROOT: root, PORT: String(port), PUBLIC_URL: `http://127.0.0.1:${port}` });
+		// Its database is counted after it stops, then removed.
+		const dataDir = tempDir("tgw-bench-");
+		const embedded = await startGateway({ ADMIN_PASSWORD, TELEGRAM_API_ROOT: root, PORT: String(port), PUBLIC_URL: `http://127.0.0.1:${port}`, DATA_DIR: dataDir });
 		let embeddedRun: LoadResult;
 		try {
 			const target = await registerBot(`http://127.0.0.1:${embedded.port}`, telegram);
@@ -101,10 +105,11 @@ async function main(): Promise<void> {
 		} finally {
 			await embedded.stop();
 		}
-		const db = await openDatabase(`sqlite:${embedded.dataDir}/gateway.sqlite`);
+		const db = await openDatabase(`sqlite:${dataDir}/gateway.sqlite`);
 		const [stored] = await db.sequelize.query<{ n: number }>("SELECT COUNT(*) AS n FROM telegram_updates WHERE update_id >= 100000", { type: QueryTypes.SELECT });
 		const [events] = await db.sequelize.query<{ n: number }>("SELECT COUNT(*) AS n FROM events", { type: QueryTypes.SELECT });
 		await db.close();
+		rmSync(dataDir, { recursive: true, force: true });
 		if (Number(stored!.n) !== UPDATES) throw new Error(`embedded: ${stored!.n} of ${UPDATES} updates stored`);
 		notes.push(`Embedded: ${stored!.n} of ${UPDATES} updates stored; ${events!.n} events in the log (warm-up included).`);
 

@@ -3,7 +3,7 @@
  * every figure next to the baseline measured in the same run (this machine is shared and noisy).
  */
 import { spawn, type ChildProcess } from "node:child_process";
-import { mkdirSync, writeFileSync } from "node:fs";
+import { mkdirSync, rmSync, writeFileSync } from "node:fs";
 import { cpus, totalmem } from "node:os";
 import { join } from "node:path";
 import autocannon from "autocannon";
@@ -89,15 +89,22 @@ export async function startEcho(): Promise<Started> {
  * The embedded gateway (every service, SQLite) in its own process. BENCH_GATEWAY_ENV (a JSON object)
  * adds variables for experiments, e.g. '{"METRICS_ENABLED":"false"}'.
  */
-export async function startGateway(env: Record<string, string> = {}): Promise<Started & { dataDir: string }> {
+export async function startGateway(env: Record<string, string> = {}): Promise<Started> {
 	const port = env.PORT ? Number(env.PORT) : await freePort();
 	const dataDir = env.DATA_DIR ?? tempDir("tgw-bench-");
+	// A data directory made here is removed when the gateway stops (a run's database is some MB).
+	const removeDataDir = () => {
+		if (env.DATA_DIR === undefined) rmSync(dataDir, { recursive: true, force: true });
+	};
 	const started = await startProcess(
 		join(ROOT, "bin", "gateway.ts"),
 		{ DATA_DIR: dataDir, PORT: String(port), GRPC_PORT: String(await freePort()), LOG_LEVEL: "warn", ...env, ...JSON.parse(process.env.BENCH_GATEWAY_ENV ?? "{}") },
 		`http://127.0.0.1:${port}/ready`,
-	);
-	return { ...started, dataDir };
+	).catch((err: unknown) => {
+		removeDataDir();
+		throw err;
+	});
+	return { ...started, stop: () => started.stop().then(removeDataDir) };
 }
 
 export interface LoadResult {

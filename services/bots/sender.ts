@@ -15,6 +15,7 @@ import { Op } from "sequelize";
 import type { EncryptionKey } from "../../lib/config";
 import type { Database } from "../../lib/db/connection";
 import type { OutboundQueueItem } from "../../lib/db/models";
+import { toApiError } from "../../lib/errors";
 import type { SharedState } from "../../lib/state";
 import { TelegramApiError, TelegramNetworkError, type TelegramClient, type TelegramMessage } from "../../lib/telegram/client";
 import { allocateSeqs, insertEvents, type GatewayEvent } from "../broker/event-log";
@@ -89,7 +90,27 @@ async function sendOne(deps: SenderDeps, token: string, botId: number, row: Outb
 	await recordSent(deps, botId, row, message);
 }
 
+/**
+ * Pauses before each new try of recording a message Telegram has already taken (half a minute in
+ * all): a transaction that fails for a while (a deadlock, the database restarting) is run again,
+ * because giving up leaves the message queued, to be sent a second time.
+ */
+const RECORD_RETRY_MS = [100, 250, 500, 1_000, 2_000, 4_000, 8_000, 15_000];
+
 async function recordSent(deps: SenderDeps, botId: number, row: OutboundQueueItem, sent: TelegramMessage): Promise<void> {
+	for (let attempt = 0; ; attempt++) {
+		try {
+			return await recordSentOnce(deps, botId, row, sent);
+		} catch (err) {
+			const pauseMs = RECORD_RETRY_MS[attempt];
+			if (pauseMs === undefined || toApiError(err).status !== 503) throw err;
+			deps.logger.warn(`Bot ${botId}: message ${row.message_id} was sent but could not be recorded yet (${(err as Error).message}); trying again`);
+			await sleep(pauseMs);
+		}
+	}
+}
+
+async function recordSentOnce(deps: SenderDeps, botId: number, row: OutboundQueueItem, sent: TelegramMessage): Promise<void> {
 	const { db } = deps;
 	const messageId = Number(row.message_id);
 	const events = await db.transaction(async (t) => {

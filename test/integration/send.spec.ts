@@ -216,6 +216,30 @@ describe("sending: webhook mode", () => {
 		expect(sendCalls() - calls).toBe(3);
 	}, 30_000);
 
+	it("recording a message Telegram took fails for a while (a deadlock, then the database away): the record is retried, the message is not sent again", async () => {
+		const { chatId } = await newChat(bot);
+		const text = "sent while the database stumbles";
+		const { db } = t.gw.runtime;
+		const original = db.transaction.bind(db);
+		const failures = [Object.assign(new Error("Deadlock found when trying to get lock"), { name: "SequelizeDatabaseError", parent: { code: "ER_LOCK_DEADLOCK" } }), Object.assign(new Error("connect ECONNREFUSED"), { name: "SequelizeConnectionRefusedError" })];
+		// Only transactions that start once Telegram has the message fail: recording it, not queueing it.
+		const spy = jest.spyOn(db, "transaction").mockImplementation(((work: Parameters<typeof db.transaction>[0]) =>
+			sentWithText(t, text).length > 0 && failures.length > 0 ? Promise.reject(failures.shift()) : original(work)) as typeof db.transaction);
+		try {
+			const res = await send(chatId, { text });
+			expect([201, 202]).toContain(res.status);
+			const sent = await waitForStatus(t, res.body.id, "sent", 15_000);
+			expect(failures).toHaveLength(0);
+			expect(sent.telegram_message_id).toBe(sentWithText(t, text)[0]!.message_id);
+			await waitForEvent(t, (e) => e.type === "outgoing_message" && (e.message as MessageBody | undefined)?.id === res.body.id);
+		} finally {
+			spy.mockRestore();
+		}
+		// Another scan of the queue finds nothing left to send.
+		await new Promise((resolve) => setTimeout(resolve, 1_500));
+		expect(sentWithText(t, text)).toHaveLength(1);
+	}, 30_000);
+
 	it.each([
 		["a chat Telegram says is missing", "markChatMissing", "chat not found"],
 		["a user who blocked the bot", "markBotBlocked", "bot was blocked by the user"],

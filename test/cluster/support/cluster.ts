@@ -3,6 +3,7 @@
  * process on NATS + MariaDB/MySQL + Redis, in a fresh database and a namespace of its own.
  */
 import { randomBytes } from "node:crypto";
+import { rmSync } from "node:fs";
 import { ServiceBroker } from "moleculer";
 import mysql from "mysql2/promise";
 import { freePort, spawnGateway, type GatewayProcess } from "../../support/processes";
@@ -92,6 +93,13 @@ export async function startCluster(specs: NodeSpec[], extraEnv: Record<string, s
 	const nodes = new Map<string, ClusterNode>();
 	const clients: ServiceBroker[] = [];
 
+	// One per node start (a restarted node gets a fresh one); all removed when the cluster stops.
+	const dataDirs: string[] = [];
+	const dataDir = (name: string) => {
+		dataDirs.push(tempDir(`tgw-${name}-`));
+		return dataDirs[dataDirs.length - 1]!;
+	};
+
 	async function start(spec: NodeSpec): Promise<ClusterNode> {
 		const previous = nodes.get(spec.name);
 		const port = previous?.port ?? (await freePort());
@@ -102,7 +110,7 @@ export async function startCluster(specs: NodeSpec[], extraEnv: Record<string, s
 			SERVICES: spec.services.join(","),
 			PORT: String(port),
 			GRPC_PORT: String(grpcPort),
-			DATA_DIR: tempDir(`tgw-${spec.name}-`),
+			DATA_DIR: dataDir(spec.name),
 			...spec.env,
 		});
 		const node: ClusterNode = { ...process, spec, port, grpcPort, baseUrl: `http://127.0.0.1:${port}` };
@@ -152,6 +160,7 @@ export async function startCluster(specs: NodeSpec[], extraEnv: Record<string, s
 			]);
 			clearTimeout(timer); // or Jest waits for it after the last test
 			for (const node of nodes.values()) node.kill("SIGKILL");
+			for (const dir of dataDirs) rmSync(dir, { recursive: true, force: true });
 			await dropDatabase(databaseName);
 		},
 	};

@@ -91,31 +91,42 @@ async function sendOne(deps: SenderDeps, token: string, botId: number, row: Outb
 }
 
 /**
- * Pauses before each new try of recording a message Telegram has already taken (half a minute in
- * all): a transaction that fails for a while (a deadlock, the database restarting) is run again,
- * because giving up leaves the message queued, to be sent a second time.
+ * How long recording a message Telegram has already taken is tried again for, and the longest pause
+ * between tries: a transaction that fails for a while (a deadlock, the database restarting) runs
+ * again, because giving up leaves the message queued, to be sent a second time.
  */
-const RECORD_RETRY_MS = [100, 250, 500, 1_000, 2_000, 4_000, 8_000, 15_000];
+const RECORD_DEADLINE_MS = 30_000;
+const RECORD_MAX_PAUSE_MS = 5_000;
 
 async function recordSent(deps: SenderDeps, botId: number, row: OutboundQueueItem, sent: TelegramMessage): Promise<void> {
-	for (let attempt = 0; ; attempt++) {
+	const messageId = Number(row.message_id);
+	const deadline = Date.now() + RECORD_DEADLINE_MS;
+	let events: GatewayEvent[];
+	for (let pauseMs = 100; ; pauseMs = Math.min(pauseMs * 2, RECORD_MAX_PAUSE_MS)) {
 		try {
-			return await recordSentOnce(deps, botId, row, sent);
+			events = await recordSentOnce(deps, botId, row, sent);
+			break;
 		} catch (err) {
-			const pauseMs = RECORD_RETRY_MS[attempt];
-			if (pauseMs === undefined || toApiError(err).status !== 503) throw err;
-			deps.logger.warn(`Bot ${botId}: message ${row.message_id} was sent but could not be recorded yet (${(err as Error).message}); trying again`);
+			if (toApiError(err).status !== 503 || Date.now() + pauseMs > deadline) {
+				deps.logger.error(`Bot ${botId}: message ${messageId} was sent but could not be recorded; it stays queued and may be sent again:`, (err as Error).message);
+				throw err;
+			}
+			deps.logger.warn(`Bot ${botId}: message ${messageId} was sent but could not be recorded yet (${(err as Error).message}); trying again`);
 			await sleep(pauseMs);
 		}
 	}
+	// Published once, after the commit: a failed publish must not run the transaction again.
+	await deps.settled(events, [{ message_id: messageId, status: "sent" }]);
 }
 
-async function recordSentOnce(deps: SenderDeps, botId: number, row: OutboundQueueItem, sent: TelegramMessage): Promise<void> {
+/** The message as sent, its outgoing_message event, and its queue row gone, in one transaction. */
+function recordSentOnce(deps: SenderDeps, botId: number, row: OutboundQueueItem, sent: TelegramMessage): Promise<GatewayEvent[]> {
 	const { db } = deps;
 	const messageId = Number(row.message_id);
-	const events = await db.transaction(async (t) => {
+	return db.transaction(async (t) => {
 		const message = await db.models.Message.findByPk(messageId, { transaction: t });
-		if (!message) {
+		// Gone, or recorded already by a try whose COMMIT landed although its answer was lost.
+		if (!message || message.status === "sent") {
 			await row.destroy({ transaction: t });
 			return [];
 		}
@@ -145,7 +156,6 @@ async function recordSentOnce(deps: SenderDeps, botId: number, row: OutboundQueu
 		await row.destroy({ transaction: t });
 		return event ? [event] : [];
 	});
-	await deps.settled(events, [{ message_id: messageId, status: "sent" }]);
 }
 
 async function recordFailed(deps: SenderDeps, row: OutboundQueueItem, error: string, telegramCode?: number): Promise<void> {

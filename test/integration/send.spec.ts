@@ -5,6 +5,7 @@
  * a restart of the gateway.
  */
 import { rmSync } from "node:fs";
+import { QueryTypes } from "sequelize";
 import { ADMIN_PASSWORD, createUser, errorFields, expectApiError, loginAction, type TestUser } from "../support/auth";
 import { rowCounts, sentWithText, userWrites, waitForEvent, waitForStatus, ISO, type MessageBody } from "../support/chat-helpers";
 import { http, startTestGateway, tempDir, type TestGateway } from "../support/harness";
@@ -216,28 +217,42 @@ describe("sending: webhook mode", () => {
 		expect(sendCalls() - calls).toBe(3);
 	}, 30_000);
 
-	it("recording a message Telegram took fails for a while (a deadlock, then the database away): the record is retried, the message is not sent again", async () => {
+	it.each([
+		["a deadlock, then the database away", ["deadlock", "unreachable"]],
+		["a COMMIT that landed but whose answer was lost", ["commit lost"]],
+	] as const)("recording a message Telegram took fails (%s): the record is tried again, once on record, and the message is not sent again", async (_name, faults) => {
 		const { chatId } = await newChat(bot);
-		const text = "sent while the database stumbles";
+		const text = `sent while the database stumbles: ${faults.join(", ")}`;
 		const { db } = t.gw.runtime;
 		const original = db.transaction.bind(db);
-		const failures = [Object.assign(new Error("Deadlock found when trying to get lock"), { name: "SequelizeDatabaseError", parent: { code: "ER_LOCK_DEADLOCK" } }), Object.assign(new Error("connect ECONNREFUSED"), { name: "SequelizeConnectionRefusedError" })];
+		const pending = [...faults];
+		const failure = (fault: (typeof faults)[number]) =>
+			fault === "deadlock"
+				? Object.assign(new Error("Deadlock found when trying to get lock"), { name: "SequelizeDatabaseError", parent: { code: "ER_LOCK_DEADLOCK" } })
+				: Object.assign(new Error("connect ECONNREFUSED"), { name: "SequelizeConnectionRefusedError" });
 		// Only transactions that start once Telegram has the message fail: recording it, not queueing it.
-		const spy = jest.spyOn(db, "transaction").mockImplementation(((work: Parameters<typeof db.transaction>[0]) =>
-			sentWithText(t, text).length > 0 && failures.length > 0 ? Promise.reject(failures.shift()) : original(work)) as typeof db.transaction);
+		const spy = jest.spyOn(db, "transaction").mockImplementation(((work: Parameters<typeof db.transaction>[0]) => {
+			const fault = sentWithText(t, text).length > 0 ? pending.shift() : undefined;
+			if (fault === undefined) return original(work);
+			if (fault === "commit lost") return original(work).then(() => Promise.reject(failure(fault)));
+			return Promise.reject(failure(fault));
+		}) as typeof db.transaction);
+		let messageId: number;
 		try {
 			const res = await send(chatId, { text });
 			expect([201, 202]).toContain(res.status);
-			const sent = await waitForStatus(t, res.body.id, "sent", 15_000);
-			expect(failures).toHaveLength(0);
+			messageId = res.body.id;
+			const sent = await waitForStatus(t, messageId, "sent", 15_000);
+			expect(pending).toHaveLength(0);
 			expect(sent.telegram_message_id).toBe(sentWithText(t, text)[0]!.message_id);
-			await waitForEvent(t, (e) => e.type === "outgoing_message" && (e.message as MessageBody | undefined)?.id === res.body.id);
 		} finally {
 			spy.mockRestore();
 		}
-		// Another scan of the queue finds nothing left to send.
+		// Another scan of the queue finds nothing left to send, and the message has one event.
 		await new Promise((resolve) => setTimeout(resolve, 1_500));
 		expect(sentWithText(t, text)).toHaveLength(1);
+		const [row] = await db.sequelize.query<{ n: number }>("SELECT COUNT(*) AS n FROM events WHERE type = 'outgoing_message' AND message_id = ?", { replacements: [messageId], type: QueryTypes.SELECT });
+		expect(Number(row!.n)).toBe(1);
 	}, 30_000);
 
 	it.each([

@@ -136,6 +136,7 @@ const DeliveryService: ServiceSchema<ServiceSettingSchema, DeliveryThis> = {
 		this.audienceCache = null;
 		this.audienceGeneration = 0;
 		this.probing = new Set();
+		this.inFlight = new Map();
 		this.inFlightTotal = 0;
 		this.answered = new Map();
 		this.troubled = new Set();

@@ -65,30 +65,37 @@ function unionAll(dialect: Database["dialect"], selects: string[], lock: string)
 export interface ClaimRequest {
 	id: number;
 	ordered: boolean;
-	/** At most this many of its deliveries (the room this node has for it). */
+	/** At most this many of its deliveries (1 for a half-open endpoint's probe). */
 	count: number;
 	/** The endpoint's cap on attempts in flight, across every delivery node. */
 	maxConcurrency: number;
 }
 
-/**
- * Takes, in one transaction, up to each webhook's count of its due deliveries, oldest event first.
- * `answeredHere(id)`: this node's claims of that webhook whose request is over but whose outcome is
- * not on record yet. They are still in_flight in the table, but off the wire, so they leave room
- * under the cap. Only on SQLite: there one connection runs every statement in order, so the count
- * and this node's tally agree; on MySQL an outcome committed on another connection could be
- * discounted twice.
- */
-export async function claimDeliveries(db: Database, requests: ClaimRequest[], owner: string, leaseMs: number, answeredHere: (webhookId: number) => number = () => 0): Promise<Claimed[]> {
+export interface ClaimOptions {
+	/**
+	 * This node's claims of a webhook whose request is over but whose outcome is not on record yet.
+	 * They are still in_flight in the table, but off the wire, so they leave room under the cap.
+	 * Only on SQLite: there one connection runs every statement in order, so the count and this
+	 * node's tally agree; on MySQL an outcome committed on another connection could be discounted twice.
+	 */
+	answeredHere?: (webhookId: number) => number;
+	/** The most rows claimed in all (this node's room), shared out in the order the requests are listed. */
+	limit?: number;
+}
+
+/** Takes, in one transaction, up to each webhook's count of its due deliveries, oldest event first. */
+export async function claimDeliveries(db: Database, requests: ClaimRequest[], owner: string, leaseMs: number, options: ClaimOptions = {}): Promise<Claimed[]> {
+	const asked = requests.filter((r) => r.count > 0);
+	if (asked.length === 0 || (options.limit !== undefined && options.limit <= 0)) return [];
 	// Webhook rows are locked in id order: callers list them shuffled (fairness), and two nodes
 	// locking the same rows in different orders deadlock each other.
-	const wanted = requests.filter((r) => r.count > 0).sort((a, b) => a.id - b.id);
-	if (wanted.length === 0) return [];
+	const ids = asked.map((r) => r.id).sort((a, b) => a - b);
 	const now = new Date();
-	const ids = wanted.map((r) => r.id);
 	return db.rawTransaction(async (t) => {
 		// The cap is the endpoint's, not the node's: count every node's live claims, with the
 		// webhook rows locked so two nodes cannot both fill the same room (SQLite has one writer).
+		// On MySQL the count must be the transaction's first plain read: its snapshot is taken then,
+		// after the locks, so it sees what other nodes committed before they let go of them.
 		if (db.dialect === "mysql") await all(db, t, `SELECT id FROM webhooks WHERE id IN (${placeholders(ids.length)}) ORDER BY id FOR UPDATE`, ids);
 		const busy = await all<{ webhook_id: number; n: number }>(
 			db,
@@ -97,14 +104,9 @@ export async function claimDeliveries(db: Database, requests: ClaimRequest[], ow
 			  WHERE webhook_id IN (${placeholders(ids.length)}) AND status = 'in_flight' AND lease_until >= ? GROUP BY webhook_id`,
 			[...ids, now],
 		);
-		const busyOf = new Map(busy.map((b) => [Number(b.webhook_id), Number(b.n)]));
-		const rooms = new Map<number, number>();
-		for (const request of wanted) {
-			const answered = db.dialect === "sqlite" ? answeredHere(request.id) : 0;
-			const room = Math.min(request.count, request.maxConcurrency - Math.max(0, (busyOf.get(request.id) ?? 0) - answered));
-			if (room > 0) rooms.set(request.id, room);
-		}
-		const claimable = wanted.filter((r) => rooms.has(r.id));
+		const answeredHere = db.dialect === "sqlite" ? (options.answeredHere ?? (() => 0)) : () => 0;
+		const rooms = roomsFor(asked, new Map(busy.map((b) => [Number(b.webhook_id), Number(b.n)])), answeredHere);
+		const claimable = asked.filter((r) => rooms.has(r.id)).sort((a, b) => a.id - b.id);
 		const found: Claimed[] = [];
 		for (let i = 0; i < claimable.length; i += WEBHOOKS_PER_STATEMENT) {
 			const chunk = claimable.slice(i, i + WEBHOOKS_PER_STATEMENT);
@@ -112,8 +114,9 @@ export async function claimDeliveries(db: Database, requests: ClaimRequest[], ow
 			const values = chunk.flatMap((r) => DUE_BRANCHES.flatMap(() => [r.id, now, rooms.get(r.id)!]));
 			found.push(...(await all<Claimed>(db, t, unionAll(db.dialect, selects, db.dialect === "mysql" ? " FOR UPDATE SKIP LOCKED" : ""), values)));
 		}
-		// Each branch stopped at the webhook's room; of what they found, its oldest events go first.
-		const rows = takeOldest(found, rooms);
+		// Each branch stopped at the webhook's room; of what they found, its oldest events go first,
+		// and this node's limit goes to the webhooks in the order they were asked for.
+		const rows = takeOldest(found.map(toClaimed), rooms, asked.map((r) => r.id), options.limit ?? Number.POSITIVE_INFINITY);
 		if (rows.length === 0) return [];
 		await run(
 			db,
@@ -123,6 +126,17 @@ export async function claimDeliveries(db: Database, requests: ClaimRequest[], ow
 		);
 		return rows;
 	});
+}
+
+/** Each webhook's room: what it asked for, within its cap less every node's live claims (those answered here excepted). */
+export function roomsFor(requests: ClaimRequest[], busyOf: Map<number, number>, answeredHere: (webhookId: number) => number): Map<number, number> {
+	const rooms = new Map<number, number>();
+	for (const request of requests) {
+		const live = Math.max(0, (busyOf.get(request.id) ?? 0) - answeredHere(request.id));
+		const room = Math.min(request.count, request.maxConcurrency - live);
+		if (room > 0) rooms.set(request.id, room);
+	}
+	return rooms;
 }
 
 /** One branch of one webhook's due rows; with in-order delivery, only rows no earlier event of their chat still waits before. */
@@ -136,16 +150,32 @@ function dueSelect(dialect: Database["dialect"], branch: (typeof DUE_BRANCHES)[n
 	  WHERE d.webhook_id = ? AND ${branch.where}${inOrder} ORDER BY ${branch.order} LIMIT ?`;
 }
 
-/** Per webhook, the `room` rows of the oldest events (then lowest ids), as numbers. */
-function takeOldest(found: Claimed[], rooms: Map<number, number>): Claimed[] {
-	const rows = found
-		.map((r) => ({ ...r, id: Number(r.id), webhook_id: Number(r.webhook_id), event_seq: Number(r.event_seq), chat_id: r.chat_id === null ? null : Number(r.chat_id), attempts: Number(r.attempts), schedule_base: Number(r.schedule_base) }))
-		.sort((a, b) => a.webhook_id - b.webhook_id || a.event_seq - b.event_seq || a.id - b.id);
-	const taken = new Map<number, number>();
-	return rows.filter((r) => {
-		const n = taken.get(r.webhook_id) ?? 0;
-		if (n >= rooms.get(r.webhook_id)!) return false;
-		taken.set(r.webhook_id, n + 1);
-		return true;
-	});
+/** A row as the drivers return it (MySQL's BIGINTs may be strings), as numbers. */
+function toClaimed(r: Claimed): Claimed {
+	return {
+		id: Number(r.id),
+		webhook_id: Number(r.webhook_id),
+		event_seq: Number(r.event_seq),
+		event_type: r.event_type,
+		chat_id: r.chat_id === null ? null : Number(r.chat_id),
+		attempts: Number(r.attempts),
+		schedule_base: Number(r.schedule_base),
+	};
+}
+
+/**
+ * Per webhook, in `order`, the rows of its oldest events (then lowest ids) up to its room, and no
+ * more than `limit` in all.
+ */
+export function takeOldest(found: Claimed[], rooms: Map<number, number>, order: number[], limit: number): Claimed[] {
+	const byWebhook = new Map<number, Claimed[]>();
+	for (const row of [...found].sort((a, b) => a.event_seq - b.event_seq || a.id - b.id)) {
+		byWebhook.set(row.webhook_id, [...(byWebhook.get(row.webhook_id) ?? []), row]);
+	}
+	const taken: Claimed[] = [];
+	for (const id of order) {
+		if (taken.length >= limit) break;
+		taken.push(...(byWebhook.get(id) ?? []).slice(0, Math.min(rooms.get(id) ?? 0, limit - taken.length)));
+	}
+	return taken;
 }

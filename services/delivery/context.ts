@@ -35,7 +35,8 @@ export interface DeliveryLocalVars {
 	audienceGeneration: number;
 	/** Half-open endpoints whose one probe this node has out, until its outcome is recorded. */
 	probing: Set<number>;
-	/** This node's attempts on the wire, across every endpoint. */
+	/** This node's attempts on the wire, per endpoint and across every endpoint. */
+	inFlight: Map<number, number>;
 	inFlightTotal: number;
 	/** Per webhook: this node's attempts that got their answer and wait for the outcome to be recorded. */
 	answered: Map<number, number>;

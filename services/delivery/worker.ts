@@ -107,16 +107,16 @@ export async function workLoop(service: DeliveryThis): Promise<void> {
 					const rows = await service.runtime.db.models.Webhook.findAll({ where: { id: due, is_active: true } });
 					for (const row of rows) targets.set(row.id, row);
 				}
-				// Fairness: start from a different endpoint each round; caps and breakers decide the room.
-				// An endpoint's room under its cap is counted where it is claimed, from every node's claims.
+				// Fairness: start from a different endpoint each round, which also shares out this node's
+				// room. Each endpoint's room under its cap is counted where it is claimed, from every
+				// node's claims: counted here it would be stale by then (answers keep coming in).
 				const requests: ClaimRequest[] = [];
 				const probes = new Set<number>();
-				let room = NODE_CONCURRENCY - service.inFlightTotal;
 				for (const id of due.sort(() => Math.random() - 0.5)) {
 					const target = targets.get(id);
-					if (!target || room <= 0) continue;
-					let count = Math.min(target.max_concurrency, room);
-					if (count <= 0) continue;
+					if (!target) continue;
+					// Every slot on the wire from here: its next answer rings the bell for another round.
+					if ((service.inFlight.get(id) ?? 0) >= target.max_concurrency) continue;
 					// A half-open endpoint gets one probe, and nothing else until its outcome is on record.
 					if (service.probing.has(id)) continue;
 					const admitted = await admission(service.runtime.state, id, service.owner);
@@ -124,12 +124,13 @@ export async function workLoop(service: DeliveryThis): Promise<void> {
 					if (admitted === "probe") {
 						service.troubled.add(id);
 						probes.add(id);
-						count = 1;
 					}
-					requests.push({ id, ordered: Boolean(target.ordered), count, maxConcurrency: target.max_concurrency });
-					room -= count;
+					requests.push({ id, ordered: Boolean(target.ordered), count: admitted === "probe" ? 1 : target.max_concurrency, maxConcurrency: target.max_concurrency });
 				}
-				const claimed = await claimDeliveries(service.runtime.db, requests, service.owner, CLAIM_LEASE_MS, (id) => service.answered.get(id) ?? 0);
+				const claimed = await claimDeliveries(service.runtime.db, requests, service.owner, CLAIM_LEASE_MS, {
+					answeredHere: (id) => service.answered.get(id) ?? 0,
+					limit: NODE_CONCURRENCY - service.inFlightTotal,
+				});
 				for (const claim of claimed) if (probes.has(claim.webhook_id)) service.probing.add(claim.webhook_id);
 				const events = claimed.length > 0 ? await loadEvents(service, claimed) : new Map<number, GatewayEvent>();
 				for (const claim of claimed) {
@@ -162,6 +163,7 @@ function tally(counts: Map<number, number>, webhookId: number, delta: number): v
 
 async function send(service: DeliveryThis, row: Webhook, claim: Claimed, event: GatewayEvent | undefined, record: Batcher<Outcome, void>): Promise<void> {
 	const { state } = service.runtime;
+	tally(service.inFlight, row.id, 1);
 	service.inFlightTotal += 1;
 	let result;
 	try {
@@ -179,6 +181,7 @@ async function send(service: DeliveryThis, row: Webhook, claim: Claimed, event: 
 		);
 	} finally {
 		// The cap counts requests on the wire: the slot frees as soon as the endpoint answered.
+		tally(service.inFlight, row.id, -1);
 		service.inFlightTotal -= 1;
 		if (result) tally(service.answered, row.id, 1);
 		service.workerBell.ring();

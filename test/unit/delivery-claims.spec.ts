@@ -5,7 +5,7 @@
  */
 import { QueryTypes } from "sequelize";
 import type { Database } from "../../lib/db/connection";
-import { claimDeliveries, webhooksWithDueDeliveries } from "../../services/delivery/claims";
+import { claimDeliveries, roomsFor, takeOldest, webhooksWithDueDeliveries } from "../../services/delivery/claims";
 import { migratedDatabase } from "../support/database";
 
 describe("claimDeliveries", () => {
@@ -46,18 +46,18 @@ describe("claimDeliveries", () => {
 	});
 
 	it("leaves room for the claims this node already has answers for, and no more", async () => {
-		const one = await claimDeliveries(db, request(5), "node-a", 30_000, () => 1);
+		const one = await claimDeliveries(db, request(5), "node-a", 30_000, { answeredHere: () => 1 });
 		expect(one.map((c) => c.event_seq)).toEqual([3]);
 		// Three in flight in the table now, one of them answered: the cap of 2 is full again.
-		expect(await claimDeliveries(db, request(5), "node-a", 30_000, () => 1)).toEqual([]);
-		const two = await claimDeliveries(db, request(5), "node-a", 30_000, () => 3);
+		expect(await claimDeliveries(db, request(5), "node-a", 30_000, { answeredHere: () => 1 })).toEqual([]);
+		const two = await claimDeliveries(db, request(5), "node-a", 30_000, { answeredHere: () => 3 });
 		expect(two.map((c) => c.event_seq)).toEqual([4, 5]);
 	});
 
 	it("never counts more answered claims than there are rows in flight", async () => {
 		await db.models.WebhookDelivery.update({ status: "pending", lease_owner: null, lease_until: null, next_attempt_at: new Date(Date.now() - 1_000) } as never, { where: { webhook_id: webhookId } });
 		// A tally out of step with the table (say, outcomes already committed) cannot lift the cap.
-		const claimed = await claimDeliveries(db, request(5), "node-a", 30_000, () => 10);
+		const claimed = await claimDeliveries(db, request(5), "node-a", 30_000, { answeredHere: () => 10 });
 		expect(claimed.map((c) => c.event_seq)).toEqual([1, 2]);
 	});
 });
@@ -139,5 +139,48 @@ describe("claimDeliveries and webhooksWithDueDeliveries with a delivered history
 		for (const id of ids) await deliveries(id, [{ seq: 1, status: "pending" }, { seq: 2, status: "pending" }]);
 		const claimed = await claimDeliveries(db, ids.map((id) => ({ id, ordered: false, count: 1, maxConcurrency: 8 })), "node-a", 30_000);
 		expect(claimed.map((c) => [c.webhook_id, c.event_seq])).toEqual(ids.map((id) => [id, 1]));
+	});
+});
+
+describe("roomsFor and takeOldest", () => {
+	const request = (id: number, count = 8) => ({ id, ordered: false, count, maxConcurrency: 8 });
+	const row = (webhookId: number, seq: number, id = seq) => ({ id, webhook_id: webhookId, event_seq: seq, event_type: "new_message", chat_id: null, attempts: 0, schedule_base: 0 });
+
+	it("room: the cap less every node's live claims, those answered here excepted, and never more than asked (a probe asks for one)", () => {
+		const rooms = roomsFor([request(1), request(2), request(3), request(4, 1)], new Map([[1, 3], [2, 8], [3, 8]]), (id) => (id === 3 ? 2 : 0));
+		expect([...rooms]).toEqual([[1, 5], [3, 2], [4, 1]]);
+	});
+
+	it("takes each webhook's oldest events up to its room, webhooks in the order asked, no more than the limit in all", () => {
+		const found = [row(1, 9), row(1, 3), row(1, 5), row(2, 7), row(2, 2), row(3, 4)];
+		const rooms = new Map([[1, 2], [2, 8], [3, 8]]);
+		expect(takeOldest(found, rooms, [2, 1, 3], Infinity).map((r) => [r.webhook_id, r.event_seq])).toEqual([[2, 2], [2, 7], [1, 3], [1, 5], [3, 4]]);
+		// A webhook with fewer due rows than its room leaves the rest of the limit to the next one.
+		expect(takeOldest(found, rooms, [3, 2, 1], 3).map((r) => [r.webhook_id, r.event_seq])).toEqual([[3, 4], [2, 2], [2, 7]]);
+	});
+});
+
+describe("claimDeliveries with a node limit", () => {
+	let db: Database;
+	afterAll(() => db.close());
+
+	it("claims no more than the limit in all, endpoints in the order asked, and nothing with none", async () => {
+		db = await migratedDatabase();
+		const ids: number[] = [];
+		for (let i = 0; i < 3; i++) {
+			const hook = await db.models.Webhook.create({ owner_user_id: null, owner_api_key_id: null, url: "https://example.com/hook", scope: "all", secret_ciphertext: "unused", key_id: "unused" } as never);
+			ids.push(Number(hook.id));
+			await db.models.WebhookDelivery.bulkCreate(
+				Array.from({ length: 5 }, (_, seq) => ({ webhook_id: hook.id, event_seq: seq + 1, event_type: "new_message", chat_id: null, status: "pending", next_attempt_at: new Date(Date.now() - 1_000) })) as never,
+			);
+		}
+		const order = [ids[2]!, ids[0]!, ids[1]!];
+		const asked = order.map((id) => ({ id, ordered: false, count: 8, maxConcurrency: 8 }));
+		expect(await claimDeliveries(db, asked, "node-a", 30_000, { limit: 0 })).toEqual([]);
+		const claimed = await claimDeliveries(db, asked, "node-a", 30_000, { limit: 7 });
+		expect(order.map((id) => claimed.filter((c) => c.webhook_id === id).length)).toEqual([5, 2, 0]);
+		// What the limit left behind is still due: nothing of it was taken.
+		const rest = await claimDeliveries(db, asked, "node-a", 30_000);
+		expect(order.map((id) => rest.filter((c) => c.webhook_id === id).length)).toEqual([0, 3, 5]);
 	});
 });

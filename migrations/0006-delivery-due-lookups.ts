@@ -7,28 +7,22 @@
  * (webhook_id, chat_id, event_seq).
  */
 import type { QueryInterface } from "sequelize";
-import { addIndex } from "../lib/db/migration-helpers";
+import { addIndex, removeIndex } from "../lib/db/migration-helpers";
 
 type Step = { context: QueryInterface };
 
 const TABLE = "webhook_deliveries";
 
-async function removeIndex(qi: QueryInterface, fields: string[]): Promise<void> {
-	const name = `ix_${TABLE}_${fields.join("_")}`;
-	const indexes = (await qi.showIndex(TABLE)) as Array<{ name: string }>;
-	if (indexes.some((i) => i.name === name)) await qi.removeIndex(TABLE, name);
-}
-
 export async function up({ context: qi }: Step): Promise<void> {
 	await addIndex(qi, TABLE, ["webhook_id", "status", "next_attempt_at"]);
 	await addIndex(qi, TABLE, ["webhook_id", "chat_id", "status", "event_seq"]);
-	await removeIndex(qi, ["webhook_id", "chat_id", "event_seq"]);
-	await removeIndex(qi, ["webhook_id", "status", "event_seq"]);
+	await removeIndex(qi, TABLE, ["webhook_id", "chat_id", "event_seq"]);
+	await removeIndex(qi, TABLE, ["webhook_id", "status", "event_seq"]);
 }
 
 export async function down({ context: qi }: Step): Promise<void> {
 	await addIndex(qi, TABLE, ["webhook_id", "status", "event_seq"]);
 	await addIndex(qi, TABLE, ["webhook_id", "chat_id", "event_seq"]);
-	await removeIndex(qi, ["webhook_id", "chat_id", "status", "event_seq"]);
-	await removeIndex(qi, ["webhook_id", "status", "next_attempt_at"]);
+	await removeIndex(qi, TABLE, ["webhook_id", "chat_id", "status", "event_seq"]);
+	await removeIndex(qi, TABLE, ["webhook_id", "status", "next_attempt_at"]);
 }

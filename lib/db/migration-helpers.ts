@@ -27,16 +27,30 @@ export async function dropTable(qi: QueryInterface, table: string): Promise<void
 	if (await tableExists(qi, table)) await qi.dropTable(table);
 }
 
+function indexName(table: string, fields: string[], unique: boolean): string {
+	return `${unique ? "uq" : "ix"}_${table}_${fields.join("_")}`;
+}
+
+async function hasIndex(qi: QueryInterface, table: string, name: string): Promise<boolean> {
+	const existing = (await qi.showIndex(table)) as Array<{ name: string }>;
+	return existing.some((index) => index.name === name);
+}
+
 export async function addIndex(
 	qi: QueryInterface,
 	table: string,
 	fields: string[],
 	options: { unique?: boolean } = {},
 ): Promise<void> {
-	const name = `${options.unique ? "uq" : "ix"}_${table}_${fields.join("_")}`;
-	const existing = (await qi.showIndex(table)) as Array<{ name: string }>;
-	if (existing.some((index) => index.name === name)) return;
+	const name = indexName(table, fields, options.unique ?? false);
+	if (await hasIndex(qi, table, name)) return;
 	await qi.addIndex(table, fields, { name, unique: options.unique ?? false });
+}
+
+/** Drops an index addIndex made (by its fields), if it is there. */
+export async function removeIndex(qi: QueryInterface, table: string, fields: string[], options: { unique?: boolean } = {}): Promise<void> {
+	const name = indexName(table, fields, options.unique ?? false);
+	if (await hasIndex(qi, table, name)) await qi.removeIndex(table, name);
 }
 
 /** Column shorthands shared by the migrations. */

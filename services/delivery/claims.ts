@@ -170,7 +170,9 @@ function toClaimed(r: Claimed): Claimed {
 export function takeOldest(found: Claimed[], rooms: Map<number, number>, order: number[], limit: number): Claimed[] {
 	const byWebhook = new Map<number, Claimed[]>();
 	for (const row of [...found].sort((a, b) => a.event_seq - b.event_seq || a.id - b.id)) {
-		byWebhook.set(row.webhook_id, [...(byWebhook.get(row.webhook_id) ?? []), row]);
+		const rows = byWebhook.get(row.webhook_id);
+		if (rows) rows.push(row);
+		else byWebhook.set(row.webhook_id, [row]);
 	}
 	const taken: Claimed[] = [];
 	for (const id of order) {

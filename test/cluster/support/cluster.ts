@@ -96,8 +96,9 @@ export async function startCluster(specs: NodeSpec[], extraEnv: Record<string, s
 	// One per node start (a restarted node gets a fresh one); all removed when the cluster stops.
 	const dataDirs: string[] = [];
 	const dataDir = (name: string) => {
-		dataDirs.push(tempDir(`tgw-${name}-`));
-		return dataDirs[dataDirs.length - 1]!;
+		const dir = tempDir(`tgw-${name}-`);
+		dataDirs.push(dir);
+		return dir;
 	};
 
 	async function start(spec: NodeSpec): Promise<ClusterNode> {

@@ -106,12 +106,18 @@ const DB_UNAVAILABLE = new Set([
  * request can succeed.
  */
 const DB_LOST_CODES = new Set(["PROTOCOL_CONNECTION_LOST", "ECONNRESET", "ECONNREFUSED", "EPIPE", "ETIMEDOUT", "ER_SERVER_SHUTDOWN", "ER_CON_COUNT_ERROR"]);
-const DB_CONFLICT_CODES = new Set(["ER_LOCK_DEADLOCK", "ER_LOCK_WAIT_TIMEOUT"]);
+/** ER_CHECKREAD: MariaDB with innodb_snapshot_isolation refuses a write based on a stale snapshot. */
+const DB_CONFLICT_CODES = new Set(["ER_LOCK_DEADLOCK", "ER_LOCK_WAIT_TIMEOUT", "ER_CHECKREAD"]);
 
 function driverCode(err: LooseError): string {
 	if (typeof err.code === "string") return err.code;
 	const parent = (err as { parent?: { code?: unknown } }).parent;
 	return typeof parent?.code === "string" ? parent.code : "";
+}
+
+/** A MySQL transaction that lost to another (deadlock, lock wait, stale snapshot): running it again may succeed. */
+export function isDbConflict(err: unknown): boolean {
+	return DB_CONFLICT_CODES.has(driverCode(err as LooseError));
 }
 
 /** Moleculer errors that mean "the service you need is not there right now". */

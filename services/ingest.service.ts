@@ -16,7 +16,7 @@ import { Batcher } from "./ingest/batcher";
 import { BotRoutes, secretMatches } from "./ingest/bot-routes";
 import { NormalizeError, normalizeUpdate } from "./ingest/normalize";
 import { pollBot } from "./ingest/poller";
-import { forgetChats, storeUpdates, type ChatCache, type IncomingUpdate, type StoreOptions } from "./ingest/store";
+import { storeUpdates, type ChatCache, type IncomingUpdate, type StoreOptions } from "./ingest/store";
 
 const WEBHOOK_PATH = /^[0-9a-f]{64}$/;
 const POLLER_LEASE_MS = 15_000;
@@ -113,17 +113,12 @@ const IngestService: ServiceSchema<ServiceSettingSchema, IngestThis> = {
 	methods: {
 		/** Stores a batch, publishes its events, and tells each update whether it was a duplicate. */
 		async store(this: IngestThis, items: IncomingUpdate[], options: StoreOptions = {}): Promise<boolean[]> {
-			try {
-				const result = await storeUpdates(this.runtime.db, items, this.chatCache, options);
-				const metrics = metricsOf(this.broker);
-				metrics.updatesReceived.inc(items.length);
-				metrics.updatesDuplicate.inc(result.duplicates.filter(Boolean).length);
-				await publishEvents(this.broker, result.events);
-				return result.duplicates;
-			} catch (err) {
-				forgetChats(this.chatCache, items);
-				throw err;
-			}
+			const result = await storeUpdates(this.runtime.db, items, this.chatCache, options);
+			const metrics = metricsOf(this.broker);
+			metrics.updatesReceived.inc(items.length);
+			metrics.updatesDuplicate.inc(result.duplicates.filter(Boolean).length);
+			await publishEvents(this.broker, result.events);
+			return result.duplicates;
 		},
 
 		/** Starts a poller for every polling bot whose lease this node can take. */

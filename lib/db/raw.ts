@@ -40,12 +40,6 @@ const UNAVAILABLE_CODES = new Set([
 	"SQLITE_CANTOPEN",
 ]);
 
-/** MySQL lock conflicts a transaction can simply run again after. */
-export function isRetryableConflict(err: unknown): boolean {
-	const code = (err as { code?: string; parent?: { code?: string } }).code ?? (err as { parent?: { code?: string } }).parent?.code;
-	return code === "ER_LOCK_DEADLOCK" || code === "ER_LOCK_WAIT_TIMEOUT";
-}
-
 /** The text Sequelize stores for a Date on SQLite: "2026-01-02 03:04:05.678 +00:00". */
 function sqliteTime(value: Date): string {
 	const text = value.toISOString();
@@ -154,14 +148,18 @@ const LOST_IN_JSON = /\\u0000|\\ud[89a-f]/i;
  * Rows JSON cannot carry exactly are bound one value at a time, as on MySQL.
  */
 function insertStatement(db: Database, table: string, columns: readonly string[], rows: SqlValue[][], ignoreDuplicates: boolean): { sql: string; values: SqlValue[] } {
-	const verb = ignoreDuplicates ? (db.dialect === "sqlite" ? "INSERT OR IGNORE" : "INSERT IGNORE") : "INSERT";
-	const head = `${verb} INTO ${table} (${columns.join(", ")})`;
+	const head = `INSERT INTO ${table} (${columns.join(", ")})`;
+	// Only a duplicate key is skipped: INSERT IGNORE (MySQL) would also drop a row that breaks a
+	// foreign key or NOT NULL, and INSERT OR IGNORE (SQLite) one that breaks NOT NULL or CHECK.
+	const onDuplicate = !ignoreDuplicates ? "" : db.dialect === "sqlite" ? " ON CONFLICT DO NOTHING" : ` ON DUPLICATE KEY UPDATE ${columns[0]} = ${columns[0]}`;
 	if (db.dialect === "sqlite") {
 		const json = JSON.stringify(rows.map((row) => row.map(sqliteValue)));
-		if (!LOST_IN_JSON.test(json)) return { sql: `${head} SELECT ${columns.map((_, i) => `value ->> ${i}`).join(", ")} FROM json_each(?)`, values: [json] };
+		// "WHERE true": SQLite needs it to tell the upsert clause from a join's ON.
+		if (!LOST_IN_JSON.test(json))
+			return { sql: `${head} SELECT ${columns.map((_, i) => `value ->> ${i}`).join(", ")} FROM json_each(?) WHERE true${onDuplicate}`, values: [json] };
 	}
 	const tuple = `(${columns.map(() => "?").join(", ")})`;
-	return { sql: `${head} VALUES ${Array.from({ length: rows.length }, () => tuple).join(", ")}`, values: rows.flat() };
+	return { sql: `${head} VALUES ${Array.from({ length: rows.length }, () => tuple).join(", ")}${onDuplicate}`, values: rows.flat() };
 }
 
 /**

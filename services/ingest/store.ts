@@ -7,7 +7,8 @@
 import { randomBytes } from "node:crypto";
 import type { Transaction } from "sequelize";
 import type { Database } from "../../lib/db/connection";
-import { all, insertReturning, insertRows, isRetryableConflict, placeholders, run, type SqlValue } from "../../lib/db/raw";
+import { all, insertReturning, insertRows, placeholders, run, type SqlValue } from "../../lib/db/raw";
+import { isDbConflict } from "../../lib/errors";
 import { allocateSeqs, insertEvents, releaseSeqs, type EventDraft, type GatewayEvent } from "../broker/event-log";
 import { messageView, type MessageRow } from "../chats/views";
 import type { ChatInfo, MessageInfo, NormalizedUpdate, UpdateItem } from "./types";
@@ -31,8 +32,13 @@ export interface StoreOptions {
 }
 
 
-/** A chat id cache that lets a batch skip the upsert of chats whose details did not change. */
-export type ChatCache = Map<string, { id: number; fingerprint: string }>;
+/**
+ * A chat id cache that lets a batch skip the upsert of chats whose details did not change. It only
+ * ever holds committed rows: an id learned inside a transaction goes in after the COMMIT, so a
+ * concurrent batch never points a message at a chat row that may yet roll back.
+ */
+export type ChatCache = Map<string, ChatCacheEntry>;
+type ChatCacheEntry = { id: number; fingerprint: string };
 
 const chatKey = (botId: number, telegramId: number) => `${botId}:${telegramId}`;
 const fingerprint = (chat: ChatInfo) => JSON.stringify(chat);
@@ -83,7 +89,22 @@ async function insertUpdates(db: Database, t: Transaction, fresh: IncomingUpdate
 	return new Map(found.map((r) => [key(r), Number(r.id)]));
 }
 
-async function upsertChats(db: Database, t: Transaction, chats: Map<string, { botId: number; chat: ChatInfo }>, cache: ChatCache, now: Date): Promise<Map<string, number>> {
+/**
+ * A locking read on MySQL: a plain SELECT reads the transaction's REPEATABLE READ snapshot, which
+ * misses a row another transaction committed after it (an upsert that changed nothing does not
+ * make that row this transaction's own). The rows read this way are ones the statement before
+ * already locked, so this adds no lock.
+ */
+const latest = (db: Database) => (db.dialect === "mysql" ? " FOR UPDATE" : "");
+
+async function upsertChats(
+	db: Database,
+	t: Transaction,
+	chats: Map<string, { botId: number; chat: ChatInfo }>,
+	cache: ChatCache,
+	learned: Map<string, ChatCacheEntry>,
+	now: Date,
+): Promise<Map<string, number>> {
 	const ids = new Map<string, number>();
 	const changed: Array<{ botId: number; chat: ChatInfo }> = [];
 	for (const [key, entry] of chats) {
@@ -118,13 +139,21 @@ async function upsertChats(db: Database, t: Transaction, chats: Map<string, { bo
 	await run(db, t, `INSERT INTO chats ${columns} VALUES ${changed.map(() => tuple).join(", ")} ${upsert}`, values);
 
 	const lookup = perBot(changed.map(({ botId, chat }) => ({ botId, id: chat.telegram_id })), "telegram_id");
-	const rows = await all<{ id: number; bot_id: number; telegram_id: number }>(db, t, `SELECT id, bot_id, telegram_id FROM chats WHERE ${lookup.where}`, lookup.values);
-	if (cache.size > MAX_CHAT_CACHE) cache.clear();
+	const rows = await all<{ id: number; bot_id: number; telegram_id: number }>(
+		db,
+		t,
+		`SELECT id, bot_id, telegram_id FROM chats WHERE ${lookup.where}${latest(db)}`,
+		lookup.values,
+	);
 	for (const row of rows) {
 		const key = chatKey(Number(row.bot_id), Number(row.telegram_id));
 		ids.set(key, Number(row.id));
 		const entry = chats.get(key);
-		if (entry) cache.set(key, { id: Number(row.id), fingerprint: fingerprint(entry.chat) });
+		if (entry) learned.set(key, { id: Number(row.id), fingerprint: fingerprint(entry.chat) });
+	}
+	for (const { botId, chat } of changed) {
+		// Never reached unless the upsert and the read disagree; an event without its chat would be lost.
+		if (!ids.has(chatKey(botId, chat.telegram_id))) throw new Error(`chat ${chat.telegram_id} of bot ${botId} not found after its upsert`);
 	}
 	return ids;
 }
@@ -151,10 +180,10 @@ interface Planned {
 }
 
 /**
- * Clears the chat cache entries of a batch that rolled back: ids it learned may belong to rows that
- * were never committed.
+ * Clears the chat cache entries of a batch that failed: a cached id whose row is gone (its bot
+ * deleted) must not fail the batch again when Telegram redelivers it.
  */
-export function forgetChats(cache: ChatCache, items: IncomingUpdate[]): void {
+function forgetChats(cache: ChatCache, items: IncomingUpdate[]): void {
 	for (const { botId, update } of items) for (const item of update.items) if (item.chat) cache.delete(chatKey(botId, item.chat.telegram_id));
 }
 
@@ -182,17 +211,22 @@ export async function storeUpdates(db: Database, batch: IncomingUpdate[], cache:
 	const fresh = [...firstIndex.values()].map((i) => batch[i]!);
 	const plan: BatchPlan = { batch, firstIndex, fresh, freshItems: itemsOf(fresh), now: new Date() };
 	for (let attempt = 1; ; attempt++) {
+		const learned = new Map<string, ChatCacheEntry>();
 		try {
-			return await storeOnce(db, plan, cache, options);
+			const result = await storeOnce(db, plan, cache, learned, options);
+			if (cache.size + learned.size > MAX_CHAT_CACHE) cache.clear();
+			for (const [key, entry] of learned) cache.set(key, entry);
+			return result;
 		} catch (err) {
-			if (attempt >= CONFLICT_ATTEMPTS || !isRetryableConflict(err)) throw err;
-			// Chats the rolled-back attempt created were never committed: their cached ids are wrong.
-			forgetChats(cache, batch);
+			if (attempt >= CONFLICT_ATTEMPTS || !isDbConflict(err)) {
+				forgetChats(cache, batch);
+				throw err;
+			}
 		}
 	}
 }
 
-function storeOnce(db: Database, plan: BatchPlan, cache: ChatCache, options: StoreOptions): Promise<StoreResult> {
+function storeOnce(db: Database, plan: BatchPlan, cache: ChatCache, learned: Map<string, ChatCacheEntry>, options: StoreOptions): Promise<StoreResult> {
 	const { batch, firstIndex, fresh, freshItems, now } = plan;
 	const batchId = randomBytes(12).toString("hex");
 	return db.rawTransaction(async (t) => {
@@ -218,7 +252,7 @@ function storeOnce(db: Database, plan: BatchPlan, cache: ChatCache, options: Sto
 		for (const { botId, update } of stored) {
 			for (const item of update.items) if (item.chat) chats.set(chatKey(botId, item.chat.telegram_id), { botId, chat: item.chat });
 		}
-		const chatIds = chats.size > 0 ? await upsertChats(db, t, chats, cache, now) : new Map<string, number>();
+		const chatIds = chats.size > 0 ? await upsertChats(db, t, chats, cache, learned, now) : new Map<string, number>();
 		for (const { botId, update } of stored) {
 			for (const item of update.items) {
 				if (item.message && item.migrate_to_chat_id !== null) {
@@ -350,7 +384,10 @@ async function storeMessages(db: Database, t: Transaction, planned: Planned[], n
 	// Edits, and new messages that were already stored (same chat and message id): look them up.
 	for (const p of withMessage.filter((m) => !result.has(m.seq))) {
 		const { message } = p.item;
-		const [existing] = await all<MessageRow>(db, t, "SELECT * FROM messages WHERE chat_id = ? AND telegram_message_id = ?", [p.chatId, message.telegram_message_id]);
+		const [existing] = await all<MessageRow>(db, t, `SELECT * FROM messages WHERE chat_id = ? AND telegram_message_id = ?${latest(db)}`, [
+			p.chatId,
+			message.telegram_message_id,
+		]);
 		if (existing && p.item.edit) {
 			const content = messageColumns(message);
 			await run(db, t, "UPDATE messages SET type = ?, text = ?, caption = ?, entities = ?, media = ?, edit_date = ?, updated_at = ? WHERE id = ?", [

@@ -8,6 +8,7 @@ import { openDatabase, type Database } from "../../lib/db/connection";
 import { migrateDown, migrateUp, migrationFiles } from "../../lib/db/migrator";
 import { createRedisState } from "../../lib/state/redis";
 import type { SharedState } from "../../lib/state";
+import { insertRows, type SqlValue } from "../../lib/db/raw";
 import { appendEvents, headSeq } from "../../services/broker/event-log";
 import { normalizeUpdate } from "../../services/ingest/normalize";
 import { storeUpdates, type IncomingUpdate } from "../../services/ingest/store";
@@ -111,6 +112,59 @@ describe("MariaDB/MySQL schema", () => {
 		} finally {
 			await Promise.all(nodes.slice(1).map((node) => node.close()));
 		}
+	});
+
+	it("a chat another node committed after this batch's first read is still found (REPEATABLE READ), and its message stored", async () => {
+		const [b, c, holder] = await Promise.all([1, 2, 3].map(() => openDatabase(`${MYSQL_URL}/${name}`)));
+		try {
+			const bot = await insertBot(db);
+			const incoming = (updateId: number): IncomingUpdate => {
+				const body = { update_id: updateId, message: { message_id: updateId, date: 1_700_000_000, chat: { id: 4242, type: "private", first_name: "Same" }, text: `t${updateId}` } };
+				return { botId: bot.id, update: normalizeUpdate(body), raw: JSON.stringify(body) };
+			};
+			// Holding the sequence row makes both batches take their snapshot first, then wait for it;
+			// the first to get it creates the chat and commits, and the second's upsert of it changes nothing.
+			let release!: () => void;
+			const locked = new Promise<void>((resolve) => {
+				void holder.transaction(async (t) => {
+					await holder.sequelize.query("SELECT value FROM sequences WHERE name = 'events' FOR UPDATE", { transaction: t });
+					resolve();
+					await new Promise<void>((done) => (release = done));
+				});
+			});
+			await locked;
+			const stores = [storeUpdates(b, [incoming(1)], new Map()), storeUpdates(c, [incoming(2)], new Map())];
+			const waitingForLock = async () => {
+				const [row] = await db.sequelize.query<{ n: number }>(
+					"SELECT COUNT(*) AS n FROM information_schema.PROCESSLIST WHERE db = DATABASE() AND info LIKE 'UPDATE sequences%'",
+					{ type: QueryTypes.SELECT },
+				);
+				return Number(row!.n);
+			};
+			for (let i = 0; i < 100 && (await waitingForLock()) < 2; i++) await new Promise((r) => setTimeout(r, 20));
+			release();
+			const events = (await Promise.all(stores)).flatMap((r) => r.events);
+			expect(events.map((e) => [e.type, e.message?.text]).sort()).toEqual([
+				["new_message", "t1"],
+				["new_message", "t2"],
+			]);
+			expect(new Set(events.map((e) => e.chat_id)).size).toBe(1);
+			expect(events[0]!.chat_id).toEqual(expect.any(Number));
+		} finally {
+			await Promise.all([b, c, holder].map((node) => node!.close()));
+		}
+	});
+
+	it("skipping duplicates skips only duplicates: a row whose foreign key points nowhere fails the batch, nothing stored", async () => {
+		const bot = await insertBot(db);
+		const now = new Date();
+		const update = (id: number, botId: number) => [botId, id, "message", "{}", "probe", now];
+		const insert = (rows: SqlValue[][]) =>
+			db.transaction((t) => insertRows(db, t, "telegram_updates", ["bot_id", "update_id", "kind", "payload", "batch_id", "received_at"], rows, { ignoreDuplicates: true }));
+		await insert([update(1, bot.id)]);
+		await expect(insert([update(1, bot.id), update(2, bot.id), update(3, 987_654_321)])).rejects.toThrow(/foreign key constraint fails/i);
+		const rows = await db.sequelize.query<{ update_id: number }>("SELECT update_id FROM telegram_updates WHERE batch_id = 'probe' ORDER BY update_id", { type: QueryTypes.SELECT });
+		expect(rows.map((row) => Number(row.update_id))).toEqual([1]);
 	});
 });
 

@@ -5,7 +5,7 @@
  * evict and close cleanly.
  */
 import { join } from "node:path";
-import type { Transaction } from "sequelize";
+import { QueryTypes, type Transaction } from "sequelize";
 import type { Database as SqliteConnection } from "sqlite3";
 import type { Database } from "../../lib/db/connection";
 import { all, insertReturning, insertRows, run, type SqlValue } from "../../lib/db/raw";
@@ -105,6 +105,19 @@ describe("SQLite hot-path SQL", () => {
 		expect(second.map((row) => row.n)).toEqual([3]);
 		const labels = (await stored(db, "probe_json")).map((row) => row.label);
 		expect(labels).toEqual(["a", "b", "c"]);
+	});
+
+	it.each([
+		["sent as JSON", "fine"],
+		["bound value by value", "NUL\u0000inside"],
+	])("skipping duplicates skips only duplicates (%s): a row that breaks NOT NULL fails the batch, nothing stored", async (_how, label) => {
+		await db.sequelize.query("CREATE TABLE IF NOT EXISTS probe_strict (id INTEGER PRIMARY KEY AUTOINCREMENT, n INTEGER UNIQUE, label TEXT NOT NULL)");
+		await db.sequelize.query("DELETE FROM probe_strict");
+		const insert = (rows: SqlValue[][]) => db.transaction((t) => insertRows(db, t, "probe_strict", ["n", "label"], rows, { ignoreDuplicates: true }));
+		await insert([[1, label]]);
+		await expect(insert([[1, label], [2, label], [3, null]])).rejects.toThrow(/NOT NULL constraint failed/);
+		const rows = await db.sequelize.query<{ n: number }>("SELECT n FROM probe_strict ORDER BY n", { type: QueryTypes.SELECT });
+		expect(rows.map((row) => row.n)).toEqual([1]);
 	});
 
 	it("rolls back a batch that breaks a constraint, and the kept statement works again afterwards", async () => {

@@ -289,6 +289,7 @@ const BotsService: ServiceSchema<ServiceSettingSchema, BotsThis> = {
 					telegram: this.runtime.telegram,
 					state: this.runtime.state,
 					logger: this.logger,
+					owner: this.leases.owner,
 					settled: async (events: Parameters<typeof publishEvents>[1], settled: Settled[]) => {
 						await publishEvents(this.broker, events);
 						for (const item of settled) await this.broker.broadcast("outbound.settled", item);

@@ -2,7 +2,10 @@
  * Drains one bot's outbound queue, under the bot's sender lease (one sender per bot in the cluster):
  * messages go out in order per chat, inside the flood limits; each is recorded as sent (with
  * Telegram's message_id, an `outgoing_message` event) or failed in one transaction with the removal
- * of its queue row, so a message leaves the queue exactly once.
+ * of its queue row, so a message leaves the queue exactly once. The sender lease lives in shared
+ * state and can pass to another node while a send is still on the wire (a stalled event loop, a
+ * Redis blip), so each row is also claimed in the database before it is sent: two senders never
+ * hold one row.
  *
  * Retries: a 429 pauses the bot for retry_after; 5xx answers and network failures are retried with
  * backoff, up to MAX_SEND_ATTEMPTS. A timeout after the request reached Telegram is ambiguous (it
@@ -36,12 +39,41 @@ export interface SenderDeps {
 	telegram: TelegramClient;
 	state: SharedState;
 	logger: LoggerInstance;
+	/** Who claims queue rows: unique per sender process. */
+	owner: string;
 	/** Called after each commit: the events to publish and the messages that left the queue. */
 	settled(events: GatewayEvent[], settled: Settled[]): Promise<void>;
 }
 
 const BATCH = 50;
 const SEND_TIMEOUT_MS = 10_000;
+
+/**
+ * How long recording a message Telegram has already taken is tried again for, and the longest pause
+ * between tries: a transaction that fails for a while (a deadlock, the database restarting) runs
+ * again, because giving up leaves the message queued, to be sent a second time.
+ */
+const RECORD_DEADLINE_MS = 30_000;
+const RECORD_MAX_PAUSE_MS = 5_000;
+
+/**
+ * A claimed row is this sender's for its send and the first tries at recording it; a longer
+ * recording (the database away) is covered by the sender lease, renewed in shared state meanwhile.
+ * A node killed mid-send leaves its row to others once this runs out.
+ */
+const ROW_LEASE_MS = SEND_TIMEOUT_MS + 10_000;
+
+const unclaimed = (now: Date) => ({ [Op.or]: [{ lease_until: null }, { lease_until: { [Op.lt]: now } }] });
+
+/** Takes the row for this sender unless another holds it; a row claimed here stays claimed until settled. */
+async function claimRow(deps: SenderDeps, row: OutboundQueueItem): Promise<boolean> {
+	const now = new Date();
+	const [changed] = await deps.db.models.OutboundQueueItem.update(
+		{ lease_owner: deps.owner, lease_until: new Date(now.getTime() + ROW_LEASE_MS) },
+		{ where: { message_id: row.message_id, ...unclaimed(now) } },
+	);
+	return changed === 1;
+}
 
 export async function drainBotQueue(deps: SenderDeps, botId: number, signal: AbortSignal): Promise<void> {
 	const { db } = deps;
@@ -50,7 +82,7 @@ export async function drainBotQueue(deps: SenderDeps, botId: number, signal: Abo
 	const token = botToken(deps.keys, bot);
 	while (!signal.aborted) {
 		const rows = await db.models.OutboundQueueItem.findAll({
-			where: { bot_id: botId, next_attempt_at: { [Op.lte]: new Date() } },
+			where: { bot_id: botId, next_attempt_at: { [Op.lte]: new Date() }, ...unclaimed(new Date()) },
 			order: [["message_id", "ASC"]],
 			limit: BATCH,
 		});
@@ -71,6 +103,11 @@ export async function drainBotQueue(deps: SenderDeps, botId: number, signal: Abo
 				nextTry = Math.min(nextTry, waitMs);
 				continue;
 			}
+			if (!(await claimRow(deps, row))) {
+				// Another sender has it (this node's lease lapsed meanwhile): leave the chat to it.
+				heldBack.add(chatId);
+				continue;
+			}
 			await sendOne(deps, token, botId, row);
 			sent += 1;
 		}
@@ -89,14 +126,6 @@ async function sendOne(deps: SenderDeps, token: string, botId: number, row: Outb
 	}
 	await recordSent(deps, botId, row, message);
 }
-
-/**
- * How long recording a message Telegram has already taken is tried again for, and the longest pause
- * between tries: a transaction that fails for a while (a deadlock, the database restarting) runs
- * again, because giving up leaves the message queued, to be sent a second time.
- */
-const RECORD_DEADLINE_MS = 30_000;
-const RECORD_MAX_PAUSE_MS = 5_000;
 
 async function recordSent(deps: SenderDeps, botId: number, row: OutboundQueueItem, sent: TelegramMessage): Promise<void> {
 	const messageId = Number(row.message_id);
@@ -124,7 +153,9 @@ function recordSentOnce(deps: SenderDeps, botId: number, row: OutboundQueueItem,
 	const { db } = deps;
 	const messageId = Number(row.message_id);
 	return db.transaction(async (t) => {
-		const message = await db.models.Message.findByPk(messageId, { transaction: t });
+		// A locking read: on MySQL a plain one would read a snapshot older than a try that committed
+		// while this one waited, and record the message (and its event) a second time.
+		const message = await db.models.Message.findByPk(messageId, { transaction: t, lock: t.LOCK.UPDATE });
 		// Gone, or recorded already by a try whose COMMIT landed although its answer was lost.
 		if (!message || message.status === "sent") {
 			await row.destroy({ transaction: t });
@@ -161,15 +192,29 @@ function recordSentOnce(deps: SenderDeps, botId: number, row: OutboundQueueItem,
 async function recordFailed(deps: SenderDeps, row: OutboundQueueItem, error: string, telegramCode?: number): Promise<void> {
 	const { db } = deps;
 	const messageId = Number(row.message_id);
-	await db.transaction(async (t) => {
-		await db.models.Message.update({ status: "failed", error: error.slice(0, 1000) }, { where: { id: messageId }, transaction: t });
+	const failed = await db.transaction(async (t) => {
+		// Only a message still queued: one recorded as sent (by a try whose answer was lost) stays sent.
+		const [changed] = await db.models.Message.update(
+			{ status: "failed", error: error.slice(0, 1000) },
+			{ where: { id: messageId, status: "queued" }, transaction: t },
+		);
 		await row.destroy({ transaction: t });
+		return changed === 1;
 	});
+	if (!failed) return;
 	await deps.settled([], [{ message_id: messageId, status: "failed", error, ...(telegramCode ? { telegram_error_code: telegramCode } : {}) }]);
 }
 
-async function retryLater(row: OutboundQueueItem, delayMs: number, error: string): Promise<void> {
-	await row.update({ attempts: row.attempts + 1, next_attempt_at: new Date(Date.now() + delayMs), last_error: error.slice(0, 1000) });
+/** Puts a claimed row back on the queue, due after delayMs. */
+async function releaseRow(deps: SenderDeps, row: OutboundQueueItem, delayMs: number, change: { attempts?: number; last_error: string }): Promise<void> {
+	await deps.db.models.OutboundQueueItem.update(
+		{ ...change, last_error: change.last_error.slice(0, 1000), next_attempt_at: new Date(Date.now() + delayMs), lease_owner: null, lease_until: null },
+		{ where: { message_id: row.message_id, lease_owner: deps.owner } },
+	);
+}
+
+function retryLater(deps: SenderDeps, row: OutboundQueueItem, delayMs: number, error: string): Promise<void> {
+	return releaseRow(deps, row, delayMs, { attempts: row.attempts + 1, last_error: error });
 }
 
 async function handleFailure(deps: SenderDeps, botId: number, row: OutboundQueueItem, err: unknown): Promise<void> {
@@ -179,12 +224,12 @@ async function handleFailure(deps: SenderDeps, botId: number, row: OutboundQueue
 		await pause(deps.state, botId, seconds);
 		deps.logger.warn(`Bot ${botId}: Telegram asked to slow down for ${seconds} s; its queue is paused`);
 		// Telegram refused it: not an attempt that counts towards giving up.
-		await row.update({ next_attempt_at: new Date(Date.now() + seconds * 1000), last_error: err.message.slice(0, 1000) });
+		await releaseRow(deps, row, seconds * 1000, { last_error: err.message });
 		return;
 	}
 	const retryable = err instanceof TelegramNetworkError || (err instanceof TelegramApiError && err.errorCode >= 500);
 	if (retryable && attempt < MAX_SEND_ATTEMPTS) {
-		await retryLater(row, retryDelayMs(attempt), (err as Error).message);
+		await retryLater(deps, row, retryDelayMs(attempt), (err as Error).message);
 		return;
 	}
 	if (err instanceof TelegramApiError) {
@@ -193,6 +238,6 @@ async function handleFailure(deps: SenderDeps, botId: number, row: OutboundQueue
 		await recordFailed(deps, row, `gave up after ${attempt} attempts: ${(err as Error).message}`);
 	} else {
 		deps.logger.error(`Bot ${botId}: sending message ${row.message_id} failed unexpectedly:`, err);
-		await retryLater(row, retryDelayMs(attempt), "internal error");
+		await retryLater(deps, row, retryDelayMs(attempt), "internal error");
 	}
 }

@@ -255,6 +255,34 @@ describe("sending: webhook mode", () => {
 		expect(Number(row!.n)).toBe(1);
 	}, 30_000);
 
+	it("a queue row another sender holds (this node's lease lapsed meanwhile) is left to it; once that claim runs out, it is sent once", async () => {
+		const { chatId } = await newChat(bot);
+		const text = "claimed by another sender first";
+		const queue = t.gw.runtime.db.models.OutboundQueueItem;
+		const original = queue.update.bind(queue);
+		let elsewhereUntil = 0;
+		// Just before this sender's first claim, another sender takes the row for 1.5 s.
+		const spy = jest.spyOn(queue, "update").mockImplementation((async (values: { lease_owner?: unknown }, options: { where: { message_id: number } }) => {
+			if (elsewhereUntil === 0 && typeof values.lease_owner === "string") {
+				elsewhereUntil = Date.now() + 1_500;
+				await original({ lease_owner: "another-node", lease_until: new Date(elsewhereUntil) }, { where: { message_id: options.where.message_id } });
+			}
+			return original(values as never, options as never);
+		}) as never);
+		try {
+			const res = await send(chatId, { text });
+			expect([201, 202]).toContain(res.status);
+			const sent = await waitForStatus(t, res.body.id, "sent", 15_000);
+			expect(elsewhereUntil).toBeGreaterThan(0);
+			const records = sentWithText(t, text);
+			expect(records).toHaveLength(1);
+			expect(records[0]!.at).toBeGreaterThanOrEqual(elsewhereUntil);
+			expect(sent.telegram_message_id).toBe(records[0]!.message_id);
+		} finally {
+			spy.mockRestore();
+		}
+	}, 30_000);
+
 	it.each([
 		["a chat Telegram says is missing", "markChatMissing", "chat not found"],
 		["a user who blocked the bot", "markBotBlocked", "bot was blocked by the user"],

@@ -5,7 +5,7 @@ import { principalOf, respondCreated, respondWith, type GatewayContext } from ".
 import { decodeCursor, pageParams, toPage } from "../../lib/paging";
 import { hashSecret } from "./passwords";
 import { ROLES, type RoleName } from "./principal";
-import { otherActiveAdmins, rolesByUser, setRoles, userView } from "./users";
+import { lockAdminRole, otherActiveAdmins, rolesByUser, setRoles, userView } from "./users";
 import type { AuthActions, AuthThis } from "./context";
 
 const ID = { type: "number", integer: true, positive: true, convert: true } as const;
@@ -109,10 +109,11 @@ export const userActions: AuthActions = {
 				const { id, password, email, roles, is_active } = ctx.params;
 				const passwordHash = password !== undefined ? await hashSecret(password) : undefined;
 				try {
+					const losesAdmin = (roles !== undefined && !roles.includes("admin")) || is_active === false;
 					await db.transaction(async (transaction) => {
+						if (losesAdmin) await lockAdminRole(db, transaction);
 						const user = await db.models.User.findByPk(id, { transaction });
 						if (!user) throw fail.notFound("User");
-						const losesAdmin = (roles !== undefined && !roles.includes("admin")) || is_active === false;
 						if (losesAdmin) {
 							const current = (await rolesByUser(db, [id], transaction)).get(id) ?? [];
 							if (current.includes("admin") && (await otherActiveAdmins(db, id, transaction)) === 0) {
@@ -154,6 +155,7 @@ export const userActions: AuthActions = {
 				const { id } = ctx.params;
 				if (principalOf(ctx).user_id === id) throw fail.conflict("You cannot delete yourself");
 				await db.transaction(async (transaction) => {
+					await lockAdminRole(db, transaction);
 					const user = await db.models.User.findByPk(id, { transaction });
 					if (!user) throw fail.notFound("User");
 					const roles = (await rolesByUser(db, [id], transaction)).get(id) ?? [];

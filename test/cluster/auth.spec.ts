@@ -3,6 +3,7 @@
  * MariaDB and Redis. One rate limit for both; a revoked key or grant holds on the other node within
  * a second.
  */
+import { QueryTypes } from "sequelize";
 import { openDatabase, type Database } from "../../lib/db/connection";
 import { http } from "../support/harness";
 import { insertBot, insertChat } from "../support/database";
@@ -108,5 +109,45 @@ describe("identity across two api nodes", () => {
 		// Earlier tests logged in from this address too: the limit (10/min) is hit by the 12th at the latest.
 		expect(statuses.slice(-1)).toEqual([429]);
 		expect(statuses.filter((s) => s === 401).length).toBeLessThanOrEqual(10);
+	});
+
+	// Last: it disables the admin whose token the other tests use.
+	it("two admins disabling each other at once through the two nodes leave one admin, not none", async () => {
+		const second = await http<{ id: number }>(a, "POST", "/users", {
+			headers: json(adminToken),
+			body: { username: "admin2", password: "second-admin-password", roles: ["admin"] },
+		});
+		expect(second.status).toBe(201);
+		const activeAdmins = async () =>
+			(await db.sequelize.query<{ id: number }>(
+				"SELECT u.id FROM users u JOIN user_roles ur ON ur.user_id = u.id JOIN roles r ON r.id = ur.role_id WHERE r.name = 'admin' AND u.is_active = 1",
+				{ type: QueryTypes.SELECT },
+			)).map((row) => Number(row.id));
+		const admins = await activeAdmins();
+		expect(admins).toHaveLength(2);
+		// Both users' rows held from outside: each request has read and counted before either can write.
+		let release!: () => void;
+		let held!: () => void;
+		const holding = new Promise<void>((resolve) => (held = resolve));
+		const holder = db.transaction(async (t) => {
+			await db.sequelize.query(`SELECT id FROM users WHERE id IN (${admins.join(", ")}) FOR UPDATE`, { transaction: t });
+			held();
+			await new Promise<void>((resolve) => (release = resolve));
+		});
+		await holding;
+		const requests = admins.map((id, i) => http(i === 0 ? a : b, "PATCH", `/users/${id}`, { headers: json(adminToken), body: { is_active: false } }));
+		const waiting = async () => {
+			const [row] = await db.sequelize.query<{ n: number }>(
+				"SELECT COUNT(*) AS n FROM information_schema.PROCESSLIST WHERE db = DATABASE() AND command IN ('Query', 'Execute') AND id <> CONNECTION_ID() AND info IS NOT NULL",
+				{ type: QueryTypes.SELECT },
+			);
+			return Number(row!.n) >= 2;
+		};
+		await within(5_000, waiting).catch(() => undefined);
+		release();
+		await holder;
+		const statuses = (await Promise.all(requests)).map((res) => res.status).sort();
+		expect(statuses).toEqual([200, 409]);
+		expect(await activeAdmins()).toHaveLength(1);
 	});
 });

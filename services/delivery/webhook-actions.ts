@@ -3,7 +3,7 @@
  * option), their secrets (shown once; rotation keeps the old one signing for 24 h), a test ping, the
  * delivery log, manual retry and replay. A principal manages the webhooks it owns; admins all.
  */
-import { Op, type WhereOptions } from "sequelize";
+import { col, Op, type WhereOptions } from "sequelize";
 import type { Webhook } from "../../lib/db/models";
 import { seal } from "../../lib/crypto";
 import { fail } from "../../lib/errors";
@@ -273,11 +273,18 @@ export const webhookActions: DeliveryActions = {
 			params: { $$strict: true, id: ID, delivery_id: ID },
 			async handler(this: DeliveryThis, ctx: GatewayContext<{ id: number; delivery_id: number }>) {
 				const row = await ownWebhook.call(this, principalOf(ctx), ctx.params.id);
-				const delivery = await this.runtime.db.models.WebhookDelivery.findOne({ where: { id: ctx.params.delivery_id, webhook_id: row.id } });
-				if (!delivery) throw fail.notFound("Delivery");
-				if (delivery.status === "in_flight") throw fail.conflict("This delivery is being attempted right now");
+				const { WebhookDelivery } = this.runtime.db.models;
+				const where = { id: ctx.params.delivery_id, webhook_id: row.id };
+				// One conditional write: a worker claiming the row between a read and a write would
+				// otherwise have its attempt (and its outcome) taken from under it.
 				// A retry by hand starts the schedule again; the log keeps counting its attempts.
-				await delivery.update({ status: "pending", schedule_base: delivery.attempts, next_attempt_at: new Date(), lease_owner: null, lease_until: null });
+				const [changed] = await WebhookDelivery.update(
+					{ status: "pending", schedule_base: col("attempts") as unknown as number, next_attempt_at: new Date(), lease_owner: null, lease_until: null },
+					{ where: { ...where, status: { [Op.ne]: "in_flight" } } },
+				);
+				const delivery = await WebhookDelivery.findOne({ where });
+				if (!delivery) throw fail.notFound("Delivery");
+				if (changed === 0) throw fail.conflict("This delivery is being attempted right now");
 				await this.broker.broadcast("delivery.wake", { webhook_id: row.id });
 				respondWith(ctx, 202);
 				return deliveryView(delivery);

@@ -88,6 +88,25 @@ describe("webhook delivery under failure", () => {
 		expect((await t.api("POST", `/webhooks/${hook.id}/deliveries/999999/retry`)).status).toBe(404);
 	}, 60_000);
 
+	it("POST .../retry of a delivery on the wire is 409 CONFLICT and leaves its attempt alone: it is delivered once", async () => {
+		const gate = new Gate();
+		const r = await scene.receiver(heldAt(gate));
+		const { chatId, telegramId } = await scene.newChat();
+		const hook = await createWebhook(t, { url: r.url, scope: "chat", chat_ids: [chatId] });
+		scene.say(telegramId, "on the wire");
+		await r.waitForCount(1, 5_000);
+		const [attempting] = await deliveriesOf(t, hook.id);
+		expect(attempting).toMatchObject({ status: "in_flight" });
+		const retried = await t.api("POST", `/webhooks/${hook.id}/deliveries/${attempting!.id}/retry`);
+		expect(retried.status).toBe(409);
+		expect((await deliveriesOf(t, hook.id))[0]).toMatchObject({ id: attempting!.id, status: "in_flight", attempts: 0 });
+		gate.open();
+		const done = await waitForDeliveries(t, hook.id, (l) => l[0]?.status === "succeeded", 10_000, "delivered");
+		expect(done[0]).toMatchObject({ attempts: 1 });
+		await sleep(500);
+		expect(r.requests).toHaveLength(1);
+	}, 30_000);
+
 	it("breaker: 5 consecutive failures open it; while open nothing is sent and nothing dropped; one probe; success closes it and the backlog drains", async () => {
 		const r = await scene.receiver(always(500));
 		const { chatId, telegramId } = await scene.newChat();

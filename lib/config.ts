@@ -43,6 +43,8 @@ export interface GatewayConfig {
 	/** Requests per second for a principal without a limit of its own (API keys may set one). */
 	rateLimitDefault: number;
 	webhookAllowPrivate: boolean;
+	/** Days a finished webhook delivery (and its attempt log) is kept; 0 keeps them for ever. */
+	webhookDeliveryRetentionDays: number;
 	/** Moleculer's metrics and GET /metrics (METRICS_ENABLED, default on). */
 	metricsEnabled: boolean;
 	metricsToken: string | null;
@@ -88,11 +90,11 @@ function parsePort(name: string, raw: string | undefined, fallback: number, prob
 	return port;
 }
 
-function parsePositiveInt(name: string, raw: string | undefined, fallback: number, problems: string[]): number {
+function parsePositiveInt(name: string, raw: string | undefined, fallback: number, problems: string[], min = 1): number {
 	if (raw === undefined) return fallback;
 	const value = Number(raw);
-	if (!Number.isInteger(value) || value <= 0) {
-		problems.push(`${name} must be a positive integer, got "${raw}"`);
+	if (!Number.isSafeInteger(value) || value < min) {
+		problems.push(`${name} must be ${min === 0 ? "a whole number (0 or more)" : "a positive integer"}, got "${raw}"`);
 		return fallback;
 	}
 	return value;
@@ -256,6 +258,7 @@ export function loadConfig(env: Env = process.env): GatewayConfig {
 		rateLimitDefault: parsePositiveInt("RATE_LIMIT_DEFAULT", nonEmpty(env.RATE_LIMIT_DEFAULT), 100, problems),
 		trustProxy: (nonEmpty(env.TRUST_PROXY) ?? "").split(",").map((s) => s.trim()).filter(Boolean),
 		webhookAllowPrivate: parseBoolean("WEBHOOK_ALLOW_PRIVATE", nonEmpty(env.WEBHOOK_ALLOW_PRIVATE), false, problems),
+		webhookDeliveryRetentionDays: parsePositiveInt("WEBHOOK_DELIVERY_RETENTION_DAYS", nonEmpty(env.WEBHOOK_DELIVERY_RETENTION_DAYS), 30, problems, 0),
 		metricsEnabled: parseBoolean("METRICS_ENABLED", nonEmpty(env.METRICS_ENABLED), true, problems),
 		metricsToken: nonEmpty(env.METRICS_TOKEN) ?? null,
 		tracing: parseTracing(env, problems),

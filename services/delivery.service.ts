@@ -22,10 +22,15 @@ import { activeWebhooksNow, scheduleReplay, type Audience, type AudienceList } f
 import { webhookActions } from "./delivery/webhook-actions";
 import { dispatcherLoop, workLoop } from "./delivery/worker";
 import { operatorActions } from "./delivery/operator-actions";
+import { pruneFinishedDeliveries } from "./delivery/retention";
 import { ruleOf } from "./delivery/views";
 
 const DISPATCHER_LEASE_MS = 10_000;
 const AUDIENCE_TTL_MS = 2_000;
+/** Finished deliveries past their retention are removed this often, and this long after a start. */
+const PRUNE_EVERY_MS = 60 * 60_000;
+const FIRST_PRUNE_AFTER_MS = 60_000;
+const DAY_MS = 24 * 60 * 60_000;
 
 async function ownerPrincipal(service: DeliveryThis, row: Webhook): Promise<Principal | null> {
 	const params = row.owner_api_key_id !== null ? { api_key_id: Number(row.owner_api_key_id) } : { user_id: Number(row.owner_user_id) };
@@ -121,6 +126,21 @@ const DeliveryService: ServiceSchema<ServiceSettingSchema, DeliveryThis> = {
 			return result;
 		},
 
+		/** One node at a time (a lease) removes what is past the retention; 0 days keeps everything. */
+		async pruneDeliveries(this: DeliveryThis): Promise<void> {
+			const days = this.runtime.config.webhookDeliveryRetentionDays;
+			if (days === 0) return;
+			const cutoff = new Date(Date.now() - days * DAY_MS);
+			await this.leases.run("delivery:prune", async (signal) => {
+				try {
+					const removed = await pruneFinishedDeliveries(this.runtime.db, cutoff, { signal });
+					if (removed > 0) this.logger.info(`Removed ${removed} finished webhook deliveries older than ${days} days`);
+				} catch (err) {
+					this.logger.warn("Cannot remove old webhook deliveries:", (err as Error).message);
+				}
+			});
+		},
+
 		wake(this: DeliveryThis) {
 			this.dispatcherBell.ring();
 			this.workerBell.ring();
@@ -146,20 +166,30 @@ const DeliveryService: ServiceSchema<ServiceSettingSchema, DeliveryThis> = {
 		this.webhooksBell = new Doorbell();
 		this.loops = [];
 		this.running = false;
+		this.pruneTimer = undefined;
+		this.pruning = Promise.resolve();
 	},
 
 	async started(this: DeliveryThis) {
 		this.running = true;
 		this.loops = [workLoop(this), dispatcherLoop(this)];
+		const prune = () => {
+			this.pruning = this.pruneDeliveries();
+		};
+		this.pruneTimer = setTimeout(() => {
+			prune();
+			this.pruneTimer = setInterval(prune, PRUNE_EVERY_MS).unref();
+		}, FIRST_PRUNE_AFTER_MS).unref();
 		metricsOf(this.broker).sample("webhook_breakers", this.name, () => breakerCounts(this.runtime.db, this.runtime.state));
 	},
 
 	async stopped(this: DeliveryThis) {
 		metricsOf(this.broker).withdraw("webhook_breakers", this.name);
 		this.running = false;
+		clearTimeout(this.pruneTimer);
 		this.leases.abortAll();
 		this.wake();
-		await Promise.allSettled(this.loops);
+		await Promise.allSettled([...this.loops, this.pruning]);
 		await this.agent.close();
 	},
 };

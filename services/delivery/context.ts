@@ -22,6 +22,7 @@ export interface DeliveryMethods {
 	audienceOf(row: Webhook): Promise<Audience>;
 	/** Wakes this node's workers (and, on the dispatcher's node, the dispatcher). */
 	wake(): void;
+	pruneDeliveries(): Promise<void>;
 }
 
 export interface DeliveryLocalVars {
@@ -51,6 +52,9 @@ export interface DeliveryLocalVars {
 	webhooksBell: Doorbell;
 	loops: Promise<unknown>[];
 	running: boolean;
+	/** The hourly removal of finished deliveries past their retention (retention.ts). */
+	pruneTimer: NodeJS.Timeout | undefined;
+	pruning: Promise<void>;
 }
 
 export type DeliveryThis = Service<ServiceSettingSchema> & DeliveryMethods & DeliveryLocalVars;

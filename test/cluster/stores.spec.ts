@@ -10,9 +10,11 @@ import { createRedisState } from "../../lib/state/redis";
 import type { SharedState } from "../../lib/state";
 import { insertRows, type SqlValue } from "../../lib/db/raw";
 import { appendEvents, headSeq } from "../../services/broker/event-log";
+import { pruneFinishedDeliveries } from "../../services/delivery/retention";
 import { normalizeUpdate } from "../../services/ingest/normalize";
 import { storeUpdates, type IncomingUpdate } from "../../services/ingest/store";
 import { insertBot, insertChat } from "../support/database";
+import { RETENTION_DAYS, seedDeliveries, storedDeliveries } from "../support/retention";
 import { createDatabase, dropDatabase, MYSQL_URL, REDIS_URL } from "./support/cluster";
 
 /** Each migration file runs once. */
@@ -165,6 +167,13 @@ describe("MariaDB/MySQL schema", () => {
 		await expect(insert([update(1, bot.id), update(2, bot.id), update(3, 987_654_321)])).rejects.toThrow(/foreign key constraint fails/i);
 		const rows = await db.sequelize.query<{ update_id: number }>("SELECT update_id FROM telegram_updates WHERE batch_id = 'probe' ORDER BY update_id", { type: QueryTypes.SELECT });
 		expect(rows.map((row) => Number(row.update_id))).toEqual([1]);
+	});
+
+	it("the delivery log retention removes finished deliveries past it, with their attempts, and keeps the rest", async () => {
+		const { webhookId, kept } = await seedDeliveries(db);
+		const cutoff = new Date(Date.now() - RETENTION_DAYS * 24 * 60 * 60_000);
+		expect(await pruneFinishedDeliveries(db, cutoff, { batch: 2 })).toBe(3);
+		expect(await storedDeliveries(db, webhookId)).toEqual({ deliveries: kept, attemptsOf: kept });
 	});
 });
 

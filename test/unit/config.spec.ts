@@ -161,3 +161,19 @@ describe("parseEncryptionKeys", () => {
 		expect(problems.join()).toMatch(message);
 	});
 });
+
+describe("WEBHOOK_DELIVERY_RETENTION_DAYS", () => {
+	const days = (value?: string) => loadConfig({ ...clusterEnv(), ...(value === undefined ? {} : { WEBHOOK_DELIVERY_RETENTION_DAYS: value }) }).webhookDeliveryRetentionDays;
+
+	it("is 30 days unless set; 0 keeps deliveries for ever", () => {
+		expect(days()).toBe(30);
+		expect(days("0")).toBe(0);
+		expect(days("7")).toBe(7);
+	});
+
+	it.each(["-1", "1.5", "a week"])("refuses %j, naming the setting", (value) => {
+		expect(problemsOf({ ...clusterEnv(), WEBHOOK_DELIVERY_RETENTION_DAYS: value })).toEqual([
+			`WEBHOOK_DELIVERY_RETENTION_DAYS must be a whole number (0 or more), got "${value}"`,
+		]);
+	});
+});

@@ -1,0 +1,48 @@
+/**
+ * Retention of the delivery log: a finished delivery (succeeded or dead) that nobody has touched
+ * for the retention period goes, its attempts with it (the foreign key cascades). Deliveries still
+ * to be made (pending, failed, in flight) are never removed, however old.
+ *
+ * Rows are visited in id order, which is the order they were created in, so a run reads only the
+ * old end of the table and stops at the first delivery created after the cutoff; each batch is a
+ * short transaction of its own, so the one SQLite writer is never held for long.
+ */
+import type { Database } from "../../lib/db/connection";
+import { placeholders, read, run } from "../../lib/db/raw";
+
+export interface PruneOptions {
+	/** Rows read, and at most deleted, per transaction. */
+	batch?: number;
+	/** Stops between batches when aborted (the node is stopping, or lost the pruning lease). */
+	signal?: AbortSignal;
+}
+
+const FINISHED = "status IN ('succeeded', 'dead')";
+
+/** Removes finished deliveries created and last changed before `cutoff`; resolves with how many. */
+export async function pruneFinishedDeliveries(db: Database, cutoff: Date, options: PruneOptions = {}): Promise<number> {
+	const batch = options.batch ?? 1_000;
+	let after = 0;
+	let removed = 0;
+	while (!options.signal?.aborted) {
+		const rows = await read<{ id: number | string; prunable: number | string; old: number | string }>(
+			db,
+			`SELECT id, CASE WHEN ${FINISHED} AND updated_at < ? THEN 1 ELSE 0 END AS prunable, CASE WHEN created_at < ? THEN 1 ELSE 0 END AS old
+			   FROM webhook_deliveries WHERE id > ? ORDER BY id LIMIT ?`,
+			[cutoff, cutoff, after, batch],
+		);
+		const young = rows.findIndex((row) => Number(row.old) !== 1);
+		const visited = young === -1 ? rows : rows.slice(0, young);
+		const ids = visited.filter((row) => Number(row.prunable) === 1).map((row) => Number(row.id));
+		if (ids.length > 0) {
+			// The status is checked again: a delivery retried by hand since the read stays.
+			const result = await db.rawTransaction((t) =>
+				run(db, t, `DELETE FROM webhook_deliveries WHERE id IN (${placeholders(ids.length)}) AND ${FINISHED} AND updated_at < ?`, [...ids, cutoff]),
+			);
+			removed += result.changes;
+		}
+		if (young !== -1 || rows.length < batch) break;
+		after = Number(rows[rows.length - 1]!.id);
+	}
+	return removed;
+}

@@ -2,10 +2,8 @@
  * Drains one bot's outbound queue, under the bot's sender lease (one sender per bot in the cluster):
  * messages go out in order per chat, inside the flood limits; each is recorded as sent (with
  * Telegram's message_id, an `outgoing_message` event) or failed in one transaction with the removal
- * of its queue row, so a message leaves the queue exactly once. The sender lease lives in shared
- * state and can pass to another node while a send is still on the wire (a stalled event loop, a
- * Redis blip), so each row is also claimed in the database before it is sent: two senders never
- * hold one row.
+ * of its queue row, so a message leaves the queue exactly once. Each row is also claimed in the
+ * database before it is sent (queue-claims.ts): two senders never hold one row.
  *
  * Retries: a 429 pauses the bot for retry_after; 5xx answers and network failures are retried with
  * backoff, up to MAX_SEND_ATTEMPTS. A timeout after the request reached Telegram is ambiguous (it
@@ -24,6 +22,7 @@ import { TelegramApiError, TelegramNetworkError, type TelegramClient, type Teleg
 import { allocateSeqs, insertEvents, type GatewayEvent } from "../broker/event-log";
 import { messageView, type MessageRow } from "../chats/views";
 import { MAX_SEND_ATTEMPTS, pause, pausedFor, reserveSend, retryDelayMs, type ChatKind } from "./flood";
+import { claimRow, heldElsewhereFor, whileClaimed } from "./queue-claims";
 import { botToken } from "./registry";
 
 export interface Settled {
@@ -56,25 +55,6 @@ const SEND_TIMEOUT_MS = 10_000;
 const RECORD_DEADLINE_MS = 30_000;
 const RECORD_MAX_PAUSE_MS = 5_000;
 
-/**
- * A claimed row is this sender's for its send and the first tries at recording it; a longer
- * recording (the database away) is covered by the sender lease, renewed in shared state meanwhile.
- * A node killed mid-send leaves its row to others once this runs out.
- */
-const ROW_LEASE_MS = SEND_TIMEOUT_MS + 10_000;
-
-const unclaimed = (now: Date) => ({ [Op.or]: [{ lease_until: null }, { lease_until: { [Op.lt]: now } }] });
-
-/** Takes the row for this sender unless another holds it; a row claimed here stays claimed until settled. */
-async function claimRow(deps: SenderDeps, row: OutboundQueueItem): Promise<boolean> {
-	const now = new Date();
-	const [changed] = await deps.db.models.OutboundQueueItem.update(
-		{ lease_owner: deps.owner, lease_until: new Date(now.getTime() + ROW_LEASE_MS) },
-		{ where: { message_id: row.message_id, ...unclaimed(now) } },
-	);
-	return changed === 1;
-}
-
 export async function drainBotQueue(deps: SenderDeps, botId: number, signal: AbortSignal): Promise<void> {
 	const { db } = deps;
 	const bot = await db.models.Bot.findByPk(botId, { raw: true });
@@ -82,12 +62,13 @@ export async function drainBotQueue(deps: SenderDeps, botId: number, signal: Abo
 	const token = botToken(deps.keys, bot);
 	while (!signal.aborted) {
 		const rows = await db.models.OutboundQueueItem.findAll({
-			where: { bot_id: botId, next_attempt_at: { [Op.lte]: new Date() }, ...unclaimed(new Date()) },
+			where: { bot_id: botId, next_attempt_at: { [Op.lte]: new Date() } },
 			order: [["message_id", "ASC"]],
 			limit: BATCH,
 		});
 		if (rows.length === 0) return;
-		// A chat whose earlier message must wait holds back its later ones: order per chat is kept.
+		// A chat whose earlier message must wait (flood limits, or another sender holding it: a node
+		// that lost its lease mid-send, or died) holds back its later ones: order per chat is kept.
 		const heldBack = new Set<number>();
 		let nextTry = Number.POSITIVE_INFINITY;
 		let sent = 0;
@@ -95,20 +76,26 @@ export async function drainBotQueue(deps: SenderDeps, botId: number, signal: Abo
 			if (signal.aborted) return;
 			const chatId = Number(row.chat_telegram_id);
 			if (heldBack.has(chatId)) continue;
+			const heldElsewhere = heldElsewhereFor(row, deps.owner);
+			if (heldElsewhere > 0) {
+				heldBack.add(chatId);
+				nextTry = Math.min(nextTry, heldElsewhere);
+				continue;
+			}
 			const paused = await pausedFor(deps.state, botId);
 			if (paused > 0) await sleep(paused, signal);
+			if (signal.aborted) return;
 			const waitMs = await reserveSend(deps.state, botId, chatId, row.chat_kind as ChatKind);
 			if (waitMs > 0) {
 				heldBack.add(chatId);
 				nextTry = Math.min(nextTry, waitMs);
 				continue;
 			}
-			if (!(await claimRow(deps, row))) {
-				// Another sender has it (this node's lease lapsed meanwhile): leave the chat to it.
+			if (!(await claimRow(db, deps.owner, Number(row.message_id)))) {
 				heldBack.add(chatId);
 				continue;
 			}
-			await sendOne(deps, token, botId, row);
+			await whileClaimed(db, deps.owner, Number(row.message_id), () => sendOne(deps, token, botId, row));
 			sent += 1;
 		}
 		if (sent === 0) await sleep(Math.min(Number.isFinite(nextTry) ? nextTry : 1_000, 1_000), signal);
@@ -205,11 +192,14 @@ async function recordFailed(deps: SenderDeps, row: OutboundQueueItem, error: str
 	await deps.settled([], [{ message_id: messageId, status: "failed", error, ...(telegramCode ? { telegram_error_code: telegramCode } : {}) }]);
 }
 
-/** Puts a claimed row back on the queue, due after delayMs. */
+/** Puts a claimed row back on the queue, due after delayMs (on SQLite, through the one writer). */
 async function releaseRow(deps: SenderDeps, row: OutboundQueueItem, delayMs: number, change: { attempts?: number; last_error: string }): Promise<void> {
-	await deps.db.models.OutboundQueueItem.update(
-		{ ...change, last_error: change.last_error.slice(0, 1000), next_attempt_at: new Date(Date.now() + delayMs), lease_owner: null, lease_until: null },
-		{ where: { message_id: row.message_id, lease_owner: deps.owner } },
+	const { db } = deps;
+	await db.transaction((transaction) =>
+		db.models.OutboundQueueItem.update(
+			{ ...change, last_error: change.last_error.slice(0, 1000), next_attempt_at: new Date(Date.now() + delayMs), lease_owner: null, lease_until: null },
+			{ where: { message_id: row.message_id, lease_owner: deps.owner }, transaction },
+		),
 	);
 }
 

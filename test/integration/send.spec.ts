@@ -255,29 +255,31 @@ describe("sending: webhook mode", () => {
 		expect(Number(row!.n)).toBe(1);
 	}, 30_000);
 
-	it("a queue row another sender holds (this node's lease lapsed meanwhile) is left to it; once that claim runs out, it is sent once", async () => {
+	it("a message another sender holds (a node whose lease lapsed mid-send) is left to it, and holds back its chat's later messages; once that claim runs out, both go out once, in order", async () => {
 		const { chatId } = await newChat(bot);
-		const text = "claimed by another sender first";
-		const queue = t.gw.runtime.db.models.OutboundQueueItem;
-		const original = queue.update.bind(queue);
+		const [first, second] = ["held by another sender", "queued after it"];
+		const { db } = t.gw.runtime;
+		const queue = db.models.OutboundQueueItem;
+		const original = queue.create.bind(queue);
 		let elsewhereUntil = 0;
-		// Just before this sender's first claim, another sender takes the row for 1.5 s.
-		const spy = jest.spyOn(queue, "update").mockImplementation((async (values: { lease_owner?: unknown }, options: { where: { message_id: number } }) => {
-			if (elsewhereUntil === 0 && typeof values.lease_owner === "string") {
+		// The first message is queued as another sender's, for 1.5 s.
+		const spy = jest.spyOn(queue, "create").mockImplementation((async (values: { request: string }, options: unknown) => {
+			if ((JSON.parse(values.request) as { text: string }).text === first) {
 				elsewhereUntil = Date.now() + 1_500;
-				await original({ lease_owner: "another-node", lease_until: new Date(elsewhereUntil) }, { where: { message_id: options.where.message_id } });
+				values = { ...values, lease_owner: "another-node", lease_until: new Date(elsewhereUntil) } as typeof values;
 			}
 			return original(values as never, options as never);
 		}) as never);
 		try {
-			const res = await send(chatId, { text });
-			expect([201, 202]).toContain(res.status);
-			const sent = await waitForStatus(t, res.body.id, "sent", 15_000);
-			expect(elsewhereUntil).toBeGreaterThan(0);
-			const records = sentWithText(t, text);
-			expect(records).toHaveLength(1);
-			expect(records[0]!.at).toBeGreaterThanOrEqual(elsewhereUntil);
-			expect(sent.telegram_message_id).toBe(records[0]!.message_id);
+			const firstAnswer = send(chatId, { text: first });
+			await t.telegram.waitFor(() => elsewhereUntil > 0, 5_000, 10);
+			const answers = await Promise.all([firstAnswer, send(chatId, { text: second })]);
+			for (const res of answers) expect([201, 202]).toContain(res.status);
+			for (const res of answers) await waitForStatus(t, res.body.id, "sent", 15_000);
+			const records = [first, second].map((text) => sentWithText(t, text));
+			expect(records.map((r) => r.length)).toEqual([1, 1]);
+			expect(records[0]![0]!.at).toBeGreaterThanOrEqual(elsewhereUntil);
+			expect(records[1]![0]!.at).toBeGreaterThanOrEqual(records[0]![0]!.at);
 		} finally {
 			spy.mockRestore();
 		}

@@ -90,7 +90,8 @@ function parsePort(name: string, raw: string | undefined, fallback: number, prob
 	return port;
 }
 
-function parsePositiveInt(name: string, raw: string | undefined, fallback: number, problems: string[], min = 1): number {
+/** An integer setting of at least `min` (1 unless said). */
+function parseInteger(name: string, raw: string | undefined, fallback: number, problems: string[], min = 1): number {
 	if (raw === undefined) return fallback;
 	const value = Number(raw);
 	if (!Number.isSafeInteger(value) || value < min) {
@@ -250,15 +251,15 @@ export function loadConfig(env: Env = process.env): GatewayConfig {
 			secret: jwtSecret ?? "",
 			issuer: nonEmpty(env.JWT_ISSUER) ?? "telegram-bot-gateway",
 			audience: nonEmpty(env.JWT_AUDIENCE) ?? "telegram-bot-gateway",
-			accessTtlSeconds: parsePositiveInt("JWT_ACCESS_TTL", nonEmpty(env.JWT_ACCESS_TTL), 15 * 60, problems),
-			refreshTtlSeconds: parsePositiveInt("JWT_REFRESH_TTL", nonEmpty(env.JWT_REFRESH_TTL), 7 * 24 * 3600, problems),
+			accessTtlSeconds: parseInteger("JWT_ACCESS_TTL", nonEmpty(env.JWT_ACCESS_TTL), 15 * 60, problems),
+			refreshTtlSeconds: parseInteger("JWT_REFRESH_TTL", nonEmpty(env.JWT_REFRESH_TTL), 7 * 24 * 3600, problems),
 		},
 		encryptionKeys,
 		admin: { username: nonEmpty(env.ADMIN_USERNAME) ?? "admin", password: nonEmpty(env.ADMIN_PASSWORD) ?? null },
-		rateLimitDefault: parsePositiveInt("RATE_LIMIT_DEFAULT", nonEmpty(env.RATE_LIMIT_DEFAULT), 100, problems),
+		rateLimitDefault: parseInteger("RATE_LIMIT_DEFAULT", nonEmpty(env.RATE_LIMIT_DEFAULT), 100, problems),
 		trustProxy: (nonEmpty(env.TRUST_PROXY) ?? "").split(",").map((s) => s.trim()).filter(Boolean),
 		webhookAllowPrivate: parseBoolean("WEBHOOK_ALLOW_PRIVATE", nonEmpty(env.WEBHOOK_ALLOW_PRIVATE), false, problems),
-		webhookDeliveryRetentionDays: parsePositiveInt("WEBHOOK_DELIVERY_RETENTION_DAYS", nonEmpty(env.WEBHOOK_DELIVERY_RETENTION_DAYS), 30, problems, 0),
+		webhookDeliveryRetentionDays: parseInteger("WEBHOOK_DELIVERY_RETENTION_DAYS", nonEmpty(env.WEBHOOK_DELIVERY_RETENTION_DAYS), 30, problems, 0),
 		metricsEnabled: parseBoolean("METRICS_ENABLED", nonEmpty(env.METRICS_ENABLED), true, problems),
 		metricsToken: nonEmpty(env.METRICS_TOKEN) ?? null,
 		tracing: parseTracing(env, problems),

@@ -173,9 +173,13 @@ const DeliveryService: ServiceSchema<ServiceSettingSchema, DeliveryThis> = {
 	async started(this: DeliveryThis) {
 		this.running = true;
 		this.loops = [workLoop(this), dispatcherLoop(this)];
+		let pruning = false;
 		const prune = () => {
-			this.pruning = this.pruneDeliveries();
+			if (pruning) return; // a run that outlasted the hour goes on; the next tick starts the next
+			pruning = true;
+			this.pruning = this.pruneDeliveries().finally(() => (pruning = false));
 		};
+		// A timeout, then an interval: both kinds of Node timer are cleared by clearTimeout.
 		this.pruneTimer = setTimeout(() => {
 			prune();
 			this.pruneTimer = setInterval(prune, PRUNE_EVERY_MS).unref();

@@ -23,8 +23,11 @@ export interface Database {
 	 * The same, for work that only runs lib/db/raw.ts statements: on SQLite the transaction is
 	 * begun and ended on the write connection directly, without Sequelize's transaction machinery
 	 * (a large share of a small transaction's cost); `t` then carries nothing but its connection.
+	 * `readCommitted` (MySQL): each statement reads what is committed when it runs, not a snapshot
+	 * from the transaction's first read, for work that waits for a lock and then reads what others
+	 * just wrote.
 	 */
-	rawTransaction<T>(work: (t: Transaction) => Promise<T>): Promise<T>;
+	rawTransaction<T>(work: (t: Transaction) => Promise<T>, options?: { readCommitted?: boolean }): Promise<T>;
 	ping(timeoutMs?: number): Promise<void>;
 	close(): Promise<void>;
 }
@@ -140,8 +143,9 @@ export async function openDatabase(url: string, options: DatabaseOptions = {}): 
 			if (dialect === "sqlite") return serialize(() => sequelize.transaction(work));
 			return sequelize.transaction(work);
 		},
-		rawTransaction<T>(work: (t: Transaction) => Promise<T>): Promise<T> {
+		rawTransaction<T>(work: (t: Transaction) => Promise<T>, options: { readCommitted?: boolean } = {}): Promise<T> {
 			if (dialect === "sqlite") return serialize(async () => sqliteTransaction(await sharedWriteConnection(sequelize), work));
+			if (options.readCommitted) return sequelize.transaction({ isolationLevel: Transaction.ISOLATION_LEVELS.READ_COMMITTED }, work);
 			return sequelize.transaction(work);
 		},
 		async ping(timeoutMs = 2_000): Promise<void> {

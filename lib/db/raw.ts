@@ -62,7 +62,11 @@ function driverError(err: Error): Error {
 }
 
 export interface RunResult {
-	/** Rows changed by an INSERT/UPDATE/DELETE. */
+	/**
+	 * Rows changed by an INSERT/UPDATE/DELETE. On MySQL, rows matched (the connection asks for found
+	 * rows): an UPDATE that sets the values already there counts, and so does a duplicate an insert
+	 * skipped with ignoreDuplicates.
+	 */
 	changes: number;
 	/** The id the statement reported: an INSERT's new row id, or MySQL's LAST_INSERT_ID(expr) value. */
 	insertId: number;

@@ -111,7 +111,9 @@ export const userActions: AuthActions = {
 				try {
 					const losesAdmin = (roles !== undefined && !roles.includes("admin")) || is_active === false;
 					await db.transaction(async (transaction) => {
-						if (losesAdmin) await lockAdminRole(db, transaction);
+						// Also when roles are set: their rows' foreign key takes a shared lock on the role rows,
+						// which would otherwise be taken in the opposite order to a concurrent demotion's.
+						if (losesAdmin || roles !== undefined) await lockAdminRole(db, transaction);
 						const user = await db.models.User.findByPk(id, { transaction });
 						if (!user) throw fail.notFound("User");
 						if (losesAdmin) {

@@ -67,7 +67,6 @@ export async function setRoles(db: Database, t: Transaction, userId: number, rol
 	);
 }
 
-/** How many active admins would remain without `excludingUserId`: the last admin cannot go. */
 /**
  * Serialises the changes that can take the admin role away: each locks the admin role row first, so
  * on MySQL two of them cannot each count the other's admin and together leave none (write skew). It
@@ -78,6 +77,7 @@ export async function lockAdminRole(db: Database, t: Transaction): Promise<void>
 	if (db.dialect === "mysql") await db.sequelize.query("SELECT id FROM roles WHERE name = 'admin' FOR UPDATE", { transaction: t });
 }
 
+/** How many active admins would remain without `excludingUserId`: the last admin cannot go. */
 export async function otherActiveAdmins(db: Database, excludingUserId: number, t?: Transaction): Promise<number> {
 	const rows = await db.sequelize.query<{ count: number | string }>(
 		`SELECT COUNT(*) AS count FROM users u JOIN user_roles ur ON ur.user_id = u.id JOIN roles r ON r.id = ur.role_id

@@ -89,14 +89,6 @@ async function insertUpdates(db: Database, t: Transaction, fresh: IncomingUpdate
 	return new Map(found.map((r) => [key(r), Number(r.id)]));
 }
 
-/**
- * A locking read on MySQL: a plain SELECT reads the transaction's REPEATABLE READ snapshot, which
- * misses a row another transaction committed after it (an upsert that changed nothing does not
- * make that row this transaction's own). The rows read this way are ones the statement before
- * already locked, so this adds no lock.
- */
-const latest = (db: Database) => (db.dialect === "mysql" ? " FOR UPDATE" : "");
-
 async function upsertChats(
 	db: Database,
 	t: Transaction,
@@ -142,7 +134,7 @@ async function upsertChats(
 	const rows = await all<{ id: number; bot_id: number; telegram_id: number }>(
 		db,
 		t,
-		`SELECT id, bot_id, telegram_id FROM chats WHERE ${lookup.where}${latest(db)}`,
+		`SELECT id, bot_id, telegram_id FROM chats WHERE ${lookup.where}`,
 		lookup.values,
 	);
 	for (const row of rows) {
@@ -283,7 +275,11 @@ function storeOnce(db: Database, plan: BatchPlan, cache: ChatCache, learned: Map
 		}
 		await movePollingOffset(db, t, options);
 		return { duplicates, events: [] };
-	});
+		// Read committed: the chats and messages read after the wait for the sequence lock include
+		// what other batches committed meanwhile. Under REPEATABLE READ the snapshot, taken at the
+		// first read before that wait, missed a chat whose upsert here changed nothing, and MariaDB
+		// with innodb_snapshot_isolation refuses to write past such a snapshot at all.
+	}, { readCommitted: true });
 }
 
 async function movePollingOffset(db: Database, t: Transaction, options: StoreOptions): Promise<void> {
@@ -384,7 +380,7 @@ async function storeMessages(db: Database, t: Transaction, planned: Planned[], n
 	// Edits, and new messages that were already stored (same chat and message id): look them up.
 	for (const p of withMessage.filter((m) => !result.has(m.seq))) {
 		const { message } = p.item;
-		const [existing] = await all<MessageRow>(db, t, `SELECT * FROM messages WHERE chat_id = ? AND telegram_message_id = ?${latest(db)}`, [
+		const [existing] = await all<MessageRow>(db, t, `SELECT * FROM messages WHERE chat_id = ? AND telegram_message_id = ?`, [
 			p.chatId,
 			message.telegram_message_id,
 		]);

@@ -99,16 +99,22 @@ export class TelegramClient {
 
 	constructor(
 		private readonly root: string,
-		options: { connections?: number; defaultTimeoutMs?: number } = {},
+		options: { connections?: number; defaultTimeoutMs?: number; connectTimeoutMs?: number } = {},
 	) {
-		this.agent = new Agent({ connections: options.connections ?? 128, keepAliveTimeout: 30_000, connect: { timeout: 5_000 } });
+		this.connectTimeoutMs = options.connectTimeoutMs ?? 5_000;
+		this.agent = new Agent({ connections: options.connections ?? 128, keepAliveTimeout: 30_000, connect: { timeout: this.connectTimeoutMs } });
 		this.defaultTimeoutMs = options.defaultTimeoutMs ?? 10_000;
 	}
 
 	private readonly defaultTimeoutMs: number;
+	private readonly connectTimeoutMs: number;
 
 	async call<T>(token: string, method: string, params: Record<string, unknown> = {}, options: CallOptions = {}): Promise<T> {
 		const timeout = options.timeoutMs ?? this.defaultTimeoutMs;
+		// undici's headers and body timeouts each restart (the body's at every chunk), so a server
+		// trickling its answer could hold a call for ever: the whole call has a deadline too.
+		const deadline = AbortSignal.timeout(this.connectTimeoutMs + timeout);
+		const signal = options.signal ? AbortSignal.any([options.signal, deadline]) : deadline;
 		let status: number;
 		let text: string;
 		try {
@@ -119,7 +125,7 @@ export class TelegramClient {
 				body: JSON.stringify(params),
 				headersTimeout: timeout,
 				bodyTimeout: timeout,
-				signal: options.signal,
+				signal,
 			});
 			status = response.statusCode;
 			const length = Number(response.headers["content-length"] ?? 0);
@@ -132,6 +138,7 @@ export class TelegramClient {
 			if (err instanceof TelegramNetworkError) throw err;
 			const code = (err as { code?: string }).code ?? (err as { cause?: { code?: string } }).cause?.code ?? "";
 			if (options.signal?.aborted) throw new TelegramNetworkError(method, "maybe", "aborted");
+			if (deadline.aborted) throw new TelegramNetworkError(method, "maybe", `no whole answer within ${this.connectTimeoutMs + timeout} ms`);
 			if (err instanceof undiciErrors.HeadersTimeoutError || err instanceof undiciErrors.BodyTimeoutError) {
 				throw new TelegramNetworkError(method, "maybe", `no answer within ${timeout} ms`);
 			}

@@ -31,6 +31,7 @@ const AUDIENCE_TTL_MS = 2_000;
 const PRUNE_EVERY_MS = 60 * 60_000;
 const FIRST_PRUNE_AFTER_MS = 60_000;
 const DAY_MS = 24 * 60 * 60_000;
+const PRUNE_LEASE = "delivery:prune";
 
 async function ownerPrincipal(service: DeliveryThis, row: Webhook): Promise<Principal | null> {
 	const params = row.owner_api_key_id !== null ? { api_key_id: Number(row.owner_api_key_id) } : { user_id: Number(row.owner_user_id) };
@@ -131,7 +132,7 @@ const DeliveryService: ServiceSchema<ServiceSettingSchema, DeliveryThis> = {
 			const days = this.runtime.config.webhookDeliveryRetentionDays;
 			if (days === 0) return;
 			const cutoff = new Date(Date.now() - days * DAY_MS);
-			await this.leases.run("delivery:prune", async (signal) => {
+			await this.leases.run(PRUNE_LEASE, async (signal) => {
 				try {
 					const removed = await pruneFinishedDeliveries(this.runtime.db, cutoff, { signal });
 					if (removed > 0) this.logger.info(`Removed ${removed} finished webhook deliveries older than ${days} days`);
@@ -173,11 +174,9 @@ const DeliveryService: ServiceSchema<ServiceSettingSchema, DeliveryThis> = {
 	async started(this: DeliveryThis) {
 		this.running = true;
 		this.loops = [workLoop(this), dispatcherLoop(this)];
-		let pruning = false;
 		const prune = () => {
-			if (pruning) return; // a run that outlasted the hour goes on; the next tick starts the next
-			pruning = true;
-			this.pruning = this.pruneDeliveries().finally(() => (pruning = false));
+			// A run that outlasted the hour goes on (and stays the one stopping waits for).
+			if (!this.leases.isRunning(PRUNE_LEASE)) this.pruning = this.pruneDeliveries();
 		};
 		// A timeout, then an interval: both kinds of Node timer are cleared by clearTimeout.
 		this.pruneTimer = setTimeout(() => {

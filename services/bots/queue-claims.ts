@@ -54,3 +54,13 @@ export async function whileClaimed<T>(db: Database, owner: string, messageId: nu
 		clearInterval(renew);
 	}
 }
+
+/** Puts a row this sender holds back on the queue, due after `delayMs`, claimed by nobody. */
+export async function releaseRow(db: Database, owner: string, messageId: number, delayMs: number, change: { attempts?: number; last_error: string }): Promise<void> {
+	await db.transaction((transaction) =>
+		db.models.OutboundQueueItem.update(
+			{ ...change, last_error: change.last_error.slice(0, 1000), next_attempt_at: new Date(Date.now() + delayMs), lease_owner: null, lease_until: null },
+			{ where: { message_id: messageId, lease_owner: owner }, transaction },
+		),
+	);
+}

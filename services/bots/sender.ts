@@ -22,7 +22,7 @@ import { TelegramApiError, TelegramNetworkError, type TelegramClient, type Teleg
 import { allocateSeqs, insertEvents, type GatewayEvent } from "../broker/event-log";
 import { messageView, type MessageRow } from "../chats/views";
 import { MAX_SEND_ATTEMPTS, pause, pausedFor, reserveSend, retryDelayMs, type ChatKind } from "./flood";
-import { claimRow, heldElsewhereFor, whileClaimed } from "./queue-claims";
+import { claimRow, heldElsewhereFor, releaseRow, whileClaimed } from "./queue-claims";
 import { botToken } from "./registry";
 
 export interface Settled {
@@ -192,19 +192,8 @@ async function recordFailed(deps: SenderDeps, row: OutboundQueueItem, error: str
 	await deps.settled([], [{ message_id: messageId, status: "failed", error, ...(telegramCode ? { telegram_error_code: telegramCode } : {}) }]);
 }
 
-/** Puts a claimed row back on the queue, due after delayMs (on SQLite, through the one writer). */
-async function releaseRow(deps: SenderDeps, row: OutboundQueueItem, delayMs: number, change: { attempts?: number; last_error: string }): Promise<void> {
-	const { db } = deps;
-	await db.transaction((transaction) =>
-		db.models.OutboundQueueItem.update(
-			{ ...change, last_error: change.last_error.slice(0, 1000), next_attempt_at: new Date(Date.now() + delayMs), lease_owner: null, lease_until: null },
-			{ where: { message_id: row.message_id, lease_owner: deps.owner }, transaction },
-		),
-	);
-}
-
 function retryLater(deps: SenderDeps, row: OutboundQueueItem, delayMs: number, error: string): Promise<void> {
-	return releaseRow(deps, row, delayMs, { attempts: row.attempts + 1, last_error: error });
+	return releaseRow(deps.db, deps.owner, Number(row.message_id), delayMs, { attempts: row.attempts + 1, last_error: error });
 }
 
 async function handleFailure(deps: SenderDeps, botId: number, row: OutboundQueueItem, err: unknown): Promise<void> {
@@ -214,7 +203,7 @@ async function handleFailure(deps: SenderDeps, botId: number, row: OutboundQueue
 		await pause(deps.state, botId, seconds);
 		deps.logger.warn(`Bot ${botId}: Telegram asked to slow down for ${seconds} s; its queue is paused`);
 		// Telegram refused it: not an attempt that counts towards giving up.
-		await releaseRow(deps, row, seconds * 1000, { last_error: err.message });
+		await releaseRow(deps.db, deps.owner, Number(row.message_id), seconds * 1000, { last_error: err.message });
 		return;
 	}
 	const retryable = err instanceof TelegramNetworkError || (err instanceof TelegramApiError && err.errorCode >= 500);

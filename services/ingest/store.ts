@@ -131,12 +131,7 @@ async function upsertChats(
 	await run(db, t, `INSERT INTO chats ${columns} VALUES ${changed.map(() => tuple).join(", ")} ${upsert}`, values);
 
 	const lookup = perBot(changed.map(({ botId, chat }) => ({ botId, id: chat.telegram_id })), "telegram_id");
-	const rows = await all<{ id: number; bot_id: number; telegram_id: number }>(
-		db,
-		t,
-		`SELECT id, bot_id, telegram_id FROM chats WHERE ${lookup.where}`,
-		lookup.values,
-	);
+	const rows = await all<{ id: number; bot_id: number; telegram_id: number }>(db, t, `SELECT id, bot_id, telegram_id FROM chats WHERE ${lookup.where}`, lookup.values);
 	for (const row of rows) {
 		const key = chatKey(Number(row.bot_id), Number(row.telegram_id));
 		ids.set(key, Number(row.id));
@@ -221,6 +216,10 @@ export async function storeUpdates(db: Database, batch: IncomingUpdate[], cache:
 function storeOnce(db: Database, plan: BatchPlan, cache: ChatCache, learned: Map<string, ChatCacheEntry>, options: StoreOptions): Promise<StoreResult> {
 	const { batch, firstIndex, fresh, freshItems, now } = plan;
 	const batchId = randomBytes(12).toString("hex");
+	// Read committed (MySQL): the chats and messages read after the wait for the sequence lock include
+	// what other batches committed meanwhile. Under REPEATABLE READ the snapshot, taken at the first
+	// read before that wait, missed a chat whose upsert here changed nothing, and MariaDB with
+	// innodb_snapshot_isolation refuses to write past such a snapshot at all.
 	return db.rawTransaction(async (t) => {
 		// SQLite has one writer, so nobody waits on the sequence row: seqs for every fresh item are
 		// taken in the same trip as the insert (a statement less to wait for), and those of updates
@@ -275,10 +274,6 @@ function storeOnce(db: Database, plan: BatchPlan, cache: ChatCache, learned: Map
 		}
 		await movePollingOffset(db, t, options);
 		return { duplicates, events: [] };
-		// Read committed: the chats and messages read after the wait for the sequence lock include
-		// what other batches committed meanwhile. Under REPEATABLE READ the snapshot, taken at the
-		// first read before that wait, missed a chat whose upsert here changed nothing, and MariaDB
-		// with innodb_snapshot_isolation refuses to write past such a snapshot at all.
 	}, { readCommitted: true });
 }
 
@@ -380,10 +375,7 @@ async function storeMessages(db: Database, t: Transaction, planned: Planned[], n
 	// Edits, and new messages that were already stored (same chat and message id): look them up.
 	for (const p of withMessage.filter((m) => !result.has(m.seq))) {
 		const { message } = p.item;
-		const [existing] = await all<MessageRow>(db, t, `SELECT * FROM messages WHERE chat_id = ? AND telegram_message_id = ?`, [
-			p.chatId,
-			message.telegram_message_id,
-		]);
+		const [existing] = await all<MessageRow>(db, t, "SELECT * FROM messages WHERE chat_id = ? AND telegram_message_id = ?", [p.chatId, message.telegram_message_id]);
 		if (existing && p.item.edit) {
 			const content = messageColumns(message);
 			await run(db, t, "UPDATE messages SET type = ?, text = ?, caption = ?, entities = ?, media = ?, edit_date = ?, updated_at = ? WHERE id = ?", [

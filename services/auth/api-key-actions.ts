@@ -6,9 +6,9 @@ import { Op, type WhereOptions } from "sequelize";
 import { fail } from "../../lib/errors";
 import { principalOf, respondCreated, respondWith, type GatewayContext } from "../../lib/meta";
 import { decodeCursor, pageParams, toPage } from "../../lib/paging";
-import { apiKeyView, generateApiKey, type ApiKeyRow } from "./api-keys";
+import { apiKeyView, generateApiKey, parseScopes, type ApiKeyRow } from "./api-keys";
 import { hashSecret } from "./passwords";
-import { PERMISSIONS, type Principal } from "./principal";
+import { apiKeyPrincipal, PERMISSIONS, powersBeyond, type Principal } from "./principal";
 import type { AuthActions, AuthThis } from "./context";
 import type { ApiKey } from "../../lib/db/models";
 
@@ -26,6 +26,23 @@ interface CreateKeyParams {
 async function ownKey(this: AuthThis, principal: Principal, id: number): Promise<ApiKey> {
 	const key = await this.runtime.db.models.ApiKey.findByPk(id);
 	if (!key || (!principal.is_admin && Number(key.user_id) !== principal.user_id)) throw fail.notFound("API key");
+	return key;
+}
+
+/**
+ * The key if the principal may rotate or revoke it: its own user's key (any key for an admin) that
+ * can do nothing the principal cannot. A narrowed key would otherwise mint itself a wider one by
+ * rotating it (and get its secret), or take its owner's keys away.
+ */
+async function manageableKey(this: AuthThis, principal: Principal, id: number): Promise<ApiKey> {
+	const key = await ownKey.call(this, principal, id);
+	const owner = await this.userPrincipal(Number(key.user_id));
+	// A key whose owner is disabled or gone can do nothing: anyone who sees it may manage it.
+	if (owner) {
+		const target = apiKeyPrincipal({ id: key.id, name: key.name, scopes: parseScopes(key.scopes), rate_limit: key.rate_limit }, owner);
+		const beyond = powersBeyond(principal, target);
+		if (beyond.length > 0) throw fail.forbidden(`This key can do what you cannot (${beyond.join(", ")}): only a principal holding all of it may rotate or revoke it`);
+	}
 	return key;
 }
 
@@ -62,12 +79,18 @@ export const apiKeyActions: AuthActions = {
 				if (ownerId !== principal.user_id && !principal.is_admin) {
 					throw fail.forbidden("Only admins create keys for other users");
 				}
-				if (!(await this.userPrincipal(ownerId))) throw fail.validation([{ field: "user_id", message: "No active user with this id" }]);
+				const owner = await this.userPrincipal(ownerId);
+				if (!owner) throw fail.validation([{ field: "user_id", message: "No active user with this id" }]);
 				// A key never holds more than whoever creates it: a narrowed key makes keys as narrow.
-				const scopes = ctx.params.scopes ?? (principal.type === "api_key" ? (principal.scopes ?? null) : null);
+				const scopes = ctx.params.scopes ?? (principal.type === "api_key" && principal.scopes ? principal.permissions : null);
 				const excess = (scopes ?? []).filter((s) => !principal.permissions.includes(s));
 				if (excess.length > 0) {
 					throw fail.validation([{ field: "scopes", message: `Not permissions you hold: ${excess.join(", ")}` }]);
+				}
+				// Nor more than its owner: a scope the owner lacks would wake up if the owner were ever promoted.
+				const notOwners = (scopes ?? []).filter((s) => !owner.permissions.includes(s));
+				if (notOwners.length > 0) {
+					throw fail.validation([{ field: "scopes", message: `Not permissions of user ${ownerId}: ${notOwners.join(", ")}` }]);
 				}
 				if (expires_at && expires_at.getTime() <= Date.now()) {
 					throw fail.validation([{ field: "expires_at", message: "The 'expires_at' field must be in the future." }]);
@@ -124,7 +147,7 @@ export const apiKeyActions: AuthActions = {
 			params: { $$strict: true, id: ID },
 			async handler(this: AuthThis, ctx: GatewayContext<{ id: number }>) {
 				const principal = principalOf(ctx);
-				const key = await ownKey.call(this, principal, ctx.params.id);
+				const key = await manageableKey.call(this, principal, ctx.params.id);
 				if (!key.revoked_at) await key.update({ revoked_at: new Date() });
 				await this.announce({ kind: "api_key", id: key.id });
 				await this.securityEvent("api_key_revoked", { userId: principal.user_id, apiKeyId: key.id, ip: ctx.meta.clientIp ?? null });
@@ -139,7 +162,7 @@ export const apiKeyActions: AuthActions = {
 			retryPolicy: { enabled: false },
 			params: { $$strict: true, id: ID },
 			async handler(this: AuthThis, ctx: GatewayContext<{ id: number }>) {
-				const key = await ownKey.call(this, principalOf(ctx), ctx.params.id);
+				const key = await manageableKey.call(this, principalOf(ctx), ctx.params.id);
 				if (key.revoked_at) throw fail.conflict("A revoked key cannot be rotated");
 				const fresh = await withFreshSecret(async (secret) => {
 					await key.update({ prefix: secret.prefix, key_hash: secret.hash });

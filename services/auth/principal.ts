@@ -103,6 +103,16 @@ export function apiKeyPrincipal(
 	};
 }
 
+/**
+ * What `target` may do that `holder` may not: permissions beyond the holder's, and acting as an
+ * admin (past every chat grant) when only the target does. Empty when the holder covers it all.
+ */
+export function powersBeyond(holder: Pick<Principal, "permissions" | "is_admin">, target: Pick<Principal, "permissions" | "is_admin">): string[] {
+	const beyond = target.permissions.filter((p) => !holder.permissions.includes(p));
+	if (target.is_admin && !holder.is_admin) beyond.push("admin (an unscoped key of an admin)");
+	return beyond;
+}
+
 /** A stable key for per-principal state (rate-limit buckets, caches). */
 export function principalKey(principal: Pick<Principal, "type" | "id">): string {
 	return `${principal.type}:${principal.id}`;

@@ -191,6 +191,45 @@ describe("API keys", () => {
 		expect(await keyRows()).toBe(before + 1);
 	});
 
+	it("a narrowed key neither rotates nor revokes a wider key of its owner (403), and nothing changes", async () => {
+		const full = await createKey(gw.baseUrl, operator.token, { name: "operators-full" });
+		const narrow = await createKey(gw.baseUrl, operator.token, { name: "operators-narrow", scopes: ["apikeys:read", "apikeys:write"] });
+		const before = await keyRow(full.id);
+		const rotated = await api(gw.baseUrl, "POST", `/apikeys/${full.id}/rotate`, narrow.key);
+		expectApiError(rotated, 403, "FORBIDDEN");
+		expect(rotated.text).not.toContain("tgw_");
+		expectApiError(await api(gw.baseUrl, "DELETE", `/apikeys/${full.id}`, narrow.key), 403, "FORBIDDEN");
+		expect(await keyRow(full.id)).toEqual(before);
+		expect((await me(gw.baseUrl, full.key)).status).toBe(200);
+
+		// An admin's narrowed key cannot mint itself the admin's unscoped key either, even holding every permission.
+		const adminFull = await createKey(gw.baseUrl, admin, { name: "admins-full" });
+		const everyPermission = (await me(gw.baseUrl, admin)).body.permissions as string[];
+		const adminNarrow = await createKey(gw.baseUrl, admin, { name: "admins-listed", scopes: everyPermission });
+		const minted = await api(gw.baseUrl, "POST", `/apikeys/${adminFull.id}/rotate`, adminNarrow.key);
+		expectApiError(minted, 403, "FORBIDDEN");
+		expect(minted.body.error).toMatchObject({ message: expect.stringContaining("admin") });
+
+		// A key no wider than the caller is managed as before: itself, or a narrower one.
+		const self = await api(gw.baseUrl, "POST", `/apikeys/${narrow.id}/rotate`, narrow.key);
+		expect(self.status).toBe(200);
+		const narrower = await createKey(gw.baseUrl, operator.token, { name: "operators-read-only", scopes: ["apikeys:read"] });
+		expect((await api(gw.baseUrl, "DELETE", `/apikeys/${narrower.id}`, String(self.body.key))).status).toBe(204);
+		expect((await api(gw.baseUrl, "DELETE", `/apikeys/${full.id}`, operator.token)).status).toBe(204);
+	});
+
+	it("an admin cannot give another user's key a scope that user lacks (400 naming scopes)", async () => {
+		const viewer = await createUser(gw, admin, ["viewer"]);
+		const before = await keyRows();
+		const res = await api(gw.baseUrl, "POST", "/apikeys", admin, { name: "for-viewer", user_id: viewer.id, scopes: ["chats:read", "users:write"] });
+		expectApiError(res, 400, "VALIDATION_ERROR");
+		expect(errorFields(res)).toEqual(["scopes"]);
+		expect(res.body.error).toMatchObject({ details: { fields: [{ message: expect.stringContaining("users:write") }] } });
+		expect(await keyRows()).toBe(before);
+		const fitting = await api(gw.baseUrl, "POST", "/apikeys", admin, { name: "for-viewer", user_id: viewer.id, scopes: ["chats:read"] });
+		expect(fitting.status).toBe(201);
+	});
+
 	it("a non-admin neither sees nor revokes nor rotates another user's key (404)", async () => {
 		const adminKey = await createKey(gw.baseUrl, admin, { name: "admins-own" });
 		const own = await createKey(gw.baseUrl, operator.token, { name: "operators-own" });
@@ -199,7 +238,9 @@ describe("API keys", () => {
 		expectApiError(await api(gw.baseUrl, "DELETE", `/apikeys/${adminKey.id}`, operator.token), 404, "NOT_FOUND");
 		expectApiError(await api(gw.baseUrl, "POST", `/apikeys/${adminKey.id}/rotate`, operator.token), 404, "NOT_FOUND");
 		const list = await api(gw.baseUrl, "GET", "/apikeys?limit=200", operator.token);
-		expect((list.body.data as Json[]).map((k) => k.id)).toEqual([own.id]);
+		const listed = list.body.data as Json[];
+		expect(listed.map((k) => k.id)).toContain(own.id);
+		expect(listed.every((k) => k.user_id === operator.id)).toBe(true);
 		const row = await keyRow(adminKey.id);
 		expect(row!.revoked_at).toBeNull();
 		expect(row!.prefix).toBe(adminKey.key.slice(4, 20));

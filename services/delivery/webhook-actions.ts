@@ -183,7 +183,8 @@ export const webhookActions: DeliveryActions = {
 					max_concurrency: current.max_concurrency,
 					...changes,
 				};
-				await checkConfig.call(this, ctx, merged);
+				// Switching a webhook off needs no check: an owner who lost access to its chats can still silence it.
+				if (Object.keys(changes).length > 0 || is_active === true) await checkConfig.call(this, ctx, merged);
 				await row.update({ ...configColumns(merged), ...(is_active !== undefined ? { is_active, disabled_reason: is_active ? null : "disabled by its owner" } : {}) });
 				await this.broker.broadcast("webhooks.changed", { id: row.id });
 				return webhookView(row);
@@ -275,6 +276,13 @@ export const webhookActions: DeliveryActions = {
 				const row = await ownWebhook.call(this, principalOf(ctx), ctx.params.id);
 				const { WebhookDelivery } = this.runtime.db.models;
 				const where = { id: ctx.params.delivery_id, webhook_id: row.id };
+				// The worker would not send it anyway (the owner's access is asked before every attempt): say so now.
+				const target = await WebhookDelivery.findOne({ where, attributes: ["chat_id"], raw: true });
+				if (!target) throw fail.notFound("Delivery");
+				const { access } = await this.audienceOf(row);
+				if (!access.all && (target.chat_id === null || !access.chats.has(Number(target.chat_id)))) {
+					throw fail.forbidden(target.chat_id === null ? "Only an admin's webhook receives events without a chat" : `The webhook's owner may no longer read chat ${target.chat_id}`);
+				}
 				// One conditional write: a worker claiming the row between a read and a write would
 				// otherwise have its attempt (and its outcome) taken from under it.
 				// A retry by hand starts the schedule again; the log keeps counting its attempts.

@@ -15,6 +15,7 @@ import { admission, recordFailure, recordSuccess } from "./breaker";
 import { claimDeliveries, webhooksWithDueDeliveries, type Claimed, type ClaimRequest } from "./claims";
 import type { DeliveryThis } from "./context";
 import { dispatchBatch } from "./dispatcher";
+import { ownerMayRead } from "./matching";
 import { judge, recordOutcomes, releaseClaims, type Outcome } from "./outcomes";
 
 /** Attempts in flight at once on this node, across every endpoint. */
@@ -161,6 +162,23 @@ function tally(counts: Map<number, number>, webhookId: number, delta: number): v
 	else counts.delete(webhookId);
 }
 
+/**
+ * The owner may have lost the right to read the event's chat (a grant, a key or the user revoked)
+ * since the delivery was made: asked before every attempt, a retry by hand included, of the
+ * dispatcher's audiences (built again after every auth change) or, for a webhook not in them yet,
+ * of the owner's access itself.
+ */
+async function ownerMayStillRead(service: DeliveryThis, row: Webhook, event: GatewayEvent): Promise<boolean> {
+	const listed = (await service.audiences()).audiences.find((a) => a.rule.id === row.id);
+	return ownerMayRead((listed ?? (await service.audienceOf(row))).access, event);
+}
+
+/** The outcome of a delivery its owner may no longer read: dead, with why, and nothing sent. */
+function refused(claim: Claimed, event: GatewayEvent): Outcome {
+	const error = `Not sent: the webhook's owner may no longer read ${event.chat_id === null ? "events without a chat (admins only)" : `chat ${event.chat_id}`}`;
+	return { delivery: claim, result: { statusCode: null, error, excerpt: null, durationMs: 0, retryAfterMs: null, startedAt: new Date() }, verdict: "dead", nextAttemptAt: null };
+}
+
 async function send(service: DeliveryThis, row: Webhook, claim: Claimed, event: GatewayEvent | undefined, record: Batcher<Outcome, void>): Promise<void> {
 	const { state } = service.runtime;
 	tally(service.inFlight, row.id, 1);
@@ -170,6 +188,11 @@ async function send(service: DeliveryThis, row: Webhook, claim: Claimed, event: 
 		if (!event) {
 			// Its event is gone from the log (never expected): nothing can be sent.
 			await releaseClaims(service.runtime.db, service.owner, [claim.id], new Date(Date.now() + 60_000));
+			return;
+		}
+		if (!(await ownerMayStillRead(service, row, event))) {
+			await record.submit(refused(claim, event));
+			metricsOf(service.broker).webhookDeliveries.inc({ outcome: "dead" });
 			return;
 		}
 		result = await attemptDelivery(

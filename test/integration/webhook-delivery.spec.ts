@@ -19,11 +19,13 @@ import {
 	gone,
 	hang,
 	legacySignature,
+	ok,
 	redirectTo,
 	retryAfter,
 	verifyWith,
 	waitForDeliveries,
 	WEBHOOK_TEST_ENV,
+	type DeliveryRecord,
 	type Receiver,
 	type WebhookBody,
 	WebhookScene,
@@ -153,6 +155,38 @@ describe("webhook delivery", () => {
 		await sleep(300);
 		expect(mine.bodies.map((x) => x.message?.text)).toEqual(["readable 1"]);
 		expect(await deliveriesOf(t, hook.id)).toHaveLength(1);
+	});
+
+	it("nothing of a chat its owner may no longer read is sent: not a waiting delivery (dead, saying why), not a retry by hand (403); the owner can still switch it off", async () => {
+		const chat = await scene.newChat();
+		const granted = await t.api<{ id: number }>("PUT", `/chats/${chat.chatId}/permissions`, { user_id: operator.id, can_read: true });
+		expect([200, 201]).toContain(granted.status);
+		// "two" fails its first attempt, so it waits for a retry when the grant goes.
+		const receiver = await scene.receiver((request) => (request.body?.message?.text === "two" ? { status: 500, body: "not now" } : { status: 200, body: "ok" }));
+		const hook = await createWebhook(t, { url: receiver.url, scope: "chat", chat_ids: [chat.chatId] }, operator.token);
+		scene.say(chat.telegramId, "one");
+		await waitForDeliveries(t, hook.id, (l) => l.length === 1 && l[0]!.status === "succeeded");
+		scene.say(chat.telegramId, "two");
+		const log = await waitForDeliveries(t, hook.id, (l) => l.length === 2 && l[0]!.status === "failed");
+		const [waiting, delivered] = log as [DeliveryRecord, DeliveryRecord];
+
+		expect((await t.api("DELETE", `/chats/${chat.chatId}/permissions/${granted.body.id}`)).status).toBe(204);
+		const retried = await t.api("POST", `/webhooks/${hook.id}/deliveries/${delivered.id}/retry`, undefined, operator.token);
+		expect(retried.status).toBe(403);
+		expect(retried.text).toContain(`chat ${chat.chatId}`);
+		receiver.behaviour = ok();
+		await fastForward(t, hook.id);
+		const after = await waitForDeliveries(t, hook.id, (l) => l.find((d) => d.id === waiting.id)!.status === "dead");
+		expect(after.find((d) => d.id === waiting.id)).toMatchObject({ attempts: 2, last_error: expect.stringContaining("no longer read") });
+		expect(after.find((d) => d.id === delivered.id)).toMatchObject({ status: "succeeded", attempts: 1 });
+		await sleep(200);
+		expect(receiver.bodies.map((b) => b.message?.text)).toEqual(["one", "two"]);
+
+		const off = await t.api<WebhookBody>("PATCH", `/webhooks/${hook.id}`, { is_active: false }, operator.token);
+		expect(off.status).toBe(200);
+		expect(off.body.is_active).toBe(false);
+		// Switching it back on is a new subscription: the owner must be able to read the chat again.
+		expect((await t.api("PATCH", `/webhooks/${hook.id}`, { is_active: true }, operator.token)).status).toBe(403);
 	});
 
 	it("a webhook created while the dispatcher rebuilds its view of the webhooks still gets every later event", async () => {

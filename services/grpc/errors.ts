@@ -32,10 +32,19 @@ export interface GrpcError {
 	metadata: Metadata;
 }
 
+/**
+ * JSON in printable ASCII only: grpc-js throws on anything else in a metadata value, and details
+ * carry what others wrote (Telegram's description of a refused token, a client's own field values).
+ * The \u escapes keep it the same JSON.
+ */
+function asciiJson(value: unknown): string {
+	return JSON.stringify(value).replace(/[^\x20-\x7e]/g, (c) => `\\u${c.charCodeAt(0).toString(16).padStart(4, "0")}`);
+}
+
 export function grpcErrorOf(code: ApiErrorCode, message: string, details?: Record<string, unknown>): GrpcError {
 	const metadata = new Metadata();
 	metadata.set(ERROR_CODE_KEY, code);
-	if (details && Object.keys(details).length > 0) metadata.set(ERROR_DETAILS_KEY, JSON.stringify(details));
+	if (details && Object.keys(details).length > 0) metadata.set(ERROR_DETAILS_KEY, asciiJson(details));
 	return { code: GRPC_STATUS[code], details: message, metadata };
 }
 

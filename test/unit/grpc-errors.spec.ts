@@ -31,6 +31,14 @@ describe("gRPC errors", () => {
 		expect(trailers(err)).toEqual({ "x-error-code": "RATE_LIMITED", "x-error-details": '{"retry_after":3}' });
 	});
 
+	it("details in any script travel as ASCII JSON (grpc-js throws on anything else in metadata) that reads back the same", () => {
+		const details = { fields: [{ field: "token", message: "Telegram refused the token: jeton révoqué 🚫 — 無効\u0007" }] };
+		const err = toGrpcError(new GatewayError("VALIDATION_ERROR", "Invalid token", details));
+		const sent = trailers(err)["x-error-details"] as string;
+		expect(sent).toMatch(/^[\x20-\x7e]+$/);
+		expect(JSON.parse(sent)).toEqual(details);
+	});
+
 	it("fastest-validator's errors name the proto's fields where the action's params differ", () => {
 		const err = new Errors.ValidationError("Parameters validation error!", "VALIDATION_ERROR", [
 			{ type: "required", field: "id", message: "The 'id' field is required." },

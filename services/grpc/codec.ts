@@ -207,11 +207,13 @@ export function eventToProto(event: GatewayEvent): MessageEventProto {
 	};
 }
 
-/** Roughly the bytes an event takes on the wire: its variable-length fields plus the fixed ones. */
+/** Roughly the bytes an event takes on the wire: its variable-length fields (in UTF-8) plus the fixed ones. */
 export function approximateSize(event: MessageEventProto): number {
 	const m = event.message;
-	const strings = m ? m.text.length + m.caption.length + m.entities_json.length + m.media_json.length + m.error.length : 0;
-	return 160 + event.update_json.length + strings;
+	const texts = m ? [m.text, m.caption, m.entities_json, m.media_json, m.error, m.from?.username, m.from?.first_name, m.from?.last_name] : [];
+	let size = 160 + Buffer.byteLength(event.update_json) + Buffer.byteLength(event.update_kind);
+	for (const text of texts) size += text ? Buffer.byteLength(text) : 0;
+	return size;
 }
 
 // --- requests -> action params ---

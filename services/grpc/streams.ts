@@ -6,6 +6,7 @@
  * reads too slowly (RESOURCE_EXHAUSTED) or the server shuts down (UNAVAILABLE).
  */
 import { randomUUID } from "node:crypto";
+import { constants as http2, type ServerHttp2Stream } from "node:http2";
 import { Metadata, type handleServerStreamingCall, type ServerWritableStream } from "@grpc/grpc-js";
 import { GatewayError } from "../../lib/errors";
 import { waitUntil, type CloseReason, type Subscriber, type Topic } from "../../mixins/event-stream/subscription-hub";
@@ -25,6 +26,26 @@ export interface StreamLimits {
 
 export const DEFAULT_STREAM_LIMITS: StreamLimits = { maxEvents: 1_000, maxBytes: 4 * 1024 * 1024 };
 
+/** How long an ended stream's status may wait behind messages the client has not read yet. */
+export const END_GRACE_MS = 5_000;
+
+/**
+ * grpc-js sends a stream's status only after every message written before it, so a client that
+ * stopped reading (the one a buffer cap closes) would keep them, and the call, for as long as its
+ * connection lives. grpc-js has no public way to drop them: the call's HTTP/2 stream is found under
+ * its intercepting calls and reset with ENHANCE_YOUR_CALM, which grpc-js clients read as
+ * RESOURCE_EXHAUSTED. Null for anything else (a test's fake call).
+ */
+function http2StreamOf(call: unknown): ServerHttp2Stream | null {
+	let node = (call as { call?: unknown }).call;
+	for (let depth = 0; node && depth < 8; depth++) {
+		const stream = (node as { stream?: { close?: unknown } }).stream;
+		if (stream && typeof stream.close === "function") return stream as ServerHttp2Stream;
+		node = (node as { nextCall?: unknown }).nextCall;
+	}
+	return null;
+}
+
 /** The part of a grpc-js server stream a subscriber uses (a fake in unit tests). */
 export interface EventCall {
 	readonly cancelled: boolean;
@@ -40,6 +61,8 @@ export interface SubscriberOptions {
 	limits?: StreamLimits;
 	/** Epoch ms; Infinity for none. */
 	deadline?: number;
+	/** END_GRACE_MS unless a test says otherwise. */
+	endGraceMs?: number;
 	/** Called once, however the stream ended. */
 	onEnd(subscriber: GrpcStreamSubscriber): void;
 }
@@ -112,13 +135,24 @@ export class GrpcStreamSubscriber implements Subscriber {
 		this.end(toGrpcError(err));
 	}
 
-	/** Ends the call with `error` (after the events already written), or OK without one. */
+	/**
+	 * Ends the call with `error` (after the events already written), or OK without one. Events the
+	 * client has not taken within END_GRACE_MS are dropped with the stream (see http2StreamOf).
+	 */
 	end(error?: GrpcError): void {
 		if (this.done) return;
 		this.settle();
 		if (this.call.cancelled) return;
 		if (error) this.call.emit("error", error);
 		else this.call.end();
+		if (this.queuedEvents > 0) {
+			const stream = http2StreamOf(this.call);
+			const reset = setTimeout(() => {
+				if (stream && !stream.closed && this.queuedEvents > 0) stream.close(http2.NGHTTP2_ENHANCE_YOUR_CALM);
+			}, this.options.endGraceMs ?? END_GRACE_MS);
+			reset.unref();
+			stream?.once("close", () => clearTimeout(reset));
+		}
 	}
 
 	/** The stream is over, whoever ended it: stop the deadline and tell the owner, once. */

@@ -157,6 +157,14 @@ describe("gRPC codec: results to proto messages", () => {
 		const big = eventToProto({ type: "new_message", seq: 1, bot_id: 1, chat_id: 1, created_at: "x", message: { ...message, text: "x".repeat(4096) } as unknown as Record<string, unknown> });
 		expect(approximateSize(big) - approximateSize(small)).toBe(4091);
 	});
+
+	it("approximateSize counts UTF-8 bytes, as the wire does, not UTF-16 units", () => {
+		const ascii = eventToProto({ type: "new_message", seq: 1, bot_id: 1, chat_id: 1, created_at: "x", message: { ...message, text: "x".repeat(4000) } as unknown as Record<string, unknown> });
+		const cyrillic = eventToProto({ type: "new_message", seq: 1, bot_id: 1, chat_id: 1, created_at: "x", message: { ...message, text: "я".repeat(4000) } as unknown as Record<string, unknown> });
+		const cjk = eventToProto({ type: "new_message", seq: 1, bot_id: 1, chat_id: 1, created_at: "x", message: { ...message, text: "無".repeat(4000) } as unknown as Record<string, unknown> });
+		expect(approximateSize(cyrillic) - approximateSize(ascii)).toBe(4000);
+		expect(approximateSize(cjk) - approximateSize(ascii)).toBe(8000);
+	});
 });
 
 describe("gRPC codec: stream requests to topics", () => {

@@ -1,12 +1,12 @@
 import { EventEmitter } from "node:events";
-import { Metadata, status, type ServerWritableStream } from "@grpc/grpc-js";
+import { credentials, loadPackageDefinition, Metadata, Server, ServerCredentials, status, type ServerWritableStream, type ServiceClientConstructor } from "@grpc/grpc-js";
 import { fail } from "../../lib/errors";
 import type { Principal } from "../../services/auth/principal";
 import type { GatewayEvent } from "../../services/broker/event-log";
 import type { Caller } from "../../services/grpc/auth";
 import { streamChatOpening, type MessageEventProto } from "../../services/grpc/codec";
 import type { GrpcError } from "../../services/grpc/errors";
-import { MALFORMED } from "../../services/grpc/proto";
+import { loadGatewayProto, MALFORMED } from "../../services/grpc/proto";
 import { GrpcStreamSubscriber, streamHandler, type EventCall, type StreamBridge } from "../../services/grpc/streams";
 
 const principal: Principal = { type: "user", id: 1, user_id: 1, username: "u", roles: ["viewer"], permissions: ["messages:read"], rate_limit: 10, is_admin: false };
@@ -236,5 +236,58 @@ describe("streamHandler", () => {
 		await serve(b, call);
 		expect(call.statuses.map((s) => s.code)).toEqual([status.UNAVAILABLE]);
 		expect(b.logger.error).toHaveBeenCalledTimes(1);
+	});
+});
+
+describe("a stream ended while its client has stopped reading (real grpc-js transport)", () => {
+	it("is reset after the grace period: the server drops what was queued, the client gets RESOURCE_EXHAUSTED", async () => {
+		const proto = loadGatewayProto();
+		const { MessageService } = (loadPackageDefinition(proto.packageDefinition) as unknown as { gateway: { v1: { MessageService: ServiceClientConstructor } } }).gateway.v1;
+		const servers: Server[] = [];
+		const clients: Array<{ close(): void }> = [];
+		const clientStatus: number[] = [];
+		let serverCall: ServerWritableStream<unknown, MessageEventProto> | undefined;
+		let subscriber: GrpcStreamSubscriber | undefined;
+		const refused = new Promise<void>((resolve) => {
+			const server = new Server();
+			server.addService(proto.services.MessageService, {
+				StreamMessages(call: ServerWritableStream<unknown, MessageEventProto>) {
+					serverCall = call;
+					subscriber = new GrpcStreamSubscriber(call, principal, { limits: { maxEvents: 50, maxBytes: 50_000_000 }, endGraceMs: 300, onEnd: () => undefined });
+					call.sendMetadata(new Metadata());
+					// What the hub does: write until the buffer cap refuses, then close the stream as too slow.
+					const fill = (seq: number): void => {
+						if (subscriber!.send(event(seq, "x".repeat(20_000)))) return void setImmediate(() => fill(seq + 1));
+						subscriber!.close({ code: "RATE_LIMITED", message: "Too slow: closed" });
+						resolve();
+					};
+					fill(1);
+				},
+			});
+			servers.push(server);
+			server.bindAsync("127.0.0.1:0", ServerCredentials.createInsecure(), (err, port) => {
+				if (err) throw err;
+				const client = new MessageService(`127.0.0.1:${port}`, credentials.createInsecure());
+				clients.push(client);
+				const stream = (client as unknown as { StreamMessages(request: object): NodeJS.ReadableStream }).StreamMessages({});
+				stream.once("data", () => stream.pause());
+				stream.on("error", (e: { code: number }) => clientStatus.push(e.code));
+			});
+		});
+		try {
+			await refused;
+			// The status waits behind the queued events the paused client will not take...
+			await new Promise((resolve) => setTimeout(resolve, 100));
+			expect(clientStatus).toEqual([]);
+			expect(serverCall!.cancelled).toBe(false);
+			// ...until the grace period ends: then the HTTP/2 stream is reset and nothing stays queued.
+			const deadline = Date.now() + 3_000;
+			while (clientStatus.length === 0 && Date.now() < deadline) await new Promise((resolve) => setTimeout(resolve, 20));
+			expect(clientStatus).toEqual([status.RESOURCE_EXHAUSTED]);
+			expect(serverCall!.cancelled).toBe(true);
+		} finally {
+			for (const c of clients) c.close();
+			for (const s of servers) s.forceShutdown();
+		}
 	});
 });

@@ -102,8 +102,9 @@ export class SubscriptionHub {
 		return this.bySubscriber.get(subscriberId)?.has(topicKey(topic)) ?? false;
 	}
 
+	/** For a connected subscriber only: access looked up while it went away would stay for good. */
 	setAccess(subscriberId: string, access: ReadAccess): void {
-		this.access.set(subscriberId, access);
+		if (this.subscribers.has(subscriberId)) this.access.set(subscriberId, access);
 	}
 
 	/**

@@ -73,6 +73,17 @@ describe("SubscriptionHub: who gets what", () => {
 		expect(seqs(s)).toEqual([1, 2, 3]);
 	});
 
+	it("access looked up for a subscriber that went away meanwhile is not kept (nor applies if its id came back)", async () => {
+		const s = subscriber();
+		hub.connect(s);
+		hub.disconnect(s.id);
+		hub.setAccess(s.id, { all: true, chats: new Set() });
+		hub.connect(s);
+		await hub.subscribe(s, { kind: "bot", id: 1 }, { livePosition: 0 });
+		hub.dispatch([ev(1, 1), ev(2, null)]);
+		expect(seqs(s)).toEqual([]);
+	});
+
 	it("a bot topic with access to a set of chats gets only those chats, and no chat-less event", async () => {
 		const s = subscriber();
 		hub.connect(s);

@@ -3,6 +3,7 @@
  * one transaction. A client key (the POST's Idempotency-Key) makes a retried request return the
  * message the first one queued instead of sending it twice.
  */
+import { createHash } from "node:crypto";
 import type { Database } from "../../lib/db/connection";
 import { fail } from "../../lib/errors";
 import { messageView, type MessageRow, type MessageView } from "../chats/views";
@@ -18,14 +19,32 @@ export interface EnqueueParams {
 	sent_by: string;
 }
 
+/** What a send asked for, as a fingerprint: a client key sent again must come with the same. */
+export function requestFingerprint(params: Pick<EnqueueParams, "text" | "parse_mode" | "reply_to_message_id" | "disable_notification">): string {
+	const asked = [params.text, params.parse_mode ?? null, params.reply_to_message_id ?? null, params.disable_notification ?? null];
+	return createHash("sha256").update(JSON.stringify(asked)).digest("hex");
+}
+
+/** The message an earlier request with this client key queued, if any; a different request with the key is a conflict. */
+async function earlierWithKey(db: Database, chatId: number, clientKey: string, fingerprint: string): Promise<MessageView | null> {
+	const earlier = await db.models.Message.findOne({ where: { chat_id: chatId, client_key: clientKey }, raw: true });
+	if (!earlier) return null;
+	// Messages queued before fingerprints were kept (migration 0007) have none: the key alone decides.
+	if (earlier.client_request !== null && earlier.client_request !== fingerprint) {
+		throw fail.conflict("This Idempotency-Key was used for a different message (text, parse_mode, reply_to_message_id or disable_notification); use a new key for a new message");
+	}
+	return messageView(earlier as unknown as MessageRow);
+}
+
 export async function enqueueMessage(db: Database, params: EnqueueParams): Promise<{ message: MessageView; created: boolean }> {
 	const chat = await db.models.Chat.findByPk(params.chat_id, { raw: true });
 	if (!chat) throw fail.notFound("Chat");
 	const bot = await db.models.Bot.findByPk(chat.bot_id, { attributes: ["id", "is_active", "telegram_id", "username", "display_name"], raw: true });
 	if (!bot?.is_active) throw fail.conflict("This chat's bot is deleted; it cannot send");
+	const fingerprint = params.client_key ? requestFingerprint(params) : null;
 	if (params.client_key) {
-		const earlier = await db.models.Message.findOne({ where: { chat_id: chat.id, client_key: params.client_key }, raw: true });
-		if (earlier) return { message: messageView(earlier as unknown as MessageRow), created: false };
+		const earlier = await earlierWithKey(db, Number(chat.id), params.client_key, fingerprint!);
+		if (earlier) return { message: earlier, created: false };
 	}
 	const request: Record<string, unknown> = { chat_id: Number(chat.telegram_id), text: params.text };
 	if (params.parse_mode) request.parse_mode = params.parse_mode;
@@ -63,6 +82,7 @@ export async function enqueueMessage(db: Database, params: EnqueueParams): Promi
 					update_row_id: null,
 					sent_by: params.sent_by,
 					client_key: params.client_key ?? null,
+					client_request: fingerprint,
 				},
 				{ transaction: t },
 			);
@@ -86,8 +106,8 @@ export async function enqueueMessage(db: Database, params: EnqueueParams): Promi
 	} catch (err) {
 		// Two requests with the same client key raced: the other one queued it.
 		if ((err as Error).name === "SequelizeUniqueConstraintError" && params.client_key) {
-			const earlier = await db.models.Message.findOne({ where: { chat_id: chat.id, client_key: params.client_key }, raw: true });
-			if (earlier) return { message: messageView(earlier as unknown as MessageRow), created: false };
+			const earlier = await earlierWithKey(db, Number(chat.id), params.client_key, fingerprint!);
+			if (earlier) return { message: earlier, created: false };
 		}
 		throw err;
 	}

@@ -326,6 +326,25 @@ describe("sending: webhook mode", () => {
 		expect(await t.gw.runtime.db.models.Message.count({ where: { chat_id: chatId, direction: "outgoing" } })).toBe(2);
 	}, 20_000);
 
+	it("Idempotency-Key sent again with a different message is 409 CONFLICT: nothing queued, Telegram gets the first only", async () => {
+		const { chatId } = await newChat(bot);
+		const headers = { "idempotency-key": "order-2001" };
+		const first = await send(chatId, { text: "first body" }, undefined, headers);
+		expect([201, 202]).toContain(first.status);
+		const before = await rowCounts(t);
+		for (const changed of [{ text: "DIFFERENT body" }, { text: "first body", parse_mode: "HTML" }, { text: "first body", disable_notification: true }]) {
+			const res = await send(chatId, changed, undefined, headers);
+			expectApiError(res, 409, "CONFLICT");
+			expect(res.body.error).toMatchObject({ message: expect.stringContaining("Idempotency-Key") });
+		}
+		expect(await rowCounts(t)).toEqual(before);
+		const same = await send(chatId, { text: "first body" }, undefined, headers);
+		expect(same.body.id).toBe(first.body.id);
+		await waitForStatus(t, first.body.id, "sent", 10_000);
+		expect(sentWithText(t, "DIFFERENT body")).toHaveLength(0);
+		expect(sentWithText(t, "first body")).toHaveLength(1);
+	});
+
 	it("Idempotency-Key: different principals with the same key get different messages", async () => {
 		const { chatId } = await newChat(bot);
 		await grant(chatId, { user_id: operator.id, can_read: true, can_send: true });

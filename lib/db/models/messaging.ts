@@ -81,6 +81,8 @@ export class BaseMessage extends Model<InferAttributes<BaseMessage>, InferCreati
 	declare sent_by: string | null;
 	/** Idempotency-Key of the POST that created an outgoing message, unique per chat. */
 	declare client_key: CreationOptional<string | null>;
+	/** sha256 of what that POST asked for (services/bots/outbox.ts): the key sent again must ask the same. */
+	declare client_request: CreationOptional<string | null>;
 	declare created_at: CreationOptional<Date>;
 	declare updated_at: CreationOptional<Date>;
 }
@@ -223,6 +225,7 @@ export function defineMessagingModels(sequelize: Sequelize) {
 			update_row_id: DataTypes.BIGINT,
 			sent_by: DataTypes.STRING(64),
 			client_key: DataTypes.STRING(128),
+			client_request: DataTypes.STRING(64),
 			...timestamps(),
 		},
 		{ sequelize, tableName: "messages", ...withTimestamps },

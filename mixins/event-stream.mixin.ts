@@ -23,6 +23,14 @@ const REPLAY_PAGE = 500;
 const REVALIDATE_EVERY_MS = 15_000;
 /** How long a subscribe waits for this node's feed to join the log (just after the node started). */
 const FEED_WAIT_MS = 5_000;
+/**
+ * A connection whose credential was being resolved when an auth change was heard may hold the
+ * answer from before it (auth's caches, a key's argon2 check under way): changes this recent are
+ * checked again for every new connection they may concern.
+ */
+const RECENT_CHANGE_MS = 2_000;
+/** After a change: at once, and again once auth's own caches (400 ms) have certainly forgotten the old answer. */
+const RECHECK_AFTER_MS = [50, 500];
 
 export interface EventStreamLocalVars {
 	runtime: Runtime;
@@ -32,6 +40,8 @@ export interface EventStreamLocalVars {
 	credentials: Map<string, string>;
 	expiryTimers: Map<string, NodeJS.Timeout>;
 	revalidateTimer?: NodeJS.Timeout;
+	/** auth.changed heard in the last RECENT_CHANGE_MS, oldest first. */
+	recentAuthChanges: Array<{ at: number; change: AuthChange }>;
 }
 
 export interface EventStreamMethods {
@@ -46,6 +56,8 @@ export interface EventStreamMethods {
 	streamSubscribe(subscriber: Subscriber, topic: Topic, sinceSeq?: number, authorized?: () => void): Promise<void>;
 	streamUnsubscribe(subscriberId: string, topic: Topic): boolean;
 	revalidate(subscribers: Subscriber[]): Promise<void>;
+	/** revalidate() at RECHECK_AFTER_MS. */
+	revalidateSoon(subscribers: Subscriber[]): void;
 	revalidateGroup(credential: string, group: Subscriber[]): Promise<void>;
 }
 
@@ -83,14 +95,13 @@ export const EventStreamMixin: Partial<ServiceSchema<ServiceSettingSchema, Event
 			this.feed.receive(ctx.params.events);
 		},
 
-		/**
-		 * Checked twice: at once, and again after auth's own caches (400 ms) have certainly
-		 * forgotten the old answer, so the outcome holds well within a second.
-		 */
+		/** The connections it concerns are checked again (revalidateSoon): the outcome holds well within a second. */
 		"auth.changed"(this: EventStreamThis, ctx: Context<AuthChange>) {
+			const now = Date.now();
+			this.recentAuthChanges.push({ at: now, change: ctx.params });
+			while (this.recentAuthChanges[0]!.at < now - RECENT_CHANGE_MS) this.recentAuthChanges.shift();
 			const affected = this.hub.list().filter((s) => affects(ctx.params, s.principal));
-			if (affected.length === 0) return;
-			for (const delay of [50, 500]) setTimeout(() => void this.revalidate(affected), delay).unref();
+			if (affected.length > 0) this.revalidateSoon(affected);
 		},
 	},
 
@@ -102,6 +113,9 @@ export const EventStreamMixin: Partial<ServiceSchema<ServiceSettingSchema, Event
 		streamConnect(this: EventStreamThis, subscriber: Subscriber, credential: string) {
 			this.hub.connect(subscriber);
 			this.credentials.set(subscriber.id, credential);
+			// A revocation heard while this credential was being resolved found no connection to close yet.
+			const since = Date.now() - RECENT_CHANGE_MS;
+			if (this.recentAuthChanges.some((r) => r.at >= since && affects(r.change, subscriber.principal))) this.revalidateSoon([subscriber]);
 			const expiresAt = subscriber.principal.expires_at;
 			if (expiresAt !== undefined) {
 				// setTimeout holds 24.8 days at most; tokens live 15 minutes, keys may live longer.
@@ -175,6 +189,10 @@ export const EventStreamMixin: Partial<ServiceSchema<ServiceSettingSchema, Event
 			}
 		},
 
+		revalidateSoon(this: EventStreamThis, subscribers: Subscriber[]) {
+			for (const delay of RECHECK_AFTER_MS) setTimeout(() => void this.revalidate(subscribers), delay).unref();
+		},
+
 		async revalidateGroup(this: EventStreamThis, credential: string, group: Subscriber[]): Promise<void> {
 			let principal: Principal;
 			try {
@@ -224,6 +242,7 @@ export const EventStreamMixin: Partial<ServiceSchema<ServiceSettingSchema, Event
 		this.hub = new SubscriptionHub();
 		this.credentials = new Map();
 		this.expiryTimers = new Map();
+		this.recentAuthChanges = [];
 		this.feed = new EventFeed(
 			{
 				range: (afterSeq, untilSeq, limit) =>

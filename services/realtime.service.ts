@@ -23,6 +23,8 @@ import { WsEndpoint } from "./realtime/ws-endpoint";
 
 type Ack = (answer: Record<string, unknown>) => void;
 
+const SOCKET_IO_PATH = "/socket.io";
+
 interface RealtimeLocalVars {
 	io: SocketServer;
 	ws: WsEndpoint;
@@ -33,6 +35,7 @@ interface RealtimeMethods {
 	onSubscribe(socket: Socket, payload: unknown, ack: unknown): Promise<void>;
 	onUnsubscribe(socket: Socket, payload: unknown, ack: unknown): Promise<void>;
 	charge(principal: Principal): Promise<void>;
+	reply(socket: Socket, ack: unknown, answer: Record<string, unknown>): void;
 	drain(): Promise<void>;
 }
 
@@ -65,8 +68,7 @@ function socketSubscriber(socket: Socket, principal: Principal): Subscriber {
 		principal,
 		send(event: GatewayEvent): boolean {
 			socket.emit(event.type, event);
-			const { packets, bytes } = queued(socket);
-			return packets <= SLOW_CLIENT.maxQueuedPackets && bytes <= SLOW_CLIENT.maxQueuedBytes;
+			return !overCap(socket);
 		},
 		revoked(topic: Topic, reason: CloseReason) {
 			socket.emit("unsubscribed", { ...topicFields(topic), code: reason.code, reason: reason.message });
@@ -81,8 +83,9 @@ function socketSubscriber(socket: Socket, principal: Principal): Subscriber {
 	};
 }
 
-function reply(ack: unknown, answer: Record<string, unknown>): void {
-	if (typeof ack === "function") (ack as Ack)(answer);
+function overCap(socket: Socket): boolean {
+	const { packets, bytes } = queued(socket);
+	return packets > SLOW_CLIENT.maxQueuedPackets || bytes > SLOW_CLIENT.maxQueuedBytes;
 }
 
 const RealtimeService: ServiceSchema<ServiceSettingSchema, RealtimeThis> = {
@@ -137,10 +140,9 @@ const RealtimeService: ServiceSchema<ServiceSettingSchema, RealtimeThis> = {
 				const error = clientError(err);
 				throw Object.assign(new Error(error.message), { data: error });
 			}
-			const subscriber = socketSubscriber(socket, principal);
-			socket.data = { principal, credential, subscriber } satisfies SocketData;
-			this.streamConnect(subscriber, credential);
-			socket.once("disconnect", () => this.streamDisconnect(subscriber.id));
+			// Registered with the hub once connected (created()): a client hanging up during the
+			// handshake gets no "disconnect", and would have stayed in the hub for good.
+			socket.data = { principal, credential, subscriber: socketSubscriber(socket, principal) } satisfies SocketData;
 			return principal;
 		},
 
@@ -150,9 +152,9 @@ const RealtimeService: ServiceSchema<ServiceSettingSchema, RealtimeThis> = {
 				await this.charge(subscriber.principal);
 				const request = parseSubscription(payload);
 				// Acknowledged once authorised: the replay (if any) follows, then live events.
-				await this.streamSubscribe(subscriber, request.topic, request.sinceSeq, () => reply(ack, { ok: true, ...topicFields(request.topic) }));
+				await this.streamSubscribe(subscriber, request.topic, request.sinceSeq, () => this.reply(socket, ack, { ok: true, ...topicFields(request.topic) }));
 			} catch (err) {
-				reply(ack, { ok: false, error: clientError(err) });
+				this.reply(socket, ack, { ok: false, error: clientError(err) });
 			}
 		},
 
@@ -162,10 +164,17 @@ const RealtimeService: ServiceSchema<ServiceSettingSchema, RealtimeThis> = {
 				await this.charge(subscriber.principal);
 				const request = parseSubscription(payload);
 				this.streamUnsubscribe(subscriber.id, request.topic);
-				reply(ack, { ok: true, ...topicFields(request.topic) });
+				this.reply(socket, ack, { ok: true, ...topicFields(request.topic) });
 			} catch (err) {
-				reply(ack, { ok: false, error: clientError(err) });
+				this.reply(socket, ack, { ok: false, error: clientError(err) });
 			}
+		},
+
+		/** Answers an ack. Acks queue like events: a client that emits but never reads is closed at the same cap. */
+		reply(this: RealtimeThis, socket: Socket, ack: unknown, answer: Record<string, unknown>): void {
+			if (typeof ack !== "function") return;
+			(ack as Ack)(answer);
+			if (socket.connected && overCap(socket)) this.hub.tooSlow((socket.data as SocketData).subscriber);
 		},
 
 		/** Socket frames count against the principal's rate limit, as REST requests do. */
@@ -192,12 +201,17 @@ const RealtimeService: ServiceSchema<ServiceSettingSchema, RealtimeThis> = {
 		if (!api?.server) throw new Error("realtime needs the api service on the same node (SERVICES=api,realtime,...)");
 		const withIo = this as unknown as { initSocketIO(server: HttpServer, options: object): void; settings: { io: { handlers: Record<string, Record<string, unknown>> } } };
 		withIo.initSocketIO(api.server, {
-			path: "/socket.io",
+			path: SOCKET_IO_PATH,
 			serveClient: false,
 			// Client frames are small (subscribe / unsubscribe).
 			maxHttpBufferSize: 64 * 1024,
 			// Leave other upgrades (the plain WebSocket endpoint) alone.
 			destroyUpgrade: false,
+		});
+		this.io.of("/").on("connection", (socket: Socket) => {
+			const { subscriber, credential } = socket.data as SocketData;
+			this.streamConnect(subscriber, credential);
+			socket.once("disconnect", () => this.streamDisconnect(subscriber.id));
 		});
 		// moleculer-io's default namespace brings a `call` handler that reaches any action: drop it.
 		for (const handlers of Object.values(withIo.settings.io.handlers)) delete handlers.call;
@@ -208,8 +222,9 @@ const RealtimeService: ServiceSchema<ServiceSettingSchema, RealtimeThis> = {
 			subscribe: (subscriber, topic, sinceSeq, authorized) => this.streamSubscribe(subscriber, topic, sinceSeq, authorized),
 			unsubscribe: (id, topic) => this.streamUnsubscribe(id, topic),
 			charge: (principal) => this.charge(principal),
+			tooSlow: (subscriber) => this.hub.tooSlow(subscriber),
 			logWarning: (message) => this.logger.warn(message),
-		});
+		}, SOCKET_IO_PATH);
 	},
 
 	stopped(this: RealtimeThis) {

@@ -15,6 +15,9 @@ export interface CloseReason {
 	message: string;
 }
 
+/** Why a client that stopped reading is closed (the hub's buffer cap, or an endpoint's for its replies). */
+export const TOO_SLOW: CloseReason = { code: "RATE_LIMITED", message: "The client reads too slowly: its buffer is full" };
+
 export interface Subscriber {
 	readonly id: string;
 	principal: Principal;
@@ -202,9 +205,10 @@ export class SubscriptionHub {
 		return event.chat_id !== null && access.chats.has(event.chat_id);
 	}
 
-	private tooSlow(subscriber: Subscriber): void {
+	/** Forgets a client that stopped reading and closes it. */
+	tooSlow(subscriber: Subscriber): void {
 		this.disconnect(subscriber.id);
-		subscriber.close({ code: "RATE_LIMITED", message: "The client reads too slowly: its buffer is full" });
+		subscriber.close(TOO_SLOW);
 	}
 
 	private attach(sub: Subscription): void {

@@ -25,6 +25,8 @@ export interface WsHandlers {
 	unsubscribe(subscriberId: string, topic: Topic): boolean;
 	/** Per-principal rate limit for frames; throws RATE_LIMITED. */
 	charge(principal: Principal): Promise<void>;
+	/** Forgets a client that stopped reading (the hub's tooSlow) and closes it. */
+	tooSlow(subscriber: Subscriber): void;
 	logWarning(message: string): void;
 }
 
@@ -39,20 +41,24 @@ function credentialOf(req: IncomingMessage): string | null {
 	return typeof key === "string" ? key : null;
 }
 
+const STATUS_TEXT: Record<number, string> = { 401: "Unauthorized", 404: "Not Found", 503: "Service Unavailable" };
+
 function refuseUpgrade(socket: Duplex, status: number, code: string, message: string): void {
 	const body = JSON.stringify({ error: { code, message } });
 	socket.end(
-		`HTTP/1.1 ${status} ${status === 401 ? "Unauthorized" : "Service Unavailable"}\r\nContent-Type: application/json; charset=utf-8\r\n` +
+		`HTTP/1.1 ${status} ${STATUS_TEXT[status] ?? "Error"}\r\nContent-Type: application/json; charset=utf-8\r\n` +
 			`Content-Length: ${Buffer.byteLength(body)}\r\nConnection: close\r\n\r\n${body}`,
 	);
 }
 
 class WsSubscriber implements Subscriber {
 	readonly id = `ws:${randomUUID()}`;
+	private closing = false;
 
 	constructor(
 		private readonly ws: WebSocket,
 		public principal: Principal,
+		private readonly overflowed: (subscriber: WsSubscriber) => void,
 	) {}
 
 	send(event: GatewayEvent): boolean {
@@ -65,8 +71,11 @@ class WsSubscriber implements Subscriber {
 		return waitUntil(() => this.ws.readyState !== this.ws.OPEN || this.ws.bufferedAmount < SLOW_CLIENT.maxQueuedBytes / 4);
 	}
 
+	/** A reply or notice: a client that sends frames but does not read the answers hits the same cap as for events. */
 	frame(data: Record<string, unknown>): void {
-		if (this.ws.readyState === this.ws.OPEN) this.ws.send(JSON.stringify(data));
+		if (this.ws.readyState !== this.ws.OPEN) return;
+		this.ws.send(JSON.stringify(data));
+		if (!this.closing && this.ws.bufferedAmount > SLOW_CLIENT.maxQueuedBytes) this.overflowed(this);
 	}
 
 	revoked(topic: Topic, reason: CloseReason): void {
@@ -74,6 +83,7 @@ class WsSubscriber implements Subscriber {
 	}
 
 	close(reason: CloseReason): void {
+		this.closing = true;
 		this.frame({ type: "error", code: reason.code, message: reason.message });
 		// A client that stopped reading would never complete a closing handshake: cut it off.
 		if (reason.code === "RATE_LIMITED") return this.ws.terminate();
@@ -91,10 +101,13 @@ export class WsEndpoint {
 	constructor(
 		server: Server,
 		private readonly handlers: WsHandlers,
+		private readonly socketIoPath = "/socket.io",
 	) {
 		server.on("upgrade", (req: IncomingMessage, socket: Duplex, head: Buffer) => {
-			if (new URL(req.url ?? "/", "http://localhost").pathname !== WS_PATH) return; // socket.io's, or nobody's
-			void this.upgrade(req, socket, head);
+			const { pathname } = new URL(req.url ?? "/", "http://localhost");
+			if (pathname === WS_PATH) return void this.upgrade(req, socket, head);
+			// socket.io answers its own; any other upgrade would hold its socket open unanswered.
+			if (!pathname.startsWith(`${this.socketIoPath}/`)) refuseUpgrade(socket, 404, "NOT_FOUND", `WebSocket endpoints: ${WS_PATH} and socket.io at ${this.socketIoPath}/`);
 		});
 		this.pinger = setInterval(() => {
 			for (const ws of this.wss.clients) {
@@ -127,7 +140,7 @@ export class WsEndpoint {
 	}
 
 	private connected(ws: WebSocket, principal: Principal, credential: string): void {
-		const subscriber = new WsSubscriber(ws, principal);
+		const subscriber = new WsSubscriber(ws, principal, (slow) => this.handlers.tooSlow(slow));
 		this.alive.add(ws);
 		this.handlers.connect(subscriber, credential);
 		ws.on("pong", () => this.alive.add(ws));
@@ -143,12 +156,13 @@ export class WsEndpoint {
 		} catch {
 			frame = undefined;
 		}
-		if (frame === null || typeof frame !== "object" || Array.isArray(frame)) {
-			return subscriber.frame({ type: "error", code: "BAD_REQUEST", message: "Frames are JSON objects with an action" });
-		}
-		const { action } = frame as { action?: unknown };
+		const { action } = (frame ?? {}) as { action?: unknown };
 		try {
+			// Every frame counts, a malformed one too: its error answer costs the server as much.
 			await this.handlers.charge(subscriber.principal);
+			if (frame === null || typeof frame !== "object" || Array.isArray(frame)) {
+				return subscriber.frame({ type: "error", code: "BAD_REQUEST", message: "Frames are JSON objects with an action" });
+			}
 			if (action === "ping") return subscriber.frame({ action: "pong" });
 			if (action !== "subscribe" && action !== "unsubscribe") {
 				return subscriber.frame({ type: "error", code: "BAD_REQUEST", message: "action must be subscribe, unsubscribe or ping" });

@@ -7,6 +7,12 @@
  */
 import { Validators } from "moleculer";
 
+/**
+ * A database id in a path, query or body: a positive integer JavaScript holds exactly (past 2^53
+ * ids round to their neighbours), from a number or a numeric string (path and query values are strings).
+ */
+export const ID = { type: "number", integer: true, positive: true, max: Number.MAX_SAFE_INTEGER, convert: true } as const;
+
 type Check = ((params: unknown, opts?: unknown) => true | unknown[] | Promise<true | unknown[]>) & { async?: boolean };
 
 /** True when JavaScript cannot turn the value into a primitive (what Number() and String() do first). */
@@ -31,9 +37,38 @@ function unreadable(params: unknown): unknown[] {
 	}));
 }
 
+/**
+ * Top-level fields whose rule converts to a number. Number() takes more than numbers and numeric
+ * strings: [5] is 5, true is 1, "" is 0. Those are refused before the check, naming the field.
+ */
+function convertedNumbers(schema: object): string[] {
+	return Object.entries(schema)
+		.filter(([field, rule]) => !field.startsWith("$$") && rule !== null && typeof rule === "object" && (rule as { type?: unknown }).type === "number" && (rule as { convert?: unknown }).convert === true)
+		.map(([field]) => field);
+}
+
+function notNumbers(params: unknown, fields: string[]): unknown[] {
+	if (fields.length === 0 || params === null || typeof params !== "object") return [];
+	const values = params as Record<string, unknown>;
+	return fields
+		.filter((field) => {
+			const value = values[field];
+			// Missing and null are the rule's to judge (optional, nullable).
+			return value !== undefined && value !== null && !(typeof value === "number" || (typeof value === "string" && value.trim() !== ""));
+		})
+		.map((field) => ({ type: "number", field, actual: typeof values[field], message: `The '${field}' field must be a number.` }));
+}
+
 export class GatewayValidator extends (Validators.Fastest as unknown as new (options?: object) => { compile(schema: object): Check }) {
 	override compile(schema: object): Check {
-		const check = super.compile(schema);
+		const converted = convertedNumbers(schema);
+		const fastest = super.compile(schema);
+		const check: Check = (params, opts) => {
+			const refused = notNumbers(params, converted);
+			if (refused.length === 0) return fastest(params, opts);
+			return fastest.async ? Promise.resolve(refused) : refused;
+		};
+		if (fastest.async) check.async = true;
 		const refuse = (err: unknown, params: unknown) => {
 			if (err instanceof TypeError) return unreadable(params);
 			throw err;

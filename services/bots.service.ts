@@ -20,8 +20,8 @@ import { queueStatsActions } from "./bots/queue-stats";
 import { BOT_TOKEN, botToken, botView, identifyBot, newBotSecrets, webhookUrl } from "./bots/registry";
 import { rotateEncryptionKeys } from "./bots/key-rotation";
 import { drainBotQueue, type Settled } from "./bots/sender";
+import { ID } from "../lib/validator";
 
-const ID = { type: "number", integer: true, positive: true, convert: true } as const;
 const SENDER_LEASE_MS = 10_000;
 const SENDER_SCAN_MS = 1_000;
 

@@ -13,8 +13,8 @@ import { principalKey } from "./auth/principal";
 import type { Right } from "./auth/grants";
 import type { Settled } from "./bots/sender";
 import { chatView, messageView, type MessageRow, type MessageView } from "./chats/views";
+import { ID } from "../lib/validator";
 
-const ID = { type: "number", integer: true, positive: true, convert: true } as const;
 const SEQ = { type: "number", integer: true, min: 0, convert: true, optional: true } as const;
 const SEND_WAIT_MS = 5_000;
 
@@ -142,7 +142,8 @@ const ChatsService: ServiceSchema<ServiceSettingSchema, ChatsThis> = {
 			params: {
 				$$strict: true,
 				id: ID,
-				text: { type: "string", min: 1, max: 4096 },
+				// Telegram refuses a text of blanks only: said here, with the field, instead of a failed message.
+				text: { type: "string", min: 1, max: 4096, pattern: /\S/, messages: { stringPattern: "The 'text' field must contain something besides whitespace." } },
 				parse_mode: { type: "enum", values: ["HTML", "Markdown", "MarkdownV2"], optional: true },
 				reply_to_message_id: { ...ID, optional: true },
 				disable_notification: { type: "boolean", convert: true, optional: true },

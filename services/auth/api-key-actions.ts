@@ -11,8 +11,8 @@ import { hashSecret } from "./passwords";
 import { apiKeyPrincipal, PERMISSIONS, powersBeyond, type Principal } from "./principal";
 import type { AuthActions, AuthThis } from "./context";
 import type { ApiKey } from "../../lib/db/models";
+import { ID } from "../../lib/validator";
 
-const ID = { type: "number", integer: true, positive: true, convert: true } as const;
 
 interface CreateKeyParams {
 	name: string;

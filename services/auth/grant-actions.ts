@@ -8,8 +8,8 @@ import { principalOf, respondCreated, respondWith, type GatewayContext } from ".
 import { decodeCursor, pageParams, toPage } from "../../lib/paging";
 import { grantView, type GrantRow } from "./grants";
 import type { AuthActions, AuthThis } from "./context";
+import { ID } from "../../lib/validator";
 
-const ID = { type: "number", integer: true, positive: true, convert: true } as const;
 const FLAG = { type: "boolean", optional: true, convert: true } as const;
 
 interface PutGrantParams {

@@ -7,8 +7,8 @@ import { hashSecret } from "./passwords";
 import { ROLES, type RoleName } from "./principal";
 import { lockAdminRole, otherActiveAdmins, rolesByUser, setRoles, userView } from "./users";
 import type { AuthActions, AuthThis } from "./context";
+import { ID } from "../../lib/validator";
 
-const ID = { type: "number", integer: true, positive: true, convert: true } as const;
 const USERNAME = { type: "string", trim: true, lowercase: true, min: 3, max: 64, pattern: /^[a-z0-9][a-z0-9_.-]*$/ } as const;
 const PASSWORD = { type: "string", min: 10, max: 256 } as const;
 const EMAIL = { type: "email", max: 254, normalize: true, optional: true, nullable: true } as const;

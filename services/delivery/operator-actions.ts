@@ -11,8 +11,8 @@ import { breakerState, type BreakerState } from "./breaker";
 import { iso } from "../../lib/time";
 import { deliveryView } from "./views";
 import type { DeliveryActions, DeliveryThis } from "./context";
+import { ID } from "../../lib/validator";
 
-const ID = { type: "number", integer: true, positive: true, convert: true } as const;
 const WAITING_STATUSES = ["pending", "in_flight", "failed", "dead"] as const;
 /** Breakers looked at per `stats` call: an operator's summary, not an export. */
 const BREAKERS_CHECKED_MAX = 1_000;

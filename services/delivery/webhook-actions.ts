@@ -16,8 +16,8 @@ import { assertPublicUrl, parseWebhookUrl } from "./url-safety";
 import { deliveryView, webhookView } from "./views";
 import type { DeliveryActions, DeliveryThis } from "./context";
 import { WEBHOOK_SECRET_PURPOSE } from "./context";
+import { ID } from "../../lib/validator";
 
-const ID = { type: "number", integer: true, positive: true, convert: true } as const;
 const ROTATION_OVERLAP_MS = 24 * 3_600_000;
 
 const CONFIG_PARAMS = {

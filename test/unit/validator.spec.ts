@@ -23,7 +23,8 @@ describe("GatewayValidator", () => {
 		["name", { toString: [] }],
 	])("refuses an unconvertible %s as a failed check naming it", (field, value) => {
 		const check = new GatewayValidator().compile(SCHEMA);
-		expect(check({ id: 1, [field]: value })).toEqual([expect.objectContaining({ type: "unreadable", field })]);
+		// A number field refuses any object before conversion is even tried ("number"); the others when it fails.
+		expect(check({ id: 1, [field]: value })).toEqual([expect.objectContaining({ type: field === "id" ? "number" : "unreadable", field })]);
 	});
 
 	it("passes valid params and reports ordinary problems as before", () => {
@@ -49,5 +50,27 @@ describe("GatewayValidator", () => {
 		} finally {
 			await broker.stop();
 		}
+	});
+});
+
+describe("GatewayValidator: converted numbers", () => {
+	const check = new GatewayValidator().compile({ $$strict: true, id: { type: "number", integer: true, positive: true, max: Number.MAX_SAFE_INTEGER, convert: true }, limit: { type: "number", convert: true, optional: true } });
+
+	it.each([
+		["an array", [5]],
+		["a boolean", true],
+		["an empty string", ""],
+		["blanks", "  "],
+		["an object", { valueOf: 3 }],
+	])("refuses %s where a number belongs (Number() would have made one of it), naming the field", (_what, value) => {
+		expect(check({ id: value })).toEqual([expect.objectContaining({ type: "number", field: "id", message: "The 'id' field must be a number." })]);
+	});
+
+	it("takes numbers and numeric strings; leaves missing and null to the rule; bounds ids at 2^53", () => {
+		expect(check({ id: 7 })).toBe(true);
+		expect(check({ id: "7", limit: "10" })).toBe(true);
+		expect(check({ id: 7, limit: null })).not.toEqual([expect.objectContaining({ type: "number", field: "limit", message: "The 'limit' field must be a number." })]);
+		expect(check({ id: 9007199254740993 })).toEqual([expect.objectContaining({ field: "id", type: "numberMax" })]);
+		expect(check({ id: 1e300 })).toEqual([expect.objectContaining({ field: "id", type: "numberMax" })]);
 	});
 });

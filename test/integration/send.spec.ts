@@ -125,7 +125,7 @@ describe("sending: webhook mode", () => {
 		["a text of blanks only", { text: " \n\t " }, "text"],
 		["a reply_to_message_id in an array", { text: "hi", reply_to_message_id: [5] }, "reply_to_message_id"],
 		["a reply_to_message_id that is true", { text: "hi", reply_to_message_id: true }, "reply_to_message_id"],
-		["a reply_to_message_id past 2^53", { text: "hi", reply_to_message_id: 9007199254740993 }, "reply_to_message_id"],
+		["a reply_to_message_id past 2^53", { text: "hi", reply_to_message_id: 2 ** 53 + 2 }, "reply_to_message_id"],
 		["a reply_to_message_id of 1e300", { text: "hi", reply_to_message_id: 1e300 }, "reply_to_message_id"],
 	])("%s is 400 VALIDATION_ERROR naming the field, and nothing is queued", async (_name, body, field) => {
 		const { chatId } = await newChat(bot);

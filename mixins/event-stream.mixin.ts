@@ -151,6 +151,12 @@ export const EventStreamMixin: Partial<ServiceSchema<ServiceSettingSchema, Event
 				if (!access.all) replay.chat_ids = access.chat_ids.slice(0, 10_000);
 			}
 			if (!(await this.feed.whenStarted(FEED_WAIT_MS))) throw fail.unavailable("The live event feed");
+			if (sinceSeq !== undefined && sinceSeq > this.feed.position) {
+				// This node's feed may trail the log by what is on its way; past the log's head, the
+				// subscription would silently skip every live event up to that seq.
+				const { seq: head } = await this.broker.call<{ seq: number }>("broker.head");
+				if (sinceSeq > head) throw fail.validation([{ field: "since_seq", message: `No event has this seq yet: the newest is ${head}.` }]);
+			}
 			authorized?.();
 			await this.hub.subscribe(subscriber, topic, {
 				livePosition: this.feed.position,

@@ -111,6 +111,20 @@ describe("plain WebSocket /api/v1/ws", () => {
 			expect(client.events().map((e) => (e.message as Payload).text)).toEqual(["only live"]);
 		});
 
+		it("a since_seq past the newest event is a VALIDATION_ERROR naming since_seq (live events up to it were skipped silently); at the head it is live", async () => {
+			const chat = await newChat();
+			const client = await admin();
+			const { seq: head } = await t.gw.broker.call<{ seq: number }>("broker.head");
+			for (const ahead of [head + 3, 1e300]) {
+				const refused = (await subscribe(client, { chat_id: chat.id, since_seq: ahead })) as { code: string; details?: { fields: Array<{ field: string }> } };
+				expect(refused).toMatchObject({ type: "error", code: "VALIDATION_ERROR" });
+				expect(refused.details?.fields.map((f) => f.field)).toEqual(["since_seq"]);
+			}
+			expect(await subscribe(client, { chat_id: chat.id, since_seq: head })).toEqual({ type: "subscribed", chat_id: chat.id });
+			await userFloods(t, bot.token, chat, 2, (i) => `after the head ${i}`);
+			await client.waitForSeqs(chat.id, 2);
+		});
+
 		it("ping is answered {action: pong}", async () => {
 			const client = await admin();
 			expect(await client.request({ action: "ping" }, () => true)).toEqual({ action: "pong" });

@@ -108,6 +108,15 @@ const DeliveryService: ServiceSchema<ServiceSettingSchema, DeliveryThis> = {
 		 * active is read first, so a change during the build makes the dispatcher's check fail too.
 		 */
 		async audiences(this: DeliveryThis): Promise<AudienceList> {
+			if (this.audienceCache && Date.now() - this.audienceCache.at < AUDIENCE_TTL_MS) return this.audienceCache.list;
+			// Every attempt on the wire (up to 256, worker.ts) asks when the list expires: one build serves them all.
+			this.audienceBuild ??= this.buildAudiences().finally(() => {
+				this.audienceBuild = null;
+			});
+			return this.audienceBuild;
+		},
+
+		async buildAudiences(this: DeliveryThis): Promise<AudienceList> {
 			for (;;) {
 				if (this.audienceCache && Date.now() - this.audienceCache.at < AUDIENCE_TTL_MS) return this.audienceCache.list;
 				const generation = this.audienceGeneration;
@@ -156,6 +165,7 @@ const DeliveryService: ServiceSchema<ServiceSettingSchema, DeliveryThis> = {
 		this.leases = new LeaseRunner(this.runtime.state, this.owner, { ttlMs: DISPATCHER_LEASE_MS });
 		this.audienceCache = null;
 		this.audienceGeneration = 0;
+		this.audienceBuild = null;
 		this.probing = new Set();
 		this.inFlight = new Map();
 		this.inFlightTotal = 0;

@@ -16,7 +16,7 @@ export interface CloseReason {
 }
 
 /** Why a client that stopped reading is closed (the hub's buffer cap, or an endpoint's for its replies). */
-export const TOO_SLOW: CloseReason = { code: "RATE_LIMITED", message: "The client reads too slowly: its buffer is full" };
+const TOO_SLOW: CloseReason = { code: "RATE_LIMITED", message: "The client reads too slowly: its buffer is full" };
 
 export interface Subscriber {
 	readonly id: string;

@@ -13,7 +13,6 @@ import type { AuthActions, AuthThis } from "./context";
 import type { ApiKey } from "../../lib/db/models";
 import { ID } from "../../lib/validator";
 
-
 interface CreateKeyParams {
 	name: string;
 	scopes?: string[];

@@ -17,6 +17,8 @@ export interface DeliveryMethods {
 	ping(row: Webhook): Promise<Record<string, unknown>>;
 	replay(row: Webhook, from: { afterSeq: number } | { since: Date }): Promise<{ scheduled: number; complete: boolean }>;
 	audiences(): Promise<AudienceList>;
+	/** What audiences() shares: builds until no invalidation raced the build. */
+	buildAudiences(): Promise<AudienceList>;
 	/** Drops the cached audiences, and any list being built right now. */
 	invalidateAudiences(): void;
 	audienceOf(row: Webhook): Promise<Audience>;
@@ -34,6 +36,8 @@ export interface DeliveryLocalVars {
 	audienceCache: { at: number; list: AudienceList } | null;
 	/** Bumped by every invalidation, so a build that raced one is not cached. */
 	audienceGeneration: number;
+	/** The build under way, shared by every caller (the dispatcher, and each attempt asking its owner's access). */
+	audienceBuild: Promise<AudienceList> | null;
 	/** Half-open endpoints whose one probe this node has out, until its outcome is recorded. */
 	probing: Set<number>;
 	/** This node's attempts on the wire, per endpoint and across every endpoint. */

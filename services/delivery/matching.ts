@@ -34,7 +34,7 @@ export function inScope(rule: WebhookRule, event: GatewayEvent): boolean {
 }
 
 /** The owner may read the event's chat (events that name no chat are for admins only). */
-export function ownerMayRead(access: ReadAccess, event: GatewayEvent): boolean {
+export function ownerMayRead(access: ReadAccess, event: Pick<GatewayEvent, "chat_id">): boolean {
 	return access.all || (event.chat_id !== null && access.chats.has(event.chat_id));
 }
 

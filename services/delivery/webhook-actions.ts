@@ -10,7 +10,7 @@ import { fail } from "../../lib/errors";
 import { principalOf, respondCreated, respondWith, type GatewayContext } from "../../lib/meta";
 import { decodeCursor, pageParams, toPage } from "../../lib/paging";
 import type { Principal } from "../auth/principal";
-import { EVENT_TYPES, SCOPES, type Scope } from "./matching";
+import { EVENT_TYPES, ownerMayRead, SCOPES, type Scope } from "./matching";
 import { newWebhookSecret } from "./signing";
 import { assertPublicUrl, parseWebhookUrl } from "./url-safety";
 import { deliveryView, webhookView } from "./views";
@@ -279,9 +279,9 @@ export const webhookActions: DeliveryActions = {
 				// The worker would not send it anyway (the owner's access is asked before every attempt): say so now.
 				const target = await WebhookDelivery.findOne({ where, attributes: ["chat_id"], raw: true });
 				if (!target) throw fail.notFound("Delivery");
-				const { access } = await this.audienceOf(row);
-				if (!access.all && (target.chat_id === null || !access.chats.has(Number(target.chat_id)))) {
-					throw fail.forbidden(target.chat_id === null ? "Only an admin's webhook receives events without a chat" : `The webhook's owner may no longer read chat ${target.chat_id}`);
+				const chatId = target.chat_id === null ? null : Number(target.chat_id);
+				if (!ownerMayRead((await this.audienceOf(row)).access, { chat_id: chatId })) {
+					throw fail.forbidden(chatId === null ? "Only an admin's webhook receives events without a chat" : `The webhook's owner may no longer read chat ${chatId}`);
 				}
 				// One conditional write: a worker claiming the row between a read and a write would
 				// otherwise have its attempt (and its outcome) taken from under it.

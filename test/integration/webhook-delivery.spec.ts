@@ -189,6 +189,26 @@ describe("webhook delivery", () => {
 		expect((await t.api("PATCH", `/webhooks/${hook.id}`, { is_active: true }, operator.token)).status).toBe(403);
 	});
 
+	it("callers asking for the webhooks' audiences at once share one build (every attempt asks its owner's access)", async () => {
+		const receiver = await scene.receiver();
+		await createWebhook(t, { url: receiver.url, scope: "all" });
+		await sleep(300); // the dispatcher's own rebuild after the creation is over
+		const service = t.gw.broker.getLocalService("delivery") as unknown as { audienceOf(row: { id: number }): Promise<unknown>; audiences(): Promise<unknown>; invalidateAudiences(): void };
+		const spy = jest.spyOn(service, "audienceOf");
+		try {
+			service.invalidateAudiences();
+			const lists = await Promise.all(Array.from({ length: 50 }, () => service.audiences()));
+			expect(new Set(lists).size).toBe(1);
+			// One round per active webhook; a second if the dispatcher invalidated the list meanwhile (a
+			// build that raced an invalidation is done again). Unshared, it was 50 rounds.
+			const active = await t.gw.runtime.db.models.Webhook.count({ where: { is_active: true } });
+			expect(spy.mock.calls.length).toBeGreaterThanOrEqual(active);
+			expect(spy.mock.calls.length).toBeLessThanOrEqual(2 * active);
+		} finally {
+			spy.mockRestore();
+		}
+	});
+
 	it("a webhook created while the dispatcher rebuilds its view of the webhooks still gets every later event", async () => {
 		// Rebuilding the dispatcher's view costs two auth calls per webhook: with many webhooks, or auth
 		// on another node, it takes a while. Here each webhook's part takes 150 ms.

@@ -12,7 +12,7 @@ import { DbErrorsMiddleware } from "./lib/middlewares/db-errors";
 import { NullParamsMiddleware } from "./lib/middlewares/null-params";
 import { RestartedNodesMiddleware } from "./lib/middlewares/restarted-nodes";
 import { attachRuntime, type Runtime } from "./lib/runtime";
-import { FlushingZipkinExporter } from "./lib/tracing";
+import { FlushingZipkinExporter, redactedTags } from "./lib/tracing";
 import { GatewayValidator } from "./lib/validator";
 
 /** TRACING_EXPORTER: off, or spans of every action call to the console, to `$tracing.spans` events, or to Zipkin. */
@@ -24,7 +24,16 @@ function tracingOptions(tracing: TracingConfig): TracerOptions {
 			: tracing.exporter === "event"
 				? { type: "Event", options: { eventName: "$tracing.spans", interval: 5 } }
 				: { type: "Console", options: { colors: Boolean(process.stdout.isTTY) } };
-	return { enabled: true, exporter, sampling: { rate: tracing.sampleRate }, actions: true, events: true, errorFields: ["name", "message", "code", "type"], stackTrace: false };
+	return {
+		enabled: true,
+		exporter,
+		sampling: { rate: tracing.sampleRate },
+		actions: true,
+		events: true,
+		errorFields: ["name", "message", "code", "type"],
+		stackTrace: false,
+		tags: { action: redactedTags, event: redactedTags } as unknown as TracerOptions["tags"],
+	};
 }
 
 export function createBrokerOptions(runtime: Runtime, overrides: Partial<BrokerOptions> = {}): BrokerOptions {

@@ -39,3 +39,30 @@ export class FlushingZipkinExporter extends ZipkinExporter {
 		}
 	}
 }
+
+/** Keys whose values never go into a span: passwords, tokens, keys, secrets and credentials. */
+const SECRET_KEY = /pass(word)?|token|secret|api[_-]?key|credential|authorization/i;
+/** Deeper than this, a value is left out of the span rather than copied. */
+const MAX_TAG_DEPTH = 6;
+export const REDACTED = "[redacted]";
+
+/** A copy of `value` with every secret-named key's value replaced; deeper nesting is cut off. */
+export function redactSecrets(value: unknown, depth = 0): unknown {
+	if (value === null || typeof value !== "object") return value;
+	if (depth >= MAX_TAG_DEPTH) return "[too deep]";
+	if (Array.isArray(value)) return value.map((item) => redactSecrets(item, depth + 1));
+	const copy: Record<string, unknown> = {};
+	for (const [key, inner] of Object.entries(value)) copy[key] = SECRET_KEY.test(key) ? REDACTED : redactSecrets(inner, depth + 1);
+	return copy;
+}
+
+/**
+ * Span tags of action calls and events. Moleculer copies every param into the span by default, so a
+ * login's password, a bot's token or an API key would reach the console or Zipkin; here the params go
+ * in with those values replaced. Called again with the response when the call ends: responses are
+ * left out (tokens and new keys travel in them).
+ */
+export function redactedTags(this: unknown, ctx: { params?: unknown }, ...response: unknown[]): Record<string, unknown> | undefined {
+	if (response.length > 0) return undefined;
+	return { params: redactSecrets(ctx.params) };
+}

@@ -18,7 +18,7 @@ import { runtimeOf, type Runtime } from "../lib/runtime";
 import { REVOCABLE_TTL_MS } from "./auth/cache";
 import { principalKey, type Principal } from "./auth/principal";
 import { takeCredential } from "./api/credentials";
-import { bodyReader, clientAddress, requestIdFor, sendError } from "./api/http";
+import { bodyReader, clientAddress, requestIdFor, sendError, traceablePath } from "./api/http";
 import { vanishedAliases, type GeneratedAlias } from "./api/aliases";
 import { actionsFromServices, buildOpenApi, routesFromAliases, type AliasLike } from "./api/openapi";
 
@@ -163,7 +163,15 @@ const ApiService: ServiceSchema<ApiSettingsSchema, ApiThis> = {
 
 	actions: {
 		// The HTTP request itself is never retried: its body is consumed, and calls it makes retry on their own.
-		rest: { retryPolicy: { enabled: false } },
+		rest: {
+			retryPolicy: { enabled: false },
+			// moleculer-web names the span and tags it with the URL as sent, query and webhook path included.
+			tracing: {
+				tags: (ctx: Context<{ req: IncomingMessage }>, ...response: unknown[]) =>
+					response.length > 0 ? undefined : { params: { req: { url: traceablePath(ctx.params.req.url), method: ctx.params.req.method } } },
+				spanName: (ctx: Context<{ req: IncomingMessage }>) => `${ctx.params.req.method} ${traceablePath(ctx.params.req.url)}`,
+			},
+		},
 		// moleculer-web's route-management actions: nobody here needs them, and listAliases has a REST route.
 		listAliases: false,
 		addRoute: false,

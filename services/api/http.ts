@@ -10,6 +10,15 @@ import { MAX_JSON_DEPTH, sanitizeJson } from "../../lib/json";
 
 const REQUEST_ID = /^[A-Za-z0-9._:-]{1,128}$/;
 
+/**
+ * A request's path as traces may show it: no query (`?api_key=` and `?token=` carry credentials) and
+ * no Telegram webhook path (with the bot's secret_token, it is what lets updates in).
+ */
+export function traceablePath(url: string | undefined): string {
+	const path = (url ?? "").split("?")[0]!;
+	return path.replace(/\/webhook\/[^/]+/, "/webhook/:path");
+}
+
 /** Keeps a caller's X-Request-Id when it is a sane token, otherwise makes one. */
 export function requestIdFor(header: string | string[] | undefined): string {
 	const value = Array.isArray(header) ? header[0] : header;

@@ -272,6 +272,35 @@ describe("metrics on other nodes", () => {
 		}
 	}, 15_000);
 
+	it("spans carry action params with passwords, tokens, keys and credentials replaced", async () => {
+		const spans: Array<{ name: string; tags: Record<string, unknown> }> = [];
+		const password = "admin-password-seen-only-by-auth";
+		const gw = await startTestGateway({
+			nodes: [["api", "auth"]],
+			env: { LOG_LEVEL: "warn", TRACING_EXPORTER: "event", ADMIN_PASSWORD: password },
+			services: [{ name: "span-sink", events: { "$tracing.spans"(ctx: { params: typeof spans }) { spans.push(...ctx.params); } } }],
+		});
+		try {
+			const login = await http<{ access_token: string; refresh_token: string }>(gw.baseUrl, "POST", "/api/v1/auth/login", { body: { username: "admin", password } });
+			expect(login.status).toBe(200);
+			const key = await createKey(gw.baseUrl, login.body.access_token);
+			expect((await http(gw.baseUrl, "GET", "/api/v1/auth/me", { headers: { "x-api-key": key.key } })).status).toBe(200);
+			expect((await http(gw.baseUrl, "GET", `/api/v1/auth/me?api_key=${key.key}`)).status).toBe(200);
+			expect((await http(gw.baseUrl, "POST", "/api/v1/auth/refresh", { body: { refresh_token: login.body.refresh_token } })).status).toBe(200);
+			await eventually(() => ["auth.login", "auth.resolve", "auth.refresh"].every((name) => spans.some((s) => s.name.includes(name))), 8_000, "the spans of login, resolve and refresh");
+			const text = JSON.stringify(spans);
+			for (const secret of [password, key.key, login.body.access_token, login.body.refresh_token]) expect(text).not.toContain(secret);
+			const loginSpan = spans.find((s) => s.name.includes("auth.login"))!;
+			// What is not secret is still there to debug with.
+			expect(loginSpan.tags.params).toEqual({ username: "admin", password: "[redacted]" });
+			expect(spans.find((s) => s.name.includes("auth.resolve"))!.tags.params).toEqual({ credential: "[redacted]" });
+			// moleculer-web's request span showed the URL with its query.
+			expect(spans.map((s) => s.name)).toContain("GET /api/v1/auth/me");
+		} finally {
+			await gw.stop();
+		}
+	}, 15_000);
+
 	it("TRACING_EXPORTER=event publishes the spans of a REST request as $tracing.spans events", async () => {
 		const spans: Array<{ name: string; traceID: string }> = [];
 		const gw = await startTestGateway({

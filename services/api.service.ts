@@ -167,9 +167,14 @@ const ApiService: ServiceSchema<ApiSettingsSchema, ApiThis> = {
 			retryPolicy: { enabled: false },
 			// moleculer-web names the span and tags it with the URL as sent, query and webhook path included.
 			tracing: {
-				tags: (ctx: Context<{ req: IncomingMessage }>, ...response: unknown[]) =>
-					response.length > 0 ? undefined : { params: { req: { url: traceablePath(ctx.params.req.url), method: ctx.params.req.method } } },
-				spanName: (ctx: Context<{ req: IncomingMessage }>) => `${ctx.params.req.method} ${traceablePath(ctx.params.req.url)}`,
+				tags: (ctx: Context, ...response: unknown[]) => {
+					const { req } = ctx.params as { req: IncomingMessage };
+					return response.length > 0 ? {} : { params: { req: { url: traceablePath(req.url), method: req.method } } };
+				},
+				spanName: (ctx: Context) => {
+					const { req } = ctx.params as { req: IncomingMessage };
+					return `${req.method} ${traceablePath(req.url)}`;
+				},
 			},
 		},
 		// moleculer-web's route-management actions: nobody here needs them, and listAliases has a REST route.

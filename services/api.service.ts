@@ -9,6 +9,7 @@ import type { Server } from "node:http";
 import type { Context, Service, ServiceSchema } from "moleculer";
 import ApiGateway from "moleculer-web";
 import type { ApiSettingsSchema } from "moleculer-web";
+import type { Batcher } from "../lib/batcher";
 import { LoadingCache } from "../lib/loading-cache";
 import { fail, isClientError } from "../lib/errors";
 import { metricsOf, observeHttpRequests, sendMetrics } from "../lib/metrics";
@@ -18,11 +19,21 @@ import { runtimeOf, type Runtime } from "../lib/runtime";
 import { REVOCABLE_TTL_MS } from "./auth/cache";
 import { principalKey, type Principal } from "./auth/principal";
 import { takeCredential } from "./api/credentials";
+import { answerOf, telegramPushes, type SizedPush } from "./api/telegram-pushes";
+import type { PushOutcome } from "./ingest/types";
 import { bodyReader, clientAddress, requestIdFor, sendError, traceablePath } from "./api/http";
 import { vanishedAliases, type GeneratedAlias } from "./api/aliases";
 import { actionsFromServices, buildOpenApi, routesFromAliases, type AliasLike } from "./api/openapi";
 
 const BODY_LIMIT = "1mb";
+const BODY_LIMIT_BYTES = 1024 * 1024;
+const MAX_SECRET_LENGTH = 256;
+
+interface TelegramPushMeta {
+	telegramSecret?: string;
+	/** The body's Content-Length (the limit when the request did not say). */
+	telegramBytes?: number;
+}
 /** Failed credentials from one address per minute before it is refused without checking. */
 const AUTH_FAILURES_PER_MINUTE = 60;
 
@@ -48,6 +59,7 @@ interface ApiLocalVars {
 	 * auth's own cache of the same length, a revocation holds here within a second even unannounced.
 	 */
 	principals: LoadingCache<string, Principal>;
+	telegramPushes: Batcher<SizedPush, PushOutcome>;
 	/** starting until every local service has started, draining from the shutdown signal on. */
 	phase: "starting" | "serving" | "draining";
 }
@@ -102,14 +114,17 @@ const ApiService: ServiceSchema<ApiSettingsSchema, ApiThis> = {
 				// Telegram's pushes: no user credentials (the bot's secret_token is checked by ingest).
 				path: "/api/v1/telegram",
 				mappingPolicy: "restrict",
-				aliases: { "POST webhook/:path": "ingest.receive" },
+				aliases: { "POST webhook/:path": "api.telegramPush" },
 				mergeParams: false,
 				bodyParsers: false,
 				use: [bodyReader({ limit: BODY_LIMIT, form: false })],
 				callOptions: { timeout: 15_000, retries: 0 },
-				onBeforeCall(ctx: Context<unknown, { telegramSecret?: string }>, _route: unknown, req: IncomingMessage) {
+				onBeforeCall(ctx: Context<unknown, TelegramPushMeta>, _route: unknown, req: IncomingMessage) {
 					const secret = req.headers["x-telegram-bot-api-secret-token"];
-					if (typeof secret === "string") ctx.meta.telegramSecret = secret;
+					// Longer than any secret of ours is simply wrong; it would only fail the batch's validation.
+					if (typeof secret === "string" && secret.length <= MAX_SECRET_LENGTH) ctx.meta.telegramSecret = secret;
+					const length = Number(req.headers["content-length"]);
+					ctx.meta.telegramBytes = Number.isSafeInteger(length) && length >= 0 ? length : BODY_LIMIT_BYTES;
 				},
 				onError,
 			},
@@ -181,6 +196,19 @@ const ApiService: ServiceSchema<ApiSettingsSchema, ApiThis> = {
 		listAliases: false,
 		addRoute: false,
 		removeRoute: false,
+
+		/** Telegram's push to a bot's webhook path, answered once ingest has committed its update. */
+		telegramPush: {
+			params: {
+				params: { type: "object", props: { path: { type: "string", max: 128 } } },
+				body: { type: "object" },
+				query: { type: "object", optional: true },
+			},
+			async handler(this: ApiThis, ctx: Context<{ params: { path: string }; body: Record<string, unknown> }, TelegramPushMeta>) {
+				const { telegramSecret: secret, telegramBytes: bytes = BODY_LIMIT_BYTES } = ctx.meta;
+				return answerOf(await this.telegramPushes.submit({ path: ctx.params.params.path, body: ctx.params.body, bytes, ...(secret === undefined ? {} : { secret }) }));
+			},
+		},
 
 		health: {
 			visibility: "published",
@@ -320,6 +348,7 @@ const ApiService: ServiceSchema<ApiSettingsSchema, ApiThis> = {
 	created(this: ApiThis) {
 		this.runtime = runtimeOf(this.broker);
 		this.phase = "starting";
+		this.telegramPushes = telegramPushes(this.broker);
 		this.principals = new LoadingCache({ max: 20_000, ttlMs: REVOCABLE_TTL_MS, ttlOf: (p) => Math.min(REVOCABLE_TTL_MS, (p.expires_at ?? Infinity) - Date.now()) });
 		this.settings.port = this.runtime.config.port;
 		this.settings.ip = this.runtime.config.host;

@@ -12,20 +12,19 @@ import { LeaseRunner } from "../lib/lease";
 import { metricsOf } from "../lib/metrics";
 import { runtimeOf, type Runtime } from "../lib/runtime";
 import { publishEvents } from "./broker/publish";
-import { Batcher } from "./ingest/batcher";
+import { Batcher } from "../lib/batcher";
 import { BotRoutes, secretMatches } from "./ingest/bot-routes";
 import { NormalizeError, normalizeUpdate } from "./ingest/normalize";
 import { pollBot } from "./ingest/poller";
 import { storeUpdates, type ChatCache, type IncomingUpdate, type StoreOptions } from "./ingest/store";
+import type { PushOutcome, TelegramPush } from "./ingest/types";
 
 const WEBHOOK_PATH = /^[0-9a-f]{64}$/;
 const POLLER_LEASE_MS = 15_000;
 const POLLER_SCAN_MS = 5_000;
 
-interface ReceiveParams {
-	params: { path: string };
-	body: Record<string, unknown>;
-}
+/** Pushes per receiveBatch call: the api node's batches stay well below it. */
+export const MAX_PUSHES_PER_CALL = 512;
 
 interface IngestLocalVars {
 	runtime: Runtime;
@@ -38,6 +37,8 @@ interface IngestLocalVars {
 }
 
 interface IngestMethods {
+	accept(push: TelegramPush): Promise<PushOutcome>;
+	refusal(err: unknown): PushOutcome;
 	store(items: IncomingUpdate[], options?: StoreOptions): Promise<boolean[]>;
 	schedulePollers(): Promise<void>;
 }
@@ -61,38 +62,32 @@ const IngestService: ServiceSchema<ServiceSettingSchema, IngestThis> = {
 			},
 		},
 
-		/** Called by the api gateway's Telegram route; answers only after the update is committed. */
-		receive: {
+		/**
+		 * Telegram pushes, batched by the api node that took them (services/api/telegram-pushes.ts); each
+		 * is answered on its own, and only after its update is committed.
+		 */
+		receiveBatch: {
+			visibility: "public",
 			retryPolicy: { enabled: false },
 			params: {
-				params: { type: "object", props: { path: { type: "string", max: 128 } } },
-				body: { type: "object" },
-				query: { type: "object", optional: true },
+				$$strict: true,
+				pushes: {
+					type: "array",
+					min: 1,
+					max: MAX_PUSHES_PER_CALL,
+					items: {
+						type: "object",
+						strict: true,
+						props: {
+							path: { type: "string", max: 128 },
+							secret: { type: "string", max: 256, optional: true },
+							body: { type: "object" },
+						},
+					},
+				},
 			},
-			async handler(this: IngestThis, ctx: Context<ReceiveParams, { telegramSecret?: string }>) {
-				const path = ctx.params.params.path;
-				const route = WEBHOOK_PATH.test(path) ? await this.routes.find(path) : null;
-				const rejected = metricsOf(this.broker).updatesRejected;
-				if (!route || !route.active) {
-					rejected.inc({ reason: "unknown_webhook" });
-					throw fail.notFound("Webhook");
-				}
-				if (!secretMatches(route, ctx.meta.telegramSecret)) {
-					rejected.inc({ reason: "bad_secret" });
-					throw fail.unauthorized("Missing or wrong X-Telegram-Bot-Api-Secret-Token");
-				}
-				let update;
-				try {
-					update = normalizeUpdate(ctx.params.body);
-				} catch (err) {
-					if (err instanceof NormalizeError) {
-						rejected.inc({ reason: "malformed" });
-						throw fail.validation([{ field: err.field, message: err.message }]);
-					}
-					throw err;
-				}
-				const duplicate = await this.batcher.submit({ botId: route.botId, update, raw: JSON.stringify(ctx.params.body) });
-				return { ok: true, ...(duplicate ? { duplicate: true } : {}) };
+			handler(this: IngestThis, ctx: Context<{ pushes: TelegramPush[] }>): Promise<PushOutcome[]> {
+				return Promise.all(ctx.params.pushes.map((push) => this.accept(push).catch((err: unknown) => this.refusal(err))));
 			},
 		},
 	},
@@ -111,6 +106,39 @@ const IngestService: ServiceSchema<ServiceSettingSchema, IngestThis> = {
 	},
 
 	methods: {
+		/** One push: its bot's route and secret, then the update, normalised and stored (or found a duplicate). */
+		async accept(this: IngestThis, push: TelegramPush): Promise<PushOutcome> {
+			const route = WEBHOOK_PATH.test(push.path) ? await this.routes.find(push.path) : null;
+			const rejected = metricsOf(this.broker).updatesRejected;
+			if (!route || !route.active) {
+				rejected.inc({ reason: "unknown_webhook" });
+				throw fail.notFound("Webhook");
+			}
+			if (!secretMatches(route, push.secret)) {
+				rejected.inc({ reason: "bad_secret" });
+				throw fail.unauthorized("Missing or wrong X-Telegram-Bot-Api-Secret-Token");
+			}
+			let update;
+			try {
+				update = normalizeUpdate(push.body);
+			} catch (err) {
+				if (err instanceof NormalizeError) {
+					rejected.inc({ reason: "malformed" });
+					throw fail.validation([{ field: err.field, message: err.message }]);
+				}
+				throw err;
+			}
+			const duplicate = await this.batcher.submit({ botId: route.botId, update, raw: JSON.stringify(push.body) });
+			return { ok: true, ...(duplicate ? { duplicate: true as const } : {}) };
+		},
+
+		/** A push that failed, as the answer its HTTP request gets; a failure of ours is logged here, where its cause is. */
+		refusal(this: IngestThis, err: unknown): PushOutcome {
+			const answer = toApiError(err);
+			if (answer.status >= 500 && answer.status !== 503) this.logger.error("A Telegram push failed:", err);
+			return { error: answer.body.error };
+		},
+
 		/** Stores a batch, publishes its events, and tells each update whether it was a duplicate. */
 		async store(this: IngestThis, items: IncomingUpdate[], options: StoreOptions = {}): Promise<boolean[]> {
 			const result = await storeUpdates(this.runtime.db, items, this.chatCache, options);

@@ -40,7 +40,7 @@ export interface AliasLike {
 
 /** Headers the gateway reads itself, which no params schema can declare. */
 const ACTION_HEADERS: Record<string, Schema[]> = {
-	"ingest.receive": [
+	"api.telegramPush": [
 		{ name: "X-Telegram-Bot-Api-Secret-Token", in: "header", required: true, description: "The bot's secret_token, as given to Telegram by setWebhook.", schema: { type: "string" } },
 	],
 	"chats.send": [{ $ref: "#/components/parameters/IdempotencyKey" }],

@@ -9,7 +9,7 @@ import { placeholders, read } from "../../lib/db/raw";
 import { toApiError } from "../../lib/errors";
 import { metricsOf } from "../../lib/metrics";
 import type { GatewayEvent } from "../broker/event-log";
-import { Batcher } from "../ingest/batcher";
+import { Batcher } from "../../lib/batcher";
 import { attemptDelivery } from "./attempt";
 import { admission, recordFailure, recordSuccess } from "./breaker";
 import { claimDeliveries, webhooksWithDueDeliveries, type Claimed, type ClaimRequest } from "./claims";

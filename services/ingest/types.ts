@@ -3,6 +3,7 @@
  * services/ingest/normalize.ts turns a raw Update into a NormalizedUpdate; services/ingest/store.ts
  * writes it (chats upserted, messages stored or edited, one event per item) in one transaction.
  */
+import type { ApiErrorBody } from "../../lib/errors";
 
 /** A chat as Telegram describes it, reduced to the columns of `chats`. */
 export interface ChatInfo {
@@ -77,3 +78,13 @@ export interface NormalizedUpdate {
 	/** Usually one; an update may carry several kinds (Telegram never does, some fixtures do). */
 	items: UpdateItem[];
 }
+
+/** A Telegram push as the api node took it: the webhook path, the secret header, the JSON body. */
+export interface TelegramPush {
+	path: string;
+	secret?: string;
+	body: Record<string, unknown>;
+}
+
+/** What a push is answered: Telegram's 2xx body, or the error (API.md's format) its request gets. */
+export type PushOutcome = { ok: true; duplicate?: true } | { error: ApiErrorBody["error"] };

@@ -24,7 +24,7 @@ const CLIENT_CODES = Object.entries(ERROR_STATUS)
 const RESERVED = ["connect", "connect_error", "disconnect", "disconnecting", "newListener", "removeListener"];
 
 /** Actions a `call` would reach if moleculer-io's handler were left in place, with side effects among them. */
-const CALL_TARGETS = ["auth.createUser", "auth.listUsers", "auth.resolve", "bots.remove", "bots.create", "chats.send", "broker.replay", "$node.services", "$node.actions", "api.rest", "realtime.call", "realtime.broadcast", "ingest.receive"];
+const CALL_TARGETS = ["auth.createUser", "auth.listUsers", "auth.resolve", "bots.remove", "bots.create", "chats.send", "broker.replay", "$node.services", "$node.actions", "api.rest", "realtime.call", "realtime.broadcast", "ingest.receiveBatch", "api.telegramPush"];
 
 describe("hostile input: socket.io and the plain WebSocket", () => {
 	let t: TelegramGateway;

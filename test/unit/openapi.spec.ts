@@ -126,7 +126,7 @@ describe("buildOpenApi", () => {
 		["things.update", { permission: "things:write", params: { $$strict: true, id: ID, name: { type: "string", optional: true } } }],
 		["things.remove", { params: { id: ID } }],
 		["auth.login", { auth: false, params: { username: "string", password: "string" } }],
-		["ingest.receive", { params: { params: { type: "object", props: { path: { type: "string", max: 128 } } }, body: { type: "object" }, query: { type: "object", optional: true } } }],
+		["api.telegramPush", { params: { params: { type: "object", props: { path: { type: "string", max: 128 } } }, body: { type: "object" }, query: { type: "object", optional: true } } }],
 	]);
 	const doc = buildOpenApi(
 		[
@@ -136,7 +136,7 @@ describe("buildOpenApi", () => {
 			route("PUT", "/api/v1/things/:id", "things.update"),
 			route("DELETE", "/api/v1/things/:id", "things.remove"),
 			route("POST", "/api/v1/auth/login", "auth.login"),
-			route("POST", "/api/v1/telegram/webhook/:path", "ingest.receive", { authenticated: false, mergeParams: false }),
+			route("POST", "/api/v1/telegram/webhook/:path", "api.telegramPush", { authenticated: false, mergeParams: false }),
 			route("GET", "/health", "api.health", { authenticated: false }),
 			route("*", "/hook", null, { authenticated: false }),
 		],
@@ -232,12 +232,12 @@ describe("routesFromAliases and actionsFromServices", () => {
 	it("read moleculer-web aliases and the registry's service list", () => {
 		const routes = routesFromAliases([
 			{ method: "GET", fullPath: "/api/v1/things", action: "things.list", route: { opts: { authentication: true } } },
-			{ method: "POST", fullPath: "/api/v1/telegram/webhook/:path", action: "ingest.receive", route: { opts: { mergeParams: false } } },
+			{ method: "POST", fullPath: "/api/v1/telegram/webhook/:path", action: "api.telegramPush", route: { opts: { mergeParams: false } } },
 			{ method: "*", fullPath: "/x", action: null },
 		]);
 		expect(routes).toEqual([
 			{ method: "GET", path: "/api/v1/things", action: "things.list", authenticated: true, mergeParams: true },
-			{ method: "POST", path: "/api/v1/telegram/webhook/:path", action: "ingest.receive", authenticated: false, mergeParams: false },
+			{ method: "POST", path: "/api/v1/telegram/webhook/:path", action: "api.telegramPush", authenticated: false, mergeParams: false },
 			{ method: "*", path: "/x", action: null, authenticated: false, mergeParams: true },
 		]);
 		const actions = actionsFromServices([{ actions: { "things.list": { name: "things.list", params: { a: "string" }, permission: "things:read", rest: "GET /things" } } }, {}]);

@@ -1,15 +1,18 @@
 /**
- * Group commit: updates that arrive while a transaction is being written wait for the next one,
- * which takes all of them (up to maxBatch). At low load each update gets a transaction of its own
- * at once; under load hundreds share one, which is what lets SQLite keep up. A batch that fails for
- * a reason other than the database being away is retried one update at a time, so one bad update
- * cannot fail its neighbours.
+ * Items that arrive while earlier batches are in flight wait for the next batch, which takes all of
+ * them (up to maxBatch). At low load each item goes at once on its own; under load hundreds share a
+ * batch. Ingest uses it as a group commit (one transaction per batch, what lets SQLite keep up), the
+ * api node to send Telegram pushes to ingest in one call per batch. A batch that fails for a reason
+ * other than isUnavailable is retried one item at a time, so one bad item cannot fail its neighbours.
  */
 export interface BatcherOptions<I, O> {
 	write(items: I[]): Promise<O[]>;
 	maxBatch: number;
-	/** Transactions in flight at once (1 for SQLite; a few on MySQL). */
+	/** Batches in flight at once. */
 	concurrency: number;
+	/** With weight: a batch stops growing before its items weigh more than this (one item always goes). */
+	maxWeight?: number;
+	weight?(item: I): number;
 	/** Errors that say the store is away: every item fails at once, no one-by-one retry. */
 	isUnavailable(err: unknown): boolean;
 }
@@ -39,13 +42,28 @@ export class Batcher<I, O> {
 
 	private pump(): void {
 		while (this.running < this.options.concurrency && this.queue.length > 0) {
-			const batch = this.queue.splice(0, this.options.maxBatch);
+			const batch = this.queue.splice(0, this.batchLength());
 			this.running += 1;
 			void this.flush(batch).finally(() => {
 				this.running -= 1;
 				this.pump();
 			});
 		}
+	}
+
+	/** How many queued items the next batch takes: up to maxBatch, and within maxWeight. */
+	private batchLength(): number {
+		const { maxBatch, maxWeight, weight } = this.options;
+		const limit = Math.min(maxBatch, this.queue.length);
+		if (!weight || maxWeight === undefined) return limit;
+		let total = weight(this.queue[0]!.item);
+		let length = 1;
+		for (; length < limit; length++) {
+			const next = weight(this.queue[length]!.item);
+			if (total + next > maxWeight) break;
+			total += next;
+		}
+		return length;
 	}
 
 	private async flush(batch: Array<Pending<I, O>>): Promise<void> {

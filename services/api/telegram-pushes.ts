@@ -1,0 +1,49 @@
+/**
+ * Telegram pushes leave the api node in batches: every push that arrives while earlier batches are
+ * with ingest goes in the next call, so under load one call (one transporter round trip, one pass
+ * through the middlewares on each side) carries dozens of updates, and at low load a push goes at
+ * once on its own. ingest answers each push on its own.
+ */
+import type { ServiceBroker } from "moleculer";
+import { Batcher } from "../../lib/batcher";
+import { GatewayError } from "../../lib/errors";
+import type { PushOutcome, TelegramPush } from "../ingest/types";
+
+/**
+ * Calls to ingest in flight at once from one api node. Ingest's transactions queue for the event
+ * log's sequence row anyway, so more calls only make smaller batches: with 2 workers, 2 calls stored
+ * ~1,500 updates/s, 4 calls ~1,350, 8 calls ~1,270 (test/bench/ingest.bench.ts, cluster).
+ */
+const CALLS_IN_FLIGHT = 2;
+const PUSHES_PER_CALL = 128;
+/** Body bytes per call: well inside NATS's 1 MB message limit (a push alone may weigh up to 1 MB). */
+const BYTES_PER_CALL = 256 * 1024;
+const CALL_TIMEOUT_MS = 15_000;
+
+/** A push with the size of its body as received (Content-Length), for the bytes-per-call cap. */
+export interface SizedPush extends TelegramPush {
+	bytes: number;
+}
+
+export function telegramPushes(broker: ServiceBroker): Batcher<SizedPush, PushOutcome> {
+	return new Batcher<SizedPush, PushOutcome>({
+		write: (batch) =>
+			broker.call<PushOutcome[], { pushes: TelegramPush[] }>(
+				"ingest.receiveBatch",
+				{ pushes: batch.map(({ path, secret, body }) => (secret === undefined ? { path, body } : { path, secret, body })) },
+				{ timeout: CALL_TIMEOUT_MS, retries: 0 },
+			),
+		maxBatch: PUSHES_PER_CALL,
+		concurrency: CALLS_IN_FLIGHT,
+		maxWeight: BYTES_PER_CALL,
+		weight: (push) => push.bytes,
+		// The call failed as a whole (no ingest node, a timeout): every push in it gets that answer.
+		isUnavailable: () => true,
+	});
+}
+
+/** The answer of one push: Telegram's 2xx body, or the error ingest refused it with. */
+export function answerOf(outcome: PushOutcome): { ok: true; duplicate?: true } {
+	if ("error" in outcome) throw new GatewayError(outcome.error.code, outcome.error.message, outcome.error.details);
+	return outcome;
+}

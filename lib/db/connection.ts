@@ -2,11 +2,11 @@
  * One Sequelize instance per process, chosen by DATABASE_URL: MySQL/MariaDB (cluster) or SQLite
  * (embedded). Every service shares it, so SQLite sees a single writer and MySQL a single pool.
  */
-import { Sequelize, Transaction } from "sequelize";
+import { QueryTypes, Sequelize, Transaction } from "sequelize";
 import type { Database as SqliteConnection } from "sqlite3";
 import { defineModels, type Models } from "./models";
 import { installFastSqliteQuery } from "./sqlite-query";
-import { sqliteTransaction } from "./raw";
+import { mysqlTransaction, sqliteTransaction } from "./raw";
 import { finalizeKept } from "./sqlite-statements";
 
 export type Dialect = "mysql" | "sqlite";
@@ -16,13 +16,16 @@ const SHARED_TRANSACTION_UUID = "tgw-transactions";
 export interface Database {
 	sequelize: Sequelize;
 	dialect: Dialect;
+	/** INSERT ... RETURNING: SQLite, and MariaDB from 10.5 (MySQL has none). */
+	returning: boolean;
 	models: Models;
 	/** Runs `work` in one transaction; on SQLite write transactions are queued in-process (one writer). */
 	transaction<T>(work: (t: Transaction) => Promise<T>): Promise<T>;
 	/**
-	 * The same, for work that only runs lib/db/raw.ts statements: on SQLite the transaction is
-	 * begun and ended on the write connection directly, without Sequelize's transaction machinery
-	 * (a large share of a small transaction's cost); `t` then carries nothing but its connection.
+	 * The same, for work that only runs lib/db/raw.ts statements: the transaction is begun and ended
+	 * on the driver's connection directly (SQLite's write connection, a pooled one on MySQL), without
+	 * Sequelize's transaction machinery (a large share of a small transaction's cost); `t` then
+	 * carries nothing but its connection.
 	 * `readCommitted` (MySQL): each statement reads what is committed when it runs, not a snapshot
 	 * from the transaction's first read, for work that waits for a lock and then reads what others
 	 * just wrote.
@@ -100,6 +103,13 @@ function createSerialQueue(): <T>(work: () => Promise<T>) => Promise<T> {
 	};
 }
 
+/** MariaDB 10.5 and later answer INSERT ... RETURNING; VERSION() says "10.11.19-MariaDB-...". */
+async function isMariaDbWithReturning(sequelize: Sequelize): Promise<boolean> {
+	const [row] = await sequelize.query<{ version: string }>("SELECT VERSION() AS version", { type: QueryTypes.SELECT });
+	const match = /^(\d+)\.(\d+)\..*mariadb/i.exec(row?.version ?? "");
+	return match !== null && Number(match[1]) * 1000 + Number(match[2]) >= 10_005;
+}
+
 export async function openDatabase(url: string, options: DatabaseOptions = {}): Promise<Database> {
 	let sequelize: Sequelize;
 	let dialect: Dialect;
@@ -132,12 +142,14 @@ export async function openDatabase(url: string, options: DatabaseOptions = {}): 
 		});
 	}
 	await sequelize.authenticate();
+	const returning = dialect === "sqlite" || (await isMariaDbWithReturning(sequelize));
 	const models = defineModels(sequelize);
 	const serialize = createSerialQueue();
 
 	return {
 		sequelize,
 		dialect,
+		returning,
 		models,
 		transaction<T>(work: (t: Transaction) => Promise<T>): Promise<T> {
 			if (dialect === "sqlite") return serialize(() => sequelize.transaction(work));
@@ -145,8 +157,7 @@ export async function openDatabase(url: string, options: DatabaseOptions = {}): 
 		},
 		rawTransaction<T>(work: (t: Transaction) => Promise<T>, options: { readCommitted?: boolean } = {}): Promise<T> {
 			if (dialect === "sqlite") return serialize(async () => sqliteTransaction(await sharedWriteConnection(sequelize), work));
-			if (options.readCommitted) return sequelize.transaction({ isolationLevel: Transaction.ISOLATION_LEVELS.READ_COMMITTED }, work);
-			return sequelize.transaction(work);
+			return mysqlTransaction(sequelize, work, options.readCommitted ?? false);
 		},
 		async ping(timeoutMs = 2_000): Promise<void> {
 			let timer: NodeJS.Timeout | undefined;

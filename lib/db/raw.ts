@@ -6,7 +6,7 @@
  * Placeholders are `?` on both dialects. Values are numbers, strings, booleans, null or Dates;
  * Dates are written as Sequelize writes them, so models read these rows back as usual.
  */
-import type { Transaction } from "sequelize";
+import type { Sequelize, Transaction } from "sequelize";
 import type { Database as SqliteConnection } from "sqlite3";
 import type { Database } from "./connection";
 import { runKept } from "./sqlite-statements";
@@ -91,6 +91,38 @@ export async function sqliteTransaction<T>(connection: SqliteConnection, work: (
 	}
 }
 
+/**
+ * START TRANSACTION ... COMMIT (ROLLBACK on failure) on a pooled MySQL connection, for
+ * Database.rawTransaction: the statements Sequelize's transaction sends, without its cost per
+ * statement (options copied, hooks, an Error captured for its stack), a tenth of an ingest node's CPU.
+ */
+export async function mysqlTransaction<T>(sequelize: Sequelize, work: (t: Transaction) => Promise<T>, readCommitted: boolean): Promise<T> {
+	const pool = sequelize.connectionManager as unknown as {
+		getConnection(options: Record<string, never>): Promise<MysqlConnection>;
+		releaseConnection(connection: MysqlConnection): Promise<void>;
+	};
+	const connection = await pool.getConnection({});
+	const control = (sql: string) =>
+		new Promise<void>((resolve, reject) => connection.query({ sql, values: [] }, (err) => (err ? reject(driverError(err)) : resolve())));
+	try {
+		// For the next transaction only, as Sequelize sets it: the pooled connection keeps its default.
+		if (readCommitted) await control("SET TRANSACTION ISOLATION LEVEL READ COMMITTED");
+		await control("START TRANSACTION");
+		let result: T;
+		try {
+			result = await work({ connection } as unknown as Transaction);
+		} catch (err) {
+			await control("ROLLBACK").catch(() => undefined);
+			throw err;
+		}
+		await control("COMMIT");
+		return result;
+	} finally {
+		// A connection that broke is found out by the pool's validation when it is next taken.
+		await pool.releaseConnection(connection);
+	}
+}
+
 /** Runs a statement that returns no rows. */
 export function run(db: Database, t: Transaction, sql: string, values: SqlValue[] = []): Promise<RunResult> {
 	const connection = (t as unknown as { connection: unknown }).connection;
@@ -167,8 +199,10 @@ function insertStatement(db: Database, table: string, columns: readonly string[]
 }
 
 /**
- * SQLite only (MySQL has no INSERT ... RETURNING): inserts many rows and returns `returning` of
- * the rows actually inserted (duplicates skipped with ignoreDuplicates are not returned).
+ * Where the database has INSERT ... RETURNING (db.returning): inserts many rows and returns
+ * `returning` of the rows. With ignoreDuplicates, SQLite leaves the skipped duplicates out, but
+ * MariaDB returns them too (its upsert touches them), so callers tell their own rows apart by a
+ * column they wrote (a batch id, a fresh seq).
  */
 export function insertReturning<T>(
 	db: Database,
@@ -179,7 +213,7 @@ export function insertReturning<T>(
 	returning: string,
 	options: { ignoreDuplicates?: boolean } = {},
 ): Promise<T[]> {
-	if (db.dialect !== "sqlite") throw new Error("insertReturning is for SQLite");
+	if (!db.returning) throw new Error("this database has no INSERT ... RETURNING");
 	if (rows.length === 0) return Promise.resolve([]);
 	const insert = insertStatement(db, table, columns, rows, options.ignoreDuplicates ?? false);
 	return all<T>(db, t, `${insert.sql} RETURNING ${returning}`, insert.values);

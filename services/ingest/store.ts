@@ -71,22 +71,21 @@ async function insertUpdates(db: Database, t: Transaction, fresh: IncomingUpdate
 	// one order, so on MySQL neither waits for a row the other holds while holding one it wants.
 	const rows = [...fresh].sort(byUpdateKey).map((item) => [item.botId, item.update.update_id, item.update.primary_kind.slice(0, 64), item.raw, batchId, now]);
 	const key = (r: { bot_id: number; update_id: number }) => `${Number(r.bot_id)}:${Number(r.update_id)}`;
-	if (db.dialect === "sqlite") {
-		const inserted = await insertReturning<{ id: number; bot_id: number; update_id: number }>(db, t, "telegram_updates", UPDATE_COLUMNS, rows, "id, bot_id, update_id", {
-			ignoreDuplicates: true,
-		});
-		return new Map(inserted.map((r) => [key(r), Number(r.id)]));
+	// Which rows did this batch insert? Those that carry its batch_id: MariaDB returns the duplicates too.
+	type Inserted = { id: number; bot_id: number; update_id: number; batch_id: string };
+	const ours = (found: Inserted[]) => new Map(found.filter((r) => r.batch_id === batchId).map((r) => [key(r), Number(r.id)]));
+	if (db.returning) {
+		return ours(await insertReturning<Inserted>(db, t, "telegram_updates", UPDATE_COLUMNS, rows, "id, bot_id, update_id, batch_id", { ignoreDuplicates: true }));
 	}
 	await insertRows(db, t, "telegram_updates", UPDATE_COLUMNS, rows, { ignoreDuplicates: true });
-	// Which rows did this batch insert? Its batch_id says, on rows found through the unique index.
 	const lookup = perBot(fresh.map((item) => ({ botId: item.botId, id: item.update.update_id })), "update_id");
-	const found = await all<{ id: number; bot_id: number; update_id: number }>(
+	const found = await all<Inserted>(
 		db,
 		t,
-		`SELECT id, bot_id, update_id FROM telegram_updates WHERE batch_id = ? AND (${lookup.where})`,
+		`SELECT id, bot_id, update_id, batch_id FROM telegram_updates WHERE batch_id = ? AND (${lookup.where})`,
 		[batchId, ...lookup.values],
 	);
-	return new Map(found.map((r) => [key(r), Number(r.id)]));
+	return ours(found);
 }
 
 async function upsertChats(
@@ -348,7 +347,8 @@ async function insertMessages(db: Database, t: Transaction, plans: MessagePlan[]
 	if (plans.length === 0) return;
 	const rows = records.map((record) => MESSAGE_COLUMNS.map((column) => record[column]));
 	let ids: Array<{ id: number; seq: number }>;
-	if (db.dialect === "sqlite") {
+	// On MariaDB the duplicates come back too, with their old seq: only this batch's seqs are looked up below.
+	if (db.returning) {
 		ids = await insertReturning(db, t, "messages", MESSAGE_COLUMNS, rows, "id, seq", { ignoreDuplicates: true });
 	} else {
 		await insertRows(db, t, "messages", MESSAGE_COLUMNS, rows, { ignoreDuplicates: true });

@@ -82,8 +82,21 @@ describe("MariaDB/MySQL schema", () => {
 		expect(seqs).toEqual(Array.from({ length: 30 }, (_, i) => before + i + 1));
 	});
 
-	it("ingest batches from three connections at once, overlapping: each update stored once, the log gap-free, no deadlock", async () => {
-		const nodes = [db, await openDatabase(`${MYSQL_URL}/${name}`), await openDatabase(`${MYSQL_URL}/${name}`)];
+	// MariaDB hands inserted ids back with INSERT ... RETURNING; MySQL has none and reads them back.
+	const INSERT_PATHS = [
+		["INSERT ... RETURNING", true],
+		["INSERT then SELECT (MySQL)", false],
+	] as const;
+	const withReturning = (node: Database, returning: boolean): Database => ({ ...node, returning: returning && node.returning });
+
+	it("the server is told apart: MariaDB from 10.5 has INSERT ... RETURNING", async () => {
+		const [row] = await db.sequelize.query<{ version: string }>("SELECT VERSION() AS version", { type: QueryTypes.SELECT });
+		expect(db.returning).toBe(/mariadb/i.test(row!.version));
+	});
+
+	it.each(INSERT_PATHS)("ingest batches from three connections at once, overlapping (%s): each update stored once, the log gap-free, no deadlock", async (_path, returning) => {
+		const opened = [await openDatabase(`${MYSQL_URL}/${name}`), await openDatabase(`${MYSQL_URL}/${name}`)];
+		const nodes = [db, ...opened].map((node) => withReturning(node, returning));
 		try {
 			const bot = await insertBot(db);
 			const incoming = (updateId: number): IncomingUpdate => {
@@ -112,8 +125,25 @@ describe("MariaDB/MySQL schema", () => {
 			const [row] = await db.sequelize.query<{ n: number }>("SELECT COUNT(*) AS n FROM telegram_updates WHERE bot_id = ?", { type: QueryTypes.SELECT, replacements: [bot.id] });
 			expect(Number(row!.n)).toBe(distinct.size);
 		} finally {
-			await Promise.all(nodes.slice(1).map((node) => node.close()));
+			await Promise.all(opened.map((node) => node.close()));
 		}
+	});
+
+	it.each(INSERT_PATHS)("a message Telegram sends again under another update_id is stored once, and both updates get their event (%s)", async (_path, returning) => {
+		const node = withReturning(db, returning);
+		const bot = await insertBot(db);
+		const incoming = (updateId: number, messageId: number): IncomingUpdate => {
+			const body = { update_id: updateId, message: { message_id: messageId, date: 1_700_000_000, chat: { id: 5151, type: "private", first_name: "R" }, text: `m${messageId}` } };
+			return { botId: bot.id, update: normalizeUpdate(body), raw: JSON.stringify(body) };
+		};
+		const first = await storeUpdates(node, [incoming(1, 1), incoming(2, 2)], new Map());
+		const again = await storeUpdates(node, [incoming(3, 2), incoming(4, 3), incoming(5, 1)], new Map());
+		expect(again.duplicates).toEqual([false, false, false]);
+		const ids = (events: typeof first.events) => events.map((e) => [e.message?.text, e.message?.id]);
+		const [one, two] = ids(first.events);
+		expect(ids(again.events)).toEqual([two, ["m3", expect.any(Number)], one]);
+		const [row] = await db.sequelize.query<{ n: number }>("SELECT COUNT(*) AS n FROM messages WHERE bot_id = ?", { type: QueryTypes.SELECT, replacements: [bot.id] });
+		expect(Number(row!.n)).toBe(3);
 	});
 
 	it("a chat another node committed after this batch's first read is still found (no snapshot from before the wait hides it), and its message stored", async () => {

@@ -9,7 +9,6 @@ import type { Server } from "node:http";
 import type { Context, Service, ServiceSchema } from "moleculer";
 import ApiGateway from "moleculer-web";
 import type { ApiSettingsSchema } from "moleculer-web";
-import type { Batcher } from "../lib/batcher";
 import { LoadingCache } from "../lib/loading-cache";
 import { fail, isClientError } from "../lib/errors";
 import { metricsOf, observeHttpRequests, sendMetrics } from "../lib/metrics";
@@ -19,8 +18,7 @@ import { runtimeOf, type Runtime } from "../lib/runtime";
 import { REVOCABLE_TTL_MS } from "./auth/cache";
 import { principalKey, type Principal } from "./auth/principal";
 import { takeCredential } from "./api/credentials";
-import { answerOf, telegramPushes, type SizedPush } from "./api/telegram-pushes";
-import type { PushOutcome } from "./ingest/types";
+import { answerOf, telegramPushes, type TelegramPushes } from "./api/telegram-pushes";
 import { bodyReader, clientAddress, requestIdFor, sendError, traceablePath } from "./api/http";
 import { vanishedAliases, type GeneratedAlias } from "./api/aliases";
 import { actionsFromServices, buildOpenApi, routesFromAliases, type AliasLike } from "./api/openapi";
@@ -59,7 +57,7 @@ interface ApiLocalVars {
 	 * auth's own cache of the same length, a revocation holds here within a second even unannounced.
 	 */
 	principals: LoadingCache<string, Principal>;
-	telegramPushes: Batcher<SizedPush, PushOutcome>;
+	telegramPushes: TelegramPushes;
 	/** starting until every local service has started, draining from the shutdown signal on. */
 	phase: "starting" | "serving" | "draining";
 }

@@ -2,7 +2,8 @@
  * Telegram pushes leave the api node in batches: every push that arrives while earlier batches are
  * with ingest goes in the next call, so under load one call (one transporter round trip, one pass
  * through the middlewares on each side) carries dozens of updates, and at low load a push goes at
- * once on its own. ingest answers each push on its own.
+ * once on its own. ingest answers each push on its own. An api node that runs ingest itself (the
+ * embedded mode) calls it for every push at once.
  */
 import type { ServiceBroker } from "moleculer";
 import { Batcher } from "../../lib/batcher";
@@ -25,14 +26,18 @@ export interface SizedPush extends TelegramPush {
 	bytes: number;
 }
 
-export function telegramPushes(broker: ServiceBroker): Batcher<SizedPush, PushOutcome> {
-	return new Batcher<SizedPush, PushOutcome>({
-		write: (batch) =>
-			broker.call<PushOutcome[], { pushes: TelegramPush[] }>(
-				"ingest.receiveBatch",
-				{ pushes: batch.map(({ path, secret, body }) => (secret === undefined ? { path, body } : { path, secret, body })) },
-				{ timeout: CALL_TIMEOUT_MS, retries: 0 },
-			),
+export interface TelegramPushes {
+	/** Sends the push to ingest with the pushes that travel with it, and answers with its outcome. */
+	submit(push: SizedPush): Promise<PushOutcome>;
+}
+
+const wire = ({ path, secret, body }: TelegramPush): TelegramPush => (secret === undefined ? { path, body } : { path, secret, body });
+
+export function telegramPushes(broker: ServiceBroker): TelegramPushes {
+	const call = (pushes: TelegramPush[]) =>
+		broker.call<PushOutcome[], { pushes: TelegramPush[] }>("ingest.receiveBatch", { pushes }, { timeout: CALL_TIMEOUT_MS, retries: 0 });
+	const batcher = new Batcher<SizedPush, PushOutcome>({
+		write: (batch) => call(batch.map(wire)),
 		maxBatch: PUSHES_PER_CALL,
 		concurrency: CALLS_IN_FLIGHT,
 		maxWeight: BYTES_PER_CALL,
@@ -40,6 +45,11 @@ export function telegramPushes(broker: ServiceBroker): Batcher<SizedPush, PushOu
 		// The call failed as a whole (no ingest node, a timeout): every push in it gets that answer.
 		isUnavailable: () => true,
 	});
+	return {
+		// With ingest on this node (Moleculer calls it here) a call costs no round trip, and ingest
+		// groups pushes into transactions itself: holding them back here would only idle its writer.
+		submit: async (push) => (broker.getLocalService("ingest") ? (await call([wire(push)]))[0]! : batcher.submit(push)),
+	};
 }
 
 /** The answer of one push: Telegram's 2xx body, or the error ingest refused it with. */

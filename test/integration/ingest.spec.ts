@@ -121,32 +121,6 @@ describe("ingest over the webhook", () => {
 		expect(await count("telegram_updates")).toBe(before);
 	});
 
-	it("pushes that arrive together go to ingest in shared calls, and each gets its own answer", async () => {
-		const before = await count("telegram_updates");
-		const receiveBatch = jest.spyOn(t.gw.broker, "call");
-		const text = (id: number) => ({ update_id: id, message: { message_id: id, date: 1_700_000_000, chat: { id: 1004, type: "private", first_name: "B" }, text: `batch ${id}` } });
-		try {
-			const answers = await Promise.all([
-				...Array.from({ length: 20 }, (_, i) => push(text(5_100_000 + i))),
-				...Array.from({ length: 4 }, (_, i) => push(text(5_100_100 + i), { "x-telegram-bot-api-secret-token": "x".repeat(64) })),
-				// A header longer than any secret must not fail the pushes sharing its call.
-				push(text(5_100_200), { "x-telegram-bot-api-secret-token": "x".repeat(5_000) }),
-				...Array.from({ length: 3 }, (_, i) => push(text(5_100_300 + i), undefined, "e".repeat(64))),
-				push({ message: {} }),
-			]);
-			const statuses = answers.map((a) => a.status);
-			expect(statuses).toEqual([...Array<number>(20).fill(200), 401, 401, 401, 401, 401, 404, 404, 404, 400]);
-			expect(await answers[0]!.json()).toEqual({ ok: true });
-			expect(await answers.at(-1)!.json()).toMatchObject({ error: { code: "VALIDATION_ERROR", details: { fields: [{ field: "update_id" }] } } });
-			const calls = receiveBatch.mock.calls.filter(([action]) => action === "ingest.receiveBatch").length;
-			expect(calls).toBeGreaterThan(0);
-			expect(calls).toBeLessThan(answers.length);
-		} finally {
-			receiveBatch.mockRestore();
-		}
-		expect(await count("telegram_updates")).toBe(before + 20);
-	});
-
 	it("a kind the gateway does not know is stored raw and published as update", async () => {
 		const res = await push({ update_id: 5_000_003, brand_new_kind: { some_field: 1 } });
 		expect(res.status).toBe(200);
@@ -179,5 +153,58 @@ describe("ingest over the webhook", () => {
 		expect(events().length - publishedBefore).toBe(150);
 		expect(errors).not.toHaveBeenCalled();
 		errors.mockRestore();
+	});
+});
+
+describe("ingest on a node of its own: pushes travel from the api node in batches", () => {
+	let r: TelegramGateway;
+	let path: string;
+	let secret: string;
+
+	const count = async (table: string) =>
+		Number((await r.gw.runtime.db.sequelize.query<{ n: number }>(`SELECT COUNT(*) AS n FROM ${table}`, { type: QueryTypes.SELECT }))[0]!.n);
+	const push = (body: object, headers: Record<string, string> = { "x-telegram-bot-api-secret-token": secret }, to = path) =>
+		fetch(`${r.baseUrl}/api/v1/telegram/webhook/${to}`, { method: "POST", headers: { "content-type": "application/json", ...headers }, body: JSON.stringify(body) });
+
+	beforeAll(async () => {
+		r = await startTelegramGateway({ mode: "webhook", env: { LOG_LEVEL: "warn" }, nodes: [["api", "auth", "bots", "chats", "broker"], ["ingest"]] });
+		const added = await r.addBot();
+		path = added.bot.webhook_url!.split("/").pop()!;
+		secret = r.telegram.bot(added.token).webhook!.secret_token!;
+	});
+	afterAll(() => r.stop());
+
+	it("pushes that arrive together go to ingest in shared calls, and each gets its own answer", async () => {
+		const before = await count("telegram_updates");
+		const receiveBatch = jest.spyOn(r.gw.broker, "call");
+		const text = (id: number) => ({ update_id: id, message: { message_id: id, date: 1_700_000_000, chat: { id: 1004, type: "private", first_name: "B" }, text: `batch ${id}` } });
+		try {
+			const answers = await Promise.all([
+				...Array.from({ length: 20 }, (_, i) => push(text(5_100_000 + i))),
+				...Array.from({ length: 4 }, (_, i) => push(text(5_100_100 + i), { "x-telegram-bot-api-secret-token": "x".repeat(64) })),
+				// A header longer than any secret must not fail the pushes sharing its call.
+				push(text(5_100_200), { "x-telegram-bot-api-secret-token": "x".repeat(5_000) }),
+				...Array.from({ length: 3 }, (_, i) => push(text(5_100_300 + i), undefined, "e".repeat(64))),
+				push({ message: {} }),
+			]);
+			const statuses = answers.map((a) => a.status);
+			expect(statuses).toEqual([...Array<number>(20).fill(200), 401, 401, 401, 401, 401, 404, 404, 404, 400]);
+			expect(await answers[0]!.json()).toEqual({ ok: true });
+			expect(await answers.at(-1)!.json()).toMatchObject({ error: { code: "VALIDATION_ERROR", details: { fields: [{ field: "update_id" }] } } });
+			const calls = receiveBatch.mock.calls.filter(([action]) => action === "ingest.receiveBatch").length;
+			expect(calls).toBeGreaterThan(0);
+			expect(calls).toBeLessThan(answers.length);
+		} finally {
+			receiveBatch.mockRestore();
+		}
+		expect(await count("telegram_updates")).toBe(before + 20);
+	});
+
+	it("a push alone goes at once and is answered after its commit", async () => {
+		const before = await count("telegram_updates");
+		const res = await push({ update_id: 5_200_000, message: { message_id: 1, date: 1_700_000_000, chat: { id: 1005, type: "private", first_name: "A" }, text: "alone" } });
+		expect(res.status).toBe(200);
+		expect(await res.json()).toEqual({ ok: true });
+		expect(await count("telegram_updates")).toBe(before + 1);
 	});
 });

@@ -22,10 +22,17 @@ export interface GrpcBridge {
 	logger: Pick<LoggerInstance, "warn" | "error">;
 }
 
-/** A call's deadline in epoch ms; Infinity when the client set none. */
+/** The longest a Node timer waits; a longer delay fires after 1 ms. */
+const MAX_TIMER_MS = 2 ** 31 - 1;
+
+/**
+ * A call's deadline in epoch ms; Infinity when the client set none, or one further away than a
+ * timer can wait (about 24.8 days): timed out by a timer, such a call would end at once.
+ */
 export function deadlineOf(call: { getDeadline(): Date | number }): number {
-	const deadline = call.getDeadline();
-	return deadline instanceof Date ? deadline.getTime() : deadline;
+	const raw = call.getDeadline();
+	const deadline = raw instanceof Date ? raw.getTime() : raw;
+	return deadline - Date.now() > MAX_TIMER_MS ? Infinity : deadline;
 }
 
 class DeadlinePassed extends Error {}

@@ -58,6 +58,16 @@ describe("unaryHandler", () => {
 		expect(seen[0]!.options.timeout).toBeLessThanOrEqual(3_000);
 	});
 
+	it("a deadline further away than a timer can wait (30 days) is no timeout, not one that fires at once", async () => {
+		const { b, seen } = bridge(async () => {
+			await new Promise((r) => setTimeout(r, 20));
+			return { data: [], next_cursor: null };
+		});
+		const { error } = await invoke(unaryHandler(b, ROUTES.ListChats), { bot_id: 0, limit: 0, cursor: "" }, Date.now() + 30 * 86_400_000);
+		expect(error).toBeNull();
+		expect(seen[0]!.options.timeout).toBeUndefined();
+	});
+
 	it("answers DEADLINE_EXCEEDED when the deadline passes, whatever the action is still doing", async () => {
 		const { b } = bridge(() => new Promise(() => undefined));
 		const started = Date.now();

@@ -43,6 +43,11 @@ export async function recordSuccess(state: SharedState, webhookId: number, owner
 	await Promise.all([state.del(k.failures), state.del(k.openUntil), state.releaseLease(k.probe, owner)]);
 }
 
+/** Gives the probe lease back without a verdict (the probe was never sent): the next probe may go. */
+export async function releaseProbe(state: SharedState, webhookId: number, owner: string): Promise<void> {
+	await state.releaseLease(keys(webhookId).probe, owner);
+}
+
 /** Counts a failure; returns true when this failure opened (or re-opened) the breaker. */
 export async function recordFailure(state: SharedState, webhookId: number, owner: string): Promise<boolean> {
 	const k = keys(webhookId);

@@ -11,7 +11,7 @@ import { metricsOf } from "../../lib/metrics";
 import type { GatewayEvent } from "../broker/event-log";
 import { Batcher } from "../../lib/batcher";
 import { attemptDelivery } from "./attempt";
-import { admission, recordFailure, recordSuccess } from "./breaker";
+import { admission, recordFailure, recordSuccess, releaseProbe } from "./breaker";
 import { claimDeliveries, webhooksWithDueDeliveries, type Claimed, type ClaimRequest } from "./claims";
 import type { DeliveryThis } from "./context";
 import { dispatchBatch } from "./dispatcher";
@@ -207,6 +207,9 @@ async function send(service: DeliveryThis, row: Webhook, claim: Claimed, event: 
 		tally(service.inFlight, row.id, -1);
 		service.inFlightTotal -= 1;
 		if (result) tally(service.answered, row.id, 1);
+		// Nothing went out (no event, or its owner may not read it): if this was the probe, the endpoint
+		// still owes one, so the next round may take it, here or on another node.
+		else if (service.probing.delete(row.id)) await releaseProbe(state, row.id, service.owner).catch(() => undefined);
 		service.workerBell.ring();
 	}
 	try {

@@ -24,6 +24,7 @@ import {
 	type WebhookBody,
 	WebhookScene,
 } from "../support/receivers";
+import { createUser } from "../support/auth";
 import { startTelegramGateway, type TelegramGateway } from "../support/telegram-gateway";
 
 const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
@@ -166,6 +167,29 @@ describe("webhook delivery under failure", () => {
 		expect(r.inFlight).toBe(1);
 		await waitForDeliveries(t, hook.id, (l) => l.length === 6 && l.every((d) => d.status === "succeeded"), 15_000, "the backlog drained");
 	}, 30_000);
+
+	it("a probe its owner may no longer read ends dead unsent, and the next probe goes: the endpoint is not left half-open for good", async () => {
+		const r = await scene.receiver(always(500));
+		const operator = await createUser(t.gw, t.adminToken, ["operator"]);
+		const lost = await scene.newChat();
+		const kept = await scene.newChat();
+		const grant = await t.api<{ id: number }>("PUT", `/chats/${lost.chatId}/permissions`, { user_id: operator.id, can_read: true });
+		expect((await t.api("PUT", `/chats/${kept.chatId}/permissions`, { user_id: operator.id, can_read: true })).status).toBeLessThan(300);
+		const hook = await createWebhook(t, { url: r.url, scope: "all" }, operator.token);
+		scene.say(lost.telegramId, "l1", "l2", "l3", "l4", "l5");
+		await eventually(async () => (await breakerOf(hook.id)).state === "open", 10_000, "the breaker open");
+		// The owner loses the chat whose deliveries are waiting; the endpoint recovers.
+		expect((await t.api("DELETE", `/chats/${lost.chatId}/permissions/${grant.body.id}`)).status).toBe(204);
+		r.behaviour = ok();
+		scene.say(kept.telegramId, "k1");
+		await waitForDeliveries(t, hook.id, (l) => l.length === 6, 10_000, "6 deliveries");
+		await fastForward(t, hook.id);
+		await expireBreaker(t, hook.id);
+		const log = await waitForDeliveries(t, hook.id, (l) => l.some((d) => d.chat_id === kept.chatId && d.status === "succeeded"), 15_000, "k1 delivered");
+		expect(r.withText("k1")).toHaveLength(1);
+		expect(log.filter((d) => d.status === "dead").every((d) => /may no longer read/.test(d.last_error ?? ""))).toBe(true);
+		expect((await breakerOf(hook.id)).state).toBe("closed");
+	}, 40_000);
 
 	it("a hanging endpoint and a failing one do not delay a healthy one", async () => {
 		const [stuck, failing, healthy] = [await scene.receiver(hang()), await scene.receiver(always(503)), await scene.receiver()];

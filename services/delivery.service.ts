@@ -14,7 +14,7 @@ import { LeaseRunner } from "../lib/lease";
 import { metricsOf } from "../lib/metrics";
 import { runtimeOf } from "../lib/runtime";
 import { iso } from "../lib/time";
-import type { Principal } from "./auth/principal";
+import { hasPermission, type Principal } from "./auth/principal";
 import { attemptDelivery, createOutboundAgent } from "./delivery/attempt";
 import { breakerCounts, breakerState } from "./delivery/breaker";
 import { WEBHOOK_SECRET_PURPOSE, type DeliveryThis } from "./delivery/context";
@@ -91,7 +91,8 @@ const DeliveryService: ServiceSchema<ServiceSettingSchema, DeliveryThis> = {
 
 		async audienceOf(this: DeliveryThis, row: Webhook): Promise<Audience> {
 			const principal = await ownerPrincipal(this, row);
-			if (!principal) return { rule: ruleOf(row), access: { all: false, chats: new Set() } };
+			// A key whose scopes leave out messages:read reads no message content, through a webhook neither.
+			if (!principal || !hasPermission(principal, "messages:read")) return { rule: ruleOf(row), access: { all: false, chats: new Set() } };
 			const access = await this.broker.call<{ all: boolean; chat_ids: number[] }, object>("auth.chatAccess", { right: "can_read" }, { meta: { principal } });
 			return { rule: ruleOf(row), access: { all: access.all, chats: new Set(access.chat_ids) } };
 		},

@@ -51,6 +51,14 @@ async function insertDeliveries(db: Database, t: Transaction, rows: SqlValue[][]
 	for (let i = 0; i < rows.length; i += 500) await insertRows(db, t, "webhook_deliveries", DELIVERY_COLUMNS, rows.slice(i, i + 500));
 }
 
+/** A replay's answer: `complete: false` means the cap stopped it; replay again after last_seq. */
+export interface ReplayResult {
+	scheduled: number;
+	complete: boolean;
+	/** The highest seq scheduled (null when nothing was). */
+	last_seq: number | null;
+}
+
 export interface DispatchResult {
 	/** Events read after the cursor. */
 	events: number;
@@ -121,7 +129,7 @@ export async function scheduleReplay(
 	audience: Audience,
 	from: { afterSeq: number } | { since: Date },
 	cap: number,
-): Promise<{ scheduled: number; complete: boolean }> {
+): Promise<ReplayResult> {
 	let afterSeq: number;
 	if ("afterSeq" in from) afterSeq = from.afterSeq;
 	else {
@@ -130,18 +138,24 @@ export async function scheduleReplay(
 			type: QueryTypes.SELECT,
 		});
 		const first = rows[0]?.seq;
-		if (first === null || first === undefined) return { scheduled: 0, complete: true };
+		if (first === null || first === undefined) return { scheduled: 0, complete: true, last_seq: null };
 		afterSeq = Number(first);
 	}
 	let scheduled = 0;
+	let lastSeq: number | null = null;
 	for (;;) {
 		const events = await readEvents(db, { afterSeq, limit: 1_000 });
 		const now = new Date();
-		const rows = events.filter((e) => wants(audience.rule, audience.access, e, { includeEarlier: true })).slice(0, cap - scheduled).map((e) => deliveryRow(audience.rule.id, e, now));
+		const matching = events.filter((e) => wants(audience.rule, audience.access, e, { includeEarlier: true }));
+		const taken = matching.slice(0, cap - scheduled);
+		const rows = taken.map((e) => deliveryRow(audience.rule.id, e, now));
 		if (rows.length > 0) await db.rawTransaction((t) => insertDeliveries(db, t, rows));
 		scheduled += rows.length;
-		if (events.length < 1_000) return { scheduled, complete: true };
+		if (taken.length > 0) lastSeq = taken[taken.length - 1]!.seq;
+		// The cap cut this page short: more matches wait after lastSeq, even if the log ends here.
+		if (taken.length < matching.length) return { scheduled, complete: false, last_seq: lastSeq };
+		if (events.length < 1_000) return { scheduled, complete: true, last_seq: lastSeq };
 		afterSeq = events[events.length - 1]!.seq;
-		if (scheduled >= cap) return { scheduled, complete: false };
+		if (scheduled >= cap) return { scheduled, complete: false, last_seq: lastSeq };
 	}
 }

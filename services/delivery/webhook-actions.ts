@@ -9,7 +9,7 @@ import { seal } from "../../lib/crypto";
 import { fail } from "../../lib/errors";
 import { principalOf, respondCreated, respondWith, type GatewayContext } from "../../lib/meta";
 import { decodeCursor, pageParams, toPage } from "../../lib/paging";
-import type { Principal } from "../auth/principal";
+import { hasPermission, type Principal } from "../auth/principal";
 import { EVENT_TYPES, ownerMayRead, SCOPES, type Scope } from "./matching";
 import { newWebhookSecret } from "./signing";
 import { assertPublicUrl, parseWebhookUrl } from "./url-safety";
@@ -51,6 +51,8 @@ async function checkConfig(this: DeliveryThis, ctx: GatewayContext, config: Webh
 	if ((scope === "chat" || scope === "reply") && !config.chat_ids?.length) problems.push({ field: "chat_ids", message: `Scope '${scope}' needs chat_ids.` });
 	if (scope === "reply" && !config.reply_to_message_id) problems.push({ field: "reply_to_message_id", message: "Scope 'reply' needs reply_to_message_id." });
 	if (problems.length > 0) throw fail.validation(problems);
+	// What a webhook sends is message content: its owner must be allowed to read messages at all.
+	if (!hasPermission(principalOf(ctx), "messages:read")) throw fail.forbidden("Missing permission messages:read");
 	await assertPublicUrl(url, this.runtime.config.webhookAllowPrivate);
 	const { db } = this.runtime;
 	if (scope === "bot") {

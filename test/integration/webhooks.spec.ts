@@ -5,7 +5,7 @@
  * replay, a deleted bot's webhooks, and the refusal of private addresses (WEBHOOK_ALLOW_PRIVATE=false),
  * at creation and again at each send.
  */
-import { createUser, errorFields, expectApiError, type TestUser } from "../support/auth";
+import { createKey, createUser, errorFields, expectApiError, type TestUser } from "../support/auth";
 import { ISO, userWrites } from "../support/chat-helpers";
 import {
 	createWebhook,
@@ -169,6 +169,24 @@ describe("webhooks: the REST routes", () => {
 		expect(created).toMatchObject({ scope: "chat", chat_ids: [chatId] });
 	});
 
+	it("an API key whose scopes leave out messages:read cannot get message content through a webhook: 403, and none is sent for one made before", async () => {
+		const r = await receiver();
+		const chat = await newChat();
+		const key = await createKey(t.baseUrl, operator.token, { scopes: ["webhooks:read", "webhooks:write"] });
+		expect([200, 201]).toContain((await t.api("PUT", `/chats/${chat}/permissions`, { api_key_id: key.id, can_read: true })).status);
+		expectApiError(await t.api("GET", `/chats/${chat}/messages`, undefined, key.key), 403, "FORBIDDEN");
+		const before = await webhookCount();
+		expectApiError(await t.api("POST", "/webhooks", { url: r.url, scope: "chat", chat_ids: [chat] }, key.key), 403, "FORBIDDEN");
+		expect(await webhookCount()).toBe(before);
+		// A webhook such a key made before this was refused (written as it would have been) reads nothing.
+		const made = await createWebhook(t, { url: r.url, scope: "chat", chat_ids: [chat] });
+		await t.gw.runtime.db.models.Webhook.update({ owner_user_id: null, owner_api_key_id: key.id }, { where: { id: made.id } });
+		await t.gw.broker.broadcast("webhooks.changed", { id: made.id });
+		const delivery = t.gw.broker.getLocalService("delivery") as unknown as { audienceOf(row: unknown): Promise<{ access: { all: boolean; chats: Set<number> } }> };
+		const row = await t.gw.runtime.db.models.Webhook.findByPk(made.id);
+		expect((await delivery.audienceOf(row)).access).toEqual({ all: false, chats: new Set() });
+	});
+
 	it("the list pages with limit and next_cursor", async () => {
 		const ids = [];
 		for (let i = 0; i < 3; i++) ids.push((await createWebhook(t, { url: `https://hooks.example.com/p${i}`, scope: "all" }, otherOperator.token)).id);
@@ -291,10 +309,10 @@ describe("webhooks: the REST routes", () => {
 		await waitForDeliveries(t, created.id, (log) => log.length === 2 && log.every((d) => d.status === "succeeded"));
 		const originals = new Map(r.requests.map((q) => [q.body!.message!.text, q.headers["webhook-id"]]));
 
-		const res = await t.api<{ scheduled: number; complete: boolean }>("POST", `/webhooks/${created.id}/replay`, { since_seq: 0 });
+		const res = await t.api<{ scheduled: number; complete: boolean; last_seq: number }>("POST", `/webhooks/${created.id}/replay`, { since_seq: 0 });
 		expect(res.status).toBe(202);
 		// The chat's first message came before the webhook existed: replay includes it too.
-		expect(res.body).toEqual({ scheduled: 3, complete: true });
+		expect(res.body).toEqual({ scheduled: 3, complete: true, last_seq: expect.any(Number) });
 		await r.waitForCount(5);
 		for (const text of ["replay one", "replay two"]) {
 			const copies = r.withText(text);

@@ -7,7 +7,7 @@
 import { QueryTypes } from "sequelize";
 import type { Database } from "../../lib/db/connection";
 import { appendEvents } from "../../services/broker/event-log";
-import { activeWebhooksNow, dispatchBatch, type Audience, type AudienceList } from "../../services/delivery/dispatcher";
+import { activeWebhooksNow, dispatchBatch, scheduleReplay, type Audience, type AudienceList } from "../../services/delivery/dispatcher";
 import { insertBot, insertChat, migratedDatabase, updateDraft as draft } from "../support/database";
 
 const audience = (id: number, chatIds: number[]): Audience => ({
@@ -99,5 +99,18 @@ describe("dispatchBatch", () => {
 		await db.models.Webhook.destroy({ where: { id: 3 } });
 		expect(await dispatchBatch(db, withoutThree, 10)).toEqual({ events: 1, deliveries: 2, webhookIds: [1, 2] });
 		expect(await cursor()).toBe(9);
+	});
+
+	it("replay: a cap reached inside the log's last page says complete: false, and where to go on from", async () => {
+		const before = await db.models.WebhookDelivery.count({ where: { webhook_id: 2 } });
+		const [head] = await db.sequelize.query<{ value: number }>("SELECT value FROM sequences WHERE name = 'events'", { type: QueryTypes.SELECT });
+		const from = Number(head!.value);
+		await db.transaction((t) => appendEvents(db, t, [draft(botId, chatB, "r1"), draft(botId, chatA, "r2"), draft(botId, chatB, "r3"), draft(botId, chatB, "r4")]));
+		const chatBOnly = audience(2, [chatB]);
+		// Three of the four match; the cap of 2 cuts the page (the log's last) short.
+		expect(await scheduleReplay(db, chatBOnly, { afterSeq: from }, 2)).toEqual({ scheduled: 2, complete: false, last_seq: from + 3 });
+		expect(await scheduleReplay(db, chatBOnly, { afterSeq: from + 3 }, 2)).toEqual({ scheduled: 1, complete: true, last_seq: from + 4 });
+		expect(await scheduleReplay(db, chatBOnly, { afterSeq: from + 4 }, 2)).toEqual({ scheduled: 0, complete: true, last_seq: null });
+		expect(await db.models.WebhookDelivery.count({ where: { webhook_id: 2 } })).toBe(before + 3);
 	});
 });

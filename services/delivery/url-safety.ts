@@ -35,12 +35,17 @@ for (const [network, prefix] of [
 	// The unspecified address, loopback, and the deprecated IPv4-compatible form (::127.0.0.1).
 	["::", 96],
 	["64:ff9b::", 96],
+	// Local-use NAT64 (RFC 8215) and IPv4-translated addresses (::ffff:0:a.b.c.d, RFC 2765).
+	["64:ff9b:1::", 48],
+	["::ffff:0:0:0", 96],
 	["100::", 64],
 	// Teredo: tunnels to an IPv4 address hidden (obfuscated) in the IPv6 one.
 	["2001::", 32],
 	["2001:db8::", 32],
 	["fc00::", 7],
 	["fe80::", 10],
+	// Site-local, deprecated (RFC 3879) but still routed inside some networks.
+	["fec0::", 10],
 	["ff00::", 8],
 ] as const) {
 	blocked.addSubnet(network, prefix, "ipv6");

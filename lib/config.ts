@@ -5,6 +5,7 @@
  */
 import { randomBytes } from "node:crypto";
 import { chmodSync, existsSync, mkdirSync, readFileSync, writeFileSync } from "node:fs";
+import { isIP } from "node:net";
 import { hostname } from "node:os";
 import { join, resolve } from "node:path";
 
@@ -80,9 +81,12 @@ function nonEmpty(value: string | undefined): string | undefined {
 	return trimmed ? trimmed : undefined;
 }
 
+/** Decimal digits only: Number() would also take "0x10", "1e3" and " 7 ". */
+const DIGITS = /^\d+$/;
+
 function parsePort(name: string, raw: string | undefined, fallback: number, problems: string[]): number {
 	if (raw === undefined) return fallback;
-	const port = Number(raw);
+	const port = DIGITS.test(raw) ? Number(raw) : Number.NaN;
 	if (!Number.isInteger(port) || port < 0 || port > 65535) {
 		problems.push(`${name} must be a port number (0-65535), got "${raw}"`);
 		return fallback;
@@ -93,12 +97,32 @@ function parsePort(name: string, raw: string | undefined, fallback: number, prob
 /** An integer setting of at least `min` (1 unless said). */
 function parseInteger(name: string, raw: string | undefined, fallback: number, problems: string[], min = 1): number {
 	if (raw === undefined) return fallback;
-	const value = Number(raw);
+	const value = DIGITS.test(raw) ? Number(raw) : Number.NaN;
 	if (!Number.isSafeInteger(value) || value < min) {
 		problems.push(`${name} must be ${min === 0 ? "a whole number (0 or more)" : "a positive integer"}, got "${raw}"`);
 		return fallback;
 	}
 	return value;
+}
+
+function isHttpUrl(raw: string): boolean {
+	try {
+		const url = new URL(raw);
+		return (url.protocol === "http:" || url.protocol === "https:") && url.hostname !== "" && !/\s/.test(raw);
+	} catch {
+		return false;
+	}
+}
+
+/** The first admin as login will look it up: usernames are lower case; the password as given, untrimmed. */
+function parseAdmin(env: Env, problems: string[]): GatewayConfig["admin"] {
+	const username = (nonEmpty(env.ADMIN_USERNAME) ?? "admin").toLowerCase();
+	if (!/^[a-z0-9][a-z0-9_.-]{2,63}$/.test(username)) {
+		problems.push("ADMIN_USERNAME must be 3-64 letters, digits, _, . or -, starting with a letter or digit");
+	}
+	const password = env.ADMIN_PASSWORD !== undefined && env.ADMIN_PASSWORD.trim() !== "" ? env.ADMIN_PASSWORD : null;
+	if (password !== null && (password.length < 10 || password.length > 256)) problems.push("ADMIN_PASSWORD must be 10-256 characters (as for every password)");
+	return { username, password };
 }
 
 function parseBoolean(name: string, raw: string | undefined, fallback: boolean, problems: string[]): boolean {
@@ -121,7 +145,7 @@ export function parseTracing(env: Env, problems: string[]): TracingConfig {
 				"use zipkin (Jaeger accepts Zipkin spans on its port 9411)",
 		);
 	} else problems.push(`TRACING_EXPORTER must be one of ${TRACING_EXPORTERS.join(", ")}, got "${raw}"`);
-	if (endpoint && !/^https?:\/\/[^\s/]+/.test(endpoint)) problems.push("TRACING_ENDPOINT must be an http(s) URL");
+	if (endpoint && !isHttpUrl(endpoint)) problems.push("TRACING_ENDPOINT must be an http(s) URL");
 	if (exporter === "zipkin" && !endpoint) problems.push("TRACING_ENDPOINT is required with TRACING_EXPORTER=zipkin (e.g. http://zipkin:9411)");
 	const rateRaw = nonEmpty(env.TRACING_SAMPLE_RATE);
 	const sampleRate = rateRaw === undefined ? 1 : Number(rateRaw);
@@ -160,10 +184,26 @@ interface DevSecrets {
 }
 
 /** Embedded mode only: secrets generated on first start and kept in DATA_DIR so tokens survive restarts. */
-function loadOrCreateDevSecrets(dataDir: string, warnings: string[]): DevSecrets {
+function loadOrCreateDevSecrets(dataDir: string, warnings: string[], problems: string[]): Partial<DevSecrets> {
 	const file = join(dataDir, "dev-secrets.json");
-	if (existsSync(file)) return JSON.parse(readFileSync(file, "utf8")) as DevSecrets;
-	mkdirSync(dataDir, { recursive: true });
+	if (existsSync(file)) {
+		// A file edited by hand must not start the gateway with an empty signing key (anyone could sign tokens).
+		const broken = `${file} must hold "jwt_secret" and "token_encryption_keys" (remove it to generate new ones; tokens signed with the old secret stop working)`;
+		let parsed: unknown;
+		try {
+			parsed = JSON.parse(readFileSync(file, "utf8"));
+		} catch {
+			problems.push(`${broken}: it is not valid JSON`);
+			return {};
+		}
+		const secrets = (parsed ?? {}) as Partial<Record<keyof DevSecrets, unknown>>;
+		if (typeof secrets.jwt_secret !== "string" || typeof secrets.token_encryption_keys !== "string") {
+			problems.push(broken);
+			return {};
+		}
+		return { jwt_secret: secrets.jwt_secret, token_encryption_keys: secrets.token_encryption_keys };
+	}
+	mkdirSync(dataDir, { recursive: true, mode: 0o700 });
 	const secrets: DevSecrets = {
 		jwt_secret: randomBytes(48).toString("base64url"),
 		token_encryption_keys: formatEncryptionKeys([{ id: "dev1", key: randomBytes(32) }]),
@@ -197,6 +237,9 @@ export function loadConfig(env: Env = process.env): GatewayConfig {
 	const databaseUrl = nonEmpty(env.DATABASE_URL) ?? `sqlite:${join(dataDir, "gateway.sqlite")}`;
 	if (!/^(sqlite:|mysql:\/\/|mariadb:\/\/)/.test(databaseUrl)) {
 		problems.push(`DATABASE_URL must start with mysql://, mariadb:// or sqlite:, got "${databaseUrl.split(":")[0]}:..."`);
+	} else if (/^sqlite:(\/\/)?\s*$/.test(databaseUrl)) {
+		// "sqlite:$UNSET" would otherwise keep everything in memory and lose it on exit.
+		problems.push("DATABASE_URL: sqlite: needs a file path (sqlite::memory: for a database that is gone when the process exits)");
 	}
 	const redisUrl = nonEmpty(env.REDIS_URL) ?? null;
 	if (redisUrl && !/^rediss?:\/\//.test(redisUrl)) problems.push("REDIS_URL must start with redis:// or rediss://");
@@ -214,17 +257,26 @@ export function loadConfig(env: Env = process.env): GatewayConfig {
 		if (!jwtSecret) problems.push("JWT_SECRET is required in cluster mode (at least 32 characters, the same on every node)");
 		if (!keysRaw) problems.push("TOKEN_ENCRYPTION_KEYS is required in cluster mode (id:base64-32-byte-key, the same on every node)");
 	} else if (!jwtSecret || !keysRaw) {
-		const dev = loadOrCreateDevSecrets(dataDir, warnings);
-		jwtSecret ??= dev.jwt_secret;
-		keysRaw ??= dev.token_encryption_keys;
+		const dev = loadOrCreateDevSecrets(dataDir, warnings, problems);
+		jwtSecret ??= dev.jwt_secret?.trim() || undefined;
+		keysRaw ??= dev.token_encryption_keys?.trim() || undefined;
 	}
-	if (jwtSecret && jwtSecret.length < 32) problems.push("JWT_SECRET must be at least 32 characters");
+	if (mode === "embedded" && problems.length === 0 && (!jwtSecret || !keysRaw)) problems.push("JWT_SECRET and TOKEN_ENCRYPTION_KEYS: no value, and none in dev-secrets.json");
+	if (jwtSecret !== undefined && jwtSecret.length < 32) problems.push("JWT_SECRET must be at least 32 characters");
 	const encryptionKeys = keysRaw ? parseEncryptionKeys(keysRaw, problems) : [];
 
 	const publicUrl = nonEmpty(env.PUBLIC_URL) ?? null;
-	if (publicUrl && !/^https?:\/\/[^\s/]+/.test(publicUrl)) problems.push("PUBLIC_URL must be an http(s) URL");
+	if (publicUrl && !isHttpUrl(publicUrl)) problems.push("PUBLIC_URL must be an http(s) URL");
 	const telegramApiRoot = (nonEmpty(env.TELEGRAM_API_ROOT) ?? "https://api.telegram.org").replace(/\/+$/, "");
-	if (!/^https?:\/\/[^\s/]+/.test(telegramApiRoot)) problems.push("TELEGRAM_API_ROOT must be an http(s) URL");
+	if (!isHttpUrl(telegramApiRoot)) problems.push("TELEGRAM_API_ROOT must be an http(s) URL");
+
+	const admin = parseAdmin(env, problems);
+	const trustProxy = (nonEmpty(env.TRUST_PROXY) ?? "").split(",").map((s) => s.trim()).filter(Boolean);
+	for (const entry of trustProxy) {
+		if (isIP(entry) === 0) problems.push(`TRUST_PROXY: "${entry}" is not an IP address (list each proxy's address; ranges are not supported)`);
+	}
+	const metricsToken = nonEmpty(env.METRICS_TOKEN) ?? null;
+	if (metricsToken !== null && !/^[\x21-\x7e]+$/.test(metricsToken)) problems.push("METRICS_TOKEN must be printable ASCII without spaces (it is sent as a bearer token)");
 
 	const logLevel = (nonEmpty(env.LOG_LEVEL) ?? "info") as LogLevel;
 	if (!LOG_LEVELS.includes(logLevel)) problems.push(`LOG_LEVEL must be one of ${LOG_LEVELS.join(", ")}`);
@@ -248,6 +300,7 @@ export function loadConfig(env: Env = process.env): GatewayConfig {
 		publicUrl: publicUrl?.replace(/\/+$/, "") ?? null,
 		telegramApiRoot,
 		jwt: {
+			// Never empty past the checks above: loadConfig throws first.
 			secret: jwtSecret ?? "",
 			issuer: nonEmpty(env.JWT_ISSUER) ?? "telegram-bot-gateway",
 			audience: nonEmpty(env.JWT_AUDIENCE) ?? "telegram-bot-gateway",
@@ -255,13 +308,13 @@ export function loadConfig(env: Env = process.env): GatewayConfig {
 			refreshTtlSeconds: parseInteger("JWT_REFRESH_TTL", nonEmpty(env.JWT_REFRESH_TTL), 7 * 24 * 3600, problems),
 		},
 		encryptionKeys,
-		admin: { username: nonEmpty(env.ADMIN_USERNAME) ?? "admin", password: nonEmpty(env.ADMIN_PASSWORD) ?? null },
+		admin,
 		rateLimitDefault: parseInteger("RATE_LIMIT_DEFAULT", nonEmpty(env.RATE_LIMIT_DEFAULT), 100, problems),
-		trustProxy: (nonEmpty(env.TRUST_PROXY) ?? "").split(",").map((s) => s.trim()).filter(Boolean),
+		trustProxy,
 		webhookAllowPrivate: parseBoolean("WEBHOOK_ALLOW_PRIVATE", nonEmpty(env.WEBHOOK_ALLOW_PRIVATE), false, problems),
 		webhookDeliveryRetentionDays: parseInteger("WEBHOOK_DELIVERY_RETENTION_DAYS", nonEmpty(env.WEBHOOK_DELIVERY_RETENTION_DAYS), 30, problems, 0),
 		metricsEnabled: parseBoolean("METRICS_ENABLED", nonEmpty(env.METRICS_ENABLED), true, problems),
-		metricsToken: nonEmpty(env.METRICS_TOKEN) ?? null,
+		metricsToken,
 		tracing: parseTracing(env, problems),
 		migrateOnStart: parseBoolean("MIGRATE_ON_START", nonEmpty(env.MIGRATE_ON_START), true, problems),
 		warnings,

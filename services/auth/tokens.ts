@@ -34,6 +34,8 @@ const keyObjects = new Map<string, KeyObject>();
 function signingKey(secret: string): KeyObject {
 	let key = keyObjects.get(secret);
 	if (!key) {
+		// loadConfig never lets an empty secret through; this holds even if a caller builds settings by hand.
+		if (secret.length < 32) throw new Error("JWT secret missing or shorter than 32 characters");
 		key = createSecretKey(Buffer.from(secret, "utf8"));
 		keyObjects.set(secret, key);
 	}

@@ -1,4 +1,4 @@
-import { existsSync, readFileSync, statSync } from "node:fs";
+import { existsSync, readFileSync, statSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { randomBytes } from "node:crypto";
 import { ConfigError, loadConfig, parseEncryptionKeys } from "../../lib/config";
@@ -135,6 +135,42 @@ describe("loadConfig", () => {
 		const problems = problemsOf({ DATA_DIR: tempDir(), ...env });
 		expect(problems).toHaveLength(1);
 		expect(problems[0]).toMatch(message);
+	});
+
+	it("refuses a dev-secrets.json without its secrets instead of signing tokens with an empty key", () => {
+		for (const content of ["{}", '{"jwt_secret": "", "token_encryption_keys": ""}', '{"jwt_secret": 5}', "not json", "null"]) {
+			const dataDir = tempDir();
+			writeFileSync(join(dataDir, "dev-secrets.json"), content);
+			const problems = problemsOf({ DATA_DIR: dataDir });
+			expect(problems.join("\n")).toMatch(/dev-secrets\.json|JWT_SECRET/);
+		}
+		// Set in the environment, the file is not needed.
+		const dataDir = tempDir();
+		writeFileSync(join(dataDir, "dev-secrets.json"), "{}");
+		expect(problemsOf({ DATA_DIR: dataDir, JWT_SECRET: "y".repeat(40), TOKEN_ENCRYPTION_KEYS: `k1:${key()}` })).toEqual([]);
+	});
+
+	it.each([
+		["PORT", "0x10", /PORT must be a port number/],
+		["PORT", "1e3", /PORT must be a port number/],
+		["RATE_LIMIT_DEFAULT", "0x64", /RATE_LIMIT_DEFAULT must be a positive integer/],
+		["DATABASE_URL", "sqlite:", /DATABASE_URL: sqlite: needs a file path/],
+		["DATABASE_URL", "sqlite://", /DATABASE_URL: sqlite: needs a file path/],
+		["PUBLIC_URL", "http://x y", /PUBLIC_URL must be an http\(s\) URL/],
+		["TELEGRAM_API_ROOT", "http://", /TELEGRAM_API_ROOT must be an http\(s\) URL/],
+		["TRUST_PROXY", "10.0.0.1,127.0.0.0/8", /TRUST_PROXY: "127.0.0.0\/8" is not an IP address/],
+		["TRUST_PROXY", "proxy.internal", /TRUST_PROXY: "proxy.internal" is not an IP address/],
+		["METRICS_TOKEN", "abc def", /METRICS_TOKEN must be printable ASCII without spaces/],
+		["ADMIN_USERNAME", "Bad Name!", /ADMIN_USERNAME must be/],
+		["ADMIN_PASSWORD", "  x  ", /ADMIN_PASSWORD must be 10-256 characters/],
+	])("refuses %s=%s, naming it", (name, value, message) => {
+		expect(problemsOf({ DATA_DIR: tempDir(), [name]: value }).join("\n")).toMatch(message);
+	});
+
+	it("takes ADMIN_USERNAME in lower case (as login looks it up) and ADMIN_PASSWORD as given, spaces kept", () => {
+		const config = loadConfig({ DATA_DIR: tempDir(), ADMIN_USERNAME: "Admin", ADMIN_PASSWORD: " long enough secret " });
+		expect(config.admin).toEqual({ username: "admin", password: " long enough secret " });
+		expect(loadConfig({ DATA_DIR: tempDir(), TRUST_PROXY: "10.0.0.1, ::1", DATABASE_URL: "sqlite::memory:" })).toMatchObject({ trustProxy: ["10.0.0.1", "::1"], databaseUrl: "sqlite::memory:" });
 	});
 
 	it("needs api on the node that runs realtime", () => {

@@ -1,15 +1,32 @@
 /** `npm run migrate -- up | down [--to <name>|0] [--step <n>] | status`: the schema by hand. */
+import { parseArgs } from "node:util";
 import { loadConfig } from "../lib/config";
 import { openDatabase } from "../lib/db/connection";
 import { createMigrator, migrateDown, migrateUp } from "../lib/db/migrator";
 
-function option(args: string[], name: string): string | undefined {
-	const i = args.indexOf(name);
-	return i >= 0 ? args[i + 1] : undefined;
+const USAGE = "usage: npm run migrate -- up | down [--to <name>|0 | --step <n>] | status";
+
+class UsageError extends Error {}
+
+/** What to revert: `--to <name>` (0 for everything) or `--step <n>` (a positive integer; 1 by default). */
+function downTarget(args: string[]): { to: string | 0 } | { step: number } {
+	// Strict: an unknown or misspelt option (--setp 3) must not fall back to reverting one migration.
+	const { values } = parseArgs({ args, options: { to: { type: "string" }, step: { type: "string" } }, strict: true, allowPositionals: false });
+	if (values.to !== undefined && values.step !== undefined) throw new UsageError("give --to or --step, not both");
+	if (values.to !== undefined) {
+		if (values.to.trim() === "") throw new UsageError("--to needs a migration name, or 0 for all of them");
+		return { to: values.to === "0" ? 0 : values.to };
+	}
+	if (values.step === undefined) return { step: 1 };
+	if (!/^[1-9]\d{0,3}$/.test(values.step)) throw new UsageError(`--step must be a positive integer, got "${values.step}"`);
+	return { step: Number(values.step) };
 }
 
 async function main(): Promise<void> {
 	const [command = "up", ...args] = process.argv.slice(2);
+	if (!["up", "down", "status"].includes(command)) throw new UsageError(`unknown command "${command}"`);
+	if (command !== "down" && args.length > 0) throw new UsageError(`"${command}" takes no options`);
+	const target = command === "down" ? downTarget(args) : null;
 	const config = loadConfig();
 	const db = await openDatabase(config.databaseUrl);
 	const logger = { info: (message: string) => console.log(message) };
@@ -17,18 +34,13 @@ async function main(): Promise<void> {
 		if (command === "up") {
 			const applied = await migrateUp(db, logger);
 			console.log(applied.length ? `Applied: ${applied.map((m) => m.name).join(", ")}` : "Schema is up to date");
-		} else if (command === "down") {
-			const to = option(args, "--to");
-			const step = option(args, "--step");
-			const reverted = await migrateDown(db, to !== undefined ? { to: to === "0" ? 0 : to } : { step: step ? Number(step) : 1 }, logger);
+		} else if (target) {
+			const reverted = await migrateDown(db, target, logger);
 			console.log(reverted.length ? `Reverted: ${reverted.map((m) => m.name).join(", ")}` : "Nothing to revert");
-		} else if (command === "status") {
+		} else {
 			const migrator = createMigrator(db);
 			console.log("executed:", (await migrator.executed()).map((m) => m.name).join(", ") || "-");
 			console.log("pending: ", (await migrator.pending()).map((m) => m.name).join(", ") || "-");
-		} else {
-			console.error(`Unknown command "${command}": use up, down or status`);
-			process.exitCode = 2;
 		}
 	} finally {
 		await db.close();
@@ -36,6 +48,7 @@ async function main(): Promise<void> {
 }
 
 main().catch((err: unknown) => {
-	console.error((err as Error).message);
-	process.exit(1);
+	const usage = err instanceof UsageError || (err as { code?: string }).code?.startsWith("ERR_PARSE_ARGS");
+	console.error(usage ? `${(err as Error).message}\n${USAGE}` : (err as Error).message);
+	process.exit(usage ? 2 : 1);
 });

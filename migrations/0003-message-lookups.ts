@@ -20,5 +20,6 @@ export async function down({ context: qi }: Step): Promise<void> {
 		if (indexes.some((i) => i.name === name)) await qi.removeIndex("messages", name);
 	}
 	const columns = await qi.describeTable("messages");
-	if ("client_key" in columns) await qi.removeColumn("messages", "client_key");
+	// Its index is gone already; a plain DROP COLUMN keeps the table (see 0005 and 0007).
+	if ("client_key" in columns) await qi.sequelize.query("ALTER TABLE messages DROP COLUMN client_key");
 }

@@ -15,5 +15,7 @@ export async function up({ context: qi }: Step): Promise<void> {
 
 export async function down({ context: qi }: Step): Promise<void> {
 	const columns = await qi.describeTable("messages");
-	if ("client_request" in columns) await qi.removeColumn("messages", "client_request");
+	// A plain DROP COLUMN on both databases: Sequelize's SQLite removeColumn copies and drops the
+	// table, which cascades to message_edits and outbound_queue and loses its indexes (see 0005).
+	if ("client_request" in columns) await qi.sequelize.query("ALTER TABLE messages DROP COLUMN client_request");
 }

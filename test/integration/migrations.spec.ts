@@ -3,6 +3,7 @@ import { openDatabase, type Database } from "../../lib/db/connection";
 import { createMigrator, migrateDown, migrateUp } from "../../lib/db/migrator";
 import * as initialSchema from "../../migrations/0001-initial-schema";
 import * as seedRoles from "../../migrations/0002-seed-roles-and-sequences";
+import { insertBot, insertChat } from "../support/database";
 
 const TABLES = [
 	"users",
@@ -139,6 +140,27 @@ describe("migrations on SQLite", () => {
 		expect(await columns()).toContain("client_key");
 		await migrateUp(db);
 		expect(await columns()).toContain("client_request");
+	});
+
+	it("0007 and 0003 down keep every message, its edits, its queue row and the table's constraints", async () => {
+		const bot = await insertBot(db);
+		const chat = await insertChat(db, bot.id, 5);
+		const message = (seq: number, telegramId: number) => ({ seq, bot_id: bot.id, chat_id: chat.id, telegram_message_id: telegramId, direction: "incoming", type: "text", text: `m${seq}` });
+		const [first] = await Promise.all([db.models.Message.create(message(900_001, 1) as never), db.models.Message.create(message(900_002, 2) as never)]);
+		await db.models.MessageEdit.create({ message_id: first!.id, seq: 900_003, text: "edited", edit_date: new Date() } as never);
+		await db.models.OutboundQueueItem.create({ message_id: first!.id, bot_id: bot.id, chat_telegram_id: 5, chat_kind: "private", request: "{}", next_attempt_at: new Date() } as never);
+		const counts = async () => [await db.models.Message.count(), await db.models.MessageEdit.count(), await db.models.OutboundQueueItem.count()];
+		const before = await counts();
+
+		expect((await migrateDown(db, { to: "0002-seed-roles-and-sequences" })).map((m) => m.name)).toContain("0003-message-lookups");
+		expect(await counts()).toEqual(before);
+		await migrateUp(db);
+		expect(await counts()).toEqual(before);
+		// Still one row per message, not one per chat: a third message in the same chat is stored.
+		await db.models.Message.create(message(900_004, 3) as never);
+		expect(await db.models.Message.count({ where: { chat_id: chat.id } })).toBe(3);
+		const tablesNow = await tables(db);
+		expect(tablesNow.filter((name) => name.endsWith("_backup"))).toEqual([]);
 	});
 
 	it("go all the way down and up again", async () => {

@@ -14,6 +14,7 @@ import { principalOf, respondCreated, respondWith, type GatewayContext } from ".
 import { decodeCursor, pageParams, toPage } from "../lib/paging";
 import { runtimeOf, type Runtime } from "../lib/runtime";
 import { iso } from "../lib/time";
+import { TelegramApiError } from "../lib/telegram/client";
 import { publishEvents } from "./broker/publish";
 import { enqueueMessage, type EnqueueParams } from "./bots/outbox";
 import { queueStatsActions } from "./bots/queue-stats";
@@ -252,7 +253,12 @@ const BotsService: ServiceSchema<ServiceSettingSchema, BotsThis> = {
 					await telegram.deleteWebhook(token);
 				}
 			} catch (err) {
-				this.logger.warn(`Telegram refused to set up the bot: ${(err as Error).message}`);
+				// JSON-quoted: Telegram's description is not ours, and a line break in it would forge a log line.
+				this.logger.warn(`Telegram refused to set up the bot: ${JSON.stringify((err as Error).message)}`);
+				// A refusal (4xx, e.g. "HTTPS url must be provided") will not go away by trying again.
+				if (err instanceof TelegramApiError && err.errorCode >= 400 && err.errorCode < 500 && err.errorCode !== 429) {
+					throw fail.badRequest(`Telegram refused the webhook setup: ${err.description}`, { telegram_error_code: err.errorCode });
+				}
 				throw fail.unavailable("Telegram (setWebhook)");
 			}
 		},

@@ -67,6 +67,24 @@ export interface TelegramUser {
 	username?: string;
 }
 
+/**
+ * The body as text, refused past `max` bytes while it is read: Content-Length alone would let a
+ * chunked answer with none grow without bound.
+ */
+async function readCapped(body: AsyncIterable<Buffer> & { destroy(err?: Error): unknown }, max: number, method: string): Promise<string> {
+	const chunks: Buffer[] = [];
+	let total = 0;
+	for await (const chunk of body) {
+		total += chunk.length;
+		if (total > max) {
+			body.destroy();
+			throw new TelegramNetworkError(method, "maybe", `response of more than ${max} bytes is too large`);
+		}
+		chunks.push(chunk);
+	}
+	return Buffer.concat(chunks).toString("utf8");
+}
+
 export interface TelegramMessage {
 	message_id: number;
 	date: number;
@@ -133,7 +151,7 @@ export class TelegramClient {
 				await response.body.dump();
 				throw new TelegramNetworkError(method, "maybe", `response of ${length} bytes is too large`);
 			}
-			text = await response.body.text();
+			text = await readCapped(response.body, MAX_RESPONSE_BYTES, method);
 		} catch (err) {
 			if (err instanceof TelegramNetworkError) throw err;
 			const code = (err as { code?: string }).code ?? (err as { cause?: { code?: string } }).cause?.code ?? "";
@@ -150,6 +168,7 @@ export class TelegramClient {
 		} catch {
 			throw new TelegramNetworkError(method, "maybe", `HTTP ${status} with a body that is not JSON`);
 		}
+		if (body === null || typeof body !== "object" || Array.isArray(body)) throw new TelegramNetworkError(method, "maybe", `HTTP ${status} with a body that is not an object`);
 		if (body.ok === true) return body.result as T;
 		const retryAfter = typeof body.parameters?.retry_after === "number" ? body.parameters.retry_after : null;
 		throw new TelegramApiError(method, body.error_code ?? status, String(body.description ?? "unknown error").slice(0, 500), retryAfter);

@@ -26,7 +26,7 @@ export async function pausedFor(state: SharedState, botId: number): Promise<numb
 }
 
 export async function pause(state: SharedState, botId: number, seconds: number): Promise<void> {
-	const ms = Math.max(1, seconds) * 1000;
+	const ms = Math.min(Math.max(1, seconds), MAX_RETRY_AFTER_SECONDS) * 1000;
 	await state.set(`flood:pause:${botId}`, String(Date.now() + ms), ms);
 }
 
@@ -53,3 +53,46 @@ export function retryDelayMs(attempt: number, random = Math.random): number {
 }
 
 export const MAX_SEND_ATTEMPTS = 8;
+
+/** The longest pause a 429's retry_after gets. */
+export const MAX_RETRY_AFTER_SECONDS = 3_600;
+
+/**
+ * The sends this sender made, at the moment they went out. The shared slots count from when they
+ * were taken, and a send can leave well after (its claim waiting for the database's writer): two
+ * sends then reach Telegram closer together than the slots allowed. Checked before a slot is taken,
+ * these times keep the real gaps. In-process is enough: one sender per bot, cluster-wide.
+ */
+export class SendTimes {
+	private readonly byChat = new Map<number, number[]>();
+	private readonly byBot: number[] = [];
+
+	/** Milliseconds until a send to this chat keeps every limit counted from real send times (0: now). */
+	waitMs(chatId: number, kind: ChatKind, now = Date.now()): number {
+		const chat = this.byChat.get(chatId) ?? [];
+		let wait = 0;
+		const last = chat[chat.length - 1];
+		if (last !== undefined) wait = Math.max(wait, last + 1_000 + WINDOW_MARGIN.perSecondMs - now);
+		if (kind === "group" && chat.length >= FLOOD_LIMITS.perGroupPerMinute) {
+			wait = Math.max(wait, chat[chat.length - FLOOD_LIMITS.perGroupPerMinute]! + 60_000 + WINDOW_MARGIN.perMinuteMs - now);
+		}
+		if (this.byBot.length >= FLOOD_LIMITS.perBotPerSecond) {
+			wait = Math.max(wait, this.byBot[this.byBot.length - FLOOD_LIMITS.perBotPerSecond]! + 1_000 + WINDOW_MARGIN.perSecondMs - now);
+		}
+		return wait;
+	}
+
+	record(chatId: number, at = Date.now()): void {
+		const chat = this.byChat.get(chatId) ?? [];
+		chat.push(at);
+		if (chat.length > FLOOD_LIMITS.perGroupPerMinute) chat.shift();
+		this.byChat.set(chatId, chat);
+		this.byBot.push(at);
+		if (this.byBot.length > FLOOD_LIMITS.perBotPerSecond) this.byBot.shift();
+		// Chats quiet for a minute or more hold nothing that can still make anyone wait.
+		if (this.byChat.size > 10_000) {
+			for (const [id, times] of this.byChat) if (times[times.length - 1]! < at - 60_000 - WINDOW_MARGIN.perMinuteMs) this.byChat.delete(id);
+		}
+	}
+}
+

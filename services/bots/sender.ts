@@ -12,16 +12,16 @@
  */
 import type { LoggerInstance } from "moleculer";
 import { sleep } from "../../lib/async";
-import { Op } from "sequelize";
 import type { EncryptionKey } from "../../lib/config";
 import type { Database } from "../../lib/db/connection";
+import { read } from "../../lib/db/raw";
 import type { OutboundQueueItem } from "../../lib/db/models";
 import { toApiError } from "../../lib/errors";
 import type { SharedState } from "../../lib/state";
 import { TelegramApiError, TelegramNetworkError, type TelegramClient, type TelegramMessage } from "../../lib/telegram/client";
 import { allocateSeqs, insertEvents, type GatewayEvent } from "../broker/event-log";
 import { messageView, type MessageRow } from "../chats/views";
-import { MAX_SEND_ATTEMPTS, pause, pausedFor, reserveSend, retryDelayMs, type ChatKind } from "./flood";
+import { MAX_RETRY_AFTER_SECONDS, MAX_SEND_ATTEMPTS, pause, pausedFor, reserveSend, retryDelayMs, SendTimes, type ChatKind } from "./flood";
 import { claimRow, heldElsewhereFor, releaseRow, whileClaimed } from "./queue-claims";
 import { botToken } from "./registry";
 
@@ -44,7 +44,8 @@ export interface SenderDeps {
 	settled(events: GatewayEvent[], settled: Settled[]): Promise<void>;
 }
 
-const BATCH = 50;
+/** Chats whose first message is looked at per pass. */
+const BATCH = 200;
 const SEND_TIMEOUT_MS = 10_000;
 
 /**
@@ -60,12 +61,10 @@ export async function drainBotQueue(deps: SenderDeps, botId: number, signal: Abo
 	const bot = await db.models.Bot.findByPk(botId, { raw: true });
 	if (!bot) return;
 	const token = botToken(deps.keys, bot);
+	const sendTimes = new SendTimes();
 	while (!signal.aborted) {
-		const rows = await db.models.OutboundQueueItem.findAll({
-			where: { bot_id: botId, next_attempt_at: { [Op.lte]: new Date() } },
-			order: [["message_id", "ASC"]],
-			limit: BATCH,
-		});
+		if (!(await stillActive(deps, botId))) return;
+		const rows = await dueChatHeads(db, botId);
 		if (rows.length === 0) return;
 		// A chat whose earlier message must wait (flood limits, or another sender holding it: a node
 		// that lost its lease mid-send, or died) holds back its later ones: order per chat is kept.
@@ -85,7 +84,9 @@ export async function drainBotQueue(deps: SenderDeps, botId: number, signal: Abo
 			const paused = await pausedFor(deps.state, botId);
 			if (paused > 0) await sleep(paused, signal);
 			if (signal.aborted) return;
-			const waitMs = await reserveSend(deps.state, botId, chatId, row.chat_kind as ChatKind);
+			// Real send times first: a slot taken while they say wait would be spent for nothing.
+			const localWait = sendTimes.waitMs(chatId, row.chat_kind as ChatKind);
+			const waitMs = localWait > 0 ? localWait : await reserveSend(deps.state, botId, chatId, row.chat_kind as ChatKind);
 			if (waitMs > 0) {
 				heldBack.add(chatId);
 				nextTry = Math.min(nextTry, waitMs);
@@ -95,11 +96,42 @@ export async function drainBotQueue(deps: SenderDeps, botId: number, signal: Abo
 				heldBack.add(chatId);
 				continue;
 			}
+			sendTimes.record(chatId);
 			await whileClaimed(db, deps.owner, Number(row.message_id), () => sendOne(deps, token, botId, row));
 			sent += 1;
 		}
 		if (sent === 0) await sleep(Math.min(Number.isFinite(nextTry) ? nextTry : 1_000, 1_000), signal);
 	}
+}
+
+/**
+ * The first queued message of each chat, where it is due: a chat whose first message waits (a retry
+ * after a 429, a 5xx, a timeout) holds its later ones back, so they never overtake it, and a chat with
+ * a long backlog takes one place in the batch, not all of them, so other chats are not starved.
+ */
+async function dueChatHeads(db: Database, botId: number): Promise<OutboundQueueItem[]> {
+	const heads = await read<{ message_id: number }>(
+		db,
+		`SELECT q.message_id FROM outbound_queue q
+		   JOIN (SELECT MIN(message_id) AS head FROM outbound_queue WHERE bot_id = ? GROUP BY chat_telegram_id) h ON q.message_id = h.head
+		 WHERE q.next_attempt_at <= ? ORDER BY q.message_id LIMIT ?`,
+		[botId, new Date(), BATCH],
+	);
+	if (heads.length === 0) return [];
+	return db.models.OutboundQueueItem.findAll({ where: { message_id: heads.map((h) => Number(h.message_id)) }, order: [["message_id", "ASC"]] });
+}
+
+/**
+ * A deleted bot sends nothing more: what it still had queued fails ("bot deleted"), so its senders
+ * learn it rather than waiting on a message that will never go.
+ */
+async function stillActive(deps: SenderDeps, botId: number): Promise<boolean> {
+	const bot = await deps.db.models.Bot.findByPk(botId, { attributes: ["is_active"], raw: true });
+	if (bot?.is_active) return true;
+	for (const row of await deps.db.models.OutboundQueueItem.findAll({ where: { bot_id: botId } })) {
+		await recordFailed(deps, row, "the bot was deleted before this message was sent");
+	}
+	return false;
 }
 
 async function sendOne(deps: SenderDeps, token: string, botId: number, row: OutboundQueueItem): Promise<void> {
@@ -123,7 +155,13 @@ async function recordSent(deps: SenderDeps, botId: number, row: OutboundQueueIte
 			events = await recordSentOnce(deps, botId, row, sent);
 			break;
 		} catch (err) {
-			if (toApiError(err).status !== 503 || Date.now() + pauseMs > deadline) {
+			if (toApiError(err).status !== 503) {
+				// Telegram took it: sent again it would arrive twice. Recorded as sent without the details.
+				deps.logger.error(`Bot ${botId}: message ${messageId} was sent but its record failed; it is marked sent without Telegram's details:`, (err as Error).message);
+				await markSentBare(deps, row);
+				return;
+			}
+			if (Date.now() + pauseMs > deadline) {
 				deps.logger.error(`Bot ${botId}: message ${messageId} was sent but could not be recorded; it stays queued and may be sent again:`, (err as Error).message);
 				throw err;
 			}
@@ -133,6 +171,16 @@ async function recordSent(deps: SenderDeps, botId: number, row: OutboundQueueIte
 	}
 	// Published once, after the commit: a failed publish must not run the transaction again.
 	await deps.settled(events, [{ message_id: messageId, status: "sent" }]);
+}
+
+/** A message Telegram took whose full record failed: sent, its queue row gone, no event. */
+async function markSentBare(deps: SenderDeps, row: OutboundQueueItem): Promise<void> {
+	const messageId = Number(row.message_id);
+	await deps.db.transaction(async (t) => {
+		await deps.db.models.Message.update({ status: "sent", error: null }, { where: { id: messageId, status: "queued" }, transaction: t });
+		await row.destroy({ transaction: t });
+	});
+	await deps.settled([], [{ message_id: messageId, status: "sent" }]);
 }
 
 /** The message as sent, its outgoing_message event, and its queue row gone, in one transaction. */
@@ -150,14 +198,17 @@ function recordSentOnce(deps: SenderDeps, botId: number, row: OutboundQueueItem,
 		}
 		const chatId = Number(message.chat_id);
 		const seq = await allocateSeqs(db, t, 1);
+		// Telegram's answer is read, never trusted: what has the wrong shape is left out.
+		const answer: Partial<TelegramMessage> = sent && typeof sent === "object" ? sent : {};
+		const from = answer.from && typeof answer.from === "object" && Number.isSafeInteger(answer.from.id) ? answer.from : null;
 		message.set({
 			seq,
 			status: "sent",
-			telegram_message_id: sent.message_id,
-			date: new Date(sent.date * 1000),
-			...(typeof sent.text === "string" ? { text: sent.text } : {}),
-			...(Array.isArray(sent.entities) ? { entities: JSON.stringify(sent.entities) } : {}),
-			...(sent.from ? { from_telegram_id: sent.from.id, from_username: sent.from.username ?? null, from_first_name: sent.from.first_name, from_is_bot: true } : {}),
+			telegram_message_id: Number.isSafeInteger(answer.message_id) ? answer.message_id : null,
+			date: typeof answer.date === "number" && Number.isFinite(answer.date) && Math.abs(answer.date) < 1e11 ? new Date(answer.date * 1000) : new Date(),
+			...(typeof answer.text === "string" ? { text: answer.text } : {}),
+			...(Array.isArray(answer.entities) ? { entities: JSON.stringify(answer.entities) } : {}),
+			...(from ? { from_telegram_id: from.id, from_username: typeof from.username === "string" ? from.username : null, from_first_name: typeof from.first_name === "string" ? from.first_name : null, from_is_bot: true } : {}),
 			error: null,
 		});
 		await message.save({ transaction: t });
@@ -199,7 +250,8 @@ function retryLater(deps: SenderDeps, row: OutboundQueueItem, delayMs: number, e
 async function handleFailure(deps: SenderDeps, botId: number, row: OutboundQueueItem, err: unknown): Promise<void> {
 	const attempt = row.attempts + 1;
 	if (err instanceof TelegramApiError && err.errorCode === 429) {
-		const seconds = err.retryAfterSeconds ?? 1;
+		// Capped: a timer cannot wait past ~24.8 days (it would fire at once), and an hour is plenty.
+		const seconds = Math.min(Math.max(err.retryAfterSeconds ?? 1, 1), MAX_RETRY_AFTER_SECONDS);
 		await pause(deps.state, botId, seconds);
 		deps.logger.warn(`Bot ${botId}: Telegram asked to slow down for ${seconds} s; its queue is paused`);
 		// Telegram refused it: not an attempt that counts towards giving up.
@@ -215,8 +267,11 @@ async function handleFailure(deps: SenderDeps, botId: number, row: OutboundQueue
 		await recordFailed(deps, row, err.description, err.errorCode);
 	} else if (retryable) {
 		await recordFailed(deps, row, `gave up after ${attempt} attempts: ${(err as Error).message}`);
-	} else {
+	} else if (attempt < MAX_SEND_ATTEMPTS) {
 		deps.logger.error(`Bot ${botId}: sending message ${row.message_id} failed unexpectedly:`, err);
 		await retryLater(deps, row, retryDelayMs(attempt), "internal error");
+	} else {
+		deps.logger.error(`Bot ${botId}: sending message ${row.message_id} failed unexpectedly, giving up:`, err);
+		await recordFailed(deps, row, `gave up after ${attempt} attempts: internal error`);
 	}
 }

@@ -364,6 +364,32 @@ describe("sending: webhook mode", () => {
 		expect(sentWithText(t, "same key, operator")).toHaveLength(1);
 	});
 
+	it("what a bot still had queued when it was deleted is not sent: it fails, saying why", async () => {
+		const added = await t.addBot({ username: "deleted_mid_queue_bot" });
+		const leaving = { id: added.bot.id, token: added.token };
+		const { chatId, telegramId } = await newChat(leaving);
+		// The first send takes 4 s at Telegram; the others queue behind it (the bot's sender sends one at a time).
+		t.telegram.failNext("sendMessage", { delayMs: 4_000 });
+		const sendsBefore = t.telegram.calls.sendMessage ?? 0;
+		// A POST waits up to 5 s for its message to go out: the bot is deleted while they wait.
+		const posting = Promise.all(["in flight", "queued 1", "queued 2"].map((text) => send(chatId, { text })));
+		await t.telegram.waitFor(() => (t.telegram.calls.sendMessage ?? 0) > sendsBefore, 5_000);
+		expect((await t.api("DELETE", `/bots/${leaving.id}`)).status).toBe(204);
+		// A POST whose message failed meanwhile answers with the error and the message's id.
+		const idOf = (res: { body: unknown }) => {
+			const body = res.body as { id?: number; error?: { details?: { message_id?: number } } };
+			return body.id ?? body.error?.details?.message_id;
+		};
+		const [first, ...queued] = (await posting).map(idOf).sort((a, b) => a! - b!);
+		expect(queued).toHaveLength(2);
+		for (const id of queued) {
+			const failed = await waitForStatus(t, id!, "failed", 10_000);
+			expect(failed.error).toMatch(/bot was deleted/);
+		}
+		await waitForStatus(t, first!, "sent", 10_000);
+		expect(t.telegram.sent.filter((r) => r.chat_id === telegramId).map((r) => r.params.text)).toEqual(["in flight"]);
+	}, 30_000);
+
 	it("a deleted bot's chats stay readable but cannot be sent to: 409 CONFLICT, nothing queued", async () => {
 		const added = await t.addBot({ username: "retired_bot" });
 		const retired = { id: added.bot.id, token: added.token };
@@ -423,6 +449,45 @@ describe("sending: pacing within Telegram's flood limits", () => {
 		const byId = [...answers].sort((a, b) => a.body.id - b.body.id).map((res) => res.body.text);
 		expect(records.map((r) => r.params.text)).toEqual(byId);
 		for (let i = 1; i < records.length; i++) expect(records[i]!.at - records[i - 1]!.at).toBeGreaterThanOrEqual(950);
+	}, 30_000);
+
+	it("a chat with a long backlog does not hold back another chat of the bot", async () => {
+		const busy = await newChat(bot);
+		const other = await newChat(bot);
+		try {
+			// More than a batch of the sender: the busy chat drains at 1 a second for over a minute.
+			const backlog = await Promise.all(Array.from({ length: 80 }, (_, i) => sender(t)(busy.chatId, { text: `backlog ${i}` })));
+			for (const res of backlog) expect([201, 202]).toContain(res.status);
+			const before = t.telegram.sent.filter((r) => r.chat_id === busy.telegramId).length;
+			const res = await sender(t)(other.chatId, { text: "not behind the backlog" });
+			expect(res.status).toBe(201);
+			expect(t.telegram.sent.filter((r) => r.chat_id === busy.telegramId).length - before).toBeLessThan(5);
+		} finally {
+			// The rest of the backlog would only slow the tests after this one.
+			await t.gw.runtime.db.models.OutboundQueueItem.destroy({ where: { bot_id: bot.id, chat_telegram_id: busy.telegramId } });
+		}
+	}, 30_000);
+
+	it("a message retried after a timeout is not overtaken by the chat's later ones", async () => {
+		const { chatId, telegramId } = await newChat(bot);
+		// Telegram never answers the first: after the 10 s timeout the chat's own pacing no longer holds the second back.
+		t.telegram.failNext("sendMessage", { hang: true });
+		const answers = await Promise.all(["first", "second", "third"].map((text) => sender(t)(chatId, { text })));
+		for (const res of answers) await waitForStatus(t, res.body.id, "sent", 25_000);
+		const ordered = [...answers].sort((a, b) => a.body.id - b.body.id).map((res) => res.body.text);
+		expect(t.telegram.sent.filter((r) => r.chat_id === telegramId).map((r) => r.params.text)).toEqual(ordered);
+	}, 30_000);
+
+	it("an answer of ok:true with no message in it is sent once and recorded as sent, never sent again", async () => {
+		const { chatId, telegramId } = await newChat(bot);
+		const before = t.telegram.calls.sendMessage ?? 0;
+		t.telegram.failNext("sendMessage", { answer: { ok: true, result: null } });
+		const res = await sender(t)(chatId, { text: "odd answer" });
+		const sent = await waitForStatus(t, res.body.id, "sent", 10_000);
+		expect(sent).toMatchObject({ text: "odd answer", telegram_message_id: null });
+		await new Promise((r) => setTimeout(r, 2_500));
+		expect((t.telegram.calls.sendMessage ?? 0) - before).toBe(1);
+		expect(t.telegram.sent.filter((r) => r.chat_id === telegramId)).toHaveLength(0);
 	}, 30_000);
 
 	it("25 messages to 25 private chats go out without a 429 from Telegram", async () => {

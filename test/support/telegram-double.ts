@@ -292,6 +292,7 @@ export class TelegramDouble {
 			res.destroy();
 			return;
 		}
+		if (fault && "answer" in fault) return sendJson(res, 200, fault.answer);
 		if (fault && "status" in fault) {
 			if (fault.status === 429) throw tooManyRequests(fault.retry_after);
 			if (fault.status === 500) throw new ApiError(500, "Internal Server Error");

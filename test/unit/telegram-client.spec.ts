@@ -44,3 +44,58 @@ describe("TelegramClient deadlines", () => {
 		}
 	});
 });
+
+describe("TelegramClient answers", () => {
+	const servers: Server[] = [];
+	async function serve(handler: Parameters<typeof createServer>[1]): Promise<string> {
+		const server = createServer(handler);
+		servers.push(server);
+		await new Promise<void>((resolve) => server.listen(0, "127.0.0.1", resolve));
+		return `http://127.0.0.1:${(server.address() as AddressInfo).port}`;
+	}
+	afterAll(async () => {
+		for (const server of servers) {
+			server.closeAllConnections();
+			await new Promise((resolve) => server.close(resolve));
+		}
+	});
+
+	it("a chunked answer (no Content-Length) is cut off past 50 MB, not read into memory whole", async () => {
+		let written = 0;
+		const root = await serve((_req, res) => {
+			res.writeHead(200, { "content-type": "application/json" });
+			const chunk = Buffer.alloc(1024 * 1024, 0x20);
+			const more = () => {
+				while (!res.destroyed && written < 200 * 1024 * 1024) {
+					written += chunk.length;
+					if (!res.write(chunk)) return void res.once("drain", more);
+				}
+				res.end();
+			};
+			more();
+		});
+		const client = new TelegramClient(root, { connectTimeoutMs: 1_000, defaultTimeoutMs: 20_000 });
+		try {
+			const error = await client.call("123:abc", "sendMessage", { chat_id: 1, text: "x" }).catch((err: unknown) => err);
+			expect(error).toBeInstanceOf(TelegramNetworkError);
+			expect((error as Error).message).toMatch(/too large/);
+			expect(written).toBeLessThan(120 * 1024 * 1024);
+		} finally {
+			await client.close();
+		}
+	}, 30_000);
+
+	it.each([["null"], ["[1,2]"], ["7"]])("a JSON body that is not an object (%s) is a network error, never a success", async (body) => {
+		const root = await serve((_req, res) => {
+			res.writeHead(200, { "content-type": "application/json" });
+			res.end(body);
+		});
+		const client = new TelegramClient(root, { connectTimeoutMs: 1_000, defaultTimeoutMs: 2_000 });
+		try {
+			const error = await client.call("123:abc", "sendMessage", {}).catch((err: unknown) => err);
+			expect(error).toBeInstanceOf(TelegramNetworkError);
+		} finally {
+			await client.close();
+		}
+	});
+});

@@ -101,7 +101,13 @@ export interface Update {
 }
 
 /** An injected fault for the next call(s) of a method. */
-export type Fault = { status: 429; retry_after: number } | { status: 500 | 502 | 503 } | { delayMs: number } | { hang: true };
+export type Fault =
+	| { status: 429; retry_after: number }
+	| { status: 500 | 502 | 503 }
+	| { delayMs: number }
+	| { hang: true }
+	/** HTTP 200 with this JSON as the whole body, the method not run: answers of a shape Telegram should not send. */
+	| { answer: unknown };
 
 export interface WebhookConfig {
 	url: string;

@@ -1,0 +1,34 @@
+/** Flood pacing kept from real send times, and the cap on a 429's pause. */
+import { MAX_RETRY_AFTER_SECONDS, pause, pausedFor, SendTimes } from "../../services/bots/flood";
+import { createMemoryState } from "../../lib/state/memory";
+
+describe("SendTimes", () => {
+	it("holds a chat's next send a second (and a margin) after its last one went out", () => {
+		const times = new SendTimes();
+		times.record(1, 10_000);
+		expect(times.waitMs(1, "private", 10_500)).toBe(650);
+		expect(times.waitMs(1, "private", 11_150)).toBe(0);
+		expect(times.waitMs(2, "private", 10_500)).toBe(0);
+	});
+
+	it("keeps a group to 20 a minute and the bot to 30 a second, counted from when sends went out", () => {
+		const times = new SendTimes();
+		for (let i = 0; i < 20; i++) times.record(7, 1_000 + i * 1_500);
+		expect(times.waitMs(7, "group", 40_000)).toBe(1_000 + 60_000 + 1_000 - 40_000);
+		expect(times.waitMs(7, "private", 40_000)).toBe(0);
+		const bot = new SendTimes();
+		for (let chat = 0; chat < 30; chat++) bot.record(chat, 5_000 + chat);
+		expect(bot.waitMs(99, "private", 5_100)).toBe(5_000 + 1_150 - 5_100);
+		expect(bot.waitMs(99, "private", 6_200)).toBe(0);
+	});
+});
+
+describe("pause", () => {
+	it("caps a 429's retry_after at an hour (a timer cannot wait 30 days: it would fire at once)", async () => {
+		const state = createMemoryState();
+		await pause(state, 1, 3_000_000);
+		const ms = await pausedFor(state, 1);
+		expect(ms).toBeGreaterThan(MAX_RETRY_AFTER_SECONDS * 1_000 - 1_000);
+		expect(ms).toBeLessThanOrEqual(MAX_RETRY_AFTER_SECONDS * 1_000);
+	});
+});

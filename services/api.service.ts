@@ -197,6 +197,8 @@ const ApiService: ServiceSchema<ApiSettingsSchema, ApiThis> = {
 
 		/** Telegram's push to a bot's webhook path, answered once ingest has committed its update. */
 		telegramPush: {
+			// Its path is the bot's secret webhook path: spans leave the params out.
+			tracing: { tags: { params: false } },
 			params: {
 				params: { type: "object", props: { path: { type: "string", max: 128 } } },
 				body: { type: "object" },

@@ -68,6 +68,8 @@ const IngestService: ServiceSchema<ServiceSettingSchema, IngestThis> = {
 		 */
 		receiveBatch: {
 			visibility: "public",
+			// Paths and secrets of bots: spans leave the params out.
+			tracing: { tags: { params: false } },
 			retryPolicy: { enabled: false },
 			params: {
 				$$strict: true,

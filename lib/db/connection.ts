@@ -2,6 +2,8 @@
  * One Sequelize instance per process, chosen by DATABASE_URL: MySQL/MariaDB (cluster) or SQLite
  * (embedded). Every service shares it, so SQLite sees a single writer and MySQL a single pool.
  */
+import { closeSync, existsSync, mkdirSync, openSync } from "node:fs";
+import { dirname, resolve } from "node:path";
 import { QueryTypes, Sequelize, Transaction } from "sequelize";
 import type { Database as SqliteConnection } from "sqlite3";
 import { defineModels, type Models } from "./models";
@@ -103,6 +105,16 @@ function createSerialQueue(): <T>(work: () => Promise<T>) => Promise<T> {
 	};
 }
 
+/**
+ * The database holds message history and password hashes: a new one is made readable by its owner
+ * only (SQLite gives its -wal and -shm files the same mode), in a directory made the same way.
+ */
+function createPrivately(storage: string): void {
+	if (storage === ":memory:" || existsSync(storage)) return;
+	mkdirSync(dirname(resolve(storage)), { recursive: true, mode: 0o700 });
+	closeSync(openSync(storage, "a", 0o600));
+}
+
 /** MariaDB 10.5 and later answer INSERT ... RETURNING; VERSION() says "10.11.19-MariaDB-...". */
 async function isMariaDbWithReturning(sequelize: Sequelize): Promise<boolean> {
 	const [row] = await sequelize.query<{ version: string }>("SELECT VERSION() AS version", { type: QueryTypes.SELECT });
@@ -122,6 +134,7 @@ export async function openDatabase(url: string, options: DatabaseOptions = {}): 
 			transactionType: Transaction.TYPES.IMMEDIATE,
 			define: { timestamps: false },
 		});
+		createPrivately(sqliteStorage(url));
 		tuneSqliteConnections(sequelize);
 		installFastSqliteQuery(sequelize);
 		if (sqliteStorage(url) !== ":memory:") await sequelize.query("PRAGMA journal_mode=WAL");

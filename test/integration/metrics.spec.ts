@@ -287,9 +287,12 @@ describe("metrics on other nodes", () => {
 			expect((await http(gw.baseUrl, "GET", "/api/v1/auth/me", { headers: { "x-api-key": key.key } })).status).toBe(200);
 			expect((await http(gw.baseUrl, "GET", `/api/v1/auth/me?api_key=${key.key}`)).status).toBe(200);
 			expect((await http(gw.baseUrl, "POST", "/api/v1/auth/refresh", { body: { refresh_token: login.body.refresh_token } })).status).toBe(200);
-			await eventually(() => ["auth.login", "auth.resolve", "auth.refresh"].every((name) => spans.some((s) => s.name.includes(name))), 8_000, "the spans of login, resolve and refresh");
+			// A bot's webhook path is as good as half its credentials: no span shows it.
+			const webhookPath = "ab12".repeat(16);
+			await http(gw.baseUrl, "POST", `/api/v1/telegram/webhook/${webhookPath}`, { body: { update_id: 1 } });
+			await eventually(() => ["auth.login", "auth.resolve", "auth.refresh", "api.telegramPush"].every((name) => spans.some((s) => s.name.includes(name))), 8_000, "the spans of login, resolve, refresh and a push");
 			const text = JSON.stringify(spans);
-			for (const secret of [password, key.key, login.body.access_token, login.body.refresh_token]) expect(text).not.toContain(secret);
+			for (const secret of [password, key.key, login.body.access_token, login.body.refresh_token, webhookPath]) expect(text).not.toContain(secret);
 			const loginSpan = spans.find((s) => s.name.includes("auth.login"))!;
 			// What is not secret is still there to debug with.
 			expect(loginSpan.tags.params).toEqual({ username: "admin", password: "[redacted]" });

@@ -16,7 +16,7 @@ import { join } from "node:path";
 import { ServiceBroker } from "moleculer";
 import { createBrokerOptions } from "../moleculer.config";
 import { ConfigError, loadConfig } from "../lib/config";
-import { migrateUp } from "../lib/db/migrator";
+import { createMigrator, migrateUp } from "../lib/db/migrator";
 import { toApiError } from "../lib/errors";
 import { openRuntime, type Runtime } from "../lib/runtime";
 import { SYSTEM_PRINCIPAL } from "../services/auth/principal";
@@ -143,7 +143,9 @@ async function main(): Promise<void> {
 		createBrokerOptions(runtime, { nodeID: `cli-${process.pid}`, transporter: null, logger: false }),
 	);
 	try {
-		await migrateUp(runtime.db);
+		// MIGRATE_ON_START=false means the schema moves only by `npm run migrate`: a CLI run must not move it.
+		if (config.migrateOnStart) await migrateUp(runtime.db);
+		else if ((await createMigrator(runtime.db).pending()).length > 0) throw new SchemaBehindError();
 		broker.loadService(join(__dirname, "..", "services", "auth.service"));
 		await broker.start();
 		await run(broker, runtime, argv);
@@ -153,12 +155,18 @@ async function main(): Promise<void> {
 	}
 }
 
+class SchemaBehindError extends Error {
+	constructor() {
+		super("error: the database schema is behind this build and MIGRATE_ON_START=false: run `npm run migrate` first");
+	}
+}
+
 main().catch((err: unknown) => {
 	if (err instanceof UsageError) {
 		console.error(`error: ${err.message}\n\n${USAGE}`);
 		process.exit(2);
 	}
-	if (err instanceof ConfigError) {
+	if (err instanceof ConfigError || err instanceof SchemaBehindError) {
 		console.error(err.message);
 		process.exit(1);
 	}

@@ -7,7 +7,7 @@ import { join } from "node:path";
 import { ServiceBroker } from "moleculer";
 import { createBrokerOptions } from "../moleculer.config";
 import { loadConfig, type GatewayConfig } from "../lib/config";
-import { migrateUp } from "../lib/db/migrator";
+import { migrateUp, unknownMigrations } from "../lib/db/migrator";
 import { startOpsServer, type OpsServer } from "../lib/ops-server";
 import { openRuntimeOrExit, type Runtime } from "../lib/runtime";
 
@@ -62,6 +62,8 @@ async function main(): Promise<void> {
 		const applied = await migrateUp(runtime.db);
 		if (applied.length > 0) log.info(`Applied migrations: ${applied.map((m) => m.name).join(", ")}`);
 	}
+	const unknown = await unknownMigrations(runtime.db);
+	if (unknown.length > 0) log.warn(`The database has migrations this build does not know (${unknown.join(", ")}): it is newer than this code`);
 
 	loadServices(broker, config);
 	let ops: OpsServer | null = null;

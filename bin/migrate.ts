@@ -2,7 +2,7 @@
 import { parseArgs } from "node:util";
 import { loadConfig } from "../lib/config";
 import { openDatabase } from "../lib/db/connection";
-import { createMigrator, migrateDown, migrateUp } from "../lib/db/migrator";
+import { createMigrator, migrateDown, migrateUp, unknownMigrations } from "../lib/db/migrator";
 
 const USAGE = "usage: npm run migrate -- up | down [--to <name>|0 | --step <n>] | status";
 
@@ -41,6 +41,8 @@ async function main(): Promise<void> {
 			const migrator = createMigrator(db);
 			console.log("executed:", (await migrator.executed()).map((m) => m.name).join(", ") || "-");
 			console.log("pending: ", (await migrator.pending()).map((m) => m.name).join(", ") || "-");
+			const unknown = await unknownMigrations(db);
+			if (unknown.length > 0) console.log("unknown: ", `${unknown.join(", ")} (newer than this build)`);
 		}
 	} finally {
 		await db.close();

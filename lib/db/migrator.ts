@@ -66,8 +66,21 @@ export async function migrateUp(db: Database, logger?: Logger): Promise<Migratio
 	return withMigrationLock(db, () => createMigrator(db, logger).up());
 }
 
+/**
+ * Migrations on record that this build has no file for: the schema is newer than the code (a
+ * rollback of the code after an upgrade). Umzug leaves them out of executed() and pending() alike.
+ */
+export async function unknownMigrations(db: Database): Promise<string[]> {
+	const known = new Set(migrationFiles().map((file) => file.replace(/\.(ts|js)$/, "")));
+	const recorded = await new SequelizeStorage({ sequelize: db.sequelize, tableName: "schema_migrations" }).executed();
+	return recorded.filter((name) => !known.has(name));
+}
+
 export async function migrateDown(db: Database, options: { to?: string | 0; step?: number } = {}, logger?: Logger): Promise<MigrationMeta[]> {
-	return withMigrationLock(db, () => {
+	return withMigrationLock(db, async () => {
+		// Reverting "the last one" of this build would undo a migration beneath newer ones it does not know.
+		const unknown = await unknownMigrations(db);
+		if (unknown.length > 0) throw new Error(`the database has migrations this build does not know (${unknown.join(", ")}): revert them with the build that has them`);
 		const migrator = createMigrator(db, logger);
 		return options.to !== undefined ? migrator.down({ to: options.to }) : migrator.down({ step: options.step ?? 1 });
 	});

@@ -1,19 +1,22 @@
 /** `npm run migrate` (bin/migrate.ts): a mistyped revert stops with a usage error and reverts nothing. */
 import { spawnSync } from "node:child_process";
 import { join } from "node:path";
+import { openDatabase } from "../../lib/db/connection";
 import { tempDir } from "../support/harness";
 
 const ROOT = join(__dirname, "..", "..");
 
-function migrate(dataDir: string, ...args: string[]) {
-	const run = spawnSync(process.execPath, ["--import", "tsx", join(ROOT, "bin", "migrate.ts"), ...args], {
+function script(name: string, dataDir: string, args: string[], env: Record<string, string> = {}) {
+	const run = spawnSync(process.execPath, ["--import", "tsx", join(ROOT, "bin", name), ...args], {
 		cwd: ROOT,
-		env: { PATH: process.env.PATH ?? "", HOME: process.env.HOME ?? "", DATA_DIR: dataDir },
+		env: { PATH: process.env.PATH ?? "", HOME: process.env.HOME ?? "", DATA_DIR: dataDir, ...env },
 		encoding: "utf8",
 		timeout: 30_000,
 	});
 	return { status: run.status, output: `${run.stdout}${run.stderr}` };
 }
+
+const migrate = (dataDir: string, ...args: string[]) => script("migrate.ts", dataDir, args);
 
 describe("npm run migrate", () => {
 	const dataDir = tempDir("tgw-migrate-");
@@ -41,4 +44,29 @@ describe("npm run migrate", () => {
 		expect(migrate(dataDir, "down", "--step", "2").output).toMatch(/Reverted: 0007-message-client-request, 0006-delivery-due-lookups/);
 		expect(migrate(dataDir, "up").output).toMatch(/Applied: 0006-delivery-due-lookups, 0007-message-client-request/);
 	}, 30_000);
+
+	it("a migration on record that this build does not know is listed by status, and down refuses to go beneath it", async () => {
+		const db = await openDatabase(`sqlite:${join(dataDir, "gateway.sqlite")}`);
+		try {
+			await db.sequelize.query("INSERT INTO schema_migrations (name) VALUES ('9999-from-a-newer-build')");
+		} finally {
+			await db.close();
+		}
+		expect(migrate(dataDir, "status").output).toMatch(/unknown: {2}9999-from-a-newer-build \(newer than this build\)/);
+		const down = migrate(dataDir, "down");
+		expect(down.status).toBe(1);
+		expect(down.output).toMatch(/does not know \(9999-from-a-newer-build\)/);
+		expect(migrate(dataDir, "status").output).toMatch(/pending: {2}-/);
+	}, 30_000);
 });
+
+describe("npm run cli with MIGRATE_ON_START=false", () => {
+	it("does not migrate the schema itself: it says to run npm run migrate, and changes nothing", () => {
+		const dataDir = tempDir("tgw-cli-");
+		const run = script("cli.ts", dataDir, ["user", "list"], { MIGRATE_ON_START: "false" });
+		expect(run.status).toBe(1);
+		expect(run.output).toMatch(/schema is behind this build.*npm run migrate/);
+		expect(migrate(dataDir, "status").output).toMatch(/executed: -/);
+	}, 30_000);
+});
+

@@ -43,6 +43,8 @@ export interface GatewayConfig {
 	trustProxy: string[];
 	/** Requests per second for a principal without a limit of its own (API keys may set one). */
 	rateLimitDefault: number;
+	/** Live connections (sockets, WebSockets, gRPC streams) one principal may hold open on one node. */
+	liveConnectionsPerPrincipal: number;
 	webhookAllowPrivate: boolean;
 	/** Days a finished webhook delivery (and its attempt log) is kept; 0 keeps them for ever. */
 	webhookDeliveryRetentionDays: number;
@@ -310,6 +312,7 @@ export function loadConfig(env: Env = process.env): GatewayConfig {
 		encryptionKeys,
 		admin,
 		rateLimitDefault: parseInteger("RATE_LIMIT_DEFAULT", nonEmpty(env.RATE_LIMIT_DEFAULT), 100, problems),
+		liveConnectionsPerPrincipal: parseInteger("LIVE_CONNECTIONS_PER_PRINCIPAL", nonEmpty(env.LIVE_CONNECTIONS_PER_PRINCIPAL), 1_000, problems),
 		trustProxy,
 		webhookAllowPrivate: parseBoolean("WEBHOOK_ALLOW_PRIVATE", nonEmpty(env.WEBHOOK_ALLOW_PRIVATE), false, problems),
 		webhookDeliveryRetentionDays: parseInteger("WEBHOOK_DELIVERY_RETENTION_DAYS", nonEmpty(env.WEBHOOK_DELIVERY_RETENTION_DAYS), 30, problems, 0),

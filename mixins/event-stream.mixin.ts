@@ -6,7 +6,7 @@
  * grant loses its live subscriptions at once.
  */
 import type { Context, Service, ServiceSchema, ServiceSettingSchema } from "moleculer";
-import { fail, toApiError } from "../lib/errors";
+import { fail, GatewayError, toApiError } from "../lib/errors";
 import { metricsOf } from "../lib/metrics";
 import { runtimeOf, type Runtime } from "../lib/runtime";
 import type { AuthChange } from "../services/auth/cache";
@@ -16,6 +16,7 @@ import type { GatewayEvent } from "../services/broker/event-log";
 import { EventFeed } from "../services/broker/feed";
 import type { EventsMessage } from "../services/broker/publish";
 import type { ReplayParams } from "../services/broker.service";
+import { connectionCountsOf } from "./event-stream/connection-counts";
 import { SubscriptionHub, type Subscriber, type Topic } from "./event-stream/subscription-hub";
 import { streamStats } from "./event-stream/stream-stats";
 
@@ -47,7 +48,10 @@ export interface EventStreamLocalVars {
 export interface EventStreamMethods {
 	/** Resolves a credential to a principal (the connection is refused when it throws). */
 	resolveCredential(credential: string): Promise<Principal>;
-	streamConnect(subscriber: Subscriber, credential: string): void;
+	/** Throws RATE_LIMITED when the principal holds as many live connections on this node as it may. */
+	streamAdmit(principal: Principal): void;
+	/** Registers a connection; over the principal's cap it is closed instead (RATE_LIMITED) and false returned. */
+	streamConnect(subscriber: Subscriber, credential: string): boolean;
 	streamDisconnect(subscriberId: string): void;
 	/**
 	 * Authorises and adds a subscription, replaying the log after sinceSeq first when given;
@@ -110,8 +114,23 @@ export const EventStreamMixin: Partial<ServiceSchema<ServiceSettingSchema, Event
 			return this.broker.call<Principal, { credential: string }>("auth.resolve", { credential });
 		},
 
-		streamConnect(this: EventStreamThis, subscriber: Subscriber, credential: string) {
+		streamAdmit(this: EventStreamThis, principal: Principal) {
+			const limit = this.runtime.config.liveConnectionsPerPrincipal;
+			if (connectionCountsOf(this.broker).of(principal) >= limit) {
+				throw new GatewayError("RATE_LIMITED", `Too many live connections: at most ${limit} per principal on this node (LIVE_CONNECTIONS_PER_PRINCIPAL)`, { retry_after: 1 });
+			}
+		},
+
+		streamConnect(this: EventStreamThis, subscriber: Subscriber, credential: string): boolean {
+			// streamAdmit ran at the handshake; connections admitted at the same moment may still overshoot.
+			try {
+				this.streamAdmit(subscriber.principal);
+			} catch (err) {
+				subscriber.close({ code: "RATE_LIMITED", message: (err as Error).message });
+				return false;
+			}
 			this.hub.connect(subscriber);
+			connectionCountsOf(this.broker).add(subscriber.id, subscriber.principal);
 			this.credentials.set(subscriber.id, credential);
 			// A revocation heard while this credential was being resolved found no connection to close yet.
 			const since = Date.now() - RECENT_CHANGE_MS;
@@ -123,10 +142,12 @@ export const EventStreamMixin: Partial<ServiceSchema<ServiceSettingSchema, Event
 				timer.unref();
 				this.expiryTimers.set(subscriber.id, timer);
 			}
+			return true;
 		},
 
 		streamDisconnect(this: EventStreamThis, subscriberId: string) {
 			this.hub.disconnect(subscriberId);
+			connectionCountsOf(this.broker).remove(subscriberId);
 			this.credentials.delete(subscriberId);
 			clearTimeout(this.expiryTimers.get(subscriberId));
 			this.expiryTimers.delete(subscriberId);

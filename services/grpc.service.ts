@@ -70,7 +70,7 @@ const GrpcService: ServiceSchema<ServiceSettingSchema, GrpcThis> = {
 				streamSubscribe: (subscriber, topic, sinceSeq, authorized) => this.streamSubscribe(subscriber, topic, sinceSeq, authorized),
 				streamOpened: (subscriber, credential) => {
 					this.streams.add(subscriber);
-					this.streamConnect(subscriber, credential);
+					if (!this.streamConnect(subscriber, credential)) return;
 					if (this.draining) subscriber.close({ code: "UNAVAILABLE", message: SHUTTING_DOWN });
 				},
 				streamClosed: (subscriber) => {

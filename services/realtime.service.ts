@@ -6,7 +6,8 @@
  * sockets (mixins/event-stream.mixin.ts does the ACL, replay and revocation).
  *
  * Slow clients: a socket with more than 1,000 packets or 8 MB waiting to be written is closed, so
- * one stalled client cannot grow the server's memory.
+ * one stalled client cannot grow the server's memory. Nor can one credential: it holds at most
+ * LIVE_CONNECTIONS_PER_PRINCIPAL live connections on a node (the event-stream mixin counts them).
  */
 import { randomUUID } from "node:crypto";
 import type { Server as HttpServer } from "node:http";
@@ -135,6 +136,7 @@ const RealtimeService: ServiceSchema<ServiceSettingSchema, RealtimeThis> = {
 				credential = credentialOf(socket);
 				if (!credential) throw fail.unauthorized("Credentials required: connect with auth: { token }");
 				principal = await this.resolveCredential(credential);
+				this.streamAdmit(principal);
 			} catch (err) {
 				// connect_error carries the API's error code in `data`, whatever went wrong.
 				const error = clientError(err);
@@ -210,13 +212,14 @@ const RealtimeService: ServiceSchema<ServiceSettingSchema, RealtimeThis> = {
 		});
 		this.io.of("/").on("connection", (socket: Socket) => {
 			const { subscriber, credential } = socket.data as SocketData;
-			this.streamConnect(subscriber, credential);
+			if (!this.streamConnect(subscriber, credential)) return;
 			socket.once("disconnect", () => this.streamDisconnect(subscriber.id));
 		});
 		// moleculer-io's default namespace brings a `call` handler that reaches any action: drop it.
 		for (const handlers of Object.values(withIo.settings.io.handlers)) delete handlers.call;
 		this.ws = new WsEndpoint(api.server, {
 			resolveCredential: (credential) => this.resolveCredential(credential),
+			admit: (principal) => this.streamAdmit(principal),
 			connect: (subscriber, credential) => this.streamConnect(subscriber, credential),
 			disconnect: (id) => this.streamDisconnect(id),
 			subscribe: (subscriber, topic, sinceSeq, authorized) => this.streamSubscribe(subscriber, topic, sinceSeq, authorized),

@@ -19,7 +19,10 @@ const PING_EVERY_MS = 30_000;
 
 export interface WsHandlers {
 	resolveCredential(credential: string): Promise<Principal>;
-	connect(subscriber: Subscriber, credential: string): void;
+	/** Throws RATE_LIMITED when the principal may not open another connection here. */
+	admit(principal: Principal): void;
+	/** false: refused (over the principal's cap), and the subscriber was closed. */
+	connect(subscriber: Subscriber, credential: string): boolean;
 	disconnect(subscriberId: string): void;
 	subscribe(subscriber: Subscriber, topic: Topic, sinceSeq: number | undefined, authorized: () => void): Promise<void>;
 	unsubscribe(subscriberId: string, topic: Topic): boolean;
@@ -41,7 +44,7 @@ function credentialOf(req: IncomingMessage): string | null {
 	return typeof key === "string" ? key : null;
 }
 
-const STATUS_TEXT: Record<number, string> = { 401: "Unauthorized", 404: "Not Found", 503: "Service Unavailable" };
+const STATUS_TEXT: Record<number, string> = { 401: "Unauthorized", 404: "Not Found", 429: "Too Many Requests", 503: "Service Unavailable" };
 
 function refuseUpgrade(socket: Duplex, status: number, code: string, message: string): void {
 	const body = JSON.stringify({ error: { code, message } });
@@ -136,16 +139,21 @@ export class WsEndpoint {
 			const { code, message } = clientError(err);
 			return refuseUpgrade(socket, code === "UNAVAILABLE" ? 503 : 401, code === "UNAVAILABLE" ? code : "UNAUTHORIZED", message);
 		}
+		try {
+			this.handlers.admit(principal);
+		} catch (err) {
+			return refuseUpgrade(socket, 429, "RATE_LIMITED", clientError(err).message);
+		}
 		this.wss.handleUpgrade(req, socket, head, (ws) => this.connected(ws, principal, credential));
 	}
 
 	private connected(ws: WebSocket, principal: Principal, credential: string): void {
 		const subscriber = new WsSubscriber(ws, principal, (slow) => this.handlers.tooSlow(slow));
+		ws.on("error", () => ws.terminate());
+		if (!this.handlers.connect(subscriber, credential)) return;
 		this.alive.add(ws);
-		this.handlers.connect(subscriber, credential);
 		ws.on("pong", () => this.alive.add(ws));
 		ws.on("close", () => this.handlers.disconnect(subscriber.id));
-		ws.on("error", () => ws.terminate());
 		ws.on("message", (data, isBinary) => void this.onFrame(subscriber, data.toString(), isBinary));
 	}
 

@@ -60,6 +60,8 @@ async function gatewayWithChats(telegram: TelegramDouble, root: string, chats: n
 		GRPC_PORT: String(grpcPort),
 		PUBLIC_URL: `http://127.0.0.1:${port}`,
 		RATE_LIMIT_DEFAULT: "1000000",
+		// Every socket here is the admin's: 10,000 of them are over the default cap per principal.
+		LIVE_CONNECTIONS_PER_PRINCIPAL: "20000",
 		...(process.env.BENCH_GATEWAY_NODE_OPTIONS ? { NODE_OPTIONS: process.env.BENCH_GATEWAY_NODE_OPTIONS } : {}),
 	});
 	const base = `http://127.0.0.1:${port}`;

@@ -1,0 +1,101 @@
+/**
+ * LIVE_CONNECTIONS_PER_PRINCIPAL: one principal's live connections on a node (socket.io sockets,
+ * plain WebSockets and gRPC streams together) are capped, so one credential cannot grow the
+ * server's memory without bound; past the cap a connection is refused with RATE_LIMITED, other
+ * principals are unaffected, and a closed connection frees its place.
+ */
+import { join } from "node:path";
+import * as grpc from "@grpc/grpc-js";
+import { loadSync } from "@grpc/proto-loader";
+import { createUser, pollUntil } from "../support/auth";
+import { connectIo, connectWs, ioConnectError, wsRefusal, type IoClient, type WsClient } from "../support/realtime-clients";
+import { freePort } from "../support/processes";
+import { startTelegramGateway, type TelegramGateway } from "../support/telegram-gateway";
+
+const CAP = 3;
+const definition = loadSync(join(__dirname, "..", "..", "proto", "gateway.proto"), { keepCase: true, longs: Number, defaults: true, oneofs: true });
+const proto = grpc.loadPackageDefinition(definition) as unknown as { gateway: { v1: { MessageService: grpc.ServiceClientConstructor } } };
+
+interface Hubs {
+	realtime: { hub: { connectionCount: number } };
+	grpc: { hub: { connectionCount: number } };
+}
+
+describe("live connections per principal", () => {
+	let t: TelegramGateway;
+	let grpcClient: grpc.Client & { StreamMessages(request: object, metadata: grpc.Metadata): grpc.ClientReadableStream<unknown> };
+	const opened: Array<{ close(): void }> = [];
+
+	const hubs = (): Hubs => ({
+		realtime: t.gw.broker.getLocalService("realtime") as unknown as Hubs["realtime"],
+		grpc: t.gw.broker.getLocalService("grpc") as unknown as Hubs["grpc"],
+	});
+	const live = () => hubs().realtime.hub.connectionCount + hubs().grpc.hub.connectionCount;
+
+	/** A gRPC stream of everything; resolves with its status when it ends, or "open" once subscribed. */
+	const grpcStream = (token: string): Promise<"open" | grpc.StatusObject> => {
+		const metadata = new grpc.Metadata();
+		metadata.set("authorization", `Bearer ${token}`);
+		const call = grpcClient.StreamMessages({}, metadata);
+		call.on("error", () => undefined);
+		opened.push({ close: () => call.cancel() });
+		return new Promise((resolve) => {
+			call.on("metadata", () => resolve("open"));
+			call.on("status", (status: grpc.StatusObject) => resolve(status));
+		});
+	};
+
+	beforeAll(async () => {
+		const grpcPort = await freePort();
+		t = await startTelegramGateway({ mode: "polling", env: { GRPC_PORT: String(grpcPort), LIVE_CONNECTIONS_PER_PRINCIPAL: String(CAP) } });
+		grpcClient = new proto.gateway.v1.MessageService(`127.0.0.1:${grpcPort}`, grpc.credentials.createInsecure()) as unknown as typeof grpcClient;
+	}, 60_000);
+
+	afterEach(async () => {
+		for (const connection of opened.splice(0)) connection.close();
+		await pollUntil(async () => live() === 0, 5_000, 20);
+	});
+
+	afterAll(async () => {
+		grpcClient?.close();
+		await t?.stop();
+	});
+
+	it("counts socket.io, WebSocket and gRPC connections together and refuses the next one on every channel", async () => {
+		const socket: IoClient = await connectIo(t.baseUrl, { token: t.adminToken });
+		opened.push(socket);
+		const ws: WsClient = await connectWs(t.baseUrl, `?token=${t.adminToken}`);
+		opened.push(ws);
+		expect(await grpcStream(t.adminToken)).toBe("open");
+		expect(live()).toBe(CAP);
+
+		const refused = await ioConnectError(t.baseUrl, { token: t.adminToken });
+		expect(refused.data).toMatchObject({ code: "RATE_LIMITED", message: expect.stringContaining(`at most ${CAP}`) });
+		const upgrade = await wsRefusal(t.baseUrl, `?token=${t.adminToken}`);
+		expect(upgrade).toEqual({ status: 429, body: { error: { code: "RATE_LIMITED", message: expect.stringContaining("LIVE_CONNECTIONS_PER_PRINCIPAL") } } });
+		const stream = await grpcStream(t.adminToken);
+		expect(stream).toMatchObject({ code: grpc.status.RESOURCE_EXHAUSTED });
+		expect(live()).toBe(CAP);
+	}, 30_000);
+
+	it("leaves other principals their own allowance, and a closed connection frees its place", async () => {
+		for (let i = 0; i < CAP; i++) opened.push(await connectIo(t.baseUrl, { token: t.adminToken }));
+		const viewer = await createUser(t.gw, t.adminToken, ["viewer"]);
+		const theirs = await connectIo(t.baseUrl, { token: viewer.token });
+		opened.push(theirs);
+		expect((await ioConnectError(t.baseUrl, { token: t.adminToken })).data).toMatchObject({ code: "RATE_LIMITED" });
+
+		opened.shift()!.close();
+		await pollUntil(async () => live() === CAP, 5_000, 20);
+		opened.push(await connectIo(t.baseUrl, { token: t.adminToken }));
+		expect(live()).toBe(CAP + 1);
+	}, 30_000);
+
+	it("holds when many connections of one principal arrive at once", async () => {
+		const attempts = await Promise.allSettled(Array.from({ length: 12 }, () => connectWs(t.baseUrl, `?token=${t.adminToken}`)));
+		for (const attempt of attempts) if (attempt.status === "fulfilled") opened.push(attempt.value);
+		// Admissions that raced past the handshake check are closed when they register.
+		await pollUntil(async () => live() <= CAP, 5_000, 20);
+		expect(live()).toBe(CAP);
+	}, 30_000);
+});

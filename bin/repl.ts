@@ -17,6 +17,7 @@ import { createBrokerOptions } from "../moleculer.config";
 import { loadConfig, type GatewayConfig } from "../lib/config";
 import { migrateUp } from "../lib/db/migrator";
 import { replCommands, whenIdle } from "../lib/repl";
+import { maskSecrets } from "../lib/repl/env";
 import { openRuntimeOrExit } from "../lib/runtime";
 import { loadServices, shutdown } from "./gateway";
 
@@ -32,6 +33,8 @@ function replConfig(env: NodeJS.ProcessEnv): GatewayConfig {
 async function main(): Promise<void> {
 	const runtime = await openRuntimeOrExit(() => replConfig(process.env));
 	const { config } = runtime;
+	// Read once above; from here on the REPL's `env` command shows them masked.
+	maskSecrets(process.env);
 
 	const broker = new ServiceBroker(
 		createBrokerOptions(runtime, {

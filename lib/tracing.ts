@@ -42,6 +42,7 @@ export class FlushingZipkinExporter extends ZipkinExporter {
 
 /** Keys whose values never go into a span: passwords, tokens, keys, secrets and credentials. */
 const SECRET_KEY = /pass(word)?|token|secret|api[_-]?key|credential|authorization/i;
+export const isSecretName = (name: string): boolean => SECRET_KEY.test(name);
 /** Deeper than this, a value is left out of the span rather than copied. */
 const MAX_TAG_DEPTH = 6;
 export const REDACTED = "[redacted]";

@@ -14,6 +14,7 @@ import { TelegramDouble } from "../support/telegram-double";
 const ROOT = join(__dirname, "..", "..");
 const PROMPT = "tgw $ ";
 const ADMIN_PASSWORD = "repl-admin-password";
+const JWT_SECRET = "repl-jwt-secret-that-is-long-enough-0123456789";
 
 /** A REPL child process: `run` types one line and returns what it printed before the next prompt. */
 class ReplSession {
@@ -111,6 +112,8 @@ describe("operator REPL (npm run repl), embedded", () => {
 				GRPC_PORT: "0",
 				TELEGRAM_API_ROOT: telegramRoot,
 				ADMIN_PASSWORD,
+				JWT_SECRET,
+				BACKUP_URL: "https://backup:hunter2-password@backup.example/db",
 				WEBHOOK_ALLOW_PRIVATE: "true",
 				LOG_LEVEL: "warn",
 			},
@@ -249,6 +252,15 @@ describe("operator REPL (npm run repl), embedded", () => {
 		expect(stats).toContain("Outbound queue (0 queued)");
 		expect(stats).toMatch(/active webhooks\s*│ 1/);
 		expect(stats).toMatch(/breakers closed \/ open \/ half-open\s*│ 1 \/ 0 \/ 0/);
+	});
+
+	it("env shows which secrets are set, never their values (moleculer-repl prints the whole environment)", async () => {
+		const output = await repl.run("env");
+		expect(output).toContain("JWT_SECRET");
+		expect(output).toContain("backup.example");
+		for (const secret of [JWT_SECRET, ADMIN_PASSWORD, "hunter2-password"]) expect(output).not.toContain(secret);
+		// The gateway still signs with the secret it read at start.
+		expect((await api("GET", "/auth/me")).status).toBe(200);
 	});
 
 	it("keeps working after errors, and leaves cleanly at the end of its input", async () => {

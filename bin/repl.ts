@@ -17,7 +17,7 @@ import { createBrokerOptions } from "../moleculer.config";
 import { loadConfig, type GatewayConfig } from "../lib/config";
 import { migrateUp } from "../lib/db/migrator";
 import { replCommands, whenIdle } from "../lib/repl";
-import { maskSecrets } from "../lib/repl/env";
+import { maskSecrets, redactHistory } from "../lib/repl/secrets";
 import { openRuntimeOrExit } from "../lib/runtime";
 import { loadServices, shutdown } from "./gateway";
 
@@ -71,6 +71,7 @@ async function main(): Promise<void> {
 	console.log(`Gateway REPL on node ${config.nodeId} (${config.mode} mode, ${runs}). Type "help" for commands, "exit" to leave.`);
 	const server = broker.repl() as REPLServer | undefined;
 	if (!server) process.exit(1);
+	redactHistory(server);
 	// moleculer-repl stops the broker as soon as stdin ends (Ctrl+D, or the end of a piped script),
 	// even with commands still running: replace its listener (the only one so far) with ours.
 	for (const listener of server.listeners("exit")) server.removeListener("exit", listener as () => void);

@@ -18,7 +18,7 @@ export const users = commandOf(
 	[
 		"users list",
 		"users create <username> [--role admin|operator|viewer ...] [--email <address>] [--password <password>]",
-		"  (without --password a password is generated and shown once; a typed one stays in the REPL history)",
+		"  (without --password a password is generated and shown once; a typed one is kept out of the REPL history)",
 		"users disable <user>        users enable <user>        users delete <user>",
 		"  <user> is an id or a username (@name for a username made of digits)",
 	],

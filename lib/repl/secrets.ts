@@ -4,6 +4,7 @@
  * (or a shared terminal's scrollback). The REPL reads its configuration once at start, so after
  * that the secrets are masked in place: the names stay, so `env` still shows what is set.
  */
+import type { REPLServer } from "node:repl";
 import { isSecretName, REDACTED } from "../tracing";
 
 /** A URL with its password masked; anything that is not a URL with a password is returned as is. */
@@ -26,4 +27,29 @@ export function maskSecrets(env: NodeJS.ProcessEnv): void {
 		if (isSecretName(name)) env[name] = REDACTED;
 		else if (value.includes("://")) env[name] = value.split(",").map((part) => withoutPassword(part.trim())).join(",");
 	}
+}
+
+/** `bots add <token>`: the token (the first word after the command). */
+const BOT_ADD = /^(\s*bots\s+add\s+)(?!-)("[^"]*"|'[^']*'|\S+)/;
+/** `--password <value>` / `--password=<value>`, anywhere on the line. */
+const PASSWORD_OPTION = /(--password(?:\s+|=))("[^"]*"|'[^']*'|\S+)/g;
+
+/**
+ * A REPL line as it may be kept in the history (~/.moleculer_repl_history and the arrow keys):
+ * a bot token or a typed password replaced by a placeholder.
+ */
+export function historyLine(line: string): string {
+	return line.replace(BOT_ADD, "$1<token>").replace(PASSWORD_OPTION, "$1<password>");
+}
+
+/**
+ * Keeps typed secrets out of a REPL's history (the arrow keys and the file moleculer-repl keeps,
+ * ~/.moleculer_repl_history): node adds each line to the history before the REPL's "line" event
+ * and writes the file a few milliseconds later, so the newest entry is redacted in between.
+ */
+export function redactHistory(server: REPLServer): void {
+	const { history } = server as unknown as { history: string[] };
+	server.on("line", () => {
+		if (history.length > 0) history[0] = historyLine(history[0]!);
+	});
 }

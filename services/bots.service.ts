@@ -20,6 +20,7 @@ import { enqueueMessage, type EnqueueParams } from "./bots/outbox";
 import { queueStatsActions } from "./bots/queue-stats";
 import { BOT_TOKEN, botToken, botView, identifyBot, newBotSecrets, webhookUrl } from "./bots/registry";
 import { rotateEncryptionKeys } from "./bots/key-rotation";
+import { SendTimes } from "./bots/flood";
 import { drainBotQueue, type Settled } from "./bots/sender";
 import { ID } from "../lib/validator";
 
@@ -30,6 +31,8 @@ interface BotsLocalVars {
 	runtime: Runtime;
 	leases: LeaseRunner;
 	senders: Set<Promise<boolean>>;
+	/** Per bot, kept between drains: a queue emptied and filled again must not forget its last sends. */
+	sendTimes: Map<number, SendTimes>;
 	scanTimer?: NodeJS.Timeout;
 }
 
@@ -289,8 +292,14 @@ const BotsService: ServiceSchema<ServiceSettingSchema, BotsThis> = {
 			for (const botId of due) {
 				const key = `sender:bot:${botId}`;
 				if (this.leases.isRunning(key)) continue;
+				let sendTimes = this.sendTimes.get(botId);
+				if (!sendTimes) {
+					sendTimes = new SendTimes();
+					this.sendTimes.set(botId, sendTimes);
+				}
 				const deps = {
 					db,
+					sendTimes,
 					keys: this.runtime.config.encryptionKeys,
 					telegram: this.runtime.telegram,
 					state: this.runtime.state,
@@ -316,6 +325,7 @@ const BotsService: ServiceSchema<ServiceSettingSchema, BotsThis> = {
 		this.runtime = runtimeOf(this.broker);
 		this.leases = new LeaseRunner(this.runtime.state, `${this.broker.nodeID}:${randomBytes(4).toString("hex")}`, { ttlMs: SENDER_LEASE_MS });
 		this.senders = new Set();
+		this.sendTimes = new Map();
 	},
 
 	async started(this: BotsThis) {

@@ -57,18 +57,26 @@ export const MAX_SEND_ATTEMPTS = 8;
 /** The longest pause a 429's retry_after gets. */
 export const MAX_RETRY_AFTER_SECONDS = 3_600;
 
+/** How soon a chat (or a bot at its limit) whose sends are all still unanswered is looked at again. */
+const IN_FLIGHT_RECHECK_MS = 100;
+
 /**
- * The sends this sender made, at the moment they went out. The shared slots count from when they
- * were taken, and a send can leave well after (its claim waiting for the database's writer): two
- * sends then reach Telegram closer together than the slots allowed. Checked before a slot is taken,
- * these times keep the real gaps. In-process is enough: one sender per bot, cluster-wide.
+ * The sends this sender made, counted from when Telegram answered them. The shared slots count from
+ * when they were taken, and a send can reach Telegram well after (its claim waiting for the
+ * database's writer, other sends of the bot in flight beside it): sends then arrive closer together
+ * than the slots allowed. Telegram counts a request at some moment before its answer, so a window
+ * counted from the answers always holds; a send still unanswered counts as happening now. Checked
+ * before a slot is taken. In-process is enough: one sender per bot, cluster-wide.
  */
 export class SendTimes {
 	private readonly byChat = new Map<number, number[]>();
 	private readonly byBot: number[] = [];
+	private readonly unanswered = new Map<number, number>();
+	private unansweredTotal = 0;
 
-	/** Milliseconds until a send to this chat keeps every limit counted from real send times (0: now). */
+	/** Milliseconds until a send to this chat keeps every limit (0: now). */
 	waitMs(chatId: number, kind: ChatKind, now = Date.now()): number {
+		if ((this.unanswered.get(chatId) ?? 0) > 0) return IN_FLIGHT_RECHECK_MS;
 		const chat = this.byChat.get(chatId) ?? [];
 		let wait = 0;
 		const last = chat[chat.length - 1];
@@ -76,13 +84,28 @@ export class SendTimes {
 		if (kind === "group" && chat.length >= FLOOD_LIMITS.perGroupPerMinute) {
 			wait = Math.max(wait, chat[chat.length - FLOOD_LIMITS.perGroupPerMinute]! + 60_000 + WINDOW_MARGIN.perMinuteMs - now);
 		}
-		if (this.byBot.length >= FLOOD_LIMITS.perBotPerSecond) {
-			wait = Math.max(wait, this.byBot[this.byBot.length - FLOOD_LIMITS.perBotPerSecond]! + 1_000 + WINDOW_MARGIN.perSecondMs - now);
+		// The bot's last 30 sends, unanswered ones included: the oldest answered among them must have left the window.
+		const answeredInWindow = FLOOD_LIMITS.perBotPerSecond - this.unansweredTotal;
+		if (answeredInWindow <= 0) wait = Math.max(wait, IN_FLIGHT_RECHECK_MS);
+		else if (this.byBot.length >= answeredInWindow) {
+			wait = Math.max(wait, this.byBot[this.byBot.length - answeredInWindow]! + 1_000 + WINDOW_MARGIN.perSecondMs - now);
 		}
 		return wait;
 	}
 
+	/** A send to this chat went out; record() it once answered (or failed). */
+	started(chatId: number): void {
+		this.unanswered.set(chatId, (this.unanswered.get(chatId) ?? 0) + 1);
+		this.unansweredTotal += 1;
+	}
+
 	record(chatId: number, at = Date.now()): void {
+		const unanswered = this.unanswered.get(chatId) ?? 0;
+		if (unanswered > 0) {
+			if (unanswered === 1) this.unanswered.delete(chatId);
+			else this.unanswered.set(chatId, unanswered - 1);
+			this.unansweredTotal -= 1;
+		}
 		const chat = this.byChat.get(chatId) ?? [];
 		chat.push(at);
 		if (chat.length > FLOOD_LIMITS.perGroupPerMinute) chat.shift();
@@ -95,4 +118,3 @@ export class SendTimes {
 		}
 	}
 }
-

@@ -21,7 +21,8 @@ import type { SharedState } from "../../lib/state";
 import { TelegramApiError, TelegramNetworkError, type TelegramClient, type TelegramMessage } from "../../lib/telegram/client";
 import { allocateSeqs, insertEvents, type GatewayEvent } from "../broker/event-log";
 import { messageView, type MessageRow } from "../chats/views";
-import { MAX_RETRY_AFTER_SECONDS, MAX_SEND_ATTEMPTS, pause, pausedFor, reserveSend, retryDelayMs, SendTimes, type ChatKind } from "./flood";
+import type { SendTimes} from "./flood";
+import { MAX_RETRY_AFTER_SECONDS, MAX_SEND_ATTEMPTS, pause, pausedFor, reserveSend, retryDelayMs, type ChatKind } from "./flood";
 import { claimRow, heldElsewhereFor, releaseRow, whileClaimed } from "./queue-claims";
 import { botToken } from "./registry";
 
@@ -40,12 +41,20 @@ export interface SenderDeps {
 	logger: LoggerInstance;
 	/** Who claims queue rows: unique per sender process. */
 	owner: string;
+	/** This bot's recent sends (flood.ts), kept by the caller between drains. */
+	sendTimes: SendTimes;
 	/** Called after each commit: the events to publish and the messages that left the queue. */
 	settled(events: GatewayEvent[], settled: Settled[]): Promise<void>;
 }
 
 /** Chats whose first message is looked at per pass. */
 const BATCH = 200;
+/**
+ * Sends of one bot in flight at once, each to a different chat (a pass takes one message per chat):
+ * one at a time, a round trip of 100 ms to Telegram held a bot to 10 messages/s, a third of what
+ * Telegram allows. The flood limits are reserved before each send, so they hold all the same.
+ */
+const SENDS_IN_FLIGHT = 8;
 const SEND_TIMEOUT_MS = 10_000;
 
 /**
@@ -61,18 +70,42 @@ export async function drainBotQueue(deps: SenderDeps, botId: number, signal: Abo
 	const bot = await db.models.Bot.findByPk(botId, { raw: true });
 	if (!bot) return;
 	const token = botToken(deps.keys, bot);
-	const sendTimes = new SendTimes();
+	const { sendTimes } = deps;
 	while (!signal.aborted) {
 		if (!(await stillActive(deps, botId))) return;
 		const rows = await dueChatHeads(db, botId);
 		if (rows.length === 0) return;
-		// A chat whose earlier message must wait (flood limits, or another sender holding it: a node
-		// that lost its lease mid-send, or died) holds back its later ones: order per chat is kept.
-		const heldBack = new Set<number>();
-		let nextTry = Number.POSITIVE_INFINITY;
-		let sent = 0;
+		const { sent, nextTry } = await sendPass(deps, { botId, token, sendTimes, signal }, rows);
+		if (signal.aborted) return;
+		if (sent === 0) await sleep(Math.min(Number.isFinite(nextTry) ? nextTry : 1_000, 1_000), signal);
+	}
+}
+
+interface BotSending {
+	botId: number;
+	token: string;
+	sendTimes: SendTimes;
+	signal: AbortSignal;
+}
+
+/**
+ * One pass over the chats' first messages: each that the flood limits and the claims allow is sent,
+ * up to SENDS_IN_FLIGHT at once. Returns how many went, and when a held-back chat may go next, once
+ * every send it started has ended (and been recorded).
+ */
+async function sendPass(deps: SenderDeps, bot: BotSending, rows: OutboundQueueItem[]): Promise<{ sent: number; nextTry: number }> {
+	const { db } = deps;
+	const { botId, token, sendTimes, signal } = bot;
+	// A chat whose earlier message must wait (flood limits, or another sender holding it: a node
+	// that lost its lease mid-send, or died) holds back its later ones: order per chat is kept.
+	const heldBack = new Set<number>();
+	let nextTry = Number.POSITIVE_INFINITY;
+	let sent = 0;
+	const sends = new SendPool(SENDS_IN_FLIGHT);
+	try {
 		for (const row of rows) {
-			if (signal.aborted) return;
+			await sends.room();
+			if (signal.aborted) break;
 			const chatId = Number(row.chat_telegram_id);
 			if (heldBack.has(chatId)) continue;
 			const heldElsewhere = heldElsewhereFor(row, deps.owner);
@@ -83,7 +116,7 @@ export async function drainBotQueue(deps: SenderDeps, botId: number, signal: Abo
 			}
 			const paused = await pausedFor(deps.state, botId);
 			if (paused > 0) await sleep(paused, signal);
-			if (signal.aborted) return;
+			if (signal.aborted) break;
 			// Real send times first: a slot taken while they say wait would be spent for nothing.
 			const localWait = sendTimes.waitMs(chatId, row.chat_kind as ChatKind);
 			const waitMs = localWait > 0 ? localWait : await reserveSend(deps.state, botId, chatId, row.chat_kind as ChatKind);
@@ -96,11 +129,40 @@ export async function drainBotQueue(deps: SenderDeps, botId: number, signal: Abo
 				heldBack.add(chatId);
 				continue;
 			}
-			sendTimes.record(chatId);
-			await whileClaimed(db, deps.owner, Number(row.message_id), () => sendOne(deps, token, botId, row));
+			sendTimes.started(chatId);
+			sends.start(() => whileClaimed(db, deps.owner, Number(row.message_id), () => sendOne(deps, token, botId, row, () => sendTimes.record(chatId))));
 			sent += 1;
 		}
-		if (sent === 0) await sleep(Math.min(Number.isFinite(nextTry) ? nextTry : 1_000, 1_000), signal);
+	} finally {
+		await sends.settled();
+	}
+	return { sent, nextTry };
+}
+
+/** Up to `size` sends at once; the first failure is thrown by settled(), once all have ended. */
+class SendPool {
+	private readonly running = new Set<Promise<void>>();
+	private failure: { error: unknown } | null = null;
+
+	constructor(private readonly size: number) {}
+
+	start(send: () => Promise<void>): void {
+		const running: Promise<void> = send()
+			.catch((error: unknown) => {
+				this.failure ??= { error };
+			})
+			.finally(() => this.running.delete(running));
+		this.running.add(running);
+	}
+
+	/** Resolves once another send may start. */
+	async room(): Promise<void> {
+		while (this.running.size >= this.size) await Promise.race(this.running);
+	}
+
+	async settled(): Promise<void> {
+		await Promise.all(this.running);
+		if (this.failure) throw this.failure.error;
 	}
 }
 
@@ -134,15 +196,17 @@ async function stillActive(deps: SenderDeps, botId: number): Promise<boolean> {
 	return false;
 }
 
-async function sendOne(deps: SenderDeps, token: string, botId: number, row: OutboundQueueItem): Promise<void> {
-	const request = JSON.parse(row.request) as Record<string, unknown>;
+/** Sends one message and records the outcome; `answered` runs once Telegram answered (or did not). */
+async function sendOne(deps: SenderDeps, token: string, botId: number, row: OutboundQueueItem, answered: () => void): Promise<void> {
 	let message: TelegramMessage;
 	try {
-		message = await deps.telegram.sendMessage(token, request, { timeoutMs: SEND_TIMEOUT_MS });
+		message = await deps.telegram.sendMessage(token, JSON.parse(row.request) as Record<string, unknown>, { timeoutMs: SEND_TIMEOUT_MS });
 	} catch (err) {
+		answered();
 		await handleFailure(deps, botId, row, err);
 		return;
 	}
+	answered();
 	await recordSent(deps, botId, row, message);
 }
 

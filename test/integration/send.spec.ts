@@ -500,6 +500,28 @@ describe("sending: pacing within Telegram's flood limits", () => {
 		for (const [i, chat] of chats.entries()) expect(sentWithText(t, `fan-out ${i}`).map((r) => r.chat_id)).toEqual([chat.telegramId]);
 	}, 60_000);
 
+	it("sends to different chats overlap while Telegram answers slowly (at most 8 at once), and each chat keeps its order", async () => {
+		const chats = [];
+		for (let i = 0; i < 12; i++) chats.push(await newChat(bot));
+		t.telegram.setLatency(300);
+		t.telegram.peakCallsInFlight = 0;
+		try {
+			const answers = await Promise.all(chats.flatMap((chat) => [sender(t)(chat.chatId, { text: `slow ${chat.chatId} a` }), sender(t)(chat.chatId, { text: `slow ${chat.chatId} b` })]));
+			for (const res of answers) await waitForStatus(t, res.body.id, "sent", 20_000);
+			// One at a time, a bot sent a message per round trip: with 300 ms each, about 3 a second.
+			expect(t.telegram.peakCallsInFlight).toBeGreaterThan(1);
+			expect(t.telegram.peakCallsInFlight).toBeLessThanOrEqual(8);
+			for (const chat of chats) {
+				// In the order the gateway took them (the two requests raced each other).
+				const queued = answers.filter((res) => res.body.chat_id === chat.chatId).sort((a, b) => a.body.id - b.body.id);
+				expect(t.telegram.sent.filter((r) => r.chat_id === chat.telegramId).map((r) => r.params.text)).toEqual(queued.map((res) => res.body.text));
+			}
+			expect(t.telegram.floodRefusals).toEqual([]);
+		} finally {
+			t.telegram.setLatency(0);
+		}
+	}, 60_000);
+
 	it("40 messages to 40 private chats: never more than 30 in a second for the bot, no 429", async () => {
 		const refusals = t.telegram.floodRefusals.length;
 		const chats = [];

@@ -53,6 +53,9 @@ export class TelegramDouble {
 	readonly calls: Record<string, number> = Object.create(null) as Record<string, number>;
 	readonly getUpdatesCalls: GetUpdatesCall[] = [];
 	readonly floodRefusals: FloodRefusal[] = [];
+	/** Bot API calls being answered right now, and the most there were at once (tests may reset it). */
+	private callsInFlight = 0;
+	peakCallsInFlight = 0;
 	private readonly options: Required<TelegramDoubleOptions>;
 	private readonly bots = new Map<string, BotState>();
 	private readonly pushers = new Map<string, WebhookPusher>();
@@ -263,7 +266,14 @@ export class TelegramDouble {
 		try {
 			const url = new URL(req.url ?? "/", "http://127.0.0.1");
 			if (url.pathname.startsWith("/_double/")) await this.control(req, res, url);
-			else await this.botApi(req, res, url, request.signal);
+			else {
+				this.peakCallsInFlight = Math.max(this.peakCallsInFlight, ++this.callsInFlight);
+				try {
+					await this.botApi(req, res, url, request.signal);
+				} finally {
+					this.callsInFlight -= 1;
+				}
+			}
 		} catch (error) {
 			if (request.signal.aborted) res.destroy();
 			else if (error instanceof ApiError) sendError(res, error);

@@ -1,4 +1,4 @@
-/** Flood pacing kept from real send times, and the cap on a 429's pause. */
+/** Flood pacing kept from when Telegram answered sends, and the cap on a 429's pause. */
 import { MAX_RETRY_AFTER_SECONDS, pause, pausedFor, SendTimes } from "../../services/bots/flood";
 import { createMemoryState } from "../../lib/state/memory";
 
@@ -20,6 +20,25 @@ describe("SendTimes", () => {
 		for (let chat = 0; chat < 30; chat++) bot.record(chat, 5_000 + chat);
 		expect(bot.waitMs(99, "private", 5_100)).toBe(5_000 + 1_150 - 5_100);
 		expect(bot.waitMs(99, "private", 6_200)).toBe(0);
+	});
+
+	it("counts a send still unanswered as happening now: its chat waits, and it takes one of the bot's 30", () => {
+		const times = new SendTimes();
+		times.started(1);
+		expect(times.waitMs(1, "private", 10_000)).toBe(100);
+		expect(times.waitMs(2, "private", 10_000)).toBe(0);
+		times.record(1, 10_300);
+		expect(times.waitMs(1, "private", 10_300)).toBe(1_150);
+
+		const bot = new SendTimes();
+		for (let chat = 0; chat < 25; chat++) bot.record(chat, 5_000 + chat);
+		for (let chat = 100; chat < 105; chat++) bot.started(chat);
+		// 25 answered and 5 in flight: the oldest answered one must leave the window first.
+		expect(bot.waitMs(99, "private", 5_100)).toBe(5_000 + 1_150 - 5_100);
+		expect(bot.waitMs(99, "private", 6_200)).toBe(0);
+		for (let chat = 105; chat < 130; chat++) bot.started(chat);
+		// 30 in flight: wait for answers.
+		expect(bot.waitMs(99, "private", 9_000)).toBe(100);
 	});
 });
 

@@ -10,7 +10,7 @@ import type { Context, Service, ServiceSchema } from "moleculer";
 import ApiGateway from "moleculer-web";
 import type { ApiSettingsSchema } from "moleculer-web";
 import { LoadingCache } from "../lib/loading-cache";
-import { fail, isClientError } from "../lib/errors";
+import { fail, GatewayError, isClientError } from "../lib/errors";
 import { metricsOf, observeHttpRequests, sendMetrics } from "../lib/metrics";
 import type { GatewayMeta } from "../lib/meta";
 import { readinessChecks, readinessReport } from "../lib/readiness";
@@ -72,6 +72,7 @@ interface GatewayInternals {
 	regenerateAutoAliases(route: unknown): void;
 }
 const generateAutoAliases = ApiGateway.methods!.regenerateAutoAliases as (this: unknown, route: unknown) => void;
+const gatewayRestHandler = (ApiGateway.actions!.rest as { handler: (this: unknown, ctx: Context) => unknown }).handler;
 
 function onError(this: ApiThis, req: IncomingMessage & { $ctx?: Context }, res: ServerResponse, err: unknown): void {
 	const apiError = sendError(res, err);
@@ -178,6 +179,19 @@ const ApiService: ServiceSchema<ApiSettingsSchema, ApiThis> = {
 		// The HTTP request itself is never retried: its body is consumed, and calls it makes retry on their own.
 		rest: {
 			retryPolicy: { enabled: false },
+			/**
+			 * moleculer-web routes an OPTIONS request to the action of its Access-Control-Request-Method
+			 * (GET without one), CORS or not: a browser's preflight would revoke a key or delete a user.
+			 * No CORS is offered, so OPTIONS serves nothing.
+			 */
+			handler(this: ApiThis, ctx: Context<{ req: IncomingMessage & { $ctx?: Context }; res: ServerResponse & { $ctx?: Context } }>) {
+				const { req, res } = ctx.params;
+				if (req.method !== "OPTIONS") return gatewayRestHandler.call(this, ctx);
+				req.$ctx = ctx;
+				res.$ctx = ctx;
+				if (ctx.requestID) res.setHeader("X-Request-ID", ctx.requestID);
+				throw new GatewayError("NOT_FOUND", "No route answers OPTIONS (CORS is not offered)");
+			},
 			// moleculer-web names the span and tags it with the URL as sent, query and webhook path included.
 			tracing: {
 				tags: (ctx: Context, ...response: unknown[]) => {

@@ -40,9 +40,37 @@ async function manageableKey(this: AuthThis, principal: Principal, id: number): 
 	if (owner) {
 		const target = apiKeyPrincipal({ id: key.id, name: key.name, scopes: parseScopes(key.scopes), rate_limit: key.rate_limit }, owner);
 		const beyond = powersBeyond(principal, target);
+		// A key also holds its lifetime and rate: an expiring or slower key may not take over one without those bounds.
+		if (principal.type === "api_key") {
+			const keyExpiry = key.expires_at ? new Date(key.expires_at).getTime() : null;
+			if (principal.expires_at !== undefined && (keyExpiry === null || keyExpiry > principal.expires_at)) beyond.push("a later expiry");
+			if (target.rate_limit > principal.rate_limit) beyond.push("a higher rate limit");
+		}
 		if (beyond.length > 0) throw fail.forbidden(`This key can do what you cannot (${beyond.join(", ")}): only a principal holding all of it may rotate or revoke it`);
 	}
 	return key;
+}
+
+/** The latest expiry a key may have: DATETIME columns (MySQL) end with the year 9999. */
+const LATEST_EXPIRY_MS = Date.UTC(9999, 11, 31, 23, 59, 59);
+
+/**
+ * A key made by a key expires no later and is limited no higher than its maker (it would outlive a
+ * key meant to be short-lived, or lift its rate limit); without them it takes its maker's.
+ */
+function keyLimitsFor(maker: Principal, expiresAt: number | null, rateLimit: number | null): { expires_at: number | null; rate_limit: number | null } {
+	if (expiresAt !== null && expiresAt > LATEST_EXPIRY_MS) {
+		throw fail.validation([{ field: "expires_at", message: "The 'expires_at' field must be a time before the year 10000." }]);
+	}
+	if (maker.type !== "api_key") return { expires_at: expiresAt, rate_limit: rateLimit };
+	const makerExpiry = maker.expires_at ?? null;
+	if (expiresAt !== null && makerExpiry !== null && expiresAt > makerExpiry) {
+		throw fail.validation([{ field: "expires_at", message: `The 'expires_at' field must not be later than the creating key's (${new Date(makerExpiry).toISOString()}).` }]);
+	}
+	if (rateLimit !== null && rateLimit > maker.rate_limit) {
+		throw fail.validation([{ field: "rate_limit", message: `The 'rate_limit' field must not be above the creating key's (${maker.rate_limit}).` }]);
+	}
+	return { expires_at: expiresAt ?? makerExpiry, rate_limit: rateLimit ?? maker.rate_limit };
 }
 
 /** Inserts a fresh secret for a key (new or rotated); retries the rare prefix collision. */
@@ -94,6 +122,7 @@ export const apiKeyActions: AuthActions = {
 				if (expires_at && expires_at.getTime() <= Date.now()) {
 					throw fail.validation([{ field: "expires_at", message: "The 'expires_at' field must be in the future." }]);
 				}
+				const limits = keyLimitsFor(principal, expires_at?.getTime() ?? null, rate_limit ?? null);
 				const { row, key } = await withFreshSecret(async (secret) => ({
 					key: secret.key,
 					row: await this.runtime.db.models.ApiKey.create({
@@ -102,8 +131,8 @@ export const apiKeyActions: AuthActions = {
 						prefix: secret.prefix,
 						key_hash: secret.hash,
 						scopes: scopes ? JSON.stringify(scopes) : null,
-						rate_limit: rate_limit ?? null,
-						expires_at: expires_at ?? null,
+						rate_limit: limits.rate_limit,
+						expires_at: limits.expires_at === null ? null : new Date(limits.expires_at),
 						revoked_at: null,
 						last_used_at: null,
 					}),

@@ -1,11 +1,12 @@
 /** Users CRUD (admin only): POST/GET /users, GET/PATCH/DELETE /users/:id. */
 import { Op } from "sequelize";
+import type { Database } from "../../lib/db/connection";
 import { fail } from "../../lib/errors";
 import { principalOf, respondCreated, respondWith, type GatewayContext } from "../../lib/meta";
 import { decodeCursor, pageParams, toPage } from "../../lib/paging";
 import { hashSecret } from "./passwords";
-import { ROLES, type RoleName } from "./principal";
-import { lockAdminRole, otherActiveAdmins, rolesByUser, setRoles, userView } from "./users";
+import { powersBeyond, ROLES, type Principal, type RoleName } from "./principal";
+import { lockAdminRole, otherActiveAdmins, powersOfRoles, rolesByUser, setRoles, userView } from "./users";
 import type { AuthActions, AuthThis } from "./context";
 import { ID } from "../../lib/validator";
 
@@ -36,6 +37,24 @@ async function viewOf(this: AuthThis, id: number) {
 	return userView(user, (await rolesByUser(db, [user.id])).get(user.id) ?? []);
 }
 
+/**
+ * A principal gives no user more than it holds itself: an admin's API key narrowed to users:write
+ * could otherwise create an admin (or reset an admin's password) and log in as one.
+ */
+async function mayGrantRoles(db: Database, principal: Principal, roles: RoleName[]): Promise<void> {
+	const beyond = powersBeyond(principal, await powersOfRoles(db, roles));
+	if (beyond.length > 0) throw fail.forbidden(`These roles can do what you cannot (${beyond.join(", ")})`);
+}
+
+/** Changing or deleting a user who can do more than the caller is refused (as rotating such a key is). */
+async function mayManageUser(this: AuthThis, principal: Principal, userId: number): Promise<void> {
+	const target = await this.userPrincipal(userId);
+	// A disabled or missing user can do nothing: anyone with users:write may manage it.
+	if (!target) return;
+	const beyond = powersBeyond(principal, target);
+	if (beyond.length > 0) throw fail.forbidden(`User ${userId} can do what you cannot (${beyond.join(", ")})`);
+}
+
 export const userActions: AuthActions = {
 	actions: {
 		createUser: {
@@ -46,6 +65,7 @@ export const userActions: AuthActions = {
 			async handler(this: AuthThis, ctx: GatewayContext<CreateUserParams>) {
 				const { db } = this.runtime;
 				const { username, password, email, roles = ["viewer"] } = ctx.params;
+				await mayGrantRoles(db, principalOf(ctx), roles);
 				const passwordHash = await hashSecret(password);
 				let id: number;
 				try {
@@ -107,6 +127,8 @@ export const userActions: AuthActions = {
 			async handler(this: AuthThis, ctx: GatewayContext<UpdateUserParams>) {
 				const { db } = this.runtime;
 				const { id, password, email, roles, is_active } = ctx.params;
+				await mayManageUser.call(this, principalOf(ctx), id);
+				if (roles !== undefined) await mayGrantRoles(db, principalOf(ctx), roles);
 				const passwordHash = password !== undefined ? await hashSecret(password) : undefined;
 				try {
 					const losesAdmin = (roles !== undefined && !roles.includes("admin")) || is_active === false;
@@ -156,6 +178,7 @@ export const userActions: AuthActions = {
 				const { db } = this.runtime;
 				const { id } = ctx.params;
 				if (principalOf(ctx).user_id === id) throw fail.conflict("You cannot delete yourself");
+				await mayManageUser.call(this, principalOf(ctx), id);
 				await db.transaction(async (transaction) => {
 					await lockAdminRole(db, transaction);
 					const user = await db.models.User.findByPk(id, { transaction });

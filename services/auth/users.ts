@@ -46,6 +46,16 @@ export async function loadUserPrincipal(db: Database, userId: number, rateLimit?
 	return userPrincipal({ id: userId, username: rows[0]!.username }, roles, permissions, rateLimit);
 }
 
+/** What a user with these roles could do: their permissions, and admin (past every chat grant). */
+export async function powersOfRoles(db: Database, roles: RoleName[]): Promise<Pick<Principal, "permissions" | "is_admin">> {
+	if (roles.length === 0) return { permissions: [], is_admin: false };
+	const rows = await db.sequelize.query<{ name: string }>(
+		`SELECT DISTINCT p.name FROM roles r JOIN role_permissions rp ON rp.role_id = r.id JOIN permissions p ON p.id = rp.permission_id WHERE r.name IN (:roles)`,
+		{ type: QueryTypes.SELECT, replacements: { roles } },
+	);
+	return { permissions: rows.map((r) => r.name).sort(), is_admin: roles.includes("admin") };
+}
+
 export async function rolesByUser(db: Database, userIds: number[], transaction?: Transaction): Promise<Map<number, string[]>> {
 	const result = new Map<number, string[]>(userIds.map((id) => [id, []]));
 	if (userIds.length === 0) return result;

@@ -184,6 +184,25 @@ describe("users", () => {
 		expect(await userRow(second.id)).toBeNull();
 	});
 
+	it("an admin's key narrowed to users:* gives no user more than it holds: no admin, no operator, no takeover of an admin (403, nothing changed)", async () => {
+		const narrowed = await createKey(gw.baseUrl, admin, { name: "user-manager", scopes: ["users:read", "users:write"] });
+		const before = await users();
+		for (const roles of [["admin"], ["operator"], ["viewer"]]) {
+			expectApiError(await post({ username: `escalate-${roles[0]}`, password: "password-long-enough", roles }, narrowed.key), 403, "FORBIDDEN");
+		}
+		expect(await users()).toBe(before);
+		const hashBefore = (await userRow(adminId))!.password_hash;
+		expectApiError(await patch(adminId, { password: "taken-over-password" }, narrowed.key), 403, "FORBIDDEN");
+		expect((await userRow(adminId))!.password_hash).toBe(hashBefore);
+		const other = await createUser(gw, admin, ["admin"]);
+		expectApiError(await api(gw.baseUrl, "DELETE", `/users/${other.id}`, narrowed.key), 403, "FORBIDDEN");
+		expect(await userRow(other.id)).not.toBeNull();
+		// The admin's unscoped key, and the admin, still may.
+		const full = await createKey(gw.baseUrl, admin, { name: "full" });
+		const created = await post({ username: "made-by-full-key", password: "password-long-enough", roles: ["operator"] }, full.key);
+		expect(created.status).toBe(201);
+	});
+
 	it("a viewer (and an operator) get 403 on /users, and nothing is created", async () => {
 		const viewer = await createUser(gw, admin, ["viewer"]);
 		const operator = await createUser(gw, admin, ["operator"]);

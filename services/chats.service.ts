@@ -13,6 +13,7 @@ import { principalKey } from "./auth/principal";
 import type { Right } from "./auth/grants";
 import type { Settled } from "./bots/sender";
 import { chatView, messageView, type MessageRow, type MessageView } from "./chats/views";
+import { historyWindow, nextHistoryCursor } from "./chats/history";
 import { ID } from "../lib/validator";
 
 const SEQ = { type: "number", integer: true, min: 0, convert: true, optional: true } as const;
@@ -91,8 +92,8 @@ const ChatsService: ServiceSchema<ServiceSettingSchema, ChatsThis> = {
 		},
 
 		/**
-		 * History, newest first; with `after_seq`, oldest first from there. `next_cursor` continues in
-		 * the same direction.
+		 * History, newest first; with `after_seq`, oldest first from there (up to `before_seq` when
+		 * given). `next_cursor` alone continues in the same direction and bounds (chats/history.ts).
 		 */
 		messages: {
 			rest: "GET /chats/:id/messages",
@@ -104,21 +105,19 @@ const ChatsService: ServiceSchema<ServiceSettingSchema, ChatsThis> = {
 				if (!chat) throw fail.notFound("Chat");
 				await this.requireChat(ctx, id, "can_read");
 				const limit = ctx.params.limit ?? 50;
-				const cursor = decodeCursor(ctx.params.cursor);
-				const ascending = after_seq !== undefined;
+				const window = historyWindow({ after_seq, before_seq }, ctx.params.cursor);
 				const bounds: Record<symbol, number> = { [Op.ne]: null as unknown as number };
-				if (ascending) bounds[Op.gt] = cursor ?? after_seq;
-				else {
-					const before = cursor ?? before_seq;
-					if (before !== undefined) bounds[Op.lt] = before;
-				}
-				const rows = await this.runtime.db.models.Message.findAll({
+				if (window.after !== undefined) bounds[Op.gt] = window.after;
+				if (window.before !== undefined) bounds[Op.lt] = window.before;
+				const rows = (await this.runtime.db.models.Message.findAll({
 					where: { chat_id: id, seq: bounds },
-					order: [["seq", ascending ? "ASC" : "DESC"]],
+					order: [["seq", window.ascending ? "ASC" : "DESC"]],
 					limit: limit + 1,
 					raw: true,
-				});
-				return toPage(rows as unknown as MessageRow[], limit, (m) => Number(m.seq), messageView);
+				})) as unknown as MessageRow[];
+				const more = rows.length > limit;
+				const page = more ? rows.slice(0, limit) : rows;
+				return { data: page.map(messageView), next_cursor: more ? nextHistoryCursor(window, Number(page[page.length - 1]!.seq)) : null };
 			},
 		},
 

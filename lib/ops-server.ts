@@ -5,6 +5,7 @@
 import { createServer, type Server } from "node:http";
 import type { ServiceBroker } from "moleculer";
 import { sendMetrics } from "./metrics";
+import { requestIdFor } from "./request-id";
 import { readinessChecks, readinessReport, type NodePhase } from "./readiness";
 import type { Runtime } from "./runtime";
 
@@ -18,11 +19,13 @@ export async function startOpsServer(broker: ServiceBroker, runtime: Runtime): P
 	let phase: NodePhase = "serving";
 	const server = createServer((req, res) => {
 		const path = (req.url ?? "").split("?")[0];
+		// As on an api node: every answer names its request, and what is not served is a 404.
+		res.setHeader("X-Request-Id", requestIdFor(req.headers["x-request-id"]));
 		const send = (status: number, body: unknown) => {
 			res.writeHead(status, { "Content-Type": "application/json; charset=utf-8" });
 			res.end(JSON.stringify(body));
 		};
-		if (req.method !== "GET") return send(405, { error: { code: "BAD_REQUEST", message: "Only GET is served here" } });
+		if (req.method !== "GET") return send(404, { error: { code: "NOT_FOUND", message: `Not found: this node serves GET /health, /ready and /metrics only` } });
 		if (path === "/health") return send(200, { status: "ok", node: broker.nodeID, uptime_seconds: Math.round(process.uptime()) });
 		if (path === "/metrics") return void sendMetrics(broker, runtime.config, req, res);
 		if (path === "/ready") {

@@ -2,13 +2,11 @@
  * Plain HTTP helpers of the REST gateway: request ids, the body-type guard, JSON parsing without
  * prototype keys (lib/json), client addresses, and writing the API's error shape.
  */
-import { randomUUID } from "node:crypto";
 import bodyParser from "body-parser";
 import type { IncomingMessage, ServerResponse } from "node:http";
 import { GatewayError, toApiError, type ApiError } from "../../lib/errors";
 import { MAX_JSON_DEPTH, sanitizeJson } from "../../lib/json";
 
-const REQUEST_ID = /^[A-Za-z0-9._:-]{1,128}$/;
 
 /**
  * A request's path as traces may show it: no query (`?api_key=` and `?token=` carry credentials) and
@@ -19,11 +17,7 @@ export function traceablePath(url: string | undefined): string {
 	return path.replace(/\/webhook\/[^/]+/, "/webhook/:path");
 }
 
-/** Keeps a caller's X-Request-Id when it is a sane token, otherwise makes one. */
-export function requestIdFor(header: string | string[] | undefined): string {
-	const value = Array.isArray(header) ? header[0] : header;
-	return value && REQUEST_ID.test(value) ? value : randomUUID();
-}
+export { requestIdFor } from "../../lib/request-id";
 
 export const JSON_TYPE = "application/json";
 export const FORM_TYPE = "application/x-www-form-urlencoded";

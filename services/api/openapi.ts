@@ -98,6 +98,15 @@ function errorRef(status: number): Schema {
 	return { $ref: `#/components/responses/Error${status}` };
 }
 
+/**
+ * The body encodings a route takes: /api/v1 (the authenticated route) reads form bodies as well as
+ * JSON, and a secured operation's body may carry the credential as `api_key` (API.md).
+ */
+function requestContent(body: Schema, takesForms: boolean, secured: boolean): Schema {
+	const schema = secured && body.type === "object" ? { ...body, properties: { ...(body.properties as Schema | undefined), api_key: { type: "string", description: "The credential, for clients that cannot set headers (taken out before the action sees the body)." } } } : body;
+	return { "application/json": { schema }, ...(takesForms ? { "application/x-www-form-urlencoded": { schema } } : {}) };
+}
+
 function buildOperation(route: RouteEntry, method: string, action: ActionEntry | undefined): Schema {
 	const { path, names } = openApiPath(route.path);
 	const params = action?.params;
@@ -161,7 +170,7 @@ function buildOperation(route: RouteEntry, method: string, action: ActionEntry |
 		tags: [route.action ? route.action.split(".")[0] : "gateway"],
 		security: secured ? ALL_CREDENTIALS : [],
 		...(parameters.length > 0 ? { parameters } : {}),
-		...(body ? { requestBody: { required: bodyRequired, content: { "application/json": { schema: body } } } } : {}),
+		...(body ? { requestBody: { required: bodyRequired, content: requestContent(body, route.authenticated, secured) } } : {}),
 		responses,
 		...(route.action ? { "x-moleculer-action": route.action } : {}),
 		...(action?.permission ? { "x-permission": action.permission } : {}),

@@ -64,7 +64,7 @@ export class GatewayMetrics {
 	readonly updatesRejected = new Counter({ name: "tgw_telegram_updates_rejected_total", help: "Telegram webhook pushes refused before the store, by reason", labelNames: ["reason"] as const, ...this.reg });
 	readonly eventsEmitted = new Counter({ name: "tgw_events_emitted_total", help: "Events of the event log published to the cluster, by type", labelNames: ["type"] as const, ...this.reg });
 	readonly webhookDeliveries = new Counter({ name: "tgw_webhook_deliveries_total", help: "Webhook delivery attempts recorded, by outcome (succeeded, retry, dead, gone)", labelNames: ["outcome"] as const, ...this.reg });
-	readonly rateLimited = new Counter({ name: "tgw_rate_limited_total", help: "Requests refused with 429, by limit (principal, auth_failures)", labelNames: ["limit"] as const, ...this.reg });
+	readonly rateLimited = new Counter({ name: "tgw_rate_limited_total", help: "Requests refused with 429, by limit (principal, auth_failures, login)", labelNames: ["limit"] as const, ...this.reg });
 
 	private readonly samplers = new Map<SampledGauge, Map<string, Sampler>>();
 

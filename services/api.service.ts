@@ -74,6 +74,25 @@ interface GatewayInternals {
 const generateAutoAliases = ApiGateway.methods!.regenerateAutoAliases as (this: unknown, route: unknown) => void;
 const gatewayRestHandler = (ApiGateway.actions!.rest as { handler: (this: unknown, ctx: Context) => unknown }).handler;
 
+/**
+ * moleculer-web starts listening with a callback that only ever hears success: a PORT already in use
+ * is logged and its started() never settles, so the node hung instead of failing to start. Here a
+ * listen error reaches that callback.
+ */
+function failListenOnError(server: Server): void {
+	const listen = server.listen.bind(server) as (...args: unknown[]) => Server;
+	server.listen = ((...args: unknown[]) => {
+		const callback = args[args.length - 1];
+		if (typeof callback !== "function") return listen(...args);
+		const onError = (err: Error) => (callback as (err?: Error) => void)(err);
+		server.once("error", onError);
+		return listen(...args.slice(0, -1), () => {
+			server.removeListener("error", onError);
+			(callback as () => void)();
+		});
+	}) as Server["listen"];
+}
+
 function onError(this: ApiThis, req: IncomingMessage & { $ctx?: Context }, res: ServerResponse, err: unknown): void {
 	const apiError = sendError(res, err);
 	if (!isClientError(err)) {
@@ -374,6 +393,7 @@ const ApiService: ServiceSchema<ApiSettingsSchema, ApiThis> = {
 		this.principals = new LoadingCache({ max: 20_000, ttlMs: REVOCABLE_TTL_MS, ttlOf: (p) => Math.min(REVOCABLE_TTL_MS, (p.expires_at ?? Infinity) - Date.now()) });
 		this.settings.port = this.runtime.config.port;
 		this.settings.ip = this.runtime.config.host;
+		failListenOnError(this.server);
 		observeHttpRequests(this.server, metricsOf(this.broker));
 	},
 };

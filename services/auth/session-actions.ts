@@ -1,5 +1,6 @@
 /** Logging in and out, refreshing tokens, and turning any credential into a principal. */
 import { setTimeout as sleep } from "node:timers/promises";
+import { metricsOf } from "../../lib/metrics";
 import { fail, GatewayError } from "../../lib/errors";
 import { principalOf, respondWith, type GatewayContext } from "../../lib/meta";
 import { apiKeyPrefix, looksLikeApiKey } from "./api-keys";
@@ -121,6 +122,7 @@ export const sessionActions: AuthActions = {
 				const { state, db } = this.runtime;
 				const gate = await checkLoginAllowed(state, username, ip);
 				if (!gate.allowed) {
+					metricsOf(this.broker).rateLimited.inc({ limit: "login" });
 					if (gate.reason === "locked") await this.securityEvent("login_locked", { ip, details: { username } });
 					const seconds = Math.max(1, Math.ceil(gate.retryAfterMs / 1000));
 					throw new GatewayError(

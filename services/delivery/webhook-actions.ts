@@ -297,7 +297,9 @@ export const webhookActions: DeliveryActions = {
 				if (changed === 0) throw fail.conflict("This delivery is being attempted right now");
 				await this.broker.broadcast("delivery.wake", { webhook_id: row.id });
 				respondWith(ctx, 202);
-				return deliveryView(delivery);
+				// With its log so far, as the delivery list shows it.
+				const { WebhookAttempt } = this.runtime.db.models;
+				return deliveryView(delivery, await WebhookAttempt.findAll({ where: { delivery_id: delivery.id }, order: [["id", "ASC"]] }));
 			},
 		},
 

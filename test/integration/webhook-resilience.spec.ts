@@ -76,6 +76,8 @@ describe("webhook delivery under failure", () => {
 		const retried = await t.api<DeliveryRecord>("POST", `/webhooks/${hook.id}/deliveries/${dead!.id}/retry`);
 		expect(retried.status).toBe(202);
 		expect(retried.body).toMatchObject({ id: dead!.id, status: "pending" });
+		// With its log so far, as GET .../deliveries shows it.
+		expect((retried.body as unknown as { log: unknown[] }).log).toHaveLength(6);
 		// The breaker reopened on the 6th failure; an operator's clock moves past it.
 		if ((await breakerOf(hook.id)).state === "open") await expireBreaker(t, hook.id);
 		const done = await waitForDeliveries(t, hook.id, (l) => l[0]?.status === "succeeded", 10_000, "the retried delivery succeeded");

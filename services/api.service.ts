@@ -26,6 +26,7 @@ import { actionsFromServices, buildOpenApi, routesFromAliases, type AliasLike } 
 const BODY_LIMIT = "1mb";
 const BODY_LIMIT_BYTES = 1024 * 1024;
 const MAX_SECRET_LENGTH = 256;
+const UNAVAILABLE_LOG_EVERY_MS = 10_000;
 
 interface TelegramPushMeta {
 	telegramSecret?: string;
@@ -58,6 +59,9 @@ interface ApiLocalVars {
 	 */
 	principals: LoadingCache<string, Principal>;
 	telegramPushes: TelegramPushes;
+	/** 503 answers not yet reported, and when they last were (onError). */
+	unavailableAnswers: number;
+	unavailableLoggedAt: number;
 	/** starting until every local service has started, draining from the shutdown signal on. */
 	phase: "starting" | "serving" | "draining";
 }
@@ -95,11 +99,20 @@ function failListenOnError(server: Server): void {
 
 function onError(this: ApiThis, req: IncomingMessage & { $ctx?: Context }, res: ServerResponse, err: unknown): void {
 	const apiError = sendError(res, err);
-	if (!isClientError(err)) {
-		const path = (req.url ?? "").split("?")[0]; // never log the query: it may carry api_key or token
+	if (isClientError(err)) return;
+	const path = (req.url ?? "").split("?")[0]; // never log the query: it may carry api_key or token
+	if (apiError.status !== 503) {
 		this.logger.error(`${req.method} ${path} failed (request ${req.$ctx?.requestID ?? "-"}):`, err);
+		return;
 	}
-	void apiError;
+	// A dependency that is down answers every request 503 for as long as it is: one warning per
+	// UNAVAILABLE_LOG_EVERY_MS says so, rather than an error stack per request.
+	const now = Date.now();
+	this.unavailableAnswers += 1;
+	if (now - this.unavailableLoggedAt < UNAVAILABLE_LOG_EVERY_MS) return;
+	this.logger.warn(`${this.unavailableAnswers} request(s) answered 503 since the last report; latest ${req.method} ${path}: ${apiError.body.error.message}`);
+	this.unavailableLoggedAt = now;
+	this.unavailableAnswers = 0;
 }
 
 const ApiService: ServiceSchema<ApiSettingsSchema, ApiThis> = {
@@ -285,6 +298,8 @@ const ApiService: ServiceSchema<ApiSettingsSchema, ApiThis> = {
 		 * checked where the action runs (lib/middlewares/authorize.ts), the same for every entry point.
 		 */
 		async authenticate(this: ApiThis, ctx: Context<unknown, GatewayMeta>, _route: unknown, req: GatewayRequest, res: ServerResponse): Promise<null> {
+			// Answers carry tokens, keys and message history, and a credential may ride in the query: no cache keeps them.
+			res.setHeader("Cache-Control", "no-store");
 			const address = clientAddress(req, this.runtime.config.trustProxy);
 			ctx.meta.clientIp = address;
 			const userAgent = req.headers["user-agent"];
@@ -389,6 +404,8 @@ const ApiService: ServiceSchema<ApiSettingsSchema, ApiThis> = {
 	created(this: ApiThis) {
 		this.runtime = runtimeOf(this.broker);
 		this.phase = "starting";
+		this.unavailableAnswers = 0;
+		this.unavailableLoggedAt = 0;
 		this.telegramPushes = telegramPushes(this.broker);
 		this.principals = new LoadingCache({ max: 20_000, ttlMs: REVOCABLE_TTL_MS, ttlOf: (p) => Math.min(REVOCABLE_TTL_MS, (p.expires_at ?? Infinity) - Date.now()) });
 		this.settings.port = this.runtime.config.port;

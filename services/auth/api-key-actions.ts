@@ -151,6 +151,9 @@ export const apiKeyActions: AuthActions = {
 				const limit = ctx.params.limit ?? 50;
 				const after = decodeCursor(ctx.params.cursor);
 				const where: WhereOptions = {};
+				if (!principal.is_admin && ctx.params.user_id !== undefined && ctx.params.user_id !== principal.user_id) {
+					throw fail.forbidden("Only admins list other users' keys");
+				}
 				if (!principal.is_admin) Object.assign(where, { user_id: principal.user_id });
 				else if (ctx.params.user_id !== undefined) Object.assign(where, { user_id: ctx.params.user_id });
 				if (after !== null) Object.assign(where, { id: { [Op.gt]: after } });
@@ -192,6 +195,8 @@ export const apiKeyActions: AuthActions = {
 			async handler(this: AuthThis, ctx: GatewayContext<{ id: number }>) {
 				const key = await manageableKey.call(this, principalOf(ctx), ctx.params.id);
 				if (key.revoked_at) throw fail.conflict("A revoked key cannot be rotated");
+				// Its new secret would be refused from the first request: say so instead of handing it out.
+				if (key.expires_at && new Date(key.expires_at).getTime() <= Date.now()) throw fail.conflict("An expired key cannot be rotated: create a new one");
 				const fresh = await withFreshSecret(async (secret) => {
 					await key.update({ prefix: secret.prefix, key_hash: secret.hash });
 					return secret.key;

@@ -42,6 +42,27 @@ describe("API keys", () => {
 	const keyRows = () => gw.runtime.db.models.ApiKey.count();
 	const keyRow = (id: number) => gw.runtime.db.models.ApiKey.findByPk(id, { raw: true });
 
+	it("answers that carry secrets are never cached (Cache-Control: no-store on /api/v1)", async () => {
+		const created = await api(gw.baseUrl, "POST", "/apikeys", admin, { name: "no-store" });
+		expect(created.headers.get("cache-control")).toBe("no-store");
+		const login = await http<Json>(gw.baseUrl, "POST", "/api/v1/auth/login", { body: { username: "nobody-here", password: "wrong-password" } });
+		expect(login.headers.get("cache-control")).toBe("no-store");
+	});
+
+	it("a non-admin asking for another user's keys is 403, not its own list", async () => {
+		const res = await api(gw.baseUrl, "GET", `/apikeys?user_id=${adminId}`, operator.token);
+		expectApiError(res, 403, "FORBIDDEN");
+		expect((await api(gw.baseUrl, "GET", `/apikeys?user_id=${operator.id}`, operator.token)).status).toBe(200);
+	});
+
+	it("an expired key cannot be rotated (409): its new secret would be refused at once", async () => {
+		const soon = await createKey(gw.baseUrl, admin, { name: "expiring", expires_at: new Date(Date.now() + 1_200).toISOString() });
+		await sleep(1_300);
+		const before = await gw.runtime.db.models.ApiKey.findByPk(soon.id, { raw: true });
+		expectApiError(await api(gw.baseUrl, "POST", `/apikeys/${soon.id}/rotate`, admin), 409, "CONFLICT");
+		expect((await gw.runtime.db.models.ApiKey.findByPk(soon.id, { raw: true }))!.key_hash).toBe(before!.key_hash);
+	});
+
 	it("POST /apikeys answers 201 with the key once; lists and reads never show it; only an argon2id hash is stored", async () => {
 		const res = await api(gw.baseUrl, "POST", "/apikeys", admin, { name: "ci", scopes: ["chats:read"], rate_limit: 50 });
 		expect(res.status).toBe(201);

@@ -69,23 +69,45 @@ function printTable(rows: Array<Record<string, unknown>>, columns: string[]): vo
 	for (const row of rows) console.log(line(columns.map((c) => cell(row[c]))));
 }
 
+/** The command's options; one it does not know (or a missing value) is a usage error. */
+function parseOptions(args: string[]) {
+	try {
+		return parseArgs({
+			args,
+			allowPositionals: true,
+			options: {
+				username: { type: "string" },
+				user: { type: "string" },
+				role: { type: "string", multiple: true },
+				email: { type: "string" },
+				"password-stdin": { type: "boolean" },
+				name: { type: "string" },
+				scope: { type: "string", multiple: true },
+				expires: { type: "string" },
+				"rate-limit": { type: "string" },
+			},
+		});
+	} catch (err) {
+		throw new UsageError((err as Error).message);
+	}
+}
+
+type Call = <T>(action: string, params: Record<string, unknown>) => Promise<T>;
+
+/** Every row of a paged list action, page after page (a list stopped at its first 200). */
+async function allPages(call: Call, action: string, params: Record<string, unknown>): Promise<Array<Record<string, unknown>>> {
+	const rows: Array<Record<string, unknown>> = [];
+	for (let cursor: string | null = null; ; ) {
+		const page: { data: Array<Record<string, unknown>>; next_cursor: string | null } = await call(action, { ...params, limit: 200, ...(cursor ? { cursor } : {}) });
+		rows.push(...page.data);
+		if (!page.next_cursor) return rows;
+		cursor = page.next_cursor;
+	}
+}
+
 async function run(broker: ServiceBroker, runtime: Runtime, argv: string[]): Promise<void> {
 	const [group, command, ...rest] = argv;
-	const { values, positionals } = parseArgs({
-		args: rest,
-		allowPositionals: true,
-		options: {
-			username: { type: "string" },
-			user: { type: "string" },
-			role: { type: "string", multiple: true },
-			email: { type: "string" },
-			"password-stdin": { type: "boolean" },
-			name: { type: "string" },
-			scope: { type: "string", multiple: true },
-			expires: { type: "string" },
-			"rate-limit": { type: "string" },
-		},
-	});
+	const { values, positionals } = parseOptions(rest);
 	const call = <T>(action: string, params: Record<string, unknown>) => broker.call<T, Record<string, unknown>>(action, params, { meta: { principal: SYSTEM_PRINCIPAL } });
 
 	if (group === "user" && command === "create") {
@@ -99,8 +121,7 @@ async function run(broker: ServiceBroker, runtime: Runtime, argv: string[]): Pro
 		});
 		console.log(JSON.stringify(user, null, 2));
 	} else if (group === "user" && command === "list") {
-		const page = await call<{ data: Array<Record<string, unknown>> }>("auth.listUsers", { limit: 200 });
-		printTable(page.data, ["id", "username", "roles", "is_active", "last_login_at"]);
+		printTable(await allPages(call, "auth.listUsers", {}), ["id", "username", "roles", "is_active", "last_login_at"]);
 	} else if (group === "apikey" && command === "create") {
 		if (!values.user || !values.name) throw new UsageError("apikey create needs --user and --name");
 		const key = await call<Record<string, unknown>>("auth.createApiKey", {
@@ -113,14 +134,11 @@ async function run(broker: ServiceBroker, runtime: Runtime, argv: string[]): Pro
 		console.log(JSON.stringify(key, null, 2));
 		console.error("The key is shown this once; store it now.");
 	} else if (group === "apikey" && command === "list") {
-		const page = await call<{ data: Array<Record<string, unknown>> }>("auth.listApiKeys", {
-			limit: 200,
-			...(values.user ? { user_id: await userIdByName(runtime, values.user) } : {}),
-		});
-		printTable(page.data, ["id", "user_id", "name", "prefix", "scopes", "expires_at", "revoked_at", "last_used_at"]);
+		const rows = await allPages(call, "auth.listApiKeys", values.user ? { user_id: await userIdByName(runtime, values.user) } : {});
+		printTable(rows, ["id", "user_id", "name", "prefix", "scopes", "expires_at", "revoked_at", "last_used_at"]);
 	} else if (group === "apikey" && command === "revoke") {
-		const id = Number(positionals[0]);
-		if (!Number.isSafeInteger(id) || id <= 0) throw new UsageError("apikey revoke needs the key's id");
+		const id = /^[1-9]\d{0,15}$/.test(positionals[0] ?? "") ? Number(positionals[0]) : Number.NaN;
+		if (!Number.isSafeInteger(id) || positionals.length !== 1) throw new UsageError("apikey revoke needs the key's id (a positive whole number)");
 		await call("auth.revokeApiKey", { id });
 		console.log(`API key ${id} revoked`);
 	} else if (group === "bots" && command === "rotate-key") {
@@ -170,8 +188,9 @@ main().catch((err: unknown) => {
 		console.error(err.message);
 		process.exit(1);
 	}
-	const { body } = toApiError(err);
-	console.error(`error: ${body.error.message}`);
+	const { status, body } = toApiError(err);
+	// An operator at a console needs the cause (a database that refuses connections, say), not "Internal server error".
+	console.error(`error: ${status >= 500 && err instanceof Error ? err.message : body.error.message}`);
 	for (const field of (body.error.details?.fields as Array<{ field: string; message: string }>) ?? []) console.error(`  ${field.field}: ${field.message}`);
 	process.exit(1);
 });

@@ -1,4 +1,7 @@
-/** `npm run migrate` (bin/migrate.ts): a mistyped revert stops with a usage error and reverts nothing. */
+/**
+ * `npm run migrate` (bin/migrate.ts): a mistyped revert stops with a usage error and reverts nothing.
+ * `npm run cli` (bin/cli.ts): lists every row, refuses malformed ids, names the cause of a failure.
+ */
 import { spawnSync } from "node:child_process";
 import { join } from "node:path";
 import { openDatabase } from "../../lib/db/connection";
@@ -70,3 +73,38 @@ describe("npm run cli with MIGRATE_ON_START=false", () => {
 	}, 30_000);
 });
 
+
+describe("npm run cli", () => {
+	const dataDir = tempDir("tgw-cli-");
+	const cli = (...args: string[]) => script("cli.ts", dataDir, args, { ADMIN_PASSWORD: "cli-admin-password" });
+
+	beforeAll(() => {
+		expect(migrate(dataDir, "up").status).toBe(0);
+	}, 30_000);
+
+	it("lists every user, page after page (it stopped at the first 200)", async () => {
+		const db = await openDatabase(`sqlite:${join(dataDir, "gateway.sqlite")}`);
+		try {
+			const now = new Date();
+			await db.models.User.bulkCreate(Array.from({ length: 230 }, (_, i) => ({ username: `bulk-${String(i).padStart(3, "0")}`, email: null, password_hash: "x", last_login_at: null, created_at: now, updated_at: now })));
+		} finally {
+			await db.close();
+		}
+		const run = cli("user", "list");
+		expect(run.status).toBe(0);
+		expect(run.output.split("\n").filter((line) => /\bbulk-\d{3}\b/.test(line))).toHaveLength(230);
+	}, 60_000);
+
+	it.each([["0x10"], ["1e3"], ["-1"], ["1.5"]])("apikey revoke %s is a usage error (exit 2), not a revocation of another id", (id) => {
+		const run = cli("apikey", "revoke", id);
+		expect(run.status).toBe(2);
+		expect(run.output).toMatch(id === "-1" ? /error: Unknown option '-1'/ : /apikey revoke needs the key's id/);
+	}, 30_000);
+
+	it("a failure that is not the API's names its cause (a database that refuses connections), not 'Internal server error'", () => {
+		const run = script("cli.ts", tempDir("tgw-cli-"), ["user", "list"], { DATABASE_URL: "mysql://root@127.0.0.1:1/test" });
+		expect(run.status).toBe(1);
+		expect(run.output).toMatch(/ECONNREFUSED|connect/i);
+		expect(run.output).not.toContain("Internal server error");
+	}, 30_000);
+});

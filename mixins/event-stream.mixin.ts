@@ -55,7 +55,8 @@ export interface EventStreamMethods {
 	streamDisconnect(subscriberId: string): void;
 	/**
 	 * Authorises and adds a subscription, replaying the log after sinceSeq first when given;
-	 * `authorized` runs once the ACL said yes, before the replay (to confirm to the client).
+	 * `authorized` runs once the ACL said yes (to confirm to the client), and the subscription is in
+	 * the hub by the end of that same turn, before the replay: resolves when the replay is over.
 	 */
 	streamSubscribe(subscriber: Subscriber, topic: Topic, sinceSeq?: number, authorized?: () => void): Promise<void>;
 	streamUnsubscribe(subscriberId: string, topic: Topic): boolean;
@@ -178,6 +179,7 @@ export const EventStreamMixin: Partial<ServiceSchema<ServiceSettingSchema, Event
 				const { seq: head } = await this.broker.call<{ seq: number }>("broker.head");
 				if (sinceSeq > head) throw fail.validation([{ field: "since_seq", message: `No event has this seq yet: the newest is ${head}.` }]);
 			}
+			// Confirmed and added in one turn: nothing (a live event, the connection's next request) comes between.
 			authorized?.();
 			await this.hub.subscribe(subscriber, topic, {
 				livePosition: this.feed.position,

@@ -10,6 +10,7 @@ import type { Context, Service, ServiceSchema } from "moleculer";
 import ApiGateway from "moleculer-web";
 import type { ApiSettingsSchema } from "moleculer-web";
 import { LoadingCache } from "../lib/loading-cache";
+import { resolveThrottled } from "../lib/credential-throttle";
 import { fail, GatewayError, isClientError } from "../lib/errors";
 import { metricsOf, observeHttpRequests, sendMetrics } from "../lib/metrics";
 import type { GatewayMeta } from "../lib/meta";
@@ -33,8 +34,6 @@ interface TelegramPushMeta {
 	/** The body's Content-Length (the limit when the request did not say). */
 	telegramBytes?: number;
 }
-/** Failed credentials from one address per minute before it is refused without checking. */
-const AUTH_FAILURES_PER_MINUTE = 60;
 
 type GatewayRequest = IncomingMessage & {
 	$action?: { auth?: boolean };
@@ -325,19 +324,13 @@ const ApiService: ServiceSchema<ApiSettingsSchema, ApiThis> = {
 
 			let principal = this.principals.peek(credential);
 			if (!principal) {
-				const { state } = this.runtime;
-				const failureKey = `authfail:${address}`;
-				// The throttle's store is away: check the credential anyway, as the rate limiter serves.
-				const failures = await state.peekWindow(failureKey).catch(() => ({ count: 0, resetMs: 0 }));
-				if (failures.count >= AUTH_FAILURES_PER_MINUTE) {
-					metricsOf(this.broker).rateLimited.inc({ limit: "auth_failures" });
-					throw fail.rateLimited(Math.ceil(failures.resetMs / 1000));
-				}
 				try {
 					// Concurrent requests with one credential share one auth.resolve; each failure still counts against its own address.
-					principal = await this.principals.get(credential, () => ctx.call<Principal, { credential: string }>("auth.resolve", { credential }));
+					principal = await resolveThrottled(this.runtime.state, address, () =>
+						this.principals.get(credential, () => ctx.call<Principal, { credential: string }>("auth.resolve", { credential })),
+					);
 				} catch (err) {
-					if ((err as { code?: number }).code === 401) await state.hit(failureKey, 60_000).catch(() => undefined);
+					if ((err as { code?: unknown }).code === 429) metricsOf(this.broker).rateLimited.inc({ limit: "auth_failures" });
 					throw err;
 				}
 			}

@@ -1,8 +1,9 @@
 /**
  * realtime: live events for socket.io clients (moleculer-io, on the api node's HTTP server, path
- * /socket.io) and plain WebSocket clients (/api/v1/ws). Credentials are checked at the handshake;
- * `subscribe` / `unsubscribe` (with an ack) are the only things a socket can ask; events arrive
- * named by their type. It runs on every api node; each pushes the cluster's events to its own
+ * /socket.io) and plain WebSocket clients (/api/v1/ws). Credentials are checked at the handshake,
+ * under the bad-credential throttle REST and gRPC apply to the client's address;
+ * `subscribe` / `unsubscribe` (with an ack) are the only things a socket can ask, handled in the
+ * order it asked; events arrive named by their type. It runs on every api node; each pushes the cluster's events to its own
  * sockets (mixins/event-stream.mixin.ts does the ACL, replay and revocation).
  *
  * Slow clients: a socket with more than 1,000 packets or 8 MB waiting to be written is closed, so
@@ -10,16 +11,18 @@
  * LIVE_CONNECTIONS_PER_PRINCIPAL live connections on a node (the event-stream mixin counts them).
  */
 import { randomUUID } from "node:crypto";
-import type { Server as HttpServer } from "node:http";
+import type { IncomingMessage, Server as HttpServer } from "node:http";
 import type { ServiceSchema, ServiceSettingSchema } from "moleculer";
 import SocketIOService from "moleculer-io";
 import type { Server as SocketServer, Socket } from "socket.io";
-import { fail } from "../lib/errors";
+import { resolveThrottled } from "../lib/credential-throttle";
+import { fail, isClientError } from "../lib/errors";
 import { EventStreamMixin, type EventStreamThis } from "../mixins/event-stream.mixin";
 import { waitUntil, type CloseReason, type Subscriber, type Topic } from "../mixins/event-stream/subscription-hub";
+import { clientAddress } from "./api/http";
 import { principalKey, type Principal } from "./auth/principal";
 import type { GatewayEvent } from "./broker/event-log";
-import { clientError, parseSubscription, SLOW_CLIENT, topicFields } from "./realtime/protocol";
+import { clientError, parseSubscription, requestQueue, SLOW_CLIENT, subscribeStep, topicFields } from "./realtime/protocol";
 import { WsEndpoint } from "./realtime/ws-endpoint";
 
 type Ack = (answer: Record<string, unknown>) => void;
@@ -33,6 +36,8 @@ interface RealtimeLocalVars {
 
 interface RealtimeMethods {
 	socketAuthorize(socket: Socket): Promise<Principal>;
+	handshake(credential: string, req: IncomingMessage): Promise<Principal>;
+	inOrder(socket: Socket, request: () => Promise<void>): void;
 	onSubscribe(socket: Socket, payload: unknown, ack: unknown): Promise<void>;
 	onUnsubscribe(socket: Socket, payload: unknown, ack: unknown): Promise<void>;
 	charge(principal: Principal): Promise<void>;
@@ -47,7 +52,17 @@ interface SocketData {
 	principal: Principal;
 	credential: string;
 	subscriber: Subscriber;
+	/** The socket's subscribe / unsubscribe requests, one at a time in the order they came. */
+	enqueue(request: () => Promise<void>): void;
 }
+
+/** A client may emit without a payload: then the ack is the only argument. */
+function requestArgs(args: unknown[]): { payload: unknown; ack: unknown } {
+	const ack = args[args.length - 1];
+	return { payload: args.length > 1 || typeof ack !== "function" ? args[0] : undefined, ack };
+}
+
+const serviceOf = (socket: Socket) => (socket as unknown as { $service: RealtimeThis }).$service;
 
 function credentialOf(socket: Socket): string | null {
 	const { auth, query } = socket.handshake;
@@ -102,16 +117,13 @@ const RealtimeService: ServiceSchema<ServiceSettingSchema, RealtimeThis> = {
 					authorization: true,
 					events: {
 						// `this` is the socket here (moleculer-io binds handlers to it).
-						// A client may emit without a payload: then the ack is the only argument.
 						subscribe(this: Socket, ...args: unknown[]) {
-							const ack = args[args.length - 1];
-							const payload = args.length > 1 || typeof ack !== "function" ? args[0] : undefined;
-							void (this as unknown as { $service: RealtimeThis }).$service.onSubscribe(this, payload, ack);
+							const { payload, ack } = requestArgs(args);
+							serviceOf(this).inOrder(this, () => serviceOf(this).onSubscribe(this, payload, ack));
 						},
 						unsubscribe(this: Socket, ...args: unknown[]) {
-							const ack = args[args.length - 1];
-							const payload = args.length > 1 || typeof ack !== "function" ? args[0] : undefined;
-							void (this as unknown as { $service: RealtimeThis }).$service.onUnsubscribe(this, payload, ack);
+							const { payload, ack } = requestArgs(args);
+							serviceOf(this).inOrder(this, () => serviceOf(this).onUnsubscribe(this, payload, ack));
 						},
 					},
 				},
@@ -135,7 +147,7 @@ const RealtimeService: ServiceSchema<ServiceSettingSchema, RealtimeThis> = {
 			try {
 				credential = credentialOf(socket);
 				if (!credential) throw fail.unauthorized("Credentials required: connect with auth: { token }");
-				principal = await this.resolveCredential(credential);
+				principal = await this.handshake(credential, socket.request);
 				this.streamAdmit(principal);
 			} catch (err) {
 				// connect_error carries the API's error code in `data`, whatever went wrong.
@@ -144,8 +156,20 @@ const RealtimeService: ServiceSchema<ServiceSettingSchema, RealtimeThis> = {
 			}
 			// Registered with the hub once connected (created()): a client hanging up during the
 			// handshake gets no "disconnect", and would have stayed in the hub for good.
-			socket.data = { principal, credential, subscriber: socketSubscriber(socket, principal) } satisfies SocketData;
+			const enqueue = requestQueue((err) => this.logger.warn("socket.io request failed:", (err as Error).message));
+			socket.data = { principal, credential, subscriber: socketSubscriber(socket, principal), enqueue } satisfies SocketData;
 			return principal;
+		},
+
+		/** A handshake's credential (socket.io or WebSocket), counted against the client's address as on REST and gRPC. */
+		handshake(this: RealtimeThis, credential: string, req: IncomingMessage): Promise<Principal> {
+			const address = clientAddress(req, this.runtime.config.trustProxy);
+			return resolveThrottled(this.runtime.state, address, () => this.resolveCredential(credential));
+		},
+
+		/** Queues a request behind the socket's earlier ones; once the socket is gone, what is left is dropped. */
+		inOrder(this: RealtimeThis, socket: Socket, request: () => Promise<void>) {
+			(socket.data as SocketData).enqueue(async () => (socket.connected ? request() : undefined));
 		},
 
 		async onSubscribe(this: RealtimeThis, socket: Socket, payload: unknown, ack: unknown) {
@@ -153,8 +177,19 @@ const RealtimeService: ServiceSchema<ServiceSettingSchema, RealtimeThis> = {
 			try {
 				await this.charge(subscriber.principal);
 				const request = parseSubscription(payload);
-				// Acknowledged once authorised: the replay (if any) follows, then live events.
-				await this.streamSubscribe(subscriber, request.topic, request.sinceSeq, () => this.reply(socket, ack, { ok: true, ...topicFields(request.topic) }));
+				const named = topicFields(request.topic);
+				// Acknowledged once authorised: the replay (if any) follows, then live events. The
+				// socket's next request is handled once the subscription is in place, not after its replay.
+				await subscribeStep(
+					(authorized) => this.streamSubscribe(subscriber, request.topic, request.sinceSeq, authorized),
+					() => this.reply(socket, ack, { ok: true, ...named }),
+					// The ack said ok: the client hears of the failure as of a revoked subscription.
+					(err) => {
+						if (!isClientError(err)) this.logger.warn("A socket.io subscription ended by its replay:", (err as Error).message);
+						const error = clientError(err);
+						socket.emit("unsubscribed", { ...named, code: error.code, reason: error.message });
+					},
+				);
 			} catch (err) {
 				this.reply(socket, ack, { ok: false, error: clientError(err) });
 			}
@@ -218,7 +253,7 @@ const RealtimeService: ServiceSchema<ServiceSettingSchema, RealtimeThis> = {
 		// moleculer-io's default namespace brings a `call` handler that reaches any action: drop it.
 		for (const handlers of Object.values(withIo.settings.io.handlers)) delete handlers.call;
 		this.ws = new WsEndpoint(api.server, {
-			resolveCredential: (credential) => this.resolveCredential(credential),
+			authenticate: (credential, req) => this.handshake(credential, req),
 			admit: (principal) => this.streamAdmit(principal),
 			connect: (subscriber, credential) => this.streamConnect(subscriber, credential),
 			disconnect: (id) => this.streamDisconnect(id),

@@ -113,7 +113,9 @@ export class SubscriptionHub {
 	/**
 	 * Adds a subscription. With `replay`, live events are held back while `replay` reads the log
 	 * after `sinceSeq` (through `deliver`), then the held ones after the last replayed seq follow.
-	 * Without it, the subscription is live from `livePosition`.
+	 * Without it, the subscription is live from `livePosition`. The subscription is in place when
+	 * the call returns (the promise then settles when the replay is over): the endpoints rely on it
+	 * to handle a connection's next request against it without waiting for the replay.
 	 */
 	async subscribe(
 		subscriber: Subscriber,
@@ -149,6 +151,8 @@ export class SubscriptionHub {
 				return true;
 			});
 		} catch (err) {
+			// Unsubscribed or subscribed again meanwhile: that newer state stands, and nothing failed for it.
+			if (own.get(key) !== sub) return;
 			this.unsubscribe(subscriber.id, topic);
 			throw err;
 		}
@@ -169,28 +173,35 @@ export class SubscriptionHub {
 		return true;
 	}
 
-	/** The feed's events, in seq order. */
+	/**
+	 * The feed's events, in seq order. A connection whose topics overlap (a chat and its bot) gets
+	 * each live event once: the first of its live subscriptions that may show it sends it, and its
+	 * replaying ones do not hold it for later.
+	 */
 	dispatch(events: GatewayEvent[]): void {
 		for (const event of events) {
 			const targets: Subscription[] = [];
 			if (event.chat_id !== null) for (const sub of this.byChat.get(event.chat_id) ?? []) targets.push(sub);
 			for (const sub of this.byBot.get(event.bot_id) ?? []) targets.push(sub);
 			for (const sub of this.everything) targets.push(sub);
+			const reached = new Set<string>();
 			for (const sub of targets) {
-				if (sub.replaying) {
-					if (sub.held.length >= MAX_HELD) this.tooSlow(sub.subscriber);
-					else sub.held.push(event);
-				} else {
-					this.offer(sub, event);
-				}
+				if (!sub.replaying && !reached.has(sub.subscriber.id) && this.offer(sub, event)) reached.add(sub.subscriber.id);
+			}
+			for (const sub of targets) {
+				if (!sub.replaying || reached.has(sub.subscriber.id)) continue;
+				if (sub.held.length >= MAX_HELD) this.tooSlow(sub.subscriber);
+				else sub.held.push(event);
 			}
 		}
 	}
 
-	private offer(sub: Subscription, event: GatewayEvent): void {
-		if (event.seq <= sub.lastSeq || !this.visible(sub, event)) return;
+	/** Sends the event if this subscription shows it; true when it went to the subscriber (or closed it). */
+	private offer(sub: Subscription, event: GatewayEvent): boolean {
+		if (event.seq <= sub.lastSeq || !this.visible(sub, event)) return false;
 		sub.lastSeq = event.seq;
 		if (!sub.subscriber.send(event)) this.tooSlow(sub.subscriber);
+		return true;
 	}
 
 	/** Chat topics were authorised when subscribed; bot and all-chats topics filter per chat. */

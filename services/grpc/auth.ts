@@ -2,18 +2,18 @@
  * Who is calling, for every RPC: the credential from the metadata (`authorization: Bearer <JWT or
  * API key>`, or `x-api-key`), resolved by auth.resolve, then one token from the principal's rate
  * limit bucket, the same bucket REST charges. Failed credentials count against the caller's address
- * as they do on REST.
+ * in the throttle every entry point shares (lib/credential-throttle.ts).
  */
 import type { IncomingMessage } from "node:http";
 import type { Metadata } from "@grpc/grpc-js";
 import type { LoggerInstance } from "moleculer";
+import { resolveThrottled } from "../../lib/credential-throttle";
 import { fail } from "../../lib/errors";
 import type { SharedState } from "../../lib/state";
 import { clientAddress } from "../api/http";
 import { principalKey, type Principal } from "../auth/principal";
 
-/** Failed credentials from one address per minute before it is refused without checking (as REST). */
-export const AUTH_FAILURES_PER_MINUTE = 60;
+export { AUTH_FAILURES_PER_MINUTE } from "../../lib/credential-throttle";
 
 function firstText(metadata: Metadata, key: string): string | undefined {
 	const value = metadata.get(key)[0];
@@ -58,16 +58,7 @@ export async function authenticate(deps: AuthDeps, metadata: Metadata, peer: str
 	const clientIp = clientAddressOf(peer, metadata, deps.trustedProxies);
 	const credential = credentialFrom(metadata);
 	if (!credential) throw fail.unauthorized("Credentials required: authorization: Bearer <token> or x-api-key metadata");
-	const failureKey = `authfail:${clientIp}`;
-	const failures = await deps.state.peekWindow(failureKey).catch(() => null);
-	if (failures && failures.count >= AUTH_FAILURES_PER_MINUTE) throw fail.rateLimited(Math.max(1, Math.ceil(failures.resetMs / 1000)));
-	let principal: Principal;
-	try {
-		principal = await deps.resolveCredential(credential);
-	} catch (err) {
-		if ((err as { code?: unknown }).code === 401) await deps.state.hit(failureKey, 60_000).catch(() => undefined);
-		throw err;
-	}
+	const principal = await resolveThrottled(deps.state, clientIp, () => deps.resolveCredential(credential));
 	await chargeRateLimit(deps, principal);
 	return { principal, credential, clientIp };
 }

@@ -182,9 +182,10 @@ export function streamHandler<Req>(bridge: StreamBridge, open: (request: Req) =>
 			if (bridge.isDraining()) throw new GatewayError("UNAVAILABLE", SHUTTING_DOWN);
 			const request = call.request;
 			if (isMalformed(request)) throw malformedRequest();
-			const { topic, sinceSeq } = open(request);
+			// Credentials first, as unary calls: a caller without them learns nothing about its request.
 			const caller = await bridge.authenticate(call.metadata, call.getPeer());
 			if (call.cancelled) return;
+			const { topic, sinceSeq } = open(request);
 			subscriber = new GrpcStreamSubscriber(call, caller.principal, {
 				limits: bridge.limits,
 				deadline: deadlineOf(call),

@@ -1,20 +1,23 @@
 /**
  * The client protocol shared by socket.io and the plain WebSocket: what a subscribe or unsubscribe
- * looks like (one fastest-validator schema for both), and how errors are told to the client (the
- * API's codes, as in REST).
+ * looks like (one fastest-validator schema for both), the order a connection's requests are handled
+ * in (the order they came), and how errors are told to the client (the API's codes, as in REST).
  */
 import Validator from "fastest-validator";
 import { fail, toApiError } from "../../lib/errors";
 import type { Topic } from "../../mixins/event-stream/subscription-hub";
 
-const validator = new Validator({ haltOnFirstError: false });
+// null is a value here: fastest-validator would let it through optional fields (as "not given"),
+// and a `since_seq: null` then reached the replay, failing after the subscribe was confirmed.
+const validator = new Validator({ haltOnFirstError: false, considerNullAsAValue: true });
+const NOT_NULL = { nullable: false, messages: { required: "The '{field}' field must be a number: leave it out rather than send null." } };
 
 const checkSubscribe = validator.compile({
 	$$root: false,
 	$$strict: true,
-	chat_id: { type: "number", integer: true, positive: true, optional: true },
-	bot_id: { type: "number", integer: true, positive: true, optional: true },
-	since_seq: { type: "number", integer: true, min: 0, optional: true },
+	chat_id: { type: "number", integer: true, positive: true, optional: true, ...NOT_NULL },
+	bot_id: { type: "number", integer: true, positive: true, optional: true, ...NOT_NULL },
+	since_seq: { type: "number", integer: true, min: 0, optional: true, ...NOT_NULL },
 	// WebSocket frames name their action; socket.io frames do not.
 	action: { type: "string", optional: true },
 });
@@ -54,6 +57,53 @@ export function topicFields(topic: Topic): Record<string, number> {
 	if (topic.kind === "chat") return { chat_id: topic.id };
 	if (topic.kind === "bot") return { bot_id: topic.id };
 	return {};
+}
+
+/**
+ * The chat_id / bot_id a request named, even one refused: an error answer carries them so the
+ * client can tell which of its requests it answers. Only integers are echoed, never other input.
+ */
+export function namedTopicFields(payload: unknown): Record<string, number> {
+	if (payload === null || typeof payload !== "object") return {};
+	const named: Record<string, number> = {};
+	for (const field of ["chat_id", "bot_id"] as const) {
+		const value = (payload as Record<string, unknown>)[field];
+		if (Number.isSafeInteger(value)) named[field] = value as number;
+	}
+	return named;
+}
+
+/**
+ * Runs a connection's requests one at a time, in the order they arrived, so their answers come in
+ * that order and an unsubscribe sent right behind a subscribe finds the subscription in place.
+ * A request that throws does not stop the ones behind it (`failed` hears of it).
+ */
+export function requestQueue(failed: (err: unknown) => void): (request: () => Promise<void>) => void {
+	let tail: Promise<void> = Promise.resolve();
+	return (request) => {
+		tail = tail.then(request).catch(failed);
+	};
+}
+
+/**
+ * A subscribe as one step of a connection's queue: settles once the subscription is confirmed and in
+ * the hub (`start` calls `authorized` then, and adds it in the same turn), or refused (rejects). A
+ * replay goes on afterwards without holding the queue: an unsubscribe or a ping behind it is served
+ * at once, and ends the replay. A failure after the confirmation (the replay could not read the log)
+ * goes to `failedLater`: the client was told "subscribed" and must hear that it is not any more.
+ */
+export function subscribeStep(start: (authorized: () => void) => Promise<void>, confirm: () => void, failedLater: (err: unknown) => void): Promise<void> {
+	return new Promise((resolve, reject) => {
+		let confirmed = false;
+		start(() => {
+			confirmed = true;
+			confirm();
+			resolve();
+		}).then(
+			() => resolve(),
+			(err: unknown) => (confirmed ? failedLater(err) : reject(err)),
+		);
+	});
 }
 
 export interface ClientError {

@@ -1,24 +1,31 @@
 /**
  * The plain WebSocket endpoint, /api/v1/ws, for clients without socket.io: the credential is
- * checked at the upgrade (401 there when it is bad), then JSON frames subscribe, unsubscribe and
- * ping; events arrive as the socket.io payloads with their `type`. A refused or malformed frame
- * gets an error frame and the connection stays open.
+ * checked at the upgrade (401 there when it is bad, 429 once its address sent too many bad ones),
+ * then JSON frames subscribe, unsubscribe and ping, handled in the order they came; events arrive
+ * as the socket.io payloads with their `type`. A refused or malformed frame gets an error frame
+ * (naming the chat_id / bot_id it named) and the connection stays open.
  */
 import { randomUUID } from "node:crypto";
 import type { IncomingMessage, Server } from "node:http";
 import type { Duplex } from "node:stream";
 import { WebSocketServer, type WebSocket } from "ws";
+import { isClientError, toApiError } from "../../lib/errors";
 import { waitUntil, type CloseReason, type Subscriber, type Topic } from "../../mixins/event-stream/subscription-hub";
+import { requestIdFor } from "../api/http";
 import type { Principal } from "../auth/principal";
 import type { GatewayEvent } from "../broker/event-log";
-import { clientError, parseSubscription, SLOW_CLIENT, topicFields } from "./protocol";
+import { clientError, namedTopicFields, parseSubscription, requestQueue, SLOW_CLIENT, subscribeStep, topicFields, type ClientError } from "./protocol";
 
 export const WS_PATH = "/api/v1/ws";
 const MAX_FRAME_BYTES = 64 * 1024;
 const PING_EVERY_MS = 30_000;
 
 export interface WsHandlers {
-	resolveCredential(credential: string): Promise<Principal>;
+	/**
+	 * Resolves an upgrade's credential under the bad-credential throttle of the client's address;
+	 * throws UNAUTHORIZED, RATE_LIMITED (throttled) or UNAVAILABLE.
+	 */
+	authenticate(credential: string, req: IncomingMessage): Promise<Principal>;
 	/** Throws RATE_LIMITED when the principal may not open another connection here. */
 	admit(principal: Principal): void;
 	/** false: refused (over the principal's cap), and the subscriber was closed. */
@@ -46,12 +53,25 @@ function credentialOf(req: IncomingMessage): string | null {
 
 const STATUS_TEXT: Record<number, string> = { 401: "Unauthorized", 404: "Not Found", 429: "Too Many Requests", 503: "Service Unavailable" };
 
-function refuseUpgrade(socket: Duplex, status: number, code: string, message: string): void {
-	const body = JSON.stringify({ error: { code, message } });
-	socket.end(
-		`HTTP/1.1 ${status} ${STATUS_TEXT[status] ?? "Error"}\r\nContent-Type: application/json; charset=utf-8\r\n` +
-			`Content-Length: ${Buffer.byteLength(body)}\r\nConnection: close\r\n\r\n${body}`,
-	);
+/** Answers an upgrade it will not take as REST answers a request: the error body, X-Request-ID, Retry-After on a 429. */
+function refuseUpgrade(req: IncomingMessage, socket: Duplex, status: number, error: ClientError, retryAfter?: number): void {
+	const body = JSON.stringify({ error });
+	const headers = [
+		"Content-Type: application/json; charset=utf-8",
+		`Content-Length: ${Buffer.byteLength(body)}`,
+		`X-Request-ID: ${requestIdFor(req.headers["x-request-id"])}`,
+		...(retryAfter !== undefined ? [`Retry-After: ${Math.max(1, Math.ceil(retryAfter))}`] : []),
+		"Connection: close",
+	];
+	socket.end(`HTTP/1.1 ${status} ${STATUS_TEXT[status] ?? "Error"}\r\n${headers.join("\r\n")}\r\n\r\n${body}`);
+}
+
+/** Why an upgrade was not let in: 429 (its address is throttled, or the principal is at its connection cap), 503 (auth is away), else 401. */
+function refuseCredential(req: IncomingMessage, socket: Duplex, err: unknown): void {
+	const error = clientError(err);
+	if (error.code === "RATE_LIMITED") return refuseUpgrade(req, socket, 429, error, toApiError(err).retryAfter ?? 1);
+	if (error.code === "UNAVAILABLE") return refuseUpgrade(req, socket, 503, error);
+	refuseUpgrade(req, socket, 401, { code: "UNAUTHORIZED", message: error.message });
 }
 
 class WsSubscriber implements Subscriber {
@@ -110,7 +130,9 @@ export class WsEndpoint {
 			const { pathname } = new URL(req.url ?? "/", "http://localhost");
 			if (pathname === WS_PATH) return void this.upgrade(req, socket, head);
 			// socket.io answers its own; any other upgrade would hold its socket open unanswered.
-			if (!pathname.startsWith(`${this.socketIoPath}/`)) refuseUpgrade(socket, 404, "NOT_FOUND", `WebSocket endpoints: ${WS_PATH} and socket.io at ${this.socketIoPath}/`);
+			if (!pathname.startsWith(`${this.socketIoPath}/`)) {
+				refuseUpgrade(req, socket, 404, { code: "NOT_FOUND", message: `WebSocket endpoints: ${WS_PATH} and socket.io at ${this.socketIoPath}/` });
+			}
 		});
 		this.pinger = setInterval(() => {
 			for (const ws of this.wss.clients) {
@@ -129,20 +151,15 @@ export class WsEndpoint {
 	}
 
 	private async upgrade(req: IncomingMessage, socket: Duplex, head: Buffer): Promise<void> {
-		if (!this.accepting) return refuseUpgrade(socket, 503, "UNAVAILABLE", "Server shutting down");
+		if (!this.accepting) return refuseUpgrade(req, socket, 503, { code: "UNAVAILABLE", message: "Server shutting down" });
 		const credential = credentialOf(req);
-		if (!credential) return refuseUpgrade(socket, 401, "UNAUTHORIZED", "Credentials required: ?token= or Authorization: Bearer");
+		if (!credential) return refuseUpgrade(req, socket, 401, { code: "UNAUTHORIZED", message: "Credentials required: ?token= or Authorization: Bearer" });
 		let principal: Principal;
 		try {
-			principal = await this.handlers.resolveCredential(credential);
-		} catch (err) {
-			const { code, message } = clientError(err);
-			return refuseUpgrade(socket, code === "UNAVAILABLE" ? 503 : 401, code === "UNAVAILABLE" ? code : "UNAUTHORIZED", message);
-		}
-		try {
+			principal = await this.handlers.authenticate(credential, req);
 			this.handlers.admit(principal);
 		} catch (err) {
-			return refuseUpgrade(socket, 429, "RATE_LIMITED", clientError(err).message);
+			return refuseCredential(req, socket, err);
 		}
 		this.wss.handleUpgrade(req, socket, head, (ws) => this.connected(ws, principal, credential));
 	}
@@ -154,7 +171,12 @@ export class WsEndpoint {
 		this.alive.add(ws);
 		ws.on("pong", () => this.alive.add(ws));
 		ws.on("close", () => this.handlers.disconnect(subscriber.id));
-		ws.on("message", (data, isBinary) => void this.onFrame(subscriber, data.toString(), isBinary));
+		const inOrder = requestQueue((err) => this.handlers.logWarning(`WebSocket frame failed: ${(err as Error).message}`));
+		ws.on("message", (data, isBinary) => {
+			const text = data.toString();
+			// Frames queued behind a slow one are dropped once the client is gone.
+			inOrder(async () => (ws.readyState === ws.OPEN ? this.onFrame(subscriber, text, isBinary) : undefined));
+		});
 	}
 
 	private async onFrame(subscriber: WsSubscriber, text: string, isBinary: boolean): Promise<void> {
@@ -165,6 +187,8 @@ export class WsEndpoint {
 			frame = undefined;
 		}
 		const { action } = (frame ?? {}) as { action?: unknown };
+		// An error answering a subscribe or unsubscribe names it: the client may have several under way.
+		const answering = action === "subscribe" || action === "unsubscribe" ? { action, ...namedTopicFields(frame) } : {};
 		try {
 			// Every frame counts, a malformed one too: its error answer costs the server as much.
 			await this.handlers.charge(subscriber.principal);
@@ -180,12 +204,18 @@ export class WsEndpoint {
 				this.handlers.unsubscribe(subscriber.id, request.topic);
 				return subscriber.frame({ type: "unsubscribed", ...topicFields(request.topic) });
 			}
-			// Confirmed once authorised: the replay (if any) follows, then live events.
-			await this.handlers.subscribe(subscriber, request.topic, request.sinceSeq, () =>
-				subscriber.frame({ type: "subscribed", ...topicFields(request.topic) }),
+			// Confirmed once authorised: the replay (if any) follows, then live events. The next frame
+			// is handled once the subscription is in place, not after its replay.
+			await subscribeStep(
+				(authorized) => this.handlers.subscribe(subscriber, request.topic, request.sinceSeq, authorized),
+				() => subscriber.frame({ type: "subscribed", ...topicFields(request.topic) }),
+				(err) => {
+					if (!isClientError(err)) this.handlers.logWarning(`WebSocket subscription ended by its replay: ${(err as Error).message}`);
+					subscriber.frame({ type: "error", action, ...topicFields(request.topic), ...clientError(err) });
+				},
 			);
 		} catch (err) {
-			subscriber.frame({ type: "error", ...clientError(err), ...(action === "subscribe" || action === "unsubscribe" ? { action } : {}) });
+			subscriber.frame({ type: "error", ...clientError(err), ...answering });
 		}
 	}
 

@@ -176,8 +176,8 @@ describe("hostile credentials: forged, expired and cross-tenant, on every channe
 		for (const credential of [`tgw_${"k".repeat(5_000)}`, `eyJhbGciOiJIUzI1NiJ9.${"e".repeat(5_000)}.sig`]) {
 			const rest = await http(t.baseUrl, "GET", "/api/v1/auth/me", { headers: { authorization: `Bearer ${credential}`, "x-forwarded-for": nextAddress() } });
 			expect({ status: rest.status, body: rest.body }).toMatchObject({ status: 401, body: { error: { code: "UNAUTHORIZED" } } });
-			expect((await ioConnectError(t.baseUrl, { token: credential })).data).toMatchObject({ code: "UNAUTHORIZED" });
-			expect((await wsRefusal(t.baseUrl, `?token=${credential}`)).status).toBe(401);
+			expect((await ioConnectError(t.baseUrl, { token: credential }, { "x-forwarded-for": nextAddress() })).data).toMatchObject({ code: "UNAUTHORIZED" });
+			expect((await wsRefusal(t.baseUrl, `?token=${credential}`, { "x-forwarded-for": nextAddress() })).status).toBe(401);
 			const md = grpcCredentials(credential, { "x-forwarded-for": nextAddress() });
 			expect(grpc.status[(await grpcCall(grpcClient, "ListChats", {}, md)).code]).toBe("UNAUTHENTICATED");
 		}
@@ -197,7 +197,7 @@ describe("hostile credentials: forged, expired and cross-tenant, on every channe
 				const rest = await http(t.baseUrl, "GET", `/api/v1/chats/${B.chat}`, { headers: { authorization, "x-forwarded-for": nextAddress() } });
 				expectNo5xx(rest, authorization);
 				expect({ authorization, status: rest.status }).toEqual({ authorization, status: 401 });
-				expect({ authorization, status: (await wsRefusal(t.baseUrl, "", { authorization })).status }).toEqual({ authorization, status: 401 });
+				expect({ authorization, status: (await wsRefusal(t.baseUrl, "", { authorization, "x-forwarded-for": nextAddress() })).status }).toEqual({ authorization, status: 401 });
 				const md = new grpc.Metadata();
 				md.set("authorization", authorization);
 				md.set("x-forwarded-for", nextAddress());
@@ -264,9 +264,9 @@ describe("hostile credentials: forged, expired and cross-tenant, on every channe
 		it("forged credentials fail the socket.io handshake and the WebSocket upgrade", async () => {
 			await fc.assert(
 				fc.asyncProperty(fc.constantFrom(...Object.keys(forged)), fc.constantFrom("token", "api_key"), async (name, field) => {
-					const err = await ioConnectError(t.baseUrl, { [field]: forged[name] });
+					const err = await ioConnectError(t.baseUrl, { [field]: forged[name] }, { "x-forwarded-for": nextAddress() });
 					expect({ name, data: err.data }).toMatchObject({ name, data: { code: "UNAUTHORIZED" } });
-					const refusal = await wsRefusal(t.baseUrl, `?${field}=${encodeURIComponent(forged[name]!)}`);
+					const refusal = await wsRefusal(t.baseUrl, `?${field}=${encodeURIComponent(forged[name]!)}`, { "x-forwarded-for": nextAddress() });
 					expect({ name, status: refusal.status }).toEqual({ name, status: 401 });
 				}),
 				runs(60),

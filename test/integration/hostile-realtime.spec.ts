@@ -13,6 +13,7 @@ import { userWrites } from "../support/chat-helpers";
 import { expectNoLeak, expectServing, expectUnchanged, heapUsed, rowCounts, stopWithinHeapBound } from "../support/hostile-checks";
 import { fieldValue, hostileText, INJECTIONS, jsonBodyFor, notJson, runs } from "../support/hostile";
 import { connectIo, connectWs, ioConnectError, wsRefusal, waitUntil, wsUrl, type IoClient, type Payload, type WsClient } from "../support/realtime-clients";
+import { nextAddress } from "../support/auth";
 import { startTelegramGateway, type TelegramGateway } from "../support/telegram-gateway";
 
 /** Error codes a client may be told about its own input (never INTERNAL or UNAVAILABLE). */
@@ -34,7 +35,9 @@ describe("hostile input: socket.io and the plain WebSocket", () => {
 	const clients: Array<{ close(): void }> = [];
 
 	beforeAll(async () => {
-		t = await startTelegramGateway({ mode: "polling" });
+		// Each bad credential below comes from an address of its own (X-Forwarded-For from a trusted
+		// proxy): past 60 from one address in a minute, even a good one is refused (the shared throttle).
+		t = await startTelegramGateway({ mode: "polling", env: { TRUST_PROXY: "127.0.0.1" } });
 		const added = await t.addBot({ username: "hostile_realtime_bot" });
 		botId = added.bot.id;
 		chatId = (await userWrites(t, added.token, botId, { chat_id: 3131, text: "a chat to subscribe to" })).chatId;
@@ -88,7 +91,7 @@ describe("hostile input: socket.io and the plain WebSocket", () => {
 			);
 			await fc.assert(
 				fc.asyncProperty(auth, async (value) => {
-					const err = await ioConnectError(t.baseUrl, value as Payload);
+					const err = await ioConnectError(t.baseUrl, value as Payload, { "x-forwarded-for": nextAddress() });
 					expect(err.data).toMatchObject({ code: "UNAUTHORIZED", message: expect.any(String) });
 					expectNoLeak(JSON.stringify(err.data), JSON.stringify(value));
 				}),
@@ -223,7 +226,7 @@ describe("hostile input: socket.io and the plain WebSocket", () => {
 					const header = credential.replace(/[^\x20-\x7e]/g, "");
 					const query = at === "token" || at === "api_key" ? `?${at}=${encodeURIComponent(credential)}` : "";
 					const headers: Record<string, string> = at === "bearer" ? { authorization: `Bearer ${header}` } : at === "x-api-key" ? { "x-api-key": header } : {};
-					const refusal = await wsRefusal(t.baseUrl, query, headers);
+					const refusal = await wsRefusal(t.baseUrl, query, { ...headers, "x-forwarded-for": nextAddress() });
 					expect(refusal).toMatchObject({ status: 401, body: { error: { code: "UNAUTHORIZED" } } });
 				}),
 				runs(60),

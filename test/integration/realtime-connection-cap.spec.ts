@@ -72,7 +72,11 @@ describe("live connections per principal", () => {
 		const refused = await ioConnectError(t.baseUrl, { token: t.adminToken });
 		expect(refused.data).toMatchObject({ code: "RATE_LIMITED", message: expect.stringContaining(`at most ${CAP}`) });
 		const upgrade = await wsRefusal(t.baseUrl, `?token=${t.adminToken}`);
-		expect(upgrade).toEqual({ status: 429, body: { error: { code: "RATE_LIMITED", message: expect.stringContaining("LIVE_CONNECTIONS_PER_PRINCIPAL") } } });
+		expect(upgrade).toMatchObject({
+			status: 429,
+			body: { error: { code: "RATE_LIMITED", message: expect.stringContaining("LIVE_CONNECTIONS_PER_PRINCIPAL"), details: { retry_after: 1 } } },
+			headers: { "retry-after": "1", "x-request-id": expect.stringMatching(/^[A-Za-z0-9._:-]{1,128}$/) },
+		});
 		const stream = await grpcStream(t.adminToken);
 		expect(stream).toMatchObject({ code: grpc.status.RESOURCE_EXHAUSTED });
 		expect(live()).toBe(CAP);

@@ -85,13 +85,21 @@ export class IoClient {
 	}
 }
 
-function ioSocket(baseUrl: string, auth?: Payload): Socket {
-	return io(baseUrl, { path: "/socket.io", transports: ["websocket"], reconnection: false, forceNew: true, ...(auth ? { auth } : {}) });
+/** `headers` go on the handshake's HTTP request (an x-forwarded-for, say). */
+function ioSocket(baseUrl: string, auth?: Payload, headers?: Record<string, string>): Socket {
+	return io(baseUrl, {
+		path: "/socket.io",
+		transports: ["websocket"],
+		reconnection: false,
+		forceNew: true,
+		...(auth ? { auth } : {}),
+		...(headers ? { extraHeaders: headers } : {}),
+	});
 }
 
 /** A connected socket.io client; rejects with the connect_error otherwise. */
-export function connectIo(baseUrl: string, auth: Payload): Promise<IoClient> {
-	const socket = ioSocket(baseUrl, auth);
+export function connectIo(baseUrl: string, auth: Payload, headers?: Record<string, string>): Promise<IoClient> {
+	const socket = ioSocket(baseUrl, auth, headers);
 	const client = new IoClient(socket);
 	return new Promise((resolve, reject) => {
 		const timer = setTimeout(() => reject(new Error("socket.io connection timed out")), 5_000);
@@ -101,8 +109,8 @@ export function connectIo(baseUrl: string, auth: Payload): Promise<IoClient> {
 }
 
 /** The connect_error a refused connection gets (rejects if it connects or nothing happens). */
-export function ioConnectError(baseUrl: string, auth?: Payload): Promise<Error & { data?: Payload }> {
-	const socket = ioSocket(baseUrl, auth);
+export function ioConnectError(baseUrl: string, auth?: Payload, headers?: Record<string, string>): Promise<Error & { data?: Payload }> {
+	const socket = ioSocket(baseUrl, auth, headers);
 	return new Promise((resolve, reject) => {
 		const timer = setTimeout(() => (socket.close(), reject(new Error("no connect_error within 5 s"))), 5_000);
 		socket.once("connect", () => (clearTimeout(timer), socket.close(), reject(new Error("the connection was accepted"))));
@@ -184,8 +192,12 @@ export function connectWs(baseUrl: string, query: string, headers: Record<string
 	});
 }
 
-/** The HTTP answer to a refused upgrade: status and parsed body. */
-export function wsRefusal(baseUrl: string, query: string, headers: Record<string, string> = {}): Promise<{ status: number; body: Payload }> {
+/** The HTTP answer to a refused upgrade: status, parsed body and (lower-case) headers. */
+export function wsRefusal(
+	baseUrl: string,
+	query: string,
+	headers: Record<string, string> = {},
+): Promise<{ status: number; body: Payload; headers: Record<string, string | string[] | undefined> }> {
 	const ws = new WebSocket(wsUrl(baseUrl, `/api/v1/ws${query}`), { headers });
 	ws.on("error", () => undefined);
 	return new Promise((resolve, reject) => {
@@ -202,7 +214,7 @@ export function wsRefusal(baseUrl: string, query: string, headers: Record<string
 				} catch {
 					// not JSON: leave it empty
 				}
-				resolve({ status: res.statusCode ?? 0, body });
+				resolve({ status: res.statusCode ?? 0, body, headers: res.headers });
 			});
 		});
 	});

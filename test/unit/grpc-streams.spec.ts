@@ -203,10 +203,15 @@ describe("streamHandler", () => {
 		expect(calls).toEqual([expect.stringMatching(/^opened grpc-.* cred$/), expect.stringMatching(/^closed grpc-/)]);
 	});
 
-	it("bad requests, undecodable bytes and a draining server are refused without authenticating", async () => {
+	it("undecodable bytes and a draining server are refused without authenticating; a bad request after it, as unary calls are", async () => {
+		const credentialChecked = jest.fn(bridge().b.authenticate);
+		const invalid = new FakeCall({ chat_id: 0 });
+		await serve(bridge({ authenticate: credentialChecked }).b, invalid);
+		expect(invalid.statuses.map((s) => s.code)).toEqual([status.INVALID_ARGUMENT]);
+		expect(credentialChecked).toHaveBeenCalledTimes(1);
+
 		const authenticate = jest.fn();
 		for (const [b, request, code] of [
-			[bridge({ authenticate }).b, { chat_id: 0 }, status.INVALID_ARGUMENT],
 			[bridge({ authenticate }).b, { [MALFORMED]: true }, status.INVALID_ARGUMENT],
 			[bridge({ authenticate, isDraining: () => true }).b, { chat_id: 7 }, status.UNAVAILABLE],
 		] as const) {

@@ -167,12 +167,15 @@ describe("buildOpenApi", () => {
 		expect(list.description).toMatch(/things:read/);
 	});
 
-	it("a POST's fields become a JSON body with its required fields and strictness", () => {
+	it("a POST's fields become a JSON (or form) body with its required fields and strictness, admitting the credential as api_key", () => {
 		const create = op("/api/v1/things", "post");
-		expect(create.requestBody).toEqual({
-			required: true,
-			content: { "application/json": { schema: { type: "object", properties: { name: { type: "string", minLength: 1 }, size: { type: "number" } }, required: ["name"], additionalProperties: false } } },
-		});
+		const schema = {
+			type: "object",
+			properties: { name: { type: "string", minLength: 1 }, size: { type: "number" }, api_key: expect.objectContaining({ type: "string" }) },
+			required: ["name"],
+			additionalProperties: false,
+		};
+		expect(create.requestBody).toEqual({ required: true, content: { "application/json": { schema }, "application/x-www-form-urlencoded": { schema } } });
 		expect(create.description).toBe("Makes a thing. Needs the permission `things:write`.");
 		expect(create["x-permission"]).toBe("things:write");
 		expect(Object.keys(create.responses as object)).toEqual(expect.arrayContaining(["2XX", "400", "401", "403", "413", "415", "429", "500", "503"]));

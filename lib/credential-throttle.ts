@@ -1,0 +1,32 @@
+/**
+ * The bad-credential throttle of every entry point (REST, gRPC, the socket.io handshake, the
+ * WebSocket upgrade): an address whose credentials auth refused AUTH_FAILURES_PER_MINUTE times in a
+ * minute is refused RATE_LIMITED without a check until that window ends, so guessing keys costs the
+ * same wherever it is tried. One counter per address (`authfail:<address>`) shared by all of them.
+ */
+import { fail } from "./errors";
+import type { SharedState } from "./state";
+
+/** Failed credentials from one address per minute before it is refused without checking. */
+export const AUTH_FAILURES_PER_MINUTE = 60;
+const WINDOW_MS = 60_000;
+
+export type FailureCounter = Pick<SharedState, "hit" | "peekWindow">;
+
+/**
+ * Resolves a credential for a client at `address` through `resolve`, unless that address is over
+ * the throttle (RATE_LIMITED with retry_after). A refusal by auth (401) counts against the address;
+ * any other failure (auth away) does not. A store that is away lets the check happen, as the rate
+ * limiter serves when it is away.
+ */
+export async function resolveThrottled<T>(state: FailureCounter, address: string, resolve: () => Promise<T>): Promise<T> {
+	const key = `authfail:${address}`;
+	const failures = await state.peekWindow(key).catch(() => null);
+	if (failures && failures.count >= AUTH_FAILURES_PER_MINUTE) throw fail.rateLimited(Math.max(1, Math.ceil(failures.resetMs / 1000)));
+	try {
+		return await resolve();
+	} catch (err) {
+		if ((err as { code?: unknown }).code === 401) await state.hit(key, WINDOW_MS).catch(() => undefined);
+		throw err;
+	}
+}

@@ -101,11 +101,27 @@ const DB_UNAVAILABLE = new Set([
 
 /**
  * Driver codes under an error Sequelize could not classify (it wraps a connection lost in the
- * middle of a statement as a plain DatabaseError) or, for lock conflicts, on a raw driver error
- * (lib/db/raw.ts): the database went away, or a deadlock ended the transaction. Sent again, the
- * request can succeed.
+ * middle of a statement, or a SQLite file it cannot write, as a plain DatabaseError) or, for lock
+ * conflicts, on a raw driver error (lib/db/raw.ts): the database went away (the disk is full, the
+ * file is locked or unreadable), or a deadlock ended the transaction. Sent again, the request can
+ * succeed. lib/db/raw.ts wraps the same codes from its own statements.
  */
-const DB_LOST_CODES = new Set(["PROTOCOL_CONNECTION_LOST", "ECONNRESET", "ECONNREFUSED", "EPIPE", "ETIMEDOUT", "ER_SERVER_SHUTDOWN", "ER_CON_COUNT_ERROR"]);
+export const DB_LOST_CODES: ReadonlySet<string> = new Set([
+	"PROTOCOL_CONNECTION_LOST",
+	"PROTOCOL_SEQUENCE_TIMEOUT",
+	"ECONNRESET",
+	"ECONNREFUSED",
+	"EPIPE",
+	"ETIMEDOUT",
+	"ER_SERVER_SHUTDOWN",
+	"ER_CON_COUNT_ERROR",
+	"SQLITE_BUSY",
+	"SQLITE_LOCKED",
+	"SQLITE_FULL",
+	"SQLITE_IOERR",
+	"SQLITE_READONLY",
+	"SQLITE_CANTOPEN",
+]);
 /** ER_CHECKREAD: MariaDB with innodb_snapshot_isolation refuses a write based on a stale snapshot. */
 const DB_CONFLICT_CODES = new Set(["ER_LOCK_DEADLOCK", "ER_LOCK_WAIT_TIMEOUT", "ER_CHECKREAD"]);
 

@@ -14,7 +14,7 @@ import { principalOf, respondCreated, respondWith, type GatewayContext } from ".
 import { decodeCursor, pageParams, toPage } from "../lib/paging";
 import { runtimeOf, type Runtime } from "../lib/runtime";
 import { iso } from "../lib/time";
-import { TelegramApiError } from "../lib/telegram/client";
+import { TelegramApiError, type TelegramMessage, type TelegramUser } from "../lib/telegram/client";
 import { publishEvents } from "./broker/publish";
 import { enqueueMessage, type EnqueueParams } from "./bots/outbox";
 import { queueStatsActions } from "./bots/queue-stats";
@@ -26,6 +26,8 @@ import { ID } from "../lib/validator";
 
 const SENDER_LEASE_MS = 10_000;
 const SENDER_SCAN_MS = 1_000;
+/** Longer than POST /bots may take (its timeout): a registration that died lets go of its bot by then. */
+const REGISTER_LEASE_MS = 35_000;
 
 interface BotsLocalVars {
 	runtime: Runtime;
@@ -33,12 +35,15 @@ interface BotsLocalVars {
 	senders: Set<Promise<boolean>>;
 	/** Per bot, kept between drains: a queue emptied and filled again must not forget its last sends. */
 	sendTimes: Map<number, SendTimes>;
+	/** Telegram's answers to messages it took whose record is still to be written (sender.ts), by message id. */
+	accepted: Map<number, TelegramMessage>;
 	scanTimer?: NodeJS.Timeout;
 }
 
 interface BotsMethods {
 	scheduleSenders(botIds?: number[]): Promise<void>;
 	announce(botId: number): Promise<void>;
+	register(ctx: GatewayContext<CreateParams>, token: string, me: TelegramUser): Promise<ReturnType<typeof botView>>;
 	/** Tells Telegram where to push (webhook mode) or makes sure getUpdates may poll (polling mode). */
 	connectTelegram(token: string, bot: { mode: string; webhook_path: string }, secret: string): Promise<void>;
 }
@@ -69,39 +74,20 @@ const BotsService: ServiceSchema<ServiceSettingSchema, BotsThis> = {
 				description: { type: "string", max: 2_000, optional: true },
 			},
 			async handler(this: BotsThis, ctx: GatewayContext<CreateParams>) {
-				const { db, config, telegram } = this.runtime;
-				const { token, display_name, description } = ctx.params;
-				const me = await identifyBot(telegram, token);
-				const existing = await db.models.Bot.findOne({ where: { telegram_id: me.id } });
-				if (existing?.is_active) throw fail.conflict(`This bot (@${me.username ?? me.id}) is already registered as bot ${existing.id}`);
-
-				const secrets = newBotSecrets(config.encryptionKeys, token);
-				const fields = {
-					username: (me.username ?? String(me.id)).slice(0, 64),
-					display_name: display_name ?? me.first_name.slice(0, 128),
-					description: description ?? null,
-					token_ciphertext: secrets.token_ciphertext,
-					webhook_secret_ciphertext: secrets.webhook_secret_ciphertext,
-					key_id: secrets.key_id,
-					webhook_path: secrets.webhook_path,
-					mode: config.publicUrl ? ("webhook" as const) : ("polling" as const),
-					last_error: null,
-				};
-				// A bot registered before and deleted since comes back with its chats and history.
-				const previous = existing?.get({ plain: true });
-				const bot = existing
-					? await existing.update({ ...fields, is_active: true, polling_offset: 0 })
-					: await db.models.Bot.create({ ...fields, telegram_id: me.id, created_by_user_id: principalOf(ctx).user_id || null });
-				try {
-					await this.connectTelegram(token, bot, secrets.webhookSecret);
-				} catch (err) {
-					if (previous) await bot.update({ ...previous, is_active: false });
-					else await bot.destroy();
-					throw err;
+				const { token } = ctx.params;
+				const me = await identifyBot(this.runtime.telegram, token);
+				// One registration of a bot at a time: its row stays inactive until Telegram is set up,
+				// and a second one meanwhile would replace the webhook secret under the first.
+				const registering = `register:bot:${me.id}`;
+				const owner = randomBytes(8).toString("hex");
+				if (!(await this.runtime.state.acquireLease(registering, owner, REGISTER_LEASE_MS))) {
+					throw fail.conflict(`This bot (@${me.username ?? me.id}) is being registered by another request`);
 				}
-				await this.announce(bot.id);
-				respondCreated(ctx, `/bots/${bot.id}`);
-				return botView(bot, config.publicUrl);
+				try {
+					return await this.register(ctx, token, me);
+				} finally {
+					await this.runtime.state.releaseLease(registering, owner).catch(() => undefined);
+				}
 			},
 		},
 
@@ -246,6 +232,45 @@ const BotsService: ServiceSchema<ServiceSettingSchema, BotsThis> = {
 	},
 
 	methods: {
+		/** Stores the bot (inactive), sets up Telegram, then activates it; undone when Telegram refuses. */
+		async register(this: BotsThis, ctx: GatewayContext<CreateParams>, token: string, me: TelegramUser) {
+			const { db, config } = this.runtime;
+			const { display_name, description } = ctx.params;
+			const existing = await db.models.Bot.findOne({ where: { telegram_id: me.id } });
+			if (existing?.is_active) throw fail.conflict(`This bot (@${me.username ?? me.id}) is already registered as bot ${existing.id}`);
+
+			const secrets = newBotSecrets(config.encryptionKeys, token);
+			const fields = {
+				username: (me.username ?? String(me.id)).slice(0, 64),
+				display_name: display_name ?? me.first_name.slice(0, 128),
+				description: description ?? null,
+				token_ciphertext: secrets.token_ciphertext,
+				webhook_secret_ciphertext: secrets.webhook_secret_ciphertext,
+				key_id: secrets.key_id,
+				webhook_path: secrets.webhook_path,
+				mode: config.publicUrl ? ("webhook" as const) : ("polling" as const),
+				last_error: null,
+			};
+			// Stored inactive until Telegram has taken the webhook (or polling may start): a process
+			// killed in between leaves a bot that is not registered, so registering it again works.
+			// A bot registered before and deleted since comes back with its chats and history.
+			const previous = existing?.get({ plain: true });
+			const bot = existing
+				? await existing.update({ ...fields, is_active: false, polling_offset: 0 })
+				: await db.models.Bot.create({ ...fields, is_active: false, telegram_id: me.id, created_by_user_id: principalOf(ctx).user_id || null });
+			try {
+				await this.connectTelegram(token, bot, secrets.webhookSecret);
+			} catch (err) {
+				if (previous) await bot.update({ ...previous, is_active: false });
+				else await bot.destroy();
+				throw err;
+			}
+			await bot.update({ is_active: true });
+			await this.announce(bot.id);
+			respondCreated(ctx, `/bots/${bot.id}`);
+			return botView(bot, config.publicUrl);
+		},
+
 		async connectTelegram(this: BotsThis, token, bot, secret) {
 			const { telegram, config } = this.runtime;
 			try {
@@ -300,6 +325,7 @@ const BotsService: ServiceSchema<ServiceSettingSchema, BotsThis> = {
 				const deps = {
 					db,
 					sendTimes,
+					accepted: this.accepted,
 					keys: this.runtime.config.encryptionKeys,
 					telegram: this.runtime.telegram,
 					state: this.runtime.state,
@@ -326,6 +352,7 @@ const BotsService: ServiceSchema<ServiceSettingSchema, BotsThis> = {
 		this.leases = new LeaseRunner(this.runtime.state, `${this.broker.nodeID}:${randomBytes(4).toString("hex")}`, { ttlMs: SENDER_LEASE_MS });
 		this.senders = new Set();
 		this.sendTimes = new Map();
+		this.accepted = new Map();
 	},
 
 	async started(this: BotsThis) {

@@ -8,6 +8,7 @@
  */
 import type { Sequelize, Transaction } from "sequelize";
 import type { Database as SqliteConnection } from "sqlite3";
+import { DB_LOST_CODES } from "../errors";
 import type { Database } from "./connection";
 import { runKept } from "./sqlite-statements";
 
@@ -24,21 +25,6 @@ export class DatabaseUnavailableError extends Error {
 		this.name = "DatabaseUnavailableError";
 	}
 }
-
-const UNAVAILABLE_CODES = new Set([
-	"ECONNREFUSED",
-	"ECONNRESET",
-	"ETIMEDOUT",
-	"EPIPE",
-	"PROTOCOL_CONNECTION_LOST",
-	"PROTOCOL_SEQUENCE_TIMEOUT",
-	"ER_CON_COUNT_ERROR",
-	"ER_SERVER_SHUTDOWN",
-	"SQLITE_BUSY",
-	"SQLITE_IOERR",
-	"SQLITE_FULL",
-	"SQLITE_CANTOPEN",
-]);
 
 /** The text Sequelize stores for a Date on SQLite: "2026-01-02 03:04:05.678 +00:00". */
 function sqliteTime(value: Date): string {
@@ -57,8 +43,7 @@ function sqliteValue(value: SqlValue): string | number | null {
 
 function driverError(err: Error): Error {
 	const code = (err as { code?: string }).code ?? "";
-	const errno = (err as { errno?: number }).errno;
-	return UNAVAILABLE_CODES.has(code) || (code === "SQLITE_BUSY" && errno === 5) ? new DatabaseUnavailableError(err) : err;
+	return DB_LOST_CODES.has(code) ? new DatabaseUnavailableError(err) : err;
 }
 
 export interface RunResult {

@@ -1,7 +1,9 @@
 /**
  * Putting an outgoing message on the queue: the message row (status "queued") and its queue row in
- * one transaction. A client key (the POST's Idempotency-Key) makes a retried request return the
- * message the first one queued instead of sending it twice.
+ * one transaction. A client key (the POST's Idempotency-Key, prefixed with its principal) makes a
+ * retried request return the message the first one queued instead of sending it twice. The key
+ * names one message: sent again for another chat, or with another text, it is a conflict
+ * (unique on its own since migration 0008).
  */
 import { createHash } from "node:crypto";
 import type { Database } from "../../lib/db/connection";
@@ -27,8 +29,11 @@ export function requestFingerprint(params: Pick<EnqueueParams, "text" | "parse_m
 
 /** The message an earlier request with this client key queued, if any; a different request with the key is a conflict. */
 async function earlierWithKey(db: Database, chatId: number, clientKey: string, fingerprint: string): Promise<MessageView | null> {
-	const earlier = await db.models.Message.findOne({ where: { chat_id: chatId, client_key: clientKey }, raw: true });
+	const earlier = await db.models.Message.findOne({ where: { client_key: clientKey }, raw: true });
 	if (!earlier) return null;
+	if (Number(earlier.chat_id) !== chatId) {
+		throw fail.conflict("This Idempotency-Key was used for a message to another chat; use a new key for a new message");
+	}
 	// Messages queued before fingerprints were kept (migration 0007) have none: the key alone decides.
 	if (earlier.client_request !== null && earlier.client_request !== fingerprint) {
 		throw fail.conflict("This Idempotency-Key was used for a different message (text, parse_mode, reply_to_message_id or disable_notification); use a new key for a new message");

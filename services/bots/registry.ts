@@ -31,10 +31,15 @@ export function botView(row: Bot, publicUrl: string | null) {
 	};
 }
 
-/** Asks Telegram who the token belongs to; a refused token is the caller's 400, naming `token`. */
+/**
+ * Asks Telegram who the token belongs to; a refused token is the caller's 400, naming `token`. An
+ * answer without a usable bot in it (no numeric id, no first_name) is Telegram's fault, not the
+ * caller's: 503, as when Telegram cannot be reached.
+ */
 export async function identifyBot(telegram: TelegramClient, token: string): Promise<TelegramUser> {
+	let me: unknown;
 	try {
-		return await telegram.getMe(token);
+		me = await telegram.getMe(token);
 	} catch (err) {
 		if (err instanceof TelegramApiError && err.errorCode < 500) {
 			throw fail.validation([{ field: "token", message: `Telegram rejected this token (${err.errorCode} ${err.description})` }]);
@@ -42,6 +47,18 @@ export async function identifyBot(telegram: TelegramClient, token: string): Prom
 		if (err instanceof TelegramApiError || err instanceof TelegramNetworkError) throw fail.unavailable("Telegram");
 		throw err;
 	}
+	const bot = usableBot(me);
+	if (!bot) throw fail.unavailable("Telegram (getMe)");
+	return bot;
+}
+
+/** Telegram's getMe answer, read rather than trusted: only the fields registration uses, checked. */
+export function usableBot(me: unknown): TelegramUser | null {
+	if (!me || typeof me !== "object") return null;
+	const { id, is_bot, first_name, username } = me as Record<string, unknown>;
+	if (typeof id !== "number" || !Number.isSafeInteger(id) || id <= 0) return null;
+	if (typeof first_name !== "string" || first_name === "") return null;
+	return { id, is_bot: is_bot === true, first_name, ...(typeof username === "string" && username !== "" ? { username } : {}) };
 }
 
 export interface BotSecrets {

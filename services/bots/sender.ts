@@ -8,7 +8,9 @@
  * Retries: a 429 pauses the bot for retry_after; 5xx answers and network failures are retried with
  * backoff, up to MAX_SEND_ATTEMPTS. A timeout after the request reached Telegram is ambiguous (it
  * may have been delivered); it is retried too, the only case where a message can arrive twice.
- * Other 4xx answers (chat not found, bot blocked) fail the message at once.
+ * Other 4xx answers (chat not found, bot blocked) fail the message at once. A message Telegram took
+ * whose record cannot be written yet (the database away, the disk full) is never sent again by this
+ * process: its answer is kept (`accepted`) and only the record is tried again.
  */
 import type { LoggerInstance } from "moleculer";
 import { sleep } from "../../lib/async";
@@ -21,8 +23,7 @@ import type { SharedState } from "../../lib/state";
 import { TelegramApiError, TelegramNetworkError, type TelegramClient, type TelegramMessage } from "../../lib/telegram/client";
 import { allocateSeqs, insertEvents, type GatewayEvent } from "../broker/event-log";
 import { messageView, type MessageRow } from "../chats/views";
-import type { SendTimes} from "./flood";
-import { MAX_RETRY_AFTER_SECONDS, MAX_SEND_ATTEMPTS, pause, pausedFor, reserveSend, retryDelayMs, type ChatKind } from "./flood";
+import { MAX_RETRY_AFTER_SECONDS, MAX_SEND_ATTEMPTS, pause, pausedFor, reserveSend, retryDelayMs, type ChatKind, type SendTimes } from "./flood";
 import { claimRow, heldElsewhereFor, releaseRow, whileClaimed } from "./queue-claims";
 import { botToken } from "./registry";
 
@@ -43,6 +44,11 @@ export interface SenderDeps {
 	owner: string;
 	/** This bot's recent sends (flood.ts), kept by the caller between drains. */
 	sendTimes: SendTimes;
+	/**
+	 * Telegram's answers to messages it took that are not recorded yet, by message id, kept by the
+	 * caller between drains: such a row still queued is recorded, never sent again.
+	 */
+	accepted: Map<number, TelegramMessage>;
 	/** Called after each commit: the events to publish and the messages that left the queue. */
 	settled(events: GatewayEvent[], settled: Settled[]): Promise<void>;
 }
@@ -114,6 +120,18 @@ async function sendPass(deps: SenderDeps, bot: BotSending, rows: OutboundQueueIt
 				nextTry = Math.min(nextTry, heldElsewhere);
 				continue;
 			}
+			const messageId = Number(row.message_id);
+			const answer = deps.accepted.get(messageId);
+			if (answer) {
+				// Telegram has it already: only its record is missing. No flood slot, no second send.
+				if (!(await claimRow(db, deps.owner, messageId))) {
+					heldBack.add(chatId);
+					continue;
+				}
+				sends.start(() => whileClaimed(db, deps.owner, messageId, () => recordSent(deps, botId, row, answer)));
+				sent += 1;
+				continue;
+			}
 			const paused = await pausedFor(deps.state, botId);
 			if (paused > 0) await sleep(paused, signal);
 			if (signal.aborted) break;
@@ -125,12 +143,12 @@ async function sendPass(deps: SenderDeps, bot: BotSending, rows: OutboundQueueIt
 				nextTry = Math.min(nextTry, waitMs);
 				continue;
 			}
-			if (!(await claimRow(db, deps.owner, Number(row.message_id)))) {
+			if (!(await claimRow(db, deps.owner, messageId))) {
 				heldBack.add(chatId);
 				continue;
 			}
 			sendTimes.started(chatId);
-			sends.start(() => whileClaimed(db, deps.owner, Number(row.message_id), () => sendOne(deps, token, botId, row, () => sendTimes.record(chatId))));
+			sends.start(() => whileClaimed(db, deps.owner, messageId, () => sendOne(deps, token, botId, row, () => sendTimes.record(chatId))));
 			sent += 1;
 		}
 	} finally {
@@ -191,7 +209,9 @@ async function stillActive(deps: SenderDeps, botId: number): Promise<boolean> {
 	const bot = await deps.db.models.Bot.findByPk(botId, { attributes: ["is_active"], raw: true });
 	if (bot?.is_active) return true;
 	for (const row of await deps.db.models.OutboundQueueItem.findAll({ where: { bot_id: botId } })) {
-		await recordFailed(deps, row, "the bot was deleted before this message was sent");
+		const answer = deps.accepted.get(Number(row.message_id));
+		if (answer) await recordSent(deps, botId, row, answer);
+		else await recordFailed(deps, row, "the bot was deleted before this message was sent");
 	}
 	return false;
 }
@@ -207,6 +227,8 @@ async function sendOne(deps: SenderDeps, token: string, botId: number, row: Outb
 		return;
 	}
 	answered();
+	// Kept until recorded: a record that fails for good leaves the row queued, to be recorded, not sent, again.
+	deps.accepted.set(Number(row.message_id), message);
 	await recordSent(deps, botId, row, message);
 }
 
@@ -223,16 +245,18 @@ async function recordSent(deps: SenderDeps, botId: number, row: OutboundQueueIte
 				// Telegram took it: sent again it would arrive twice. Recorded as sent without the details.
 				deps.logger.error(`Bot ${botId}: message ${messageId} was sent but its record failed; it is marked sent without Telegram's details:`, (err as Error).message);
 				await markSentBare(deps, row);
+				deps.accepted.delete(messageId);
 				return;
 			}
 			if (Date.now() + pauseMs > deadline) {
-				deps.logger.error(`Bot ${botId}: message ${messageId} was sent but could not be recorded; it stays queued and may be sent again:`, (err as Error).message);
+				deps.logger.error(`Bot ${botId}: message ${messageId} was sent but could not be recorded; it stays queued, to be recorded later:`, (err as Error).message);
 				throw err;
 			}
 			deps.logger.warn(`Bot ${botId}: message ${messageId} was sent but could not be recorded yet (${(err as Error).message}); trying again`);
 			await sleep(pauseMs);
 		}
 	}
+	deps.accepted.delete(messageId);
 	// Published once, after the commit: a failed publish must not run the transaction again.
 	await deps.settled(events, [{ message_id: messageId, status: "sent" }]);
 }

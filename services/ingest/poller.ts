@@ -26,9 +26,19 @@ export interface PollerDeps {
 	longPollSeconds: number;
 }
 
+/** The longest a failing getUpdates is waited for before it is tried again. */
+const MAX_BACKOFF_MS = 30_000;
+/** The longest a 429's retry_after is obeyed for (as the sender caps it): an absurd one must not stop polling for good. */
+const MAX_RETRY_AFTER_MS = 3_600_000;
+
 export async function pollBot(deps: PollerDeps, botId: number, signal: AbortSignal): Promise<void> {
 	const { db, telegram, logger } = deps;
 	let backoffMs = 1_000;
+	/** Waits the current backoff, and doubles it for the next failure. */
+	const backOff = async (atLeastMs = 0) => {
+		await sleep(Math.max(backoffMs, atLeastMs), signal);
+		backoffMs = Math.min(backoffMs * 2, MAX_BACKOFF_MS);
+	};
 	while (!signal.aborted) {
 		const bot = await db.models.Bot.findByPk(botId, { raw: true }).catch(() => null);
 		if (!bot) {
@@ -38,28 +48,24 @@ export async function pollBot(deps: PollerDeps, botId: number, signal: AbortSign
 		if (!bot.is_active || bot.mode !== "polling") return;
 		const token = unseal(deps.keys, BOT_TOKEN_PURPOSE, { ciphertext: bot.token_ciphertext, keyId: bot.key_id });
 		try {
-			const updates = await telegram.getUpdates(token, Number(bot.polling_offset), deps.longPollSeconds, signal);
+			const updates: unknown = await telegram.getUpdates(token, Number(bot.polling_offset), deps.longPollSeconds, signal);
 			if (signal.aborted) return; // the lease is gone: another node polls from the stored offset
-			backoffMs = 1_000;
-			if (updates.length === 0) continue;
-			const items: IncomingUpdate[] = [];
-			let offset = Number(bot.polling_offset);
-			for (const raw of updates) {
-				// A null or an update without a numeric update_id cannot move the offset (nor stop the loop).
-				const updateId = Number((raw as { update_id?: unknown } | null)?.update_id);
-				if (Number.isSafeInteger(updateId)) offset = Math.max(offset, updateId + 1);
-				// The same rule as a webhook body: no prototype keys kept, nothing nested absurdly deep.
-				if (!sanitizeJson(raw, MAX_JSON_DEPTH)) {
-					logger.warn(`Bot ${botId}: skipped an update Telegram sent nested deeper than ${MAX_JSON_DEPTH} levels`);
-					continue;
-				}
-				try {
-					items.push({ botId, update: normalizeUpdate(raw), raw: JSON.stringify(raw) });
-				} catch (err) {
-					logger.warn(`Bot ${botId}: skipped an update Telegram sent that cannot be read: ${(err as Error).message}`);
-				}
+			if (!Array.isArray(updates)) throw new Error("getUpdates answered something other than a list of updates");
+			if (updates.length === 0) {
+				backoffMs = 1_000;
+				continue;
 			}
-			await deps.store(items, { pollingOffset: { botId, offset } });
+			const stored = Number(bot.polling_offset);
+			const { items, offset } = readBatch(deps, botId, updates, stored);
+			if (items.length > 0 || offset !== stored) await deps.store(items, { pollingOffset: { botId, offset } });
+			if (offset === stored) {
+				// Nothing to move past (no usable update_id, or only ones already behind the offset):
+				// asked again at once, Telegram answers the same.
+				logger.warn(`Bot ${botId}: getUpdates answered ${updates.length} update(s) that do not move its offset; retrying in ${backoffMs} ms`);
+				await backOff();
+				continue;
+			}
+			backoffMs = 1_000;
 		} catch (err) {
 			if (signal.aborted) return;
 			if (err instanceof TelegramApiError && err.errorCode === 409) {
@@ -70,10 +76,33 @@ export async function pollBot(deps: PollerDeps, botId: number, signal: AbortSign
 				await db.models.Bot.update({ last_error: "Telegram refused the token (getUpdates)" }, { where: { id: botId } }).catch(() => undefined);
 				await sleep(60_000, signal);
 			} else {
-				logger.warn(`Bot ${botId}: polling failed (${(err as Error).message}); retrying in ${backoffMs} ms`);
-				await sleep(backoffMs, signal);
-				backoffMs = Math.min(backoffMs * 2, 30_000);
+				// A 429 says how long to stay away: asking sooner only earns another 429.
+				const retryAfter = err instanceof TelegramApiError && err.errorCode === 429 ? Number(err.retryAfterSeconds) : 0;
+				const retryAfterMs = Number.isFinite(retryAfter) && retryAfter > 0 ? Math.min(retryAfter * 1000, MAX_RETRY_AFTER_MS) : 0;
+				logger.warn(`Bot ${botId}: polling failed (${(err as Error).message}); retrying in ${Math.max(backoffMs, retryAfterMs)} ms`);
+				await backOff(retryAfterMs);
 			}
 		}
 	}
+}
+
+/** The updates of one getUpdates answer that can be stored, and the offset past every one with an update_id. */
+function readBatch(deps: PollerDeps, botId: number, updates: unknown[], offset: number): { items: IncomingUpdate[]; offset: number } {
+	const items: IncomingUpdate[] = [];
+	for (const raw of updates) {
+		// A null or an update without a numeric update_id cannot move the offset (nor stop the loop).
+		const updateId = Number((raw as { update_id?: unknown } | null)?.update_id);
+		if (Number.isSafeInteger(updateId)) offset = Math.max(offset, updateId + 1);
+		// The same rule as a webhook body: no prototype keys kept, nothing nested absurdly deep.
+		if (!sanitizeJson(raw, MAX_JSON_DEPTH)) {
+			deps.logger.warn(`Bot ${botId}: skipped an update Telegram sent nested deeper than ${MAX_JSON_DEPTH} levels`);
+			continue;
+		}
+		try {
+			items.push({ botId, update: normalizeUpdate(raw), raw: JSON.stringify(raw) });
+		} catch (err) {
+			deps.logger.warn(`Bot ${botId}: skipped an update Telegram sent that cannot be read: ${(err as Error).message}`);
+		}
+	}
+	return { items, offset };
 }

@@ -34,14 +34,38 @@ export interface StoreOptions {
 
 /**
  * A chat id cache that lets a batch skip the upsert of chats whose details did not change. It only
- * ever holds committed rows: an id learned inside a transaction goes in after the COMMIT, so a
- * concurrent batch never points a message at a chat row that may yet roll back.
+ * ever holds committed rows, with the details the row holds (not those a batch offered, which an
+ * older update loses to newer ones): an id learned inside a transaction goes in after the COMMIT, so
+ * a concurrent batch never points a message at a chat row that may yet roll back.
  */
 export type ChatCache = Map<string, ChatCacheEntry>;
 type ChatCacheEntry = { id: number; fingerprint: string };
 
 const chatKey = (botId: number, telegramId: number) => `${botId}:${telegramId}`;
-const fingerprint = (chat: ChatInfo) => JSON.stringify(chat);
+type ChatDetails = Pick<ChatInfo, "type" | "title" | "username" | "first_name" | "last_name" | "is_forum">;
+const fingerprint = (chat: ChatDetails) => JSON.stringify([chat.type, chat.title, chat.username, chat.first_name, chat.last_name, Boolean(chat.is_forum)]);
+
+/** A chat as one update describes it, and when Telegram saw it so (null: the update does not say). */
+interface ChatSeen {
+	botId: number;
+	chat: ChatInfo;
+	at: Date | null;
+}
+
+/**
+ * When the update saw the chat as it describes it: a message's date (an edit's edit_date), or the
+ * `date` of the other kinds that have one (chat_member, chat_join_request, message_reaction, ...).
+ */
+function seenAt(item: UpdateItem): Date | null {
+	if (item.message) return toDate(item.edit ? (item.message.edit_date ?? item.message.date) : item.message.date);
+	const date = (item.payload as { date?: unknown } | null)?.date;
+	return typeof date === "number" && Number.isSafeInteger(date) && date > 0 ? toDate(date) : null;
+}
+
+/** Of two descriptions of one chat, the later one (the second when neither is dated). */
+function newer(a: ChatSeen | undefined, b: ChatSeen): boolean {
+	return !a || a.at === null || (b.at !== null && b.at >= a.at);
+}
 const MAX_CHAT_CACHE = 50_000;
 
 function toDate(unixSeconds: number | null): Date | null {
@@ -88,16 +112,21 @@ async function insertUpdates(db: Database, t: Transaction, fresh: IncomingUpdate
 	return ours(found);
 }
 
+/**
+ * Inserts the batch's chats, or updates their details. Details are only overwritten by an update
+ * not older than the one they came from (details_date): a push Telegram redelivers after newer ones
+ * would otherwise roll a renamed group's title back. An undated update does not overwrite dated details.
+ */
 async function upsertChats(
 	db: Database,
 	t: Transaction,
-	chats: Map<string, { botId: number; chat: ChatInfo }>,
+	chats: Map<string, ChatSeen>,
 	cache: ChatCache,
 	learned: Map<string, ChatCacheEntry>,
 	now: Date,
 ): Promise<Map<string, number>> {
 	const ids = new Map<string, number>();
-	const changed: Array<{ botId: number; chat: ChatInfo }> = [];
+	const changed: ChatSeen[] = [];
 	for (const [key, entry] of chats) {
 		const cached = cache.get(key);
 		if (cached && cached.fingerprint === fingerprint(entry.chat)) ids.set(key, cached.id);
@@ -105,9 +134,9 @@ async function upsertChats(
 	}
 	if (changed.length === 0) return ids;
 
-	const columns = "(bot_id, telegram_id, type, title, username, first_name, last_name, is_forum, created_at, updated_at)";
-	const tuple = `(${placeholders(10)})`;
-	const values: SqlValue[] = changed.flatMap(({ botId, chat }) => [
+	const columns = "(bot_id, telegram_id, type, title, username, first_name, last_name, is_forum, details_date, created_at, updated_at)";
+	const tuple = `(${placeholders(11)})`;
+	const values: SqlValue[] = changed.flatMap(({ botId, chat, at }) => [
 		botId,
 		chat.telegram_id,
 		chat.type,
@@ -116,26 +145,37 @@ async function upsertChats(
 		chat.first_name,
 		chat.last_name,
 		chat.is_forum,
+		at,
 		now,
 		now,
 	]);
-	// A chat object without a type ("unknown") never overwrites a type Telegram told us before.
+	// A chat object without a type ("unknown") never overwrites a type Telegram told us before. On
+	// MySQL the assignments run in order and each sees the ones before: details_date goes last.
+	const fresh = "(details_date IS NULL OR VALUES(details_date) >= details_date)";
 	const upsert =
 		db.dialect === "mysql"
-			? `ON DUPLICATE KEY UPDATE type = IF(VALUES(type) = 'unknown', type, VALUES(type)), title = VALUES(title), username = VALUES(username),
-			   first_name = VALUES(first_name), last_name = VALUES(last_name), is_forum = VALUES(is_forum), updated_at = VALUES(updated_at)`
+			? `ON DUPLICATE KEY UPDATE type = IF(${fresh} AND VALUES(type) <> 'unknown', VALUES(type), type), title = IF(${fresh}, VALUES(title), title),
+			   username = IF(${fresh}, VALUES(username), username), first_name = IF(${fresh}, VALUES(first_name), first_name),
+			   last_name = IF(${fresh}, VALUES(last_name), last_name), is_forum = IF(${fresh}, VALUES(is_forum), is_forum),
+			   updated_at = IF(${fresh}, VALUES(updated_at), updated_at), details_date = IF(${fresh}, VALUES(details_date), details_date)`
 			: `ON CONFLICT (bot_id, telegram_id) DO UPDATE SET type = CASE WHEN excluded.type = 'unknown' THEN chats.type ELSE excluded.type END,
 			   title = excluded.title, username = excluded.username, first_name = excluded.first_name, last_name = excluded.last_name,
-			   is_forum = excluded.is_forum, updated_at = excluded.updated_at`;
+			   is_forum = excluded.is_forum, details_date = excluded.details_date, updated_at = excluded.updated_at
+			   WHERE chats.details_date IS NULL OR excluded.details_date >= chats.details_date`;
 	await run(db, t, `INSERT INTO chats ${columns} VALUES ${changed.map(() => tuple).join(", ")} ${upsert}`, values);
 
 	const lookup = perBot(changed.map(({ botId, chat }) => ({ botId, id: chat.telegram_id })), "telegram_id");
-	const rows = await all<{ id: number; bot_id: number; telegram_id: number }>(db, t, `SELECT id, bot_id, telegram_id FROM chats WHERE ${lookup.where}`, lookup.values);
+	type ChatRow = ChatDetails & { id: number; bot_id: number; telegram_id: number };
+	const rows = await all<ChatRow>(
+		db,
+		t,
+		`SELECT id, bot_id, telegram_id, type, title, username, first_name, last_name, is_forum FROM chats WHERE ${lookup.where}`,
+		lookup.values,
+	);
 	for (const row of rows) {
 		const key = chatKey(Number(row.bot_id), Number(row.telegram_id));
 		ids.set(key, Number(row.id));
-		const entry = chats.get(key);
-		if (entry) learned.set(key, { id: Number(row.id), fingerprint: fingerprint(entry.chat) });
+		if (chats.has(key)) learned.set(key, { id: Number(row.id), fingerprint: fingerprint(row) });
 	}
 	for (const { botId, chat } of changed) {
 		// Never reached unless the upsert and the read disagree; an event without its chat would be lost.
@@ -238,9 +278,15 @@ function storeOnce(db: Database, plan: BatchPlan, cache: ChatCache, learned: Map
 		if (early && itemCount < freshItems) await releaseSeqs(db, t, freshItems - itemCount);
 		if (!early && itemCount > 0) firstSeq = await allocateSeqs(db, t, itemCount);
 
-		const chats = new Map<string, { botId: number; chat: ChatInfo }>();
+		// Per chat, its latest description in the batch (a batch may hold a redelivery behind newer updates).
+		const chats = new Map<string, ChatSeen>();
 		for (const { botId, update } of stored) {
-			for (const item of update.items) if (item.chat) chats.set(chatKey(botId, item.chat.telegram_id), { botId, chat: item.chat });
+			for (const item of update.items) {
+				if (!item.chat) continue;
+				const key = chatKey(botId, item.chat.telegram_id);
+				const seen = { botId, chat: item.chat, at: seenAt(item) };
+				if (newer(chats.get(key), seen)) chats.set(key, seen);
+			}
 		}
 		const chatIds = chats.size > 0 ? await upsertChats(db, t, chats, cache, learned, now) : new Map<string, number>();
 		for (const { botId, update } of stored) {
@@ -378,20 +424,20 @@ async function storeMessages(db: Database, t: Transaction, planned: Planned[], n
 		const [existing] = await all<MessageRow>(db, t, "SELECT * FROM messages WHERE chat_id = ? AND telegram_message_id = ?", [p.chatId, message.telegram_message_id]);
 		if (existing && p.item.edit) {
 			const content = messageColumns(message);
-			await run(db, t, "UPDATE messages SET type = ?, text = ?, caption = ?, entities = ?, media = ?, edit_date = ?, updated_at = ? WHERE id = ?", [
-				content.type,
-				content.text,
-				content.caption,
-				content.entities,
-				content.media,
-				content.edit_date,
-				now,
-				existing.id,
-			]);
+			// Only an edit at least as new as the stored one changes the message: Telegram redelivers a
+			// push that failed after later ones went through, and the older text must not come back.
+			// Either way the edit joins the message's history, and its event carries the message as
+			// stored, so a client that applies events in order never rolls back either.
+			const applied = await run(
+				db,
+				t,
+				"UPDATE messages SET type = ?, text = ?, caption = ?, entities = ?, media = ?, edit_date = ?, updated_at = ? WHERE id = ? AND (edit_date IS NULL OR edit_date <= ?)",
+				[content.type, content.text, content.caption, content.entities, content.media, content.edit_date, now, existing.id, content.edit_date],
+			);
 			await insertRows(db, t, "message_edits", ["message_id", "seq", "text", "caption", "entities", "media", "edit_date", "created_at"], [
 				[existing.id, p.seq, content.text, content.caption, content.entities, content.media, content.edit_date, now],
 			]);
-			result.set(p.seq, { ...existing, ...content } as MessageRow);
+			result.set(p.seq, applied.changes > 0 ? ({ ...existing, ...content } as MessageRow) : existing);
 		} else if (existing) {
 			result.set(p.seq, existing);
 		} else {

@@ -69,6 +69,25 @@ describe("bots: registration in webhook mode", () => {
 		expect(await botRows()).toBe(before);
 	});
 
+	it("until Telegram has taken the webhook the bot is not registered: it is stored inactive, and a second POST meanwhile is 409", async () => {
+		const token = t.telegram.addBot({ username: "slow_hook_bot" });
+		const hooks = t.telegram.calls.setWebhook ?? 0;
+		t.telegram.failNext("setWebhook", { delayMs: 1_500 });
+		const first = t.api<BotView>("POST", "/bots", { token });
+		for (const deadline = Date.now() + 5_000; (t.telegram.calls.setWebhook ?? 0) === hooks; ) {
+			if (Date.now() > deadline) throw new Error("setWebhook never came");
+			await new Promise((r) => setTimeout(r, 20));
+		}
+		const pending = await t.gw.runtime.db.models.Bot.findOne({ where: { username: "slow_hook_bot" }, raw: true });
+		expect(Boolean(pending!.is_active)).toBe(false);
+		const second = await t.api("POST", "/bots", { token });
+		expect(second.status).toBe(409);
+		const res = await first;
+		expect(res.status).toBe(201);
+		expect(res.body).toMatchObject({ id: pending!.id, is_active: true });
+		expect(t.telegram.bot(token).webhook!.url).toBe(res.body.webhook_url);
+	});
+
 	it("lists, reads and renames bots; needs bots:read / bots:write", async () => {
 		const { bot } = await t.addBot();
 		const list = await t.api<{ data: BotView[]; next_cursor: string | null }>("GET", "/bots?limit=1");

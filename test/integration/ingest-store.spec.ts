@@ -1,6 +1,7 @@
 /**
  * storeUpdates on a migrated database: seqs are reserved for a batch before its duplicates are
- * known, so the ones duplicates would have used must go back, leaving the log without a gap.
+ * known, so the ones duplicates would have used must go back, leaving the log without a gap; and an
+ * older update Telegram redelivers after newer ones never rolls a chat or a message back.
  */
 import type { Database } from "../../lib/db/connection";
 import { headSeq, readEvents } from "../../services/broker/event-log";
@@ -77,5 +78,40 @@ describe("storeUpdates", () => {
 		const other = { ...item, update: normalizeUpdate({ ...body, update_id: 91 }) };
 		await expect(storeUpdates(failingOnce("SQLITE_CONSTRAINT"), [other], cache)).rejects.toThrow("Deadlock");
 		expect(attempts).toHaveLength(1);
+	});
+
+	describe("updates redelivered out of order", () => {
+		const GROUP = -100_555;
+		const groupMessage = (updateId: number, messageId: number, date: number, title: string, edit?: { date: number; text: string }) => {
+			const message = { message_id: messageId, date, chat: { id: GROUP, type: "supergroup", title }, text: edit?.text ?? title, ...(edit ? { edit_date: edit.date } : {}) };
+			const body = { update_id: updateId, [edit ? "edited_message" : "message"]: message };
+			return { botId, update: normalizeUpdate(body), raw: JSON.stringify(body) };
+		};
+		const title = async () => (await db.models.Chat.findOne({ where: { bot_id: botId, telegram_id: GROUP }, raw: true }))!.title;
+
+		it("a chat keeps the details of its latest update: an older one does not roll them back, a newer one with the earlier details does", async () => {
+			await storeUpdates(db, [groupMessage(1_002, 2, 1_790_000_002, "New name")], cache);
+			await storeUpdates(db, [groupMessage(1_001, 1, 1_790_000_001, "Old name")], cache);
+			expect(await title()).toBe("New name");
+			// Renamed back later: the cache holds what the row holds, not what the older update offered.
+			await storeUpdates(db, [groupMessage(1_003, 3, 1_790_000_003, "Old name")], cache);
+			expect(await title()).toBe("Old name");
+		});
+
+		it("in one batch, the newest description of a chat is the one kept", async () => {
+			await storeUpdates(db, [groupMessage(1_011, 11, 1_790_000_011, "Batch new"), groupMessage(1_010, 10, 1_790_000_010, "Batch old")], new Map());
+			expect(await title()).toBe("Batch new");
+		});
+
+		it("an older edit after a newer one joins the history, and its event carries the message as stored (the newer text)", async () => {
+			await storeUpdates(db, [groupMessage(1_020, 20, 1_790_000_020, "Batch new")], cache);
+			await storeUpdates(db, [groupMessage(1_022, 20, 1_790_000_020, "Batch new", { date: 1_790_000_040, text: "v2" })], cache);
+			const stale = await storeUpdates(db, [groupMessage(1_021, 20, 1_790_000_020, "Batch new", { date: 1_790_000_030, text: "v1" })], cache);
+			const message = await db.models.Message.findOne({ where: { bot_id: botId, telegram_message_id: 20 }, raw: true });
+			expect(message!.text).toBe("v2");
+			const edits = await db.models.MessageEdit.findAll({ where: { message_id: message!.id }, order: [["edit_date", "ASC"]], raw: true });
+			expect(edits.map((e) => e.text)).toEqual(["v1", "v2"]);
+			expect(stale.events.map((e) => [e.type, e.message?.text])).toEqual([["edited_message", "v2"]]);
+		});
 	});
 });

@@ -312,6 +312,37 @@ describe("sending: webhook mode", () => {
 		expect(t.events.some((e) => e.type === "outgoing_message" && (e.message as MessageBody | undefined)?.id === messageId)).toBe(false);
 	});
 
+	it("a message Telegram took whose record cannot be written (nor its bare fallback) is recorded on a later pass, never sent again", async () => {
+		const { chatId, telegramId } = await newChat(bot);
+		const db = t.gw.runtime.db;
+		const transaction = db.transaction;
+		const before = sendCalls();
+		t.telegram.failNext("sendMessage", { delayMs: 800 });
+		const posted = send(chatId, { text: "recorded later" });
+		try {
+			for (const deadline = Date.now() + 5_000; sendCalls() === before; ) {
+				if (Date.now() > deadline) throw new Error("sendMessage never came");
+				await new Promise((r) => setTimeout(r, 20));
+			}
+			// While Telegram answers: the sender's record, then its fallback (markSentBare), fail with an error it cannot classify.
+			let failures = 0;
+			db.transaction = ((work: Parameters<typeof transaction>[0]) =>
+				failures++ < 2 ? Promise.reject(new Error("simulated: the record cannot be written")) : transaction.call(db, work)) as typeof transaction;
+			const res = await posted;
+			expect([201, 202]).toContain(res.status);
+			const stored = await waitForStatus(t, res.body.id, "sent", 10_000);
+			expect(failures).toBeGreaterThanOrEqual(2);
+			await new Promise((r) => setTimeout(r, 1_500));
+			expect(sendCalls() - before).toBe(1);
+			const sent = t.telegram.sent.filter((r) => r.chat_id === telegramId && r.params.text === "recorded later");
+			expect(sent).toHaveLength(1);
+			// Recorded from Telegram's kept answer, with its details.
+			expect(stored.telegram_message_id).toBe(sent[0]!.message_id);
+		} finally {
+			db.transaction = transaction;
+		}
+	});
+
 	it("Idempotency-Key: the same key returns the same message, and Telegram receives one sendMessage", async () => {
 		const { chatId } = await newChat(bot);
 		const headers = { "idempotency-key": "order-1001" };
@@ -386,8 +417,9 @@ describe("sending: webhook mode", () => {
 			const failed = await waitForStatus(t, id!, "failed", 10_000);
 			expect(failed.error).toMatch(/bot was deleted/);
 		}
-		await waitForStatus(t, first!, "sent", 10_000);
-		expect(t.telegram.sent.filter((r) => r.chat_id === telegramId).map((r) => r.params.text)).toEqual(["in flight"]);
+		// The three POSTs race: the first queued (lowest id) is the one in flight, whichever text it has.
+		const inFlight = await waitForStatus(t, first!, "sent", 10_000);
+		expect(t.telegram.sent.filter((r) => r.chat_id === telegramId).map((r) => r.params.text)).toEqual([inFlight.text]);
 	}, 30_000);
 
 	it("a deleted bot's chats stay readable but cannot be sent to: 409 CONFLICT, nothing queued", async () => {

@@ -65,6 +65,15 @@ describe("toApiError", () => {
 		expect(toApiError(Object.assign(new Error("connect ECONNREFUSED 127.0.0.1:6379"), { code: "ECONNREFUSED" })).status).toBe(500);
 	});
 
+	it("answers 503 for a SQLite file the database cannot write or read now (disk full, I/O error, busy, read-only, locked)", () => {
+		const wrapped = (code: string) => Object.assign(new Error(`${code}: simulated`), { name: "SequelizeDatabaseError", parent: { code } });
+		for (const code of ["SQLITE_FULL", "SQLITE_IOERR", "SQLITE_BUSY", "SQLITE_READONLY", "SQLITE_CANTOPEN", "SQLITE_LOCKED"]) {
+			expect([code, toApiError(wrapped(code)).status]).toEqual([code, 503]);
+		}
+		// A statement's own fault is not the database being away.
+		expect(toApiError(wrapped("SQLITE_ERROR")).status).toBe(500);
+	});
+
 	it("never passes on the message, stack or SQL of an unexpected error", () => {
 		const err = Object.assign(new Error("ER_PARSE_ERROR near 'SELECT password_hash FROM users'"), { name: "SequelizeDatabaseError" });
 		const apiError = toApiError(err);

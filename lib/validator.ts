@@ -38,14 +38,18 @@ function unreadable(params: unknown): unknown[] {
 }
 
 /**
- * Top-level fields whose rule converts to a number. Number() takes more than numbers and numeric
- * strings: [5] is 5, true is 1, "" is 0. Those are refused before the check, naming the field.
+ * Top-level fields whose rule converts to a number. Number() takes more than numbers and decimal
+ * strings: [5] is 5, true is 1, "" is 0, "0x10" is 16, "1e3" is 1000 (/chats/0x10 read chat 16).
+ * Those are refused before the check, naming the field.
  */
 function convertedNumbers(schema: object): string[] {
 	return Object.entries(schema)
 		.filter(([field, rule]) => !field.startsWith("$$") && rule !== null && typeof rule === "object" && (rule as { type?: unknown }).type === "number" && (rule as { convert?: unknown }).convert === true)
 		.map(([field]) => field);
 }
+
+/** A number as a path, query or form value writes it: plain decimal digits. */
+const DECIMAL = /^-?\d{1,300}(\.\d{1,300})?$/;
 
 function notNumbers(params: unknown, fields: string[]): unknown[] {
 	if (fields.length === 0 || params === null || typeof params !== "object") return [];
@@ -54,7 +58,7 @@ function notNumbers(params: unknown, fields: string[]): unknown[] {
 		.filter((field) => {
 			const value = values[field];
 			// Missing and null are the rule's to judge (optional, nullable).
-			return value !== undefined && value !== null && !(typeof value === "number" || (typeof value === "string" && value.trim() !== ""));
+			return value !== undefined && value !== null && !(typeof value === "number" || (typeof value === "string" && DECIMAL.test(value)));
 		})
 		.map((field) => ({ type: "number", field, actual: typeof values[field], message: `The '${field}' field must be a number.` }));
 }

@@ -70,6 +70,14 @@ describe("REST contract", () => {
 		});
 	});
 
+	describe("ids in paths and queries are plain decimal numbers", () => {
+		it.each(["0x1", "1e0", "+1", "%201"])("GET /chats/%s is 400 naming id, not chat 1", async (id) => {
+			const res = await t.api<Json>("GET", `/chats/${id}`);
+			expectApiError(res, 400, "VALIDATION_ERROR");
+			expect(errorFields(res)).toEqual(["id"]);
+		});
+	});
+
 	describe("GET /chats/:id/messages", () => {
 		it("after_seq and before_seq together give the messages strictly between them", async () => {
 			const sent: MessageBody[] = [];

@@ -62,6 +62,11 @@ describe("GatewayValidator: converted numbers", () => {
 		["an empty string", ""],
 		["blanks", "  "],
 		["an object", { valueOf: 3 }],
+		["a hexadecimal string", "0x10"],
+		["an exponent", "1e3"],
+		["a leading plus", "+1"],
+		["padding", " 1"],
+		["Infinity", "Infinity"],
 	])("refuses %s where a number belongs (Number() would have made one of it), naming the field", (_what, value) => {
 		expect(check({ id: value })).toEqual([expect.objectContaining({ type: "number", field: "id", message: "The 'id' field must be a number." })]);
 	});
@@ -69,6 +74,7 @@ describe("GatewayValidator: converted numbers", () => {
 	it("takes numbers and numeric strings; leaves missing and null to the rule; bounds ids at 2^53", () => {
 		expect(check({ id: 7 })).toBe(true);
 		expect(check({ id: "7", limit: "10" })).toBe(true);
+		expect(check({ id: "7", limit: "-2.5" })).toBe(true);
 		expect(check({ id: 7, limit: null })).not.toEqual([expect.objectContaining({ type: "number", field: "limit", message: "The 'limit' field must be a number." })]);
 		expect(check({ id: 2 ** 53 + 2 })).toEqual([expect.objectContaining({ field: "id", type: "numberMax" })]);
 		expect(check({ id: 1e300 })).toEqual([expect.objectContaining({ field: "id", type: "numberMax" })]);

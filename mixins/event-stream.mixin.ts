@@ -166,7 +166,9 @@ export const EventStreamMixin: Partial<ServiceSchema<ServiceSettingSchema, Event
 				replay.chat_id = topic.id;
 			} else {
 				const botId = topic.kind === "bot" ? topic.id : topic.botId;
-				if (botId !== undefined && !(await db.models.Bot.findByPk(botId, { attributes: ["id"] }))) throw fail.notFound("Bot");
+				// Only a principal that may list bots learns whether one exists (GetBot answers the others
+				// FORBIDDEN): for the rest, an unknown bot is one with no chat they can read.
+				if (botId !== undefined && hasPermission(principal, "bots:read") && !(await db.models.Bot.findByPk(botId, { attributes: ["id"] }))) throw fail.notFound("Bot");
 				const access = await callAs<{ all: boolean; chat_ids: number[] }>(this, principal, "auth.chatAccess", { right: "can_read" });
 				this.hub.setAccess(subscriber.id, { all: access.all, chats: new Set(access.chat_ids) });
 				if (botId !== undefined) replay.bot_id = botId;

@@ -144,6 +144,13 @@ describe("socket.io", () => {
 			expect(await client.subscribe({ bot_id: 987_654 })).toEqual({ ok: false, error: { code: "NOT_FOUND", message: expect.any(String) } });
 		});
 
+		it("to a principal that may not list bots, an unknown bot answers as a bot with no chat it can read (whether a bot exists is not told)", async () => {
+			const user = await viewer();
+			const client = await connect({ token: user.token });
+			expect(await client.subscribe({ bot_id: 987_654 })).toEqual({ ok: true, bot_id: 987_654 });
+			expect(await client.subscribe({ bot_id: bot.id })).toEqual({ ok: true, bot_id: bot.id });
+		});
+
 		it.each([
 			["neither chat_id nor bot_id", {}, ["chat_id", "bot_id"]],
 			["both chat_id and bot_id", { chat_id: 1, bot_id: 1 }, ["chat_id", "bot_id"]],

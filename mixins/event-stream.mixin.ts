@@ -156,6 +156,7 @@ export const EventStreamMixin: Partial<ServiceSchema<ServiceSettingSchema, Event
 
 		async streamSubscribe(this: EventStreamThis, subscriber: Subscriber, topic: Topic, sinceSeq?: number, authorized?: () => void): Promise<void> {
 			const { principal } = subscriber;
+			const checkedFrom = Date.now();
 			if (!hasPermission(principal, "messages:read")) throw fail.forbidden("Missing permission messages:read");
 			const { db } = this.runtime;
 			const replay: ReplayParams = { after_seq: 0, limit: REPLAY_PAGE };
@@ -183,7 +184,7 @@ export const EventStreamMixin: Partial<ServiceSchema<ServiceSettingSchema, Event
 			}
 			// Confirmed and added in one turn: nothing (a live event, the connection's next request) comes between.
 			authorized?.();
-			await this.hub.subscribe(subscriber, topic, {
+			const subscribed = this.hub.subscribe(subscriber, topic, {
 				livePosition: this.feed.position,
 				sinceSeq,
 				replay: async (afterSeq, deliver) => {
@@ -198,6 +199,11 @@ export const EventStreamMixin: Partial<ServiceSchema<ServiceSettingSchema, Event
 					}
 				},
 			});
+			// A grant or key revoked while this subscription was being checked found it not in the hub
+			// yet (its re-check passed it by): check it again now.
+			const since = Date.now() - RECENT_CHANGE_MS;
+			if (checkedFrom < since || this.recentAuthChanges.some((r) => r.at >= checkedFrom && affects(r.change, principal))) this.revalidateSoon([subscriber]);
+			await subscribed;
 		},
 
 		streamUnsubscribe(this: EventStreamThis, subscriberId: string, topic: Topic): boolean {

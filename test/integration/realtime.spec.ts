@@ -284,6 +284,43 @@ describe("socket.io", () => {
 			expect(client.connected).toBe(true);
 		});
 
+		it("a grant revoked while the subscription was being checked still ends it within 1 s (it was not in the hub yet when the change came)", async () => {
+			const chat = await newChat();
+			const user = await viewer();
+			const grantId = await grant(chat.id, { user_id: user.id, can_read: true });
+			const client = await connect({ token: user.token });
+			const watcher = await admin();
+			await watcher.subscribe({ chat_id: chat.id });
+			// auth.can says yes, then the grant goes before the subscription is in place.
+			const call = t.gw.broker.call.bind(t.gw.broker) as (...args: unknown[]) => Promise<unknown> & { ctx?: unknown };
+			let held = false;
+			const spy = jest.spyOn(t.gw.broker, "call").mockImplementation(((action: string, ...rest: unknown[]) => {
+				const called = call(action, ...rest);
+				const params = rest[0] as { chat_id?: number; right?: string } | undefined;
+				if (action !== "auth.can" || held || params?.chat_id !== chat.id || params.right !== "can_read") return called;
+				held = true;
+				const later = called.then(async (answer) => {
+					expect((await t.api("DELETE", `/chats/${chat.id}/permissions/${grantId}`)).status).toBe(204);
+					await pause(600);
+					return answer;
+				});
+				// Moleculer merges the callee's meta back through this property of the promise.
+				return Object.assign(later, { ctx: called.ctx });
+			}) as unknown as typeof t.gw.broker.call);
+			try {
+				const ack = await client.subscribe({ chat_id: chat.id });
+				expect({ ack, held }).toMatchObject({ ack: { ok: true }, held: true });
+			} finally {
+				spy.mockRestore();
+			}
+			const notice = await client.waitFor((r) => r.event === "unsubscribed", 1_000, "unsubscribed within 1 s");
+			expect(notice.payload).toMatchObject({ chat_id: chat.id, code: "FORBIDDEN" });
+			await userFloods(t, bot.token, chat, 2, (i) => `after revoke ${i}`);
+			await watcher.waitForSeqs(chat.id, 2);
+			await pause(300);
+			expect(client.seqs(chat.id)).toHaveLength(0);
+		});
+
 		it("revoking the API key a socket connected with disconnects it within 1 s", async () => {
 			const key = await createKey(t.baseUrl, t.adminToken);
 			const client = await connect({ token: key.key });

@@ -217,6 +217,8 @@ const ApiService: ServiceSchema<ApiSettingsSchema, ApiThis> = {
 			 */
 			handler(this: ApiThis, ctx: Context<{ req: IncomingMessage & { $ctx?: Context }; res: ServerResponse & { $ctx?: Context } }>) {
 				const { req, res } = ctx.params;
+				// HEAD is a GET without the body (load balancers probe /health so); node leaves the body out itself.
+				if (req.method === "HEAD") req.method = "GET";
 				if (req.method !== "OPTIONS") return gatewayRestHandler.call(this, ctx);
 				req.$ctx = ctx;
 				res.$ctx = ctx;

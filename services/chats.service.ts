@@ -172,7 +172,12 @@ const ChatsService: ServiceSchema<ServiceSettingSchema, ChatsThis> = {
 					});
 				}
 				if (message.status === "sent") respondCreated(ctx, `/messages/${message.id}`);
-				else respondWith(ctx, 202);
+				else {
+					// Still queued: where to follow it (GET /messages/:id shows its status).
+					respondWith(ctx, 202);
+					// moleculer-web sends $location with 201 and redirects only.
+					ctx.meta.$responseHeaders = { ...ctx.meta.$responseHeaders, Location: `/api/v1/messages/${message.id}` };
+				}
 				return message;
 			},
 		},

@@ -70,6 +70,17 @@ describe("REST contract", () => {
 		});
 	});
 
+	describe("HEAD", () => {
+		it("is answered as GET without the body (load balancers probe with it)", async () => {
+			for (const [path, headers] of [["/health", {}], ["/api/v1/chats", { authorization: `Bearer ${t.adminToken}` }]] as const) {
+				const res = await http<Json>(t.baseUrl, "HEAD", path, { headers });
+				expect({ path, status: res.status, body: res.text }).toEqual({ path, status: 200, body: "" });
+				expect(res.headers.get("x-request-id")).toBeTruthy();
+			}
+			expectApiError(await http<Json>(t.baseUrl, "POST", "/api/v1/chats", { headers: { authorization: `Bearer ${t.adminToken}` } }), 404, "NOT_FOUND");
+		});
+	});
+
 	describe("ids in paths and queries are plain decimal numbers", () => {
 		it.each(["0x1", "1e0", "+1", "%201"])("GET /chats/%s is 400 naming id, not chat 1", async (id) => {
 			const res = await t.api<Json>("GET", `/chats/${id}`);

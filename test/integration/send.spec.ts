@@ -170,6 +170,7 @@ describe("sending: webhook mode", () => {
 		const res = await send(chatId, { text: "slow telegram" });
 		expect(res.status).toBe(202);
 		expect(res.body).toMatchObject({ id: expect.any(Number), chat_id: chatId, direction: "outgoing", status: "queued", telegram_message_id: null });
+		expect(res.headers.get("location")).toBe(`/api/v1/messages/${res.body.id}`);
 		const sent = await waitForStatus(t, res.body.id, "sent", 15_000);
 		expect(sent.telegram_message_id).toBe(sentWithText(t, "slow telegram")[0]!.message_id);
 		expect(sentWithText(t, "slow telegram")).toHaveLength(1);

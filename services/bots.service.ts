@@ -18,7 +18,7 @@ import { TelegramApiError, type TelegramMessage, type TelegramUser } from "../li
 import { publishEvents } from "./broker/publish";
 import { enqueueMessage, type EnqueueParams } from "./bots/outbox";
 import { queueStatsActions } from "./bots/queue-stats";
-import { BOT_TOKEN, botToken, botView, identifyBot, newBotSecrets, webhookUrl } from "./bots/registry";
+import { BOT_TOKEN, botToken, botView, identifyBot, newBotSecrets, telegramAsksToWait, webhookUrl } from "./bots/registry";
 import { rotateEncryptionKeys } from "./bots/key-rotation";
 import { SendTimes } from "./bots/flood";
 import { drainBotQueue, type Settled } from "./bots/sender";
@@ -284,7 +284,8 @@ const BotsService: ServiceSchema<ServiceSettingSchema, BotsThis> = {
 				// JSON-quoted: Telegram's description is not ours, and a line break in it would forge a log line.
 				this.logger.warn(`Telegram refused to set up the bot: ${JSON.stringify((err as Error).message)}`);
 				// A refusal (4xx, e.g. "HTTPS url must be provided") will not go away by trying again.
-				if (err instanceof TelegramApiError && err.errorCode >= 400 && err.errorCode < 500 && err.errorCode !== 429) {
+				if (err instanceof TelegramApiError && err.errorCode === 429) throw telegramAsksToWait(err, "setWebhook");
+				if (err instanceof TelegramApiError && err.errorCode >= 400 && err.errorCode < 500) {
 					throw fail.badRequest(`Telegram refused the webhook setup: ${err.description}`, { telegram_error_code: err.errorCode });
 				}
 				throw fail.unavailable("Telegram (setWebhook)");

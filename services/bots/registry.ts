@@ -3,7 +3,8 @@ import { randomBytes } from "node:crypto";
 import type { EncryptionKey } from "../../lib/config";
 import { seal, unseal } from "../../lib/crypto";
 import type { Bot } from "../../lib/db/models";
-import { fail } from "../../lib/errors";
+import { fail, GatewayError } from "../../lib/errors";
+import { MAX_RETRY_AFTER_SECONDS } from "./flood";
 import { TelegramApiError, TelegramNetworkError, type TelegramClient, type TelegramUser } from "../../lib/telegram/client";
 import { iso } from "../../lib/time";
 import { BOT_TOKEN_PURPOSE, WEBHOOK_SECRET_PURPOSE } from "../ingest/bot-routes";
@@ -41,6 +42,7 @@ export async function identifyBot(telegram: TelegramClient, token: string): Prom
 	try {
 		me = await telegram.getMe(token);
 	} catch (err) {
+		if (err instanceof TelegramApiError && err.errorCode === 429) throw telegramAsksToWait(err, "getMe");
 		if (err instanceof TelegramApiError && err.errorCode < 500) {
 			throw fail.validation([{ field: "token", message: `Telegram rejected this token (${err.errorCode} ${err.description})` }]);
 		}
@@ -50,6 +52,15 @@ export async function identifyBot(telegram: TelegramClient, token: string): Prom
 	const bot = usableBot(me);
 	if (!bot) throw fail.unavailable("Telegram (getMe)");
 	return bot;
+}
+
+/**
+ * A 429 from Telegram: nothing wrong with the request, only too soon. 503 with Retry-After from
+ * Telegram's retry_after (a 429 of getMe is not a rejected token).
+ */
+export function telegramAsksToWait(err: TelegramApiError, method: string): GatewayError {
+	const seconds = Math.min(Math.max(1, Math.ceil(err.retryAfterSeconds ?? 1)), MAX_RETRY_AFTER_SECONDS);
+	return new GatewayError("UNAVAILABLE", `Telegram (${method}) asks to wait ${seconds} s before trying again`, { retry_after: seconds });
 }
 
 /** Telegram's getMe answer, read rather than trusted: only the fields registration uses, checked. */

@@ -59,6 +59,18 @@ describe("bots: registration in webhook mode", () => {
 		expect(res.body).toMatchObject({ error: { code: "CONFLICT", message: expect.stringContaining(`bot ${bot.id}`) } });
 	});
 
+	it("a 429 from Telegram (getMe or setWebhook) is 503 with Retry-After from its retry_after, not a rejected token, and no bot is kept", async () => {
+		for (const method of ["getMe", "setWebhook"]) {
+			const token = t.telegram.addBot();
+			t.telegram.failNext(method, { status: 429, retry_after: 7 });
+			const before = await botRows();
+			const res = await t.api("POST", "/bots", { token });
+			expect({ method, status: res.status, retryAfter: res.headers.get("retry-after") }).toEqual({ method, status: 503, retryAfter: "7" });
+			expect(res.body).toMatchObject({ error: { code: "UNAVAILABLE", details: { retry_after: 7 } } });
+			expect(await botRows()).toBe(before);
+		}
+	});
+
 	it("when Telegram refuses the webhook, the bot is not kept", async () => {
 		const token = t.telegram.addBot();
 		t.telegram.failNext("setWebhook", { status: 500 });

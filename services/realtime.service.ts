@@ -17,6 +17,7 @@ import SocketIOService from "moleculer-io";
 import type { Server as SocketServer, Socket } from "socket.io";
 import { resolveThrottled } from "../lib/credential-throttle";
 import { fail, isClientError } from "../lib/errors";
+import { requestIdFor } from "../lib/request-id";
 import { EventStreamMixin, type EventStreamThis } from "../mixins/event-stream.mixin";
 import { waitUntil, type CloseReason, type Subscriber, type Topic } from "../mixins/event-stream/subscription-hub";
 import { clientAddress } from "./api/http";
@@ -244,6 +245,10 @@ const RealtimeService: ServiceSchema<ServiceSettingSchema, RealtimeThis> = {
 			maxHttpBufferSize: 64 * 1024,
 			// Leave other upgrades (the plain WebSocket endpoint) alone.
 			destroyUpgrade: false,
+		});
+		// Every HTTP answer of the gateway names its request, socket.io's polling transport included.
+		this.io.engine.on("headers", (headers: Record<string, string>, req: IncomingMessage) => {
+			headers["X-Request-Id"] = requestIdFor(req.headers["x-request-id"]);
 		});
 		this.io.of("/").on("connection", (socket: Socket) => {
 			const { subscriber, credential } = socket.data as SocketData;

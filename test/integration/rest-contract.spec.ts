@@ -70,6 +70,12 @@ describe("REST contract", () => {
 		});
 	});
 
+	it("socket.io's HTTP polling answers carry X-Request-Id too, keeping a valid one", async () => {
+		const res = await http<Json>(t.baseUrl, "GET", "/socket.io/?EIO=4&transport=polling", { headers: { "x-request-id": "poll-42" } });
+		expect(res.status).toBe(200);
+		expect(res.headers.get("x-request-id")).toBe("poll-42");
+	});
+
 	describe("HEAD", () => {
 		it("is answered as GET without the body (load balancers probe with it)", async () => {
 			for (const [path, headers] of [["/health", {}], ["/api/v1/chats", { authorization: `Bearer ${t.adminToken}` }]] as const) {

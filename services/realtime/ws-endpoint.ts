@@ -42,7 +42,8 @@ export interface WsHandlers {
 
 function credentialOf(req: IncomingMessage): string | null {
 	const url = new URL(req.url ?? "/", "http://localhost");
-	const fromQuery = url.searchParams.get("token") ?? url.searchParams.get("api_key");
+	// An empty ?token= does not hide an ?api_key= given beside it.
+	const fromQuery = url.searchParams.get("token") || url.searchParams.get("api_key");
 	if (fromQuery) return fromQuery;
 	const auth = req.headers.authorization;
 	const bearer = auth ? /^Bearer[ ]+([^\s]+)[ ]*$/i.exec(auth)?.[1] : undefined;

@@ -50,12 +50,13 @@ describe("plain WebSocket /api/v1/ws", () => {
 			["?token= with an access JWT", "jwt", "query"],
 			["?token= with an API key", "key", "query"],
 			["?api_key= with an API key", "key", "api_key"],
+			["?api_key= beside an empty ?token=", "key", "empty_token"],
 			["Authorization: Bearer <JWT>", "jwt", "bearer"],
 			["Authorization: Bearer <API key>", "key", "bearer"],
 			["X-API-Key", "key", "x-api-key"],
 		])("accepts %s", async (_name, kind, where) => {
 			const credential = kind === "jwt" ? t.adminToken : (await createKey(t.baseUrl, t.adminToken)).key;
-			const query = where === "query" ? `?token=${credential}` : where === "api_key" ? `?api_key=${credential}` : "";
+			const query = where === "query" ? `?token=${credential}` : where === "api_key" ? `?api_key=${credential}` : where === "empty_token" ? `?token=&api_key=${credential}` : "";
 			const headers: Record<string, string> = where === "bearer" ? { authorization: `Bearer ${credential}` } : where === "x-api-key" ? { "x-api-key": credential } : {};
 			const client = await open(query, headers);
 			await client.ping();

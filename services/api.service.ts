@@ -314,12 +314,11 @@ const ApiService: ServiceSchema<ApiSettingsSchema, ApiThis> = {
 			}
 			// Credentials are taken out of the params on every route; a public one (login) ignores a malformed header.
 			const isPublic = req.$action?.auth === false;
-			let credential: string | null;
+			let credential: string | null = null;
 			try {
 				credential = takeCredential(req);
 			} catch (err) {
 				if (!isPublic) throw err;
-				credential = null;
 			}
 			if (isPublic) return null;
 			if (!credential) throw fail.unauthorized("Credentials required: Authorization: Bearer <token>, X-API-Key, ?api_key= or api_key in the body");

@@ -76,12 +76,11 @@ export async function drainBotQueue(deps: SenderDeps, botId: number, signal: Abo
 	const bot = await db.models.Bot.findByPk(botId, { raw: true });
 	if (!bot) return;
 	const token = botToken(deps.keys, bot);
-	const { sendTimes } = deps;
 	while (!signal.aborted) {
 		if (!(await stillActive(deps, botId))) return;
 		const rows = await dueChatHeads(db, botId);
 		if (rows.length === 0) return;
-		const { sent, nextTry } = await sendPass(deps, { botId, token, sendTimes, signal }, rows);
+		const { sent, nextTry } = await sendPass(deps, { botId, token, signal }, rows);
 		if (signal.aborted) return;
 		if (sent === 0) await sleep(Math.min(Number.isFinite(nextTry) ? nextTry : 1_000, 1_000), signal);
 	}
@@ -90,7 +89,6 @@ export async function drainBotQueue(deps: SenderDeps, botId: number, signal: Abo
 interface BotSending {
 	botId: number;
 	token: string;
-	sendTimes: SendTimes;
 	signal: AbortSignal;
 }
 
@@ -100,8 +98,8 @@ interface BotSending {
  * every send it started has ended (and been recorded).
  */
 async function sendPass(deps: SenderDeps, bot: BotSending, rows: OutboundQueueItem[]): Promise<{ sent: number; nextTry: number }> {
-	const { db } = deps;
-	const { botId, token, sendTimes, signal } = bot;
+	const { db, sendTimes } = deps;
+	const { botId, token, signal } = bot;
 	// A chat whose earlier message must wait (flood limits, or another sender holding it: a node
 	// that lost its lease mid-send, or died) holds back its later ones: order per chat is kept.
 	const heldBack = new Set<number>();

@@ -5,42 +5,17 @@
  * deliver each event once, answers name what they answer, credentials come first, and the live
  * handshakes share REST's bad-credential throttle.
  */
-import { join } from "node:path";
 import * as grpc from "@grpc/grpc-js";
-import { loadSync, type Options } from "@grpc/proto-loader";
 import type { MessageEventProto } from "../../services/grpc/codec";
 import { createUser, pollUntil, sleep } from "../support/auth";
 import { userWrites } from "../support/chat-helpers";
+import { grpcCredentials, grpcMethod } from "../support/hostile-grpc";
 import WebSocket from "ws";
 import { connectIo, connectWs, ioConnectError, pause, waitUntil, wsRefusal, wsUrl, type IoClient, type WsClient } from "../support/realtime-clients";
 import { freePort } from "../support/processes";
 import { startTelegramGateway, type TelegramGateway } from "../support/telegram-gateway";
 
-const OPTIONS: Options = { keepCase: true, longs: Number, enums: String, defaults: true, oneofs: true };
-const gateway = loadSync(join(__dirname, "..", "..", "proto", "gateway.proto"), OPTIONS);
-const SERVICE_OF: Record<string, string> = {
-	StreamMessages: "MessageService",
-	StreamChatMessages: "MessageService",
-	SendMessage: "MessageService",
-	GetMessages: "MessageService",
-	ListChats: "ChatService",
-	GetChat: "ChatService",
-	ListBots: "BotService",
-	GetBot: "BotService",
-	CreateBot: "BotService",
-	DeleteBot: "BotService",
-};
 type Json = Record<string, unknown>;
-type Method = grpc.MethodDefinition<object, Json>;
-const method = (name: string): Method => (gateway[`gateway.v1.${SERVICE_OF[name]}`] as grpc.ServiceDefinition)[name] as Method;
-
-function creds(credential?: string, how: "bearer" | "x-api-key" = "bearer"): grpc.Metadata {
-	const md = new grpc.Metadata();
-	if (credential === undefined) return md;
-	if (how === "x-api-key") md.set("x-api-key", credential);
-	else md.set("authorization", `Bearer ${credential}`);
-	return md;
-}
 
 class Probe {
 	readonly events: MessageEventProto[] = [];
@@ -88,16 +63,16 @@ describe("live channels: subscriptions and answers", () => {
 		await t?.stop();
 	});
 
-	const rpc = <T = Json>(name: string, request: object, md: grpc.Metadata = creds(t.adminToken)): Promise<{ value?: T; error?: grpc.ServiceError }> => {
-		const m = method(name);
+	const rpc = <T = Json>(name: string, request: object, md: grpc.Metadata = grpcCredentials(t.adminToken)): Promise<{ value?: T; error?: grpc.ServiceError }> => {
+		const m = grpcMethod(name);
 		return new Promise((resolve) =>
 			client.makeUnaryRequest(m.path, m.requestSerialize, m.responseDeserialize, request, md, { deadline: Date.now() + 10_000 }, (error, value) =>
 				resolve(error ? { error } : { value: value as T }),
 			),
 		);
 	};
-	const stream = (name: string, request: object, md: grpc.Metadata = creds(t.adminToken)): Probe => {
-		const m = method(name) as unknown as grpc.MethodDefinition<object, MessageEventProto>;
+	const stream = (name: string, request: object, md: grpc.Metadata = grpcCredentials(t.adminToken)): Probe => {
+		const m = grpcMethod(name) as unknown as grpc.MethodDefinition<object, MessageEventProto>;
 		const p = new Probe(client.makeServerStreamRequest(m.path, m.requestSerialize, m.responseDeserialize, request, md, {}));
 		probes.push(p);
 		return p;
@@ -310,11 +285,11 @@ describe("live channels: subscriptions and answers", () => {
 			["StreamChatMessages", { chat_id: 1, since_seq: -1 }],
 			["StreamMessages", { bot_id: -1 }],
 		] as const) {
-			const status = await stream(name, request, creds()).end(5_000);
+			const status = await stream(name, request, grpcCredentials()).end(5_000);
 			expect([name, status?.code, status?.metadata.get("x-error-code")]).toEqual([name, grpc.status.UNAUTHENTICATED, ["UNAUTHORIZED"]]);
 		}
 		// A unary RPC with an invalid request and no credential is UNAUTHENTICATED already.
-		const unary = await rpc("GetChat", {}, creds());
+		const unary = await rpc("GetChat", {}, grpcCredentials());
 		expect([unary.error?.code, unary.error?.metadata.get("x-error-code")]).toEqual([grpc.status.UNAUTHENTICATED, ["UNAUTHORIZED"]]);
 	});
 

@@ -264,13 +264,19 @@ describe("socket.io", () => {
 	});
 
 	describe("revocation", () => {
-		it("revoking the grant ends that chat's events with an `unsubscribed` event within 1 s", async () => {
+		/** A viewer's socket with can_read on a new chat (not yet subscribed), and an admin's socket watching that chat. */
+		async function grantedReader() {
 			const chat = await newChat();
 			const user = await viewer();
 			const grantId = await grant(chat.id, { user_id: user.id, can_read: true });
 			const client = await connect({ token: user.token });
 			const watcher = await admin();
 			await watcher.subscribe({ chat_id: chat.id });
+			return { chat, grantId, client, watcher };
+		}
+
+		it("revoking the grant ends that chat's events with an `unsubscribed` event within 1 s", async () => {
+			const { chat, grantId, client, watcher } = await grantedReader();
 			expect(await client.subscribe({ chat_id: chat.id })).toMatchObject({ ok: true });
 			await userFloods(t, bot.token, chat, 1);
 			await client.waitForSeqs(chat.id, 1);
@@ -285,12 +291,7 @@ describe("socket.io", () => {
 		});
 
 		it("a grant revoked while the subscription was being checked still ends it within 1 s (it was not in the hub yet when the change came)", async () => {
-			const chat = await newChat();
-			const user = await viewer();
-			const grantId = await grant(chat.id, { user_id: user.id, can_read: true });
-			const client = await connect({ token: user.token });
-			const watcher = await admin();
-			await watcher.subscribe({ chat_id: chat.id });
+			const { chat, grantId, client, watcher } = await grantedReader();
 			// auth.can says yes, then the grant goes before the subscription is in place.
 			const call = t.gw.broker.call.bind(t.gw.broker) as (...args: unknown[]) => Promise<unknown> & { ctx?: unknown };
 			let held = false;

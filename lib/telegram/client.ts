@@ -5,7 +5,11 @@
  */
 import { Agent, errors as undiciErrors, request } from "undici";
 
-/** Every update kind, for setWebhook/getUpdates: Telegram leaves some out unless they are asked for. */
+/**
+ * Every update kind (Bot API 10.0), for setWebhook/getUpdates: Telegram leaves some out unless they
+ * are asked for, and sends none that an explicit list does not name, so a kind added to the Bot API
+ * must be added here before the gateway receives it (it is then stored raw if not modelled).
+ */
 export const ALL_UPDATE_KINDS = [
 	"message",
 	"edited_message",
@@ -30,6 +34,8 @@ export const ALL_UPDATE_KINDS = [
 	"chat_join_request",
 	"chat_boost",
 	"removed_chat_boost",
+	"managed_bot",
+	"guest_message",
 ] as const;
 
 /** Telegram answered `ok: false`. */

@@ -52,6 +52,8 @@ export async function enqueueMessage(db: Database, params: EnqueueParams): Promi
 		if (earlier) return { message: earlier, created: false };
 	}
 	const request: Record<string, unknown> = { chat_id: Number(chat.telegram_id), text: params.text };
+	// A business account's chat: the message goes out on the account's behalf, in that chat.
+	if (chat.business_connection_id) request.business_connection_id = chat.business_connection_id;
 	if (params.parse_mode) request.parse_mode = params.parse_mode;
 	if (params.disable_notification !== undefined) request.disable_notification = params.disable_notification;
 	if (params.reply_to_message_id !== undefined) {

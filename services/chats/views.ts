@@ -2,13 +2,15 @@
 import type { Chat, Message } from "../../lib/db/models";
 import { iso } from "../../lib/time";
 
-type ChatRow = Pick<Chat, "id" | "bot_id" | "telegram_id" | "type" | "title" | "username" | "first_name" | "last_name" | "is_forum" | "migrated_to_chat_id" | "created_at" | "updated_at">;
+type ChatRow = Pick<Chat, "id" | "bot_id" | "telegram_id" | "business_connection_id" | "type" | "title" | "username" | "first_name" | "last_name" | "is_forum" | "migrated_to_chat_id" | "created_at" | "updated_at">;
 
 export function chatView(row: ChatRow) {
 	return {
 		id: Number(row.id),
 		bot_id: Number(row.bot_id),
 		telegram_id: Number(row.telegram_id),
+		// A chat of a connected business account (null: the bot's own chat with that Telegram id).
+		business_connection_id: row.business_connection_id || null,
 		type: row.type,
 		title: row.title,
 		username: row.username,

@@ -64,6 +64,7 @@ export interface ChatProto {
 	last_name: string;
 	created_at: string;
 	updated_at: string;
+	business_connection_id: string;
 }
 
 export interface BotProto {
@@ -150,6 +151,7 @@ export function chatToProto(chat: ChatView): ChatProto {
 		last_name: chat.last_name ?? "",
 		created_at: chat.created_at ?? "",
 		updated_at: chat.updated_at ?? "",
+		business_connection_id: chat.business_connection_id ?? "",
 	};
 }
 

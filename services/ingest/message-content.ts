@@ -63,6 +63,7 @@ export function stringOrNull(value: unknown, max?: number): string | null {
  * Content fields, in priority order: the first one present names the message's type (= the field name).
  * - `animation` comes before `document`: Telegram sets both for an animation (GIF / silent MP4).
  * - `venue` comes before `location`: Telegram sets both for a venue.
+ * - `live_photo` comes before `photo`: Telegram sets `photo` too, for clients that predate live photos.
  * - Real messages carry one content field; fixtures that carry several (telegrambots_multi_kind_update:
  *   text + audio + voice + document) get the first in this order (here: voice).
  * - `user_shared` is the pre-7.0 form of `users_shared`; `rich_message` is a newer kind seen in nutgram.
@@ -71,6 +72,7 @@ export function stringOrNull(value: unknown, max?: number): string | null {
  */
 const CONTENT_FIELDS: readonly string[] = [
 	"animation",
+	"live_photo",
 	"photo",
 	"video",
 	"video_note",

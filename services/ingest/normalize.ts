@@ -22,7 +22,7 @@ export class NormalizeError extends Error {
 }
 
 /** Column sizes of `chats` / `messages` (migrations/0001-initial-schema.ts). */
-const MAX = { kind: 64, type: 32, title: 255, username: 64, name: 255, media_group_id: 64 } as const;
+const MAX = { kind: 64, type: 32, title: 255, username: 64, name: 255, media_group_id: 64, business_connection_id: 128 } as const;
 
 /** The update kinds that carry a Message, and whether they are an edit of one. */
 const MESSAGE_KINDS: ReadonlyMap<string, boolean> = new Map<MessageKind, boolean>([
@@ -74,14 +74,17 @@ function normalizeItem(key: string, value: unknown): UpdateItem {
 	const edit = MESSAGE_KINDS.get(key);
 	if (edit !== undefined) return messageItem(key as MessageKind, edit, value);
 	const path = CHAT_PATHS.get(key);
-	return { kind: truncate(key, MAX.kind), chat: path ? chatInfo(follow(value, path)) : null, payload: value };
+	// The business connection, when there is one, sits beside the chat (the message, or
+	// deleted_business_messages itself).
+	const chat = path ? chatInfo(follow(value, path), follow(value, path.slice(0, -1))) : null;
+	return { kind: truncate(key, MAX.kind), chat, payload: value };
 }
 
 function messageItem(kind: MessageKind, edit: boolean, value: unknown): UpdateItem {
-	const chat = isObject(value) ? chatInfo(own(value, "chat")) : null;
+	const chat = isObject(value) ? chatInfo(own(value, "chat"), value) : null;
 	const messageId = isObject(value) ? own(value, "message_id") : undefined;
 	if (!isObject(value) || !chat || !isInt(messageId)) return { kind, chat: null, payload: value };
-	return { kind, edit, chat, message: messageInfo(value, messageId), migrate_to_chat_id: intOrNull(own(value, "migrate_to_chat_id")) };
+	return { kind, edit, chat, message: messageInfo(value, messageId, chat.telegram_id), migrate_to_chat_id: intOrNull(own(value, "migrate_to_chat_id")) };
 }
 
 /** value[path[0]][path[1]]..., or undefined as soon as a step is not an object. */
@@ -94,13 +97,18 @@ function follow(value: unknown, path: readonly string[]): unknown {
 	return current;
 }
 
-/** A Chat object with a numeric id, reduced to the `chats` columns; null for anything else. */
-function chatInfo(value: unknown): ChatInfo | null {
+/**
+ * A Chat object with a numeric id, reduced to the `chats` columns; null for anything else. `holder`
+ * is the object the chat came in: its business_connection_id makes the chat one of a connected
+ * business account, which Telegram says is independent of the bot's own chat with the same id.
+ */
+function chatInfo(value: unknown, holder: unknown): ChatInfo | null {
 	if (!isObject(value)) return null;
 	const id = own(value, "id");
 	if (!isInt(id)) return null;
 	return {
 		telegram_id: id,
+		business_connection_id: isObject(holder) ? stringOrNull(own(holder, "business_connection_id"), MAX.business_connection_id) || null : null,
 		type: stringOrNull(own(value, "type"), MAX.type) || "unknown",
 		title: stringOrNull(own(value, "title"), MAX.title),
 		username: stringOrNull(own(value, "username"), MAX.username),
@@ -111,21 +119,12 @@ function chatInfo(value: unknown): ChatInfo | null {
 }
 
 /**
- * Who sent it: `from`; else (channel posts, which have no `from`) the `sender_chat`, its title as the
- * first name; null when neither has a numeric id.
+ * Who sent it: the `sender_chat` when the message was sent on behalf of a chat (channel posts, an
+ * anonymous group admin, a linked channel's automatic forward), its title as the first name, since
+ * `from` is then a placeholder user (GroupAnonymousBot, "Telegram", Channel_Bot); else `from`; null
+ * when neither has a numeric id.
  */
 function senderInfo(message: JsonObject): SenderInfo | null {
-	const from = own(message, "from");
-	const fromId = isObject(from) ? own(from, "id") : undefined;
-	if (isObject(from) && isInt(fromId)) {
-		return {
-			telegram_id: fromId,
-			username: stringOrNull(own(from, "username"), MAX.username),
-			first_name: stringOrNull(own(from, "first_name"), MAX.name),
-			last_name: stringOrNull(own(from, "last_name"), MAX.name),
-			is_bot: own(from, "is_bot") === true,
-		};
-	}
 	const senderChat = own(message, "sender_chat");
 	const senderChatId = isObject(senderChat) ? own(senderChat, "id") : undefined;
 	if (isObject(senderChat) && isInt(senderChatId)) {
@@ -137,14 +136,48 @@ function senderInfo(message: JsonObject): SenderInfo | null {
 			is_bot: false,
 		};
 	}
+	const from = own(message, "from");
+	const fromId = isObject(from) ? own(from, "id") : undefined;
+	if (isObject(from) && isInt(fromId)) {
+		return {
+			telegram_id: fromId,
+			username: stringOrNull(own(from, "username"), MAX.username),
+			first_name: stringOrNull(own(from, "first_name"), MAX.name),
+			last_name: stringOrNull(own(from, "last_name"), MAX.name),
+			is_bot: own(from, "is_bot") === true,
+		};
+	}
 	return null;
 }
 
-function messageInfo(message: JsonObject, messageId: number): MessageInfo {
+/** The forum topic a message is in: message_thread_id names a topic only with is_topic_message (else a reply thread). */
+function topicOf(message: JsonObject): number | null {
+	return own(message, "is_topic_message") === true ? intOrNull(own(message, "message_thread_id")) : null;
+}
+
+/**
+ * The message this one replies to in the same chat. Telegram sets reply_to_message on every message
+ * of a forum topic to the topic's creation message, which is no reply; a reply to a message of
+ * another topic comes as external_reply naming this chat.
+ */
+function replyTarget(message: JsonObject, chatId: number, topic: number | null): number | null {
+	const replyTo = own(message, "reply_to_message");
+	if (isObject(replyTo)) {
+		const id = intOrNull(own(replyTo, "message_id"));
+		const topicOpening = topic !== null && id === topic && own(replyTo, "forum_topic_created") !== undefined;
+		return topicOpening ? null : id;
+	}
+	const external = own(message, "external_reply");
+	const externalChat = isObject(external) ? own(external, "chat") : undefined;
+	if (isObject(external) && isObject(externalChat) && own(externalChat, "id") === chatId) return intOrNull(own(external, "message_id"));
+	return null;
+}
+
+function messageInfo(message: JsonObject, messageId: number, chatId: number): MessageInfo {
 	const { type, media } = messageContent(message);
 	const entities = own(message, "entities");
 	const captionEntities = own(message, "caption_entities");
-	const replyTo = own(message, "reply_to_message");
+	const topic = topicOf(message);
 	return {
 		telegram_message_id: messageId,
 		type,
@@ -153,8 +186,8 @@ function messageInfo(message: JsonObject, messageId: number): MessageInfo {
 		entities: Array.isArray(entities) ? entities : Array.isArray(captionEntities) ? captionEntities : null,
 		media,
 		from: senderInfo(message),
-		reply_to_message_id: isObject(replyTo) ? intOrNull(own(replyTo, "message_id")) : null,
-		thread_id: intOrNull(own(message, "message_thread_id")),
+		reply_to_message_id: replyTarget(message, chatId, topic),
+		thread_id: topic,
 		media_group_id: stringOrNull(own(message, "media_group_id"), MAX.media_group_id),
 		// Out of a Date's (and a DATETIME column's) range, a time would fail the insert: unknown instead.
 		date: unixTimeOrNull(own(message, "date")),

@@ -41,7 +41,9 @@ export interface StoreOptions {
 export type ChatCache = Map<string, ChatCacheEntry>;
 type ChatCacheEntry = { id: number; fingerprint: string };
 
-const chatKey = (botId: number, telegramId: number) => `${botId}:${telegramId}`;
+/** A chat is the bot's, by Telegram id and business connection ('' for the bot's own chats). */
+const chatKey = (botId: number, chat: { telegram_id: number; business_connection_id: string | null }) =>
+	`${botId}:${chat.telegram_id}:${chat.business_connection_id ?? ""}`;
 type ChatDetails = Pick<ChatInfo, "type" | "title" | "username" | "first_name" | "last_name" | "is_forum">;
 const fingerprint = (chat: ChatDetails) => JSON.stringify([chat.type, chat.title, chat.username, chat.first_name, chat.last_name, Boolean(chat.is_forum)]);
 
@@ -134,11 +136,12 @@ async function upsertChats(
 	}
 	if (changed.length === 0) return ids;
 
-	const columns = "(bot_id, telegram_id, type, title, username, first_name, last_name, is_forum, details_date, created_at, updated_at)";
-	const tuple = `(${placeholders(11)})`;
+	const columns = "(bot_id, telegram_id, business_connection_id, type, title, username, first_name, last_name, is_forum, details_date, created_at, updated_at)";
+	const tuple = `(${placeholders(12)})`;
 	const values: SqlValue[] = changed.flatMap(({ botId, chat, at }) => [
 		botId,
 		chat.telegram_id,
+		chat.business_connection_id ?? "",
 		chat.type,
 		chat.title,
 		chat.username,
@@ -158,28 +161,28 @@ async function upsertChats(
 			   username = IF(${fresh}, VALUES(username), username), first_name = IF(${fresh}, VALUES(first_name), first_name),
 			   last_name = IF(${fresh}, VALUES(last_name), last_name), is_forum = IF(${fresh}, VALUES(is_forum), is_forum),
 			   updated_at = IF(${fresh}, VALUES(updated_at), updated_at), details_date = IF(${fresh}, VALUES(details_date), details_date)`
-			: `ON CONFLICT (bot_id, telegram_id) DO UPDATE SET type = CASE WHEN excluded.type = 'unknown' THEN chats.type ELSE excluded.type END,
+			: `ON CONFLICT (bot_id, telegram_id, business_connection_id) DO UPDATE SET type = CASE WHEN excluded.type = 'unknown' THEN chats.type ELSE excluded.type END,
 			   title = excluded.title, username = excluded.username, first_name = excluded.first_name, last_name = excluded.last_name,
 			   is_forum = excluded.is_forum, details_date = excluded.details_date, updated_at = excluded.updated_at
 			   WHERE chats.details_date IS NULL OR excluded.details_date >= chats.details_date`;
 	await run(db, t, `INSERT INTO chats ${columns} VALUES ${changed.map(() => tuple).join(", ")} ${upsert}`, values);
 
 	const lookup = perBot(changed.map(({ botId, chat }) => ({ botId, id: chat.telegram_id })), "telegram_id");
-	type ChatRow = ChatDetails & { id: number; bot_id: number; telegram_id: number };
+	type ChatRow = ChatDetails & { id: number; bot_id: number; telegram_id: number; business_connection_id: string };
 	const rows = await all<ChatRow>(
 		db,
 		t,
-		`SELECT id, bot_id, telegram_id, type, title, username, first_name, last_name, is_forum FROM chats WHERE ${lookup.where}`,
+		`SELECT id, bot_id, telegram_id, business_connection_id, type, title, username, first_name, last_name, is_forum FROM chats WHERE ${lookup.where}`,
 		lookup.values,
 	);
 	for (const row of rows) {
-		const key = chatKey(Number(row.bot_id), Number(row.telegram_id));
+		const key = chatKey(Number(row.bot_id), { telegram_id: Number(row.telegram_id), business_connection_id: row.business_connection_id });
 		ids.set(key, Number(row.id));
 		if (chats.has(key)) learned.set(key, { id: Number(row.id), fingerprint: fingerprint(row) });
 	}
 	for (const { botId, chat } of changed) {
 		// Never reached unless the upsert and the read disagree; an event without its chat would be lost.
-		if (!ids.has(chatKey(botId, chat.telegram_id))) throw new Error(`chat ${chat.telegram_id} of bot ${botId} not found after its upsert`);
+		if (!ids.has(chatKey(botId, chat))) throw new Error(`chat ${chat.telegram_id} of bot ${botId} not found after its upsert`);
 	}
 	return ids;
 }
@@ -210,7 +213,7 @@ interface Planned {
  * deleted) must not fail the batch again when Telegram redelivers it.
  */
 function forgetChats(cache: ChatCache, items: IncomingUpdate[]): void {
-	for (const { botId, update } of items) for (const item of update.items) if (item.chat) cache.delete(chatKey(botId, item.chat.telegram_id));
+	for (const { botId, update } of items) for (const item of update.items) if (item.chat) cache.delete(chatKey(botId, item.chat));
 }
 
 /** A batch as storeUpdates receives it, with what its transaction needs to know beforehand. */
@@ -283,7 +286,7 @@ function storeOnce(db: Database, plan: BatchPlan, cache: ChatCache, learned: Map
 		for (const { botId, update } of stored) {
 			for (const item of update.items) {
 				if (!item.chat) continue;
-				const key = chatKey(botId, item.chat.telegram_id);
+				const key = chatKey(botId, item.chat);
 				const seen = { botId, chat: item.chat, at: seenAt(item) };
 				if (newer(chats.get(key), seen)) chats.set(key, seen);
 			}
@@ -292,10 +295,11 @@ function storeOnce(db: Database, plan: BatchPlan, cache: ChatCache, learned: Map
 		for (const { botId, update } of stored) {
 			for (const item of update.items) {
 				if (item.message && item.migrate_to_chat_id !== null) {
-					await run(db, t, "UPDATE chats SET migrated_to_chat_id = ? WHERE bot_id = ? AND telegram_id = ?", [
+					await run(db, t, "UPDATE chats SET migrated_to_chat_id = ? WHERE bot_id = ? AND telegram_id = ? AND business_connection_id = ?", [
 						item.migrate_to_chat_id,
 						botId,
 						item.chat.telegram_id,
+						item.chat.business_connection_id ?? "",
 					]);
 				}
 			}
@@ -307,7 +311,7 @@ function storeOnce(db: Database, plan: BatchPlan, cache: ChatCache, learned: Map
 				const { botId, update, raw } = incoming;
 				const updateRowId = inserted.get(updateKey(incoming))!;
 				for (const item of update.items) {
-					const chatId = item.chat ? (chatIds.get(chatKey(botId, item.chat.telegram_id)) ?? null) : null;
+					const chatId = item.chat ? (chatIds.get(chatKey(botId, item.chat)) ?? null) : null;
 					planned.push({ seq: firstSeq + planned.length, botId, chatId, item, updateRowId, raw });
 				}
 			}

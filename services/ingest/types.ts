@@ -8,6 +8,11 @@ import type { ApiErrorBody } from "../../lib/errors";
 /** A chat as Telegram describes it, reduced to the columns of `chats`. */
 export interface ChatInfo {
 	telegram_id: number;
+	/**
+	 * Set for a chat of a connected business account (business messages): Telegram says such a chat is
+	 * independent of the bot's own chat that may share its id, so the two are different chats here.
+	 */
+	business_connection_id: string | null;
 	/** private, group, supergroup, channel; "unknown" when Telegram's object has no type. */
 	type: string;
 	title: string | null;
@@ -47,7 +52,7 @@ export interface MessageInfo {
 	from: SenderInfo | null;
 	/** Telegram's message_id of the message this one replies to. */
 	reply_to_message_id: number | null;
-	/** message_thread_id (forum topic) when present. */
+	/** The forum topic (message_thread_id of a topic message); null outside topics and for reply threads. */
 	thread_id: number | null;
 	media_group_id: string | null;
 	/** Unix seconds as Telegram sends them. */

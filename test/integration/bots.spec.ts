@@ -25,7 +25,7 @@ describe("bots: registration in webhook mode", () => {
 		const webhook = t.telegram.bot(token).webhook!;
 		expect(webhook.url).toBe(res.body.webhook_url);
 		expect(webhook.secret_token).toMatch(/^[0-9a-f]{64}$/);
-		expect(t.telegram.bot(token).allowedUpdates).toEqual(expect.arrayContaining(["chat_member", "message_reaction", "message_reaction_count", "callback_query"]));
+		expect(t.telegram.bot(token).allowedUpdates).toEqual(expect.arrayContaining(["chat_member", "message_reaction", "message_reaction_count", "callback_query", "guest_message", "managed_bot"]));
 
 		// At rest: sealed, not the token.
 		const row = await t.gw.runtime.db.models.Bot.findByPk(res.body.id, { raw: true });

@@ -242,6 +242,7 @@ describe("gRPC", () => {
 			last_name: c.last_name ?? "",
 			created_at: c.created_at,
 			updated_at: c.updated_at,
+			business_connection_id: c.business_connection_id ?? "",
 		});
 		const messageProto = (m: MessageBody): MessageProto => ({
 			id: m.id,

@@ -32,6 +32,7 @@ export interface ChatBody {
 	id: number;
 	bot_id: number;
 	telegram_id: number;
+	business_connection_id: string | null;
 	type: string;
 	title: string | null;
 	username: string | null;

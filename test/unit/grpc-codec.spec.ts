@@ -121,11 +121,11 @@ describe("gRPC codec: results to proto messages", () => {
 	});
 
 	it("lists keep their order and map next_cursor null to \"\"", () => {
-		const chat = { id: 1, bot_id: 2, telegram_id: 3, type: "group", title: "T", username: null, first_name: null, last_name: null, is_forum: false, migrated_to_chat_id: null, created_at: "a", updated_at: "b" };
-		expect(ROUTES.ListChats.reply({ data: [chat, { ...chat, id: 5 }], next_cursor: null })).toEqual({
+		const chat = { id: 1, bot_id: 2, telegram_id: 3, business_connection_id: null, type: "group", title: "T", username: null, first_name: null, last_name: null, is_forum: false, migrated_to_chat_id: null, created_at: "a", updated_at: "b" };
+		expect(ROUTES.ListChats.reply({ data: [chat, { ...chat, id: 5, business_connection_id: "bc" }], next_cursor: null })).toEqual({
 			chats: [
-				{ id: 1, bot_id: 2, telegram_id: 3, type: "group", title: "T", username: "", first_name: "", last_name: "", created_at: "a", updated_at: "b" },
-				expect.objectContaining({ id: 5 }),
+				{ id: 1, bot_id: 2, telegram_id: 3, type: "group", title: "T", username: "", first_name: "", last_name: "", created_at: "a", updated_at: "b", business_connection_id: "" },
+				expect.objectContaining({ id: 5, business_connection_id: "bc" }),
 			],
 			next_cursor: "",
 		});

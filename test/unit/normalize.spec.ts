@@ -131,6 +131,7 @@ describe("normalizeUpdate: messages", () => {
 		expect(item).toMatchObject({ kind: "message", edit: false, migrate_to_chat_id: null });
 		expect(item.chat).toEqual({
 			telegram_id: -1001293752024,
+			business_connection_id: null,
 			type: "supergroup",
 			title: "CryptoInside Chat",
 			username: "cryptoinside_talk",
@@ -147,7 +148,8 @@ describe("normalizeUpdate: messages", () => {
 			media: null,
 			from: { telegram_id: 5964236329, username: "spacewhaleblues", first_name: "the Cable Guy", last_name: null, is_bot: false },
 			reply_to_message_id: 134545,
-			thread_id: 134545,
+			// A reply thread in a supergroup without topics: message_thread_id is no forum topic.
+			thread_id: null,
 			media_group_id: null,
 			date: 1721592580,
 			edit_date: null,
@@ -220,6 +222,70 @@ describe("normalizeUpdate: messages", () => {
 		expect(messageOf({ update_id: 5, channel_post: { ...update.channel_post, sender_chat: undefined } }).message.from).toBeNull();
 	});
 
+	it("a message sent on behalf of a chat is the chat's, not the placeholder user's in `from`", () => {
+		const group = { id: -1002, type: "supergroup", title: "Group" };
+		const linked = { id: -1003, type: "channel", title: "Linked", username: "linked" };
+		// An anonymous admin, an automatic forward from the linked channel, and a user posting as a channel.
+		const anonymous = messageOf(withMessage({ chat: group, from: { id: 1087968824, is_bot: true, first_name: "Group", username: "GroupAnonymousBot" }, sender_chat: group, text: "x" }));
+		expect(anonymous.message.from).toEqual({ telegram_id: -1002, username: null, first_name: "Group", last_name: null, is_bot: false });
+		const forward = messageOf(withMessage({ chat: group, from: { id: 777000, is_bot: false, first_name: "Telegram" }, sender_chat: linked, is_automatic_forward: true, text: "x" }));
+		expect(forward.message.from).toMatchObject({ telegram_id: -1003, username: "linked", first_name: "Linked" });
+		const asChannel = messageOf(withMessage({ chat: group, from: { id: 136817688, is_bot: true, first_name: "Channel", username: "Channel_Bot" }, sender_chat: linked, text: "x" }));
+		expect(asChannel.message.from).toMatchObject({ telegram_id: -1003 });
+	});
+
+	it("thread_id is the forum topic: set for topic messages only, never for reply threads", () => {
+		const forum = { id: -1004, type: "supergroup", title: "Forum", is_forum: true };
+		const inTopic = messageOf(withMessage({ chat: forum, message_thread_id: 33, is_topic_message: true, text: "x" }));
+		expect(inTopic.message.thread_id).toBe(33);
+		// A reply in the General topic carries the replied message's id as message_thread_id, without is_topic_message.
+		const general = normalizeFile("nutgram_message_general_topic_reply.json");
+		expect(asMessage(general.items[0]).message.thread_id).toBeNull();
+		expect(messageOf(withMessage({ chat: forum, message_thread_id: 66, reply_to_message: { message_id: 66, date: 1, chat: forum }, text: "x" })).message).toMatchObject({
+			thread_id: null,
+			reply_to_message_id: 66,
+		});
+	});
+
+	it("a topic's messages are not replies to the topic's creation message; a reply to another topic's message is", () => {
+		const forum = { id: -1004, type: "supergroup", title: "Forum", is_forum: true };
+		const opening = { message_id: 33, date: 1, chat: forum, forum_topic_created: { name: "T", icon_color: 1 }, message_thread_id: 33, is_topic_message: true };
+		const plain = messageOf(withMessage({ chat: forum, message_thread_id: 33, is_topic_message: true, reply_to_message: opening, text: "x" }));
+		expect(plain.message).toMatchObject({ thread_id: 33, reply_to_message_id: null });
+		for (const file of ["nutgram_message_topic.json", "nutgram_message_different_topic.json"]) {
+			const item = asMessage(normalizeFile(file).items[0]);
+			expect(item.message.thread_id).toEqual(expect.any(Number));
+			expect(item.message.reply_to_message_id).toBeNull();
+		}
+		const reply = messageOf(withMessage({ chat: forum, message_thread_id: 33, is_topic_message: true, reply_to_message: { message_id: 40, date: 1, chat: forum, text: "q" }, text: "x" }));
+		expect(reply.message.reply_to_message_id).toBe(40);
+		const acrossTopics = messageOf(withMessage({ chat: forum, message_thread_id: 40, is_topic_message: true, external_reply: { origin: { type: "user", date: 1 }, chat: forum, message_id: 12 }, text: "x" }));
+		expect(acrossTopics.message.reply_to_message_id).toBe(12);
+		// A reply to a message of another chat has no target here.
+		const elsewhere = messageOf(withMessage({ external_reply: { origin: { type: "channel", date: 1 }, chat: { id: -1009, type: "channel" }, message_id: 12 }, text: "x" }));
+		expect(elsewhere.message.reply_to_message_id).toBeNull();
+	});
+
+	it("a business account's chat is told apart from the bot's own chat with the same id", () => {
+		const business = messageOf(withMessage({ business_connection_id: "bc-1", text: "x" }, "business_message"));
+		expect(business.chat).toMatchObject({ telegram_id: 42, business_connection_id: "bc-1" });
+		expect(messageOf(withMessage({ text: "x" })).chat.business_connection_id).toBeNull();
+		const edited = messageOf(withMessage({ business_connection_id: "bc-1", edit_date: 1700000001, text: "y" }, "edited_business_message"));
+		expect(edited.chat.business_connection_id).toBe("bc-1");
+		const deleted = asRaw(normalizeUpdate({ update_id: 2, deleted_business_messages: { business_connection_id: "bc-2", chat: CHAT, message_ids: [1] } }).items[0]);
+		expect(deleted.chat).toMatchObject({ telegram_id: 42, business_connection_id: "bc-2" });
+		const button = asRaw(normalizeUpdate({ update_id: 3, callback_query: { id: "q", from: { id: 42 }, message: { message_id: 1, date: 1, chat: CHAT, business_connection_id: "bc-3" }, data: "d" } }).items[0]);
+		expect(button.chat).toMatchObject({ business_connection_id: "bc-3" });
+		expect(asRaw(normalizeUpdate({ update_id: 4, my_chat_member: { chat: CHAT, business_connection_id: 5 } }).items[0]).chat!.business_connection_id).toBeNull();
+	});
+
+	it("a live photo is typed live_photo, keeping its video, although Telegram sets photo too", () => {
+		const sizes = [{ file_id: "p", file_unique_id: "pu", width: 90, height: 90 }];
+		const item = messageOf(withMessage({ live_photo: { photo: sizes, video: { file_id: "lv", file_unique_id: "lvu" } }, photo: sizes }));
+		expect(item.message.type).toBe("live_photo");
+		expect(item.message.media).toMatchObject({ kind: "live_photo", video: { file_id: "lv" } });
+	});
+
 	it("a channel post with from keeps from", () => {
 		const item = asMessage(normalizeFile("nutgram_channel_post.json").items[0]);
 		expect(item.chat.type).toBe("channel");
@@ -278,6 +344,7 @@ describe("normalizeUpdate: other kinds and their chats", () => {
 			const item = asRaw(normalizeUpdate(raw).items[0]);
 			expect(item.chat).toEqual({
 				telegram_id: 987654321,
+				business_connection_id: null,
 				type: "private",
 				title: null,
 				username: "mariobros",
@@ -373,7 +440,7 @@ describe("normalizeUpdate: loose and hostile input", () => {
 		});
 		expect(result.primary_kind).toBe("edited_message");
 		const item = asMessage(result.items[0]);
-		expect(item.chat).toEqual({ telegram_id: 3, type: "unknown", title: null, username: null, first_name: null, last_name: null, is_forum: false });
+		expect(item.chat).toEqual({ telegram_id: 3, business_connection_id: null, type: "unknown", title: null, username: null, first_name: null, last_name: null, is_forum: false });
 		expect(item.message).toMatchObject({
 			type: "other",
 			text: null,
@@ -485,6 +552,7 @@ describe("normalizeUpdate: loose and hostile input", () => {
 		});
 		expect(item.chat).toEqual({
 			telegram_id: 3,
+			business_connection_id: null,
 			type: "t".repeat(32),
 			title: "a".repeat(255),
 			username: "a".repeat(64),

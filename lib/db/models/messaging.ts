@@ -32,6 +32,8 @@ export class BaseChat extends Model<InferAttributes<BaseChat>, InferCreationAttr
 	declare id: CreationOptional<number>;
 	declare bot_id: number;
 	declare telegram_id: number;
+	/** '' for the bot's own chats; a business account's chats carry its connection (migration 0010). */
+	declare business_connection_id: CreationOptional<string>;
 	declare type: string;
 	declare title: string | null;
 	declare username: string | null;
@@ -174,6 +176,7 @@ export function defineMessagingModels(sequelize: Sequelize) {
 			id,
 			bot_id: { type: DataTypes.BIGINT, allowNull: false },
 			telegram_id: { type: DataTypes.BIGINT, allowNull: false },
+			business_connection_id: { type: DataTypes.STRING(128), allowNull: false, defaultValue: "" },
 			type: { type: DataTypes.STRING(32), allowNull: false },
 			title: DataTypes.STRING(255),
 			username: DataTypes.STRING(64),

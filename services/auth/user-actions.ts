@@ -46,12 +46,15 @@ async function mayGrantRoles(db: Database, principal: Principal, roles: RoleName
 	if (beyond.length > 0) throw fail.forbidden(`These roles can do what you cannot (${beyond.join(", ")})`);
 }
 
-/** Changing or deleting a user who can do more than the caller is refused (as rotating such a key is). */
+/**
+ * Changing or deleting a user who can do more than the caller is refused (as rotating such a key is).
+ * Judged by the roles the user holds, active or not: re-enabling a disabled admin, with a password
+ * the caller chose, would give those roles back to the caller.
+ */
 async function mayManageUser(this: AuthThis, principal: Principal, userId: number): Promise<void> {
-	const target = await this.userPrincipal(userId);
-	// A disabled or missing user can do nothing: anyone with users:write may manage it.
-	if (!target) return;
-	const beyond = powersBeyond(principal, target);
+	const { db } = this.runtime;
+	const roles = ((await rolesByUser(db, [userId])).get(userId) ?? []) as RoleName[];
+	const beyond = powersBeyond(principal, await powersOfRoles(db, roles));
 	if (beyond.length > 0) throw fail.forbidden(`User ${userId} can do what you cannot (${beyond.join(", ")})`);
 }
 

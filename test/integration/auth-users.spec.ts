@@ -203,6 +203,29 @@ describe("users", () => {
 		expect(created.status).toBe(201);
 	});
 
+	it("the narrowed key cannot bring back a disabled admin with a password of its choosing (403, nothing changed)", async () => {
+		const narrowed = await createKey(gw.baseUrl, admin, { name: "user-manager-2", scopes: ["users:read", "users:write", "apikeys:read", "apikeys:write"] });
+		const dormant = await createUser(gw, admin, ["admin"]);
+		const dormantKey = await createKey(gw.baseUrl, dormant.token, { name: "dormant admin key" });
+		expect((await patch(dormant.id, { is_active: false })).status).toBe(200);
+		const before = (await userRow(dormant.id))!;
+		const keyHash = async () => (await gw.runtime.db.models.ApiKey.findByPk(dormantKey.id))!.key_hash;
+		const hashBefore = await keyHash();
+		expectApiError(await patch(dormant.id, { is_active: true, password: "attacker-password-1" }, narrowed.key), 403, "FORBIDDEN");
+		expectApiError(await patch(dormant.id, { password: "attacker-password-1" }, narrowed.key), 403, "FORBIDDEN");
+		// Nor is the admin's key within its reach (a scoped key of an admin sees its own user's keys only).
+		expectApiError(await api(gw.baseUrl, "POST", `/apikeys/${dormantKey.id}/rotate`, narrowed.key), 404, "NOT_FOUND");
+		const after = (await userRow(dormant.id))!;
+		expect([after.password_hash, after.is_active]).toEqual([before.password_hash, before.is_active]);
+		expect(await keyHash()).toBe(hashBefore);
+		// A disabled viewer is within reach of a key holding what a viewer holds.
+		const viewer = await createUser(gw, admin, ["viewer"]);
+		const viewerPowers = ((await me(gw.baseUrl, viewer.token)).body as { permissions: string[] }).permissions;
+		const wider = await createKey(gw.baseUrl, admin, { name: "user-manager-3", scopes: ["users:read", "users:write", ...viewerPowers.filter((p) => !p.startsWith("users:"))] });
+		expect((await patch(viewer.id, { is_active: false })).status).toBe(200);
+		expect((await patch(viewer.id, { is_active: true }, wider.key)).status).toBe(200);
+	});
+
 	it("a viewer (and an operator) get 403 on /users, and nothing is created", async () => {
 		const viewer = await createUser(gw, admin, ["viewer"]);
 		const operator = await createUser(gw, admin, ["operator"]);

@@ -6,7 +6,7 @@ import { Op } from "sequelize";
 import { fail } from "../../lib/errors";
 import { principalOf, respondCreated, respondWith, type GatewayContext } from "../../lib/meta";
 import { decodeCursor, pageParams, toPage } from "../../lib/paging";
-import { grantView, type GrantRow } from "./grants";
+import { allows, grantView, type GrantRow, type Right } from "./grants";
 import type { AuthActions, AuthThis } from "./context";
 import { ID } from "../../lib/validator";
 
@@ -76,6 +76,12 @@ export const grantActions: AuthActions = {
 				}
 				const who = user_id !== undefined ? { user_id, api_key_id: null } : { user_id: null, api_key_id: api_key_id! };
 				const rights = { can_read, can_send, can_manage };
+				// Nobody gives more than they hold (as with roles and keys): can_manage alone let a manager
+				// grant itself, or anyone, can_read and can_send.
+				const principal = principalOf(ctx);
+				const grants = await this.grantsOf(principal);
+				const unheld = (Object.keys(rights) as Right[]).filter((right) => rights[right] && !allows(principal, grants, chatId, right));
+				if (unheld.length > 0) throw fail.forbidden(`Only rights you hold on this chat can be granted; you lack ${unheld.join(", ")}`);
 				const upsert = () =>
 					db.transaction(async (transaction) => {
 						const existing = await db.models.ChatPermission.findOne({ where: { chat_id: chatId, ...who }, transaction });

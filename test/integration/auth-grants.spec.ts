@@ -124,7 +124,7 @@ describe("chat grants", () => {
 	it("with can_manage granted by an admin, an operator manages that chat and no other", async () => {
 		const managed = await newChat();
 		const other = await newChat();
-		expect((await put(managed, { user_id: operator.id, can_manage: true })).status).toBe(201);
+		expect((await put(managed, { user_id: operator.id, can_read: true, can_manage: true })).status).toBe(201);
 
 		const listed = await list(managed, operator.token);
 		expect(listed.status).toBe(200);
@@ -136,6 +136,24 @@ describe("chat grants", () => {
 		expectApiError(await list(other, operator.token), 403, "FORBIDDEN");
 		expectApiError(await put(other, { user_id: viewer.id, can_read: true }, operator.token), 403, "FORBIDDEN");
 		expect(await grants({ chat_id: other })).toHaveLength(0);
+	});
+
+	it("a manager grants only rights it holds on the chat: can_manage alone gives no one (itself included) can_read or can_send (403, nothing changed)", async () => {
+		const chat = await newChat();
+		const manager = await createUser(gw, admin, ["operator"]);
+		expect((await put(chat, { user_id: manager.id, can_manage: true })).status).toBe(201);
+		const before = await grants({ chat_id: chat });
+		for (const body of [
+			{ user_id: manager.id, can_read: true, can_send: true, can_manage: true },
+			{ user_id: viewer.id, can_read: true },
+			{ user_id: viewer.id, can_send: true },
+		]) {
+			const refused = expectApiError(await put(chat, body, manager.token), 403, "FORBIDDEN");
+			expect(refused.message).toMatch(/can_(read|send)/);
+		}
+		expect(await grants({ chat_id: chat })).toEqual(before);
+		// What it holds, it may pass on.
+		expect((await put(chat, { user_id: viewer.id, can_manage: true }, manager.token)).status).toBe(201);
 	});
 
 	it("DELETE removes a grant (204); a wrong grant id, or one of another chat, is 404", async () => {

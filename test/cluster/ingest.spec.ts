@@ -72,6 +72,31 @@ describe("ingest in webhook mode across two workers", () => {
 		const events = await db.sequelize.query<{ seq: number }>("SELECT seq FROM events ORDER BY seq", { type: QueryTypes.SELECT });
 		expect(events.map((e) => Number(e.seq))).toEqual(Array.from({ length: 20 }, (_, i) => i + 1));
 	});
+
+	it("MariaDB stores what SQLite does: a message over TEXT's 64 KB, and Idempotency-Keys apart by letter case", async () => {
+		const base = cluster.node("api-1").baseUrl;
+		// A group that 1,000 members joined at once: ~110 KB of media, far under the 1 MB body limit.
+		const members = Array.from({ length: 1_000 }, (_, i) => ({ id: 5_000 + i, is_bot: false, first_name: `Member number ${i} with a long name`, username: `member_${i}_username` }));
+		const update = { update_id: 900, message: { message_id: 900, date: 1_700_000_000, chat: { id: -32, type: "group", title: "Big" }, from: members[0], new_chat_members: members } };
+		const pushed = await fetch(`${base}/api/v1/telegram/webhook/${path}`, {
+			method: "POST",
+			headers: { "content-type": "application/json", "x-telegram-bot-api-secret-token": secret },
+			body: JSON.stringify(update),
+		});
+		expect(pushed.status).toBe(200);
+		const [stored] = await db.sequelize.query<{ bytes: number; chat_id: number }>("SELECT LENGTH(media) AS bytes, chat_id FROM messages WHERE telegram_message_id = 900", { type: QueryTypes.SELECT });
+		expect(Number(stored!.bytes)).toBeGreaterThan(65_535);
+
+		const headers = { authorization: `Bearer ${await adminToken(base)}` };
+		const send = (key: string) => http<{ id: number }>(base, "POST", `/api/v1/chats/${stored!.chat_id}/messages`, { body: { text: "same text" }, headers: { ...headers, "idempotency-key": key } });
+		const ids = [];
+		for (const key of ["Key-AbC", "key-abc", "KEY-ABC"]) {
+			const answer = await send(key);
+			expect([201, 202]).toContain(answer.status);
+			ids.push(answer.body.id);
+		}
+		expect(new Set(ids).size).toBe(3);
+	});
 });
 
 describe("long polling when the poller's node is killed", () => {

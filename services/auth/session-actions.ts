@@ -133,7 +133,10 @@ export const sessionActions: AuthActions = {
 				}
 				if (gate.delayMs > 0) await sleep(gate.delayMs);
 
-				const user = await db.models.User.findOne({ where: { username } });
+				// Exactly this name: MySQL's collation also matches accented and full-width spellings
+				// ("ádmin"), each with a failure counter of its own, which would get around the lockout.
+				const found = await db.models.User.findOne({ where: { username } });
+				const user = found?.username === username ? found : null;
 				// Same argon2 cost whether or not the user exists: timing does not tell.
 				const passwordOk = await verifySecret(user?.password_hash ?? (await decoyHash()), password);
 				if (!user || !passwordOk || !user.is_active) {

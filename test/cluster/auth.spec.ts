@@ -100,6 +100,16 @@ describe("identity across two api nodes", () => {
 		expect(elapsed).toBeLessThanOrEqual(1_000);
 	});
 
+	it("login finds a user by exactly its name: MariaDB's collation does not let an accented or full-width spelling in (each would have its own lockout counter)", async () => {
+		const created = await http(a, "POST", "/users", { body: { username: "victim", password: "victim-password-1", roles: ["viewer"] }, headers: json(adminToken) });
+		expect(created.status).toBe(201);
+		for (const spelling of ["vìctim", "ｖｉｃｔｉｍ"]) {
+			const res = await http(b, "POST", "/auth/login", { body: { username: spelling, password: "victim-password-1" } });
+			expect(res.status).toBe(401);
+		}
+		expect((await http(b, "POST", "/auth/login", { body: { username: "Victim", password: "victim-password-1" } })).status).toBe(200);
+	});
+
 	it("login attempts from one address are counted across both nodes", async () => {
 		const statuses: number[] = [];
 		for (let i = 0; i < 12; i++) {

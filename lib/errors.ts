@@ -216,6 +216,8 @@ export function toApiError(input: unknown): ApiError {
 	if (name === "SequelizeUniqueConstraintError") return build("CONFLICT", "A resource with these values already exists");
 	if (name === "SequelizeForeignKeyConstraintError") return build("BAD_REQUEST", "A referenced resource does not exist");
 	if (CLUSTER_UNAVAILABLE.has(type)) return build("UNAVAILABLE");
+	// ioredis with Redis away (lib/state/redis.ts): a command that gave up, or a closed connection.
+	if (name === "MaxRetriesPerRequestError" || err.message === "Connection is closed.") return build("UNAVAILABLE", "Shared state is unavailable, try again later");
 
 	// body-parser (raw-body) errors carry an HTTP status and a type of their own.
 	const status = typeof err.status === "number" ? err.status : typeof err.statusCode === "number" ? err.statusCode : undefined;

@@ -1,3 +1,4 @@
+import Redis from "ioredis";
 import { Errors } from "moleculer";
 import { fail, GatewayError, toApiError } from "../../lib/errors";
 
@@ -49,6 +50,19 @@ describe("toApiError", () => {
 		});
 		expect(toApiError(new Errors.ServiceNotAvailableError({ action: "ingest.receive" })).status).toBe(503);
 		expect(toApiError(new Errors.RequestTimeoutError({ action: "x", nodeID: "n" })).status).toBe(503);
+	});
+
+	it("answers 503 when Redis is away: a command ioredis gave up on, and one on a closed connection (a login was 500)", async () => {
+		// Port 1: nothing listens. The options are those of lib/state/redis.ts that matter here.
+		const client = new Redis("redis://127.0.0.1:1", { maxRetriesPerRequest: 1, retryStrategy: (times) => (times > 3 ? null : 10) });
+		client.on("error", () => undefined);
+		const gaveUp: unknown = await client.get("x").catch((err: unknown) => err);
+		expect((gaveUp as Error).name).toBe("MaxRetriesPerRequestError");
+		expect(toApiError(gaveUp)).toMatchObject({ status: 503, body: { error: { code: "UNAVAILABLE" } } });
+		// Once ioredis stops reconnecting, every command fails at once with "Connection is closed.".
+		if (client.status !== "end") await new Promise((resolve) => client.once("end", resolve));
+		const closed: unknown = await client.get("x").catch((err: unknown) => err);
+		expect(toApiError(closed)).toMatchObject({ status: 503, body: { error: { code: "UNAVAILABLE" } } });
 	});
 
 	it("answers 503 for a database connection lost mid-statement and for lock conflicts (the fault suite's MariaDB kill)", () => {

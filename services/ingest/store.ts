@@ -39,7 +39,14 @@ export interface StoreOptions {
  * a concurrent batch never points a message at a chat row that may yet roll back.
  */
 export type ChatCache = Map<string, ChatCacheEntry>;
-type ChatCacheEntry = { id: number; fingerprint: string };
+type ChatCacheEntry = { id: number; fingerprint: string; learnedAt: number };
+
+/**
+ * On MySQL other ingest nodes write chats too, and one may change a row this node's entry describes
+ * (a group renamed to B there; renamed back to A here would match this node's stale "A" and be
+ * skipped, leaving B): an entry is trusted that long only. SQLite has one node, the only writer.
+ */
+export const SHARED_CHAT_CACHE_TTL_MS = 5_000;
 
 /** A chat is the bot's, by Telegram id and business connection ('' for the bot's own chats). */
 const chatKey = (botId: number, chat: { telegram_id: number; business_connection_id: string | null }) =>
@@ -129,9 +136,10 @@ async function upsertChats(
 ): Promise<Map<string, number>> {
 	const ids = new Map<string, number>();
 	const changed: ChatSeen[] = [];
+	const trustedSince = db.dialect === "sqlite" ? 0 : now.getTime() - SHARED_CHAT_CACHE_TTL_MS;
 	for (const [key, entry] of chats) {
 		const cached = cache.get(key);
-		if (cached && cached.fingerprint === fingerprint(entry.chat)) ids.set(key, cached.id);
+		if (cached && cached.learnedAt >= trustedSince && cached.fingerprint === fingerprint(entry.chat)) ids.set(key, cached.id);
 		else changed.push(entry);
 	}
 	if (changed.length === 0) return ids;
@@ -178,7 +186,7 @@ async function upsertChats(
 	for (const row of rows) {
 		const key = chatKey(Number(row.bot_id), { telegram_id: Number(row.telegram_id), business_connection_id: row.business_connection_id });
 		ids.set(key, Number(row.id));
-		if (chats.has(key)) learned.set(key, { id: Number(row.id), fingerprint: fingerprint(row) });
+		if (chats.has(key)) learned.set(key, { id: Number(row.id), fingerprint: fingerprint(row), learnedAt: now.getTime() });
 	}
 	for (const { botId, chat } of changed) {
 		// Never reached unless the upsert and the read disagree; an event without its chat would be lost.

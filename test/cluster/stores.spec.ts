@@ -12,7 +12,7 @@ import { insertRows, type SqlValue } from "../../lib/db/raw";
 import { appendEvents, headSeq } from "../../services/broker/event-log";
 import { pruneFinishedDeliveries } from "../../services/delivery/retention";
 import { normalizeUpdate } from "../../services/ingest/normalize";
-import { storeUpdates, type IncomingUpdate } from "../../services/ingest/store";
+import { SHARED_CHAT_CACHE_TTL_MS, storeUpdates, type ChatCache, type IncomingUpdate } from "../../services/ingest/store";
 import { insertBot, insertChat } from "../support/database";
 import { RETENTION_DAYS, seedDeliveries, storedDeliveries } from "../support/retention";
 import { createDatabase, dropDatabase, MYSQL_URL, REDIS_URL } from "./support/cluster";
@@ -186,6 +186,22 @@ describe("MariaDB/MySQL schema", () => {
 		} finally {
 			await Promise.all([b, c, holder].map((node) => node!.close()));
 		}
+	});
+
+	it("a chat another node renamed is renamed back here: this node's cached details are trusted for a few seconds only", async () => {
+		const bot = await insertBot(db);
+		const titled = (updateId: number, title: string): IncomingUpdate => {
+			const body = { update_id: updateId, message: { message_id: updateId, date: 1_700_000_000 + updateId, chat: { id: -7777, type: "group", title }, text: title } };
+			return { botId: bot.id, update: normalizeUpdate(body), raw: JSON.stringify(body) };
+		};
+		const [nodeA, nodeB]: ChatCache[] = [new Map(), new Map()];
+		await storeUpdates(db, [titled(1, "Alpha")], nodeA);
+		await storeUpdates(db, [titled(2, "Beta")], nodeB);
+		// Node A's entry (Alpha) ages past the window; the group is renamed back to Alpha, on node A.
+		for (const entry of nodeA.values()) entry.learnedAt -= SHARED_CHAT_CACHE_TTL_MS + 1;
+		await storeUpdates(db, [titled(3, "Alpha")], nodeA);
+		const [row] = await db.sequelize.query<{ title: string }>("SELECT title FROM chats WHERE bot_id = ? AND telegram_id = -7777", { type: QueryTypes.SELECT, replacements: [bot.id] });
+		expect(row!.title).toBe("Alpha");
 	});
 
 	it("skipping duplicates skips only duplicates: a row whose foreign key points nowhere fails the batch, nothing stored", async () => {

@@ -91,8 +91,10 @@ const DeliveryService: ServiceSchema<ServiceSettingSchema, DeliveryThis> = {
 
 		async audienceOf(this: DeliveryThis, row: Webhook): Promise<Audience> {
 			const principal = await ownerPrincipal(this, row);
-			// A key whose scopes leave out messages:read reads no message content, through a webhook neither.
-			if (!principal || !hasPermission(principal, "messages:read")) return { rule: ruleOf(row), access: { all: false, chats: new Set() } };
+			// A key whose scopes leave out messages:read reads no message content, through a webhook neither;
+			// an owner that lost every webhooks:* permission (demoted to viewer) is sent nothing it could no longer stop.
+			const mayOwnWebhooks = principal && (hasPermission(principal, "webhooks:read") || hasPermission(principal, "webhooks:write"));
+			if (!principal || !mayOwnWebhooks || !hasPermission(principal, "messages:read")) return { rule: ruleOf(row), access: { all: false, chats: new Set() } };
 			const access = await this.broker.call<{ all: boolean; chat_ids: number[] }, object>("auth.chatAccess", { right: "can_read" }, { meta: { principal } });
 			return { rule: ruleOf(row), access: { all: access.all, chats: new Set(access.chat_ids) } };
 		},

@@ -157,6 +157,24 @@ describe("webhook delivery", () => {
 		expect(await deliveriesOf(t, hook.id)).toHaveLength(1);
 	});
 
+	it("an owner demoted to viewer (no webhooks:* left, so it can no longer see or stop its webhook) is sent nothing more", async () => {
+		const chat = await scene.newChat();
+		const owner = await createUser(t.gw, t.adminToken, ["operator"]);
+		expect([200, 201]).toContain((await t.api("PUT", `/chats/${chat.chatId}/permissions`, { user_id: owner.id, can_read: true })).status);
+		const [mine, admins] = [await scene.receiver(), await scene.receiver()];
+		const hook = await createWebhook(t, { url: mine.url, scope: "chat", chat_ids: [chat.chatId] }, owner.token);
+		await createWebhook(t, { url: admins.url, scope: "chat", chat_ids: [chat.chatId] });
+		t.telegram.userSends(bot.token, { chat_id: chat.telegramId, text: "before the demotion" });
+		await mine.waitForCount(1);
+		expect((await t.api("PATCH", `/users/${owner.id}`, { roles: ["viewer"] })).status).toBe(200);
+		expect((await t.api("GET", "/webhooks", undefined, owner.token)).status).toBe(403);
+		t.telegram.userSends(bot.token, { chat_id: chat.telegramId, text: "after the demotion" });
+		await admins.waitForCount(2);
+		await sleep(300);
+		expect(mine.bodies.map((x) => x.message?.text)).toEqual(["before the demotion"]);
+		expect((await deliveriesOf(t, hook.id)).filter((d) => d.status === "succeeded")).toHaveLength(1);
+	});
+
 	it("nothing of a chat its owner may no longer read is sent: not a waiting delivery (dead, saying why), not a retry by hand (403); the owner can still switch it off", async () => {
 		const chat = await scene.newChat();
 		const granted = await t.api<{ id: number }>("PUT", `/chats/${chat.chatId}/permissions`, { user_id: operator.id, can_read: true });

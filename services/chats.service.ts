@@ -26,7 +26,7 @@ interface ChatsLocalVars {
 }
 
 interface ChatsMethods {
-	requireChat(ctx: GatewayContext, chatId: number, right: Right): Promise<void>;
+	requireChat(ctx: GatewayContext, chatId: number, right: Right, subject?: string): Promise<void>;
 	waitForSettled(messageId: number, ms: number): Promise<Settled | null>;
 	loadMessage(id: number): Promise<MessageView>;
 }
@@ -127,7 +127,8 @@ const ChatsService: ServiceSchema<ServiceSettingSchema, ChatsThis> = {
 			params: { $$strict: true, id: ID },
 			async handler(this: ChatsThis, ctx: GatewayContext<{ id: number }>) {
 				const message = await this.loadMessage(ctx.params.id);
-				await this.requireChat(ctx, message.chat_id, "can_read");
+				// The refusal does not name the chat: message ids are guessable, and would map them to chats.
+				await this.requireChat(ctx, message.chat_id, "can_read", "this message's chat");
 				return message;
 			},
 		},
@@ -193,9 +194,9 @@ const ChatsService: ServiceSchema<ServiceSettingSchema, ChatsThis> = {
 	},
 
 	methods: {
-		async requireChat(this: ChatsThis, ctx: GatewayContext, chatId: number, right: Right): Promise<void> {
+		async requireChat(this: ChatsThis, ctx: GatewayContext, chatId: number, right: Right, subject = `chat ${chatId}`): Promise<void> {
 			const allowed = await ctx.call<boolean, { chat_id: number; right: Right }>("auth.can", { chat_id: chatId, right });
-			if (!allowed) throw fail.forbidden(`Needs ${right} on chat ${chatId}`);
+			if (!allowed) throw fail.forbidden(`Needs ${right} on ${subject}`);
 		},
 
 		async loadMessage(this: ChatsThis, id: number): Promise<MessageView> {

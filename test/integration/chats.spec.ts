@@ -296,8 +296,10 @@ describe("chats and history (REST)", () => {
 		const reader = await createUser(t.gw, t.adminToken, ["viewer"]);
 		const before = await rowCounts(t);
 		const refused = await t.api("GET", `/messages/${message.id}`, undefined, reader.token);
-		expectApiError(refused, 403, "FORBIDDEN");
+		const error = expectApiError(refused, 403, "FORBIDDEN");
 		expect(refused.text).not.toContain("private words");
+		// Nor which chat the message is in (message ids can be walked).
+		expect(error.message).not.toContain(String(chatId));
 		expectApiError(await t.api("GET", "/messages/987654321"), 404, "NOT_FOUND");
 		expect(await rowCounts(t)).toEqual(before);
 

@@ -226,10 +226,15 @@ const RealtimeService: ServiceSchema<ServiceSettingSchema, RealtimeThis> = {
 			if (!bucket.allowed) throw fail.rateLimited(Math.max(1, Math.ceil(bucket.retryAfterMs / 1000)));
 		},
 
-		/** Shutdown: no new connections; open ones are closed so the HTTP server can stop. */
+		/**
+		 * Shutdown: no new connections; open ones are closed so the HTTP server can stop. socket.io
+		 * connections lose their transport rather than being disconnected: a client told "io server
+		 * disconnect" never reconnects, one that lost its transport reconnects (to another node) and
+		 * resumes with since_seq.
+		 */
 		async drain(this: RealtimeThis): Promise<void> {
 			this.ws.drain();
-			this.io.disconnectSockets(true);
+			this.io.engine.close();
 		},
 	},
 

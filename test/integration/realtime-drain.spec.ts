@@ -17,7 +17,8 @@ describe("live connections when the node shuts down", () => {
 	it("socket.io clients lose their transport (and reconnect), not a server disconnect; WebSockets are closed as going away", async () => {
 		const io = await connectIo(t.baseUrl, { token: t.adminToken });
 		const ws = await connectWs(t.baseUrl, `?token=${t.adminToken}`);
-		await t.stop();
+		// What bin/gateway.ts runs on SIGTERM before stopping the broker, while the node is still up.
+		await (t.gw.broker.getLocalService("realtime") as unknown as { drain(): Promise<void> }).drain();
 		await io.waitForDisconnect();
 		expect(io.disconnectReason).toBe("transport close");
 		await waitUntil(() => ws.closed !== null, 5_000, "the WebSocket to close");

@@ -29,15 +29,32 @@ async function probe(check: () => Promise<unknown>): Promise<CheckState> {
 	}
 }
 
+interface TransitView {
+	connected?: boolean;
+	disconnecting?: boolean;
+	/** The NATS transporter's connection (nats.js): flush() is a PING answered by the server's PONG. */
+	tx?: { client?: { flush?(): Promise<void> } };
+}
+
+/**
+ * Moleculer marks the transit disconnected only in its own graceful disconnect: a NATS server gone
+ * away left it "connected" (and /ready 200) while every remote call failed. A round trip says.
+ */
+function transporterCheck(transit: TransitView | undefined): Promise<CheckState> {
+	if (!transit) return Promise.resolve("disabled");
+	if (!transit.connected || transit.disconnecting) return Promise.resolve("down");
+	const client = transit.tx?.client;
+	return typeof client?.flush === "function" ? probe(() => client.flush!()) : Promise.resolve("up");
+}
+
 export async function readinessChecks(broker: ServiceBroker, runtime: Runtime): Promise<ReadinessChecks> {
-	const transit = broker.transit as { connected?: boolean; disconnecting?: boolean } | undefined;
 	const cacher = broker.cacher as { client?: { ping(): Promise<unknown> } } | undefined;
-	const [db, cache, state] = await Promise.all([
+	const [db, transporter, cache, state] = await Promise.all([
 		probe(() => runtime.db.ping(CHECK_TIMEOUT_MS)),
+		transporterCheck(broker.transit as TransitView | undefined),
 		cacher?.client ? probe(() => cacher.client!.ping()) : Promise.resolve<CheckState>("up"),
 		runtime.state.kind === "redis" ? probe(() => runtime.state.ping()) : Promise.resolve<CheckState>("up"),
 	]);
-	const transporter: CheckState = transit ? (transit.connected && !transit.disconnecting ? "up" : "down") : "disabled";
 	return { db, transporter, cacher: cache, state };
 }
 

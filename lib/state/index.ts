@@ -29,8 +29,13 @@ export interface SharedState {
 	/**
 	 * Sliding window: takes a slot if fewer than `limit` were taken in the last `windowMs`; otherwise
 	 * says when the oldest slot frees. Exact for "at most N in any window" limits (Telegram's).
+	 * With `log` (a logMoment key), it is also refused, and nothing taken, while that log holds
+	 * `limit` moments in the last `windowMs`: the limit then counts from those moments too (when
+	 * Telegram answered, which can be well after the slot was taken), in one atomic step.
 	 */
-	takeSlot(key: string, limit: number, windowMs: number): Promise<{ allowed: boolean; retryAfterMs: number }>;
+	takeSlot(key: string, limit: number, windowMs: number, log?: string): Promise<{ allowed: boolean; retryAfterMs: number }>;
+	/** Adds now (the store's clock, as takeSlot's) to the log at `key`, which keeps its last `keep` moments for `ttlMs`. */
+	logMoment(key: string, keep: number, ttlMs: number): Promise<void>;
 	/** Fixed-window counter: adds one hit and returns the window's count. */
 	hit(key: string, windowMs: number): Promise<WindowResult>;
 	/** Reads a fixed-window counter without adding to it. */

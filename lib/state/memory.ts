@@ -9,6 +9,8 @@ interface Expiring<T> {
 export function createMemoryState(now: () => number = Date.now): SharedState {
 	const buckets = new Map<string, { tokens: number; at: number }>();
 	const slots = new Map<string, number[]>();
+	/** logMoment's logs, oldest first, gone `ttlMs` after their last moment (as a Redis key's PEXPIRE). */
+	const logs = new Map<string, Expiring<number[]>>();
 	const windows = new Map<string, Expiring<number>>();
 	const values = new Map<string, Expiring<string>>();
 	const leases = new Map<string, Expiring<string>>();
@@ -27,7 +29,7 @@ export function createMemoryState(now: () => number = Date.now): SharedState {
 		const t = now();
 		for (const [key, bucket] of buckets) if (t - bucket.at > 10 * 60_000) buckets.delete(key);
 		for (const [key, times] of slots) if (times.length === 0 || t - times[times.length - 1]! > 10 * 60_000) slots.delete(key);
-		for (const map of [windows, values, leases] as Array<Map<string, Expiring<unknown>>>) {
+		for (const map of [windows, values, leases, logs] as Array<Map<string, Expiring<unknown>>>) {
 			for (const [key, entry] of map) if (entry.expiresAt <= t) map.delete(key);
 		}
 	}, 60_000);
@@ -50,8 +52,13 @@ export function createMemoryState(now: () => number = Date.now): SharedState {
 				resetMs: Math.ceil(((burst - bucket.tokens) * 1000) / ratePerSecond),
 			};
 		},
-		async takeSlot(key, limit, windowMs) {
+		async takeSlot(key, limit, windowMs, log) {
 			const t = now();
+			if (log !== undefined) {
+				const recent = (live(logs, log)?.value ?? []).filter((at) => at > t - windowMs);
+				// Refused until enough of them have left the window for one more to fit.
+				if (recent.length >= limit) return { allowed: false, retryAfterMs: Math.max(1, recent[recent.length - limit]! + windowMs - t) };
+			}
 			const times = (slots.get(key) ?? []).filter((at) => at > t - windowMs);
 			if (times.length >= limit) {
 				slots.set(key, times);
@@ -60,6 +67,13 @@ export function createMemoryState(now: () => number = Date.now): SharedState {
 			times.push(t);
 			slots.set(key, times);
 			return { allowed: true, retryAfterMs: 0 };
+		},
+		async logMoment(key, keep, ttlMs) {
+			const t = now();
+			const times = (live(logs, key)?.value ?? []).filter((at) => at > t - ttlMs);
+			times.push(t);
+			times.sort((a, b) => a - b);
+			logs.set(key, { value: times.slice(-Math.max(1, keep)), expiresAt: t + ttlMs });
 		},
 		async hit(key, windowMs): Promise<WindowResult> {
 			const t = now();
@@ -81,6 +95,7 @@ export function createMemoryState(now: () => number = Date.now): SharedState {
 		async del(key) {
 			values.delete(key);
 			windows.delete(key);
+			logs.delete(key);
 			buckets.delete(key);
 		},
 		async acquireLease(key, owner, ttlMs) {

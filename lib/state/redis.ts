@@ -20,12 +20,23 @@ redis.call('PEXPIRE', KEYS[1], math.ceil(burst * 1000 / rate) + 1000)
 return {allowed, tostring(tokens)}
 `;
 
-/** Sliding-window log in a sorted set scored by the server's clock (ms). */
+/**
+ * Sliding-window log in a sorted set scored by the server's clock (ms). With a second key (a
+ * LOG_MOMENT log), refused without taking a slot while that log holds `limit` moments in the window.
+ */
 const TAKE_SLOT = `
 local limit = tonumber(ARGV[1])
 local window = tonumber(ARGV[2])
 local time = redis.call('TIME')
 local now = tonumber(time[1]) * 1000 + math.floor(tonumber(time[2]) / 1000)
+if #KEYS > 1 then
+  local since = '(' .. (now - window)
+  local recent = redis.call('ZCOUNT', KEYS[2], since, '+inf')
+  if recent >= limit then
+    local entry = redis.call('ZRANGEBYSCORE', KEYS[2], since, '+inf', 'WITHSCORES', 'LIMIT', recent - limit, 1)
+    return {0, tonumber(entry[2]) + window - now}
+  end
+end
 redis.call('ZREMRANGEBYSCORE', KEYS[1], '-inf', now - window)
 if redis.call('ZCARD', KEYS[1]) >= limit then
   local oldest = redis.call('ZRANGE', KEYS[1], 0, 0, 'WITHSCORES')
@@ -34,6 +45,19 @@ end
 redis.call('ZADD', KEYS[1], now, now .. '-' .. ARGV[3])
 redis.call('PEXPIRE', KEYS[1], window)
 return {1, 0}
+`;
+
+/** A log of moments in a sorted set scored by the server's clock (ms): the last ARGV[1], for ARGV[2] ms. */
+const LOG_MOMENT = `
+local keep = tonumber(ARGV[1])
+local ttl = tonumber(ARGV[2])
+local time = redis.call('TIME')
+local now = tonumber(time[1]) * 1000 + math.floor(tonumber(time[2]) / 1000)
+redis.call('ZREMRANGEBYSCORE', KEYS[1], '-inf', now - ttl)
+redis.call('ZADD', KEYS[1], now, now .. '-' .. ARGV[3])
+redis.call('ZREMRANGEBYRANK', KEYS[1], 0, -(keep + 1))
+redis.call('PEXPIRE', KEYS[1], ttl)
+return 1
 `;
 
 const HIT_WINDOW = `
@@ -64,6 +88,8 @@ type ScriptClient = Redis & {
 	tgwTakeToken(key: string, rate: number, burst: number, cost: number): Promise<[number, string]>;
 	tgwHitWindow(key: string, windowMs: number): Promise<[number, number]>;
 	tgwTakeSlot(key: string, limit: number, windowMs: number, unique: string): Promise<[number, number]>;
+	tgwTakeSlotAfterLog(key: string, log: string, limit: number, windowMs: number, unique: string): Promise<[number, number]>;
+	tgwLogMoment(key: string, keep: number, ttlMs: number, unique: string): Promise<number>;
 	tgwAcquireLease(key: string, owner: string, ttlMs: number): Promise<number>;
 	tgwRenewLease(key: string, owner: string, ttlMs: number): Promise<number>;
 	tgwReleaseLease(key: string, owner: string): Promise<number>;
@@ -82,6 +108,8 @@ export async function createRedisState(url: string, prefix: string): Promise<Sha
 	client.defineCommand("tgwTakeToken", { numberOfKeys: 1, lua: TAKE_TOKEN });
 	client.defineCommand("tgwHitWindow", { numberOfKeys: 1, lua: HIT_WINDOW });
 	client.defineCommand("tgwTakeSlot", { numberOfKeys: 1, lua: TAKE_SLOT });
+	client.defineCommand("tgwTakeSlotAfterLog", { numberOfKeys: 2, lua: TAKE_SLOT });
+	client.defineCommand("tgwLogMoment", { numberOfKeys: 1, lua: LOG_MOMENT });
 	client.defineCommand("tgwAcquireLease", { numberOfKeys: 1, lua: ACQUIRE_LEASE });
 	client.defineCommand("tgwRenewLease", { numberOfKeys: 1, lua: RENEW_LEASE });
 	client.defineCommand("tgwReleaseLease", { numberOfKeys: 1, lua: RELEASE_LEASE });
@@ -99,9 +127,16 @@ export async function createRedisState(url: string, prefix: string): Promise<Sha
 				resetMs: Math.ceil(((burst - tokens) * 1000) / ratePerSecond),
 			};
 		},
-		async takeSlot(key, limit, windowMs) {
-			const [allowed, retryAfterMs] = await client.tgwTakeSlot(prefix + key, limit, windowMs, Math.random().toString(36).slice(2));
+		async takeSlot(key, limit, windowMs, log) {
+			const unique = Math.random().toString(36).slice(2);
+			const [allowed, retryAfterMs] =
+				log === undefined
+					? await client.tgwTakeSlot(prefix + key, limit, windowMs, unique)
+					: await client.tgwTakeSlotAfterLog(prefix + key, prefix + log, limit, windowMs, unique);
 			return { allowed: allowed === 1, retryAfterMs: allowed === 1 ? 0 : Math.max(1, retryAfterMs) };
+		},
+		async logMoment(key, keep, ttlMs) {
+			await client.tgwLogMoment(prefix + key, Math.max(1, keep), ttlMs, Math.random().toString(36).slice(2));
 		},
 		async hit(key, windowMs): Promise<WindowResult> {
 			const [count, ttl] = await client.tgwHitWindow(prefix + key, windowMs);

@@ -2,6 +2,12 @@
  * Telegram's flood limits, kept in the shared state so they hold across the cluster: about 30
  * messages per second per bot, one per second in any chat, and 20 per minute in a group. A 429 from
  * Telegram pauses the whole bot for its retry_after.
+ *
+ * A send is counted twice over: from when its slot was taken (reserveSend) and from when Telegram
+ * answered it (noteAnswered), and a new slot is only taken once both counts allow it. Telegram counts
+ * a request somewhere in between, so the answers are what bound it; they are in the shared state
+ * because the sender lease can pass to another node between two sends of a chat (a node 700 ms from
+ * Telegram handing over to one 5 ms away sent inside Telegram's second, counted from reservations alone).
  */
 import type { SharedState } from "../../lib/state";
 
@@ -30,20 +36,44 @@ export async function pause(state: SharedState, botId: number, seconds: number):
 	await state.set(`flood:pause:${botId}`, String(Date.now() + ms), ms);
 }
 
+const PER_SECOND_WINDOW_MS = 1_000 + WINDOW_MARGIN.perSecondMs;
+const PER_MINUTE_WINDOW_MS = 60_000 + WINDOW_MARGIN.perMinuteMs;
+
+/** When Telegram answered this chat's (and this bot's) latest sends: logs in the shared state. */
+const answeredInChat = (botId: number, chatId: number) => `flood:answered:${botId}:${chatId}`;
+const answeredByBot = (botId: number) => `flood:answered:${botId}`;
+
 /**
  * Takes the slots one send needs, as "at most N in any window" (sliding windows, not buckets, which
- * would let a full bucket plus its refill through in one second). When a limit says wait, returns
- * how long. A refusal by a later limit leaves the earlier slots taken: the send only waits longer.
+ * would let a full bucket plus its refill through in one second), each also counted from when
+ * Telegram answered the sends before (noteAnswered, whichever node made them). When a limit says
+ * wait, returns how long. A refusal by a later limit leaves the earlier slots taken: the send only
+ * waits longer.
  */
 export async function reserveSend(state: SharedState, botId: number, chatId: number, kind: ChatKind): Promise<number> {
-	const chat = await state.takeSlot(`flood:chat:${botId}:${chatId}`, FLOOD_LIMITS.perChatPerSecond, 1_000 + WINDOW_MARGIN.perSecondMs);
+	const answered = answeredInChat(botId, chatId);
+	const chat = await state.takeSlot(`flood:chat:${botId}:${chatId}`, FLOOD_LIMITS.perChatPerSecond, PER_SECOND_WINDOW_MS, answered);
 	if (!chat.allowed) return chat.retryAfterMs;
 	if (kind === "group") {
-		const group = await state.takeSlot(`flood:group:${botId}:${chatId}`, FLOOD_LIMITS.perGroupPerMinute, 60_000 + WINDOW_MARGIN.perMinuteMs);
+		const group = await state.takeSlot(`flood:group:${botId}:${chatId}`, FLOOD_LIMITS.perGroupPerMinute, PER_MINUTE_WINDOW_MS, answered);
 		if (!group.allowed) return group.retryAfterMs;
 	}
-	const bot = await state.takeSlot(`flood:bot:${botId}`, FLOOD_LIMITS.perBotPerSecond, 1_000 + WINDOW_MARGIN.perSecondMs);
+	const bot = await state.takeSlot(`flood:bot:${botId}`, FLOOD_LIMITS.perBotPerSecond, PER_SECOND_WINDOW_MS, answeredByBot(botId));
 	return bot.allowed ? 0 : bot.retryAfterMs;
+}
+
+/**
+ * Telegram answered a send to this chat (or it failed): from now on, for every node, the chat's and
+ * the bot's windows count it from this moment. Awaited before the send's outcome is recorded, so the
+ * chat's next message (which only becomes due then) is reserved after it.
+ */
+export async function noteAnswered(state: SharedState, botId: number, chatId: number, kind: ChatKind): Promise<void> {
+	await Promise.all([
+		kind === "group"
+			? state.logMoment(answeredInChat(botId, chatId), FLOOD_LIMITS.perGroupPerMinute, PER_MINUTE_WINDOW_MS)
+			: state.logMoment(answeredInChat(botId, chatId), FLOOD_LIMITS.perChatPerSecond, PER_SECOND_WINDOW_MS),
+		state.logMoment(answeredByBot(botId), FLOOD_LIMITS.perBotPerSecond, PER_SECOND_WINDOW_MS),
+	]);
 }
 
 /** 1 s, 2 s, 4 s ... at most a minute, with ±20 % jitter. */
@@ -66,7 +96,8 @@ const IN_FLIGHT_RECHECK_MS = 100;
  * database's writer, other sends of the bot in flight beside it): sends then arrive closer together
  * than the slots allowed. Telegram counts a request at some moment before its answer, so a window
  * counted from the answers always holds; a send still unanswered counts as happening now. Checked
- * before a slot is taken. In-process is enough: one sender per bot, cluster-wide.
+ * before a slot is taken. This sender's own view: the answers also go to the shared state
+ * (noteAnswered), which is what holds when the sender lease passes to another node.
  */
 export class SendTimes {
 	private readonly byChat = new Map<number, number[]>();

@@ -9,8 +9,11 @@
  * backoff, up to MAX_SEND_ATTEMPTS. A timeout after the request reached Telegram is ambiguous (it
  * may have been delivered); it is retried too, the only case where a message can arrive twice.
  * Other 4xx answers (chat not found, bot blocked) fail the message at once. A message Telegram took
- * whose record cannot be written yet (the database away, the disk full) is never sent again by this
- * process: its answer is kept (`accepted`) and only the record is tried again.
+ * whose record cannot be written yet (the database away, the disk full) is never sent again: its
+ * answer is kept, in this process (`accepted`) and, before its record is first tried, in the shared
+ * state (`sent:<message id>`, for a day), and only the record is tried again. The shared copy is what
+ * stops another node from sending it again once this one gave up on the record and its claim on the
+ * row ran out: every node looks there after claiming a row and before sending it.
  */
 import type { LoggerInstance } from "moleculer";
 import { sleep } from "../../lib/async";
@@ -23,7 +26,7 @@ import type { SharedState } from "../../lib/state";
 import { TelegramApiError, TelegramNetworkError, type TelegramClient, type TelegramMessage } from "../../lib/telegram/client";
 import { allocateSeqs, insertEvents, type GatewayEvent } from "../broker/event-log";
 import { messageView, type MessageRow } from "../chats/views";
-import { MAX_RETRY_AFTER_SECONDS, MAX_SEND_ATTEMPTS, pause, pausedFor, reserveSend, retryDelayMs, type ChatKind, type SendTimes } from "./flood";
+import { MAX_RETRY_AFTER_SECONDS, MAX_SEND_ATTEMPTS, noteAnswered, pause, pausedFor, reserveSend, retryDelayMs, type ChatKind, type SendTimes } from "./flood";
 import { claimRow, heldElsewhereFor, releaseRow, whileClaimed } from "./queue-claims";
 import { botToken } from "./registry";
 
@@ -70,6 +73,14 @@ const SEND_TIMEOUT_MS = 10_000;
  */
 const RECORD_DEADLINE_MS = 30_000;
 const RECORD_MAX_PAUSE_MS = 5_000;
+
+/**
+ * How long Telegram's answer to a message it took is kept in the shared state for its record (by any
+ * node): far longer than the database may be away; it is dropped as soon as the record is written.
+ */
+const ANSWER_KEEP_MS = 24 * 60 * 60_000;
+/** How soon a chat whose answer could not be looked up in the shared state is looked at again. */
+const ANSWER_LOOKUP_RETRY_MS = 1_000;
 
 export async function drainBotQueue(deps: SenderDeps, botId: number, signal: AbortSignal): Promise<void> {
 	const { db } = deps;
@@ -145,8 +156,40 @@ async function sendPass(deps: SenderDeps, bot: BotSending, rows: OutboundQueueIt
 				heldBack.add(chatId);
 				continue;
 			}
+			// Another node may have sent it (and given up on its record): then its answer is recorded, not sent again.
+			let taken: TelegramMessage | null;
+			try {
+				taken = await sharedAnswer(deps, messageId);
+			} catch (err) {
+				// The shared state cannot say whether Telegram has it: not sent now, the chat waits for a
+				// later pass (the row stays queued, claimed by this sender for a few seconds at most).
+				// That costs nothing a send would not have paid: in cluster mode the shared state is Redis,
+				// whose loss also stops the flood reservations and the sender lease, and in embedded mode
+				// it cannot fail. Sending anyway could deliver the message twice.
+				deps.logger.warn(`Bot ${botId}: cannot tell whether message ${messageId} was sent already (${(err as Error).message}); it waits`);
+				heldBack.add(chatId);
+				nextTry = Math.min(nextTry, ANSWER_LOOKUP_RETRY_MS);
+				continue;
+			}
+			if (taken) {
+				const answer = taken;
+				deps.accepted.set(messageId, answer);
+				sends.start(() => whileClaimed(db, deps.owner, messageId, () => recordSent(deps, botId, row, answer)));
+				sent += 1;
+				continue;
+			}
+			const kind = row.chat_kind as ChatKind;
 			sendTimes.started(chatId);
-			sends.start(() => whileClaimed(db, deps.owner, messageId, () => sendOne(deps, token, botId, row, () => sendTimes.record(chatId))));
+			sends.start(() =>
+				whileClaimed(db, deps.owner, messageId, () =>
+					sendOne(deps, token, botId, row, async () => {
+						sendTimes.record(chatId);
+						await noteAnswered(deps.state, botId, chatId, kind).catch((err: unknown) => {
+							deps.logger.warn(`Bot ${botId}: cannot share when Telegram answered a send (${(err as Error).message}); other nodes pace from the reservation`);
+						});
+					}),
+				),
+			);
 			sent += 1;
 		}
 	} finally {
@@ -207,7 +250,8 @@ async function stillActive(deps: SenderDeps, botId: number): Promise<boolean> {
 	const bot = await deps.db.models.Bot.findByPk(botId, { attributes: ["is_active"], raw: true });
 	if (bot?.is_active) return true;
 	for (const row of await deps.db.models.OutboundQueueItem.findAll({ where: { bot_id: botId } })) {
-		const answer = deps.accepted.get(Number(row.message_id));
+		// Taken by Telegram, here or on another node: sent, not failed. A shared state that cannot be read stops this until the next scan.
+		const answer = deps.accepted.get(Number(row.message_id)) ?? (await sharedAnswer(deps, Number(row.message_id)));
 		if (answer) await recordSent(deps, botId, row, answer);
 		else await recordFailed(deps, row, "the bot was deleted before this message was sent");
 	}
@@ -215,22 +259,62 @@ async function stillActive(deps: SenderDeps, botId: number): Promise<boolean> {
 }
 
 /** Sends one message and records the outcome; `answered` runs once Telegram answered (or did not). */
-async function sendOne(deps: SenderDeps, token: string, botId: number, row: OutboundQueueItem, answered: () => void): Promise<void> {
+async function sendOne(deps: SenderDeps, token: string, botId: number, row: OutboundQueueItem, answered: () => Promise<void>): Promise<void> {
+	const messageId = Number(row.message_id);
 	let message: TelegramMessage;
 	try {
 		message = await deps.telegram.sendMessage(token, JSON.parse(row.request) as Record<string, unknown>, { timeoutMs: SEND_TIMEOUT_MS });
 	} catch (err) {
-		answered();
+		await answered();
 		await handleFailure(deps, botId, row, err);
 		return;
 	}
-	answered();
-	// Kept until recorded: a record that fails for good leaves the row queued, to be recorded, not sent, again.
-	deps.accepted.set(Number(row.message_id), message);
-	await recordSent(deps, botId, row, message);
+	// Kept until recorded: a record that fails for good leaves the row queued, to be recorded, not sent,
+	// again: by this process (`accepted`), or by whichever node claims the row next (the shared state).
+	deps.accepted.set(messageId, message);
+	const [, shared] = await Promise.all([answered(), shareAnswer(deps, botId, messageId, message)]);
+	await recordSent(deps, botId, row, message, shared);
 }
 
-async function recordSent(deps: SenderDeps, botId: number, row: OutboundQueueItem, sent: TelegramMessage): Promise<void> {
+const answerKey = (messageId: number) => `sent:${messageId}`;
+
+/**
+ * Keeps Telegram's answer where every node looks before sending; false when the shared state would
+ * not take it. The message is out already, so nothing is held back then: the write is tried again
+ * with each try of the record. Only if both stay away until the record's deadline is the answer in
+ * this process alone, and another node could send the message again: the one case left.
+ */
+async function shareAnswer(deps: SenderDeps, botId: number, messageId: number, message: TelegramMessage): Promise<boolean> {
+	try {
+		await deps.state.set(answerKey(messageId), JSON.stringify(message ?? {}), ANSWER_KEEP_MS);
+		return true;
+	} catch (err) {
+		deps.logger.warn(`Bot ${botId}: cannot keep Telegram's answer to message ${messageId} in the shared state yet (${(err as Error).message})`);
+		return false;
+	}
+}
+
+/** Telegram's answer to this message, kept by a try (on any node) whose record is still to be written; throws when the shared state cannot be read. */
+async function sharedAnswer(deps: SenderDeps, messageId: number): Promise<TelegramMessage | null> {
+	const kept = await deps.state.get(answerKey(messageId));
+	if (kept === null) return null;
+	try {
+		const answer: unknown = JSON.parse(kept);
+		// Telegram took it whatever the answer looks like: recordSentOnce reads only what has the right shape.
+		return (answer && typeof answer === "object" ? answer : {}) as TelegramMessage;
+	} catch {
+		return {} as TelegramMessage;
+	}
+}
+
+/** The record is written: the shared answer is not needed any more (it would expire on its own). */
+async function forgetAnswer(deps: SenderDeps, messageId: number): Promise<void> {
+	deps.accepted.delete(messageId);
+	await deps.state.del(answerKey(messageId)).catch(() => undefined);
+}
+
+/** `shared`: whether the answer is in the shared state already; if not, it is tried again with each try of the record. */
+async function recordSent(deps: SenderDeps, botId: number, row: OutboundQueueItem, sent: TelegramMessage, shared = true): Promise<void> {
 	const messageId = Number(row.message_id);
 	const deadline = Date.now() + RECORD_DEADLINE_MS;
 	let events: GatewayEvent[];
@@ -239,11 +323,12 @@ async function recordSent(deps: SenderDeps, botId: number, row: OutboundQueueIte
 			events = await recordSentOnce(deps, botId, row, sent);
 			break;
 		} catch (err) {
+			if (!shared) shared = await shareAnswer(deps, botId, messageId, sent);
 			if (toApiError(err).status !== 503) {
 				// Telegram took it: sent again it would arrive twice. Recorded as sent without the details.
 				deps.logger.error(`Bot ${botId}: message ${messageId} was sent but its record failed; it is marked sent without Telegram's details:`, (err as Error).message);
 				await markSentBare(deps, row);
-				deps.accepted.delete(messageId);
+				await forgetAnswer(deps, messageId);
 				return;
 			}
 			if (Date.now() + pauseMs > deadline) {
@@ -254,7 +339,7 @@ async function recordSent(deps: SenderDeps, botId: number, row: OutboundQueueIte
 			await sleep(pauseMs);
 		}
 	}
-	deps.accepted.delete(messageId);
+	await forgetAnswer(deps, messageId);
 	// Published once, after the commit: a failed publish must not run the transaction again.
 	await deps.settled(events, [{ message_id: messageId, status: "sent" }]);
 }

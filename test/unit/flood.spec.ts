@@ -1,5 +1,5 @@
 /** Flood pacing kept from when Telegram answered sends, and the cap on a 429's pause. */
-import { MAX_RETRY_AFTER_SECONDS, pause, pausedFor, SendTimes } from "../../services/bots/flood";
+import { MAX_RETRY_AFTER_SECONDS, noteAnswered, pause, pausedFor, reserveSend, SendTimes } from "../../services/bots/flood";
 import { createMemoryState } from "../../lib/state/memory";
 
 describe("SendTimes", () => {
@@ -49,5 +49,67 @@ describe("pause", () => {
 		const ms = await pausedFor(state, 1);
 		expect(ms).toBeGreaterThan(MAX_RETRY_AFTER_SECONDS * 1_000 - 1_000);
 		expect(ms).toBeLessThanOrEqual(MAX_RETRY_AFTER_SECONDS * 1_000);
+	});
+});
+
+/**
+ * Two nodes, one after the other holding the bot's sender lease, share the state; each has its own
+ * SendTimes (empty on the node that just took over). Node A's sends reach Telegram slowly (answered
+ * 700 ms after their slot), node B's at once: B's next reservation must count from A's answers.
+ */
+describe("reserveSend after a send another node had answered late", () => {
+	let clock = 0;
+	const state = createMemoryState(() => clock);
+	afterAll(() => state.close());
+	const nodeB = new SendTimes();
+
+	it("a private chat: node B's next send waits a second (and the margin) after node A's answer, not after A's reservation", async () => {
+		clock = 1_000_000;
+		expect(await reserveSend(state, 1, 10, "private")).toBe(0);
+		clock += 700;
+		await noteAnswered(state, 1, 10, "private");
+		clock += 500; // 1 200 ms after A's reservation: its slot is free, its answer is 500 ms old.
+		expect(nodeB.waitMs(10, "private", clock)).toBe(0);
+		expect(await reserveSend(state, 1, 10, "private")).toBe(1_150 - 500);
+		clock += 649;
+		expect(await reserveSend(state, 1, 10, "private")).toBe(1);
+		clock += 1;
+		expect(await reserveSend(state, 1, 10, "private")).toBe(0);
+	});
+
+	it("the bot's 30 a second: node B waits for the window counted from A's answers", async () => {
+		clock = 2_000_000;
+		for (let chat = 100; chat < 130; chat++) expect(await reserveSend(state, 2, chat, "private")).toBe(0);
+		clock += 700;
+		for (let chat = 100; chat < 130; chat++) await noteAnswered(state, 2, chat, "private");
+		clock += 500;
+		expect(await reserveSend(state, 2, 999, "private")).toBe(1_150 - 500);
+		clock += 649;
+		expect(await reserveSend(state, 2, 1_000, "private")).toBe(1);
+		clock += 1;
+		expect(await reserveSend(state, 2, 1_001, "private")).toBe(0);
+	});
+
+	it("a group's 20 a minute: counted from A's answers", async () => {
+		clock = 3_000_000;
+		for (let i = 0; i < 20; i++) {
+			expect(await reserveSend(state, 3, -500, "group")).toBe(0);
+			clock += 700;
+			await noteAnswered(state, 3, -500, "group");
+			clock += 1_200;
+		}
+		// The first reservation has left its minute (and the margin); the first answer has not.
+		clock = 3_000_000 + 61_000 + 1;
+		expect(await reserveSend(state, 3, -500, "group")).toBe(700 + 61_000 - 61_001);
+		// That refusal took the chat's one-a-second slot (a later limit's refusal only makes the send wait longer).
+		clock = 3_000_000 + 61_001 + 1_150;
+		expect(await reserveSend(state, 3, -500, "group")).toBe(0);
+	});
+
+	it("an answer only delays: without one, the reservations alone count, as before", async () => {
+		clock = 4_000_000;
+		expect(await reserveSend(state, 4, 10, "private")).toBe(0);
+		clock += 1_151;
+		expect(await reserveSend(state, 4, 10, "private")).toBe(0);
 	});
 });

@@ -26,6 +26,26 @@ describe("memory shared state", () => {
 		expect((await state.takeSlot("s", 3, 1_000)).allowed).toBe(false);
 	});
 
+	it("a sliding window may also count from a log of moments (logMoment): refused, nothing taken, while the log has `limit` in the window", async () => {
+		clock = 60_000;
+		await state.logMoment("answered", 3, 2_000);
+		clock += 300;
+		await state.logMoment("answered", 3, 2_000);
+		clock += 300;
+		// Two moments in the last second: a limit of 2 waits for the older one to leave it; 3 does not.
+		expect(await state.takeSlot("after", 2, 1_000, "answered")).toEqual({ allowed: false, retryAfterMs: 400 });
+		expect(await state.takeSlot("after", 3, 1_000, "answered")).toEqual({ allowed: true, retryAfterMs: 0 });
+		// Limit 1: the newest moment decides.
+		expect(await state.takeSlot("after-one", 1, 1_000, "answered")).toEqual({ allowed: false, retryAfterMs: 700 });
+		clock += 700;
+		expect(await state.takeSlot("after-one", 1, 1_000, "answered")).toEqual({ allowed: true, retryAfterMs: 0 });
+		// The log keeps its last `keep` moments only, each for its TTL.
+		for (let i = 0; i < 5; i++) await state.logMoment("answered", 3, 2_000);
+		expect(await state.takeSlot("after-keep", 4, 1_000, "answered")).toEqual({ allowed: true, retryAfterMs: 0 });
+		clock += 2_000;
+		expect(await state.takeSlot("after-ttl", 1, 10_000, "answered")).toEqual({ allowed: true, retryAfterMs: 0 });
+	});
+
 	it("fixed window counts hits and resets", async () => {
 		clock = 10_000;
 		expect(await state.hit("w", 60_000)).toEqual({ count: 1, resetMs: 60_000 });

@@ -16,6 +16,7 @@ import { metricsOf, observeHttpRequests, sendMetrics } from "../lib/metrics";
 import type { GatewayMeta } from "../lib/meta";
 import { readinessChecks, readinessReport } from "../lib/readiness";
 import { runtimeOf, type Runtime } from "../lib/runtime";
+import { warnAtMostEvery } from "../lib/throttled-warning";
 import { REVOCABLE_TTL_MS } from "./auth/cache";
 import { principalKey, type Principal } from "./auth/principal";
 import { takeCredential } from "./api/credentials";
@@ -27,7 +28,6 @@ import { actionsFromServices, buildOpenApi, routesFromAliases, type AliasLike } 
 const BODY_LIMIT = "1mb";
 const BODY_LIMIT_BYTES = 1024 * 1024;
 const MAX_SECRET_LENGTH = 256;
-const UNAVAILABLE_LOG_EVERY_MS = 10_000;
 
 interface TelegramPushMeta {
 	telegramSecret?: string;
@@ -59,8 +59,6 @@ interface ApiLocalVars {
 	principals: LoadingCache<string, Principal>;
 	telegramPushes: TelegramPushes;
 	/** 503 answers not yet reported, and when they last were (onError). */
-	unavailableAnswers: number;
-	unavailableLoggedAt: number;
 	/** starting until every local service has started, draining from the shutdown signal on. */
 	phase: "starting" | "serving" | "draining";
 }
@@ -104,14 +102,9 @@ function onError(this: ApiThis, req: IncomingMessage & { $ctx?: Context }, res: 
 		this.logger.error(`${req.method} ${path} failed (request ${req.$ctx?.requestID ?? "-"}):`, err);
 		return;
 	}
-	// A dependency that is down answers every request 503 for as long as it is: one warning per
-	// UNAVAILABLE_LOG_EVERY_MS says so, rather than an error stack per request.
-	const now = Date.now();
-	this.unavailableAnswers += 1;
-	if (now - this.unavailableLoggedAt < UNAVAILABLE_LOG_EVERY_MS) return;
-	this.logger.warn(`${this.unavailableAnswers} request(s) answered 503 since the last report; latest ${req.method} ${path}: ${apiError.body.error.message}`);
-	this.unavailableLoggedAt = now;
-	this.unavailableAnswers = 0;
+	// A dependency that is down answers every request 503 for as long as it is: a warning now and
+	// then says so, rather than an error stack per request.
+	warnAtMostEvery(this.logger, "503", `Answered 503, latest ${req.method} ${path}: ${apiError.body.error.message}`);
 }
 
 const ApiService: ServiceSchema<ApiSettingsSchema, ApiThis> = {
@@ -347,7 +340,7 @@ const ApiService: ServiceSchema<ApiSettingsSchema, ApiThis> = {
 				bucket = await this.runtime.state.takeToken(`rl:${principalKey(principal)}`, principal.rate_limit, principal.rate_limit);
 			} catch (err) {
 				// The limiter's store is away: serve rather than refuse everyone; /ready reports the outage.
-				this.logger.warn("Rate limiter unavailable, request allowed:", (err as Error).message);
+				warnAtMostEvery(this.logger, "rate limiter", `Rate limiter unavailable, requests allowed: ${(err as Error).message}`);
 				return;
 			}
 			res.setHeader("X-RateLimit-Limit", String(principal.rate_limit));
@@ -398,8 +391,6 @@ const ApiService: ServiceSchema<ApiSettingsSchema, ApiThis> = {
 	created(this: ApiThis) {
 		this.runtime = runtimeOf(this.broker);
 		this.phase = "starting";
-		this.unavailableAnswers = 0;
-		this.unavailableLoggedAt = 0;
 		this.telegramPushes = telegramPushes(this.broker);
 		this.principals = new LoadingCache({ max: 20_000, ttlMs: REVOCABLE_TTL_MS, ttlOf: (p) => Math.min(REVOCABLE_TTL_MS, (p.expires_at ?? Infinity) - Date.now()) });
 		this.settings.port = this.runtime.config.port;

@@ -12,6 +12,7 @@ import { fail } from "../../lib/errors";
 import type { SharedState } from "../../lib/state";
 import { clientAddress } from "../api/http";
 import { principalKey, type Principal } from "../auth/principal";
+import { warnAtMostEvery } from "../../lib/throttled-warning";
 
 export { AUTH_FAILURES_PER_MINUTE } from "../../lib/credential-throttle";
 
@@ -69,7 +70,7 @@ export async function chargeRateLimit(deps: Pick<AuthDeps, "state" | "logger">, 
 	try {
 		bucket = await deps.state.takeToken(`rl:${principalKey(principal)}`, principal.rate_limit, principal.rate_limit);
 	} catch (err) {
-		deps.logger.warn("Rate limiter unavailable, gRPC call allowed:", (err as Error).message);
+		warnAtMostEvery(deps.logger, "rate limiter", `Rate limiter unavailable, gRPC calls allowed: ${(err as Error).message}`);
 		return;
 	}
 	if (!bucket.allowed) throw fail.rateLimited(Math.max(1, Math.ceil(bucket.retryAfterMs / 1000)));

@@ -15,7 +15,12 @@ type MigrationModule = {
 };
 
 const MIGRATIONS_DIR = join(__dirname, "..", "..", "migrations");
-const LOCK_NAME = "telegram_gateway_migrations";
+/**
+ * GET_LOCK names are server-wide: the lock is named after the database (hashed: names are limited to
+ * 64 characters), so clusters sharing a MySQL server (staging and production) do not wait for each
+ * other's migrations.
+ */
+export const MIGRATION_LOCK_SQL = "CONCAT('tgw_migrations:', LEFT(SHA1(DATABASE()), 40))";
 const LOCK_WAIT_SECONDS = 120;
 
 type Logger = { info(message: string): void };
@@ -50,14 +55,14 @@ async function withMigrationLock<T>(db: Database, work: () => Promise<T>): Promi
 	if (db.dialect !== "mysql") return work();
 	// GET_LOCK belongs to one session: hold a dedicated connection for the lock's lifetime.
 	return db.sequelize.transaction(async (t) => {
-		const [rows] = await db.sequelize.query(`SELECT GET_LOCK('${LOCK_NAME}', ${LOCK_WAIT_SECONDS}) AS locked`, { transaction: t });
+		const [rows] = await db.sequelize.query(`SELECT GET_LOCK(${MIGRATION_LOCK_SQL}, ${LOCK_WAIT_SECONDS}) AS locked`, { transaction: t });
 		if ((rows as Array<{ locked: number }>)[0]?.locked !== 1) {
 			throw new Error(`could not take the migration lock within ${LOCK_WAIT_SECONDS} s`);
 		}
 		try {
 			return await work();
 		} finally {
-			await db.sequelize.query(`SELECT RELEASE_LOCK('${LOCK_NAME}')`, { transaction: t });
+			await db.sequelize.query(`SELECT RELEASE_LOCK(${MIGRATION_LOCK_SQL})`, { transaction: t });
 		}
 	});
 }

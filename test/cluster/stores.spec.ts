@@ -5,7 +5,7 @@
 import { randomBytes } from "node:crypto";
 import { QueryTypes } from "sequelize";
 import { openDatabase, type Database } from "../../lib/db/connection";
-import { migrateDown, migrateUp, migrationFiles } from "../../lib/db/migrator";
+import { MIGRATION_LOCK_SQL, migrateDown, migrateUp, migrationFiles } from "../../lib/db/migrator";
 import { createRedisState } from "../../lib/state/redis";
 import type { SharedState } from "../../lib/state";
 import { insertRows, type SqlValue } from "../../lib/db/raw";
@@ -49,6 +49,25 @@ describe("MariaDB/MySQL schema", () => {
 			expect(a.length + b.length).toBe(MIGRATIONS);
 		} finally {
 			await other.close();
+		}
+	});
+
+	it("a migration of another database on the same server does not hold this one up (the lock is named after the database)", async () => {
+		const otherName = `${name}_other`;
+		const otherCluster = await openDatabase(await createDatabase(otherName));
+		try {
+			// What another cluster's node holds while it migrates its own database.
+			await otherCluster.sequelize.transaction(async (t) => {
+				const [rows] = await otherCluster.sequelize.query(`SELECT GET_LOCK(${MIGRATION_LOCK_SQL}, 1) AS locked`, { transaction: t });
+				expect((rows as Array<{ locked: number }>)[0]?.locked).toBe(1);
+				const started = Date.now();
+				expect(await migrateUp(db)).toEqual([]);
+				expect(Date.now() - started).toBeLessThan(5_000);
+				await otherCluster.sequelize.query(`SELECT RELEASE_LOCK(${MIGRATION_LOCK_SQL})`, { transaction: t });
+			});
+		} finally {
+			await otherCluster.close();
+			await dropDatabase(otherName);
 		}
 	});
 

@@ -58,7 +58,10 @@ async function main(): Promise<void> {
 	const log = broker.getLogger("gateway");
 	for (const warning of config.warnings) log.warn(warning);
 
+	let ops: OpsServer | null = null;
 	if (config.migrateOnStart) {
+		// Probes are answered while the migrations run (or wait for another node's): /health 200, /ready 503.
+		ops = await startOpsServer(broker, runtime, "migrating");
 		const applied = await migrateUp(runtime.db);
 		if (applied.length > 0) log.info(`Applied migrations: ${applied.map((m) => m.name).join(", ")}`);
 	}
@@ -66,20 +69,32 @@ async function main(): Promise<void> {
 	if (unknown.length > 0) log.warn(`The database has migrations this build does not know (${unknown.join(", ")}): it is newer than this code`);
 
 	loadServices(broker, config);
-	let ops: OpsServer | null = null;
 	let stopping = false;
 	for (const signal of ["SIGTERM", "SIGINT"] as const) {
 		process.on(signal, () => {
-			if (stopping) return;
+			if (stopping) {
+				// A second signal (Ctrl-C twice): the drain is not waited for.
+				log.warn(`${signal} again while draining: exiting now`);
+				process.exit(1);
+			}
 			stopping = true;
 			void shutdown(broker, runtime, ops, signal);
 		});
 	}
 
+	// The api service listens on the same port: the migration-time listener makes way for it.
+	const api = config.services.includes("api");
+	if (api && ops) {
+		await ops.close();
+		ops = null;
+	}
 	await broker.start();
 	// Nodes without the REST gateway still answer /health and /ready for their orchestrator.
-	if (!config.services.includes("api")) ops = await startOpsServer(broker, runtime);
-	const where = config.services.includes("api") ? ` at ${publicAddress(config)}` : ` (probes at ${publicAddress(config)}/health and /ready)`;
+	if (!api) {
+		if (ops) ops.setPhase("serving");
+		else ops = await startOpsServer(broker, runtime);
+	}
+	const where = api ? ` at ${publicAddress(config)}` : ` (probes at ${publicAddress(config)}/health and /ready)`;
 	log.info(`Gateway node ${config.nodeId} ready${where} (${config.mode} mode; services: ${config.services.join(", ")})`);
 }
 

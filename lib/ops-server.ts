@@ -11,27 +11,39 @@ import type { Runtime } from "./runtime";
 
 export interface OpsServer {
 	server: Server;
+	/** migrating (before the broker starts: no checks, /ready 503) or serving (after it started). */
+	setPhase(phase: "migrating" | "serving"): void;
 	close(): Promise<void>;
 }
 
-export async function startOpsServer(broker: ServiceBroker, runtime: Runtime): Promise<OpsServer> {
-	// Started after the broker: serving from the first request until close().
-	let phase: NodePhase = "serving";
+/**
+ * Started after the broker (`serving`), or before the migrations (`migrating`): they may wait for
+ * another node's lock for minutes, and an orchestrator that gets no answer to /health meanwhile
+ * kills the node, perhaps in the middle of a DDL statement.
+ */
+export async function startOpsServer(broker: ServiceBroker, runtime: Runtime, initialPhase: "migrating" | "serving" = "serving"): Promise<OpsServer> {
+	let phase: NodePhase | "migrating" = initialPhase;
 	const server = createServer((req, res) => {
 		const path = (req.url ?? "").split("?")[0];
 		// As on an api node: every answer names its request, and what is not served is a 404.
 		res.setHeader("X-Request-Id", requestIdFor(req.headers["x-request-id"]));
 		const send = (status: number, body: unknown) => {
 			res.writeHead(status, { "Content-Type": "application/json; charset=utf-8" });
-			res.end(JSON.stringify(body));
+			// HEAD (a load balancer's probe) is answered as GET, without the body.
+			res.end(req.method === "HEAD" ? undefined : JSON.stringify(body));
 		};
-		if (req.method !== "GET") return send(404, { error: { code: "NOT_FOUND", message: `Not found: this node serves GET /health, /ready and /metrics only` } });
+		if (req.method !== "GET" && req.method !== "HEAD") return send(404, { error: { code: "NOT_FOUND", message: `Not found: this node serves GET /health, /ready and /metrics only` } });
 		if (path === "/health") return send(200, { status: "ok", node: broker.nodeID, uptime_seconds: Math.round(process.uptime()) });
+		const current = phase;
+		if (current === "migrating") {
+			if (path === "/ready") return send(503, { status: "unavailable", reason: "migrating" });
+			return send(404, { error: { code: "NOT_FOUND", message: "Not found: this node is migrating its database" } });
+		}
 		if (path === "/metrics") return void sendMetrics(broker, runtime.config, req, res);
 		if (path === "/ready") {
 			readinessChecks(broker, runtime)
 				.then((checks) => {
-					const report = readinessReport(checks, phase);
+					const report = readinessReport(checks, current);
 					send(report.ok ? 200 : 503, report.body);
 				})
 				.catch(() => send(503, { status: "unavailable" }));
@@ -46,6 +58,9 @@ export async function startOpsServer(broker: ServiceBroker, runtime: Runtime): P
 	});
 	return {
 		server,
+		setPhase: (next) => {
+			phase = next;
+		},
 		close: () =>
 			new Promise<void>((resolve) => {
 				phase = "draining";

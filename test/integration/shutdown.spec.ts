@@ -46,4 +46,24 @@ describe("graceful shutdown of a real process", () => {
 			gateway.kill("SIGKILL");
 		}
 	});
+
+	it("a second signal while draining exits at once with 1 (Ctrl-C twice), not after the drain", async () => {
+		const port = await freePort();
+		const gateway = spawnGateway("embedded", { DATA_DIR: tempDir(), PORT: String(port), GRPC_PORT: "0", HOST: "127.0.0.1" });
+		try {
+			await gateway.waitForOutput(/ready at http:\/\/127\.0\.0\.1:\d+/);
+			// A request that never finishes keeps the drain waiting (up to 10 s).
+			const socket = await rawRequest(port, `POST /api/v1/telegram/webhook/${"a".repeat(64)} HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nContent-Length: 100\r\n\r\n{`);
+			const started = Date.now();
+			gateway.kill("SIGTERM");
+			await gateway.waitForOutput(/SIGTERM received/);
+			gateway.kill("SIGINT");
+			expect(await gateway.exited).toEqual({ code: 1, signal: null });
+			expect(Date.now() - started).toBeLessThan(5_000);
+			expect(gateway.output()).toMatch(/SIGINT again while draining: exiting now/);
+			socket.destroy();
+		} finally {
+			gateway.kill("SIGKILL");
+		}
+	});
 });

@@ -137,6 +137,8 @@ export function isDbConflict(err: unknown): boolean {
 }
 
 /** Moleculer errors that mean "the service you need is not there right now". */
+const REDIS_AWAY_MESSAGES = new Set(["Connection is closed.", "Stream isn't writeable and enableOfflineQueue options is false"]);
+
 const CLUSTER_UNAVAILABLE = new Set([
 	"SERVICE_NOT_FOUND",
 	"SERVICE_NOT_AVAILABLE",
@@ -216,8 +218,9 @@ export function toApiError(input: unknown): ApiError {
 	if (name === "SequelizeUniqueConstraintError") return build("CONFLICT", "A resource with these values already exists");
 	if (name === "SequelizeForeignKeyConstraintError") return build("BAD_REQUEST", "A referenced resource does not exist");
 	if (CLUSTER_UNAVAILABLE.has(type)) return build("UNAVAILABLE");
-	// ioredis with Redis away (lib/state/redis.ts): a command that gave up, or a closed connection.
-	if (name === "MaxRetriesPerRequestError" || err.message === "Connection is closed.") return build("UNAVAILABLE", "Shared state is unavailable, try again later");
+	// ioredis with Redis away (lib/state/redis.ts): a command that gave up, one on a closed
+	// connection, or one refused while it reconnects (no offline queue).
+	if (name === "MaxRetriesPerRequestError" || REDIS_AWAY_MESSAGES.has(String(err.message))) return build("UNAVAILABLE", "Shared state is unavailable, try again later");
 
 	// body-parser (raw-body) errors carry an HTTP status and a type of their own.
 	const status = typeof err.status === "number" ? err.status : typeof err.statusCode === "number" ? err.statusCode : undefined;

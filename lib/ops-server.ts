@@ -32,13 +32,17 @@ export async function startOpsServer(broker: ServiceBroker, runtime: Runtime, in
 			// HEAD (a load balancer's probe) is answered as GET, without the body.
 			res.end(req.method === "HEAD" ? undefined : JSON.stringify(body));
 		};
-		if (req.method !== "GET" && req.method !== "HEAD") return send(404, { error: { code: "NOT_FOUND", message: `Not found: this node serves GET /health, /ready and /metrics only` } });
-		if (path === "/health") return send(200, { status: "ok", node: broker.nodeID, uptime_seconds: Math.round(process.uptime()) });
+		const probe = req.method === "GET" || req.method === "HEAD";
+		if (probe && path === "/health") return send(200, { status: "ok", node: broker.nodeID, uptime_seconds: Math.round(process.uptime()) });
 		const current = phase;
 		if (current === "migrating") {
-			if (path === "/ready") return send(503, { status: "unavailable", reason: "migrating" });
-			return send(404, { error: { code: "NOT_FOUND", message: "Not found: this node is migrating its database" } });
+			if (probe && path === "/ready") return send(503, { status: "unavailable", reason: "migrating" });
+			// On an api node this port is about to serve the API: a request that came early (a Telegram
+			// push, a client the balancer sent) is told to try again, not that its route does not exist.
+			res.setHeader("Retry-After", "5");
+			return send(503, { error: { code: "UNAVAILABLE", message: "This node is starting (migrating its database); try again shortly" } });
 		}
+		if (!probe) return send(404, { error: { code: "NOT_FOUND", message: `Not found: this node serves GET /health, /ready and /metrics only` } });
 		if (path === "/metrics") return void sendMetrics(broker, runtime.config, req, res);
 		if (path === "/ready") {
 			readinessChecks(broker, runtime)

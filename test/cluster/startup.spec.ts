@@ -63,6 +63,10 @@ describe("nodes starting while the migration lock is held", () => {
 			const ready = await probe(`${base}/ready`);
 			expect(ready?.status).toBe(503);
 			expect(JSON.parse(ready!.body)).toMatchObject({ status: "unavailable", reason: "migrating" });
+			// A request that comes early (a Telegram push) is told to try again, not that nothing is there.
+			const early = await probe(`${base}/api/v1/telegram/webhook/${"a".repeat(64)}`, "POST");
+			expect(early?.status).toBe(503);
+			expect(JSON.parse(early!.body)).toMatchObject({ error: { code: "UNAVAILABLE" } });
 		}
 		await holder.query(`SELECT RELEASE_LOCK(${MIGRATION_LOCK_SQL})`);
 		await holder.end();

@@ -63,6 +63,12 @@ describe("toApiError", () => {
 		if (client.status !== "end") await new Promise((resolve) => client.once("end", resolve));
 		const closed: unknown = await client.get("x").catch((err: unknown) => err);
 		expect(toApiError(closed)).toMatchObject({ status: 503, body: { error: { code: "UNAVAILABLE" } } });
+		// lib/state/redis.ts runs without the offline queue: while it reconnects, a command fails at once.
+		const unqueued = new Redis("redis://127.0.0.1:1", { enableOfflineQueue: false, lazyConnect: true, retryStrategy: () => null });
+		unqueued.on("error", () => undefined);
+		const refused: unknown = await unqueued.get("x").catch((err: unknown) => err);
+		expect(toApiError(refused)).toMatchObject({ status: 503, body: { error: { code: "UNAVAILABLE" } } });
+		unqueued.disconnect();
 	});
 
 	it("answers 503 for a database connection lost mid-statement and for lock conflicts (the fault suite's MariaDB kill)", () => {

@@ -49,7 +49,8 @@ export function createBrokerOptions(runtime: Runtime, overrides: Partial<BrokerO
 				level: config.logLevel,
 				colors: Boolean(process.stdout.isTTY),
 				moduleColors: false,
-				formatter: "short",
+				// Timestamps with their date (the short form printed the time alone).
+				formatter: "full",
 				objectPrinter: null,
 				autoPadding: false,
 			},

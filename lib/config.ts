@@ -323,7 +323,14 @@ export function loadConfig(env: Env = process.env): GatewayConfig {
 		warnings,
 	};
 	if (problems.length > 0) throw new ConfigError(problems);
+	if (config.metricsEnabled && metricsToken === null && !isLoopback(config.host)) {
+		warnings.push(`GET /metrics is open to anyone who reaches ${config.host}:${config.port}: set METRICS_TOKEN (or METRICS_ENABLED=false).`);
+	}
 	return config;
+}
+
+function isLoopback(host: string): boolean {
+	return host === "localhost" || host === "::1" || host.startsWith("127.");
 }
 
 export function runsService(config: GatewayConfig, name: ServiceName): boolean {

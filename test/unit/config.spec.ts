@@ -51,6 +51,14 @@ describe("loadConfig", () => {
 		expect(JSON.parse(readFileSync(file, "utf8")).jwt_secret).toBe(first.jwt.secret);
 	});
 
+	it("warns when /metrics is served, without a token, on an address other than loopback", () => {
+		const open = loadConfig({ ...clusterEnv(), HOST: "0.0.0.0" });
+		expect(open.warnings.join()).toMatch(/GET \/metrics is open to anyone who reaches 0\.0\.0\.0:3000: set METRICS_TOKEN/);
+		for (const quiet of [{ HOST: "0.0.0.0", METRICS_TOKEN: "scrape-token" }, { HOST: "0.0.0.0", METRICS_ENABLED: "false" }, { HOST: "127.0.0.1" }]) {
+			expect(loadConfig({ ...clusterEnv(), ...quiet }).warnings.join()).not.toMatch(/metrics/);
+		}
+	});
+
 	it("accepts a complete cluster configuration", () => {
 		const config = loadConfig({ ...clusterEnv(), SERVICES: "api,auth,realtime", NODE_ID: "api-1" });
 		expect(config.mode).toBe("cluster");

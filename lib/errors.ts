@@ -136,9 +136,10 @@ export function isDbConflict(err: unknown): boolean {
 	return DB_CONFLICT_CODES.has(driverCode(err as LooseError));
 }
 
-/** Moleculer errors that mean "the service you need is not there right now". */
+/** ioredis with Redis away (lib/state/redis.ts): a command on a closed connection, or refused while it reconnects (no offline queue). */
 const REDIS_AWAY_MESSAGES = new Set(["Connection is closed.", "Stream isn't writeable and enableOfflineQueue options is false"]);
 
+/** Moleculer errors that mean "the service you need is not there right now". */
 const CLUSTER_UNAVAILABLE = new Set([
 	"SERVICE_NOT_FOUND",
 	"SERVICE_NOT_AVAILABLE",
@@ -218,8 +219,7 @@ export function toApiError(input: unknown): ApiError {
 	if (name === "SequelizeUniqueConstraintError") return build("CONFLICT", "A resource with these values already exists");
 	if (name === "SequelizeForeignKeyConstraintError") return build("BAD_REQUEST", "A referenced resource does not exist");
 	if (CLUSTER_UNAVAILABLE.has(type)) return build("UNAVAILABLE");
-	// ioredis with Redis away (lib/state/redis.ts): a command that gave up, one on a closed
-	// connection, or one refused while it reconnects (no offline queue).
+	// Redis away: a command ioredis gave up on, or one it refused at once.
 	if (name === "MaxRetriesPerRequestError" || REDIS_AWAY_MESSAGES.has(String(err.message))) return build("UNAVAILABLE", "Shared state is unavailable, try again later");
 
 	// body-parser (raw-body) errors carry an HTTP status and a type of their own.

@@ -58,7 +58,6 @@ interface ApiLocalVars {
 	 */
 	principals: LoadingCache<string, Principal>;
 	telegramPushes: TelegramPushes;
-	/** 503 answers not yet reported, and when they last were (onError). */
 	/** starting until every local service has started, draining from the shutdown signal on. */
 	phase: "starting" | "serving" | "draining";
 }

@@ -130,15 +130,16 @@ async function sendPass(deps: SenderDeps, bot: BotSending, rows: OutboundQueueIt
 				continue;
 			}
 			const messageId = Number(row.message_id);
-			const answer = deps.accepted.get(messageId);
-			if (answer) {
-				// Telegram has it already: only its record is missing. No flood slot, no second send.
-				if (!(await claimRow(db, deps.owner, messageId))) {
-					heldBack.add(chatId);
-					continue;
-				}
+			/** Telegram has it already (`answer`): only its record is missing, and no second send is made. */
+			const recordTaken = (answer: TelegramMessage) => {
 				sends.start(() => whileClaimed(db, deps.owner, messageId, () => recordSent(deps, botId, row, answer)));
 				sent += 1;
+			};
+			const answer = deps.accepted.get(messageId);
+			if (answer) {
+				// Taken by this process: no flood slot either.
+				if (await claimRow(db, deps.owner, messageId)) recordTaken(answer);
+				else heldBack.add(chatId);
 				continue;
 			}
 			const paused = await pausedFor(deps.state, botId);
@@ -172,10 +173,8 @@ async function sendPass(deps: SenderDeps, bot: BotSending, rows: OutboundQueueIt
 				continue;
 			}
 			if (taken) {
-				const answer = taken;
-				deps.accepted.set(messageId, answer);
-				sends.start(() => whileClaimed(db, deps.owner, messageId, () => recordSent(deps, botId, row, answer)));
-				sent += 1;
+				deps.accepted.set(messageId, taken);
+				recordTaken(taken);
 				continue;
 			}
 			const kind = row.chat_kind as ChatKind;

@@ -163,12 +163,11 @@ async function upsertChats(
 	// A chat object without a type ("unknown") never overwrites a type Telegram told us before. On
 	// MySQL the assignments run in order and each sees the ones before: details_date goes last.
 	const fresh = "(details_date IS NULL OR VALUES(details_date) >= details_date)";
+	const ifFresh = (column: string) => `${column} = IF(${fresh}, VALUES(${column}), ${column})`;
 	const upsert =
 		db.dialect === "mysql"
-			? `ON DUPLICATE KEY UPDATE type = IF(${fresh} AND VALUES(type) <> 'unknown', VALUES(type), type), title = IF(${fresh}, VALUES(title), title),
-			   username = IF(${fresh}, VALUES(username), username), first_name = IF(${fresh}, VALUES(first_name), first_name),
-			   last_name = IF(${fresh}, VALUES(last_name), last_name), is_forum = IF(${fresh}, VALUES(is_forum), is_forum),
-			   updated_at = IF(${fresh}, VALUES(updated_at), updated_at), details_date = IF(${fresh}, VALUES(details_date), details_date)`
+			? `ON DUPLICATE KEY UPDATE type = IF(${fresh} AND VALUES(type) <> 'unknown', VALUES(type), type),
+			   ${["title", "username", "first_name", "last_name", "is_forum", "updated_at", "details_date"].map(ifFresh).join(", ")}`
 			: `ON CONFLICT (bot_id, telegram_id, business_connection_id) DO UPDATE SET type = CASE WHEN excluded.type = 'unknown' THEN chats.type ELSE excluded.type END,
 			   title = excluded.title, username = excluded.username, first_name = excluded.first_name, last_name = excluded.last_name,
 			   is_forum = excluded.is_forum, details_date = excluded.details_date, updated_at = excluded.updated_at

@@ -11,7 +11,7 @@ import type { Duplex } from "node:stream";
 import { WebSocketServer, type WebSocket } from "ws";
 import { isClientError, toApiError } from "../../lib/errors";
 import { waitUntil, type CloseReason, type Subscriber, type Topic } from "../../mixins/event-stream/subscription-hub";
-import { requestIdFor } from "../api/http";
+import { requestIdFor } from "../../lib/request-id";
 import type { Principal } from "../auth/principal";
 import type { GatewayEvent } from "../broker/event-log";
 import { clientError, namedTopicFields, parseSubscription, requestQueue, SLOW_CLIENT, subscribeStep, topicFields, type ClientError } from "./protocol";

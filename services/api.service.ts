@@ -16,9 +16,10 @@ import { metricsOf, observeHttpRequests, sendMetrics } from "../lib/metrics";
 import type { GatewayMeta } from "../lib/meta";
 import { readinessChecks, readinessReport } from "../lib/readiness";
 import { runtimeOf, type Runtime } from "../lib/runtime";
+import { refuseWhenEmpty, takePrincipalToken } from "../lib/rate-limit";
 import { warnAtMostEvery } from "../lib/throttled-warning";
 import { REVOCABLE_TTL_MS } from "./auth/cache";
-import { principalKey, type Principal } from "./auth/principal";
+import type { Principal } from "./auth/principal";
 import { takeCredential } from "./api/credentials";
 import { answerOf, telegramPushes, type TelegramPushes } from "./api/telegram-pushes";
 import { bodyReader, clientAddress, requestIdFor, sendError, traceablePath } from "./api/http";
@@ -334,21 +335,13 @@ const ApiService: ServiceSchema<ApiSettingsSchema, ApiThis> = {
 
 		/** One token bucket per principal (its rate_limit per second), shared by every api node. */
 		async rateLimit(this: ApiThis, principal: Principal, res: ServerResponse): Promise<void> {
-			let bucket;
-			try {
-				bucket = await this.runtime.state.takeToken(`rl:${principalKey(principal)}`, principal.rate_limit, principal.rate_limit);
-			} catch (err) {
-				// The limiter's store is away: serve rather than refuse everyone; /ready reports the outage.
-				warnAtMostEvery(this.logger, "rate limiter", `Rate limiter unavailable, requests allowed: ${(err as Error).message}`);
-				return;
-			}
+			const bucket = await takePrincipalToken(this.runtime.state, this.logger, principal, "requests");
+			if (!bucket) return;
 			res.setHeader("X-RateLimit-Limit", String(principal.rate_limit));
 			res.setHeader("X-RateLimit-Remaining", String(bucket.remaining));
 			res.setHeader("X-RateLimit-Reset", String(Math.ceil(bucket.resetMs / 1000)));
-			if (!bucket.allowed) {
-				metricsOf(this.broker).rateLimited.inc({ limit: "principal" });
-				throw fail.rateLimited(Math.max(1, Math.ceil(bucket.retryAfterMs / 1000)));
-			}
+			if (!bucket.allowed) metricsOf(this.broker).rateLimited.inc({ limit: "principal" });
+			refuseWhenEmpty(bucket);
 		},
 
 		/** moleculer-web's rebuild of generated routes, keeping those whose service is away (./api/aliases.ts). */

@@ -17,11 +17,12 @@ import SocketIOService from "moleculer-io";
 import type { Server as SocketServer, Socket } from "socket.io";
 import { resolveThrottled } from "../lib/credential-throttle";
 import { fail, isClientError } from "../lib/errors";
+import { refuseWhenEmpty, takePrincipalToken } from "../lib/rate-limit";
 import { requestIdFor } from "../lib/request-id";
 import { EventStreamMixin, type EventStreamThis } from "../mixins/event-stream.mixin";
 import { waitUntil, type CloseReason, type Subscriber, type Topic } from "../mixins/event-stream/subscription-hub";
 import { clientAddress } from "./api/http";
-import { principalKey, type Principal } from "./auth/principal";
+import type { Principal } from "./auth/principal";
 import type { GatewayEvent } from "./broker/event-log";
 import { clientError, parseSubscription, requestQueue, SLOW_CLIENT, subscribeStep, topicFields } from "./realtime/protocol";
 import { WsEndpoint } from "./realtime/ws-endpoint";
@@ -217,13 +218,8 @@ const RealtimeService: ServiceSchema<ServiceSettingSchema, RealtimeThis> = {
 
 		/** Socket frames count against the principal's rate limit, as REST requests do. */
 		async charge(this: RealtimeThis, principal: Principal): Promise<void> {
-			let bucket;
-			try {
-				bucket = await this.runtime.state.takeToken(`rl:${principalKey(principal)}`, principal.rate_limit, principal.rate_limit);
-			} catch {
-				return; // the limiter's store is away: same policy as REST (serve)
-			}
-			if (!bucket.allowed) throw fail.rateLimited(Math.max(1, Math.ceil(bucket.retryAfterMs / 1000)));
+			const bucket = await takePrincipalToken(this.runtime.state, this.logger, principal, "socket frames");
+			if (bucket) refuseWhenEmpty(bucket);
 		},
 
 		/**

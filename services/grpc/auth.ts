@@ -11,8 +11,8 @@ import { resolveThrottled } from "../../lib/credential-throttle";
 import { fail } from "../../lib/errors";
 import type { SharedState } from "../../lib/state";
 import { clientAddress } from "../api/http";
-import { principalKey, type Principal } from "../auth/principal";
-import { warnAtMostEvery } from "../../lib/throttled-warning";
+import type { Principal } from "../auth/principal";
+import { refuseWhenEmpty, takePrincipalToken } from "../../lib/rate-limit";
 
 export { AUTH_FAILURES_PER_MINUTE } from "../../lib/credential-throttle";
 
@@ -66,12 +66,6 @@ export async function authenticate(deps: AuthDeps, metadata: Metadata, peer: str
 
 /** One token per call (per stream opened) from the principal's bucket; a store that is away allows. */
 export async function chargeRateLimit(deps: Pick<AuthDeps, "state" | "logger">, principal: Principal): Promise<void> {
-	let bucket;
-	try {
-		bucket = await deps.state.takeToken(`rl:${principalKey(principal)}`, principal.rate_limit, principal.rate_limit);
-	} catch (err) {
-		warnAtMostEvery(deps.logger, "rate limiter", `Rate limiter unavailable, gRPC calls allowed: ${(err as Error).message}`);
-		return;
-	}
-	if (!bucket.allowed) throw fail.rateLimited(Math.max(1, Math.ceil(bucket.retryAfterMs / 1000)));
+	const bucket = await takePrincipalToken(deps.state, deps.logger, principal, "gRPC calls");
+	if (bucket) refuseWhenEmpty(bucket);
 }

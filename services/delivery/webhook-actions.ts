@@ -60,11 +60,12 @@ async function checkConfig(this: DeliveryThis, ctx: GatewayContext, config: Webh
 		if (!bot?.is_active) throw fail.validation([{ field: "bot_id", message: "No active bot with this id." }]);
 	}
 	if (scope === "chat" || scope === "reply") {
-		const found = await db.models.Chat.count({ where: { id: config.chat_ids! } });
-		if (found !== config.chat_ids!.length) throw fail.validation([{ field: "chat_ids", message: "Some of these chats do not exist." }]);
+		// The right first: whether a chat the caller may not read exists is none of its business.
 		for (const chatId of config.chat_ids!) {
 			if (!(await ctx.call<boolean, { chat_id: number; right: string }>("auth.can", { chat_id: chatId, right: "can_read" }))) throw fail.forbidden(`Needs can_read on chat ${chatId}`);
 		}
+		const found = await db.models.Chat.count({ where: { id: config.chat_ids! } });
+		if (found !== config.chat_ids!.length) throw fail.validation([{ field: "chat_ids", message: "Some of these chats do not exist." }]);
 	}
 }
 

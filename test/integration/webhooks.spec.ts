@@ -169,6 +169,18 @@ describe("webhooks: the REST routes", () => {
 		expect(created).toMatchObject({ scope: "chat", chat_ids: [chatId] });
 	});
 
+	it("a chat that does not exist is refused like one the creator cannot read (403), so chat ids cannot be probed; an admin is told it does not exist (400)", async () => {
+		const before = await webhookCount();
+		const missing = 987_654_321;
+		const asOperator = await t.api("POST", "/webhooks", { url: "https://hooks.example.com/c", scope: "chat", chat_ids: [missing] }, operator.token);
+		expectApiError(asOperator, 403, "FORBIDDEN");
+		expect((asOperator.body as { error: { message: string } }).error.message).toBe(`Needs can_read on chat ${missing}`);
+		const asAdmin = await t.api("POST", "/webhooks", { url: "https://hooks.example.com/c", scope: "chat", chat_ids: [chatId, missing] });
+		expectApiError(asAdmin, 400, "VALIDATION_ERROR");
+		expect(errorFields(asAdmin)).toEqual(["chat_ids"]);
+		expect(await webhookCount()).toBe(before);
+	});
+
 	it("an API key whose scopes leave out messages:read cannot get message content through a webhook: 403, and none is sent for one made before", async () => {
 		const r = await receiver();
 		const chat = await newChat();

@@ -1,6 +1,7 @@
 /** lib/rate-limit.ts: the per-principal bucket every entry point charges. */
 import { GatewayError } from "../../lib/errors";
 import { refuseWhenEmpty, takePrincipalToken } from "../../lib/rate-limit";
+import type { BucketResult } from "../../lib/state";
 import { createMemoryState } from "../../lib/state/memory";
 import { userPrincipal } from "../../services/auth/principal";
 
@@ -16,17 +17,16 @@ describe("per-principal rate limit", () => {
 		const alice = userPrincipal({ id: 1, username: "alice" }, ["viewer"], [], 2);
 		const bob = userPrincipal({ id: 2, username: "bob" }, ["viewer"], [], 2);
 		const log = logger();
-		const taken = [];
+		const taken: Array<BucketResult | null> = [];
 		for (let i = 0; i < 3; i++) taken.push(await takePrincipalToken(state, log, alice, "requests"));
 		expect(taken.map((b) => b?.allowed)).toEqual([true, true, false]);
 		expect(() => refuseWhenEmpty(taken[0]!)).not.toThrow();
-		const refusal = (() => {
-			try {
-				refuseWhenEmpty(taken[2]!);
-			} catch (err) {
-				return err as GatewayError;
-			}
-		})();
+		let refusal: GatewayError | undefined;
+		try {
+			refuseWhenEmpty(taken[2]!);
+		} catch (err) {
+			refusal = err as GatewayError;
+		}
 		expect(refusal).toBeInstanceOf(GatewayError);
 		expect([refusal!.code, refusal!.type, refusal!.data]).toEqual([429, "RATE_LIMITED", { retry_after: 1 }]);
 		expect((await takePrincipalToken(state, log, bob, "requests"))!.allowed).toBe(true);

@@ -2,8 +2,10 @@
  * The bad-credential throttle of every entry point (REST, gRPC, the socket.io handshake, the
  * WebSocket upgrade): an address whose credentials auth refused AUTH_FAILURES_PER_MINUTE times in a
  * minute is refused RATE_LIMITED without a check until that window ends, so guessing keys costs the
- * same wherever it is tried. One counter per address (`authfail:<address>`) shared by all of them.
+ * same wherever it is tried. One counter per address (`authfail:<address>`; an IPv6 address by its
+ * /64) shared by all of them.
  */
+import { addressGroup } from "./address-group";
 import { fail } from "./errors";
 import type { SharedState } from "./state";
 
@@ -20,7 +22,7 @@ export type FailureCounter = Pick<SharedState, "hit" | "peekWindow">;
  * limiter serves when it is away.
  */
 export async function resolveThrottled<T>(state: FailureCounter, address: string, resolve: () => Promise<T>): Promise<T> {
-	const key = `authfail:${address}`;
+	const key = `authfail:${addressGroup(address)}`;
 	const failures = await state.peekWindow(key).catch(() => null);
 	if (failures && failures.count >= AUTH_FAILURES_PER_MINUTE) throw fail.rateLimited(Math.max(1, Math.ceil(failures.resetMs / 1000)));
 	try {

@@ -7,7 +7,9 @@
  * - 10 failures for one username, or 30 from one address, lock logins for the rest of that 15-minute
  *   window (429 with Retry-After). A locked name answers the same whether or not the user exists.
  * - A successful login clears the username's failures (not the address's).
+ * - An IPv6 address counts by its /64 (lib/address-group.ts).
  */
+import { addressGroup } from "../../lib/address-group";
 import type { SharedState } from "../../lib/state";
 import { sha256 } from "./tokens";
 
@@ -24,7 +26,7 @@ export const LOGIN_LIMITS = {
 export type LoginGate = { allowed: true; delayMs: number } | { allowed: false; retryAfterMs: number; reason: "rate" | "locked" };
 
 const userKey = (username: string) => `login:fail:user:${sha256(username.trim().toLowerCase())}`;
-const addressKey = (address: string) => `login:fail:ip:${address}`;
+const addressKey = (address: string) => `login:fail:ip:${addressGroup(address)}`;
 
 export function failureDelayMs(failures: number): number {
 	if (failures < LOGIN_LIMITS.slowDownAfterFailures) return 0;
@@ -32,7 +34,7 @@ export function failureDelayMs(failures: number): number {
 }
 
 export async function checkLoginAllowed(state: SharedState, username: string, address: string): Promise<LoginGate> {
-	const attempts = await state.hit(`login:attempts:${address}`, 60_000);
+	const attempts = await state.hit(`login:attempts:${addressGroup(address)}`, 60_000);
 	if (attempts.count > LOGIN_LIMITS.attemptsPerAddressPerMinute) {
 		return { allowed: false, retryAfterMs: attempts.resetMs, reason: "rate" };
 	}

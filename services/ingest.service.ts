@@ -173,7 +173,10 @@ const IngestService: ServiceSchema<ServiceSettingSchema, IngestThis> = {
 				};
 				const running = this.leases.run(key, (signal) => pollBot(deps, Number(id), signal));
 				this.pollers.add(running);
-				void running.finally(() => this.pollers.delete(running));
+				// A poller that throws stops; its lease goes, and the next scan starts it again.
+				void running
+					.catch((err: unknown) => this.logger.error(`Poller of bot ${id} stopped:`, (err as Error).message))
+					.finally(() => this.pollers.delete(running));
 			}
 		},
 	},

@@ -46,7 +46,18 @@ export async function pollBot(deps: PollerDeps, botId: number, signal: AbortSign
 			continue;
 		}
 		if (!bot.is_active || bot.mode !== "polling") return;
-		const token = unseal(deps.keys, BOT_TOKEN_PURPOSE, { ciphertext: bot.token_ciphertext, keyId: bot.key_id });
+		let token: string;
+		try {
+			token = unseal(deps.keys, BOT_TOKEN_PURPOSE, { ciphertext: bot.token_ciphertext, keyId: bot.key_id });
+		} catch (err) {
+			// A key dropped from TOKEN_ENCRYPTION_KEYS too early, or a database restored without its keys:
+			// this bot cannot poll until the key is back; the node and the other bots go on.
+			const problem = `Cannot decrypt the bot's token: ${(err as Error).message}`;
+			logger.error(`Bot ${botId}: ${problem}; polling paused for a minute`);
+			await db.models.Bot.update({ last_error: problem }, { where: { id: botId } }).catch(() => undefined);
+			await sleep(60_000, signal);
+			continue;
+		}
 		try {
 			const updates: unknown = await telegram.getUpdates(token, Number(bot.polling_offset), deps.longPollSeconds, signal);
 			if (signal.aborted) return; // the lease is gone: another node polls from the stored offset

@@ -48,8 +48,9 @@ export function historyLine(line: string): string {
  * and writes the file a few milliseconds later, so the newest entry is redacted in between.
  */
 export function redactHistory(server: REPLServer): void {
-	const { history } = server as unknown as { history: string[] };
 	server.on("line", () => {
+		// Looked up on every line: loading the history file (setupHistory, not awaited by moleculer-repl) replaces the array.
+		const { history } = server as unknown as { history: string[] };
 		if (history.length > 0) history[0] = historyLine(history[0]!);
 	});
 }

@@ -6,7 +6,7 @@
  * concurrency cap across all nodes, so one slow or failing endpoint never holds up the others.
  */
 import { randomBytes, randomUUID } from "node:crypto";
-import type { ServiceSchema, ServiceSettingSchema } from "moleculer";
+import type { Context, ServiceSchema, ServiceSettingSchema } from "moleculer";
 import type { Webhook } from "../lib/db/models";
 import { unseal } from "../lib/crypto";
 import { Doorbell } from "../lib/async";
@@ -14,6 +14,7 @@ import { LeaseRunner } from "../lib/lease";
 import { metricsOf } from "../lib/metrics";
 import { runtimeOf } from "../lib/runtime";
 import { iso } from "../lib/time";
+import type { AuthChange } from "./auth/cache";
 import { hasPermission, type Principal } from "./auth/principal";
 import { attemptDelivery, createOutboundAgent } from "./delivery/attempt";
 import { breakerCounts, breakerState } from "./delivery/breaker";
@@ -22,6 +23,7 @@ import { activeWebhooksNow, scheduleReplay, type Audience, type AudienceList } f
 import { webhookActions } from "./delivery/webhook-actions";
 import { dispatcherLoop, workLoop } from "./delivery/worker";
 import { operatorActions } from "./delivery/operator-actions";
+import { disableWebhooksOfEndedKeys } from "./delivery/ended-owners";
 import { pruneFinishedDeliveries } from "./delivery/retention";
 import { ruleOf } from "./delivery/views";
 
@@ -56,8 +58,9 @@ const DeliveryService: ServiceSchema<ServiceSettingSchema, DeliveryThis> = {
 			this.workerBell.ring();
 			this.webhooksBell.ring();
 		},
-		"auth.changed"(this: DeliveryThis) {
+		async "auth.changed"(this: DeliveryThis, ctx: Context<AuthChange>) {
 			this.invalidateAudiences();
+			if (ctx.params.kind === "api_key") await this.disableEndedKeysWebhooks();
 		},
 	},
 
@@ -154,6 +157,16 @@ const DeliveryService: ServiceSchema<ServiceSettingSchema, DeliveryThis> = {
 			});
 		},
 
+		/** Webhooks of a revoked or expired key are disabled (./delivery/ended-owners.ts); every node may try, the update is idempotent. */
+		async disableEndedKeysWebhooks(this: DeliveryThis): Promise<void> {
+			try {
+				const disabled = await disableWebhooksOfEndedKeys(this.runtime.db);
+				if (disabled > 0) await this.broker.broadcast("webhooks.changed", {});
+			} catch (err) {
+				this.logger.warn("Cannot disable the webhooks of ended API keys:", (err as Error).message);
+			}
+		},
+
 		wake(this: DeliveryThis) {
 			this.dispatcherBell.ring();
 			this.workerBell.ring();
@@ -190,6 +203,7 @@ const DeliveryService: ServiceSchema<ServiceSettingSchema, DeliveryThis> = {
 		const prune = () => {
 			// A run that outlasted the hour goes on (and stays the one stopping waits for).
 			if (!this.leases.isRunning(PRUNE_LEASE)) this.pruning = this.pruneDeliveries();
+			void this.disableEndedKeysWebhooks(); // keys that ran out since (a revocation is heard at once)
 		};
 		// A timeout, then an interval: both kinds of Node timer are cleared by clearTimeout.
 		this.pruneTimer = setTimeout(() => {

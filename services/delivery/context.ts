@@ -25,6 +25,7 @@ export interface DeliveryMethods {
 	/** Wakes this node's workers (and, on the dispatcher's node, the dispatcher). */
 	wake(): void;
 	pruneDeliveries(): Promise<void>;
+	disableEndedKeysWebhooks(): Promise<void>;
 }
 
 export interface DeliveryLocalVars {

@@ -46,3 +46,21 @@ export async function pruneFinishedDeliveries(db: Database, cutoff: Date, option
 	}
 	return removed;
 }
+
+/**
+ * Removes every delivery of a webhook (its attempts cascade) a batch per transaction: its log may
+ * hold millions of rows, and one cascading DELETE held the only SQLite writer for seconds, stalling
+ * ingest. Resolves with how many.
+ */
+export async function removeDeliveriesOf(db: Database, webhookId: number, options: PruneOptions = {}): Promise<number> {
+	const batch = options.batch ?? 1_000;
+	let removed = 0;
+	while (!options.signal?.aborted) {
+		const rows = await read<{ id: number | string }>(db, "SELECT id FROM webhook_deliveries WHERE webhook_id = ? ORDER BY id LIMIT ?", [webhookId, batch]);
+		if (rows.length === 0) break;
+		const ids = rows.map((row) => Number(row.id));
+		const result = await db.rawTransaction((t) => run(db, t, `DELETE FROM webhook_deliveries WHERE id IN (${placeholders(ids.length)})`, ids));
+		removed += result.changes;
+	}
+	return removed;
+}

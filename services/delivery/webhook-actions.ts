@@ -11,6 +11,7 @@ import { principalOf, respondCreated, respondWith, type GatewayContext } from ".
 import { decodeCursor, pageParams, toPage } from "../../lib/paging";
 import { hasPermission, type Principal } from "../auth/principal";
 import { EVENT_TYPES, ownerMayRead, SCOPES, type Scope } from "./matching";
+import { removeDeliveriesOf } from "./retention";
 import { newWebhookSecret } from "./signing";
 import { assertPublicUrl, parseWebhookUrl } from "./url-safety";
 import { deliveryView, webhookView } from "./views";
@@ -200,8 +201,11 @@ export const webhookActions: DeliveryActions = {
 			params: { $$strict: true, id: ID },
 			async handler(this: DeliveryThis, ctx: GatewayContext<{ id: number }>) {
 				const row = await ownWebhook.call(this, principalOf(ctx), ctx.params.id);
-				await row.destroy();
+				// Stopped first, so nothing new is claimed, then its log goes in short batches (the writer stays free).
+				await row.update({ is_active: false, disabled_reason: "being deleted" });
 				await this.broker.broadcast("webhooks.changed", { id: row.id });
+				await removeDeliveriesOf(this.runtime.db, row.id);
+				await row.destroy();
 				respondWith(ctx, 204);
 				return null;
 			},

@@ -224,12 +224,11 @@ export const webhookActions: DeliveryActions = {
 				const sealedNew = seal(keys, WEBHOOK_SECRET_PURPOSE, secret);
 				const sealedOld = seal(keys, WEBHOOK_SECRET_PURPOSE, current);
 				const expires = new Date(Date.now() + ROTATION_OVERLAP_MS);
-				await row.update({
-					secret_ciphertext: sealedNew.ciphertext,
-					previous_secret_ciphertext: sealedOld.ciphertext,
-					previous_secret_expires_at: expires,
-					key_id: sealedNew.keyId,
-				});
+				const rotated = { secret_ciphertext: sealedNew.ciphertext, previous_secret_ciphertext: sealedOld.ciphertext, previous_secret_expires_at: expires, key_id: sealedNew.keyId };
+				// Only over the secret read: of two rotations at once, the second would retire a secret nobody was ever told of.
+				const [changed] = await this.runtime.db.models.Webhook.update(rotated, { where: { id: row.id, secret_ciphertext: row.secret_ciphertext, key_id: row.key_id } });
+				if (changed !== 1) throw fail.conflict("The secret was changed by another request meanwhile; read the webhook and rotate again if needed");
+				row.set(rotated);
 				await this.broker.broadcast("webhooks.changed", { id: row.id });
 				return { ...webhookView(row), secret };
 			},

@@ -290,6 +290,19 @@ describe("webhooks: the REST routes", () => {
 		expect(verifies(old, after)).toBe(false);
 	});
 
+	it("two rotate-secret requests at once: every secret handed out with a 200 signs the next ping; a rotation that lost the race is 409", async () => {
+		for (let round = 0; round < 3; round++) {
+			const r = await receiver();
+			const created = await createWebhook(t, { url: r.url, scope: "all" });
+			const answers = await Promise.all([1, 2].map(() => t.api<WebhookBody & { secret: string }>("POST", `/webhooks/${created.id}/rotate-secret`)));
+			expect(answers.map((a) => a.status).sort()).toEqual(expect.arrayContaining([200]));
+			for (const refused of answers.filter((a) => a.status !== 200)) expectApiError(refused, 409, "CONFLICT");
+			expect((await t.api<{ ok: boolean }>("POST", `/webhooks/${created.id}/test`)).body.ok).toBe(true);
+			const pinged = r.requests.find((q) => q.body?.event === "ping")!;
+			for (const answer of answers.filter((a) => a.status === 200)) expect(verifies(answer.body.secret, pinged)).toBe(true);
+		}
+	});
+
 	it("POST /webhooks/:id/test: a signed ping reaches the receiver; the answer says how it went", async () => {
 		const r = await receiver();
 		const created = await createWebhook(t, { url: r.url, scope: "all" });

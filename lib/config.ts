@@ -48,6 +48,15 @@ export interface GatewayConfig {
 	webhookAllowPrivate: boolean;
 	/** Days a finished webhook delivery (and its attempt log) is kept; 0 keeps them for ever. */
 	webhookDeliveryRetentionDays: number;
+	/**
+	 * Hours a received Telegram update is remembered for de-duplication (then removed): a redelivery
+	 * within them is stored once, the same update_id after them is a new update.
+	 */
+	telegramUpdateRetentionHours: number;
+	/** Days a security event (failed login, lockout, refresh token reuse) is kept; 0 keeps them for ever. */
+	securityEventRetentionDays: number;
+	/** Days an event of the log is kept for replay; 0 (the default) keeps them for ever. */
+	eventRetentionDays: number;
 	/** Moleculer's metrics and GET /metrics (METRICS_ENABLED, default on). */
 	metricsEnabled: boolean;
 	metricsToken: string | null;
@@ -105,6 +114,27 @@ function parseInteger(name: string, raw: string | undefined, fallback: number, p
 		return fallback;
 	}
 	return value;
+}
+
+/**
+ * Telegram keeps an undelivered update, and pushes it again, for up to 24 hours; after a week without
+ * updates it picks the next update_id at random, which may be one stored before. The window lies
+ * between: a redelivery is always found, an id from before a quiet week never is.
+ */
+export const TELEGRAM_UPDATE_RETENTION_HOURS = { min: 24, default: 72, max: 167 } as const;
+
+function parseUpdateRetentionHours(raw: string | undefined, problems: string[]): number {
+	const name = "TELEGRAM_UPDATE_RETENTION_HOURS";
+	const { min, max } = TELEGRAM_UPDATE_RETENTION_HOURS;
+	const hours = parseInteger(name, raw, TELEGRAM_UPDATE_RETENTION_HOURS.default, problems, 0);
+	if (hours < min || hours > max) {
+		problems.push(
+			`${name} must be ${min}-${max} hours, got "${raw}": Telegram pushes an update again for up to 24 hours, ` +
+				"and after a week without updates may reuse an old update_id",
+		);
+		return TELEGRAM_UPDATE_RETENTION_HOURS.default;
+	}
+	return hours;
 }
 
 function isHttpUrl(raw: string): boolean {
@@ -316,6 +346,9 @@ export function loadConfig(env: Env = process.env): GatewayConfig {
 		trustProxy,
 		webhookAllowPrivate: parseBoolean("WEBHOOK_ALLOW_PRIVATE", nonEmpty(env.WEBHOOK_ALLOW_PRIVATE), false, problems),
 		webhookDeliveryRetentionDays: parseInteger("WEBHOOK_DELIVERY_RETENTION_DAYS", nonEmpty(env.WEBHOOK_DELIVERY_RETENTION_DAYS), 30, problems, 0),
+		telegramUpdateRetentionHours: parseUpdateRetentionHours(nonEmpty(env.TELEGRAM_UPDATE_RETENTION_HOURS), problems),
+		securityEventRetentionDays: parseInteger("SECURITY_EVENT_RETENTION_DAYS", nonEmpty(env.SECURITY_EVENT_RETENTION_DAYS), 90, problems, 0),
+		eventRetentionDays: parseInteger("EVENT_RETENTION_DAYS", nonEmpty(env.EVENT_RETENTION_DAYS), 0, problems, 0),
 		metricsEnabled: parseBoolean("METRICS_ENABLED", nonEmpty(env.METRICS_ENABLED), true, problems),
 		metricsToken,
 		tracing: parseTracing(env, problems),

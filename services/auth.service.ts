@@ -3,10 +3,12 @@
  * `auth.resolve` turns any credential into a principal for every entry point (REST, socket.io,
  * WebSocket, gRPC); `auth.can` and `auth.chatAccess` answer the per-chat ACL for all of them.
  * Its actions come in four groups (services/auth/*-actions.ts); the shared lookups are below.
+ * Old security events and spent refresh tokens are removed hourly (auth/retention.ts).
  */
 import type { Context, ServiceSchema, ServiceSettingSchema } from "moleculer";
 import { fail } from "../lib/errors";
 import { runtimeOf } from "../lib/runtime";
+import { retentionMixin } from "../mixins/retention.mixin";
 import { toDate } from "../lib/time";
 import { apiKeyActions } from "./auth/api-key-actions";
 import { parseScopes, keyState } from "./auth/api-keys";
@@ -16,6 +18,7 @@ import { ensureFirstAdmin } from "./auth/first-admin";
 import { grantActions } from "./auth/grant-actions";
 import { allows, loadGrants, type Right } from "./auth/grants";
 import { principalKey, type Principal } from "./auth/principal";
+import { refreshTokensRetention, securityEventsRetention } from "./auth/retention";
 import { sessionActions } from "./auth/session-actions";
 import { userActions } from "./auth/user-actions";
 import { loadUserPrincipal } from "./auth/users";
@@ -24,7 +27,7 @@ const LAST_USED_FLUSH_MS = 30_000;
 
 const AuthService: ServiceSchema<ServiceSettingSchema, AuthThis> = {
 	name: "auth",
-	mixins: [sessionActions, userActions, apiKeyActions, grantActions],
+	mixins: [sessionActions, userActions, apiKeyActions, grantActions, retentionMixin([securityEventsRetention, refreshTokensRetention])],
 	settings: { rest: "/" },
 
 	events: {

@@ -2,11 +2,14 @@
  * broker: the event log's reader side. Writers append inside their own transactions (see
  * broker/event-log.ts); this service answers where the log stands (`head`) and replays it after a
  * seq for a chat, a set of chats or a bot (`replay`), for socket, WebSocket and gRPC consumers.
+ * With EVENT_RETENTION_DAYS set it also removes older events, hourly (broker/retention.ts).
  */
 import type { Context, Service, ServiceSchema, ServiceSettingSchema } from "moleculer";
 import { Op } from "sequelize";
 import { runtimeOf, type Runtime } from "../lib/runtime";
+import { retentionMixin } from "../mixins/retention.mixin";
 import { headSeq, readEvents, type GatewayEvent } from "./broker/event-log";
+import { eventsRetention } from "./broker/retention";
 
 export interface ReplayParams {
 	after_seq: number;
@@ -27,6 +30,7 @@ const REPLAY_LIMIT_MAX = 1_000;
 
 const BrokerService: ServiceSchema<ServiceSettingSchema, BrokerThis> = {
 	name: "broker",
+	mixins: [retentionMixin([eventsRetention])],
 	settings: { rest: "/" },
 
 	actions: {

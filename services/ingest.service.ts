@@ -13,9 +13,11 @@ import { metricsOf } from "../lib/metrics";
 import { runtimeOf, type Runtime } from "../lib/runtime";
 import { publishEvents } from "./broker/publish";
 import { Batcher } from "../lib/batcher";
+import { retentionMixin } from "../mixins/retention.mixin";
 import { BotRoutes, secretMatches } from "./ingest/bot-routes";
 import { NormalizeError, normalizeUpdate } from "./ingest/normalize";
 import { pollBot } from "./ingest/poller";
+import { telegramUpdatesRetention } from "./ingest/retention";
 import { storeUpdates, type ChatCache, type IncomingUpdate, type StoreOptions } from "./ingest/store";
 import type { PushOutcome, TelegramPush } from "./ingest/types";
 
@@ -47,6 +49,8 @@ type IngestThis = Service<ServiceSettingSchema> & IngestLocalVars & IngestMethod
 
 const IngestService: ServiceSchema<ServiceSettingSchema, IngestThis> = {
 	name: "ingest",
+	// telegram_updates past the de-duplication window go (ingest/retention.ts).
+	mixins: [retentionMixin([telegramUpdatesRetention])],
 	settings: { rest: "/" },
 
 	actions: {
@@ -143,7 +147,8 @@ const IngestService: ServiceSchema<ServiceSettingSchema, IngestThis> = {
 
 		/** Stores a batch, publishes its events, and tells each update whether it was a duplicate. */
 		async store(this: IngestThis, items: IncomingUpdate[], options: StoreOptions = {}): Promise<boolean[]> {
-			const result = await storeUpdates(this.runtime.db, items, this.chatCache, options);
+			const dedupWindowMs = this.runtime.config.telegramUpdateRetentionHours * 3_600_000;
+			const result = await storeUpdates(this.runtime.db, items, this.chatCache, { ...options, dedupWindowMs });
 			const metrics = metricsOf(this.broker);
 			metrics.updatesReceived.inc(items.length);
 			metrics.updatesDuplicate.inc(result.duplicates.filter(Boolean).length);

@@ -16,7 +16,7 @@ import { claimDeliveries, webhooksWithDueDeliveries, type Claimed, type ClaimReq
 import type { DeliveryThis } from "./context";
 import { dispatchBatch } from "./dispatcher";
 import { ownerMayRead } from "./matching";
-import { judge, recordOutcomes, releaseClaims, type Outcome } from "./outcomes";
+import { judge, recordOutcomes, type Outcome } from "./outcomes";
 
 /** Attempts in flight at once on this node, across every endpoint. */
 const NODE_CONCURRENCY = 256;
@@ -173,10 +173,23 @@ async function ownerMayStillRead(service: DeliveryThis, row: Webhook, event: Gat
 	return ownerMayRead((listed ?? (await service.audienceOf(row))).access, event);
 }
 
-/** The outcome of a delivery its owner may no longer read: dead, with why, and nothing sent. */
-function refused(claim: Claimed, event: GatewayEvent): Outcome {
-	const error = `Not sent: the webhook's owner may no longer read ${event.chat_id === null ? "events without a chat (admins only)" : `chat ${event.chat_id}`}`;
+/** The outcome of a delivery that cannot be made: dead, with why, and nothing sent. */
+function notSent(claim: Claimed, error: string): Outcome {
 	return { delivery: claim, result: { statusCode: null, error, excerpt: null, durationMs: 0, retryAfterMs: null, startedAt: new Date() }, verdict: "dead", nextAttemptAt: null };
+}
+
+/** A delivery its owner may no longer read. */
+function refused(claim: Claimed, event: GatewayEvent): Outcome {
+	return notSent(claim, `Not sent: the webhook's owner may no longer read ${event.chat_id === null ? "events without a chat (admins only)" : `chat ${event.chat_id}`}`);
+}
+
+/**
+ * A delivery whose event is no longer in the log: removed by EVENT_RETENTION_DAYS while the
+ * delivery waited (its endpoint's breaker open, its webhook disabled, a replay of old events).
+ * Another try could never find it either.
+ */
+function eventGone(claim: Claimed): Outcome {
+	return notSent(claim, `Not sent: event ${claim.event_seq} is no longer in the event log (removed by EVENT_RETENTION_DAYS)`);
 }
 
 async function send(service: DeliveryThis, row: Webhook, claim: Claimed, event: GatewayEvent | undefined, record: Batcher<Outcome, void>): Promise<void> {
@@ -185,13 +198,8 @@ async function send(service: DeliveryThis, row: Webhook, claim: Claimed, event: 
 	service.inFlightTotal += 1;
 	let result;
 	try {
-		if (!event) {
-			// Its event is gone from the log (never expected): nothing can be sent.
-			await releaseClaims(service.runtime.db, service.owner, [claim.id], new Date(Date.now() + 60_000));
-			return;
-		}
-		if (!(await ownerMayStillRead(service, row, event))) {
-			await record.submit(refused(claim, event));
+		if (!event || !(await ownerMayStillRead(service, row, event))) {
+			await record.submit(event ? refused(claim, event) : eventGone(claim));
 			metricsOf(service.broker).webhookDeliveries.inc({ outcome: "dead" });
 			return;
 		}

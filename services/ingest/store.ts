@@ -8,6 +8,7 @@ import { randomBytes } from "node:crypto";
 import type { Transaction } from "sequelize";
 import type { Database } from "../../lib/db/connection";
 import { all, insertReturning, insertRows, placeholders, run, type SqlValue } from "../../lib/db/raw";
+import { TELEGRAM_UPDATE_RETENTION_HOURS } from "../../lib/config";
 import { isDbConflict } from "../../lib/errors";
 import { allocateSeqs, insertEvents, releaseSeqs, type EventDraft, type GatewayEvent } from "../broker/event-log";
 import { messageView, type MessageRow } from "../chats/views";
@@ -29,7 +30,14 @@ export interface StoreResult {
 export interface StoreOptions {
 	/** Long polling: move the bot's stored offset in the same transaction as the updates. */
 	pollingOffset?: { botId: number; offset: number };
+	/**
+	 * How long a stored update counts for de-duplication (TELEGRAM_UPDATE_RETENTION_HOURS): the same
+	 * (bot, update_id) stored longer ago is a new update, stored in place of the old row.
+	 */
+	dedupWindowMs?: number;
 }
+
+const DEFAULT_DEDUP_WINDOW_MS = TELEGRAM_UPDATE_RETENTION_HOURS.default * 3_600_000;
 
 
 /**
@@ -119,6 +127,23 @@ async function insertUpdates(db: Database, t: Transaction, fresh: IncomingUpdate
 		[batchId, ...lookup.values],
 	);
 	return ours(found);
+}
+
+/**
+ * Removes the stored rows of these updates that were received before `before`, and says how many.
+ * Telegram pushes an update again for 24 hours at most, and after a week without updates may pick
+ * update_ids at random: an id stored before the window is a new update that reuses it, not a
+ * redelivery, whether or not the hourly prune (services/ingest/retention.ts) has removed it yet.
+ */
+async function forgetExpiredUpdates(db: Database, t: Transaction, items: IncomingUpdate[], before: Date): Promise<number> {
+	const lookup = perBot(items.map((item) => ({ botId: item.botId, id: item.update.update_id })), "update_id");
+	// A plain read first, which locks nothing: on MySQL a DELETE by this condition could lock rows
+	// that concurrent batches are inserting, and redeliveries (the usual duplicates) expire nothing.
+	const expired = await all<{ id: number }>(db, t, `SELECT id FROM telegram_updates WHERE received_at < ? AND (${lookup.where})`, [before, ...lookup.values]);
+	if (expired.length === 0) return 0;
+	const ids = expired.map((row) => Number(row.id));
+	const result = await run(db, t, `DELETE FROM telegram_updates WHERE id IN (${placeholders(ids.length)}) AND received_at < ?`, [...ids, before]);
+	return result.changes;
 }
 
 /**
@@ -231,6 +256,8 @@ interface BatchPlan {
 	fresh: IncomingUpdate[];
 	freshItems: number;
 	now: Date;
+	/** A stored update received before this is forgotten: the same update_id is new again. */
+	forgetBefore: Date;
 }
 
 const itemsOf = (items: IncomingUpdate[]) => items.reduce((n, s) => n + s.update.items.length, 0);
@@ -245,7 +272,9 @@ export async function storeUpdates(db: Database, batch: IncomingUpdate[], cache:
 		if (!firstIndex.has(updateKey(item))) firstIndex.set(updateKey(item), i);
 	});
 	const fresh = [...firstIndex.values()].map((i) => batch[i]!);
-	const plan: BatchPlan = { batch, firstIndex, fresh, freshItems: itemsOf(fresh), now: new Date() };
+	const now = new Date();
+	const forgetBefore = new Date(now.getTime() - (options.dedupWindowMs ?? DEFAULT_DEDUP_WINDOW_MS));
+	const plan: BatchPlan = { batch, firstIndex, fresh, freshItems: itemsOf(fresh), now, forgetBefore };
 	for (let attempt = 1; ; attempt++) {
 		const learned = new Map<string, ChatCacheEntry>();
 		try {
@@ -263,7 +292,7 @@ export async function storeUpdates(db: Database, batch: IncomingUpdate[], cache:
 }
 
 function storeOnce(db: Database, plan: BatchPlan, cache: ChatCache, learned: Map<string, ChatCacheEntry>, options: StoreOptions): Promise<StoreResult> {
-	const { batch, firstIndex, fresh, freshItems, now } = plan;
+	const { batch, firstIndex, fresh, freshItems, now, forgetBefore } = plan;
 	const batchId = randomBytes(12).toString("hex");
 	// Read committed (MySQL): the chats and messages read after the wait for the sequence lock include
 	// what other batches committed meanwhile. Under REPEATABLE READ the snapshot, taken at the first
@@ -281,6 +310,11 @@ function storeOnce(db: Database, plan: BatchPlan, cache: ChatCache, learned: Map
 			fresh.length > 0 ? insertUpdates(db, t, fresh, batchId, now) : new Map<string, number>(),
 			early && freshItems > 0 ? allocateSeqs(db, t, freshItems) : 0,
 		]);
+		// Found stored already: a redelivery, unless stored before the window (then stored anew).
+		const seenBefore = fresh.filter((item) => !inserted.has(updateKey(item)));
+		if (seenBefore.length > 0 && (await forgetExpiredUpdates(db, t, seenBefore, forgetBefore)) > 0) {
+			for (const [key, id] of await insertUpdates(db, t, seenBefore, batchId, now)) inserted.set(key, id);
+		}
 		const stored = fresh.filter((item) => inserted.has(updateKey(item)));
 		const duplicates = batch.map((item, i) => firstIndex.get(updateKey(item)) !== i || !inserted.has(updateKey(item)));
 		const itemCount = itemsOf(stored);

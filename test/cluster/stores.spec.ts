@@ -15,6 +15,10 @@ import { normalizeUpdate } from "../../services/ingest/normalize";
 import { SHARED_CHAT_CACHE_TTL_MS, storeUpdates, type ChatCache, type IncomingUpdate } from "../../services/ingest/store";
 import { insertBot, insertChat } from "../support/database";
 import { RETENTION_DAYS, seedDeliveries, storedDeliveries } from "../support/retention";
+import { expectedMessagesUpdates, keptRows, messagesUpdates, SCENARIO_CONFIG, seedAgedRows, storedRows } from "../support/table-retention";
+import { refreshTokensRetention, securityEventsRetention } from "../../services/auth/retention";
+import { eventsRetention } from "../../services/broker/retention";
+import { telegramUpdatesRetention } from "../../services/ingest/retention";
 import { createDatabase, dropDatabase, MYSQL_URL, REDIS_URL } from "./support/cluster";
 
 /** Each migration file runs once. */
@@ -240,6 +244,38 @@ describe("MariaDB/MySQL schema", () => {
 		const cutoff = new Date(Date.now() - RETENTION_DAYS * 24 * 60 * 60_000);
 		expect(await pruneFinishedDeliveries(db, cutoff, { batch: 2 })).toBe(3);
 		expect(await storedDeliveries(db, webhookId)).toEqual({ deliveries: kept, attemptsOf: kept });
+	});
+
+	it("the tables' retention jobs remove what is past each one's retention, in batches, and keep the rest (updates' messages stay)", async () => {
+		const seeded = await seedAgedRows(db);
+		for (const job of [telegramUpdatesRetention, securityEventsRetention, refreshTokensRetention, eventsRetention]) {
+			expect(await job.prune(db, job.cutoff(SCENARIO_CONFIG, Date.now())!, { batch: 1 })).toBe(2);
+		}
+		expect(await storedRows(db, seeded)).toEqual(keptRows(seeded));
+		expect(await messagesUpdates(db, seeded)).toEqual(expectedMessagesUpdates(seeded));
+	});
+
+	it.each(INSERT_PATHS)("an update_id stored before the de-duplication window is stored again as a new update; one within it is a duplicate (%s)", async (_path, returning) => {
+		const node = withReturning(db, returning);
+		const bot = await insertBot(db);
+		const incoming = (updateId: number, messageId: number): IncomingUpdate => {
+			const body = { update_id: updateId, message: { message_id: messageId, date: 1_700_000_000, chat: { id: 6161, type: "private", first_name: "W" }, text: `w${messageId}` } };
+			return { botId: bot.id, update: normalizeUpdate(body), raw: JSON.stringify(body) };
+		};
+		const window = { dedupWindowMs: 72 * 60 * 60_000 };
+		await storeUpdates(node, [incoming(1, 1), incoming(2, 2)], new Map(), window);
+		await db.sequelize.query("UPDATE telegram_updates SET received_at = ? WHERE bot_id = ? AND update_id = 1", { replacements: [new Date(Date.now() - 73 * 60 * 60_000), bot.id] });
+		await db.sequelize.query("UPDATE telegram_updates SET received_at = ? WHERE bot_id = ? AND update_id = 2", { replacements: [new Date(Date.now() - 71 * 60 * 60_000), bot.id] });
+		const again = await storeUpdates(node, [incoming(1, 10), incoming(2, 2), incoming(3, 3)], new Map(), window);
+		expect(again.duplicates).toEqual([false, true, false]);
+		expect(again.events.map((e) => e.message?.text)).toEqual(["w10", "w3"]);
+		const rows = await db.sequelize.query<{ text: string; update_row_id: number | null }>("SELECT text, update_row_id FROM messages WHERE bot_id = ? ORDER BY id", { type: QueryTypes.SELECT, replacements: [bot.id] });
+		expect(rows.map((r) => [r.text, r.update_row_id === null])).toEqual([
+			["w1", true],
+			["w2", false],
+			["w10", false],
+			["w3", false],
+		]);
 	});
 });
 

@@ -221,3 +221,37 @@ describe("WEBHOOK_DELIVERY_RETENTION_DAYS", () => {
 		]);
 	});
 });
+
+describe("TELEGRAM_UPDATE_RETENTION_HOURS (the de-duplication window)", () => {
+	const hours = (value?: string) => loadConfig({ ...clusterEnv(), ...(value === undefined ? {} : { TELEGRAM_UPDATE_RETENTION_HOURS: value }) }).telegramUpdateRetentionHours;
+
+	it("is 72 hours unless set; any value from 24 to 167 hours is taken", () => {
+		expect(hours()).toBe(72);
+		expect(hours("24")).toBe(24);
+		expect(hours("167")).toBe(167);
+	});
+
+	it.each(["0", "23", "168", "720"])("refuses %j: under Telegram's 24 hours of redelivery, or a week and more (ids start again at random)", (value) => {
+		expect(problemsOf({ ...clusterEnv(), TELEGRAM_UPDATE_RETENTION_HOURS: value })).toEqual([expect.stringMatching(new RegExp(`^TELEGRAM_UPDATE_RETENTION_HOURS must be 24-167 hours, got "${value}": `))]);
+	});
+
+	it.each(["-1", "1.5", "3 days"])("refuses %j, naming the setting", (value) => {
+		expect(problemsOf({ ...clusterEnv(), TELEGRAM_UPDATE_RETENTION_HOURS: value })).toEqual([`TELEGRAM_UPDATE_RETENTION_HOURS must be a whole number (0 or more), got "${value}"`]);
+	});
+});
+
+describe("SECURITY_EVENT_RETENTION_DAYS and EVENT_RETENTION_DAYS", () => {
+	const config = (env: Record<string, string> = {}) => loadConfig({ ...clusterEnv(), ...env });
+
+	it("keep security events 90 days and the event log for ever unless set; 0 keeps for ever", () => {
+		expect(config()).toMatchObject({ securityEventRetentionDays: 90, eventRetentionDays: 0 });
+		expect(config({ SECURITY_EVENT_RETENTION_DAYS: "0", EVENT_RETENTION_DAYS: "14" })).toMatchObject({ securityEventRetentionDays: 0, eventRetentionDays: 14 });
+	});
+
+	it("report every bad value at once, each naming its setting", () => {
+		expect(problemsOf({ ...clusterEnv(), SECURITY_EVENT_RETENTION_DAYS: "-5", EVENT_RETENTION_DAYS: "a week" })).toEqual([
+			'SECURITY_EVENT_RETENTION_DAYS must be a whole number (0 or more), got "-5"',
+			'EVENT_RETENTION_DAYS must be a whole number (0 or more), got "a week"',
+		]);
+	});
+});

@@ -13,6 +13,7 @@ import { Doorbell } from "../lib/async";
 import { LeaseRunner } from "../lib/lease";
 import { metricsOf } from "../lib/metrics";
 import { runtimeOf } from "../lib/runtime";
+import { retentionMixin } from "../mixins/retention.mixin";
 import { iso } from "../lib/time";
 import type { AuthChange } from "./auth/cache";
 import { hasPermission, type Principal } from "./auth/principal";
@@ -24,16 +25,13 @@ import { webhookActions } from "./delivery/webhook-actions";
 import { dispatcherLoop, workLoop } from "./delivery/worker";
 import { operatorActions } from "./delivery/operator-actions";
 import { disableWebhooksOfEndedKeys } from "./delivery/ended-owners";
-import { pruneFinishedDeliveries } from "./delivery/retention";
+import { webhookDeliveriesRetention } from "./delivery/retention";
 import { ruleOf } from "./delivery/views";
 
 const DISPATCHER_LEASE_MS = 10_000;
 const AUDIENCE_TTL_MS = 2_000;
-/** Finished deliveries past their retention are removed this often, and this long after a start. */
-const PRUNE_EVERY_MS = 60 * 60_000;
-const FIRST_PRUNE_AFTER_MS = 60_000;
-const DAY_MS = 24 * 60 * 60_000;
-const PRUNE_LEASE = "delivery:prune";
+/** Webhooks of API keys that ran out are looked for this often (a revocation is heard at once). */
+const ENDED_KEYS_EVERY_MS = 60 * 60_000;
 
 async function ownerPrincipal(service: DeliveryThis, row: Webhook): Promise<Principal | null> {
 	const params = row.owner_api_key_id !== null ? { api_key_id: Number(row.owner_api_key_id) } : { user_id: Number(row.owner_user_id) };
@@ -42,7 +40,8 @@ async function ownerPrincipal(service: DeliveryThis, row: Webhook): Promise<Prin
 
 const DeliveryService: ServiceSchema<ServiceSettingSchema, DeliveryThis> = {
 	name: "delivery",
-	mixins: [webhookActions, operatorActions],
+	// Finished deliveries past WEBHOOK_DELIVERY_RETENTION_DAYS go hourly (delivery/retention.ts).
+	mixins: [webhookActions, operatorActions, retentionMixin([webhookDeliveriesRetention])],
 	settings: { rest: "/" },
 
 	events: {
@@ -142,21 +141,6 @@ const DeliveryService: ServiceSchema<ServiceSettingSchema, DeliveryThis> = {
 			return result;
 		},
 
-		/** One node at a time (a lease) removes what is past the retention; 0 days keeps everything. */
-		async pruneDeliveries(this: DeliveryThis): Promise<void> {
-			const days = this.runtime.config.webhookDeliveryRetentionDays;
-			if (days === 0) return;
-			const cutoff = new Date(Date.now() - days * DAY_MS);
-			await this.leases.run(PRUNE_LEASE, async (signal) => {
-				try {
-					const removed = await pruneFinishedDeliveries(this.runtime.db, cutoff, { signal });
-					if (removed > 0) this.logger.info(`Removed ${removed} finished webhook deliveries older than ${days} days`);
-				} catch (err) {
-					this.logger.warn("Cannot remove old webhook deliveries:", (err as Error).message);
-				}
-			});
-		},
-
 		/** Webhooks of a revoked or expired key are disabled (./delivery/ended-owners.ts); every node may try, the update is idempotent. */
 		async disableEndedKeysWebhooks(this: DeliveryThis): Promise<void> {
 			try {
@@ -193,33 +177,23 @@ const DeliveryService: ServiceSchema<ServiceSettingSchema, DeliveryThis> = {
 		this.webhooksBell = new Doorbell();
 		this.loops = [];
 		this.running = false;
-		this.pruneTimer = undefined;
-		this.pruning = Promise.resolve();
+		this.endedKeysTimer = undefined;
 	},
 
 	async started(this: DeliveryThis) {
 		this.running = true;
 		this.loops = [workLoop(this), dispatcherLoop(this)];
-		const prune = () => {
-			// A run that outlasted the hour goes on (and stays the one stopping waits for).
-			if (!this.leases.isRunning(PRUNE_LEASE)) this.pruning = this.pruneDeliveries();
-			void this.disableEndedKeysWebhooks(); // keys that ran out since (a revocation is heard at once)
-		};
-		// A timeout, then an interval: both kinds of Node timer are cleared by clearTimeout.
-		this.pruneTimer = setTimeout(() => {
-			prune();
-			this.pruneTimer = setInterval(prune, PRUNE_EVERY_MS).unref();
-		}, FIRST_PRUNE_AFTER_MS).unref();
+		this.endedKeysTimer = setInterval(() => void this.disableEndedKeysWebhooks(), ENDED_KEYS_EVERY_MS).unref();
 		metricsOf(this.broker).sample("webhook_breakers", this.name, () => breakerCounts(this.runtime.db, this.runtime.state));
 	},
 
 	async stopped(this: DeliveryThis) {
 		metricsOf(this.broker).withdraw("webhook_breakers", this.name);
 		this.running = false;
-		clearTimeout(this.pruneTimer);
+		clearInterval(this.endedKeysTimer);
 		this.leases.abortAll();
 		this.wake();
-		await Promise.allSettled([...this.loops, this.pruning]);
+		await Promise.allSettled(this.loops);
 		await this.agent.close();
 	},
 };

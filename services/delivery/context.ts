@@ -24,7 +24,6 @@ export interface DeliveryMethods {
 	audienceOf(row: Webhook): Promise<Audience>;
 	/** Wakes this node's workers (and, on the dispatcher's node, the dispatcher). */
 	wake(): void;
-	pruneDeliveries(): Promise<void>;
 	disableEndedKeysWebhooks(): Promise<void>;
 }
 
@@ -58,8 +57,7 @@ export interface DeliveryLocalVars {
 	loops: Promise<unknown>[];
 	running: boolean;
 	/** The hourly removal of finished deliveries past their retention (retention.ts). */
-	pruneTimer: NodeJS.Timeout | undefined;
-	pruning: Promise<void>;
+	endedKeysTimer: NodeJS.Timeout | undefined;
 }
 
 export type DeliveryThis = Service<ServiceSettingSchema> & DeliveryMethods & DeliveryLocalVars;

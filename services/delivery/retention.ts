@@ -8,14 +8,16 @@
  * short transaction of its own, so the one SQLite writer is never held for long.
  */
 import type { Database } from "../../lib/db/connection";
+import type { PruneOptions } from "../../lib/db/prune";
 import { placeholders, read, run } from "../../lib/db/raw";
+import { DAY_MS, type RetentionJob } from "../../mixins/retention.mixin";
 
-export interface PruneOptions {
-	/** Rows read, and at most deleted, per transaction. */
-	batch?: number;
-	/** Stops between batches when aborted (the node is stopping, or lost the pruning lease). */
-	signal?: AbortSignal;
-}
+/** Finished deliveries past WEBHOOK_DELIVERY_RETENTION_DAYS (0 keeps them), for the service's retention mixin. */
+export const webhookDeliveriesRetention: RetentionJob = {
+	table: "webhook_deliveries",
+	cutoff: (config, now) => (config.webhookDeliveryRetentionDays === 0 ? null : new Date(now - config.webhookDeliveryRetentionDays * DAY_MS)),
+	prune: (db, cutoff, options) => pruneFinishedDeliveries(db, cutoff, options),
+};
 
 const FINISHED = "status IN ('succeeded', 'dead')";
 

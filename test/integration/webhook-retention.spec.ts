@@ -5,7 +5,7 @@
 import { startTestGateway, type TestGateway } from "../support/harness";
 import { seedDeliveries, storedDeliveries } from "../support/retention";
 
-type DeliveryService = { pruneDeliveries(): Promise<void> };
+type DeliveryService = { pruneExpired(): Promise<void> };
 
 describe("webhook delivery log retention", () => {
 	let gw: TestGateway | undefined;
@@ -22,14 +22,14 @@ describe("webhook delivery log retention", () => {
 	it("30 days by default: finished deliveries untouched for longer go, with their attempts; deliveries still to be made stay", async () => {
 		const { db, delivery } = await start({});
 		const { webhookId, kept } = await seedDeliveries(db);
-		await delivery.pruneDeliveries();
+		await delivery.pruneExpired();
 		expect(await storedDeliveries(db, webhookId)).toEqual({ deliveries: kept, attemptsOf: kept });
 	});
 
 	it("0 keeps every delivery", async () => {
 		const { db, delivery } = await start({ WEBHOOK_DELIVERY_RETENTION_DAYS: "0" });
 		const { webhookId, all } = await seedDeliveries(db);
-		await delivery.pruneDeliveries();
+		await delivery.pruneExpired();
 		expect(await storedDeliveries(db, webhookId)).toEqual({ deliveries: all, attemptsOf: all });
 	});
 });

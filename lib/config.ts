@@ -137,6 +137,15 @@ function parseUpdateRetentionHours(raw: string | undefined, problems: string[]):
 	return hours;
 }
 
+/** The database a mysql:// URL names ("" when none). */
+function databaseNameOf(raw: string): string {
+	try {
+		return decodeURIComponent(new URL(raw).pathname.replace(/^\/+/, "").replace(/\/+$/, ""));
+	} catch {
+		return "";
+	}
+}
+
 function isHttpUrl(raw: string): boolean {
 	try {
 		const url = new URL(raw);
@@ -273,6 +282,9 @@ export function loadConfig(env: Env = process.env): GatewayConfig {
 		// "sqlite:$UNSET" would otherwise keep everything in memory and lose it on exit.
 		problems.push("DATABASE_URL: sqlite: needs a file path (sqlite::memory: for a database that is gone when the process exits)");
 	}
+	if (/^(mysql|mariadb):\/\//.test(databaseUrl) && databaseNameOf(databaseUrl) === "") {
+		problems.push("DATABASE_URL must name the database: mysql://user:password@host:3306/<database>");
+	}
 	const redisUrl = nonEmpty(env.REDIS_URL) ?? null;
 	if (redisUrl && !/^rediss?:\/\//.test(redisUrl)) problems.push("REDIS_URL must start with redis:// or rediss://");
 	if (transporter && !/^nats:\/\//.test(transporter)) problems.push("TRANSPORTER must be a nats:// URL");
@@ -299,6 +311,7 @@ export function loadConfig(env: Env = process.env): GatewayConfig {
 
 	const publicUrl = nonEmpty(env.PUBLIC_URL) ?? null;
 	if (publicUrl && !isHttpUrl(publicUrl)) problems.push("PUBLIC_URL must be an http(s) URL");
+	else if (publicUrl && /[?#]/.test(publicUrl)) problems.push("PUBLIC_URL must not have a query or fragment: each bot's webhook path is appended to it");
 	const telegramApiRoot = (nonEmpty(env.TELEGRAM_API_ROOT) ?? "https://api.telegram.org").replace(/\/+$/, "");
 	if (!isHttpUrl(telegramApiRoot)) problems.push("TELEGRAM_API_ROOT must be an http(s) URL");
 
@@ -316,6 +329,16 @@ export function loadConfig(env: Env = process.env): GatewayConfig {
 	const namespace = nonEmpty(env.NAMESPACE) ?? "tgw";
 	if (!/^[A-Za-z0-9_-]{1,32}$/.test(namespace)) problems.push("NAMESPACE must be 1-32 letters, digits, _ or -");
 
+	const port = parsePort("PORT", nonEmpty(env.PORT), 3000, problems);
+	const grpcPort = parsePort("GRPC_PORT", nonEmpty(env.GRPC_PORT), 50051, problems);
+	if (port === grpcPort && port !== 0 && services.includes("api") && services.includes("grpc")) {
+		problems.push(`PORT and GRPC_PORT are both ${port}: the api and grpc services on this node need a port each`);
+	}
+	if (mode === "embedded" && services.length < ALL_SERVICES.length) {
+		// Only a cluster can run the others elsewhere: their routes answer 503 on this node.
+		warnings.push(`SERVICES leaves out ${ALL_SERVICES.filter((name) => !services.includes(name)).join(", ")} without a TRANSPORTER: no other node can run them`);
+	}
+
 	const config: GatewayConfig = {
 		mode,
 		namespace,
@@ -325,8 +348,8 @@ export function loadConfig(env: Env = process.env): GatewayConfig {
 		redisUrl,
 		services: services as ServiceName[],
 		host: nonEmpty(env.HOST) ?? (mode === "cluster" ? "0.0.0.0" : "127.0.0.1"),
-		port: parsePort("PORT", nonEmpty(env.PORT), 3000, problems),
-		grpcPort: parsePort("GRPC_PORT", nonEmpty(env.GRPC_PORT), 50051, problems),
+		port,
+		grpcPort,
 		logLevel,
 		dataDir,
 		publicUrl: publicUrl?.replace(/\/+$/, "") ?? null,

@@ -15,6 +15,7 @@ import { publishEvents } from "./broker/publish";
 import { Batcher } from "../lib/batcher";
 import { retentionMixin } from "../mixins/retention.mixin";
 import { BotRoutes, secretMatches } from "./ingest/bot-routes";
+import { carryOverChatMigration, migrationsIn, type ChatMigration } from "./ingest/chat-migration";
 import { NormalizeError, normalizeUpdate } from "./ingest/normalize";
 import { pollBot } from "./ingest/poller";
 import { telegramUpdatesRetention } from "./ingest/retention";
@@ -42,6 +43,7 @@ interface IngestMethods {
 	accept(push: TelegramPush): Promise<PushOutcome>;
 	refusal(err: unknown): PushOutcome;
 	store(items: IncomingUpdate[], options?: StoreOptions): Promise<boolean[]>;
+	carryOver(migrations: ChatMigration[]): Promise<void>;
 	schedulePollers(): Promise<void>;
 }
 
@@ -153,7 +155,27 @@ const IngestService: ServiceSchema<ServiceSettingSchema, IngestThis> = {
 			metrics.updatesReceived.inc(items.length);
 			metrics.updatesDuplicate.inc(result.duplicates.filter(Boolean).length);
 			await publishEvents(this.broker, result.events);
+			const migrations = migrationsIn(items.filter((_item, i) => !result.duplicates[i]));
+			if (migrations.length > 0) await this.carryOver(migrations);
 			return result.duplicates;
+		},
+
+		/** A group became a supergroup: its grants and chat webhooks follow (ingest/chat-migration.ts). */
+		async carryOver(this: IngestThis, migrations: ChatMigration[]): Promise<void> {
+			for (const migration of migrations) {
+				try {
+					const carried = await carryOverChatMigration(this.runtime.db, migration);
+					if (!carried) continue;
+					for (const change of carried.grants) await this.broker.broadcast("auth.changed", change);
+					if (carried.webhookIds.length > 0) await this.broker.broadcast("webhooks.changed", {});
+					if (carried.grants.length + carried.webhookIds.length > 0) {
+						this.logger.info(`Chat ${migration.fromTelegramId} became supergroup ${migration.toTelegramId}: ${carried.grants.length} grant(s) and ${carried.webhookIds.length} webhook(s) carried over`);
+					}
+				} catch (err) {
+					// The supergroup's own service message tries again; the updates themselves are stored.
+					this.logger.warn(`Cannot carry chat ${migration.fromTelegramId}'s grants over to supergroup ${migration.toTelegramId}:`, (err as Error).message);
+				}
+			}
 		},
 
 		/** Starts a poller for every polling bot whose lease this node can take. */

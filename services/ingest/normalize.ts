@@ -84,7 +84,14 @@ function messageItem(kind: MessageKind, edit: boolean, value: unknown): UpdateIt
 	const chat = isObject(value) ? chatInfo(own(value, "chat"), value) : null;
 	const messageId = isObject(value) ? own(value, "message_id") : undefined;
 	if (!isObject(value) || !chat || !isInt(messageId)) return { kind, chat: null, payload: value };
-	return { kind, edit, chat, message: messageInfo(value, messageId, chat.telegram_id), migrate_to_chat_id: intOrNull(own(value, "migrate_to_chat_id")) };
+	return {
+		kind,
+		edit,
+		chat,
+		message: messageInfo(value, messageId, chat.telegram_id),
+		migrate_to_chat_id: intOrNull(own(value, "migrate_to_chat_id")),
+		migrate_from_chat_id: intOrNull(own(value, "migrate_from_chat_id")),
+	};
 }
 
 /** value[path[0]][path[1]]..., or undefined as soon as a step is not an object. */

@@ -64,7 +64,16 @@ export type MessageKind = "message" | "edited_message" | "channel_post" | "edite
 
 /** One thing an update carries: a new message, an edit, or any other kind (stored raw). */
 export type UpdateItem =
-	| { kind: MessageKind; edit: boolean; chat: ChatInfo; message: MessageInfo; migrate_to_chat_id: number | null }
+	| {
+			kind: MessageKind;
+			edit: boolean;
+			chat: ChatInfo;
+			message: MessageInfo;
+			/** A group's service message: it became the supergroup with this Telegram id. */
+			migrate_to_chat_id: number | null;
+			/** A supergroup's service message: it was the group with this Telegram id. */
+			migrate_from_chat_id: number | null;
+	  }
 	| {
 			/** callback_query, chat_member, message_reaction, ..., or a kind the gateway does not know. */
 			kind: string;

@@ -23,6 +23,8 @@ COPY --from=build /app/package.json ./package.json
 COPY --from=build /app/node_modules ./node_modules
 COPY --from=build /app/dist ./dist
 COPY --from=build /app/proto ./proto
+# `npm run cli|migrate|repl` go through bin/run.js, which runs the compiled dist/bin/<name>.js here.
+COPY --from=build /app/bin/run.js ./bin/run.js
 RUN mkdir -p /app/data && chown node:node /app/data
 USER node
 EXPOSE 3000 50051

@@ -1,7 +1,8 @@
 /**
  * Operator CLI, in both modes: `npm run cli -- <command>`. It runs the same actions as the REST API
  * (same validation, same rules) in a broker of its own that talks to the configured database
- * directly; running nodes see its changes within a second (their caches live no longer than that).
+ * directly. In cluster mode it then announces its changes to the running nodes (the auth.changed
+ * events its actions broadcast), so a revoked key's live connections close at once there too.
  *
  *   user create --username <name> [--role admin|operator|viewer ...] [--email <e>] [--password-stdin]
  *   user list
@@ -9,6 +10,8 @@
  *   apikey list [--user <username>]
  *   apikey revoke <id>
  *   bots rotate-key          re-seal bot tokens, Telegram and webhook signing secrets under the first TOKEN_ENCRYPTION_KEYS key
+ *
+ * `users` and `apikeys` (the REPL's words) work as well as `user` and `apikey`.
  */
 import { createInterface } from "node:readline";
 import { parseArgs } from "node:util";
@@ -16,19 +19,26 @@ import { join } from "node:path";
 import { ServiceBroker } from "moleculer";
 import { createBrokerOptions } from "../moleculer.config";
 import { ConfigError, loadConfig } from "../lib/config";
-import { createMigrator, migrateUp } from "../lib/db/migrator";
+import { announceToCluster, recorderOf, type Announcement } from "../lib/cluster-announcement";
+import { migrateUp, pendingMigrations } from "../lib/db/migrator";
 import { toApiError } from "../lib/errors";
 import { openRuntime, type Runtime } from "../lib/runtime";
 import { SYSTEM_PRINCIPAL } from "../services/auth/principal";
 import { rotateEncryptionKeys } from "../services/bots/key-rotation";
 
 const USAGE = `usage: npm run cli -- <command>
-  user create --username <name> [--role admin|operator|viewer ...] [--email <e>] [--password-stdin]
-  user list
-  apikey create --user <username> --name <name> [--scope <permission> ...] [--expires <ISO time>] [--rate-limit <n>]
-  apikey list [--user <username>]
-  apikey revoke <id>
+  user|users create --username <name> [--role admin|operator|viewer ...] [--email <e>] [--password-stdin]
+  user|users list
+  apikey|apikeys create --user <username> --name <name> [--scope <permission> ...] [--expires <ISO time>] [--rate-limit <n>]
+  apikey|apikeys list [--user <username>]
+  apikey|apikeys revoke <id>
   bots rotate-key`;
+
+/** The command groups, under the CLI's words and the REPL's. */
+const GROUPS: Readonly<Record<string, "user" | "apikey" | "bots">> = { user: "user", users: "user", apikey: "apikey", apikeys: "apikey", bots: "bots" };
+
+/** What the CLI's actions broadcast that running nodes must hear (their caches and live connections). */
+const ANNOUNCED_EVENTS = ["auth.changed"];
 
 class UsageError extends Error {}
 
@@ -106,7 +116,8 @@ async function allPages(call: Call, action: string, params: Record<string, unkno
 }
 
 async function run(broker: ServiceBroker, runtime: Runtime, argv: string[]): Promise<void> {
-	const [group, command, ...rest] = argv;
+	const [word, command, ...rest] = argv;
+	const group = Object.hasOwn(GROUPS, word ?? "") ? GROUPS[word!] : word;
 	const { values, positionals } = parseOptions(rest);
 	const call = <T>(action: string, params: Record<string, unknown>) => broker.call<T, Record<string, unknown>>(action, params, { meta: { principal: SYSTEM_PRINCIPAL } });
 
@@ -145,7 +156,7 @@ async function run(broker: ServiceBroker, runtime: Runtime, argv: string[]): Pro
 		const result = await rotateEncryptionKeys(runtime.db, runtime.config.encryptionKeys);
 		console.log(`Active key "${result.active_key}": ${result.bots_resealed} bot(s) and ${result.webhooks_resealed} webhook(s) re-sealed. Keys no row uses any more can leave TOKEN_ENCRYPTION_KEYS.`);
 	} else {
-		throw new UsageError(`unknown command "${[group, command].filter(Boolean).join(" ")}"`);
+		throw new UsageError(`unknown command "${[word, command].filter(Boolean).join(" ")}"`);
 	}
 }
 
@@ -157,16 +168,23 @@ async function main(): Promise<void> {
 	}
 	const config = loadConfig({ ...process.env, LOG_LEVEL: process.env.LOG_LEVEL ?? "warn" });
 	const runtime = await openRuntime(config);
+	// Outside the cluster: its auth service must not take the cluster's calls (it announces its changes afterwards).
 	const broker = new ServiceBroker(
 		createBrokerOptions(runtime, { nodeID: `cli-${process.pid}`, transporter: null, logger: false }),
 	);
+	const announcements: Announcement[] = [];
 	try {
 		// MIGRATE_ON_START=false means the schema moves only by `npm run migrate`: a CLI run must not move it.
 		if (config.migrateOnStart) await migrateUp(runtime.db);
-		else if ((await createMigrator(runtime.db).pending()).length > 0) throw new SchemaBehindError();
+		else if ((await pendingMigrations(runtime.db)).length > 0) throw new SchemaBehindError();
 		broker.loadService(join(__dirname, "..", "services", "auth.service"));
+		broker.createService(recorderOf(ANNOUNCED_EVENTS, announcements));
 		await broker.start();
 		await run(broker, runtime, argv);
+		await announceToCluster(runtime, announcements).catch((err: unknown) => {
+			// The change is made: only the running nodes' live connections learn of it later.
+			console.error(`warning: the running nodes were not told (${(err as Error).message}); they see the change within a second, their open connections within 15 s`);
+		});
 	} finally {
 		await broker.stop();
 		await runtime.close();
@@ -175,7 +193,7 @@ async function main(): Promise<void> {
 
 class SchemaBehindError extends Error {
 	constructor() {
-		super("error: the database schema is behind this build and MIGRATE_ON_START=false: run `npm run migrate` first");
+		super("error: the database schema is behind this build and MIGRATE_ON_START=false: run `npm run migrate -- up` first");
 	}
 }
 

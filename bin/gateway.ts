@@ -1,15 +1,18 @@
 /**
- * The process entry: read the environment, open the database and shared state, migrate, start the
- * services this node runs (SERVICES), and shut down cleanly on SIGTERM/SIGINT. Containers run this
- * file with node directly (npm would not forward SIGTERM).
+ * The process entry: read the environment, open the database and shared state, migrate (or, with
+ * MIGRATE_ON_START=false, wait unready until the schema is migrated), start the services this node
+ * runs (SERVICES), and shut down cleanly on SIGTERM/SIGINT. Containers run this file with node
+ * directly (npm would not forward SIGTERM).
  */
 import { join } from "node:path";
 import { ServiceBroker } from "moleculer";
 import { createBrokerOptions } from "../moleculer.config";
 import { loadConfig, type GatewayConfig } from "../lib/config";
-import { migrateUp, unknownMigrations } from "../lib/db/migrator";
+import { openMetricsWarning } from "../lib/metrics";
+import { migrateUp, pendingMigrations, SCHEMA_CHECK_EVERY_MS, unknownMigrations, waitUntilMigrated } from "../lib/db/migrator";
 import { startOpsServer, type OpsServer } from "../lib/ops-server";
 import { openRuntimeOrExit, type Runtime } from "../lib/runtime";
+import { warnAtMostEvery } from "../lib/throttled-warning";
 
 const SERVICES_DIR = join(__dirname, "..", "services");
 const SHUTDOWN_TIMEOUT_MS = 30_000;
@@ -26,7 +29,8 @@ function publicAddress(config: GatewayConfig): string {
 	return `http://${host}:${config.port}`;
 }
 
-export async function shutdown(broker: ServiceBroker, runtime: Runtime, ops: OpsServer | null, signal: string): Promise<void> {
+/** Drains and stops the node, then exits with `exitCode` (1 if it cannot stop cleanly). */
+export async function shutdown(broker: ServiceBroker, runtime: Runtime, ops: OpsServer | null, signal: string, exitCode = 0): Promise<void> {
 	const log = broker.getLogger("gateway");
 	log.info(`${signal} received: draining connections, then stopping`);
 	const deadline = setTimeout(() => {
@@ -43,7 +47,7 @@ export async function shutdown(broker: ServiceBroker, runtime: Runtime, ops: Ops
 		await broker.stop();
 		await runtime.close();
 		// The broker's logger is closed by now; write directly and exit once the line is flushed.
-		process.stdout.write(`[${new Date().toISOString()}] Gateway node ${broker.nodeID} stopped cleanly\n`, () => process.exit(0));
+		process.stdout.write(`[${new Date().toISOString()}] Gateway node ${broker.nodeID} stopped cleanly\n`, () => process.exit(exitCode));
 	} catch (err) {
 		log.error("Shutdown failed:", err);
 		process.exit(1);
@@ -64,6 +68,16 @@ async function main(): Promise<void> {
 		ops = await startOpsServer(broker, runtime, "migrating");
 		const applied = await migrateUp(runtime.db);
 		if (applied.length > 0) log.info(`Applied migrations: ${applied.map((m) => m.name).join(", ")}`);
+	} else if ((await pendingMigrations(runtime.db)).length > 0) {
+		// The migration job may be starting beside this node (one rollout): wait for it, alive and unready,
+		// rather than serve on a schema without the build's columns, or exit and crash-loop meanwhile.
+		ops = await startOpsServer(broker, runtime, "schema_behind");
+		await waitUntilMigrated(runtime.db, {
+			onBehind: (pending) =>
+				log.warn(`The database schema is behind this build (pending: ${pending.join(", ")}) and MIGRATE_ON_START=false: not ready until \`npm run migrate -- up\` has applied them (checking every ${SCHEMA_CHECK_EVERY_MS / 1000} s)`),
+			onError: (err) => warnAtMostEvery(log, "schema-check", `Could not check the database's migrations: ${(err as Error).message}`),
+		});
+		log.info("The database schema is up to date: starting");
 	}
 	const unknown = await unknownMigrations(runtime.db);
 	if (unknown.length > 0) log.warn(`The database has migrations this build does not know (${unknown.join(", ")}): it is newer than this code`);
@@ -89,10 +103,12 @@ async function main(): Promise<void> {
 		ops = null;
 	}
 	await broker.start();
-	// Nodes without the REST gateway still answer /health and /ready for their orchestrator.
+	// Nodes without the REST gateway still answer /health, /ready and /metrics for their orchestrator.
 	if (!api) {
 		if (ops) ops.setPhase("serving");
 		else ops = await startOpsServer(broker, runtime);
+		const warning = openMetricsWarning(config);
+		if (warning) log.warn(warning);
 	}
 	const where = api ? ` at ${publicAddress(config)}` : ` (probes at ${publicAddress(config)}/health and /ready)`;
 	log.info(`Gateway node ${config.nodeId} ready${where} (${config.mode} mode; services: ${config.services.join(", ")})`);

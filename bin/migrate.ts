@@ -2,9 +2,20 @@
 import { parseArgs } from "node:util";
 import { loadConfig } from "../lib/config";
 import { openDatabase } from "../lib/db/connection";
-import { createMigrator, migrateDown, migrateUp, unknownMigrations } from "../lib/db/migrator";
+import { createMigrator, migrateDown, migrateUp, NotAppliedError, unknownMigrations } from "../lib/db/migrator";
 
-const USAGE = "usage: npm run migrate -- up | down [--to <name>|0 | --step <n>] | status";
+const USAGE = "usage: npm run migrate -- up | down [--to <name>|0 | --step <n>] | status   (--help for more)";
+
+// umzug's `to` is inclusive when reverting: said here and before acting, since "down to X" reads as keeping X.
+const HELP = `usage: npm run migrate -- <command>
+  up                  apply every pending migration
+  status              list the executed and pending migrations (and any this build does not know)
+  down                revert the newest applied migration
+  down --step <n>     revert the newest <n>
+  down --to <name>    revert every migration applied after <name>, AND <name> itself (inclusive,
+                      as umzug's --to): to keep <name>, give the one applied after it
+  down --to 0         revert every migration
+What down will revert is printed before anything is.`;
 
 class UsageError extends Error {}
 
@@ -24,6 +35,10 @@ function downTarget(args: string[]): { to: string | 0 } | { step: number } {
 
 async function main(): Promise<void> {
 	const [command = "up", ...args] = process.argv.slice(2);
+	if (["help", "--help", "-h"].includes(command) || (command === "down" && args.some((a) => a === "--help" || a === "-h"))) {
+		console.log(HELP);
+		return;
+	}
 	if (!["up", "down", "status"].includes(command)) throw new UsageError(`unknown command "${command}"`);
 	if (command !== "down" && args.length > 0) throw new UsageError(`"${command}" takes no options`);
 	const target = command === "down" ? downTarget(args) : null;
@@ -35,7 +50,11 @@ async function main(): Promise<void> {
 			const applied = await migrateUp(db, logger);
 			console.log(applied.length ? `Applied: ${applied.map((m) => m.name).join(", ")}` : "Schema is up to date");
 		} else if (target) {
-			const reverted = await migrateDown(db, target, logger);
+			const onPlan = (names: string[]) => {
+				const inclusive = "to" in target && target.to !== 0 ? ` (--to ${target.to} reverts ${target.to} itself too)` : "";
+				if (names.length > 0) console.log(`Reverting ${names.length}, newest first: ${names.join(", ")}${inclusive}`);
+			};
+			const reverted = await migrateDown(db, { ...target, onPlan }, logger);
 			console.log(reverted.length ? `Reverted: ${reverted.map((m) => m.name).join(", ")}` : "Nothing to revert");
 		} else {
 			const migrator = createMigrator(db);
@@ -50,7 +69,7 @@ async function main(): Promise<void> {
 }
 
 main().catch((err: unknown) => {
-	const usage = err instanceof UsageError || (err as { code?: string }).code?.startsWith("ERR_PARSE_ARGS");
+	const usage = err instanceof UsageError || err instanceof NotAppliedError || (err as { code?: string }).code?.startsWith("ERR_PARSE_ARGS");
 	console.error(usage ? `${(err as Error).message}\n${USAGE}` : (err as Error).message);
 	process.exit(usage ? 2 : 1);
 });

@@ -16,7 +16,7 @@ import { ServiceBroker } from "moleculer";
 import { createBrokerOptions } from "../moleculer.config";
 import { loadConfig, type GatewayConfig } from "../lib/config";
 import { migrateUp } from "../lib/db/migrator";
-import { replCommands, whenIdle } from "../lib/repl";
+import { exitCodeAtEndOfInput, replCommands, whenIdle } from "../lib/repl";
 import { maskSecrets, redactHistory } from "../lib/repl/secrets";
 import { openRuntimeOrExit } from "../lib/runtime";
 import { loadServices, shutdown } from "./gateway";
@@ -78,7 +78,7 @@ async function main(): Promise<void> {
 	server.on("exit", () => {
 		if (stopping) return;
 		stopping = true;
-		void whenIdle().then(() => shutdown(broker, runtime, null, "end of input"));
+		void whenIdle().then(() => shutdown(broker, runtime, null, "end of input", exitCodeAtEndOfInput()));
 	});
 }
 

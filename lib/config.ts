@@ -11,6 +11,8 @@ import { join, resolve } from "node:path";
 
 export const ALL_SERVICES = ["api", "auth", "bots", "chats", "ingest", "broker", "realtime", "delivery", "grpc"] as const;
 export type ServiceName = (typeof ALL_SERVICES)[number];
+/** What an embedded process must run itself (nothing else can); api, realtime and grpc are entry points it may leave out. */
+const EMBEDDED_CORE: readonly ServiceName[] = ["auth", "bots", "chats", "ingest", "broker", "delivery"];
 
 const LOG_LEVELS = ["fatal", "error", "warn", "info", "debug", "trace"] as const;
 export type LogLevel = (typeof LOG_LEVELS)[number];
@@ -274,6 +276,16 @@ export function loadConfig(env: Env = process.env): GatewayConfig {
 	if (services.includes("realtime") && !services.includes("api")) {
 		problems.push("SERVICES: realtime serves sockets on the api service's HTTP server, so it needs api on the same node");
 	}
+	if (mode === "embedded") {
+		// Without a transporter no other node can run what this process leaves out: its routes would answer 503 for ever.
+		const missing = EMBEDDED_CORE.filter((name) => !services.includes(name));
+		if (missing.length > 0) {
+			problems.push(
+				`SERVICES: without TRANSPORTER this process is the whole gateway (embedded mode), and ${missing.join(", ")} would run nowhere: ` +
+					"set TRANSPORTER to make it one node of a cluster, or leave SERVICES unset (api, realtime and grpc may be left out)",
+			);
+		}
+	}
 
 	const databaseUrl = nonEmpty(env.DATABASE_URL) ?? `sqlite:${join(dataDir, "gateway.sqlite")}`;
 	if (!/^(sqlite:|mysql:\/\/|mariadb:\/\/)/.test(databaseUrl)) {
@@ -334,10 +346,6 @@ export function loadConfig(env: Env = process.env): GatewayConfig {
 	if (port === grpcPort && port !== 0 && services.includes("api") && services.includes("grpc")) {
 		problems.push(`PORT and GRPC_PORT are both ${port}: the api and grpc services on this node need a port each`);
 	}
-	if (mode === "embedded" && services.length < ALL_SERVICES.length) {
-		// Only a cluster can run the others elsewhere: their routes answer 503 on this node.
-		warnings.push(`SERVICES leaves out ${ALL_SERVICES.filter((name) => !services.includes(name)).join(", ")} without a TRANSPORTER: no other node can run them`);
-	}
 
 	const config: GatewayConfig = {
 		mode,
@@ -379,14 +387,8 @@ export function loadConfig(env: Env = process.env): GatewayConfig {
 		warnings,
 	};
 	if (problems.length > 0) throw new ConfigError(problems);
-	if (config.metricsEnabled && metricsToken === null && !isLoopback(config.host)) {
-		warnings.push(`GET /metrics is open to anyone who reaches ${config.host}:${config.port}: set METRICS_TOKEN (or METRICS_ENABLED=false).`);
-	}
+	// An open GET /metrics is warned about by what serves it (lib/metrics.ts openMetricsWarning): a REPL node serves none.
 	return config;
-}
-
-function isLoopback(host: string): boolean {
-	return host === "localhost" || host === "::1" || host.startsWith("127.");
 }
 
 export function runsService(config: GatewayConfig, name: ServiceName): boolean {

@@ -146,6 +146,17 @@ function sendJson(res: ServerResponse, status: number, body: unknown, headers: R
 	res.end(JSON.stringify(body));
 }
 
+/**
+ * The warning a node that serves GET /metrics gives at start when anyone who reaches its address
+ * may read it (no METRICS_TOKEN, not loopback); null when there is nothing to say. Logged by what
+ * serves /metrics (the api service, the ops server), so a node that serves none (a REPL) is quiet.
+ */
+export function openMetricsWarning(config: Pick<GatewayConfig, "metricsEnabled" | "metricsToken" | "host" | "port">): string | null {
+	const loopback = config.host === "localhost" || config.host === "::1" || config.host.startsWith("127.");
+	if (!config.metricsEnabled || config.metricsToken !== null || loopback) return null;
+	return `GET /metrics is open to anyone who reaches ${config.host}:${config.port}: set METRICS_TOKEN (or METRICS_ENABLED=false).`;
+}
+
 /** GET /metrics, for the api service's route and the ops server alike. */
 export async function sendMetrics(broker: ServiceBroker, config: GatewayConfig, req: IncomingMessage, res: ServerResponse): Promise<void> {
 	if (!config.metricsEnabled) {

@@ -9,20 +9,33 @@ import { requestIdFor } from "./request-id";
 import { readinessChecks, readinessReport, type NodePhase } from "./readiness";
 import type { Runtime } from "./runtime";
 
+/**
+ * Before the broker starts (no checks, /ready 503): `migrating` while this node runs the
+ * migrations, `schema_behind` while it waits for someone else to (MIGRATE_ON_START=false).
+ * `serving` once the broker started.
+ */
+export type OpsPhase = "migrating" | "schema_behind" | "serving";
+
+/** Why a node that has not started yet refuses requests other than /health. */
+const NOT_STARTED: Record<Exclude<OpsPhase, "serving">, string> = {
+	migrating: "This node is starting (migrating its database); try again shortly",
+	schema_behind: "This node is starting (waiting for its database to be migrated); try again shortly",
+};
+
 export interface OpsServer {
 	server: Server;
-	/** migrating (before the broker starts: no checks, /ready 503) or serving (after it started). */
-	setPhase(phase: "migrating" | "serving"): void;
+	setPhase(phase: OpsPhase): void;
 	close(): Promise<void>;
 }
 
 /**
- * Started after the broker (`serving`), or before the migrations (`migrating`): they may wait for
- * another node's lock for minutes, and an orchestrator that gets no answer to /health meanwhile
- * kills the node, perhaps in the middle of a DDL statement.
+ * Started after the broker (`serving`), or before the migrations (`migrating`, `schema_behind`):
+ * they may wait for another node's lock, or for the migration job, for minutes, and an
+ * orchestrator that gets no answer to /health meanwhile kills the node, perhaps in the middle of a
+ * DDL statement.
  */
-export async function startOpsServer(broker: ServiceBroker, runtime: Runtime, initialPhase: "migrating" | "serving" = "serving"): Promise<OpsServer> {
-	let phase: NodePhase | "migrating" = initialPhase;
+export async function startOpsServer(broker: ServiceBroker, runtime: Runtime, initialPhase: OpsPhase = "serving"): Promise<OpsServer> {
+	let phase: NodePhase | OpsPhase = initialPhase;
 	const server = createServer((req, res) => {
 		const path = (req.url ?? "").split("?")[0];
 		// As on an api node: every answer names its request, and what is not served is a 404.
@@ -35,12 +48,12 @@ export async function startOpsServer(broker: ServiceBroker, runtime: Runtime, in
 		const probe = req.method === "GET" || req.method === "HEAD";
 		if (probe && path === "/health") return send(200, { status: "ok", node: broker.nodeID, uptime_seconds: Math.round(process.uptime()) });
 		const current = phase;
-		if (current === "migrating") {
-			if (probe && path === "/ready") return send(503, { status: "unavailable", reason: "migrating" });
+		if (current === "migrating" || current === "schema_behind") {
+			if (probe && path === "/ready") return send(503, { status: "unavailable", reason: current });
 			// On an api node this port is about to serve the API: a request that came early (a Telegram
 			// push, a client the balancer sent) is told to try again, not that its route does not exist.
 			res.setHeader("Retry-After", "5");
-			return send(503, { error: { code: "UNAVAILABLE", message: "This node is starting (migrating its database); try again shortly" } });
+			return send(503, { error: { code: "UNAVAILABLE", message: NOT_STARTED[current] } });
 		}
 		if (!probe) return send(404, { error: { code: "NOT_FOUND", message: `Not found: this node serves GET /health, /ready and /metrics only` } });
 		if (path === "/metrics") return void sendMetrics(broker, runtime.config, req, res);

@@ -17,14 +17,43 @@ export interface Runtime {
 	close(): Promise<void>;
 }
 
+/**
+ * Where a store's URL points, for an operator's message: host:port (with the driver's default
+ * port) or a SQLite path; never the credentials in it.
+ */
+export function storeAddress(url: string): string {
+	if (url.startsWith("sqlite:")) return url;
+	try {
+		const parsed = new URL(url);
+		const defaultPort = parsed.protocol.startsWith("redis") ? 6379 : 3306;
+		return `${parsed.hostname}:${parsed.port || defaultPort}`;
+	} catch {
+		return "(an unreadable URL)";
+	}
+}
+
+/** A store the node cannot open at start: the message names its variable and address. */
+export class StoreUnreachableError extends Error {
+	constructor(variable: "DATABASE_URL" | "REDIS_URL", url: string, cause: unknown) {
+		const what = variable === "REDIS_URL" ? "Redis" : "the database";
+		super(`Cannot reach ${what} at ${storeAddress(url)} (${variable}): ${(cause as Error)?.message ?? String(cause)}`);
+		this.name = "StoreUnreachableError";
+	}
+}
+
 export async function openRuntime(config: GatewayConfig): Promise<Runtime> {
-	const db = await openDatabase(config.databaseUrl);
+	let db: Database;
+	try {
+		db = await openDatabase(config.databaseUrl);
+	} catch (err) {
+		throw new StoreUnreachableError("DATABASE_URL", config.databaseUrl, err);
+	}
 	let state: SharedState;
 	try {
 		state = await createSharedState(config.redisUrl, config.namespace);
 	} catch (err) {
 		await db.close();
-		throw err;
+		throw config.redisUrl ? new StoreUnreachableError("REDIS_URL", config.redisUrl, err) : err;
 	}
 	const telegram = new TelegramClient(config.telegramApiRoot);
 	let closed = false;
@@ -69,7 +98,7 @@ export async function openRuntimeOrExit(loadConfig: () => GatewayConfig): Promis
 	try {
 		return await openRuntime(config);
 	} catch (err) {
-		console.error(`Cannot open the database or shared state: ${(err as Error).message}`);
+		console.error((err as Error).message);
 		process.exit(1);
 	}
 }

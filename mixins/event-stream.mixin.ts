@@ -8,7 +8,9 @@
 import type { Context, Service, ServiceSchema, ServiceSettingSchema } from "moleculer";
 import { fail, GatewayError, toApiError } from "../lib/errors";
 import { metricsOf } from "../lib/metrics";
+import { isActionReachable } from "../lib/reachable";
 import { runtimeOf, type Runtime } from "../lib/runtime";
+import { OutageNotice } from "../lib/throttled-warning";
 import type { AuthChange } from "../services/auth/cache";
 import type { Right } from "../services/auth/grants";
 import { hasPermission, type Principal } from "../services/auth/principal";
@@ -24,6 +26,8 @@ const REPLAY_PAGE = 500;
 const REVALIDATE_EVERY_MS = 15_000;
 /** How long a subscribe waits for this node's feed to join the log (just after the node started). */
 const FEED_WAIT_MS = 5_000;
+/** A feed that has not joined the log this long after the node started says so. */
+const FEED_JOIN_QUIET_MS = 2_000;
 /**
  * A connection whose credential was being resolved when an auth change was heard may hold the
  * answer from before it (auth's caches, a key's argon2 check under way): changes this recent are
@@ -43,6 +47,8 @@ export interface EventStreamLocalVars {
 	revalidateTimer?: NodeJS.Timeout;
 	/** auth.changed heard in the last RECENT_CHANGE_MS, oldest first. */
 	recentAuthChanges: Array<{ at: number; change: AuthChange }>;
+	/** The feed cannot read the log (no node runs broker, or it fails): said when it begins and ends. */
+	feedOutage: OutageNotice;
 }
 
 export interface EventStreamMethods {
@@ -280,23 +286,34 @@ export const EventStreamMixin: Partial<ServiceSchema<ServiceSettingSchema, Event
 		this.credentials = new Map();
 		this.expiryTimers = new Map();
 		this.recentAuthChanges = [];
+		this.feedOutage = new OutageNotice(this.logger);
+		// The feed asks every second (every 250 ms until it joins): with no node running broker, asking
+		// Moleculer would log a warning per call.
+		const readLog = async <T>(action: string, params: object): Promise<T> => {
+			if (!isActionReachable(this.broker, action)) throw new GatewayError("UNAVAILABLE", "no node runs the broker service");
+			const result = await this.broker.call<T, object>(action, params);
+			this.feedOutage.recovered("Event feed reads the event log again: live events flow");
+			return result;
+		};
 		this.feed = new EventFeed(
 			{
-				range: (afterSeq, untilSeq, limit) =>
-					this.broker.call<GatewayEvent[], ReplayParams>("broker.replay", { after_seq: afterSeq, ...(untilSeq !== undefined ? { until_seq: untilSeq } : {}), limit }),
-				head: async () => (await this.broker.call<{ seq: number }>("broker.head")).seq,
+				range: (afterSeq, untilSeq, limit) => readLog<GatewayEvent[]>("broker.replay", { after_seq: afterSeq, ...(untilSeq !== undefined ? { until_seq: untilSeq } : {}), limit } satisfies ReplayParams),
+				head: async () => (await readLog<{ seq: number }>("broker.head", {})).seq,
 			},
 			(events) => this.hub.dispatch(events),
-			{ onError: (err) => this.logger.warn("Event feed could not read the log:", (err as Error).message) },
+			{ onError: (err) => this.feedOutage.failed(`Event feed could not read the event log: ${(err as Error).message}`) },
 		);
 	},
 
 	async started(this: EventStreamThis) {
 		// In a cluster the log's readers may start after this node: join the feed when they answer.
+		// (Embedded, the local broker service is still starting for a moment: not worth a warning.)
+		const joining = Date.now();
 		const join = async (): Promise<void> => {
 			try {
 				await this.feed.start();
-			} catch {
+			} catch (err) {
+				if (Date.now() - joining >= FEED_JOIN_QUIET_MS) this.feedOutage.failed(`Event feed waits to join the event log (no live events until then): ${(err as Error).message}`);
 				setTimeout(() => void join(), 250).unref();
 			}
 		};

@@ -12,8 +12,9 @@ import type { ApiSettingsSchema } from "moleculer-web";
 import { LoadingCache } from "../lib/loading-cache";
 import { resolveThrottled } from "../lib/credential-throttle";
 import { fail, GatewayError, isClientError } from "../lib/errors";
-import { metricsOf, observeHttpRequests, sendMetrics } from "../lib/metrics";
+import { metricsOf, observeHttpRequests, openMetricsWarning, sendMetrics } from "../lib/metrics";
 import type { GatewayMeta } from "../lib/meta";
+import { isActionReachable } from "../lib/reachable";
 import { readinessChecks, readinessReport } from "../lib/readiness";
 import { runtimeOf, type Runtime } from "../lib/runtime";
 import { refuseWhenEmpty, takePrincipalToken } from "../lib/rate-limit";
@@ -23,7 +24,7 @@ import type { Principal } from "./auth/principal";
 import { takeCredential } from "./api/credentials";
 import { answerOf, telegramPushes, type TelegramPushes } from "./api/telegram-pushes";
 import { bodyReader, clientAddress, requestIdFor, sendError, traceablePath } from "./api/http";
-import { vanishedAliases, type GeneratedAlias } from "./api/aliases";
+import { DOCUMENTED_ROUTES_BASE, documentedAliasSpecs, serviceAwayError, vanishedAliases, type GeneratedAlias } from "./api/aliases";
 import { actionsFromServices, buildOpenApi, routesFromAliases, type AliasLike } from "./api/openapi";
 
 const BODY_LIMIT = "1mb";
@@ -61,6 +62,8 @@ interface ApiLocalVars {
 	telegramPushes: TelegramPushes;
 	/** starting until every local service has started, draining from the shutdown signal on. */
 	phase: "starting" | "serving" | "draining";
+	/** The routes last kept while their service is away ("METHOD /path, ..."), to log only changes. */
+	awayRoutes: string;
 }
 
 type ApiThis = Service<ApiSettingsSchema> & ApiMethods & ApiLocalVars;
@@ -71,8 +74,11 @@ interface GatewayInternals {
 	aliases: GeneratedAlias[];
 	optimizeAliasesOrder(): void;
 	regenerateAutoAliases(route: unknown): void;
+	createAlias(route: unknown, spec: { method: string; path: string; _generated: true }, action: string): GeneratedAlias;
 }
+type AliasHandler = (this: unknown, req: IncomingMessage, res: ServerResponse, alias: GeneratedAlias) => Promise<unknown>;
 const generateAutoAliases = ApiGateway.methods!.regenerateAutoAliases as (this: unknown, route: unknown) => void;
+const gatewayAliasHandler = ApiGateway.methods!.aliasHandler as AliasHandler;
 const gatewayRestHandler = (ApiGateway.actions!.rest as { handler: (this: unknown, ctx: Context) => unknown }).handler;
 
 /**
@@ -189,8 +195,9 @@ const ApiService: ServiceSchema<ApiSettingsSchema, ApiThis> = {
 		 */
 		"$broker.started"(this: ApiThis) {
 			const gateway = this as unknown as GatewayInternals;
-			for (const route of gateway.routes) if (route.opts.autoAliases) gateway.regenerateAutoAliases(route);
+			// Serving from the routes built in this same turn (and, from now on, saying which are away).
 			if (this.phase === "starting") this.phase = "serving";
+			for (const route of gateway.routes) if (route.opts.autoAliases) gateway.regenerateAutoAliases(route);
 		},
 
 		/** A user, key or grant changed somewhere: resolve every credential afresh. */
@@ -344,16 +351,39 @@ const ApiService: ServiceSchema<ApiSettingsSchema, ApiThis> = {
 			refuseWhenEmpty(bucket);
 		},
 
-		/** moleculer-web's rebuild of generated routes, keeping those whose service is away (./api/aliases.ts). */
+		/**
+		 * moleculer-web's rebuild of generated routes, keeping those whose service is away: the ones
+		 * it had, and the documented ones it never saw (./api/aliases.ts).
+		 */
 		regenerateAutoAliases(this: ApiThis, route: unknown) {
 			const gateway = this as unknown as GatewayInternals;
 			const before = gateway.aliases;
 			generateAutoAliases.call(this, route);
-			const kept = vanishedAliases(before, gateway.aliases, route);
+			const documented =
+				(route as { path?: string }).path === DOCUMENTED_ROUTES_BASE
+					? documentedAliasSpecs().map(({ method, path, action }) => gateway.createAlias(route, { method, path, _generated: true }, action))
+					: [];
+			const kept = vanishedAliases([...before, ...documented], gateway.aliases, route);
+			const away = kept.map((a) => `${a.method} /${a.path}`).join(", ");
+			// Until this node serves, its own services are not all registered yet: nothing to report.
+			if (this.phase === "serving" && away !== this.awayRoutes) {
+				if (away) this.logger.warn(`Routes whose service no node runs (503 until one does): ${away}`);
+				else this.logger.info("Every route's service is reachable");
+				this.awayRoutes = away;
+			}
 			if (kept.length === 0) return;
-			this.logger.warn(`Routes kept while their service is away (503 until it is back): ${kept.map((a) => `${a.method} ${a.path}`).join(", ")}`);
 			gateway.aliases.push(...kept);
 			if (this.settings.optimizeOrder) gateway.optimizeAliasesOrder();
+		},
+
+		/**
+		 * A route whose service no node runs: 503 with Retry-After, naming the service, without
+		 * asking Moleculer for the action first (it would log a warning per request).
+		 */
+		aliasHandler(this: ApiThis, req: IncomingMessage, res: ServerResponse, alias: GeneratedAlias) {
+			const declared = !(alias as { _notDefined?: boolean })._notDefined;
+			if (alias.action && declared && !isActionReachable(this.broker, alias.action)) throw serviceAwayError(alias.action);
+			return gatewayAliasHandler.call(this, req, res, alias);
 		},
 
 		/** Replaces moleculer-web's handler, which logs every 5xx with its stack before our onError logs it again. */
@@ -383,12 +413,18 @@ const ApiService: ServiceSchema<ApiSettingsSchema, ApiThis> = {
 	created(this: ApiThis) {
 		this.runtime = runtimeOf(this.broker);
 		this.phase = "starting";
+		this.awayRoutes = "";
 		this.telegramPushes = telegramPushes(this.broker);
 		this.principals = new LoadingCache({ max: 20_000, ttlMs: REVOCABLE_TTL_MS, ttlOf: (p) => Math.min(REVOCABLE_TTL_MS, (p.expires_at ?? Infinity) - Date.now()) });
 		this.settings.port = this.runtime.config.port;
 		this.settings.ip = this.runtime.config.host;
 		failListenOnError(this.server);
 		observeHttpRequests(this.server, metricsOf(this.broker));
+	},
+
+	started(this: ApiThis) {
+		const warning = openMetricsWarning(this.runtime.config);
+		if (warning) this.logger.warn(warning);
 	},
 };
 

@@ -5,6 +5,10 @@ Python standard library only (docs/webhooks.md shows the same with the `standard
 
 It answers 204 to a delivery whose signature holds (and to a repeat of one it has seen), 401 to one
 that does not, and prints each event. CHECK=legacy checks only X-Webhook-Signature instead.
+
+Trying it with a gateway on the same machine: start the gateway with WEBHOOK_ALLOW_PRIVATE=true, or
+creating a webhook for "url": "http://127.0.0.1:8080/" (a loopback or private address) is refused
+with 400. Leave that setting off in production.
 """
 import base64
 import hashlib

@@ -69,6 +69,18 @@ export async function runCommand(command: ReplCommand, client: GatewayClient, ar
  */
 let queue: Promise<void> = Promise.resolve();
 
+/** Gateway commands that printed an error since the process started. */
+let failures = 0;
+
+/**
+ * The exit status once the input has ended: 1 when a script (`npm run repl < script.txt`, stdin
+ * not a terminal) had a gateway command fail, so the script's caller can tell; 0 otherwise (an
+ * operator at the prompt saw the errors). Moleculer's own commands (`call`...) are not counted.
+ */
+export function exitCodeAtEndOfInput(stdin: { isTTY?: boolean } = process.stdin): number {
+	return !stdin.isTTY && failures > 0 ? 1 : 0;
+}
+
 /** Resolves once every command started so far has printed its output. */
 export function whenIdle(): Promise<void> {
 	const tail = queue;
@@ -91,6 +103,7 @@ export function replCommands(): CustomCommand[] {
 				// Let the previous command's prompt come out first (the REPL prints it a few ticks later).
 				await new Promise((resolve) => setImmediate(resolve));
 				const { ok, blocks } = await runCommand(command, gatewayClient(broker), argv);
+				if (!ok) failures += 1;
 				const rendered = renderBlocks(blocks, helpers);
 				console.log(ok ? rendered : helpers.kleur.red(rendered));
 			});

@@ -33,8 +33,8 @@ describe("routes of a service whose node is away", () => {
 		await new Promise((resolve) => setTimeout(resolve, 400));
 
 		const away = await api(gw.baseUrl, "GET", "/chats", admin);
-		expect(away.status).toBe(503);
-		expect(away.body).toMatchObject({ error: { code: "UNAVAILABLE" } });
+		expect({ status: away.status, retryAfter: away.headers.get("retry-after") }).toEqual({ status: 503, retryAfter: "5" });
+		expect(away.body).toMatchObject({ error: { code: "UNAVAILABLE", message: expect.stringMatching(/^The chats service is unavailable/) } });
 		expect((await api(gw.baseUrl, "GET", "/chats/1/messages", admin)).status).toBe(503);
 		// Routes that never existed are still 404, and other services still answer.
 		expect((await api(gw.baseUrl, "GET", "/no-such-thing", admin)).status).toBe(404);

@@ -50,6 +50,27 @@ describe("npm run migrate", () => {
 		expect(migrate(dataDir, "up").output).toContain(`Applied: ${previous}, ${last}`);
 	}, 30_000);
 
+	it("down --to <name> reverts <name> too (umzug's convention), and says so in its help and before acting", () => {
+		const help = migrate(dataDir, "down", "--help");
+		expect(help.status).toBe(0);
+		expect(help.output).toMatch(/down --to <name> +revert every migration applied after <name>, AND <name> itself \(inclusive/);
+		const [previous, last] = readdirSync(join(ROOT, "migrations")).filter((f) => /^\d{4}-.*\.ts$/.test(f)).sort().slice(-2).map((f) => f.replace(/\.ts$/, ""));
+		const down = migrate(dataDir, "down", "--to", previous!);
+		expect(down.status).toBe(0);
+		const plan = `Reverting 2, newest first: ${last}, ${previous} (--to ${previous} reverts ${previous} itself too)`;
+		expect(down.output).toContain(plan);
+		expect(down.output.indexOf(plan)).toBeLessThan(down.output.indexOf("migration reverting"));
+		expect(down.output).toContain(`Reverted: ${last}, ${previous}`);
+		expect(migrate(dataDir, "up").output).toContain(`Applied: ${previous}, ${last}`);
+	}, 30_000);
+
+	it("down --to a name that is not applied is a usage error and reverts nothing", () => {
+		const down = migrate(dataDir, "down", "--to", "0003-no-such-migration");
+		expect(down.status).toBe(2);
+		expect(down.output).toMatch(/"0003-no-such-migration" is not an applied migration/);
+		expect(migrate(dataDir, "status").output).toMatch(/pending: {2}-/);
+	}, 30_000);
+
 	it("a migration on record that this build does not know is listed by status, and down refuses to go beneath it", async () => {
 		const db = await openDatabase(`sqlite:${join(dataDir, "gateway.sqlite")}`);
 		try {
@@ -70,7 +91,7 @@ describe("npm run cli with MIGRATE_ON_START=false", () => {
 		const dataDir = tempDir("tgw-cli-");
 		const run = script("cli.ts", dataDir, ["user", "list"], { MIGRATE_ON_START: "false" });
 		expect(run.status).toBe(1);
-		expect(run.output).toMatch(/schema is behind this build.*npm run migrate/);
+		expect(run.output).toMatch(/schema is behind this build.*`npm run migrate -- up`/);
 		expect(migrate(dataDir, "status").output).toMatch(/executed: -/);
 	}, 30_000);
 });
@@ -102,6 +123,19 @@ describe("npm run cli", () => {
 		expect(run.status).toBe(2);
 		expect(run.output).toMatch(id === "-1" ? /error: Unknown option '-1'/ : /apikey revoke needs the key's id/);
 	}, 30_000);
+
+	it("takes the REPL's words too (users, apikeys), and its help shows both", () => {
+		const users = cli("users", "list");
+		expect(users.status).toBe(0);
+		expect(users.output).toMatch(/^id +username/);
+		const keys = cli("apikeys", "list");
+		expect(keys.status).toBe(0);
+		expect(keys.output).toMatch(/^id +user_id +name/);
+		const help = cli("--help");
+		expect(help.output).toMatch(/^ {2}user\|users list$/m);
+		expect(help.output).toMatch(/^ {2}apikey\|apikeys revoke <id>$/m);
+		expect(cli("userz", "list").status).toBe(2);
+	}, 60_000);
 
 	it("a failure that is not the API's names its cause (a database that refuses connections), not 'Internal server error'", () => {
 		const run = script("cli.ts", tempDir("tgw-cli-"), ["user", "list"], { DATABASE_URL: "mysql://root@127.0.0.1:1/test" });

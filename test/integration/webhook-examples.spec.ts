@@ -6,6 +6,7 @@
  * the test ping) are accepted.
  */
 import { spawn, spawnSync, type ChildProcess } from "node:child_process";
+import { readFileSync } from "node:fs";
 import { join } from "node:path";
 import { newWebhookSecret, signDelivery } from "../../services/delivery/signing";
 import { createWebhook, WEBHOOK_TEST_ENV } from "../support/receivers";
@@ -128,5 +129,21 @@ describe("docs/examples/verify.mjs against a running gateway", () => {
 		while (!delivered() && Date.now() < deadline) await new Promise((r) => setTimeout(r, 50));
 		expect(receiver.lines.filter((l) => l.includes('"event":"ping"'))).toHaveLength(1);
 		expect(delivered()).toBe(true);
+	});
+});
+
+describe("the instructions for trying a receiver locally", () => {
+	// A receiver on 127.0.0.1 is refused at webhook creation (400) unless the gateway allows private addresses.
+	it.each([
+		["docs/examples/verify.mjs", join(EXAMPLES, "verify.mjs"), 1_200],
+		["docs/examples/verify.py", join(EXAMPLES, "verify.py"), 1_200],
+	])("%s says, in its header, to start the gateway with WEBHOOK_ALLOW_PRIVATE=true", (_name, file, headerChars) => {
+		expect(readFileSync(file, "utf8").slice(0, headerChars)).toMatch(/WEBHOOK_ALLOW_PRIVATE=true[\s\S]*refused\s+with\s+400/);
+	});
+
+	it("docs/webhooks.md says so where it shows the receivers", () => {
+		const guide = readFileSync(join(EXAMPLES, "..", "webhooks.md"), "utf8");
+		const receivers = guide.slice(guide.indexOf("[`docs/examples/verify.mjs`]"), guide.indexOf("### Python"));
+		expect(receivers).toMatch(/To try a receiver on the machine the gateway runs on, start the gateway with\s+`WEBHOOK_ALLOW_PRIVATE=true`/);
 	});
 });

@@ -45,6 +45,9 @@ export function tempDir(prefix = "tgw-test-"): string {
 
 export async function startTestGateway(options: TestGatewayOptions = {}): Promise<TestGateway> {
 	const dataDir = tempDir();
+	// SERVICES in env picks the test node's services: an embedded process runs all of them (loadConfig
+	// refuses a partial list without TRANSPORTER), but a test may want a node with a few.
+	const { SERVICES: services, ...env } = options.env ?? {};
 	const config = loadConfig({
 		LOG_LEVEL: process.env.LOG_LEVEL,
 		DATA_DIR: dataDir,
@@ -52,8 +55,9 @@ export async function startTestGateway(options: TestGatewayOptions = {}): Promis
 		GRPC_PORT: "0",
 		HOST: "127.0.0.1",
 		WEBHOOK_ALLOW_PRIVATE: "true",
-		...options.env,
+		...env,
 	});
+	if (services !== undefined) config.services = services.split(",").map((s) => s.trim()).filter(Boolean) as ServiceName[];
 	const runtime = await openRuntime(config);
 	await migrateUp(runtime.db);
 

@@ -1,4 +1,5 @@
-import { vanishedAliases, type GeneratedAlias } from "../../services/api/aliases";
+import { GatewayError, toApiError } from "../../lib/errors";
+import { documentedAliasSpecs, serviceAwayError, vanishedAliases, type GeneratedAlias } from "../../services/api/aliases";
 
 const route = { path: "/api/v1" };
 const other = { path: "/" };
@@ -24,5 +25,33 @@ describe("vanishedAliases", () => {
 		const handWritten = alias("POST", "webhook/:path", "ingest.receive", { _generated: undefined });
 		const elsewhere = alias("GET", "health", "api.health", { route: other });
 		expect(vanishedAliases([handWritten, elsewhere], [], route)).toEqual([]);
+	});
+
+	it("keeps a route once when it was seen before and is documented too", () => {
+		const documented = alias("GET", "chats", "chats.list");
+		const bots = alias("GET", "bots", "bots.list");
+		expect(vanishedAliases([chats, me, documented, bots], [me], route)).toEqual([chats, bots]);
+	});
+});
+
+describe("documented routes", () => {
+	it("are METHOD and a path relative to /api/v1, each calling a service's action", () => {
+		for (const spec of documentedAliasSpecs()) {
+			expect(spec.method).toMatch(/^(GET|POST|PUT|PATCH|DELETE)$/);
+			expect(spec.path).toMatch(/^[a-z][a-z0-9/:_-]*$/);
+			expect(spec.action).toMatch(/^(auth|bots|chats|delivery)\.[A-Za-z]+$/);
+		}
+	});
+});
+
+describe("serviceAwayError", () => {
+	it("is 503 UNAVAILABLE naming the service, with a Retry-After", () => {
+		const err = serviceAwayError("delivery.listWebhooks");
+		expect(err).toBeInstanceOf(GatewayError);
+		expect(toApiError(err)).toEqual({
+			status: 503,
+			retryAfter: 5,
+			body: { error: { code: "UNAVAILABLE", message: "The delivery service is unavailable (no node runs it right now), try again later", details: { retry_after: 5 } } },
+		});
 	});
 });

@@ -1,6 +1,6 @@
 /**
  * Settings loadConfig refuses because the node could not work with them (they were accepted once,
- * and failed later with a misleading message, or silently), and the embedded SERVICES warning.
+ * and failed later with a misleading message, or silently).
  */
 import { ConfigError, loadConfig } from "../../lib/config";
 import { tempDir } from "../support/harness";
@@ -41,11 +41,5 @@ describe("loadConfig refuses what it would otherwise turn into a broken node", (
 	it("PORT equal to GRPC_PORT on a node that runs both api and grpc", () => {
 		const problems = problemsOf({ DATA_DIR: dataDir, PORT: "18999", GRPC_PORT: "18999" });
 		expect(problems.some((p) => p.includes("GRPC_PORT"))).toBe(true);
-	});
-
-	it("embedded mode with only some services: a warning naming what no node will run", () => {
-		const config = loadConfig({ DATA_DIR: dataDir, SERVICES: "api,auth,realtime" });
-		expect(config.warnings.join("\n")).toContain("SERVICES leaves out bots, chats, ingest, broker, delivery, grpc without a TRANSPORTER");
-		expect(loadConfig({ DATA_DIR: dataDir }).warnings.join("\n")).not.toContain("SERVICES");
 	});
 });

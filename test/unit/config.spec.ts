@@ -51,12 +51,8 @@ describe("loadConfig", () => {
 		expect(JSON.parse(readFileSync(file, "utf8")).jwt_secret).toBe(first.jwt.secret);
 	});
 
-	it("warns when /metrics is served, without a token, on an address other than loopback", () => {
-		const open = loadConfig({ ...clusterEnv(), HOST: "0.0.0.0" });
-		expect(open.warnings.join()).toMatch(/GET \/metrics is open to anyone who reaches 0\.0\.0\.0:3000: set METRICS_TOKEN/);
-		for (const quiet of [{ HOST: "0.0.0.0", METRICS_TOKEN: "scrape-token" }, { HOST: "0.0.0.0", METRICS_ENABLED: "false" }, { HOST: "127.0.0.1" }]) {
-			expect(loadConfig({ ...clusterEnv(), ...quiet }).warnings.join()).not.toMatch(/metrics/);
-		}
+	it("leaves the open /metrics warning to what serves /metrics (a REPL node serves none; test/unit/metrics.spec.ts)", () => {
+		expect(loadConfig({ ...clusterEnv(), HOST: "0.0.0.0" }).warnings.join()).not.toMatch(/metrics/);
 	});
 
 	it("accepts a complete cluster configuration", () => {
@@ -183,6 +179,16 @@ describe("loadConfig", () => {
 
 	it("needs api on the node that runs realtime", () => {
 		expect(problemsOf({ DATA_DIR: tempDir(), SERVICES: "realtime,auth" }).join()).toMatch(/realtime .* needs api/);
+	});
+
+	it("refuses, without TRANSPORTER, a SERVICES list that leaves out services no other node could run", () => {
+		expect(problemsOf({ DATA_DIR: tempDir(), SERVICES: "api,auth,realtime" })).toEqual([
+			"SERVICES: without TRANSPORTER this process is the whole gateway (embedded mode), and bots, chats, ingest, broker, delivery would run nowhere: " +
+				"set TRANSPORTER to make it one node of a cluster, or leave SERVICES unset (api, realtime and grpc may be left out)",
+		]);
+		// The entry points may be left out (an embedded gateway without gRPC), and a cluster node runs any role.
+		expect(problemsOf({ DATA_DIR: tempDir(), SERVICES: "api,auth,bots,chats,ingest,broker,realtime,delivery" })).toEqual([]);
+		expect(problemsOf({ ...clusterEnv(), SERVICES: "api,auth,realtime" })).toEqual([]);
 	});
 });
 

@@ -533,6 +533,25 @@ describe("Dockerfile", () => {
 		expect(healthcheck.args).toMatch(/PORT/);
 	});
 
+	it("ships what `npm run cli|migrate|repl` run, so the documented operator commands work in the image (dist/, no sources)", () => {
+		const scripts = (JSON.parse(readFileSync(join(ROOT, "package.json"), "utf8")) as { scripts: Record<string, string> }).scripts;
+		// Where each COPY of the final stage lands, relative to WORKDIR /app.
+		const shipped = finalStage()
+			.filter((i) => i.op === "COPY")
+			.map((i) => i.args.split(/\s+/).filter((arg) => !arg.startsWith("--")).pop()!.replace(/^\.\//, "").replace(/^\/app\//, ""));
+		const build = JSON.parse(readFileSync(join(ROOT, "tsconfig.build.json"), "utf8")) as { include: string[] };
+		for (const name of ["cli", "migrate", "repl"]) {
+			const argv = scripts[name]!.split(/\s+/);
+			expect(argv[0]).toBe("node");
+			expect(argv).not.toContain("tsx"); // tsx runs sources, which the image leaves out
+			const file = argv.find((arg) => /\.[cm]?[jt]s$/.test(arg))!;
+			expect({ name, file, shipped: shipped.some((path) => file === path || file.startsWith(`${path}/`)) }).toEqual({ name, file, shipped: true });
+			// What it runs there: the compiled dist/bin/<name>.js.
+			expect(existsSync(join(ROOT, "bin", `${name}.ts`))).toBe(true);
+			expect(build.include).toContain("bin/**/*.ts");
+		}
+	});
+
 	it(".dockerignore keeps local state and build output out of the context", () => {
 		const lines = readFileSync(join(ROOT, ".dockerignore"), "utf8")
 			.split(/\r?\n/)

@@ -1,6 +1,6 @@
 import type { IncomingMessage } from "node:http";
 import { ServiceBroker } from "moleculer";
-import { bearerMatches, GatewayMetrics, metricsOf, routeLabel } from "../../lib/metrics";
+import { bearerMatches, GatewayMetrics, metricsOf, openMetricsWarning, routeLabel } from "../../lib/metrics";
 import { parseExposition, valueOf } from "../support/prometheus-text";
 
 const LABELS = { namespace: "tgw", nodeID: "unit-1" };
@@ -85,5 +85,23 @@ describe("metricsOf", () => {
 		metricsOf(a).eventsEmitted.inc({ type: "new_message" }, 3);
 		expect(valueOf(await scrape(metricsOf(a)), "tgw_events_emitted_total", { type: "new_message", nodeID: "node-a", namespace: "ns1" })).toBe(3);
 		expect(valueOf(await scrape(metricsOf(b)), "tgw_events_emitted_total")).toBe(0);
+	});
+});
+
+describe("openMetricsWarning", () => {
+	const open = { metricsEnabled: true, metricsToken: null, host: "0.0.0.0", port: 3000 };
+
+	it("warns a node that serves /metrics without a token on an address other than loopback", () => {
+		expect(openMetricsWarning(open)).toBe("GET /metrics is open to anyone who reaches 0.0.0.0:3000: set METRICS_TOKEN (or METRICS_ENABLED=false).");
+	});
+
+	it.each([
+		["a token", { metricsToken: "scrape-token" }],
+		["metrics off", { metricsEnabled: false }],
+		["loopback", { host: "127.0.0.1" }],
+		["localhost", { host: "localhost" }],
+		["IPv6 loopback", { host: "::1" }],
+	])("is quiet with %s", (_what, change) => {
+		expect(openMetricsWarning({ ...open, ...change })).toBeNull();
 	});
 });

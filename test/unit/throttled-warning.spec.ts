@@ -1,5 +1,5 @@
-/** lib/throttled-warning.ts: an outage's per-request warning, at most once per interval per logger and topic. */
-import { warnAtMostEvery } from "../../lib/throttled-warning";
+/** lib/throttled-warning.ts: an outage's per-request warning, at most once per interval per logger and topic; a lasting outage said when it begins and ends. */
+import { OutageNotice, warnAtMostEvery } from "../../lib/throttled-warning";
 
 function logger() {
 	const lines: string[] = [];
@@ -22,5 +22,33 @@ describe("warnAtMostEvery", () => {
 		warnAtMostEvery(b, "one", "third", 10_000, 2);
 		warnAtMostEvery(a, "one", "first again", 10_000, 3);
 		expect([a.lines, b.lines]).toEqual([["first", "second"], ["third"]]);
+	});
+});
+
+describe("OutageNotice", () => {
+	function twoLevelLogger() {
+		const lines: string[] = [];
+		return { lines, warn: (message: unknown) => lines.push(`WARN ${String(message)}`), info: (message: unknown) => lines.push(`INFO ${String(message)}`) };
+	}
+
+	it("warns when the outage begins, reminds at most every interval, and says once when it ends", () => {
+		const log = twoLevelLogger();
+		const notice = new OutageNotice(log, 10_000);
+		notice.recovered("back"); // nothing was down: nothing to say
+		for (let ms = 0; ms < 10_000; ms += 250) notice.failed("broker away", ms);
+		expect(log.lines).toEqual(["WARN broker away"]);
+		notice.failed("broker away", 10_000);
+		notice.recovered("back");
+		notice.recovered("back");
+		expect(log.lines).toEqual(["WARN broker away", "WARN broker away (40 times since the last report)", "INFO back"]);
+	});
+
+	it("warns at once when a new outage begins, however soon after the last", () => {
+		const log = twoLevelLogger();
+		const notice = new OutageNotice(log, 10_000);
+		notice.failed("away", 0);
+		notice.recovered("back");
+		notice.failed("away", 1_000);
+		expect(log.lines).toEqual(["WARN away", "INFO back", "WARN away"]);
 	});
 });

@@ -1,0 +1,42 @@
+/**
+ * A store that cannot be reached at start stops the node with one line naming the variable to fix
+ * and the address it points at, never the password in it.
+ */
+import { rmSync } from "node:fs";
+import { loadConfig } from "../../lib/config";
+import { openRuntime, storeAddress } from "../../lib/runtime";
+import { tempDir } from "../support/harness";
+import { freePort, spawnGateway } from "../support/processes";
+
+describe("storeAddress", () => {
+	it.each([
+		["redis://:hunter2@redis.internal:6380/0", "redis.internal:6380"],
+		["rediss://user:hunter2@10.0.0.5", "10.0.0.5:6379"],
+		["mysql://gateway:hunter2@db.internal/gateway", "db.internal:3306"],
+		["sqlite:/var/lib/tgw/gateway.sqlite", "sqlite:/var/lib/tgw/gateway.sqlite"],
+	])("%s is %s", (url, address) => {
+		expect(storeAddress(url)).toBe(address);
+	});
+});
+
+describe("Redis unreachable at start", () => {
+	const dataDir = tempDir("tgw-no-redis-");
+	afterAll(() => rmSync(dataDir, { recursive: true, force: true }));
+
+	it("openRuntime says REDIS_URL and host:port, without the password", async () => {
+		const port = await freePort();
+		const config = loadConfig({ DATA_DIR: dataDir, REDIS_URL: `redis://:hunter2@127.0.0.1:${port}` });
+		const opened = openRuntime(config);
+		await expect(opened).rejects.toThrow(new RegExp(`^Cannot reach Redis at 127\\.0\\.0\\.1:${port} \\(REDIS_URL\\): `));
+		await expect(opened).rejects.not.toThrow(/hunter2/);
+	});
+
+	it("the gateway exits 1 with that one line", async () => {
+		const port = await freePort();
+		const node = spawnGateway("no-redis", { DATA_DIR: dataDir, PORT: "0", REDIS_URL: `redis://:hunter2@127.0.0.1:${port}` });
+		const { code } = await node.exited;
+		expect(code).toBe(1);
+		expect(node.output()).toContain(`Cannot reach Redis at 127.0.0.1:${port} (REDIS_URL): `);
+		expect(node.output()).not.toContain("hunter2");
+	}, 30_000);
+});

@@ -14,13 +14,15 @@ import { principalOf, respondCreated, respondWith, type GatewayContext } from ".
 import { decodeCursor, pageParams, toPage } from "../lib/paging";
 import { runtimeOf, type Runtime } from "../lib/runtime";
 import { iso } from "../lib/time";
-import { TelegramApiError, type TelegramMessage, type TelegramUser } from "../lib/telegram/client";
+import { TelegramApiError, type TelegramUser } from "../lib/telegram/client";
 import { publishEvents } from "./broker/publish";
 import { enqueueMessage, type EnqueueParams } from "./bots/outbox";
 import { queueStatsActions } from "./bots/queue-stats";
 import { BOT_TOKEN, botToken, botView, identifyBot, newBotSecrets, telegramAsksToWait, webhookUrl } from "./bots/registry";
 import { rotateEncryptionKeys } from "./bots/key-rotation";
 import { SendTimes } from "./bots/flood";
+import type { KnownOutcome } from "./bots/known-outcomes";
+import { MAX_MARKUP_TEXT_LENGTH } from "./bots/outbox";
 import { drainBotQueue, type Settled } from "./bots/sender";
 import { ID } from "../lib/validator";
 
@@ -35,8 +37,8 @@ interface BotsLocalVars {
 	senders: Set<Promise<boolean>>;
 	/** Per bot, kept between drains: a queue emptied and filled again must not forget its last sends. */
 	sendTimes: Map<number, SendTimes>;
-	/** Telegram's answers to messages it took whose record is still to be written (sender.ts), by message id. */
-	accepted: Map<number, TelegramMessage>;
+	/** Outcomes settled on Telegram's side whose record is still to be written (sender.ts), by message id. */
+	known: Map<number, KnownOutcome>;
 	scanTimer?: NodeJS.Timeout;
 }
 
@@ -198,7 +200,7 @@ const BotsService: ServiceSchema<ServiceSettingSchema, BotsThis> = {
 			retryPolicy: { enabled: false },
 			params: {
 				chat_id: ID,
-				text: { type: "string", min: 1, max: 4096 },
+				text: { type: "string", min: 1, max: MAX_MARKUP_TEXT_LENGTH },
 				parse_mode: { type: "enum", values: ["HTML", "Markdown", "MarkdownV2"], optional: true },
 				reply_to_message_id: { type: "number", integer: true, positive: true, optional: true },
 				disable_notification: { type: "boolean", optional: true },
@@ -228,6 +230,17 @@ const BotsService: ServiceSchema<ServiceSettingSchema, BotsThis> = {
 	events: {
 		"outbound.kick"(this: BotsThis, ctx: Context<{ bot_id?: number }>) {
 			void this.scheduleSenders(ctx.params.bot_id ? [ctx.params.bot_id] : undefined);
+		},
+
+		/** A bot deleted (or not active) stops sending at once: its sender here, if any, is aborted, even in a 429 pause. */
+		async "bots.changed"(this: BotsThis, ctx: Context<{ bot_id?: number }>) {
+			const botId = ctx.params.bot_id;
+			const key = `sender:bot:${botId}`;
+			if (!botId || !this.leases.isRunning(key)) return;
+			const bot = await this.runtime.db.models.Bot.findByPk(botId, { attributes: ["is_active"], raw: true }).catch(() => undefined);
+			// Unreadable: the sender's own check before its next send decides.
+			if (bot === undefined) return;
+			if (!bot?.is_active) this.leases.abort(key);
 		},
 	},
 
@@ -326,7 +339,7 @@ const BotsService: ServiceSchema<ServiceSettingSchema, BotsThis> = {
 				const deps = {
 					db,
 					sendTimes,
-					accepted: this.accepted,
+					known: this.known,
 					keys: this.runtime.config.encryptionKeys,
 					telegram: this.runtime.telegram,
 					state: this.runtime.state,
@@ -353,7 +366,7 @@ const BotsService: ServiceSchema<ServiceSettingSchema, BotsThis> = {
 		this.leases = new LeaseRunner(this.runtime.state, `${this.broker.nodeID}:${randomBytes(4).toString("hex")}`, { ttlMs: SENDER_LEASE_MS });
 		this.senders = new Set();
 		this.sendTimes = new Map();
-		this.accepted = new Map();
+		this.known = new Map();
 	},
 
 	async started(this: BotsThis) {

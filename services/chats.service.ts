@@ -5,12 +5,14 @@
  */
 import type { Context, Service, ServiceSchema, ServiceSettingSchema } from "moleculer";
 import { Op, type WhereOptions } from "sequelize";
-import { fail, GatewayError } from "../lib/errors";
+import { fail } from "../lib/errors";
 import { principalOf, respondCreated, respondWith, type GatewayContext } from "../lib/meta";
 import { decodeCursor, pageParams, toPage } from "../lib/paging";
 import { runtimeOf, type Runtime } from "../lib/runtime";
 import { principalKey } from "./auth/principal";
 import type { Right } from "./auth/grants";
+import { MAX_MARKUP_TEXT_LENGTH, TELEGRAM_TEXT_LIMIT, textLengthProblem } from "./bots/outbox";
+import { failedSendError } from "./bots/send-failure";
 import type { Settled } from "./bots/sender";
 import { chatView, messageView, type MessageRow, type MessageView } from "./chats/views";
 import { historyWindow, nextHistoryCursor } from "./chats/history";
@@ -29,6 +31,7 @@ interface ChatsMethods {
 	requireChat(ctx: GatewayContext, chatId: number, right: Right, subject?: string): Promise<void>;
 	waitForSettled(messageId: number, ms: number): Promise<Settled | null>;
 	loadMessage(id: number): Promise<MessageView>;
+	loadMessageRow(id: number): Promise<MessageRow>;
 }
 
 type ChatsThis = Service<ServiceSettingSchema> & ChatsLocalVars & ChatsMethods;
@@ -143,7 +146,15 @@ const ChatsService: ServiceSchema<ServiceSettingSchema, ChatsThis> = {
 				$$strict: true,
 				id: ID,
 				// Telegram refuses a text of blanks only: said here, with the field, instead of a failed message.
-				text: { type: "string", min: 1, max: 4096, pattern: /\S/, messages: { stringPattern: "The 'text' field must contain something besides whitespace." } },
+				// Its 4096 counts the text after markup is parsed: the cap here is for a parse_mode's raw text (outbox.ts).
+				text: {
+					type: "string",
+					min: 1,
+					max: MAX_MARKUP_TEXT_LENGTH,
+					pattern: /\S/,
+					messages: { stringPattern: "The 'text' field must contain something besides whitespace." },
+					description: `At most ${TELEGRAM_TEXT_LIMIT} characters; with a parse_mode, at most ${TELEGRAM_TEXT_LIMIT} once the markup is parsed (Telegram decides) and ${MAX_MARKUP_TEXT_LENGTH} raw.`,
+				},
 				parse_mode: { type: "enum", values: ["HTML", "Markdown", "MarkdownV2"], optional: true },
 				reply_to_message_id: { ...ID, optional: true },
 				disable_notification: { type: "boolean", convert: true, optional: true },
@@ -151,6 +162,8 @@ const ChatsService: ServiceSchema<ServiceSettingSchema, ChatsThis> = {
 			async handler(this: ChatsThis, ctx: GatewayContext<SendParams> & Context<SendParams, { idempotencyKey?: string }>) {
 				const principal = principalOf(ctx);
 				const { id, text, parse_mode, reply_to_message_id, disable_notification } = ctx.params;
+				const tooLong = textLengthProblem(text, parse_mode);
+				if (tooLong) throw fail.validation([tooLong]);
 				const chat = await this.runtime.db.models.Chat.findByPk(id, { attributes: ["id"] });
 				if (!chat) throw fail.notFound("Chat");
 				await this.requireChat(ctx, id, "can_send");
@@ -165,13 +178,10 @@ const ChatsService: ServiceSchema<ServiceSettingSchema, ChatsThis> = {
 					sent_by: principalKey(principal),
 				});
 				const settled = queued.status === "queued" ? await this.waitForSettled(queued.id, SEND_WAIT_MS) : null;
-				const message = settled || queued.status !== "queued" ? await this.loadMessage(queued.id) : queued;
-				if (message.status === "failed") {
-					throw new GatewayError("BAD_REQUEST", `Telegram refused the message: ${message.error ?? "unknown error"}`, {
-						message_id: message.id,
-						...(settled?.telegram_error_code ? { telegram_error_code: settled.telegram_error_code } : {}),
-					});
-				}
+				const row = settled || queued.status !== "queued" ? await this.loadMessageRow(queued.id) : null;
+				// The failure as recorded: the same answer now, and to every retry with the Idempotency-Key.
+				if (row?.status === "failed") throw failedSendError(Number(row.id), row.error);
+				const message = row ? messageView(row) : queued;
 				if (message.status === "sent") respondCreated(ctx, `/messages/${message.id}`);
 				else {
 					// Still queued: where to follow it (GET /messages/:id shows its status).
@@ -200,9 +210,13 @@ const ChatsService: ServiceSchema<ServiceSettingSchema, ChatsThis> = {
 		},
 
 		async loadMessage(this: ChatsThis, id: number): Promise<MessageView> {
+			return messageView(await this.loadMessageRow(id));
+		},
+
+		async loadMessageRow(this: ChatsThis, id: number): Promise<MessageRow> {
 			const row = await this.runtime.db.models.Message.findByPk(id, { raw: true });
 			if (!row) throw fail.notFound("Message");
-			return messageView(row as unknown as MessageRow);
+			return row as unknown as MessageRow;
 		},
 
 		/** Resolves with the message's outcome, or null when it is still queued after `ms`. */

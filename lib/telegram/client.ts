@@ -38,6 +38,14 @@ export const ALL_UPDATE_KINDS = [
 	"guest_message",
 ] as const;
 
+/** Telegram's `parameters` of a failure (ResponseParameters), as far as they have the right shape. */
+export interface TelegramErrorParameters {
+	/** 429: seconds to wait. */
+	retry_after?: number;
+	/** 400 "group chat was upgraded to a supergroup chat": the supergroup's Telegram id. */
+	migrate_to_chat_id?: number;
+}
+
 /** Telegram answered `ok: false`. */
 export class TelegramApiError extends Error {
 	constructor(
@@ -45,6 +53,7 @@ export class TelegramApiError extends Error {
 		readonly errorCode: number,
 		readonly description: string,
 		readonly retryAfterSeconds: number | null,
+		readonly parameters: TelegramErrorParameters = {},
 	) {
 		super(`Telegram ${method}: ${errorCode} ${description}`);
 		this.name = "TelegramApiError";
@@ -53,13 +62,14 @@ export class TelegramApiError extends Error {
 
 /**
  * Telegram could not be reached or did not answer. `delivered` says whether the request may have
- * reached Telegram: false only when the connection was never made, so a retry cannot duplicate it.
+ * reached Telegram: "no" only when it cannot have been acted on (the connection was never made, or
+ * the proxy in front of the Bot API said it could not reach it), so a retry cannot duplicate it.
  */
 export class TelegramNetworkError extends Error {
 	constructor(
 		readonly method: string,
 		readonly delivered: "no" | "maybe",
-		reason: string,
+		readonly reason: string,
 	) {
 		super(`Telegram ${method}: ${reason}`);
 		this.name = "TelegramNetworkError";
@@ -116,7 +126,37 @@ export interface CallOptions {
 }
 
 const MAX_RESPONSE_BYTES = 50 * 1024 * 1024;
-const NOT_CONNECTED = new Set(["UND_ERR_CONNECT_TIMEOUT", "ECONNREFUSED", "ENOTFOUND", "EAI_AGAIN", "EHOSTUNREACH", "ENETUNREACH"]);
+/** Failures before the request was written: no connection, or a TLS handshake that failed on the certificate. */
+const NOT_CONNECTED = new Set([
+	"UND_ERR_CONNECT_TIMEOUT",
+	"ECONNREFUSED",
+	"ENOTFOUND",
+	"EAI_AGAIN",
+	"EHOSTUNREACH",
+	"ENETUNREACH",
+	"CERT_HAS_EXPIRED",
+	"DEPTH_ZERO_SELF_SIGNED_CERT",
+	"SELF_SIGNED_CERT_IN_CHAIN",
+	"UNABLE_TO_VERIFY_LEAF_SIGNATURE",
+	"UNABLE_TO_GET_ISSUER_CERT_LOCALLY",
+	"ERR_TLS_CERT_ALTNAME_INVALID",
+]);
+/**
+ * A page that is not the Bot API's JSON with one of these statuses comes from the proxy in front of
+ * it (nginx: "502 Bad Gateway", "503 Service Temporarily Unavailable"), which could not hand the
+ * request on: nothing was sent. Any other such page (a 504, which comes after the Bot API took the
+ * request and was slow, a 200 cut short) leaves it open.
+ */
+const PROXY_COULD_NOT_FORWARD = new Set([502, 503]);
+
+function readParameters(value: unknown): TelegramErrorParameters {
+	if (!value || typeof value !== "object") return {};
+	const { retry_after, migrate_to_chat_id } = value as Record<string, unknown>;
+	return {
+		...(typeof retry_after === "number" ? { retry_after } : {}),
+		...(Number.isSafeInteger(migrate_to_chat_id) ? { migrate_to_chat_id: migrate_to_chat_id as number } : {}),
+	};
+}
 
 export class TelegramClient {
 	private readonly agent: Agent;
@@ -168,16 +208,17 @@ export class TelegramClient {
 			}
 			throw new TelegramNetworkError(method, NOT_CONNECTED.has(code) ? "no" : "maybe", code || (err as Error).name);
 		}
-		let body: { ok?: boolean; result?: T; error_code?: number; description?: string; parameters?: { retry_after?: number } };
+		const delivered = PROXY_COULD_NOT_FORWARD.has(status) ? "no" : "maybe";
+		let body: { ok?: boolean; result?: T; error_code?: number; description?: string; parameters?: unknown };
 		try {
 			body = JSON.parse(text) as typeof body;
 		} catch {
-			throw new TelegramNetworkError(method, "maybe", `HTTP ${status} with a body that is not JSON`);
+			throw new TelegramNetworkError(method, delivered, `HTTP ${status} with a body that is not JSON`);
 		}
-		if (body === null || typeof body !== "object" || Array.isArray(body)) throw new TelegramNetworkError(method, "maybe", `HTTP ${status} with a body that is not an object`);
+		if (body === null || typeof body !== "object" || Array.isArray(body)) throw new TelegramNetworkError(method, delivered, `HTTP ${status} with a body that is not an object`);
 		if (body.ok === true) return body.result as T;
-		const retryAfter = typeof body.parameters?.retry_after === "number" ? body.parameters.retry_after : null;
-		throw new TelegramApiError(method, body.error_code ?? status, String(body.description ?? "unknown error").slice(0, 500), retryAfter);
+		const parameters = readParameters(body.parameters);
+		throw new TelegramApiError(method, body.error_code ?? status, String(body.description ?? "unknown error").slice(0, 500), parameters.retry_after ?? null, parameters);
 	}
 
 	getMe(token: string): Promise<TelegramUser> {

@@ -76,14 +76,6 @@ export async function noteAnswered(state: SharedState, botId: number, chatId: nu
 	]);
 }
 
-/** 1 s, 2 s, 4 s ... at most a minute, with ±20 % jitter. */
-export function retryDelayMs(attempt: number, random = Math.random): number {
-	const base = Math.min(60_000, 1_000 * 2 ** Math.max(0, attempt - 1));
-	return Math.round(base * (0.8 + 0.4 * random()));
-}
-
-export const MAX_SEND_ATTEMPTS = 8;
-
 /** The longest pause a 429's retry_after gets. */
 export const MAX_RETRY_AFTER_SECONDS = 3_600;
 

@@ -3,12 +3,34 @@
  * one transaction. A client key (the POST's Idempotency-Key, prefixed with its principal) makes a
  * retried request return the message the first one queued instead of sending it twice. The key
  * names one message: sent again for another chat, or with another text, it is a conflict
- * (unique on its own since migration 0008).
+ * (unique on its own since migration 0008). A chat Telegram upgraded to a supergroup takes no new
+ * message (send-failure.ts: failures.chatMigrated).
  */
 import { createHash } from "node:crypto";
 import type { Database } from "../../lib/db/connection";
-import { fail } from "../../lib/errors";
+import { fail, GatewayError, type FieldProblem } from "../../lib/errors";
 import { messageView, type MessageRow, type MessageView } from "../chats/views";
+import { failures } from "./send-failure";
+import { chatIdOf } from "./send-records";
+
+/** Telegram's limit on a message's text, counted after entities are parsed. */
+export const TELEGRAM_TEXT_LIMIT = 4096;
+/**
+ * The longest raw text taken with a parse_mode. Markup does not count towards Telegram's limit, so
+ * the raw text may be longer, and Telegram decides ("message is too long": the message fails). Four
+ * times the limit leaves room for heavy markup (a link on every word) and keeps requests small.
+ */
+export const MAX_MARKUP_TEXT_LENGTH = 4 * TELEGRAM_TEXT_LIMIT;
+
+/** A text over Telegram's limit without a parse_mode (where raw and visible lengths are the same); validators check the hard cap. */
+export function textLengthProblem(text: string, parseMode: string | undefined): FieldProblem | null {
+	if (parseMode || text.length <= TELEGRAM_TEXT_LIMIT) return null;
+	return {
+		field: "text",
+		message: `The 'text' field length must be less than or equal to ${TELEGRAM_TEXT_LIMIT} characters long without a parse_mode (${MAX_MARKUP_TEXT_LENGTH} with one, markup included).`,
+		type: "stringMax",
+	};
+}
 
 export interface EnqueueParams {
 	chat_id: number;
@@ -50,6 +72,12 @@ export async function enqueueMessage(db: Database, params: EnqueueParams): Promi
 	if (params.client_key) {
 		const earlier = await earlierWithKey(db, Number(chat.id), params.client_key, fingerprint!);
 		if (earlier) return { message: earlier, created: false };
+	}
+	if (chat.migrated_to_chat_id !== null && chat.migrated_to_chat_id !== undefined) {
+		// Not sent to the supergroup on the client's behalf: its grants are its own.
+		const migrateTo = Number(chat.migrated_to_chat_id);
+		const refusal = failures.chatMigrated(migrateTo, await chatIdOf(db, Number(chat.bot_id), migrateTo));
+		throw new GatewayError(refusal.code, refusal.message, { ...refusal.details });
 	}
 	const request: Record<string, unknown> = { chat_id: Number(chat.telegram_id), text: params.text };
 	// A business account's chat: the message goes out on the account's behalf, in that chat.

@@ -1,21 +1,23 @@
 /**
  * Drains one bot's outbound queue, under the bot's sender lease (one sender per bot in the cluster):
  * messages go out in order per chat, inside the flood limits; each is recorded as sent (with
- * Telegram's message_id, an `outgoing_message` event) or failed in one transaction with the removal
- * of its queue row, so a message leaves the queue exactly once. Each row is also claimed in the
- * database before it is sent (queue-claims.ts): two senders never hold one row.
+ * Telegram's message_id) or failed, with an `outgoing_message` event either way, in one transaction
+ * with the removal of its queue row (send-records.ts), so a message leaves the queue exactly once.
+ * Each row is also claimed in the database before it is sent (queue-claims.ts): two senders never
+ * hold one row.
  *
- * Retries: a 429 pauses the bot for retry_after; 5xx answers and network failures are retried with
- * backoff, up to MAX_SEND_ATTEMPTS. A timeout after the request reached Telegram is ambiguous (it
- * may have been delivered); it is retried too, the only case where a message can arrive twice.
- * Other 4xx answers (chat not found, bot blocked) fail the message at once. A message Telegram took
- * whose record cannot be written yet (the database away, the disk full) is never sent again: its
- * answer is kept, in this process (`accepted`) and, before its record is first tried, in the shared
- * state (`sent:<message id>`, for a day), and only the record is tried again. The shared copy is what
- * stops another node from sending it again once this one gave up on the record and its claim on the
- * row ran out: every node looks there after claiming a row and before sending it.
+ * A message is sent at most once: what a failed send means, and whether it is tried again, is
+ * send-failure.ts (a 429 pauses the bot; a failure that cannot have reached Telegram is retried for a
+ * while; one that may have reached it is never sent again). An outcome settled on Telegram's side
+ * whose record cannot be written yet (the database away, the disk full) is kept (known-outcomes.ts),
+ * in this process and in the shared state, and only the record is tried again, by whichever node
+ * claims the row next.
+ *
+ * A deleted bot stops sending: its sender is aborted (bots.changed), and it looks again whether the
+ * bot is active after every pause and, at most a second apart, before each send.
  */
 import type { LoggerInstance } from "moleculer";
+import { Op } from "sequelize";
 import { sleep } from "../../lib/async";
 import type { EncryptionKey } from "../../lib/config";
 import type { Database } from "../../lib/db/connection";
@@ -24,17 +26,18 @@ import type { OutboundQueueItem } from "../../lib/db/models";
 import { toApiError } from "../../lib/errors";
 import type { SharedState } from "../../lib/state";
 import { TelegramApiError, TelegramNetworkError, type TelegramClient, type TelegramMessage } from "../../lib/telegram/client";
-import { allocateSeqs, insertEvents, type GatewayEvent } from "../broker/event-log";
-import { messageView, type MessageRow } from "../chats/views";
-import { MAX_RETRY_AFTER_SECONDS, MAX_SEND_ATTEMPTS, noteAnswered, pause, pausedFor, reserveSend, retryDelayMs, type ChatKind, type SendTimes } from "./flood";
+import type { GatewayEvent } from "../broker/event-log";
+import { noteAnswered, pause, pausedFor, reserveSend, type ChatKind, type SendTimes } from "./flood";
+import { forgetOutcome, shareOutcome, sharedOutcome, type KnownOutcome } from "./known-outcomes";
 import { claimRow, heldElsewhereFor, releaseRow, whileClaimed } from "./queue-claims";
 import { botToken } from "./registry";
+import { afterFailedSend, failures, type SendFailure } from "./send-failure";
+import { noteChatMigration, writeFailed, writeSent, writeSentBare } from "./send-records";
 
+/** A message that left the queue (outbound.settled): its record says the rest. */
 export interface Settled {
 	message_id: number;
 	status: "sent" | "failed";
-	error?: string;
-	telegram_error_code?: number;
 }
 
 export interface SenderDeps {
@@ -48,10 +51,10 @@ export interface SenderDeps {
 	/** This bot's recent sends (flood.ts), kept by the caller between drains. */
 	sendTimes: SendTimes;
 	/**
-	 * Telegram's answers to messages it took that are not recorded yet, by message id, kept by the
-	 * caller between drains: such a row still queued is recorded, never sent again.
+	 * Outcomes settled on Telegram's side that are not recorded yet, by message id, kept by the caller
+	 * between drains: such a row still queued is recorded, never sent (again).
 	 */
-	accepted: Map<number, TelegramMessage>;
+	known: Map<number, KnownOutcome>;
 	/** Called after each commit: the events to publish and the messages that left the queue. */
 	settled(events: GatewayEvent[], settled: Settled[]): Promise<void>;
 }
@@ -65,33 +68,31 @@ const BATCH = 200;
  */
 const SENDS_IN_FLIGHT = 8;
 const SEND_TIMEOUT_MS = 10_000;
+/** How old the sender's view of whether its bot is active may be when a send starts. */
+const ACTIVE_RECHECK_MS = 1_000;
 
 /**
- * How long recording a message Telegram has already taken is tried again for, and the longest pause
+ * How long recording an outcome settled on Telegram's side is tried again for, and the longest pause
  * between tries: a transaction that fails for a while (a deadlock, the database restarting) runs
- * again, because giving up leaves the message queued, to be sent a second time.
+ * again, because giving up leaves the message queued (its outcome kept, to be recorded later).
  */
 const RECORD_DEADLINE_MS = 30_000;
 const RECORD_MAX_PAUSE_MS = 5_000;
 
-/**
- * How long Telegram's answer to a message it took is kept in the shared state for its record (by any
- * node): far longer than the database may be away; it is dropped as soon as the record is written.
- */
-const ANSWER_KEEP_MS = 24 * 60 * 60_000;
-/** How soon a chat whose answer could not be looked up in the shared state is looked at again. */
-const ANSWER_LOOKUP_RETRY_MS = 1_000;
+/** How soon a chat whose outcome could not be looked up in the shared state is looked at again. */
+const OUTCOME_LOOKUP_RETRY_MS = 1_000;
 
 export async function drainBotQueue(deps: SenderDeps, botId: number, signal: AbortSignal): Promise<void> {
 	const { db } = deps;
 	const bot = await db.models.Bot.findByPk(botId, { raw: true });
 	if (!bot) return;
 	const token = botToken(deps.keys, bot);
+	const isActive = activeCheck(deps, botId);
 	while (!signal.aborted) {
 		if (!(await stillActive(deps, botId))) return;
 		const rows = await dueChatHeads(db, botId);
 		if (rows.length === 0) return;
-		const { sent, nextTry } = await sendPass(deps, { botId, token, signal }, rows);
+		const { sent, nextTry } = await sendPass(deps, { botId, token, signal, isActive }, rows);
 		if (signal.aborted) return;
 		if (sent === 0) await sleep(Math.min(Number.isFinite(nextTry) ? nextTry : 1_000, 1_000), signal);
 	}
@@ -101,6 +102,21 @@ interface BotSending {
 	botId: number;
 	token: string;
 	signal: AbortSignal;
+	/** Whether the bot is active, as read at most `maxAgeMs` ago (0: read now). */
+	isActive(maxAgeMs: number): Promise<boolean>;
+}
+
+function activeCheck(deps: SenderDeps, botId: number): BotSending["isActive"] {
+	let readAt = Number.NEGATIVE_INFINITY;
+	let active = true;
+	return async (maxAgeMs) => {
+		if (Date.now() - readAt >= maxAgeMs) {
+			const bot = await deps.db.models.Bot.findByPk(botId, { attributes: ["is_active"], raw: true });
+			active = Boolean(bot?.is_active);
+			readAt = Date.now();
+		}
+		return active;
+	};
 }
 
 /**
@@ -130,21 +146,22 @@ async function sendPass(deps: SenderDeps, bot: BotSending, rows: OutboundQueueIt
 				continue;
 			}
 			const messageId = Number(row.message_id);
-			/** Telegram has it already (`answer`): only its record is missing, and no second send is made. */
-			const recordTaken = (answer: TelegramMessage) => {
-				sends.start(() => whileClaimed(db, deps.owner, messageId, () => recordSent(deps, botId, row, answer)));
+			/** Settled on Telegram's side already: only its record is missing, and no send is made. */
+			const recordKnown = (outcome: KnownOutcome) => {
+				sends.start(() => whileClaimed(db, deps.owner, messageId, () => recordOutcome(deps, botId, row, outcome)));
 				sent += 1;
 			};
-			const answer = deps.accepted.get(messageId);
-			if (answer) {
-				// Taken by this process: no flood slot either.
-				if (await claimRow(db, deps.owner, messageId)) recordTaken(answer);
+			const known = deps.known.get(messageId);
+			if (known) {
+				// Settled in this process: no flood slot either.
+				if (await claimRow(db, deps.owner, messageId)) recordKnown(known);
 				else heldBack.add(chatId);
 				continue;
 			}
 			const paused = await pausedFor(deps.state, botId);
 			if (paused > 0) await sleep(paused, signal);
-			if (signal.aborted) break;
+			// A bot deleted meanwhile (its sender is aborted, but that news can be lost) sends nothing more.
+			if (signal.aborted || !(await bot.isActive(paused > 0 ? 0 : ACTIVE_RECHECK_MS))) break;
 			// Real send times first: a slot taken while they say wait would be spent for nothing.
 			const localWait = sendTimes.waitMs(chatId, row.chat_kind as ChatKind);
 			const waitMs = localWait > 0 ? localWait : await reserveSend(deps.state, botId, chatId, row.chat_kind as ChatKind);
@@ -157,10 +174,10 @@ async function sendPass(deps: SenderDeps, bot: BotSending, rows: OutboundQueueIt
 				heldBack.add(chatId);
 				continue;
 			}
-			// Another node may have sent it (and given up on its record): then its answer is recorded, not sent again.
-			let taken: TelegramMessage | null;
+			// Another node may have sent it (and given up on its record): then its outcome is recorded, not sent again.
+			let settledElsewhere: KnownOutcome | null;
 			try {
-				taken = await sharedAnswer(deps, messageId);
+				settledElsewhere = await sharedOutcome(deps.state, messageId);
 			} catch (err) {
 				// The shared state cannot say whether Telegram has it: not sent now, the chat waits for a
 				// later pass (the row stays queued, claimed by this sender for a few seconds at most).
@@ -169,12 +186,12 @@ async function sendPass(deps: SenderDeps, bot: BotSending, rows: OutboundQueueIt
 				// it cannot fail. Sending anyway could deliver the message twice.
 				deps.logger.warn(`Bot ${botId}: cannot tell whether message ${messageId} was sent already (${(err as Error).message}); it waits`);
 				heldBack.add(chatId);
-				nextTry = Math.min(nextTry, ANSWER_LOOKUP_RETRY_MS);
+				nextTry = Math.min(nextTry, OUTCOME_LOOKUP_RETRY_MS);
 				continue;
 			}
-			if (taken) {
-				deps.accepted.set(messageId, taken);
-				recordTaken(taken);
+			if (settledElsewhere) {
+				deps.known.set(messageId, settledElsewhere);
+				recordKnown(settledElsewhere);
 				continue;
 			}
 			const kind = row.chat_kind as ChatKind;
@@ -249,17 +266,16 @@ async function stillActive(deps: SenderDeps, botId: number): Promise<boolean> {
 	const bot = await deps.db.models.Bot.findByPk(botId, { attributes: ["is_active"], raw: true });
 	if (bot?.is_active) return true;
 	for (const row of await deps.db.models.OutboundQueueItem.findAll({ where: { bot_id: botId } })) {
-		// Taken by Telegram, here or on another node: sent, not failed. A shared state that cannot be read stops this until the next scan.
-		const answer = deps.accepted.get(Number(row.message_id)) ?? (await sharedAnswer(deps, Number(row.message_id)));
-		if (answer) await recordSent(deps, botId, row, answer);
-		else await recordFailed(deps, row, "the bot was deleted before this message was sent");
+		// Settled on Telegram's side, here or on another node: recorded as that. A shared state that cannot be read stops this until the next scan.
+		const known = deps.known.get(Number(row.message_id)) ?? (await sharedOutcome(deps.state, Number(row.message_id)));
+		if (known) await recordOutcome(deps, botId, row, known);
+		else await recordFailed(deps, botId, row, failures.botDeleted());
 	}
 	return false;
 }
 
 /** Sends one message and records the outcome; `answered` runs once Telegram answered (or did not). */
 async function sendOne(deps: SenderDeps, token: string, botId: number, row: OutboundQueueItem, answered: () => Promise<void>): Promise<void> {
-	const messageId = Number(row.message_id);
 	let message: TelegramMessage;
 	try {
 		message = await deps.telegram.sendMessage(token, JSON.parse(row.request) as Record<string, unknown>, { timeoutMs: SEND_TIMEOUT_MS });
@@ -268,180 +284,121 @@ async function sendOne(deps: SenderDeps, token: string, botId: number, row: Outb
 		await handleFailure(deps, botId, row, err);
 		return;
 	}
-	// Kept until recorded: a record that fails for good leaves the row queued, to be recorded, not sent,
-	// again: by this process (`accepted`), or by whichever node claims the row next (the shared state).
-	deps.accepted.set(messageId, message);
-	const [, shared] = await Promise.all([answered(), shareAnswer(deps, botId, messageId, message)]);
-	await recordSent(deps, botId, row, message, shared);
+	// Kept until recorded (settleKnown), its shared copy written while the answer is noted for pacing.
+	const outcome = { sent: message };
+	deps.known.set(Number(row.message_id), outcome);
+	const [, shared] = await Promise.all([answered(), share(deps, botId, Number(row.message_id), outcome)]);
+	await recordOutcome(deps, botId, row, outcome, shared);
 }
 
-const answerKey = (messageId: number) => `sent:${messageId}`;
-
 /**
- * Keeps Telegram's answer where every node looks before sending; false when the shared state would
- * not take it. The message is out already, so nothing is held back then: the write is tried again
- * with each try of the record. Only if both stay away until the record's deadline is the answer in
- * this process alone, and another node could send the message again: the one case left.
+ * An outcome after which the message is never sent again: kept here and in the shared state until its
+ * record is written, by this process or by whichever node claims the row next. The shared copy is
+ * written before the record is first tried; if the shared state will not take it, it is tried again
+ * with each try of the record, and only if both stay away is the outcome in this process alone.
  */
-async function shareAnswer(deps: SenderDeps, botId: number, messageId: number, message: TelegramMessage): Promise<boolean> {
+async function settleKnown(deps: SenderDeps, botId: number, row: OutboundQueueItem, outcome: KnownOutcome): Promise<void> {
+	const messageId = Number(row.message_id);
+	deps.known.set(messageId, outcome);
+	const shared = await share(deps, botId, messageId, outcome);
+	await recordOutcome(deps, botId, row, outcome, shared);
+}
+
+async function share(deps: SenderDeps, botId: number, messageId: number, outcome: KnownOutcome): Promise<boolean> {
 	try {
-		await deps.state.set(answerKey(messageId), JSON.stringify(message ?? {}), ANSWER_KEEP_MS);
+		await shareOutcome(deps.state, messageId, outcome);
 		return true;
 	} catch (err) {
-		deps.logger.warn(`Bot ${botId}: cannot keep Telegram's answer to message ${messageId} in the shared state yet (${(err as Error).message})`);
+		deps.logger.warn(`Bot ${botId}: cannot keep the outcome of message ${messageId} in the shared state yet (${(err as Error).message})`);
 		return false;
 	}
 }
 
-/** Telegram's answer to this message, kept by a try (on any node) whose record is still to be written; throws when the shared state cannot be read. */
-async function sharedAnswer(deps: SenderDeps, messageId: number): Promise<TelegramMessage | null> {
-	const kept = await deps.state.get(answerKey(messageId));
-	if (kept === null) return null;
-	try {
-		const answer: unknown = JSON.parse(kept);
-		// Telegram took it whatever the answer looks like: recordSentOnce reads only what has the right shape.
-		return (answer && typeof answer === "object" ? answer : {}) as TelegramMessage;
-	} catch {
-		return {} as TelegramMessage;
-	}
+/** The record is written: the kept outcome is not needed any more (the shared one would expire on its own). */
+async function forget(deps: SenderDeps, messageId: number): Promise<void> {
+	deps.known.delete(messageId);
+	await forgetOutcome(deps.state, messageId);
 }
 
-/** The record is written: the shared answer is not needed any more (it would expire on its own). */
-async function forgetAnswer(deps: SenderDeps, messageId: number): Promise<void> {
-	deps.accepted.delete(messageId);
-	await deps.state.del(answerKey(messageId)).catch(() => undefined);
-}
-
-/** `shared`: whether the answer is in the shared state already; if not, it is tried again with each try of the record. */
-async function recordSent(deps: SenderDeps, botId: number, row: OutboundQueueItem, sent: TelegramMessage, shared = true): Promise<void> {
+/** `shared`: whether the outcome is in the shared state already; if not, it is tried again with each try of the record. */
+async function recordOutcome(deps: SenderDeps, botId: number, row: OutboundQueueItem, outcome: KnownOutcome, shared = true): Promise<void> {
 	const messageId = Number(row.message_id);
 	const deadline = Date.now() + RECORD_DEADLINE_MS;
-	let events: GatewayEvent[];
+	let events: GatewayEvent[] | null;
 	for (let pauseMs = 100; ; pauseMs = Math.min(pauseMs * 2, RECORD_MAX_PAUSE_MS)) {
 		try {
-			events = await recordSentOnce(deps, botId, row, sent);
+			events = "sent" in outcome ? await writeSent(deps.db, row, outcome.sent) : await writeFailed(deps.db, row, outcome.failed);
 			break;
 		} catch (err) {
-			if (!shared) shared = await shareAnswer(deps, botId, messageId, sent);
+			if (!shared) shared = await share(deps, botId, messageId, outcome);
 			if (toApiError(err).status !== 503) {
+				// A failure's record is tried again on a later pass (the outcome is kept): never a send.
+				if ("failed" in outcome) throw err;
 				// Telegram took it: sent again it would arrive twice. Recorded as sent without the details.
 				deps.logger.error(`Bot ${botId}: message ${messageId} was sent but its record failed; it is marked sent without Telegram's details:`, (err as Error).message);
-				await markSentBare(deps, row);
-				await forgetAnswer(deps, messageId);
+				await writeSentBare(deps.db, row);
+				await forget(deps, messageId);
+				await deps.settled([], [{ message_id: messageId, status: "sent" }]);
 				return;
 			}
 			if (Date.now() + pauseMs > deadline) {
-				deps.logger.error(`Bot ${botId}: message ${messageId} was sent but could not be recorded; it stays queued, to be recorded later:`, (err as Error).message);
+				deps.logger.error(`Bot ${botId}: the outcome of message ${messageId} could not be recorded; it stays queued, to be recorded later:`, (err as Error).message);
 				throw err;
 			}
-			deps.logger.warn(`Bot ${botId}: message ${messageId} was sent but could not be recorded yet (${(err as Error).message}); trying again`);
+			deps.logger.warn(`Bot ${botId}: the outcome of message ${messageId} could not be recorded yet (${(err as Error).message}); trying again`);
 			await sleep(pauseMs);
 		}
 	}
-	await forgetAnswer(deps, messageId);
-	// Published once, after the commit: a failed publish must not run the transaction again.
-	await deps.settled(events, [{ message_id: messageId, status: "sent" }]);
+	await forget(deps, messageId);
+	// Published once, after the commit: a failed publish must not run the transaction again. A failure
+	// already recorded (null) was published by whoever recorded it.
+	if ("sent" in outcome) await deps.settled(events ?? [], [{ message_id: messageId, status: "sent" }]);
+	else if (events) await deps.settled(events, [{ message_id: messageId, status: "failed" }]);
 }
 
-/** A message Telegram took whose full record failed: sent, its queue row gone, no event. */
-async function markSentBare(deps: SenderDeps, row: OutboundQueueItem): Promise<void> {
-	const messageId = Number(row.message_id);
-	await deps.db.transaction(async (t) => {
-		await deps.db.models.Message.update({ status: "sent", error: null }, { where: { id: messageId, status: "queued" }, transaction: t });
-		await row.destroy({ transaction: t });
-	});
-	await deps.settled([], [{ message_id: messageId, status: "sent" }]);
-}
-
-/** The message as sent, its outgoing_message event, and its queue row gone, in one transaction. */
-function recordSentOnce(deps: SenderDeps, botId: number, row: OutboundQueueItem, sent: TelegramMessage): Promise<GatewayEvent[]> {
-	const { db } = deps;
-	const messageId = Number(row.message_id);
-	return db.transaction(async (t) => {
-		// A locking read: on MySQL a plain one would read a snapshot older than a try that committed
-		// while this one waited, and record the message (and its event) a second time.
-		const message = await db.models.Message.findByPk(messageId, { transaction: t, lock: t.LOCK.UPDATE });
-		// Gone, or recorded already by a try whose COMMIT landed although its answer was lost.
-		if (!message || message.status === "sent") {
-			await row.destroy({ transaction: t });
-			return [];
-		}
-		const chatId = Number(message.chat_id);
-		const seq = await allocateSeqs(db, t, 1);
-		// Telegram's answer is read, never trusted: what has the wrong shape is left out.
-		const answer: Partial<TelegramMessage> = sent && typeof sent === "object" ? sent : {};
-		const from = answer.from && typeof answer.from === "object" && Number.isSafeInteger(answer.from.id) ? answer.from : null;
-		message.set({
-			seq,
-			status: "sent",
-			telegram_message_id: Number.isSafeInteger(answer.message_id) ? answer.message_id : null,
-			date: typeof answer.date === "number" && Number.isFinite(answer.date) && Math.abs(answer.date) < 1e11 ? new Date(answer.date * 1000) : new Date(),
-			...(typeof answer.text === "string" ? { text: answer.text } : {}),
-			...(Array.isArray(answer.entities) ? { entities: JSON.stringify(answer.entities) } : {}),
-			...(from ? { from_telegram_id: from.id, from_username: typeof from.username === "string" ? from.username : null, from_first_name: typeof from.first_name === "string" ? from.first_name : null, from_is_bot: true } : {}),
-			error: null,
-		});
-		await message.save({ transaction: t });
-		const view = messageView(message.get({ plain: true }) as MessageRow);
-		const [event] = await insertEvents(db, t, seq, [
-			{
-				type: "outgoing_message",
-				bot_id: botId,
-				chat_id: chatId,
-				message_id: messageId,
-				payload: () => ({ type: "outgoing_message", bot_id: botId, chat_id: chatId, message: view }),
-			},
-		]);
-		await row.destroy({ transaction: t });
-		return event ? [event] : [];
-	});
-}
-
-async function recordFailed(deps: SenderDeps, row: OutboundQueueItem, error: string, telegramCode?: number): Promise<void> {
-	const { db } = deps;
-	const messageId = Number(row.message_id);
-	const failed = await db.transaction(async (t) => {
-		// Only a message still queued: one recorded as sent (by a try whose answer was lost) stays sent.
-		const [changed] = await db.models.Message.update(
-			{ status: "failed", error: error.slice(0, 1000) },
-			{ where: { id: messageId, status: "queued" }, transaction: t },
-		);
-		await row.destroy({ transaction: t });
-		return changed === 1;
-	});
-	if (!failed) return;
-	await deps.settled([], [{ message_id: messageId, status: "failed", error, ...(telegramCode ? { telegram_error_code: telegramCode } : {}) }]);
-}
-
-function retryLater(deps: SenderDeps, row: OutboundQueueItem, delayMs: number, error: string): Promise<void> {
-	return releaseRow(deps.db, deps.owner, Number(row.message_id), delayMs, { attempts: row.attempts + 1, last_error: error });
+/** A failure after which the message may be sent again as it is (it cannot have reached the chat): recorded once, or left queued. */
+async function recordFailed(deps: SenderDeps, botId: number, row: OutboundQueueItem, failure: SendFailure): Promise<void> {
+	const events = await writeFailed(deps.db, row, failure);
+	if (events) await deps.settled(events, [{ message_id: Number(row.message_id), status: "failed" }]);
+	else deps.logger.debug(`Bot ${botId}: message ${row.message_id} was settled already`);
 }
 
 async function handleFailure(deps: SenderDeps, botId: number, row: OutboundQueueItem, err: unknown): Promise<void> {
+	const messageId = Number(row.message_id);
 	const attempt = row.attempts + 1;
-	if (err instanceof TelegramApiError && err.errorCode === 429) {
-		// Capped: a timer cannot wait past ~24.8 days (it would fire at once), and an hour is plenty.
-		const seconds = Math.min(Math.max(err.retryAfterSeconds ?? 1, 1), MAX_RETRY_AFTER_SECONDS);
-		await pause(deps.state, botId, seconds);
-		deps.logger.warn(`Bot ${botId}: Telegram asked to slow down for ${seconds} s; its queue is paused`);
+	const queuedAt = new Date(row.created_at).getTime();
+	const step = afterFailedSend(err, { attempt, queuedAt: Number.isFinite(queuedAt) ? queuedAt : Date.now(), now: Date.now() });
+	if (!(err instanceof TelegramApiError || err instanceof TelegramNetworkError)) {
+		deps.logger.error(`Bot ${botId}: sending message ${messageId} failed unexpectedly${step.kind === "fail" ? ", giving up" : ""}:`, err);
+	}
+	if (step.kind === "pause") {
+		await pause(deps.state, botId, step.seconds);
+		deps.logger.warn(`Bot ${botId}: Telegram asked to slow down for ${step.seconds} s; its queue is paused`);
 		// Telegram refused it: not an attempt that counts towards giving up.
-		await releaseRow(deps.db, deps.owner, Number(row.message_id), seconds * 1000, { last_error: err.message });
-		return;
-	}
-	const retryable = err instanceof TelegramNetworkError || (err instanceof TelegramApiError && err.errorCode >= 500);
-	if (retryable && attempt < MAX_SEND_ATTEMPTS) {
-		await retryLater(deps, row, retryDelayMs(attempt), (err as Error).message);
-		return;
-	}
-	if (err instanceof TelegramApiError) {
-		await recordFailed(deps, row, err.description, err.errorCode);
-	} else if (retryable) {
-		await recordFailed(deps, row, `gave up after ${attempt} attempts: ${(err as Error).message}`);
-	} else if (attempt < MAX_SEND_ATTEMPTS) {
-		deps.logger.error(`Bot ${botId}: sending message ${row.message_id} failed unexpectedly:`, err);
-		await retryLater(deps, row, retryDelayMs(attempt), "internal error");
+		await releaseRow(deps.db, deps.owner, messageId, step.seconds * 1000, { last_error: step.note });
+	} else if (step.kind === "retry") {
+		await releaseRow(deps.db, deps.owner, messageId, step.delayMs, { attempts: attempt, last_error: step.note });
+	} else if (step.failure.details.may_have_been_delivered) {
+		deps.logger.warn(`Bot ${botId}: message ${messageId} may have been delivered (${(err as Error).message}); it fails, and is not sent again`);
+		await settleKnown(deps, botId, row, { failed: step.failure });
+	} else if (step.failure.details.migrate_to_chat_id !== undefined) {
+		await failMigratedChat(deps, botId, row, step.failure.details.migrate_to_chat_id, step.failure.details.telegram_error_code);
 	} else {
-		deps.logger.error(`Bot ${botId}: sending message ${row.message_id} failed unexpectedly, giving up:`, err);
-		await recordFailed(deps, row, `gave up after ${attempt} attempts: internal error`);
+		await recordFailed(deps, botId, row, step.failure);
 	}
+}
+
+/**
+ * Telegram says the chat became a supergroup: the chat records where it went, and this message and
+ * the chat's later ones fail, naming it (Telegram would refuse them alike). They are not sent to the
+ * supergroup: grants are per chat, and the supergroup's may differ.
+ */
+async function failMigratedChat(deps: SenderDeps, botId: number, row: OutboundQueueItem, migrateTo: number, telegramCode: number | undefined): Promise<void> {
+	const newChatId = await noteChatMigration(deps.db, Number(row.message_id), migrateTo);
+	await recordFailed(deps, botId, row, failures.chatMigrated(migrateTo, newChatId, telegramCode));
+	const later = await deps.db.models.OutboundQueueItem.findAll({
+		where: { bot_id: botId, chat_telegram_id: row.chat_telegram_id, chat_kind: "group", message_id: { [Op.gt]: row.message_id } },
+		order: [["message_id", "ASC"]],
+	});
+	for (const next of later) if (heldElsewhereFor(next, deps.owner) === 0) await recordFailed(deps, botId, next, failures.chatMigrated(migrateTo, newChatId));
 }

@@ -1,6 +1,7 @@
 /** The API shapes of a chat and a message (API.md, "Shapes"), from their rows. */
 import type { Chat, Message } from "../../lib/db/models";
 import { iso } from "../../lib/time";
+import { failureOf } from "../bots/send-failure";
 
 type ChatRow = Pick<Chat, "id" | "bot_id" | "telegram_id" | "business_connection_id" | "type" | "title" | "username" | "first_name" | "last_name" | "is_forum" | "migrated_to_chat_id" | "created_at" | "updated_at">;
 
@@ -92,6 +93,15 @@ export function messageView(row: MessageRow) {
 		date: iso(row.date),
 		edit_date: iso(row.edit_date),
 		status: row.status,
-		...(row.status === "failed" ? { error: row.error } : {}),
+		...(row.status === "failed" ? failedFields(row.error) : {}),
 	};
+}
+
+/**
+ * Why a message failed: `error` in words, `error_details` for programs (telegram_error_code,
+ * may_have_been_delivered, migrate_to_chat_id and new_chat_id, as far as they apply).
+ */
+function failedFields(column: string | null): { error: string | null; error_details: Record<string, unknown> } {
+	const failure = failureOf(column);
+	return { error: failure?.message ?? null, error_details: { ...failure?.details } };
 }

@@ -263,6 +263,7 @@ describe("gRPC", () => {
 			edit_date: m.edit_date ?? "",
 			status: m.status ?? "",
 			error: m.error ?? "",
+			error_details_json: m.error_details === undefined ? "" : JSON.stringify(m.error_details),
 		});
 		type BotBody = { id: number; username: string; telegram_id: number; display_name: string; description: string | null; mode: string; webhook_url: string | null; is_active: boolean; created_at: string; updated_at: string };
 		const botProto = (b: BotBody): BotProto => ({

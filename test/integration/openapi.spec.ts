@@ -134,7 +134,7 @@ describe("GET /api/openapi.json", () => {
 		const send = doc.paths["/api/v1/chats/{id}/messages"]!.post!;
 		expect(send.requestBody).toMatchObject({
 			required: true,
-			content: { "application/json": { schema: { required: ["text"], properties: { text: { type: "string", minLength: 1, maxLength: 4096 }, parse_mode: { enum: ["HTML", "Markdown", "MarkdownV2"] } } } } },
+			content: { "application/json": { schema: { required: ["text"], properties: { text: { type: "string", minLength: 1, maxLength: 16384, description: expect.stringContaining("parse_mode") }, parse_mode: { enum: ["HTML", "Markdown", "MarkdownV2"] } } } } },
 		});
 		expect(send.parameters).toEqual(expect.arrayContaining([expect.objectContaining({ name: "id", in: "path" }), { $ref: "#/components/parameters/IdempotencyKey" }]));
 		const history = doc.paths["/api/v1/chats/{id}/messages"]!.get!;

@@ -1,8 +1,9 @@
 /**
  * POST /chats/:id/messages through the Telegram double: 201 once Telegram accepted, 202 while queued,
- * validation and ACL refusals that queue nothing, Telegram's failures (429, 5xx, HTML 502/503, chat not
+ * validation and ACL refusals that queue nothing, Telegram's failures (429, HTML 502/503, chat not
  * found, bot blocked), Idempotency-Key, pacing within Telegram's flood limits, and a queue that survives
- * a restart of the gateway.
+ * a restart of the gateway. Sends of unknown outcome: send-at-most-once.spec.ts; how failures are told:
+ * send-failures.spec.ts.
  */
 import { rmSync } from "node:fs";
 import { QueryTypes } from "sequelize";
@@ -207,10 +208,7 @@ describe("sending: webhook mode", () => {
 		expect(record!.at - calls[2]!.end).toBeGreaterThanOrEqual(990);
 	}, 30_000);
 
-	it.each([
-		["500 twice", [{ status: 500 as const }, { status: 500 as const }]],
-		["an nginx 502 then 503 (HTML bodies)", [{ status: 502 as const }, { status: 503 as const }]],
-	])("%s: retried, then sent once", async (_name, faults) => {
+	it.each([["an nginx 502 then 503 (HTML bodies: the Bot API behind it was not reached)", [{ status: 502 as const }, { status: 503 as const }]]])("%s: retried, then sent once", async (_name, faults) => {
 		const { chatId } = await newChat(bot);
 		for (const fault of faults) t.telegram.failNext("sendMessage", fault);
 		const calls = sendCalls();
@@ -308,9 +306,10 @@ describe("sending: webhook mode", () => {
 		expect(stored.body).toMatchObject({ id: messageId, chat_id: chatId, direction: "outgoing", status: "failed", text: `refused: ${mark}`, telegram_message_id: null });
 		expect(stored.body.error).toEqual(expect.stringContaining(description));
 		expect(sentWithText(t, `refused: ${mark}`)).toHaveLength(0);
-		// The failed message is kept; its queue row is gone; no outgoing_message event was stored.
-		expect(await rowCounts(t)).toEqual({ ...before, messages: before.messages + 1 });
-		expect(t.events.some((e) => e.type === "outgoing_message" && (e.message as MessageBody | undefined)?.id === messageId)).toBe(false);
+		// The failed message is kept; its queue row is gone; its outgoing_message event says it failed.
+		expect(await rowCounts(t)).toEqual({ ...before, messages: before.messages + 1, events: before.events + 1 });
+		const event = await waitForEvent(t, (e) => e.type === "outgoing_message" && e.message?.id === messageId);
+		expect(event.message).toMatchObject({ status: "failed", error: expect.stringContaining(description) });
 	});
 
 	it("a message Telegram took whose record cannot be written (nor its bare fallback) is recorded on a later pass, never sent again", async () => {
@@ -501,15 +500,21 @@ describe("sending: pacing within Telegram's flood limits", () => {
 		}
 	}, 30_000);
 
-	it("a message retried after a timeout is not overtaken by the chat's later ones", async () => {
+	it("a message whose send timed out is not overtaken by the chat's later ones while it waits, and is not sent again", async () => {
 		const { chatId, telegramId } = await newChat(bot);
 		// Telegram never answers the first: after the 10 s timeout the chat's own pacing no longer holds the second back.
 		t.telegram.failNext("sendMessage", { hang: true });
+		const started = Date.now();
 		const answers = await Promise.all(["first", "second", "third"].map((text) => sender(t)(chatId, { text })));
-		for (const res of answers) await waitForStatus(t, res.body.id, "sent", 25_000);
-		const ordered = [...answers].sort((a, b) => a.body.id - b.body.id).map((res) => res.body.text);
-		expect(t.telegram.sent.filter((r) => r.chat_id === telegramId).map((r) => r.params.text)).toEqual(ordered);
-	}, 30_000);
+		const [first, ...later] = [...answers].sort((a, b) => a.body.id - b.body.id);
+		const failed = await waitForStatus(t, first!.body.id, "failed", 15_000);
+		expect(failed.error_details).toEqual({ may_have_been_delivered: true });
+		for (const res of later) await waitForStatus(t, res.body.id, "sent", 15_000);
+		const records = t.telegram.sent.filter((r) => r.chat_id === telegramId);
+		expect(records.map((r) => r.params.text)).toEqual(later.map((res) => res.body.text));
+		// Nothing went before the first send's 10 s were up.
+		expect(records[0]!.at - started).toBeGreaterThanOrEqual(9_900);
+	}, 40_000);
 
 	it("an answer of ok:true with no message in it is sent once and recorded as sent, never sent again", async () => {
 		const { chatId, telegramId } = await newChat(bot);
@@ -587,15 +592,17 @@ describe("sending: pacing within Telegram's flood limits", () => {
 });
 
 describe("sending: the queue survives a restart", () => {
-	it.each([
-		["hangs", { hang: true } as const, 1],
-		["answers 500 again and again", { status: 500 } as const, 1000],
-	])("a message queued while Telegram %s is sent exactly once by the next gateway on the same data", async (_name, fault, times) => {
+	/** Queues a message while Telegram suffers `fault`, stops the gateway, starts another on the same data; `check` sees both. */
+	async function acrossARestart(
+		fault: Parameters<TelegramGateway["telegram"]["failNext"]>[1],
+		times: number,
+		text: string,
+		check: (scene: { first: TelegramGateway; messageId: number; stored: () => Promise<MessageBody>; queued: () => Promise<number> }) => Promise<void>,
+	): Promise<void> {
 		const dataDir = tempDir("tgw-send-restart-");
 		const first = await startTelegramGateway({ mode: "webhook", env: { DATA_DIR: dataDir } });
 		let firstRunning = true;
 		let second: TestGateway | undefined;
-		const text = "survives a restart";
 		try {
 			const added = await first.addBot();
 			const { chatId } = await userWrites(first, added.token, added.bot.id, { chat_id: 5001, text: "hello" });
@@ -608,7 +615,6 @@ describe("sending: the queue survives a restart", () => {
 			await first.gw.stop();
 			firstRunning = false;
 			first.telegram.clearFaults();
-			expect(sentWithText(first, text)).toHaveLength(0);
 
 			second = await startTestGateway({
 				env: {
@@ -620,22 +626,43 @@ describe("sending: the queue survives a restart", () => {
 					RATE_LIMIT_DEFAULT: "100000",
 				},
 			});
-			await first.telegram.waitFor(() => sentWithText(first, text).length > 0, 30_000, 50);
-			const admin = (await loginAction(second.broker, "admin", ADMIN_PASSWORD)).access_token;
-			let stored: MessageBody | undefined;
-			await first.telegram.waitFor(async () => {
-				stored = (await http<MessageBody>(second!.baseUrl, "GET", `/api/v1/messages/${res.body.id}`, { headers: { authorization: `Bearer ${admin}` } })).body;
-				return stored.status === "sent";
-			}, 10_000, 100);
-			expect(stored).toMatchObject({ id: res.body.id, telegram_message_id: sentWithText(first, text)[0]!.message_id });
-			await new Promise((resolve) => setTimeout(resolve, 2000));
-			expect(sentWithText(first, text)).toHaveLength(1);
-			expect(await second.runtime.db.models.OutboundQueueItem.count()).toBe(0);
+			const next = second;
+			const admin = (await loginAction(next.broker, "admin", ADMIN_PASSWORD)).access_token;
+			await check({
+				first,
+				messageId: res.body.id,
+				stored: async () => (await http<MessageBody>(next.baseUrl, "GET", `/api/v1/messages/${res.body.id}`, { headers: { authorization: `Bearer ${admin}` } })).body,
+				queued: () => next.runtime.db.models.OutboundQueueItem.count(),
+			});
 		} finally {
 			if (firstRunning) await first.gw.stop();
 			await second?.stop();
 			await first.telegram.stop();
 			rmSync(dataDir, { recursive: true, force: true });
 		}
+	}
+
+	it("a message queued while Telegram's proxy answers 502 again and again (nothing reached Telegram) is sent exactly once by the next gateway on the same data", async () => {
+		const text = "survives a restart";
+		await acrossARestart({ status: 502 }, 1000, text, async ({ first, messageId, stored, queued }) => {
+			expect(sentWithText(first, text)).toHaveLength(0);
+			await first.telegram.waitFor(() => sentWithText(first, text).length > 0, 30_000, 50);
+			await first.telegram.waitFor(async () => (await stored()).status === "sent", 10_000, 100);
+			expect(await stored()).toMatchObject({ id: messageId, telegram_message_id: sentWithText(first, text)[0]!.message_id });
+			await new Promise((resolve) => setTimeout(resolve, 2000));
+			expect(sentWithText(first, text)).toHaveLength(1);
+			expect(await queued()).toBe(0);
+		});
+	}, 90_000);
+
+	it("a message Telegram took but had not answered when the gateway stopped fails (it may have been delivered), and the next gateway does not send it again", async () => {
+		const text = "taken, never answered";
+		await acrossARestart({ acceptThenHang: true }, 1, text, async ({ first, stored, queued }) => {
+			expect(sentWithText(first, text)).toHaveLength(1);
+			expect(await stored()).toMatchObject({ status: "failed", error_details: { may_have_been_delivered: true } });
+			await new Promise((resolve) => setTimeout(resolve, 2000));
+			expect(sentWithText(first, text)).toHaveLength(1);
+			expect(await queued()).toBe(0);
+		});
 	}, 90_000);
 });

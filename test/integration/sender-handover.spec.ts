@@ -46,7 +46,7 @@ describe("sender handover: a message Telegram took is sent once, whichever node 
 			logger: t.gw.broker.getLogger("sender-handover"),
 			owner,
 			sendTimes: new SendTimes(),
-			accepted: new Map(),
+			known: new Map(),
 			settledIds,
 			settled: async (_events, settled) => {
 				settledIds.push(...settled.map((s) => s.message_id));
@@ -75,7 +75,7 @@ describe("sender handover: a message Telegram took is sent once, whichever node 
 		const a = node("node-a", { db: databaseAwayAfterSending(text) });
 		await expect(run(a, botId)).rejects.toThrow("simulated");
 		expect(sent(text)).toHaveLength(1);
-		expect(a.accepted.has(queuedMessage.id)).toBe(true);
+		expect(a.known.has(queuedMessage.id)).toBe(true);
 		expect(await queued(queuedMessage.id)).toMatchObject({ lease_owner: "node-a" });
 		expect(await message(queuedMessage.id)).toMatchObject({ status: "queued" });
 		return queuedMessage.id;

@@ -25,7 +25,9 @@ export interface MessageBody {
 	date: string | null;
 	edit_date: string | null;
 	status: "queued" | "sent" | "failed" | null;
+	/** Failed messages only. */
 	error?: string | null;
+	error_details?: Record<string, unknown>;
 }
 
 export interface ChatBody {
@@ -104,15 +106,23 @@ export async function userWrites(
 	const update = t.telegram.userSends(token, spec);
 	const messageId = update.message!.message_id;
 	const chatTelegramId = update.message!.chat.id;
-	const event = await waitForEvent(
-		t,
-		(e) => e.type === "new_message" && e.bot_id === botId && e.message?.telegram_message_id === messageId && e.message.direction === "incoming" && e.chat_id !== null && e.message.from?.telegram_id === update.message!.from?.id,
-		timeoutMs,
-	);
-	// Another chat of the same bot may use the same message id: check the chat through the API.
-	const chat = await t.api<ChatBody>("GET", `/chats/${event.chat_id}`);
-	if (chat.body.telegram_id !== chatTelegramId) throw new Error(`event for another chat: ${JSON.stringify(event)}`);
-	return { chatId: event.chat_id!, message: event.message!, event, update };
+	const candidate = (e: GatewayEventBody) =>
+		e.type === "new_message" && e.bot_id === botId && e.message?.telegram_message_id === messageId && e.message.direction === "incoming" && e.chat_id !== null && e.message.from?.telegram_id === update.message!.from?.id;
+	// Another chat of the same bot may use the same message id (the same group member writing the
+	// first message of two groups): each candidate's chat is checked through the API.
+	const chatMatches = new Map<number, boolean>();
+	let event: GatewayEventBody | undefined;
+	await t.telegram.waitFor(async () => {
+		for (const e of (t.events as unknown as GatewayEventBody[]).filter(candidate)) {
+			if (!chatMatches.has(e.chat_id!)) chatMatches.set(e.chat_id!, (await t.api<ChatBody>("GET", `/chats/${e.chat_id}`)).body.telegram_id === chatTelegramId);
+			if (chatMatches.get(e.chat_id!)) {
+				event = e;
+				return true;
+			}
+		}
+		return false;
+	}, timeoutMs);
+	return { chatId: event!.chat_id!, message: event!.message!, event: event!, update };
 }
 
 /** Polls GET /messages/:id until its status is `status`; throws with the last answer after `timeoutMs`. */

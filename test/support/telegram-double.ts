@@ -182,6 +182,16 @@ export class TelegramDouble {
 		this.world.blockedChats.add(chatId);
 	}
 
+	/**
+	 * The group became a supergroup: sends to the old id fail with 400 "Bad Request: group chat was
+	 * upgraded to a supergroup chat" and `parameters.migrate_to_chat_id`. (The service messages Telegram
+	 * sends to the bot then are the test's to play, with userSends.)
+	 */
+	migrateChat(groupId: number, supergroupId: number): void {
+		this.world.migratedChats.set(groupId, supergroupId);
+		this.world.chat(supergroupId, { type: "supergroup", title: this.world.chat(groupId).title });
+	}
+
 	/** The next `times` calls of `method` (case-insensitive; "*" for any) suffer `fault`. */
 	failNext(method: string, fault: Fault, times = 1): void {
 		this.faults.push({ method: method.toLowerCase(), fault, remaining: times });
@@ -297,8 +307,9 @@ export class TelegramDouble {
 		const fault = this.takeFault(method.name);
 		const delay = this.latencyMs + (fault && "delayMs" in fault ? fault.delayMs : 0);
 		if (delay > 0) await sleep(delay, undefined, { signal });
+		const clientGone = () => new Promise((resolve) => (signal.aborted ? resolve(undefined) : signal.addEventListener("abort", resolve, { once: true })));
 		if (fault && "hang" in fault) {
-			await new Promise((resolve) => (signal.aborted ? resolve(undefined) : signal.addEventListener("abort", resolve, { once: true })));
+			await clientGone();
 			res.destroy();
 			return;
 		}
@@ -309,6 +320,13 @@ export class TelegramDouble {
 			return sendNginxError(res, fault.status);
 		}
 		const result = await method.run(this.core, { bot, params, signal });
+		// Done (a message delivered), but the answer is late or never comes: the caller cannot tell.
+		if (fault && "acceptThenHang" in fault) {
+			await clientGone();
+			res.destroy();
+			return;
+		}
+		if (fault && "acceptThenDelayMs" in fault) await sleep(fault.acceptThenDelayMs, undefined, { signal }).catch(() => undefined);
 		if (signal.aborted) return void res.destroy();
 		sendJson(res, 200, result instanceof Described ? { ok: true, result: result.result, description: result.description } : { ok: true, result });
 	}

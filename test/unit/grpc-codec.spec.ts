@@ -106,12 +106,14 @@ describe("gRPC codec: results to proto messages", () => {
 			edit_date: "",
 			status: "",
 			error: "",
+			error_details_json: "",
 		});
-		expect(messageToProto({ ...message, from: null, seq: null, status: "failed", error: "chat not found" } as unknown as MessageView)).toMatchObject({
+		expect(messageToProto({ ...message, from: null, seq: null, status: "failed", error: "chat not found", error_details: { telegram_error_code: 400 } } as unknown as MessageView)).toMatchObject({
 			from: null,
 			seq: 0,
 			status: "failed",
 			error: "chat not found",
+			error_details_json: '{"telegram_error_code":400}',
 		});
 	});
 

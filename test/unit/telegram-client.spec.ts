@@ -4,7 +4,7 @@
  */
 import { createServer, type Server } from "node:http";
 import type { AddressInfo } from "node:net";
-import { TelegramClient, TelegramNetworkError } from "../../lib/telegram/client";
+import { TelegramApiError, TelegramClient, TelegramNetworkError } from "../../lib/telegram/client";
 
 describe("TelegramClient deadlines", () => {
 	let server: Server;
@@ -97,5 +97,60 @@ describe("TelegramClient answers", () => {
 		} finally {
 			await client.close();
 		}
+	});
+});
+
+describe("TelegramClient: whether a failed request may have reached Telegram", () => {
+	const servers: Server[] = [];
+	async function serve(handler: Parameters<typeof createServer>[1]): Promise<string> {
+		const server = createServer(handler);
+		servers.push(server);
+		await new Promise<void>((resolve) => server.listen(0, "127.0.0.1", resolve));
+		return `http://127.0.0.1:${(server.address() as AddressInfo).port}`;
+	}
+	afterAll(async () => {
+		for (const server of servers) {
+			server.closeAllConnections();
+			await new Promise((resolve) => server.close(resolve));
+		}
+	});
+	const failure = async (root: string) => {
+		const client = new TelegramClient(root, { connectTimeoutMs: 1_000, defaultTimeoutMs: 2_000 });
+		try {
+			return await client.call("123:abc", "sendMessage", { chat_id: 1, text: "x" }).catch((err: unknown) => err);
+		} finally {
+			await client.close();
+		}
+	};
+
+	it("connection refused: not delivered", async () => {
+		const root = await serve(() => undefined);
+		const closed = servers.pop()!;
+		await new Promise((resolve) => closed.close(resolve));
+		expect(await failure(root)).toMatchObject({ name: "TelegramNetworkError", delivered: "no", reason: "ECONNREFUSED" });
+	});
+
+	it.each([
+		[502, "no"],
+		[503, "no"],
+		[504, "maybe"],
+		[200, "maybe"],
+	] as const)("a page that is not the Bot API's JSON with status %i (its proxy's): delivered %s", async (status, delivered) => {
+		const root = await serve((_req, res) => {
+			res.writeHead(status, { "content-type": "text/html" });
+			res.end(`<html><body><h1>${status}</h1></body></html>`);
+		});
+		expect(await failure(root)).toMatchObject({ name: "TelegramNetworkError", delivered });
+	});
+
+	it("keeps Telegram's parameters on the error: migrate_to_chat_id of an upgraded group, retry_after", async () => {
+		const root = await serve((_req, res) => {
+			res.writeHead(400, { "content-type": "application/json" });
+			res.end(JSON.stringify({ ok: false, error_code: 400, description: "Bad Request: group chat was upgraded to a supergroup chat", parameters: { migrate_to_chat_id: -1_001_234_567_890, junk: "x" } }));
+		});
+		const error = await failure(root);
+		expect(error).toBeInstanceOf(TelegramApiError);
+		expect(error).toMatchObject({ errorCode: 400, retryAfterSeconds: null, parameters: { migrate_to_chat_id: -1_001_234_567_890 } });
+		expect((error as TelegramApiError).parameters).not.toHaveProperty("junk");
 	});
 });

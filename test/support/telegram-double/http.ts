@@ -8,6 +8,8 @@ export class ApiError extends Error {
 		readonly code: number,
 		readonly description: string,
 		readonly retryAfter?: number,
+		/** ResponseParameters besides retry_after (migrate_to_chat_id). */
+		readonly parameters?: Record<string, unknown>,
 	) {
 		super(description);
 	}
@@ -16,6 +18,9 @@ export class ApiError extends Error {
 export const badRequest = (what: string): ApiError => new ApiError(400, `Bad Request: ${what}`);
 export const conflict = (what: string): ApiError => new ApiError(409, `Conflict: ${what}`);
 export const tooManyRequests = (retryAfter: number): ApiError => new ApiError(429, `Too Many Requests: retry after ${retryAfter}`, retryAfter);
+/** What Telegram answers a send to a group that became a supergroup. */
+export const upgradedToSupergroup = (migrateTo: number): ApiError =>
+	new ApiError(400, "Bad Request: group chat was upgraded to a supergroup chat", undefined, { migrate_to_chat_id: migrateTo });
 
 /** Form and query values that look like JSON arrays or objects are parsed, as Telegram does (allowed_updates, reply_markup). */
 function formValue(value: string): unknown {
@@ -78,14 +83,14 @@ export function sendError(res: ServerResponse, error: ApiError): void {
 		ok: false,
 		error_code: error.code,
 		description: error.description,
-		...(error.retryAfter !== undefined ? { parameters: { retry_after: error.retryAfter } } : {}),
+		...(error.retryAfter !== undefined || error.parameters ? { parameters: { ...error.parameters, ...(error.retryAfter !== undefined ? { retry_after: error.retryAfter } : {}) } } : {}),
 	});
 }
 
-const NGINX_TITLES: Record<number, string> = { 502: "502 Bad Gateway", 503: "503 Service Temporarily Unavailable" };
+const NGINX_TITLES: Record<number, string> = { 502: "502 Bad Gateway", 503: "503 Service Temporarily Unavailable", 504: "504 Gateway Time-out" };
 
 /** What api.telegram.org's nginx answers when the Bot API behind it is down: HTML, not JSON. */
-export function sendNginxError(res: ServerResponse, status: 502 | 503): void {
+export function sendNginxError(res: ServerResponse, status: 502 | 503 | 504): void {
 	if (res.headersSent || res.destroyed) return;
 	const title = NGINX_TITLES[status];
 	const html = `<html>\r\n<head><title>${title}</title></head>\r\n<body>\r\n<center><h1>${title}</h1></center>\r\n<hr><center>nginx/1.18.0</center>\r\n</body>\r\n</html>\r\n`;

@@ -3,7 +3,7 @@ import { createHash, randomBytes } from "node:crypto";
 import { pushBounded, type BotState } from "./bot";
 import type { FloodLimiter } from "./flood";
 import { formatText } from "./formatting";
-import { ApiError, badRequest, boolParam, conflict, intParam, stringListParam, stringParam, tooManyRequests } from "./http";
+import { ApiError, badRequest, boolParam, conflict, intParam, stringListParam, stringParam, tooManyRequests, upgradedToSupergroup } from "./http";
 import type { BotUser, FloodRefusal, GetUpdatesCall, Message, Params, SentRecord, Update, User } from "./types";
 import { unixNow, type World } from "./world";
 
@@ -144,6 +144,8 @@ function deliver(core: Core, { bot, params }: CallContext, method: string, chatI
 	const { world, flood } = core;
 	if (world.missingChats.has(chatId)) throw badRequest("chat not found");
 	if (world.blockedChats.has(chatId)) throw new ApiError(403, "Forbidden: bot was blocked by the user");
+	const migratedTo = world.migratedChats.get(chatId);
+	if (migratedTo !== undefined) throw upgradedToSupergroup(migratedTo);
 	const replyTo = replyTarget(world, bot, chatId, params);
 	if (flood) {
 		const refusal = flood.check(bot.token, chatId);

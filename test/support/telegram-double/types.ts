@@ -103,9 +103,16 @@ export interface Update {
 /** An injected fault for the next call(s) of a method. */
 export type Fault =
 	| { status: 429; retry_after: number }
-	| { status: 500 | 502 | 503 }
+	/** 500: the Bot API's JSON error; 502, 503, 504: its nginx's HTML page (the request did not reach the Bot API, or 504: it did, and was slow). */
+	| { status: 500 | 502 | 503 | 504 }
+	/** Answered late (the method runs after the delay). */
 	| { delayMs: number }
+	/** Never answered, and the method never runs. */
 	| { hang: true }
+	/** The method runs (a message is delivered and recorded in `sent`), then its answer comes this much later. */
+	| { acceptThenDelayMs: number }
+	/** The method runs (a message is delivered), then no answer ever comes: the connection is held until the client goes away. */
+	| { acceptThenHang: true }
 	/** HTTP 200 with this JSON as the whole body, the method not run: answers of a shape Telegram should not send. */
 	| { answer: unknown };
 

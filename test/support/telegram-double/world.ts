@@ -30,6 +30,8 @@ export class World {
 	private readonly counters = new Map<string, number>();
 	readonly missingChats = new Set<number>();
 	readonly blockedChats = new Set<number>();
+	/** Groups upgraded to supergroups: old chat id -> the supergroup's. */
+	readonly migratedChats = new Map<number, number>();
 
 	constructor(private readonly cap: number) {}
 

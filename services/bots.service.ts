@@ -48,6 +48,8 @@ interface BotsMethods {
 	register(ctx: GatewayContext<CreateParams>, token: string, me: TelegramUser): Promise<ReturnType<typeof botView>>;
 	/** Tells Telegram where to push (webhook mode) or makes sure getUpdates may poll (polling mode). */
 	connectTelegram(token: string, bot: { mode: string; webhook_path: string }, secret: string): Promise<void>;
+	/** Turns a bot off: its webhooks, its Telegram webhook, its poller and sender (through bots.changed). */
+	deactivate(botId: number): Promise<void>;
 }
 
 type BotsThis = Service<ServiceSettingSchema> & BotsLocalVars & BotsMethods;
@@ -148,24 +150,20 @@ const BotsService: ServiceSchema<ServiceSettingSchema, BotsThis> = {
 			timeout: 30_000,
 			params: { $$strict: true, id: ID },
 			async handler(this: BotsThis, ctx: GatewayContext<{ id: number }>) {
-				const { db, config, telegram } = this.runtime;
-				const bot = await db.models.Bot.findByPk(ctx.params.id);
-				if (!bot) throw fail.notFound("Bot");
-				if (bot.is_active) {
-					await db.transaction(async (t) => {
-						await bot.update({ is_active: false }, { transaction: t });
-						await db.models.Webhook.update({ is_active: false, disabled_reason: "bot deleted" }, { where: { bot_id: bot.id, is_active: true }, transaction: t });
-					});
-					if (bot.mode === "webhook") {
-						try {
-							await telegram.deleteWebhook(botToken(config.encryptionKeys, bot));
-						} catch (err) {
-							// The bot is off here either way: pushes for it now get 404.
-							this.logger.warn(`Bot ${bot.id}: deleteWebhook failed (${(err as Error).message})`);
-							await bot.update({ last_error: "deleteWebhook failed when the bot was deleted" });
-						}
-					}
-					await this.announce(bot.id);
+				const { db } = this.runtime;
+				const found = await db.models.Bot.findByPk(ctx.params.id);
+				if (!found) throw fail.notFound("Bot");
+				// The registration's lock: a deletion whose deleteWebhook landed after a new registration's
+				// setWebhook left the bot active with no webhook at Telegram (and one meanwhile saw it inactive).
+				const registering = `register:bot:${found.telegram_id}`;
+				const owner = randomBytes(8).toString("hex");
+				if (!(await this.runtime.state.acquireLease(registering, owner, REGISTER_LEASE_MS))) {
+					throw fail.conflict("This bot is being registered by another request; try again");
+				}
+				try {
+					await this.deactivate(ctx.params.id);
+				} finally {
+					await this.runtime.state.releaseLease(registering, owner).catch(() => undefined);
 				}
 				respondWith(ctx, 204);
 				return null;
@@ -245,6 +243,27 @@ const BotsService: ServiceSchema<ServiceSettingSchema, BotsThis> = {
 	},
 
 	methods: {
+		async deactivate(this: BotsThis, botId: number): Promise<void> {
+			const { db, config, telegram } = this.runtime;
+			// Read again under the registration's lock: a registration may have just finished.
+			const bot = await db.models.Bot.findByPk(botId);
+			if (!bot?.is_active) return;
+			await db.transaction(async (t) => {
+				await bot.update({ is_active: false }, { transaction: t });
+				await db.models.Webhook.update({ is_active: false, disabled_reason: "bot deleted" }, { where: { bot_id: bot.id, is_active: true }, transaction: t });
+			});
+			if (bot.mode === "webhook") {
+				try {
+					await telegram.deleteWebhook(botToken(config.encryptionKeys, bot));
+				} catch (err) {
+					// The bot is off here either way: pushes for it now get 404.
+					this.logger.warn(`Bot ${bot.id}: deleteWebhook failed (${(err as Error).message})`);
+					await bot.update({ last_error: "deleteWebhook failed when the bot was deleted" });
+				}
+			}
+			await this.announce(bot.id);
+		},
+
 		/** Stores the bot (inactive), sets up Telegram, then activates it; undone when Telegram refuses. */
 		async register(this: BotsThis, ctx: GatewayContext<CreateParams>, token: string, me: TelegramUser) {
 			const { db, config } = this.runtime;

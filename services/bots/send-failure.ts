@@ -6,7 +6,7 @@
  *   outcome is unknown (no answer in time, the connection lost after the request went out, a 500 or a
  *   504, an answer that cannot be read) is not sent again: it may be in the chat already, and a second
  *   copy to a person is worse than a failure the client sees and decides on. The message fails with
- *   `may_have_been_delivered: true` (UNAVAILABLE).
+ *   `may_have_been_delivered: true` (CONFLICT: a status no client retries on its own).
  * - A failure that cannot have reached the chat (no connection was made, or Telegram's front said the
  *   Bot API behind it could not be reached: 502, 503) is tried again with backoff until
  *   SAFE_RETRY_WINDOW_MS after the message was queued, and at least MIN_SAFE_ATTEMPTS times (a message
@@ -73,8 +73,10 @@ export function retryDelayMs(attempt: number, random = Math.random): number {
 
 export const failures = {
 	refused: (description: string, telegramCode: number): SendFailure => ({ code: "BAD_REQUEST", message: description, details: { telegram_error_code: telegramCode } }),
+	// CONFLICT, not UNAVAILABLE: clients and gRPC retry policies repeat a 503 / UNAVAILABLE on their
+	// own, and a blind repeat here is the duplicate this answer exists to prevent.
 	mayHaveBeenDelivered: (why: string, telegramCode?: number): SendFailure => ({
-		code: "UNAVAILABLE",
+		code: "CONFLICT",
 		message: `Telegram did not confirm the message (${why}): it may have been delivered, so it was not sent again`,
 		details: { may_have_been_delivered: true, ...(telegramCode ? { telegram_error_code: telegramCode } : {}) },
 	}),

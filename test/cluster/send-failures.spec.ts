@@ -36,7 +36,7 @@ describe("failed sends on MariaDB and Redis", () => {
 		const other = await userWrites(t, bot.token, bot.id, { chat_id: 4_202, text: "hi" });
 		t.telegram.failNext("sendMessage", { status: 500 });
 		const calls = t.telegram.calls.sendMessage ?? 0;
-		const unknown = expectApiError(await t.api("POST", `/chats/${other.chatId}/messages`, { text: "maybe delivered" }), 503, "UNAVAILABLE");
+		const unknown = expectApiError(await t.api("POST", `/chats/${other.chatId}/messages`, { text: "maybe delivered" }), 409, "CONFLICT");
 		expect(unknown.details).toEqual({ message_id: expect.any(Number), may_have_been_delivered: true, telegram_error_code: 500 });
 
 		for (const [failure, incoming] of [[refused, blocked], [unknown, other]] as const) {

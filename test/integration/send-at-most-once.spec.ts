@@ -45,7 +45,7 @@ describe("sending at most once", () => {
 		expect(failed.error).toMatch(/may have been delivered/);
 		expect(failed.error_details).toEqual({ may_have_been_delivered: true });
 		const retry = await send(chatId, text, "invoice-17");
-		const error = expectApiError(retry, 503, "UNAVAILABLE");
+		const error = expectApiError(retry, 409, "CONFLICT");
 		expect(error.message).toMatch(/may have been delivered/);
 		expect(error.details).toEqual({ message_id: first.body.id, may_have_been_delivered: true });
 		// Past the late answer and any retry: still one copy.
@@ -56,13 +56,13 @@ describe("sending at most once", () => {
 	it.each([
 		["a 500 from the Bot API (it may come after the message went out)", { status: 500 as const }, { telegram_error_code: 500 }],
 		["a 504 page from its proxy (the Bot API took the request and was slow)", { status: 504 as const }, {}],
-	])("%s: not sent again; 503 UNAVAILABLE saying it may have been delivered", async (_name, fault, telegramCode) => {
+	])("%s: not sent again; 409 CONFLICT saying it may have been delivered", async (_name, fault, telegramCode) => {
 		const chatId = await newChat();
 		const text = `unknown outcome ${fault.status}`;
 		t.telegram.failNext("sendMessage", fault);
 		const calls = sendCalls();
 		const res = await send(chatId, text);
-		const error = expectApiError(res, 503, "UNAVAILABLE");
+		const error = expectApiError(res, 409, "CONFLICT");
 		expect(error.details).toEqual({ message_id: expect.any(Number), may_have_been_delivered: true, ...telegramCode });
 		await new Promise((resolve) => setTimeout(resolve, 2_500));
 		expect(sendCalls() - calls).toBe(1);

@@ -14,11 +14,11 @@ describe("afterFailedSend", () => {
 		["an answer that is not JSON (a 504 page)", new TelegramNetworkError("sendMessage", "maybe", "HTTP 504 with a body that is not JSON")],
 		["a 500 from the Bot API", new TelegramApiError("sendMessage", 500, "Internal Server Error: sent message was immediately deleted and can't be returned", null)],
 		["a 504 from the Bot API", new TelegramApiError("sendMessage", 504, "Gateway Timeout", null)],
-	])("%s: never sent again, failed as may have been delivered (UNAVAILABLE)", (_name, err) => {
+	])("%s: never sent again, failed as may have been delivered (CONFLICT, which no client retries on its own)", (_name, err) => {
 		const step = afterFailedSend(err, fresh);
 		expect(step.kind).toBe("fail");
 		const failure = failureIn(step)!;
-		expect(failure.code).toBe("UNAVAILABLE");
+		expect(failure.code).toBe("CONFLICT");
 		expect(failure.details.may_have_been_delivered).toBe(true);
 		expect(failure.message).toMatch(/may have been delivered/);
 		if (err instanceof TelegramApiError) expect(failure.details.telegram_error_code).toBe(err.errorCode);
@@ -91,7 +91,7 @@ describe("the recorded failure and the answer", () => {
 
 	it.each([
 		[failures.refused("Forbidden: bot was blocked by the user", 403), 400, "BAD_REQUEST", "Telegram refused the message: Forbidden: bot was blocked by the user"],
-		[failures.mayHaveBeenDelivered("no answer within 10000 ms"), 503, "UNAVAILABLE", "Telegram did not confirm the message (no answer within 10000 ms): it may have been delivered, so it was not sent again"],
+		[failures.mayHaveBeenDelivered("no answer within 10000 ms"), 409, "CONFLICT", "Telegram did not confirm the message (no answer within 10000 ms): it may have been delivered, so it was not sent again"],
 		[failures.chatMigrated(-1_001_234, 42, 400), 409, "CONFLICT", expect.stringContaining("chat 42 here")],
 		[failures.botDeleted(), 409, "CONFLICT", "the bot was deleted before this message was sent"],
 	])("answers a send with the right status, the message id and the details (%#)", (failure, status, code, message) => {

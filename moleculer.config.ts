@@ -9,6 +9,7 @@ import { ScrapedPrometheusReporter } from "./lib/metrics";
 import { AuthorizeMiddleware } from "./lib/middlewares/authorize";
 import { INTERNAL_MIDDLEWARES } from "./lib/middlewares/call-metrics";
 import { DbErrorsMiddleware } from "./lib/middlewares/db-errors";
+import { DeclaredTimeoutsMiddleware } from "./lib/middlewares/declared-timeouts";
 import { NullParamsMiddleware } from "./lib/middlewares/null-params";
 import { RestartedNodesMiddleware } from "./lib/middlewares/restarted-nodes";
 import { attachRuntime, type Runtime } from "./lib/runtime";
@@ -120,6 +121,7 @@ export function createBrokerOptions(runtime: Runtime, overrides: Partial<BrokerO
 		internalMiddlewares: false,
 		middlewares: [
 			NullParamsMiddleware,
+			DeclaredTimeoutsMiddleware,
 			AuthorizeMiddleware,
 			DbErrorsMiddleware,
 			RestartedNodesMiddleware,

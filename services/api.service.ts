@@ -13,6 +13,7 @@ import { LoadingCache } from "../lib/loading-cache";
 import { resolveThrottled } from "../lib/credential-throttle";
 import { fail, GatewayError, isClientError } from "../lib/errors";
 import { metricsOf, observeHttpRequests, openMetricsWarning, sendMetrics } from "../lib/metrics";
+import type { DefaultTimeoutOptions } from "../lib/middlewares/declared-timeouts";
 import type { GatewayMeta } from "../lib/meta";
 import { isActionReachable } from "../lib/reachable";
 import { readinessChecks, readinessReport } from "../lib/readiness";
@@ -26,6 +27,9 @@ import { answerOf, telegramPushes, type TelegramPushes } from "./api/telegram-pu
 import { bodyReader, clientAddress, requestIdFor, sendError, traceablePath } from "./api/http";
 import { DOCUMENTED_ROUTES_BASE, documentedAliasSpecs, serviceAwayError, vanishedAliases, type GeneratedAlias } from "./api/aliases";
 import { actionsFromServices, buildOpenApi, routesFromAliases, type AliasLike } from "./api/openapi";
+
+/** 15 s unless the action declares longer (lib/middlewares/declared-timeouts.ts). */
+const REST_CALL_OPTIONS: DefaultTimeoutOptions = { timeout: 15_000, defaultTimeout: true };
 
 const BODY_LIMIT = "1mb";
 const BODY_LIMIT_BYTES = 1024 * 1024;
@@ -164,7 +168,7 @@ const ApiService: ServiceSchema<ApiSettingsSchema, ApiThis> = {
 				bodyParsers: false,
 				use: [bodyReader({ limit: BODY_LIMIT, form: true })],
 				authentication: true,
-				callOptions: { timeout: 15_000 },
+				callOptions: REST_CALL_OPTIONS,
 				onError,
 			},
 			{

@@ -198,6 +198,9 @@ export const webhookActions: DeliveryActions = {
 		deleteWebhook: {
 			rest: "DELETE /webhooks/:id",
 			permission: "webhooks:write",
+			// A busy webhook's log takes a while to remove (2M deliveries: ~10 s on SQLite); a retry would only race it.
+			timeout: 120_000,
+			retryPolicy: { enabled: false },
 			params: { $$strict: true, id: ID },
 			async handler(this: DeliveryThis, ctx: GatewayContext<{ id: number }>) {
 				const row = await ownWebhook.call(this, principalOf(ctx), ctx.params.id);

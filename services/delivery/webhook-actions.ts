@@ -241,6 +241,8 @@ export const webhookActions: DeliveryActions = {
 			rest: "POST /webhooks/:id/test",
 			permission: "webhooks:write",
 			timeout: 20_000,
+			// A timeout is not a failure to run: run again, it would send (or schedule) everything twice.
+			retryPolicy: { enabled: false },
 			bulkhead: { enabled: true, concurrency: 10, maxQueueSize: 50 },
 			params: { $$strict: true, id: ID },
 			async handler(this: DeliveryThis, ctx: GatewayContext<{ id: number }>) {
@@ -314,6 +316,8 @@ export const webhookActions: DeliveryActions = {
 			rest: "POST /webhooks/:id/replay",
 			permission: "webhooks:write",
 			timeout: 60_000,
+			// A timeout is not a failure to run: run again, it would send (or schedule) everything twice.
+			retryPolicy: { enabled: false },
 			bulkhead: { enabled: true, concurrency: 2, maxQueueSize: 10 },
 			params: {
 				$$strict: true,

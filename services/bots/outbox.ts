@@ -22,8 +22,18 @@ export const TELEGRAM_TEXT_LIMIT = 4096;
  */
 export const MAX_MARKUP_TEXT_LENGTH = 4 * TELEGRAM_TEXT_LIMIT;
 
-/** A text over Telegram's limit without a parse_mode (where raw and visible lengths are the same); validators check the hard cap. */
+/**
+ * The most the text may take as JSON in the queued request: outbound_queue.request is a TEXT column
+ * (64 KB on MySQL), and 16,384 characters that JSON escapes six bytes each (control characters) or
+ * that take four bytes in UTF-8 would not fit (a 500 instead of a 400).
+ */
+const MAX_TEXT_JSON_BYTES = 60_000;
+
+/** A text over Telegram's limit without a parse_mode (where raw and visible lengths are the same), or too large to queue; validators check the hard cap. */
 export function textLengthProblem(text: string, parseMode: string | undefined): FieldProblem | null {
+	if (Buffer.byteLength(JSON.stringify(text)) > MAX_TEXT_JSON_BYTES) {
+		return { field: "text", message: `The 'text' field takes more than ${MAX_TEXT_JSON_BYTES} bytes as JSON (escaped control characters count six each).`, type: "stringMax" };
+	}
 	if (parseMode || text.length <= TELEGRAM_TEXT_LIMIT) return null;
 	return {
 		field: "text",

@@ -45,6 +45,11 @@ describe("sending: recorded as Telegram answered", () => {
 		expectApiError(huge, 400, "VALIDATION_ERROR");
 		expect(errorFields(huge)).toEqual(["text"]);
 		expect(t.telegram.calls.sendMessage ?? 0).toBe(calls);
+		// Within the length, but too large to queue as JSON (MySQL's TEXT holds 64 KB): a 400, not a 500.
+		const escaped = await send(chatId, { text: "\u0001".repeat(16_000), parse_mode: "HTML" });
+		expectApiError(escaped, 400, "VALIDATION_ERROR");
+		expect(errorFields(escaped)).toEqual(["text"]);
+		expect(t.telegram.calls.sendMessage ?? 0).toBe(calls);
 	});
 
 	it("a reply to a message Telegram cannot find (sent without the reply) is not recorded as a reply", async () => {

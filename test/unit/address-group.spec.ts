@@ -23,4 +23,11 @@ describe("addressGroup", () => {
 		expect(addressGroup("64:ff9b::192.0.2.1")).toBe("64:ff9b:0:0::/64");
 		expect(addressGroup("1:2:3::4:5:6:7")).toBe("1:2:3:0::/64");
 	});
+
+	it("an IPv4-mapped address, however written, is the IPv4 client it names", () => {
+		for (const address of ["::ffff:198.51.100.7", "::FFFF:198.51.100.7", "::ffff:c633:6407", "0:0:0:0:0:ffff:c633:6407"]) {
+			expect(addressGroup(address)).toBe("198.51.100.7");
+		}
+		expect(addressGroup("::ffff:198.51.100.8")).toBe("198.51.100.8");
+	});
 });

@@ -45,6 +45,8 @@ export interface EventStreamLocalVars {
 	credentials: Map<string, string>;
 	expiryTimers: Map<string, NodeJS.Timeout>;
 	revalidateTimer?: NodeJS.Timeout;
+	/** The next try to join the event log, while this node's feed has not joined it yet. */
+	feedJoinTimer?: NodeJS.Timeout;
 	/** auth.changed heard in the last RECENT_CHANGE_MS, oldest first. */
 	recentAuthChanges: Array<{ at: number; change: AuthChange }>;
 	/** The feed cannot read the log (no node runs broker, or it fails): said when it begins and ends. */
@@ -314,7 +316,8 @@ export const EventStreamMixin: Partial<ServiceSchema<ServiceSettingSchema, Event
 				await this.feed.start();
 			} catch (err) {
 				if (Date.now() - joining >= FEED_JOIN_QUIET_MS) this.feedOutage.failed(`Event feed waits to join the event log (no live events until then): ${(err as Error).message}`);
-				setTimeout(() => void join(), 250).unref();
+				this.feedJoinTimer = setTimeout(() => void join(), 250);
+				this.feedJoinTimer.unref();
 			}
 		};
 		void join();
@@ -329,6 +332,7 @@ export const EventStreamMixin: Partial<ServiceSchema<ServiceSettingSchema, Event
 	stopped(this: EventStreamThis) {
 		metricsOf(this.broker).withdraw("live_connections", this.name);
 		clearInterval(this.revalidateTimer);
+		clearTimeout(this.feedJoinTimer); // a stopped service must not join the log after all
 		for (const timer of this.expiryTimers.values()) clearTimeout(timer);
 		this.feed.stop();
 	},

@@ -183,6 +183,8 @@ const DeliveryService: ServiceSchema<ServiceSettingSchema, DeliveryThis> = {
 	async started(this: DeliveryThis) {
 		this.running = true;
 		this.loops = [workLoop(this), dispatcherLoop(this)];
+		// Once now (keys may have run out while no delivery node ran), then hourly.
+		void this.disableEndedKeysWebhooks();
 		this.endedKeysTimer = setInterval(() => void this.disableEndedKeysWebhooks(), ENDED_KEYS_EVERY_MS).unref();
 		metricsOf(this.broker).sample("webhook_breakers", this.name, () => breakerCounts(this.runtime.db, this.runtime.state));
 	},

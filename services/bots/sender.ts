@@ -356,7 +356,7 @@ async function recordOutcome(deps: SenderDeps, botId: number, row: OutboundQueue
 	else if (events) await deps.settled(events, [{ message_id: messageId, status: "failed" }]);
 }
 
-/** A failure after which the message may be sent again as it is (it cannot have reached the chat): recorded once, or left queued. */
+/** Records the message's final failure (send-failure.ts says which) with its seq and outgoing_message event. */
 async function recordFailed(deps: SenderDeps, botId: number, row: OutboundQueueItem, failure: SendFailure): Promise<void> {
 	const events = await writeFailed(deps.db, row, failure);
 	if (events) await deps.settled(events, [{ message_id: Number(row.message_id), status: "failed" }]);

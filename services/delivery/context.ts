@@ -56,7 +56,7 @@ export interface DeliveryLocalVars {
 	webhooksBell: Doorbell;
 	loops: Promise<unknown>[];
 	running: boolean;
-	/** The hourly removal of finished deliveries past their retention (retention.ts). */
+	/** The hourly look for webhooks of API keys that ran out (ended-owners.ts). */
 	endedKeysTimer: NodeJS.Timeout | undefined;
 }
 

@@ -71,8 +71,9 @@ export async function carryOverChatMigration(db: Database, migration: ChatMigrat
 		for (const hook of await Webhook.findAll({ where: { scope: "chat", chat_ids: { [Op.ne]: null } }, attributes: ["id", "chat_ids"], transaction: t })) {
 			const ids = chatIdsOf(hook.chat_ids);
 			if (!ids.includes(Number(from.id)) || ids.includes(Number(to.id))) continue;
-			await hook.update({ chat_ids: JSON.stringify([...ids, Number(to.id)]) }, { transaction: t });
-			webhookIds.push(Number(hook.id));
+			// Only over the list read: a PUT or PATCH of the webhook meanwhile wins (and names what it names).
+			const [changed] = await Webhook.update({ chat_ids: JSON.stringify([...ids, Number(to.id)]) }, { where: { id: hook.id, chat_ids: hook.chat_ids }, transaction: t });
+			if (changed === 1) webhookIds.push(Number(hook.id));
 		}
 		return { chatId: Number(to.id), grants, webhookIds };
 	});

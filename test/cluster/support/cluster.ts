@@ -40,16 +40,16 @@ export interface Cluster {
 }
 
 /**
- * Waits until an api node routes `path` (its routes follow the cluster's services, rebuilt shortly
- * after a node joins): anything but 404 means the route is there.
+ * Waits until an api node routes `path` to a running service (its routes follow the cluster's
+ * services, rebuilt shortly after a node joins): anything but 404 or 503 means it does.
  */
 export async function waitForRoute(baseUrl: string, path: string, timeoutMs = 15_000): Promise<void> {
 	const deadline = Date.now() + timeoutMs;
 	for (;;) {
 		const res = await fetch(`${baseUrl}${path}`);
 		await res.arrayBuffer();
-		if (res.status !== 404) return;
-		if (Date.now() > deadline) throw new Error(`${baseUrl}${path} is still 404 after ${timeoutMs} ms`);
+		if (res.status !== 404 && res.status !== 503) return;
+		if (Date.now() > deadline) throw new Error(`${baseUrl}${path} is still ${res.status} after ${timeoutMs} ms`);
 		await new Promise((r) => setTimeout(r, 100));
 	}
 }

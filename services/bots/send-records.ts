@@ -9,31 +9,21 @@ import type { Message, OutboundQueueItem } from "../../lib/db/models";
 import type { TelegramMessage } from "../../lib/telegram/client";
 import { allocateSeqs, insertEvents, type GatewayEvent } from "../broker/event-log";
 import { messageView, type MessageRow } from "../chats/views";
+import { isObject, own } from "../ingest/message-content";
+import { placementIn } from "../ingest/normalize";
 import { failureColumn, type SendFailure } from "./send-failure";
 
 const isInt = (value: unknown): value is number => Number.isSafeInteger(value);
-const isObject = (value: unknown): value is Record<string, unknown> => value !== null && typeof value === "object" && !Array.isArray(value);
 
 /**
- * Where Telegram says the message went, as ingest reads a received message: the forum topic
- * (message_thread_id names one only with is_topic_message), and the message it replies to, which is
- * null when Telegram sent it as no reply (allow_sending_without_reply, the target gone) or named only
- * the topic's opening message. `null` when the answer does not look like a message: the request's
- * values stand then.
+ * Where Telegram says the sent message went, read as ingest reads a received one (placementIn):
+ * null when Telegram sent it as no reply (allow_sending_without_reply, the target gone). `null`
+ * when the answer does not look like a message: the request's values stand then.
  */
 export function placementOf(answer: unknown): { reply_to_message_id: number | null; thread_id: number | null } | null {
 	if (!isObject(answer) || !isInt(answer.message_id)) return null;
-	const thread = answer.is_topic_message === true && isInt(answer.message_thread_id) ? answer.message_thread_id : null;
-	let replyTo: number | null = null;
-	const reply = answer.reply_to_message;
-	const external = answer.external_reply;
-	if (isObject(reply) && isInt(reply.message_id)) {
-		const topicOpening = thread !== null && reply.message_id === thread && reply.forum_topic_created !== undefined;
-		replyTo = topicOpening ? null : reply.message_id;
-	} else if (isObject(external) && isObject(external.chat) && isObject(answer.chat) && external.chat.id === answer.chat.id && isInt(external.message_id)) {
-		replyTo = external.message_id;
-	}
-	return { reply_to_message_id: replyTo, thread_id: thread };
+	const chat = own(answer, "chat");
+	return placementIn(answer, isObject(chat) ? Number(own(chat, "id")) : Number.NaN);
 }
 
 /** The message still queued, locked: on MySQL a plain read could see a snapshot older than a try that committed meanwhile. */

@@ -5,7 +5,8 @@
  *
  * Rows are visited in id order, which is the order they were created in, so a run reads only the
  * old end of the table and stops at the first delivery created after the cutoff; each batch is a
- * short transaction of its own, so the one SQLite writer is never held for long.
+ * short transaction of its own, so the one SQLite writer is never held for long. A deleted
+ * webhook's whole log goes the same way (removeDeliveriesOf).
  */
 import type { Database } from "../../lib/db/connection";
 import type { PruneOptions } from "../../lib/db/prune";

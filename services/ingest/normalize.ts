@@ -180,11 +180,16 @@ function replyTarget(message: JsonObject, chatId: number, topic: number | null):
 	return null;
 }
 
+/** Where a message sits in its chat: its forum topic and the message it replies to (a received message, or Telegram's answer to a send). */
+export function placementIn(message: JsonObject, chatId: number): { reply_to_message_id: number | null; thread_id: number | null } {
+	const topic = topicOf(message);
+	return { reply_to_message_id: replyTarget(message, chatId, topic), thread_id: topic };
+}
+
 function messageInfo(message: JsonObject, messageId: number, chatId: number): MessageInfo {
 	const { type, media } = messageContent(message);
 	const entities = own(message, "entities");
 	const captionEntities = own(message, "caption_entities");
-	const topic = topicOf(message);
 	return {
 		telegram_message_id: messageId,
 		type,
@@ -193,8 +198,7 @@ function messageInfo(message: JsonObject, messageId: number, chatId: number): Me
 		entities: Array.isArray(entities) ? entities : Array.isArray(captionEntities) ? captionEntities : null,
 		media,
 		from: senderInfo(message),
-		reply_to_message_id: replyTarget(message, chatId, topic),
-		thread_id: topic,
+		...placementIn(message, chatId),
 		media_group_id: stringOrNull(own(message, "media_group_id"), MAX.media_group_id),
 		// Out of a Date's (and a DATETIME column's) range, a time would fail the insert: unknown instead.
 		date: unixTimeOrNull(own(message, "date")),

@@ -261,3 +261,23 @@ describe("SECURITY_EVENT_RETENTION_DAYS and EVENT_RETENTION_DAYS", () => {
 		]);
 	});
 });
+
+describe("loadConfig refuses what it would otherwise turn into a broken node", () => {
+	it.each(["https://gw.example.com/?src=telegram", "https://gw.example.com/#hook"])(
+		"PUBLIC_URL with a query or fragment (%s): the webhook URL would be <PUBLIC_URL>/api/v1/... and never reach the receiver",
+		(publicUrl) => {
+			const problems = problemsOf({ ...clusterEnv(), PUBLIC_URL: publicUrl });
+			expect(problems.some((p) => p.includes("PUBLIC_URL"))).toBe(true);
+		},
+	);
+
+	it("a mysql:// DATABASE_URL that names no database (GET_LOCK(NULL) later fails as 'could not take the migration lock within 120 s')", () => {
+		const problems = problemsOf({ ...clusterEnv(), DATABASE_URL: "mysql://root@127.0.0.1:3306" });
+		expect(problems.some((p) => p.includes("DATABASE_URL"))).toBe(true);
+	});
+
+	it("PORT equal to GRPC_PORT on a node that runs both api and grpc", () => {
+		const problems = problemsOf({ DATA_DIR: tempDir(), PORT: "18999", GRPC_PORT: "18999" });
+		expect(problems.some((p) => p.includes("GRPC_PORT"))).toBe(true);
+	});
+});

@@ -1,9 +1,10 @@
 /**
  * Retention of the webhook delivery log on SQLite: finished deliveries past the retention go with
- * their attempts; deliveries still to be made, and ones touched recently, stay.
+ * their attempts; deliveries still to be made, and ones touched recently, stay. And a deleted
+ * webhook's whole log, removed in short batches.
  */
 import type { Database } from "../../lib/db/connection";
-import { pruneFinishedDeliveries } from "../../services/delivery/retention";
+import { pruneFinishedDeliveries, removeDeliveriesOf } from "../../services/delivery/retention";
 import { migratedDatabase } from "../support/database";
 import { RETENTION_DAYS, seedDeliveries, storedDeliveries } from "../support/retention";
 
@@ -38,5 +39,32 @@ describe("pruneFinishedDeliveries", () => {
 
 	it("removes nothing from an empty log", async () => {
 		expect(await pruneFinishedDeliveries(db, cutoff())).toBe(0);
+	});
+});
+
+describe("removeDeliveriesOf", () => {
+	let db: Database;
+
+	beforeEach(async () => {
+		db = await migratedDatabase();
+	});
+	afterEach(() => db.close());
+
+	it.each([
+		["in one batch", 1_000],
+		["two rows per batch", 2],
+	])("removes every delivery of the webhook and their attempts, whatever their status (%s)", async (_name, batch) => {
+		const doomed = await seedDeliveries(db);
+		const other = await seedDeliveries(db);
+		expect(await removeDeliveriesOf(db, doomed.webhookId, { batch })).toBe(doomed.all.length);
+		expect(await storedDeliveries(db, doomed.webhookId)).toEqual({ deliveries: [], attemptsOf: [] });
+		expect(await storedDeliveries(db, other.webhookId)).toEqual({ deliveries: other.all, attemptsOf: other.all });
+		expect(await removeDeliveriesOf(db, doomed.webhookId, { batch })).toBe(0);
+	});
+
+	it("stops between batches when its signal is aborted", async () => {
+		const { webhookId, all } = await seedDeliveries(db);
+		expect(await removeDeliveriesOf(db, webhookId, { signal: AbortSignal.abort() })).toBe(0);
+		expect((await storedDeliveries(db, webhookId)).deliveries).toEqual(all);
 	});
 });

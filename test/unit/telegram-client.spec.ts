@@ -6,6 +6,26 @@ import { createServer, type Server } from "node:http";
 import type { AddressInfo } from "node:net";
 import { TelegramApiError, TelegramClient, TelegramNetworkError } from "../../lib/telegram/client";
 
+/** Loopback servers a describe block starts, all closed after it. */
+function loopbackServers() {
+	const list: Server[] = [];
+	afterAll(async () => {
+		for (const server of list) {
+			server.closeAllConnections();
+			await new Promise((resolve) => server.close(resolve));
+		}
+	});
+	return {
+		list,
+		async serve(handler: Parameters<typeof createServer>[1]): Promise<string> {
+			const server = createServer(handler);
+			list.push(server);
+			await new Promise<void>((resolve) => server.listen(0, "127.0.0.1", resolve));
+			return `http://127.0.0.1:${(server.address() as AddressInfo).port}`;
+		},
+	};
+}
+
 describe("TelegramClient deadlines", () => {
 	let server: Server;
 	let root: string;
@@ -46,19 +66,8 @@ describe("TelegramClient deadlines", () => {
 });
 
 describe("TelegramClient answers", () => {
-	const servers: Server[] = [];
-	async function serve(handler: Parameters<typeof createServer>[1]): Promise<string> {
-		const server = createServer(handler);
-		servers.push(server);
-		await new Promise<void>((resolve) => server.listen(0, "127.0.0.1", resolve));
-		return `http://127.0.0.1:${(server.address() as AddressInfo).port}`;
-	}
-	afterAll(async () => {
-		for (const server of servers) {
-			server.closeAllConnections();
-			await new Promise((resolve) => server.close(resolve));
-		}
-	});
+	const servers = loopbackServers();
+	const serve = servers.serve;
 
 	it("a chunked answer (no Content-Length) is cut off past 50 MB, not read into memory whole", async () => {
 		let written = 0;
@@ -101,19 +110,8 @@ describe("TelegramClient answers", () => {
 });
 
 describe("TelegramClient: whether a failed request may have reached Telegram", () => {
-	const servers: Server[] = [];
-	async function serve(handler: Parameters<typeof createServer>[1]): Promise<string> {
-		const server = createServer(handler);
-		servers.push(server);
-		await new Promise<void>((resolve) => server.listen(0, "127.0.0.1", resolve));
-		return `http://127.0.0.1:${(server.address() as AddressInfo).port}`;
-	}
-	afterAll(async () => {
-		for (const server of servers) {
-			server.closeAllConnections();
-			await new Promise((resolve) => server.close(resolve));
-		}
-	});
+	const servers = loopbackServers();
+	const serve = servers.serve;
 	const failure = async (root: string) => {
 		const client = new TelegramClient(root, { connectTimeoutMs: 1_000, defaultTimeoutMs: 2_000 });
 		try {
@@ -125,7 +123,7 @@ describe("TelegramClient: whether a failed request may have reached Telegram", (
 
 	it("connection refused: not delivered", async () => {
 		const root = await serve(() => undefined);
-		const closed = servers.pop()!;
+		const closed = servers.list.pop()!;
 		await new Promise((resolve) => closed.close(resolve));
 		expect(await failure(root)).toMatchObject({ name: "TelegramNetworkError", delivered: "no", reason: "ECONNREFUSED" });
 	});

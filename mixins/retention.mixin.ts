@@ -24,6 +24,11 @@ export interface RetentionJob {
 
 export const HOUR_MS = 60 * 60_000;
 export const DAY_MS = 24 * HOUR_MS;
+
+/** The cutoff of a retention set in days: `days` before `now`, or null for 0 (kept for ever). */
+export function daysBefore(now: number, days: number): Date | null {
+	return days === 0 ? null : new Date(now - days * DAY_MS);
+}
 const PRUNE_EVERY_MS = HOUR_MS;
 const FIRST_PRUNE_AFTER_MS = 60_000;
 /** Renewed every third of it while a job runs: a holder that died frees its table this long after. */

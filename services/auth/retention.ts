@@ -1,11 +1,11 @@
 /** Retention of what auth records per login: the security log and spent or expired refresh tokens. */
 import { deleteOlderThan } from "../../lib/db/prune";
-import { DAY_MS, type RetentionJob } from "../../mixins/retention.mixin";
+import { DAY_MS, daysBefore, type RetentionJob } from "../../mixins/retention.mixin";
 
 /** Failed logins, lockouts, refresh token reuse: kept SECURITY_EVENT_RETENTION_DAYS (0: for ever). */
 export const securityEventsRetention: RetentionJob = {
 	table: "security_events",
-	cutoff: (config, now) => (config.securityEventRetentionDays === 0 ? null : new Date(now - config.securityEventRetentionDays * DAY_MS)),
+	cutoff: (config, now) => daysBefore(now, config.securityEventRetentionDays),
 	prune: (db, cutoff, options) => deleteOlderThan(db, { table: "security_events", key: "id", time: "created_at" }, cutoff, options),
 };
 

@@ -8,11 +8,11 @@
  */
 import { deleteOlderThan } from "../../lib/db/prune";
 import { read } from "../../lib/db/raw";
-import { DAY_MS, type RetentionJob } from "../../mixins/retention.mixin";
+import { daysBefore, type RetentionJob } from "../../mixins/retention.mixin";
 
 export const eventsRetention: RetentionJob = {
 	table: "events",
-	cutoff: (config, now) => (config.eventRetentionDays === 0 ? null : new Date(now - config.eventRetentionDays * DAY_MS)),
+	cutoff: (config, now) => daysBefore(now, config.eventRetentionDays),
 	async prune(db, cutoff, options) {
 		// Events the webhook dispatcher has not turned into deliveries yet stay, however old (the
 		// delivery nodes were all down): removed, every webhook would miss them without a trace.

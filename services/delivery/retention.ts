@@ -11,12 +11,12 @@
 import type { Database } from "../../lib/db/connection";
 import type { PruneOptions } from "../../lib/db/prune";
 import { placeholders, read, run } from "../../lib/db/raw";
-import { DAY_MS, type RetentionJob } from "../../mixins/retention.mixin";
+import { daysBefore, type RetentionJob } from "../../mixins/retention.mixin";
 
 /** Finished deliveries past WEBHOOK_DELIVERY_RETENTION_DAYS (0 keeps them), for the service's retention mixin. */
 export const webhookDeliveriesRetention: RetentionJob = {
 	table: "webhook_deliveries",
-	cutoff: (config, now) => (config.webhookDeliveryRetentionDays === 0 ? null : new Date(now - config.webhookDeliveryRetentionDays * DAY_MS)),
+	cutoff: (config, now) => daysBefore(now, config.webhookDeliveryRetentionDays),
 	prune: (db, cutoff, options) => pruneFinishedDeliveries(db, cutoff, options),
 };
 

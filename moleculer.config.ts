@@ -10,6 +10,7 @@ import { AuthorizeMiddleware } from "./lib/middlewares/authorize";
 import { INTERNAL_MIDDLEWARES } from "./lib/middlewares/call-metrics";
 import { DbErrorsMiddleware } from "./lib/middlewares/db-errors";
 import { DeclaredTimeoutsMiddleware } from "./lib/middlewares/declared-timeouts";
+import { HiddenConnectionSecretsMiddleware } from "./lib/middlewares/hidden-connection-secrets";
 import { NullParamsMiddleware } from "./lib/middlewares/null-params";
 import { RestartedNodesMiddleware } from "./lib/middlewares/restarted-nodes";
 import { attachRuntime, type Runtime } from "./lib/runtime";
@@ -125,6 +126,7 @@ export function createBrokerOptions(runtime: Runtime, overrides: Partial<BrokerO
 			AuthorizeMiddleware,
 			DbErrorsMiddleware,
 			RestartedNodesMiddleware,
+			HiddenConnectionSecretsMiddleware,
 			...INTERNAL_MIDDLEWARES,
 		] as unknown as Middleware[],
 

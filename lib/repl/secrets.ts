@@ -5,20 +5,8 @@
  * that the secrets are masked in place: the names stay, so `env` still shows what is set.
  */
 import type { REPLServer } from "node:repl";
+import { withoutPassword } from "../middlewares/hidden-connection-secrets";
 import { isSecretName, REDACTED } from "../tracing";
-
-/** A URL with its password masked; anything that is not a URL with a password is returned as is. */
-function withoutPassword(value: string): string {
-	let url: URL;
-	try {
-		url = new URL(value);
-	} catch {
-		return value;
-	}
-	if (!url.password) return value;
-	url.password = REDACTED;
-	return url.toString();
-}
 
 /** Masks, in place, every secret-named variable and the password of every URL-valued one. */
 export function maskSecrets(env: NodeJS.ProcessEnv): void {
@@ -29,17 +17,24 @@ export function maskSecrets(env: NodeJS.ProcessEnv): void {
 	}
 }
 
-/** `bots add <token>`: the token (the first word after the command). */
+/** `bots add <token>`: the first word after the command, whatever its form. */
 const BOT_ADD = /^(\s*bots\s+add\s+)(?!-)("[^"]*"|'[^']*'|\S+)/;
-/** `--password <value>` / `--password=<value>`, anywhere on the line. */
-const PASSWORD_OPTION = /(--password(?:\s+|=))("[^"]*"|'[^']*'|\S+)/g;
+/** A bot token (`<bot id>:<secret>`) or an API key, wherever it stands: `bots add --name X <token>`, `call bots.create --token ...`, JSON params. */
+const BOT_TOKEN = /\b\d{3,}:[A-Za-z0-9_-]{20,}/g;
+const API_KEY = /\btgw_[A-Za-z0-9_-]{20,}/g;
+/** `--password <value>` / `--token=<value>` and the like, anywhere on the line. */
+const SECRET_OPTION = /(--(password|token|refresh_token|credential|secret|api_key)(?:\s+|=))("[^"]*"|'[^']*'|\S+)/g;
 
 /**
  * A REPL line as it may be kept in the history (~/.moleculer_repl_history and the arrow keys):
  * a bot token or a typed password replaced by a placeholder.
  */
 export function historyLine(line: string): string {
-	return line.replace(BOT_ADD, "$1<token>").replace(PASSWORD_OPTION, "$1<password>");
+	return line
+		.replace(BOT_ADD, "$1<token>")
+		.replace(SECRET_OPTION, (_match, option: string, name: string) => `${option}<${name}>`)
+		.replace(BOT_TOKEN, "<token>")
+		.replace(API_KEY, "<api_key>");
 }
 
 /**

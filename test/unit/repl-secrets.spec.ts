@@ -40,6 +40,15 @@ describe("historyLine (what the REPL history keeps)", () => {
 		["bots add --name x", "bots add --name x"],
 		["users create bob --password hunter2 --role admin", "users create bob --password <password> --role admin"],
 		['users create bob --password="two words"', "users create bob --password=<password>"],
+		// Found by an audit: an option before the token, and action calls, kept the secret.
+		["bots add --name Shop 123456789:AAHsecretTOKENpartXYZ0123456789", "bots add --name Shop <token>"],
+		["bots add --name=Shop 123456789:AAHsecretTOKENpartXYZ0123456789", "bots add --name=Shop <token>"],
+		["call bots.create --token 123456789:AAHsecretTOKENpartXYZ0123456789", "call bots.create --token <token>"],
+		['call bots.create {"token": "123456789:AAHsecretTOKENpartXYZ0123456789"}', 'call bots.create {"token": "<token>"}'],
+		["call auth.login --username bob --password hunter2", "call auth.login --username bob --password <password>"],
+		["call auth.resolve --credential tgw_abcdefghijklmnopqrstuvwxyz0123456789", "call auth.resolve --credential <credential>"],
+		["call auth.refresh --refresh_token=eyJhbGciOi.x.y", "call auth.refresh --refresh_token=<refresh_token>"],
+		["apikeys show tgw_abcdefghijklmnopqrstuvwxyz0123456789", "apikeys show <api_key>"],
 		["users create bob --role viewer", "users create bob --role viewer"],
 		["bots list", "bots list"],
 	])("%s", (line, kept) => {

@@ -6,6 +6,7 @@
  * and a failure counted by the action's circuit breaker. Here it fails the check, naming the field.
  */
 import { Validators } from "moleculer";
+import { isSecretName, REDACTED } from "./tracing";
 
 /**
  * A database id in a path, query or body: a positive integer JavaScript holds exactly (past 2^53
@@ -63,6 +64,20 @@ function notNumbers(params: unknown, fields: string[]): unknown[] {
 		.map((field) => ({ type: "number", field, actual: typeof values[field], message: `The '${field}' field must be a number.` }));
 }
 
+/**
+ * A refused check carries the value it refused (`actual`), and Moleculer logs the whole error at
+ * debug: a bot token pasted with its "bot" prefix from a Bot API URL went to the log. A secret-named
+ * field's value is kept out.
+ */
+function withoutSecretValues(result: true | unknown[]): true | unknown[] {
+	if (result === true) return result;
+	return result.map((error) => {
+		const { field, actual } = (error ?? {}) as { field?: unknown; actual?: unknown };
+		const name = typeof field === "string" ? (field.split(/[.[\]]/).filter(Boolean).pop() ?? "") : "";
+		return actual !== undefined && isSecretName(name) ? { ...(error as object), actual: REDACTED } : error;
+	});
+}
+
 export class GatewayValidator extends (Validators.Fastest as unknown as new (options?: object) => { compile(schema: object): Check }) {
 	override compile(schema: object): Check {
 		const converted = convertedNumbers(schema);
@@ -80,7 +95,7 @@ export class GatewayValidator extends (Validators.Fastest as unknown as new (opt
 		const safe: Check = (params, opts) => {
 			try {
 				const result = check(params, opts);
-				return result instanceof Promise ? result.catch((err: unknown) => refuse(err, params)) : result;
+				return result instanceof Promise ? result.then(withoutSecretValues, (err: unknown) => refuse(err, params)) : withoutSecretValues(result);
 			} catch (err) {
 				return refuse(err, params);
 			}

@@ -33,6 +33,23 @@ describe("GatewayValidator", () => {
 		expect(check({ id: -1 })).toEqual([expect.objectContaining({ field: "id", type: "numberPositive" })]);
 	});
 
+	it("keeps a secret-named field's refused value out of the error (Moleculer logs it at debug)", async () => {
+		const schema = {
+			token: { type: "string", pattern: /^\d+:[\w-]{30,}$/ },
+			webhook: { type: "object", optional: true, props: { secret_token: { type: "string", max: 4 } } },
+			name: { type: "string", max: 3, optional: true },
+		};
+		const token = "bot987654321:AAHsecretTOKENpartXYZ0123456789abcdefg";
+		const errors = (await new GatewayValidator().compile(schema)({ token, webhook: { secret_token: "hunter22" }, name: "long" })) as Array<{ field: string; actual?: unknown }>;
+		expect(JSON.stringify(errors)).not.toMatch(/AAHsecret|hunter22/);
+		expect(errors).toEqual([
+			expect.objectContaining({ field: "token", actual: "[redacted]" }),
+			expect.objectContaining({ field: "webhook.secret_token", actual: "[redacted]" }),
+			// Not a secret: kept, as fastest-validator gives it.
+			expect.objectContaining({ field: "name", actual: 4 }),
+		]);
+	});
+
 	it("in a broker: the call is rejected with VALIDATION_ERROR (a settled promise), and the handler never runs", async () => {
 		const broker = new ServiceBroker({ logger: false, validator: new GatewayValidator() as unknown as Validators.Base });
 		let ran = false;

@@ -107,7 +107,8 @@ function failListenOnError(server: Server): void {
 function onError(this: ApiThis, req: IncomingMessage & { $ctx?: Context }, res: ServerResponse, err: unknown): void {
 	const apiError = sendError(res, err);
 	if (isClientError(err)) return;
-	const path = (req.url ?? "").split("?")[0]; // never log the query: it may carry api_key or token
+	// Never the query (it may carry api_key or token), nor a bot's webhook path (its secret address).
+	const path = traceablePath(req.url);
 	if (apiError.status !== 503) {
 		this.logger.error(`${req.method} ${path} failed (request ${req.$ctx?.requestID ?? "-"}):`, err);
 		return;

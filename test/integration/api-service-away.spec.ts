@@ -47,3 +47,21 @@ describe("routes of a service whose node is away", () => {
 		expect(await pollUntil(async () => (await api(gw.baseUrl, "GET", "/chats", admin)).status === 200, 5_000)).not.toBeNull();
 	});
 });
+
+describe("a Telegram push while ingest is away", () => {
+	let gw: TestGateway;
+	beforeAll(async () => {
+		gw = await startAuthGateway({ nodes: [["api", "auth"]] });
+	});
+	afterAll(() => gw.stop());
+
+	it("is answered 503, and logged without the bot's secret webhook path", async () => {
+		const warn = jest.spyOn(gw.broker.getLocalService("api")!.logger, "warn");
+		const path = "c78d4c8a".repeat(8);
+		const push = await fetch(`${gw.baseUrl}/api/v1/telegram/webhook/${path}`, { method: "POST", headers: { "content-type": "application/json" }, body: JSON.stringify({ update_id: 1 }) });
+		expect(push.status).toBe(503);
+		const logged = warn.mock.calls.map((args) => args.join(" ")).join("\n");
+		expect(logged).toContain("/webhook/:path");
+		expect(logged).not.toContain(path);
+	});
+});

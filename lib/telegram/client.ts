@@ -158,6 +158,19 @@ function readParameters(value: unknown): TelegramErrorParameters {
 	};
 }
 
+/**
+ * Telegram's description as the gateway passes it on (logs, `last_error`, answers to clients): at
+ * most 500 characters, control characters escaped (a newline or an ANSI escape could forge or hide
+ * log lines), and the bot's token masked should a proxy or a local Bot API server echo the URL.
+ */
+export function safeDescription(description: unknown, token: string): string {
+	let text = String(description ?? "unknown error");
+	const secret = token.slice(token.indexOf(":") + 1);
+	for (const part of [token, secret.length >= 16 ? secret : ""]) if (part) text = text.split(part).join("<token>");
+	// eslint-disable-next-line no-control-regex
+	return text.replace(/[\u0000-\u001f\u007f-\u009f\u2028\u2029]/g, (c) => `\\u${c.charCodeAt(0).toString(16).padStart(4, "0")}`).slice(0, 500);
+}
+
 export class TelegramClient {
 	private readonly agent: Agent;
 
@@ -218,7 +231,7 @@ export class TelegramClient {
 		if (body === null || typeof body !== "object" || Array.isArray(body)) throw new TelegramNetworkError(method, delivered, `HTTP ${status} with a body that is not an object`);
 		if (body.ok === true) return body.result as T;
 		const parameters = readParameters(body.parameters);
-		throw new TelegramApiError(method, body.error_code ?? status, String(body.description ?? "unknown error").slice(0, 500), parameters.retry_after ?? null, parameters);
+		throw new TelegramApiError(method, body.error_code ?? status, safeDescription(body.description, token), parameters.retry_after ?? null, parameters);
 	}
 
 	getMe(token: string): Promise<TelegramUser> {

@@ -107,6 +107,23 @@ describe("TelegramClient answers", () => {
 			await client.close();
 		}
 	});
+
+	it("a description is passed on with its control characters escaped and the bot's token masked", async () => {
+		const token = "987654321:AAHsecretTOKENpartXYZ0123456789";
+		const root = await serve((req, res) => {
+			res.writeHead(500, { "content-type": "application/json" });
+			res.end(JSON.stringify({ ok: false, error_code: 500, description: `oops at ${req.url}\n[2025-01-01T00:00:00.000Z] INFO  forged \u001b[2J\u2028 end` }));
+		});
+		const client = new TelegramClient(root, { connectTimeoutMs: 1_000, defaultTimeoutMs: 2_000 });
+		try {
+			const error = (await client.call(token, "getUpdates", {}).catch((err: unknown) => err)) as TelegramApiError;
+			expect(error).toBeInstanceOf(TelegramApiError);
+			expect(error.description).toBe("oops at /bot<token>/getUpdates\\u000a[2025-01-01T00:00:00.000Z] INFO  forged \\u001b[2J\\u2028 end");
+			for (const kept of ["\n", "\u001b", "AAHsecret"]) expect(error.message).not.toContain(kept);
+		} finally {
+			await client.close();
+		}
+	});
 });
 
 describe("TelegramClient: whether a failed request may have reached Telegram", () => {

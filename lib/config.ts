@@ -209,6 +209,9 @@ export function parseEncryptionKeys(raw: string, problems: string[]): Encryption
 			problems.push(`TOKEN_ENCRYPTION_KEYS: key "${id}" must decode from base64 to 32 bytes, got ${key.length}`);
 		} else if (keys.some((k) => k.id === id)) {
 			problems.push(`TOKEN_ENCRYPTION_KEYS: key id "${id}" appears twice`);
+		} else if (keys.some((k) => k.id.toLowerCase() === id.toLowerCase())) {
+			// MySQL compares key ids without case: rotation would take rows sealed with "k1" for "K1"'s and skip them.
+			problems.push(`TOKEN_ENCRYPTION_KEYS: key ids "${keys.find((k) => k.id.toLowerCase() === id.toLowerCase())!.id}" and "${id}" differ only in letter case`);
 		} else {
 			keys.push({ id, key });
 		}

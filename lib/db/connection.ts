@@ -149,6 +149,9 @@ export async function openDatabase(url: string, options: DatabaseOptions = {}): 
 				supportBigNumbers: true,
 				bigNumberStrings: false,
 				connectTimeout: 5_000,
+				// An UPDATE reports the rows it matched, as SQLite does (Sequelize asks MySQL for rows
+				// changed): a compare-and-set that writes the values already there still succeeded.
+				flags: "FOUND_ROWS",
 			},
 			define: { timestamps: false, charset: "utf8mb4", collate: "utf8mb4_unicode_ci" },
 			pool: { max: options.poolMax ?? 20, min: 0, acquire: 10_000, idle: 10_000, evict: 5_000 },

@@ -205,6 +205,8 @@ describe("parseEncryptionKeys", () => {
 		["k1:" + randomBytes(16).toString("base64"), /must decode from base64 to 32 bytes/],
 		[":" + key(), /each entry must be <id>:<base64 key>/],
 		[`a:${key()},a:${key()}`, /appears twice/],
+		// MySQL's key_id columns compare without case: rotation to K1 would skip rows sealed with k1.
+		[`K1:${key()},k1:${key()}`, /"K1" and "k1" differ only in letter case/],
 	])("rejects %s", (raw, message) => {
 		const problems: string[] = [];
 		parseEncryptionKeys(raw, problems);

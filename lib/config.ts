@@ -47,7 +47,15 @@ export interface GatewayConfig {
 	rateLimitDefault: number;
 	/** Live connections (sockets, WebSockets, gRPC streams) one principal may hold open on one node. */
 	liveConnectionsPerPrincipal: number;
+	/** Active (not revoked, not expired) API keys one user may hold: each is a rate-limit bucket and a connection allowance of its own. */
+	apiKeysPerUser: number;
+	/** Messages queued (not yet sent or failed) per chat and per bot before a send is refused with 429: the queue drains at Telegram's pace. */
+	sendQueueLimits: { perChat: number; perBot: number };
+	/** Subscriptions one socket.io or WebSocket connection may hold. */
+	subscriptionsPerConnection: number;
 	webhookAllowPrivate: boolean;
+	/** Active webhooks one user may own, its API keys' included (WEBHOOKS_PER_USER_MAX): each is a delivery per event. */
+	webhooksPerUserMax: number;
 	/** Days a finished webhook delivery (and its attempt log) is kept; 0 keeps them for ever. */
 	webhookDeliveryRetentionDays: number;
 	/**
@@ -377,8 +385,16 @@ export function loadConfig(env: Env = process.env): GatewayConfig {
 		admin,
 		rateLimitDefault: parseInteger("RATE_LIMIT_DEFAULT", nonEmpty(env.RATE_LIMIT_DEFAULT), 100, problems),
 		liveConnectionsPerPrincipal: parseInteger("LIVE_CONNECTIONS_PER_PRINCIPAL", nonEmpty(env.LIVE_CONNECTIONS_PER_PRINCIPAL), 1_000, problems),
+		apiKeysPerUser: parseInteger("API_KEYS_PER_USER", nonEmpty(env.API_KEYS_PER_USER), 100, problems),
+		sendQueueLimits: {
+			// 100 s of Telegram's one message per second in a chat; 100 s of its 30 per second per bot.
+			perChat: parseInteger("SEND_QUEUE_PER_CHAT", nonEmpty(env.SEND_QUEUE_PER_CHAT), 100, problems),
+			perBot: parseInteger("SEND_QUEUE_PER_BOT", nonEmpty(env.SEND_QUEUE_PER_BOT), 3_000, problems),
+		},
+		subscriptionsPerConnection: parseInteger("SUBSCRIPTIONS_PER_CONNECTION", nonEmpty(env.SUBSCRIPTIONS_PER_CONNECTION), 200, problems),
 		trustProxy,
 		webhookAllowPrivate: parseBoolean("WEBHOOK_ALLOW_PRIVATE", nonEmpty(env.WEBHOOK_ALLOW_PRIVATE), false, problems),
+		webhooksPerUserMax: parseInteger("WEBHOOKS_PER_USER_MAX", nonEmpty(env.WEBHOOKS_PER_USER_MAX), 100, problems),
 		webhookDeliveryRetentionDays: parseInteger("WEBHOOK_DELIVERY_RETENTION_DAYS", nonEmpty(env.WEBHOOK_DELIVERY_RETENTION_DAYS), 30, problems, 0),
 		telegramUpdateRetentionHours: parseUpdateRetentionHours(nonEmpty(env.TELEGRAM_UPDATE_RETENTION_HOURS), problems),
 		securityEventRetentionDays: parseInteger("SECURITY_EVENT_RETENTION_DAYS", nonEmpty(env.SECURITY_EVENT_RETENTION_DAYS), 90, problems, 0),

@@ -62,7 +62,7 @@ export interface EventStreamMethods {
 	streamConnect(subscriber: Subscriber, credential: string): boolean;
 	streamDisconnect(subscriberId: string): void;
 	/**
-	 * Authorises and adds a subscription, replaying the log after sinceSeq first when given;
+	 * Authorises and adds a subscription (at most SUBSCRIPTIONS_PER_CONNECTION per subscriber), replaying the log after sinceSeq first when given;
 	 * `authorized` runs once the ACL said yes (to confirm to the client), and the subscription is in
 	 * the hub by the end of that same turn, before the replay: resolves when the replay is over.
 	 */
@@ -75,6 +75,12 @@ export interface EventStreamMethods {
 }
 
 export type EventStreamThis = Service<ServiceSettingSchema> & EventStreamLocalVars & EventStreamMethods;
+
+/** Past SUBSCRIPTIONS_PER_CONNECTION: the connection stays, the subscribe is refused until it unsubscribes from something. */
+function tooManySubscriptions(limit: number): GatewayError {
+	const message = `A connection holds at most ${limit} subscriptions (SUBSCRIPTIONS_PER_CONNECTION): unsubscribe from one first`;
+	return new GatewayError("VALIDATION_ERROR", message, { fields: [{ field: "subscriptions", message }], limit });
+}
 
 function callAs<T>(service: EventStreamThis, principal: Principal, action: string, params: object): Promise<T> {
 	return service.broker.call<T, object>(action, params, { meta: { principal } });
@@ -166,6 +172,9 @@ export const EventStreamMixin: Partial<ServiceSchema<ServiceSettingSchema, Event
 			const { principal } = subscriber;
 			const checkedFrom = Date.now();
 			if (!hasPermission(principal, "messages:read")) throw fail.forbidden("Missing permission messages:read");
+			// Each subscription costs memory and a share of every dispatch: checked before the lookups, and again where it is added.
+			const maxSubscriptions = this.runtime.config.subscriptionsPerConnection;
+			if (!this.hub.hasRoomFor(subscriber.id, topic, maxSubscriptions)) throw tooManySubscriptions(maxSubscriptions);
 			const { db } = this.runtime;
 			const replay: ReplayParams = { after_seq: 0, limit: REPLAY_PAGE };
 			if (topic.kind === "chat") {
@@ -191,6 +200,7 @@ export const EventStreamMixin: Partial<ServiceSchema<ServiceSettingSchema, Event
 				if (sinceSeq > head) throw fail.validation([{ field: "since_seq", message: `No event has this seq yet: the newest is ${head}.` }]);
 			}
 			// Confirmed and added in one turn: nothing (a live event, the connection's next request) comes between.
+			if (!this.hub.hasRoomFor(subscriber.id, topic, maxSubscriptions)) throw tooManySubscriptions(maxSubscriptions);
 			authorized?.();
 			const subscribed = this.hub.subscribe(subscriber, topic, {
 				livePosition: this.feed.position,

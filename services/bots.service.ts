@@ -206,7 +206,7 @@ const BotsService: ServiceSchema<ServiceSettingSchema, BotsThis> = {
 				sent_by: { type: "string", max: 64 },
 			},
 			async handler(this: BotsThis, ctx: Context<EnqueueParams>) {
-				const result = await enqueueMessage(this.runtime.db, ctx.params);
+				const result = await enqueueMessage(this.runtime.db, ctx.params, this.runtime.config.sendQueueLimits);
 				if (result.created) void this.scheduleSenders([result.message.bot_id]);
 				await this.broker.broadcast("outbound.kick", { bot_id: result.message.bot_id });
 				return result.message;

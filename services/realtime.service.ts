@@ -8,7 +8,8 @@
  *
  * Slow clients: a socket with more than 1,000 packets or 8 MB waiting to be written is closed, so
  * one stalled client cannot grow the server's memory. Nor can one credential: it holds at most
- * LIVE_CONNECTIONS_PER_PRINCIPAL live connections on a node (the event-stream mixin counts them).
+ * LIVE_CONNECTIONS_PER_PRINCIPAL live connections on a node (the event-stream mixin counts them),
+ * each with at most SUBSCRIPTIONS_PER_CONNECTION subscriptions.
  */
 import { randomUUID } from "node:crypto";
 import type { IncomingMessage, Server as HttpServer } from "node:http";

@@ -105,6 +105,12 @@ export class SubscriptionHub {
 		return this.bySubscriber.get(subscriberId)?.has(topicKey(topic)) ?? false;
 	}
 
+	/** Whether the subscriber may take `topic` with at most `max` subscriptions: subscribing again to one it holds replaces it. */
+	hasRoomFor(subscriberId: string, topic: Topic, max: number): boolean {
+		const own = this.bySubscriber.get(subscriberId);
+		return !own || own.has(topicKey(topic)) || own.size < max;
+	}
+
 	/** For a connected subscriber only: access looked up while it went away would stay for good. */
 	setAccess(subscriberId: string, access: ReadAccess): void {
 		if (this.subscribers.has(subscriberId)) this.access.set(subscriberId, access);

@@ -232,7 +232,7 @@ function components(): Schema {
 							details: {
 								type: "object",
 								additionalProperties: true,
-								description: "VALIDATION_ERROR: `fields`, one entry per offending field; RATE_LIMITED: `retry_after` in seconds.",
+								description: "VALIDATION_ERROR: `fields`, one entry per offending field; RATE_LIMITED: `retry_after` in seconds (a full send queue adds `queue` and `limit`); a cap reached (CONFLICT for API keys) names its `limit`.",
 								properties: { fields: { type: "array", items: { $ref: "#/components/schemas/FieldProblem" } }, retry_after: { type: "integer" } },
 							},
 						},

@@ -7,6 +7,7 @@ import { fail } from "../../lib/errors";
 import { principalOf, respondCreated, respondWith, type GatewayContext } from "../../lib/meta";
 import { decodeCursor, pageParams, toPage } from "../../lib/paging";
 import { apiKeyView, generateApiKey, parseScopes, type ApiKeyRow } from "./api-keys";
+import { checkRotatable, keyLimitsFor, withinKeyQuota } from "./key-quota";
 import { hashSecret } from "./passwords";
 import { apiKeyPrincipal, PERMISSIONS, powersBeyond, type Principal } from "./principal";
 import type { AuthActions, AuthThis } from "./context";
@@ -49,28 +50,6 @@ async function manageableKey(this: AuthThis, principal: Principal, id: number): 
 		if (beyond.length > 0) throw fail.forbidden(`This key can do what you cannot (${beyond.join(", ")}): only a principal holding all of it may rotate or revoke it`);
 	}
 	return key;
-}
-
-/** The latest expiry a key may have: DATETIME columns (MySQL) end with the year 9999. */
-const LATEST_EXPIRY_MS = Date.UTC(9999, 11, 31, 23, 59, 59);
-
-/**
- * A key made by a key expires no later and is limited no higher than its maker (it would outlive a
- * key meant to be short-lived, or lift its rate limit); without them it takes its maker's.
- */
-function keyLimitsFor(maker: Principal, expiresAt: number | null, rateLimit: number | null): { expires_at: number | null; rate_limit: number | null } {
-	if (expiresAt !== null && expiresAt > LATEST_EXPIRY_MS) {
-		throw fail.validation([{ field: "expires_at", message: "The 'expires_at' field must be a time before the year 10000." }]);
-	}
-	if (maker.type !== "api_key") return { expires_at: expiresAt, rate_limit: rateLimit };
-	const makerExpiry = maker.expires_at ?? null;
-	if (expiresAt !== null && makerExpiry !== null && expiresAt > makerExpiry) {
-		throw fail.validation([{ field: "expires_at", message: `The 'expires_at' field must not be later than the creating key's (${new Date(makerExpiry).toISOString()}).` }]);
-	}
-	if (rateLimit !== null && rateLimit > maker.rate_limit) {
-		throw fail.validation([{ field: "rate_limit", message: `The 'rate_limit' field must not be above the creating key's (${maker.rate_limit}).` }]);
-	}
-	return { expires_at: expiresAt ?? makerExpiry, rate_limit: rateLimit ?? maker.rate_limit };
 }
 
 /** Inserts a fresh secret for a key (new or rotated); retries the rare prefix collision. */
@@ -123,19 +102,25 @@ export const apiKeyActions: AuthActions = {
 					throw fail.validation([{ field: "expires_at", message: "The 'expires_at' field must be in the future." }]);
 				}
 				const limits = keyLimitsFor(principal, expires_at?.getTime() ?? null, rate_limit ?? null);
+				const { db, config } = this.runtime;
 				const { row, key } = await withFreshSecret(async (secret) => ({
 					key: secret.key,
-					row: await this.runtime.db.models.ApiKey.create({
-						user_id: ownerId,
-						name,
-						prefix: secret.prefix,
-						key_hash: secret.hash,
-						scopes: scopes ? JSON.stringify(scopes) : null,
-						rate_limit: limits.rate_limit,
-						expires_at: limits.expires_at === null ? null : new Date(limits.expires_at),
-						revoked_at: null,
-						last_used_at: null,
-					}),
+					row: await withinKeyQuota(db, ownerId, config.apiKeysPerUser, (transaction) =>
+						db.models.ApiKey.create(
+							{
+								user_id: ownerId,
+								name,
+								prefix: secret.prefix,
+								key_hash: secret.hash,
+								scopes: scopes ? JSON.stringify(scopes) : null,
+								rate_limit: limits.rate_limit,
+								expires_at: limits.expires_at === null ? null : new Date(limits.expires_at),
+								revoked_at: null,
+								last_used_at: null,
+							},
+							{ transaction },
+						),
+					),
 				}));
 				respondCreated(ctx, `/apikeys/${row.id}`);
 				return { ...apiKeyView(row.get({ plain: true }) as ApiKeyRow), key };
@@ -193,10 +178,12 @@ export const apiKeyActions: AuthActions = {
 			retryPolicy: { enabled: false },
 			params: { $$strict: true, id: ID },
 			async handler(this: AuthThis, ctx: GatewayContext<{ id: number }>) {
-				const key = await manageableKey.call(this, principalOf(ctx), ctx.params.id);
+				const principal = principalOf(ctx);
+				const key = await manageableKey.call(this, principal, ctx.params.id);
 				if (key.revoked_at) throw fail.conflict("A revoked key cannot be rotated");
 				// Its new secret would be refused from the first request: say so instead of handing it out.
 				if (key.expires_at && new Date(key.expires_at).getTime() <= Date.now()) throw fail.conflict("An expired key cannot be rotated: create a new one");
+				checkRotatable(principal, key.rate_limit);
 				const fresh = await withFreshSecret(async (secret) => {
 					await key.update({ prefix: secret.prefix, key_hash: secret.hash });
 					return secret.key;

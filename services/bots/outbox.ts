@@ -4,12 +4,14 @@
  * retried request return the message the first one queued instead of sending it twice. The key
  * names one message: sent again for another chat, or with another text, it is a conflict
  * (unique on its own since migration 0008). A chat Telegram upgraded to a supergroup takes no new
- * message (send-failure.ts: failures.chatMigrated).
+ * message (send-failure.ts: failures.chatMigrated), nor does a chat or bot whose queue is full
+ * (queue-limits.ts).
  */
 import { createHash } from "node:crypto";
 import type { Database } from "../../lib/db/connection";
 import { fail, GatewayError, type FieldProblem } from "../../lib/errors";
 import { messageView, type MessageRow, type MessageView } from "../chats/views";
+import { queueFullError, queuedCounts, type SendQueueLimits } from "./queue-limits";
 import { failures } from "./send-failure";
 import { chatIdOf } from "./send-records";
 
@@ -73,7 +75,8 @@ async function earlierWithKey(db: Database, chatId: number, clientKey: string, f
 	return messageView(earlier as unknown as MessageRow);
 }
 
-export async function enqueueMessage(db: Database, params: EnqueueParams): Promise<{ message: MessageView; created: boolean }> {
+/** `limits`: the queue caps (config.sendQueueLimits); only tests and tools that fill a queue on purpose leave them out. */
+export async function enqueueMessage(db: Database, params: EnqueueParams, limits?: SendQueueLimits): Promise<{ message: MessageView; created: boolean }> {
 	const chat = await db.models.Chat.findByPk(params.chat_id, { raw: true });
 	if (!chat) throw fail.notFound("Chat");
 	const bot = await db.models.Bot.findByPk(chat.bot_id, { attributes: ["id", "is_active", "telegram_id", "username", "display_name"], raw: true });
@@ -99,6 +102,12 @@ export async function enqueueMessage(db: Database, params: EnqueueParams): Promi
 	}
 	try {
 		const message = await db.transaction(async (t) => {
+			// Counted in the transaction: SQLite runs one at a time, so the cap is exact there; on MySQL
+			// sends racing each other may each see room and overshoot it by a few.
+			if (limits) {
+				const full = queueFullError(await queuedCounts(db, Number(chat.id), Number(chat.bot_id), t), limits, chat.type === "private" ? "private" : "group");
+				if (full) throw full;
+			}
 			const row = await db.models.Message.create(
 				{
 					seq: null,

@@ -177,6 +177,14 @@ describe("loadConfig", () => {
 		expect(loadConfig({ DATA_DIR: tempDir(), TRUST_PROXY: "10.0.0.1, ::1", DATABASE_URL: "sqlite::memory:" })).toMatchObject({ trustProxy: ["10.0.0.1", "::1"], databaseUrl: "sqlite::memory:" });
 	});
 
+	it("caps keys per user, queued sends per chat and per bot, and subscriptions per connection: defaults, overrides, refusals", () => {
+		expect(loadConfig({ DATA_DIR: tempDir() })).toMatchObject({ apiKeysPerUser: 100, sendQueueLimits: { perChat: 100, perBot: 3_000 }, subscriptionsPerConnection: 200 });
+		const set = { API_KEYS_PER_USER: "5", SEND_QUEUE_PER_CHAT: "10", SEND_QUEUE_PER_BOT: "50", SUBSCRIPTIONS_PER_CONNECTION: "20" };
+		expect(loadConfig({ DATA_DIR: tempDir(), ...set })).toMatchObject({ apiKeysPerUser: 5, sendQueueLimits: { perChat: 10, perBot: 50 }, subscriptionsPerConnection: 20 });
+		const problems = problemsOf({ DATA_DIR: tempDir(), API_KEYS_PER_USER: "0", SEND_QUEUE_PER_CHAT: "1e3", SEND_QUEUE_PER_BOT: "-1", SUBSCRIPTIONS_PER_CONNECTION: "many" }).join("\n");
+		for (const name of Object.keys(set)) expect(problems).toMatch(new RegExp(`${name} must be a positive integer`));
+	});
+
 	it("needs api on the node that runs realtime", () => {
 		expect(problemsOf({ DATA_DIR: tempDir(), SERVICES: "realtime,auth" }).join()).toMatch(/realtime .* needs api/);
 	});

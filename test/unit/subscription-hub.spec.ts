@@ -356,3 +356,23 @@ describe("SubscriptionHub: the end of delivery", () => {
 		expect(seqs(calm)).toHaveLength(10_003);
 	});
 });
+
+describe("SubscriptionHub: room for one more subscription", () => {
+	it("has room below the cap, none at it, and always for a topic the subscriber holds (subscribing again replaces it)", async () => {
+		const hub = new SubscriptionHub();
+		const s = subscriber();
+		hub.connect(s);
+		await hub.subscribe(s, chatTopic(1), { livePosition: 0 });
+		await hub.subscribe(s, { kind: "bot", id: 1 }, { livePosition: 0 });
+		expect(hub.hasRoomFor(s.id, chatTopic(2), 3)).toBe(true);
+		await hub.subscribe(s, chatTopic(2), { livePosition: 0 });
+		expect(hub.hasRoomFor(s.id, chatTopic(3), 3)).toBe(false);
+		expect(hub.hasRoomFor(s.id, { kind: "bot", id: 1 }, 3)).toBe(true);
+		hub.unsubscribe(s.id, chatTopic(1));
+		expect(hub.hasRoomFor(s.id, chatTopic(3), 3)).toBe(true);
+		// Another connection counts its own.
+		const other = subscriber();
+		hub.connect(other);
+		expect(hub.hasRoomFor(other.id, chatTopic(3), 1)).toBe(true);
+	});
+});

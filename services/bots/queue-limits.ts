@@ -1,0 +1,65 @@
+/**
+ * How much may wait in the send queue. Telegram takes one message a second in a chat (20 a minute in
+ * a group) and about 30 a second per bot, whatever a client sends: without a cap a client sending
+ * faster grows the queue (and the delay of everyone else's messages through that bot) without end.
+ * Past SEND_QUEUE_PER_CHAT or SEND_QUEUE_PER_BOT queued messages, a send is refused with 429 and a
+ * Retry-After of about when the queue will have room again at Telegram's pace.
+ */
+import type { Transaction } from "sequelize";
+import type { Database } from "../../lib/db/connection";
+import { GatewayError } from "../../lib/errors";
+import { FLOOD_LIMITS, type ChatKind } from "./flood";
+
+export interface SendQueueLimits {
+	perChat: number;
+	perBot: number;
+}
+
+export interface QueuedCounts {
+	chat: number;
+	bot: number;
+}
+
+/** Seconds the queue takes to send one message of a chat of this kind, or one of the bot's. */
+export const DRAIN_SECONDS = {
+	private: 1 / FLOOD_LIMITS.perChatPerSecond,
+	group: 60 / FLOOD_LIMITS.perGroupPerMinute,
+	bot: 1 / FLOOD_LIMITS.perBotPerSecond,
+} as const;
+
+/**
+ * Messages waiting for Telegram: queued, so without a seq (it comes when the message is sent or
+ * failed). The (chat_id, seq) and (bot_id, seq) indexes find them without reading the history.
+ */
+export async function queuedCounts(db: Database, chatId: number, botId: number, transaction?: Transaction): Promise<QueuedCounts> {
+	const { Message } = db.models;
+	const [chat, bot] = await Promise.all([
+		Message.count({ where: { chat_id: chatId, seq: null, status: "queued" }, transaction }),
+		Message.count({ where: { bot_id: botId, seq: null, status: "queued" }, transaction }),
+	]);
+	return { chat, bot };
+}
+
+/**
+ * RATE_LIMITED when one more message would take the chat's or the bot's queue past its limit (the
+ * longer wait when both are full), or null. Retry-After: until enough has drained at Telegram's pace
+ * to make room for one more; an estimate (a flood pause from Telegram makes it longer).
+ */
+export function queueFullError(queued: QueuedCounts, limits: SendQueueLimits, chatKind: ChatKind): GatewayError | null {
+	const refusals: Array<{ queue: "chat" | "bot"; limit: number; retryAfter: number; setting: string }> = [];
+	if (queued.chat >= limits.perChat) {
+		refusals.push({ queue: "chat", limit: limits.perChat, retryAfter: (queued.chat - limits.perChat + 1) * DRAIN_SECONDS[chatKind], setting: "SEND_QUEUE_PER_CHAT" });
+	}
+	if (queued.bot >= limits.perBot) {
+		refusals.push({ queue: "bot", limit: limits.perBot, retryAfter: (queued.bot - limits.perBot + 1) * DRAIN_SECONDS.bot, setting: "SEND_QUEUE_PER_BOT" });
+	}
+	if (refusals.length === 0) return null;
+	const longest = refusals.reduce((a, b) => (b.retryAfter > a.retryAfter ? b : a));
+	const retryAfter = Math.max(1, Math.ceil(longest.retryAfter));
+	const owner = longest.queue === "chat" ? "This chat" : "This chat's bot";
+	return new GatewayError(
+		"RATE_LIMITED",
+		`${owner} has its limit of ${longest.limit} messages waiting to be sent (${longest.setting}), which Telegram takes at its own pace: retry after ${retryAfter} s`,
+		{ queue: longest.queue, limit: longest.limit, retry_after: retryAfter },
+	);
+}

@@ -3,7 +3,9 @@
  * (dispatcher.ts); every delivery node claims due rows under a lease (claims.ts) in its work loop
  * (worker.ts), POSTs them signed (attempt.ts), and records each attempt (outcomes.ts). Retries
  * follow schedule.ts; each endpoint has a breaker shared by all nodes (breaker.ts) and a
- * concurrency cap across all nodes, so one slow or failing endpoint never holds up the others.
+ * concurrency cap across all nodes, so one slow or failing endpoint never holds up the others;
+ * each owning user has a share of every node's attempts (node-share.ts), so one tenant's endpoints
+ * never hold up another's.
  */
 import { randomBytes, randomUUID } from "node:crypto";
 import type { Context, ServiceSchema, ServiceSettingSchema } from "moleculer";
@@ -114,7 +116,7 @@ const DeliveryService: ServiceSchema<ServiceSettingSchema, DeliveryThis> = {
 		 */
 		async audiences(this: DeliveryThis): Promise<AudienceList> {
 			if (this.audienceCache && Date.now() - this.audienceCache.at < AUDIENCE_TTL_MS) return this.audienceCache.list;
-			// Every attempt on the wire (up to 256, worker.ts) asks when the list expires: one build serves them all.
+			// Every attempt on the wire (up to 256, node-share.ts) asks when the list expires: one build serves them all.
 			this.audienceBuild ??= this.buildAudiences().finally(() => {
 				this.audienceBuild = null;
 			});
@@ -169,6 +171,8 @@ const DeliveryService: ServiceSchema<ServiceSettingSchema, DeliveryThis> = {
 		this.probing = new Set();
 		this.inFlight = new Map();
 		this.inFlightTotal = 0;
+		this.ownerInFlight = new Map();
+		this.keyUsers = new Map();
 		this.answered = new Map();
 		this.troubled = new Set();
 		this.secretCache = new Map();

@@ -43,6 +43,10 @@ export interface DeliveryLocalVars {
 	/** This node's attempts on the wire, per endpoint and across every endpoint. */
 	inFlight: Map<number, number>;
 	inFlightTotal: number;
+	/** This node's attempts on the wire per owning user (node-share.ts). */
+	ownerInFlight: Map<number, number>;
+	/** The user of each API key that owns a webhook (a key never changes hands). */
+	keyUsers: Map<number, number>;
 	/** Per webhook: this node's attempts that got their answer and wait for the outcome to be recorded. */
 	answered: Map<number, number>;
 	/** Endpoints with a failure (or a breaker not closed) seen here since their last success. */

@@ -10,7 +10,7 @@ import { QueryTypes, type Transaction } from "sequelize";
 import type { Database } from "../../lib/db/connection";
 import { all, insertRows, read, run, type SqlValue } from "../../lib/db/raw";
 import type { ReadAccess } from "../../mixins/event-stream/subscription-hub";
-import { readEvents, type GatewayEvent } from "../broker/event-log";
+import { readEvents, type GatewayEvent, type ReplayQuery } from "../broker/event-log";
 import { wants, type WebhookRule } from "./matching";
 
 export interface Audience {
@@ -121,6 +121,25 @@ export async function dispatchBatch(db: Database, list: AudienceList, limit = 50
 }
 
 /**
+ * The part of the log a webhook's replay reads, as the log's indexes can select it: its chats
+ * (those its owner may read), or its bot's events, or everything its owner may read; null when
+ * that is nothing. Only an admin's scope-all webhook reads the whole log. What is read is still
+ * matched event by event (event types, a reply's message, the owner's access).
+ */
+export function replayScope(audience: Audience): Pick<ReplayQuery, "chatIds" | "botId"> | null {
+	const { rule, access } = audience;
+	const readable = (chats: number[]) => (access.all ? chats : chats.filter((id) => access.chats.has(id)));
+	const scope: Pick<ReplayQuery, "chatIds" | "botId"> = {};
+	if (rule.scope === "chat" || rule.scope === "reply") scope.chatIds = readable(rule.chat_ids ?? []);
+	else if (!access.all) scope.chatIds = [...access.chats].sort((a, b) => a - b);
+	if (rule.scope === "bot") {
+		if (rule.bot_id === null) return null;
+		scope.botId = rule.bot_id;
+	}
+	return scope.chatIds?.length === 0 ? null : scope;
+}
+
+/**
  * Replay: new deliveries of every matching event after a seq (or since a time) for one webhook,
  * earlier events included, at most `cap` of them. Receivers de-duplicate on webhook-id.
  */
@@ -130,6 +149,8 @@ export async function scheduleReplay(
 	from: { afterSeq: number } | { since: Date },
 	cap: number,
 ): Promise<ReplayResult> {
+	const scope = replayScope(audience);
+	if (scope === null) return { scheduled: 0, complete: true, last_seq: null };
 	let afterSeq: number;
 	if ("afterSeq" in from) afterSeq = from.afterSeq;
 	else {
@@ -144,7 +165,7 @@ export async function scheduleReplay(
 	let scheduled = 0;
 	let lastSeq: number | null = null;
 	for (;;) {
-		const events = await readEvents(db, { afterSeq, limit: 1_000 });
+		const events = await readEvents(db, { ...scope, afterSeq, limit: 1_000 });
 		const now = new Date();
 		const matching = events.filter((e) => wants(audience.rule, audience.access, e, { includeEarlier: true }));
 		const taken = matching.slice(0, cap - scheduled);

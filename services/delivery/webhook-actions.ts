@@ -2,6 +2,8 @@
  * The webhook routes of API.md: subscriptions (scope all / bot / chat / reply, event types, in-order
  * option), their secrets (shown once; rotation keeps the old one signing for 24 h), a test ping, the
  * delivery log, manual retry and replay. A principal manages the webhooks it owns; admins all.
+ * A user has at most WEBHOOKS_PER_USER_MAX active (webhook-quota.ts), and a few tests and replays
+ * running at once (caller-slots.ts).
  */
 import { col, Op, type WhereOptions } from "sequelize";
 import type { Webhook } from "../../lib/db/models";
@@ -10,6 +12,7 @@ import { fail } from "../../lib/errors";
 import { principalOf, respondCreated, respondWith, type GatewayContext } from "../../lib/meta";
 import { decodeCursor, pageParams, toPage } from "../../lib/paging";
 import { hasPermission, type Principal } from "../auth/principal";
+import { callerOf, inCallerSlot, REPLAY_SLOTS, TEST_SLOTS } from "./caller-slots";
 import { EVENT_TYPES, ownerMayRead, SCOPES, type Scope } from "./matching";
 import { removeDeliveriesOf } from "./retention";
 import { newWebhookSecret } from "./signing";
@@ -17,6 +20,7 @@ import { assertPublicUrl, parseWebhookUrl } from "./url-safety";
 import { deliveryView, webhookView } from "./views";
 import type { DeliveryActions, DeliveryThis } from "./context";
 import { WEBHOOK_SECRET_PURPOSE } from "./context";
+import { owningUsersOf, withinWebhookLimit } from "./webhook-quota";
 import { ID } from "../../lib/validator";
 
 const ROTATION_OVERLAP_MS = 24 * 3_600_000;
@@ -84,6 +88,22 @@ function configColumns(config: WebhookConfig) {
 	};
 }
 
+/**
+ * Writes `changes` to the webhook; one that switches it on again counts against its owning user's
+ * WEBHOOKS_PER_USER_MAX as a new one would (else creating, switching off and on would pass the cap).
+ */
+async function updateWithinLimit(this: DeliveryThis, row: Webhook, changes: Partial<Webhook>): Promise<void> {
+	if (row.is_active || changes.is_active !== true) {
+		await row.update(changes);
+		return;
+	}
+	const { db, config } = this.runtime;
+	const owner = (await owningUsersOf(db, [row])).get(row.id) ?? 0;
+	await withinWebhookLimit(db, owner, config.webhooksPerUserMax, "is_active", async (t) => {
+		await row.update(changes, { transaction: t });
+	});
+}
+
 /** The webhook if the principal owns it (or is an admin); anyone else's is "not found". */
 async function ownWebhook(this: DeliveryThis, principal: Principal, id: number): Promise<Webhook> {
 	const row = await this.runtime.db.models.Webhook.findByPk(id);
@@ -104,16 +124,23 @@ export const webhookActions: DeliveryActions = {
 				await checkConfig.call(this, ctx, ctx.params);
 				const secret = newWebhookSecret();
 				const sealed = seal(this.runtime.config.encryptionKeys, WEBHOOK_SECRET_PURPOSE, secret);
-				const row = await this.runtime.db.models.Webhook.create({
-					...configColumns(ctx.params),
-					owner_user_id: principal.type === "api_key" ? null : principal.user_id || null,
-					owner_api_key_id: principal.type === "api_key" ? principal.id : null,
-					secret_ciphertext: sealed.ciphertext,
-					key_id: sealed.keyId,
-					previous_secret_ciphertext: null,
-					previous_secret_expires_at: null,
-					disabled_reason: null,
-				});
+				const { db, config } = this.runtime;
+				// A key's webhooks count against its user (principal.user_id is the key's owner).
+				const row = await withinWebhookLimit(db, principal.user_id, config.webhooksPerUserMax, "webhooks", (t) =>
+					db.models.Webhook.create(
+						{
+							...configColumns(ctx.params),
+							owner_user_id: principal.type === "api_key" ? null : principal.user_id || null,
+							owner_api_key_id: principal.type === "api_key" ? principal.id : null,
+							secret_ciphertext: sealed.ciphertext,
+							key_id: sealed.keyId,
+							previous_secret_ciphertext: null,
+							previous_secret_expires_at: null,
+							disabled_reason: null,
+						},
+						{ transaction: t },
+					),
+				);
 				await this.broker.broadcast("webhooks.changed", { id: row.id });
 				respondCreated(ctx, `/webhooks/${row.id}`);
 				return { ...webhookView(row), secret };
@@ -154,7 +181,7 @@ export const webhookActions: DeliveryActions = {
 			async handler(this: DeliveryThis, ctx: GatewayContext<WebhookConfig & { id: number; is_active?: boolean }>) {
 				const row = await ownWebhook.call(this, principalOf(ctx), ctx.params.id);
 				await checkConfig.call(this, ctx, ctx.params);
-				await row.update({
+				await updateWithinLimit.call(this, row, {
 					...configColumns({ ordered: false, max_concurrency: 8, ...ctx.params }),
 					...(ctx.params.is_active !== undefined ? { is_active: ctx.params.is_active, disabled_reason: null } : {}),
 				});
@@ -189,7 +216,7 @@ export const webhookActions: DeliveryActions = {
 				};
 				// Switching a webhook off needs no check: an owner who lost access to its chats can still silence it.
 				if (Object.keys(changes).length > 0 || is_active === true) await checkConfig.call(this, ctx, merged);
-				await row.update({ ...configColumns(merged), ...(is_active !== undefined ? { is_active, disabled_reason: is_active ? null : "disabled by its owner" } : {}) });
+				await updateWithinLimit.call(this, row, { ...configColumns(merged), ...(is_active !== undefined ? { is_active, disabled_reason: is_active ? null : "disabled by its owner" } : {}) });
 				await this.broker.broadcast("webhooks.changed", { id: row.id });
 				return webhookView(row);
 			},
@@ -243,11 +270,13 @@ export const webhookActions: DeliveryActions = {
 			timeout: 20_000,
 			// A timeout is not a failure to run: run again, it would send (or schedule) everything twice.
 			retryPolicy: { enabled: false },
+			// The node's backstop; each caller has its own few slots within it (caller-slots.ts).
 			bulkhead: { enabled: true, concurrency: 10, maxQueueSize: 50 },
 			params: { $$strict: true, id: ID },
 			async handler(this: DeliveryThis, ctx: GatewayContext<{ id: number }>) {
-				const row = await ownWebhook.call(this, principalOf(ctx), ctx.params.id);
-				return this.ping(row);
+				const principal = principalOf(ctx);
+				const row = await ownWebhook.call(this, principal, ctx.params.id);
+				return inCallerSlot(this.runtime.state, TEST_SLOTS, callerOf(principal), () => this.ping(row));
 			},
 		},
 
@@ -318,6 +347,7 @@ export const webhookActions: DeliveryActions = {
 			timeout: 60_000,
 			// A timeout is not a failure to run: run again, it would send (or schedule) everything twice.
 			retryPolicy: { enabled: false },
+			// The node's backstop; each caller has its own slot within it (caller-slots.ts).
 			bulkhead: { enabled: true, concurrency: 2, maxQueueSize: 10 },
 			params: {
 				$$strict: true,
@@ -333,8 +363,10 @@ export const webhookActions: DeliveryActions = {
 						{ field: "since_seq", message: "Give exactly one of 'since' and 'since_seq'." },
 					]);
 				}
-				const row = await ownWebhook.call(this, principalOf(ctx), ctx.params.id);
-				const result = await this.replay(row, since_seq !== undefined ? { afterSeq: since_seq } : { since: since! });
+				const principal = principalOf(ctx);
+				const row = await ownWebhook.call(this, principal, ctx.params.id);
+				const from = since_seq !== undefined ? { afterSeq: since_seq } : { since: since! };
+				const result = await inCallerSlot(this.runtime.state, REPLAY_SLOTS, callerOf(principal), () => this.replay(row, from));
 				respondWith(ctx, 202);
 				return result;
 			},

@@ -16,10 +16,10 @@ import { claimDeliveries, webhooksWithDueDeliveries, type Claimed, type ClaimReq
 import type { DeliveryThis } from "./context";
 import { dispatchBatch } from "./dispatcher";
 import { ownerMayRead } from "./matching";
+import { NODE_CONCURRENCY, shareNodeRoom, type SlotWish } from "./node-share";
 import { judge, recordOutcomes, type Outcome } from "./outcomes";
+import { owningUsersOf, type OwningUser } from "./webhook-quota";
 
-/** Attempts in flight at once on this node, across every endpoint. */
-const NODE_CONCURRENCY = 256;
 const CLAIM_LEASE_MS = 30_000;
 const DISPATCH_BATCH = 500;
 /** Shortest time between two dispatcher transactions while events keep coming. */
@@ -82,7 +82,7 @@ export async function dispatcherLoop(service: DeliveryThis): Promise<void> {
 	}
 }
 
-/** Claims due deliveries endpoint by endpoint, within each one's cap, and sends them. */
+/** Claims due deliveries endpoint by endpoint, within each one's cap and its owner's share of the node, and sends them. */
 export async function workLoop(service: DeliveryThis): Promise<void> {
 	const record = new Batcher<Outcome, void>({
 		write: async (outcomes) => {
@@ -94,6 +94,7 @@ export async function workLoop(service: DeliveryThis): Promise<void> {
 		isUnavailable: (err) => toApiError(err).status === 503,
 	});
 	const targets = new Map<number, Webhook>();
+	const owners = new Map<number, OwningUser>();
 	const sending = new Set<Promise<void>>();
 	let cursor = 0;
 	while (service.running) {
@@ -107,11 +108,13 @@ export async function workLoop(service: DeliveryThis): Promise<void> {
 					targets.clear();
 					const rows = await service.runtime.db.models.Webhook.findAll({ where: { id: due, is_active: true } });
 					for (const row of rows) targets.set(row.id, row);
+					owners.clear();
+					for (const [id, user] of await owningUsersOf(service.runtime.db, rows, service.keyUsers)) owners.set(id, user);
 				}
-				// Fairness: start from a different endpoint each round, which also shares out this node's
-				// room. Each endpoint's room under its cap is counted where it is claimed, from every
-				// node's claims: counted here it would be stale by then (answers keep coming in).
-				const requests: ClaimRequest[] = [];
+				// Fairness: start from a different endpoint each round, and share this node's room out
+				// by owner (node-share.ts). Each endpoint's room under its cap is counted where it is
+				// claimed, from every node's claims: counted here it would be stale by then (answers keep coming in).
+				const wishes: SlotWish[] = [];
 				const probes = new Set<number>();
 				for (const id of due.sort(() => Math.random() - 0.5)) {
 					const target = targets.get(id);
@@ -126,16 +129,25 @@ export async function workLoop(service: DeliveryThis): Promise<void> {
 						service.troubled.add(id);
 						probes.add(id);
 					}
-					requests.push({ id, ordered: Boolean(target.ordered), count: admitted === "probe" ? 1 : target.max_concurrency, maxConcurrency: target.max_concurrency });
+					const wants = admitted === "probe" ? 1 : target.max_concurrency - (service.inFlight.get(id) ?? 0);
+					wishes.push({ webhookId: id, owner: owners.get(id) ?? 0, wants });
 				}
+				const room = NODE_CONCURRENCY - service.inFlightTotal;
+				const shares = shareNodeRoom(wishes, (owner) => service.ownerInFlight.get(owner) ?? 0, room);
+				const requests: ClaimRequest[] = wishes
+					.filter((w) => (shares.get(w.webhookId) ?? 0) > 0)
+					.map((w) => {
+						const target = targets.get(w.webhookId)!;
+						return { id: w.webhookId, ordered: Boolean(target.ordered), count: shares.get(w.webhookId)!, maxConcurrency: target.max_concurrency };
+					});
 				const claimed = await claimDeliveries(service.runtime.db, requests, service.owner, CLAIM_LEASE_MS, {
 					answeredHere: (id) => service.answered.get(id) ?? 0,
-					limit: NODE_CONCURRENCY - service.inFlightTotal,
+					limit: room,
 				});
 				for (const claim of claimed) if (probes.has(claim.webhook_id)) service.probing.add(claim.webhook_id);
 				const events = claimed.length > 0 ? await loadEvents(service, claimed) : new Map<number, GatewayEvent>();
 				for (const claim of claimed) {
-					const run = send(service, targets.get(claim.webhook_id)!, claim, events.get(claim.event_seq), record).finally(() => sending.delete(run));
+					const run = send(service, targets.get(claim.webhook_id)!, owners.get(claim.webhook_id) ?? 0, claim, events.get(claim.event_seq), record).finally(() => sending.delete(run));
 					sending.add(run);
 					started += 1;
 				}
@@ -155,11 +167,11 @@ async function loadEvents(service: DeliveryThis, claimed: Claimed[]): Promise<Ma
 	return new Map(rows.map((r) => [Number(r.seq), JSON.parse(r.payload) as GatewayEvent]));
 }
 
-/** Adds delta to a per-webhook tally, dropping it at zero. */
-function tally(counts: Map<number, number>, webhookId: number, delta: number): void {
-	const next = (counts.get(webhookId) ?? 0) + delta;
-	if (next > 0) counts.set(webhookId, next);
-	else counts.delete(webhookId);
+/** Adds delta to a per-webhook (or per-owner) tally, dropping it at zero. */
+function tally(counts: Map<number, number>, id: number, delta: number): void {
+	const next = (counts.get(id) ?? 0) + delta;
+	if (next > 0) counts.set(id, next);
+	else counts.delete(id);
 }
 
 /**
@@ -192,9 +204,10 @@ function eventGone(claim: Claimed): Outcome {
 	return notSent(claim, `Not sent: event ${claim.event_seq} is no longer in the event log (removed by EVENT_RETENTION_DAYS)`);
 }
 
-async function send(service: DeliveryThis, row: Webhook, claim: Claimed, event: GatewayEvent | undefined, record: Batcher<Outcome, void>): Promise<void> {
+async function send(service: DeliveryThis, row: Webhook, owner: OwningUser, claim: Claimed, event: GatewayEvent | undefined, record: Batcher<Outcome, void>): Promise<void> {
 	const { state } = service.runtime;
 	tally(service.inFlight, row.id, 1);
+	tally(service.ownerInFlight, owner, 1);
 	service.inFlightTotal += 1;
 	let result;
 	try {
@@ -213,6 +226,7 @@ async function send(service: DeliveryThis, row: Webhook, claim: Claimed, event: 
 	} finally {
 		// The cap counts requests on the wire: the slot frees as soon as the endpoint answered.
 		tally(service.inFlight, row.id, -1);
+		tally(service.ownerInFlight, owner, -1);
 		service.inFlightTotal -= 1;
 		if (result) tally(service.answered, row.id, 1);
 		// Nothing went out (no event, or its owner may not read it): if this was the probe, the endpoint

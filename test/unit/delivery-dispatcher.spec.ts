@@ -114,3 +114,63 @@ describe("dispatchBatch", () => {
 		expect(await db.models.WebhookDelivery.count({ where: { webhook_id: 2 } })).toBe(before + 3);
 	});
 });
+
+/**
+ * A replay reads the webhook's part of the log through the log's (chat_id, seq) and (bot_id, seq)
+ * indexes, never the whole log filtered here: a replay of a quiet chat costs what that chat holds,
+ * however busy the rest of the gateway is.
+ */
+describe("scheduleReplay reads only the webhook's part of the log", () => {
+	let db: Database;
+	let bot1: number;
+	let bot2: number;
+	let quiet: number;
+	let busy: number;
+	let other: number;
+	let rowsRead = 0;
+	let nextWebhook = 100;
+
+	beforeAll(async () => {
+		db = await migratedDatabase();
+		[bot1, bot2] = [(await insertBot(db)).id, (await insertBot(db)).id];
+		[quiet, busy, other] = [(await insertChat(db, bot1, 1)).id, (await insertChat(db, bot1, 2)).id, (await insertChat(db, bot2, 3)).id];
+		await db.transaction((t) => appendEvents(db, t, Array.from({ length: 2_500 }, (_, i) => draft(bot1, busy, `busy ${i}`))));
+		await db.transaction((t) => appendEvents(db, t, [draft(bot1, quiet, "q"), draft(bot2, other, "o1"), draft(bot2, other, "o2"), draft(bot1, null, "no chat")]));
+		// Every event row the replay reads from the log, counted as the database hands them over.
+		const query = db.sequelize.query.bind(db.sequelize);
+		jest.spyOn(db.sequelize, "query").mockImplementation((async (sql: string, options?: object) => {
+			const result = await query(sql, options as never);
+			if (/SELECT payload FROM events/.test(sql) && Array.isArray(result)) rowsRead += result.length;
+			return result;
+		}) as never);
+	});
+	afterAll(() => db.close());
+
+	/** A replay from the start of the log for a new webhook: what it scheduled and how many event rows it read. */
+	const replayOf = async (rule: Partial<Audience["rule"]>, access: Audience["access"]) => {
+		const id = ++nextWebhook;
+		await db.models.Webhook.create({ id, owner_user_id: null, owner_api_key_id: null, url: `https://example.com/${id}`, scope: "all", secret_ciphertext: "x", key_id: "x" } as never);
+		const base = { id, scope: "all" as const, bot_id: null, chat_ids: null, reply_to_message_id: null, event_types: null, created_at: "1970-01-01T00:00:00.000Z" };
+		rowsRead = 0;
+		const result = await scheduleReplay(db, { rule: { ...base, ...rule }, access }, { afterSeq: 0 }, 100_000);
+		return { scheduled: result.scheduled, rowsRead };
+	};
+	const reads = (...chats: number[]) => ({ all: false, chats: new Set(chats) });
+
+	it("chat scope: the webhook's chats that its owner may read, nothing else", async () => {
+		expect(await replayOf({ scope: "chat", chat_ids: [quiet] }, reads(quiet))).toEqual({ scheduled: 1, rowsRead: 1 });
+		expect(await replayOf({ scope: "chat", chat_ids: [quiet, busy] }, reads(quiet))).toEqual({ scheduled: 1, rowsRead: 1 });
+		expect(await replayOf({ scope: "chat", chat_ids: [busy] }, reads(quiet))).toEqual({ scheduled: 0, rowsRead: 0 });
+	});
+
+	it("bot scope: that bot's events, of the chats its owner may read", async () => {
+		expect(await replayOf({ scope: "bot", bot_id: bot2 }, { all: true, chats: new Set() })).toEqual({ scheduled: 2, rowsRead: 2 });
+		expect(await replayOf({ scope: "bot", bot_id: bot1 }, reads(quiet, other))).toEqual({ scheduled: 1, rowsRead: 1 });
+	});
+
+	it("scope all: the chats its owner may read; only an admin's reads the whole log", async () => {
+		expect(await replayOf({ scope: "all" }, reads(quiet, other))).toEqual({ scheduled: 3, rowsRead: 3 });
+		expect(await replayOf({ scope: "all" }, reads())).toEqual({ scheduled: 0, rowsRead: 0 });
+		expect(await replayOf({ scope: "all" }, { all: true, chats: new Set() })).toEqual({ scheduled: 2_504, rowsRead: 2_504 });
+	});
+});

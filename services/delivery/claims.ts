@@ -5,6 +5,7 @@
  * chat's next event waits until the one before it succeeded or died.
  */
 import type { Database } from "../../lib/db/connection";
+import { retryingConflicts } from "../../lib/db/conflicts";
 import { all, placeholders, read, run } from "../../lib/db/raw";
 
 export interface Claimed {
@@ -91,11 +92,13 @@ export async function claimDeliveries(db: Database, requests: ClaimRequest[], ow
 	// locking the same rows in different orders deadlock each other.
 	const ids = asked.map((r) => r.id).sort((a, b) => a - b);
 	const now = new Date();
-	return db.rawTransaction(async (t) => {
+	// Read committed (MySQL): each statement sees what other nodes committed before it ran (the count
+	// below, after the locks), and rows a scan passes over without taking them stay unlocked: under
+	// REPEATABLE READ the claim's UPDATE held rows it did not change, and deadlocked another node's
+	// recording of outcomes. A deadlock still possible is met by doing the claim again.
+	return retryingConflicts(() => db.rawTransaction(async (t) => {
 		// The cap is the endpoint's, not the node's: count every node's live claims, with the
 		// webhook rows locked so two nodes cannot both fill the same room (SQLite has one writer).
-		// On MySQL the count must be the transaction's first plain read: its snapshot is taken then,
-		// after the locks, so it sees what other nodes committed before they let go of them.
 		if (db.dialect === "mysql") await all(db, t, `SELECT id FROM webhooks WHERE id IN (${placeholders(ids.length)}) ORDER BY id FOR UPDATE`, ids);
 		const busy = await all<{ webhook_id: number; n: number }>(
 			db,
@@ -125,7 +128,7 @@ export async function claimDeliveries(db: Database, requests: ClaimRequest[], ow
 			[owner, new Date(now.getTime() + leaseMs), now, ...rows.map((r) => r.id)],
 		);
 		return rows;
-	});
+	}, { readCommitted: true }));
 }
 
 /** Each webhook's room: what it asked for, within its cap less every node's live claims (those answered here excepted). */

@@ -6,7 +6,7 @@
  * skipped nor dispatched twice even if every delivery node was down when it was stored. Because
  * seqs become visible in commit order, reading "after the cursor" never misses a late commit.
  */
-import { QueryTypes, type Transaction } from "sequelize";
+import type { Transaction } from "sequelize";
 import type { Database } from "../../lib/db/connection";
 import { all, insertRows, read, run, type SqlValue } from "../../lib/db/raw";
 import type { ReadAccess } from "../../mixins/event-stream/subscription-hub";
@@ -154,10 +154,9 @@ export async function scheduleReplay(
 	let afterSeq: number;
 	if ("afterSeq" in from) afterSeq = from.afterSeq;
 	else {
-		const rows = await db.sequelize.query<{ seq: number | null }>("SELECT MIN(seq) - 1 AS seq FROM events WHERE created_at >= :since", {
-			replacements: { since: from.since },
-			type: QueryTypes.SELECT,
-		});
+		// Through the driver, not Sequelize's replacements: those write a Date to MySQL without its
+		// milliseconds, and the replay then took in events up to a second before `since`.
+		const rows = await read<{ seq: number | null }>(db, "SELECT MIN(seq) - 1 AS seq FROM events WHERE created_at >= ?", [from.since]);
 		const first = rows[0]?.seq;
 		if (first === null || first === undefined) return { scheduled: 0, complete: true, last_seq: null };
 		afterSeq = Number(first);

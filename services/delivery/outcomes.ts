@@ -4,6 +4,7 @@
  * disables the endpoint. Rows are only changed while this node still holds their lease.
  */
 import type { Database } from "../../lib/db/connection";
+import { retryingConflicts } from "../../lib/db/conflicts";
 import { insertRows, run } from "../../lib/db/raw";
 import type { AttemptResult } from "./attempt";
 import type { Claimed } from "./claims";
@@ -33,7 +34,9 @@ const ATTEMPT_COLUMNS = ["delivery_id", "attempt", "started_at", "duration_ms", 
 export async function recordOutcomes(db: Database, owner: string, outcomes: Outcome[]): Promise<void> {
 	if (outcomes.length === 0) return;
 	const now = new Date();
-	await db.rawTransaction(async (t) => {
+	// A deadlock with another node's claim (MySQL) would leave the delivery in flight until its lease
+	// ran out, and then send it again: done again instead. Read committed: only matching rows are locked.
+	await retryingConflicts(() => db.rawTransaction(async (t) => {
 		await insertRows(
 			db,
 			t,
@@ -83,13 +86,16 @@ export async function recordOutcomes(db: Database, owner: string, outcomes: Outc
 				]);
 			}
 		}
-	});
+	}, { readCommitted: true }));
 }
 
 /** Gives claimed rows back untouched (breaker opened meanwhile, shutting down). */
 export async function releaseClaims(db: Database, owner: string, ids: number[], at: Date): Promise<void> {
 	if (ids.length === 0) return;
-	await db.rawTransaction((t) =>
-		run(db, t, `UPDATE webhook_deliveries SET status = CASE WHEN attempts = 0 THEN 'pending' ELSE 'failed' END, lease_owner = NULL, lease_until = NULL, next_attempt_at = ? WHERE lease_owner = ? AND id IN (${ids.map(() => "?").join(", ")})`, [at, owner, ...ids]),
+	await retryingConflicts(() =>
+		db.rawTransaction(
+			(t) => run(db, t, `UPDATE webhook_deliveries SET status = CASE WHEN attempts = 0 THEN 'pending' ELSE 'failed' END, lease_owner = NULL, lease_until = NULL, next_attempt_at = ? WHERE lease_owner = ? AND id IN (${ids.map(() => "?").join(", ")})`, [at, owner, ...ids]),
+			{ readCommitted: true },
+		),
 	);
 }

@@ -9,6 +9,7 @@ import type { Transaction } from "sequelize";
 import type { Database } from "../../lib/db/connection";
 import { all, insertReturning, insertRows, placeholders, run } from "../../lib/db/raw";
 import { TELEGRAM_UPDATE_RETENTION_HOURS } from "../../lib/config";
+import { CONFLICT_ATTEMPTS } from "../../lib/db/conflicts";
 import { isDbConflict } from "../../lib/errors";
 import { allocateSeqs, insertEvents, releaseSeqs, type EventDraft, type GatewayEvent } from "../broker/event-log";
 import { chatKey, forgetChats, latestChats, MAX_CHAT_CACHE, perBot, recordMigrations, upsertChats, type ChatCache, type ChatCacheEntry } from "./chat-upsert";
@@ -99,9 +100,6 @@ interface BatchPlan {
 
 const itemsOf = (items: IncomingUpdate[]) => items.reduce((n, s) => n + s.update.items.length, 0);
 const updateKey = (item: IncomingUpdate) => `${item.botId}:${item.update.update_id}`;
-
-/** How often a batch rolled back by a MySQL deadlock or lock wait timeout is run again. */
-const CONFLICT_ATTEMPTS = 3;
 
 export async function storeUpdates(db: Database, batch: IncomingUpdate[], cache: ChatCache, options: StoreOptions = {}): Promise<StoreResult> {
 	const firstIndex = new Map<string, number>();

@@ -1,11 +1,13 @@
 /**
  * Where MariaDB/MySQL would otherwise answer differently from SQLite (the embedded default, which
- * most tests run on): rows matched by an UPDATE, and users' emails compared exactly.
+ * most tests run on): rows matched by an UPDATE, users' emails compared exactly, and times to the
+ * millisecond.
  */
 import { randomBytes } from "node:crypto";
 import { openDatabase, type Database } from "../../lib/db/connection";
 import { migrateDown, migrateUp } from "../../lib/db/migrator";
-import { run } from "../../lib/db/raw";
+import { insertRows, run } from "../../lib/db/raw";
+import { scheduleReplay } from "../../services/delivery/dispatcher";
 import { createDatabase, dropDatabase } from "./support/cluster";
 
 describe("MariaDB/MySQL answers as SQLite does", () => {
@@ -44,5 +46,18 @@ describe("MariaDB/MySQL answers as SQLite does", () => {
 	it("0013's down refuses while such emails exist, and leaves them stored", async () => {
 		await expect(migrateDown(db, { to: "0012-message-update-lookups" })).rejects.toThrow(/differ only in accents/);
 		expect(await db.models.User.count()).toBe(4 + (await db.models.User.count({ where: { username: "admin" } })));
+	});
+
+	it("a webhook replay `since` a time starts at that millisecond, not at the start of its second", async () => {
+		const early = new Date("2026-03-01T12:00:00.100Z");
+		const late = new Date("2026-03-01T12:00:00.900Z");
+		const event = (seq: number, at: Date) => [seq, "update", null, null, null, JSON.stringify({ type: "update", seq, bot_id: null, chat_id: null, created_at: at.toISOString() }), at];
+		await db.rawTransaction((t) => insertRows(db, t, "events", ["seq", "type", "bot_id", "chat_id", "message_id", "payload", "created_at"], [event(901, early), event(902, late)]));
+		const hook = await db.models.Webhook.create({ owner_user_id: null, owner_api_key_id: null, url: "https://example.com/h", scope: "all", secret_ciphertext: "x", key_id: "k" } as never);
+		const audience = {
+			rule: { id: Number(hook.id), scope: "all" as const, bot_id: null, chat_ids: null, reply_to_message_id: null, event_types: null, created_at: new Date().toISOString() },
+			access: { all: true, chats: new Set<number>() },
+		};
+		expect(await scheduleReplay(db, audience, { since: late }, 100)).toMatchObject({ scheduled: 1, last_seq: 902 });
 	});
 });

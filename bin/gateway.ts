@@ -1,6 +1,7 @@
 /**
- * The process entry: read the environment, open the database and shared state, migrate (or, with
- * MIGRATE_ON_START=false, wait unready until the schema is migrated), start the services this node
+ * The process entry: read the environment, open the database and shared state, wait unready while
+ * the database holds migrations newer than this build, migrate (or, with MIGRATE_ON_START=false,
+ * wait unready until the schema is migrated), start the services this node
  * runs (SERVICES), and shut down cleanly on SIGTERM/SIGINT. Containers run this file with node
  * directly (npm would not forward SIGTERM).
  */
@@ -9,7 +10,7 @@ import { ServiceBroker } from "moleculer";
 import { createBrokerOptions } from "../moleculer.config";
 import { loadConfig, type GatewayConfig } from "../lib/config";
 import { openMetricsWarning } from "../lib/metrics";
-import { migrateUp, pendingMigrations, SCHEMA_CHECK_EVERY_MS, unknownMigrations, waitUntilMigrated } from "../lib/db/migrator";
+import { migrateUp, pendingMigrations, SCHEMA_CHECK_EVERY_MS, unknownMigrations, waitUntilMigrated, waitUntilNotAhead } from "../lib/db/migrator";
 import { startOpsServer, type OpsServer } from "../lib/ops-server";
 import { openRuntimeOrExit, type Runtime } from "../lib/runtime";
 import { warnAtMostEvery } from "../lib/throttled-warning";
@@ -63,15 +64,31 @@ async function main(): Promise<void> {
 	for (const warning of config.warnings) log.warn(warning);
 
 	let ops: OpsServer | null = null;
+	if ((await unknownMigrations(runtime.db)).length > 0) {
+		// A newer build migrated the database (an old node restarting during a rollout, or the code
+		// rolled back): this code may not work on that schema (0010 changed the key ingest files chats
+		// under), so it waits, alive and unready, until a newer build replaces it or the migrations go.
+		ops = await startOpsServer(broker, runtime, "schema_ahead");
+		await waitUntilNotAhead(runtime.db, {
+			onAhead: (unknown) =>
+				log.error(
+					`The database has migrations this build does not know (${unknown.join(", ")}): it was migrated by a newer build. Not ready until they are gone: deploy the newer build, or revert them with the newer build's \`npm run migrate -- down --to ${[...unknown].sort()[0]}\` (checking every ${SCHEMA_CHECK_EVERY_MS / 1000} s)`,
+				),
+			onError: (err) => warnAtMostEvery(log, "schema-check", `Could not check the database's migrations: ${(err as Error).message}`),
+		});
+		log.info("The database has no migrations newer than this build: starting");
+	}
 	if (config.migrateOnStart) {
 		// Probes are answered while the migrations run (or wait for another node's): /health 200, /ready 503.
-		ops = await startOpsServer(broker, runtime, "migrating");
+		if (ops) ops.setPhase("migrating");
+		else ops = await startOpsServer(broker, runtime, "migrating");
 		const applied = await migrateUp(runtime.db);
 		if (applied.length > 0) log.info(`Applied migrations: ${applied.map((m) => m.name).join(", ")}`);
 	} else if ((await pendingMigrations(runtime.db)).length > 0) {
 		// The migration job may be starting beside this node (one rollout): wait for it, alive and unready,
 		// rather than serve on a schema without the build's columns, or exit and crash-loop meanwhile.
-		ops = await startOpsServer(broker, runtime, "schema_behind");
+		if (ops) ops.setPhase("schema_behind");
+		else ops = await startOpsServer(broker, runtime, "schema_behind");
 		await waitUntilMigrated(runtime.db, {
 			onBehind: (pending) =>
 				log.warn(`The database schema is behind this build (pending: ${pending.join(", ")}) and MIGRATE_ON_START=false: not ready until \`npm run migrate -- up\` has applied them (checking every ${SCHEMA_CHECK_EVERY_MS / 1000} s)`),
@@ -79,8 +96,6 @@ async function main(): Promise<void> {
 		});
 		log.info("The database schema is up to date: starting");
 	}
-	const unknown = await unknownMigrations(runtime.db);
-	if (unknown.length > 0) log.warn(`The database has migrations this build does not know (${unknown.join(", ")}): it is newer than this code`);
 
 	loadServices(broker, config);
 	let stopping = false;

@@ -1,10 +1,14 @@
-/** `npm run migrate -- up | down [--to <name>|0] [--step <n>] | status`: the schema by hand. */
+/**
+ * `npm run migrate -- up | down [--to <name>|0] [--step <n>] | status | seq [--above <n>]`: the
+ * schema by hand, and the event log's counter after a restore.
+ */
 import { parseArgs } from "node:util";
 import { loadConfig } from "../lib/config";
 import { openDatabase } from "../lib/db/connection";
 import { createMigrator, migrateDown, migrateUp, NotAppliedError, unknownMigrations } from "../lib/db/migrator";
+import { raiseSeqFloor, seqStanding } from "../services/broker/event-log";
 
-const USAGE = "usage: npm run migrate -- up | down [--to <name>|0 | --step <n>] | status   (--help for more)";
+const USAGE = "usage: npm run migrate -- up | down [--to <name>|0 | --step <n>] | status | seq [--above <n>]   (--help for more)";
 
 // umzug's `to` is inclusive when reverting: said here and before acting, since "down to X" reads as keeping X.
 const HELP = `usage: npm run migrate -- <command>
@@ -15,9 +19,21 @@ const HELP = `usage: npm run migrate -- <command>
   down --to <name>    revert every migration applied after <name>, AND <name> itself (inclusive,
                       as umzug's --to): to keep <name>, give the one applied after it
   down --to 0         revert every migration
+  seq                 the event log's counter (the last seq handed out) and its highest stored seq
+  seq --above <n>     hand out seqs above <n> from now on (after restoring a backup: <n> at least
+                      the highest seq consumers saw before); never lowers the counter
 What down will revert is printed before anything is.`;
 
 class UsageError extends Error {}
+
+/** `seq`'s `--above <n>` (a non-negative integer), or null to only show the counter. */
+function seqFloor(args: string[]): number | null {
+	const { values } = parseArgs({ args, options: { above: { type: "string" } }, strict: true, allowPositionals: false });
+	if (values.above === undefined) return null;
+	const floor = Number(values.above);
+	if (!/^\d{1,16}$/.test(values.above) || !Number.isSafeInteger(floor)) throw new UsageError(`--above must be a non-negative integer, got "${values.above}"`);
+	return floor;
+}
 
 /** What to revert: `--to <name>` (0 for everything) or `--step <n>` (a positive integer; 1 by default). */
 function downTarget(args: string[]): { to: string | 0 } | { step: number } {
@@ -39,9 +55,10 @@ async function main(): Promise<void> {
 		console.log(HELP);
 		return;
 	}
-	if (!["up", "down", "status"].includes(command)) throw new UsageError(`unknown command "${command}"`);
-	if (command !== "down" && args.length > 0) throw new UsageError(`"${command}" takes no options`);
+	if (!["up", "down", "status", "seq"].includes(command)) throw new UsageError(`unknown command "${command}"`);
+	if (command !== "down" && command !== "seq" && args.length > 0) throw new UsageError(`"${command}" takes no options`);
 	const target = command === "down" ? downTarget(args) : null;
+	const floor = command === "seq" ? seqFloor(args) : null;
 	const config = loadConfig();
 	const db = await openDatabase(config.databaseUrl);
 	const logger = { info: (message: string) => console.log(message) };
@@ -56,6 +73,13 @@ async function main(): Promise<void> {
 			};
 			const reverted = await migrateDown(db, { ...target, onPlan }, logger);
 			console.log(reverted.length ? `Reverted: ${reverted.map((m) => m.name).join(", ")}` : "Nothing to revert");
+		} else if (command === "seq") {
+			if (floor !== null) {
+				const { before, after } = await raiseSeqFloor(db, floor);
+				console.log(after > before ? `Event counter raised from ${before} to ${after}: the next event gets seq ${after + 1}` : `Event counter left at ${before} (already at or above ${floor})`);
+			}
+			const { counter, highestStored } = await seqStanding(db);
+			console.log(`events: counter ${counter} (the last seq handed out), highest stored seq ${highestStored}`);
 		} else {
 			const migrator = createMigrator(db);
 			console.log("executed:", (await migrator.executed()).map((m) => m.name).join(", ") || "-");

@@ -11,16 +11,23 @@ import type { Runtime } from "./runtime";
 
 /**
  * Before the broker starts (no checks, /ready 503): `migrating` while this node runs the
- * migrations, `schema_behind` while it waits for someone else to (MIGRATE_ON_START=false).
- * `serving` once the broker started.
+ * migrations, `schema_behind` while it waits for someone else to (MIGRATE_ON_START=false),
+ * `schema_ahead` while the database holds migrations newer than this build (until they are
+ * reverted). `serving` once the broker started.
  */
-export type OpsPhase = "migrating" | "schema_behind" | "serving";
+export type OpsPhase = "migrating" | "schema_behind" | "schema_ahead" | "serving";
 
 /** Why a node that has not started yet refuses requests other than /health. */
 const NOT_STARTED: Record<Exclude<OpsPhase, "serving">, string> = {
 	migrating: "This node is starting (migrating its database); try again shortly",
 	schema_behind: "This node is starting (waiting for its database to be migrated); try again shortly",
+	schema_ahead: "This node is not started: its database was migrated by a newer build; try again shortly",
 };
+
+/** The phases in which the node has not started: /ready says why, everything but /health is refused. */
+function notStarted(phase: NodePhase | OpsPhase): phase is Exclude<OpsPhase, "serving"> {
+	return Object.hasOwn(NOT_STARTED, phase);
+}
 
 export interface OpsServer {
 	server: Server;
@@ -29,8 +36,9 @@ export interface OpsServer {
 }
 
 /**
- * Started after the broker (`serving`), or before the migrations (`migrating`, `schema_behind`):
- * they may wait for another node's lock, or for the migration job, for minutes, and an
+ * Started after the broker (`serving`), or before the migrations (`migrating`, `schema_behind`,
+ * `schema_ahead`): they may wait for another node's lock, for the migration job, or for a newer
+ * build's migrations to be reverted, for minutes, and an
  * orchestrator that gets no answer to /health meanwhile kills the node, perhaps in the middle of a
  * DDL statement.
  */
@@ -48,7 +56,7 @@ export async function startOpsServer(broker: ServiceBroker, runtime: Runtime, in
 		const probe = req.method === "GET" || req.method === "HEAD";
 		if (probe && path === "/health") return send(200, { status: "ok", node: broker.nodeID, uptime_seconds: Math.round(process.uptime()) });
 		const current = phase;
-		if (current === "migrating" || current === "schema_behind") {
+		if (notStarted(current)) {
 			if (probe && path === "/ready") return send(503, { status: "unavailable", reason: current });
 			// On an api node this port is about to serve the API: a request that came early (a Telegram
 			// push, a client the balancer sent) is told to try again, not that its route does not exist.

@@ -1,9 +1,11 @@
 /**
  * Umzug over Sequelize's QueryInterface: the same migrations run on MySQL/MariaDB and SQLite.
- * Executed migrations are recorded in `schema_migrations`, so running `up` again is a no-op; on
- * MySQL a named lock keeps two nodes that start together from migrating at once.
+ * Executed migrations are recorded in `schema_migrations`, so running `up` again is a no-op. A lock
+ * keeps two processes from migrating one database at once: a named lock on MySQL (two nodes that
+ * start together), a lock file beside the database on SQLite (`npm run cli` beside the gateway).
  */
-import { readdirSync } from "node:fs";
+import { readdirSync, readFileSync, rmSync, writeFileSync } from "node:fs";
+import { hostname } from "node:os";
 import { join } from "node:path";
 import type { QueryInterface } from "sequelize";
 import { SequelizeStorage, Umzug, type MigrationMeta } from "umzug";
@@ -51,13 +53,28 @@ export function createMigrator(db: Database, logger?: Logger): Umzug<QueryInterf
 	});
 }
 
-async function withMigrationLock<T>(db: Database, work: () => Promise<T>): Promise<T> {
-	if (db.dialect !== "mysql") return work();
+/** The MySQL session holding the migration lock, as far as the server says (empty if it cannot). */
+async function mysqlLockHolder(db: Database): Promise<string> {
+	try {
+		const [rows] = await db.sequelize.query(`SELECT IS_USED_LOCK(${MIGRATION_LOCK_SQL}) AS holder`);
+		const holder = (rows as Array<{ holder: number | null }>)[0]?.holder;
+		if (holder === null || holder === undefined) return "";
+		// PROCESSLIST shows other users' sessions only with the PROCESS privilege: the id alone then.
+		const [sessions] = await db.sequelize.query("SELECT HOST AS host, INFO AS info FROM information_schema.PROCESSLIST WHERE ID = ?", { replacements: [holder] });
+		const session = (sessions as Array<{ host: string; info: string | null }>)[0];
+		const running = session?.info ? `, running ${JSON.stringify(session.info.slice(0, 80))}` : "";
+		return `: held by connection ${holder}${session ? ` from ${session.host}${running}` : ""}`;
+	} catch {
+		return "";
+	}
+}
+
+async function withMysqlLock<T>(db: Database, waitSeconds: number, work: () => Promise<T>): Promise<T> {
 	// GET_LOCK belongs to one session: hold a dedicated connection for the lock's lifetime.
 	return db.sequelize.transaction(async (t) => {
-		const [rows] = await db.sequelize.query(`SELECT GET_LOCK(${MIGRATION_LOCK_SQL}, ${LOCK_WAIT_SECONDS}) AS locked`, { transaction: t });
+		const [rows] = await db.sequelize.query(`SELECT GET_LOCK(${MIGRATION_LOCK_SQL}, ${waitSeconds}) AS locked`, { transaction: t });
 		if ((rows as Array<{ locked: number }>)[0]?.locked !== 1) {
-			throw new Error(`could not take the migration lock within ${LOCK_WAIT_SECONDS} s`);
+			throw new Error(`could not take the migration lock within ${waitSeconds} s${await mysqlLockHolder(db)}`);
 		}
 		try {
 			return await work();
@@ -67,7 +84,88 @@ async function withMigrationLock<T>(db: Database, work: () => Promise<T>): Promi
 	});
 }
 
+/** The SQLite migration lock: a file beside the database; none for an in-memory one (one process). */
+export function sqliteLockFile(db: Database): string | null {
+	const { storage } = (db.sequelize as unknown as { options: { storage?: string } }).options;
+	return storage && storage !== ":memory:" ? `${storage}.migration-lock` : null;
+}
+
+type LockFileHolder = { pid: number; host: string; since: string; started?: number };
+
+function readLockFile(path: string): { text: string; holder: LockFileHolder | null } | null {
+	try {
+		const text = readFileSync(path, "utf8");
+		try {
+			return { text, holder: JSON.parse(text) as LockFileHolder };
+		} catch {
+			// Created, not yet written: its holder is alive, a moment ago at least.
+			return { text, holder: null };
+		}
+	} catch (err) {
+		if ((err as NodeJS.ErrnoException).code === "ENOENT") return null;
+		throw err;
+	}
+}
+
+function processIsGone(pid: number): boolean {
+	try {
+		process.kill(pid, 0);
+		return false;
+	} catch (err) {
+		return (err as NodeJS.ErrnoException).code === "ESRCH";
+	}
+}
+
+/**
+ * O_EXCL creation is atomic on local filesystems, so one process gets the file and the others wait.
+ * A holder that died (a migration killed half-way) leaves the file: it is taken over when its pid is
+ * gone on this host; from another host (a container with its own pids) only the operator can tell.
+ */
+async function withLockFile<T>(path: string, waitSeconds: number, work: () => Promise<T>): Promise<T> {
+	const deadline = Date.now() + waitSeconds * 1_000;
+	const mine: LockFileHolder = { pid: process.pid, host: hostname(), since: new Date().toISOString(), started: Math.round(performance.timeOrigin) };
+	for (;;) {
+		try {
+			writeFileSync(path, JSON.stringify(mine), { flag: "wx", mode: 0o600 });
+			break;
+		} catch (err) {
+			if ((err as NodeJS.ErrnoException).code !== "EEXIST") throw err;
+		}
+		const current = readLockFile(path);
+		if (current === null) continue;
+		const { holder } = current;
+		// Our own pid on our host, from a process that started at another time: a previous life of
+		// this one (a container restarted after a kill gets the same pid), so it is stale too.
+		const previousLife = holder?.pid === process.pid && holder.started !== mine.started;
+		if (holder && holder.host === mine.host && (previousLife || processIsGone(holder.pid))) {
+			// Removed only if it is still that dead holder's file, not one a live process just took over.
+			if (readLockFile(path)?.text === current.text) rmSync(path, { force: true });
+			continue;
+		}
+		if (Date.now() >= deadline) {
+			const who = holder ? `process ${holder.pid} on ${holder.host} since ${holder.since}` : "another process";
+			throw new Error(`could not take the migration lock within ${waitSeconds} s: ${who} holds ${path} (if it is gone, delete the file)`);
+		}
+		await new Promise((resolve) => setTimeout(resolve, 100));
+	}
+	try {
+		return await work();
+	} finally {
+		rmSync(path, { force: true });
+	}
+}
+
+/** Runs `work` holding this database's migration lock, waiting up to `waitSeconds` for it. */
+export async function withMigrationLock<T>(db: Database, work: () => Promise<T>, waitSeconds = LOCK_WAIT_SECONDS): Promise<T> {
+	if (db.dialect === "mysql") return withMysqlLock(db, waitSeconds, work);
+	const lockFile = sqliteLockFile(db);
+	return lockFile ? withLockFile(lockFile, waitSeconds, work) : work();
+}
+
 export async function migrateUp(db: Database, logger?: Logger): Promise<MigrationMeta[]> {
+	// Most starts find nothing to do: those must not queue behind a long migration another process runs.
+	if ((await pendingMigrations(db)).length === 0) return [];
+	// up() reads what is pending again, under the lock: whoever held it before may have applied it all.
 	return withMigrationLock(db, () => createMigrator(db, logger).up());
 }
 
@@ -90,15 +188,35 @@ export async function waitUntilMigrated(
 	handlers: { onBehind(pending: string[]): void; onError?(err: unknown): void },
 	everyMs = SCHEMA_CHECK_EVERY_MS,
 ): Promise<void> {
+	await waitUntilNone(() => pendingMigrations(db), handlers.onBehind, handlers.onError, everyMs);
+}
+
+/**
+ * For a node whose build is older than the database (a rollback of the code, or an old node that
+ * restarts during a rollout): resolves once no migration on record is unknown to this build, checking
+ * every `everyMs`, so the node waits unready until the newer build's `migrate down` reverts them,
+ * instead of serving on a schema its code does not know (0010 changed a key old ingest relies on).
+ * `onAhead` hears the unknown migrations (at the first check, then whenever they change).
+ */
+export async function waitUntilNotAhead(
+	db: Database,
+	handlers: { onAhead(unknown: string[]): void; onError?(err: unknown): void },
+	everyMs = SCHEMA_CHECK_EVERY_MS,
+): Promise<void> {
+	await waitUntilNone(() => unknownMigrations(db), handlers.onAhead, handlers.onError, everyMs);
+}
+
+/** Polls `list` until it is empty; `onSome` hears it at the first check and whenever it changes. */
+async function waitUntilNone(list: () => Promise<string[]>, onSome: (names: string[]) => void, onError: ((err: unknown) => void) | undefined, everyMs: number): Promise<void> {
 	let reported = "";
 	for (;;) {
 		try {
-			const pending = await pendingMigrations(db);
-			if (pending.length === 0) return;
-			if (pending.join() !== reported) handlers.onBehind(pending);
-			reported = pending.join();
+			const names = await list();
+			if (names.length === 0) return;
+			if (names.join() !== reported) onSome(names);
+			reported = names.join();
 		} catch (err) {
-			handlers.onError?.(err);
+			onError?.(err);
 		}
 		await new Promise((resolve) => setTimeout(resolve, everyMs));
 	}

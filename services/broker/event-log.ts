@@ -129,3 +129,21 @@ export async function headSeq(db: Database): Promise<number> {
 	});
 	return Number(rows[0]?.value ?? 0);
 }
+
+/** Where the log stands: its counter (the last seq handed out) and the highest seq it still holds. */
+export async function seqStanding(db: Database): Promise<{ counter: number; highestStored: number }> {
+	const [row] = await db.sequelize.query<{ highest: number | string | null }>("SELECT MAX(seq) AS highest FROM events", { type: QueryTypes.SELECT });
+	return { counter: await headSeq(db), highestStored: Number(row?.highest ?? 0) };
+}
+
+/**
+ * Makes every seq handed out from now on come after `floor`; never lowers the counter. After a
+ * restore from a backup the counter is the backup's, and seqs consumers already saw after it would
+ * be handed out again: webhook receivers would drop the new events as duplicates (they de-duplicate
+ * on evt_<seq>), and clients resuming after the seq they saw would skip them.
+ */
+export async function raiseSeqFloor(db: Database, floor: number): Promise<{ before: number; after: number }> {
+	const before = await headSeq(db);
+	await db.sequelize.query("UPDATE sequences SET value = ? WHERE name = 'events' AND value < ?", { replacements: [floor, floor] });
+	return { before, after: await headSeq(db) };
+}

@@ -6,6 +6,8 @@ import { spawnSync } from "node:child_process";
 import { readdirSync } from "node:fs";
 import { join } from "node:path";
 import { openDatabase } from "../../lib/db/connection";
+import { appendEvents } from "../../services/broker/event-log";
+import { updateDraft } from "../support/database";
 import { tempDir } from "../support/harness";
 
 const ROOT = join(__dirname, "..", "..");
@@ -83,6 +85,41 @@ describe("npm run migrate", () => {
 		expect(down.status).toBe(1);
 		expect(down.output).toMatch(/does not know \(9999-from-a-newer-build\)/);
 		expect(migrate(dataDir, "status").output).toMatch(/pending: {2}-/);
+	}, 30_000);
+});
+
+describe("npm run migrate -- seq (after restoring a backup)", () => {
+	const dataDir = tempDir("tgw-migrate-seq-");
+	const appendOne = async (): Promise<number> => {
+		const db = await openDatabase(`sqlite:${join(dataDir, "gateway.sqlite")}`);
+		try {
+			const [event] = await db.rawTransaction((t) => appendEvents(db, t, [updateDraft(1, null, "after restore")]));
+			return event!.seq;
+		} finally {
+			await db.close();
+		}
+	};
+
+	beforeAll(() => {
+		expect(migrate(dataDir, "up").status).toBe(0);
+	}, 30_000);
+
+	it("shows the counter; --above <n> makes new events' seqs follow <n>, and never lowers the counter", async () => {
+		expect(await appendOne()).toBe(1);
+		expect(migrate(dataDir, "seq").output).toContain("events: counter 1 (the last seq handed out), highest stored seq 1");
+		const raise = migrate(dataDir, "seq", "--above", "5000");
+		expect(raise.status).toBe(0);
+		expect(raise.output).toContain("Event counter raised from 1 to 5000: the next event gets seq 5001");
+		expect(await appendOne()).toBe(5001);
+		const lower = migrate(dataDir, "seq", "--above", "10");
+		expect(lower.output).toContain("Event counter left at 5001 (already at or above 10)");
+		expect(await appendOne()).toBe(5002);
+	}, 60_000);
+
+	it.each([[["seq", "--above", "-1"]], [["seq", "--above", "1e3"]], [["seq", "--abov", "3"]]])("%j is a usage error (exit 2) and changes nothing", (args) => {
+		const run = migrate(dataDir, ...args);
+		expect(run.status).toBe(2);
+		expect(run.output).toMatch(/usage: npm run migrate/);
 	}, 30_000);
 });
 

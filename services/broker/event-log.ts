@@ -123,9 +123,10 @@ export async function readEvents(db: Database, query: ReplayQuery): Promise<Gate
 }
 
 /** The highest seq committed so far (0 for an empty log). */
-export async function headSeq(db: Database): Promise<number> {
+export async function headSeq(db: Database, transaction?: Transaction): Promise<number> {
 	const rows = await db.sequelize.query<{ value: number | string }>("SELECT value FROM sequences WHERE name = 'events'", {
 		type: QueryTypes.SELECT,
+		transaction,
 	});
 	return Number(rows[0]?.value ?? 0);
 }

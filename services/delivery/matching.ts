@@ -13,7 +13,12 @@ export interface WebhookRule {
 	chat_ids: number[] | null;
 	reply_to_message_id: number | null;
 	event_types: string[] | null;
-	/** Events stored before the webhook existed are not its (replay asks for them explicitly). */
+	/**
+	 * Events stored before the webhook existed are not its (replay asks for them explicitly): those
+	 * up to `after_seq`, the log's head when it was created, or for a webhook created before that was
+	 * kept, those stored before its `created_at`.
+	 */
+	after_seq: number | null;
 	created_at: string;
 }
 
@@ -39,6 +44,6 @@ export function ownerMayRead(access: ReadAccess, event: Pick<GatewayEvent, "chat
 }
 
 export function wants(rule: WebhookRule, access: ReadAccess, event: GatewayEvent, options: { includeEarlier?: boolean } = {}): boolean {
-	if (!options.includeEarlier && event.created_at < rule.created_at) return false;
+	if (!options.includeEarlier && (rule.after_seq !== null ? event.seq <= rule.after_seq : event.created_at < rule.created_at)) return false;
 	return inScope(rule, event) && ownerMayRead(access, event);
 }

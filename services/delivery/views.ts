@@ -21,6 +21,7 @@ export function ruleOf(row: Webhook): WebhookRule {
 		chat_ids: jsonList<number>(row.chat_ids),
 		reply_to_message_id: row.reply_to_message_id === null ? null : Number(row.reply_to_message_id),
 		event_types: jsonList<string>(row.event_types),
+		after_seq: row.after_seq === null || row.after_seq === undefined ? null : Number(row.after_seq),
 		created_at: iso(row.created_at)!,
 	};
 }

@@ -17,6 +17,7 @@ import { EVENT_TYPES, ownerMayRead, SCOPES, type Scope } from "./matching";
 import { removeDeliveriesOf } from "./retention";
 import { newWebhookSecret } from "./signing";
 import { assertPublicUrl, parseWebhookUrl } from "./url-safety";
+import { headSeq } from "../broker/event-log";
 import { deliveryView, webhookView } from "./views";
 import type { DeliveryActions, DeliveryThis } from "./context";
 import { WEBHOOK_SECRET_PURPOSE } from "./context";
@@ -126,10 +127,12 @@ export const webhookActions: DeliveryActions = {
 				const sealed = seal(this.runtime.config.encryptionKeys, WEBHOOK_SECRET_PURPOSE, secret);
 				const { db, config } = this.runtime;
 				// A key's webhooks count against its user (principal.user_id is the key's owner).
-				const row = await withinWebhookLimit(db, principal.user_id, config.webhooksPerUserMax, "webhooks", (t) =>
+				const row = await withinWebhookLimit(db, principal.user_id, config.webhooksPerUserMax, "webhooks", async (t) =>
 					db.models.Webhook.create(
 						{
 							...configColumns(ctx.params),
+							// Its events are those after the log's head now, whichever node stores them and whatever its clock says.
+							after_seq: await headSeq(db, t),
 							owner_user_id: principal.type === "api_key" ? null : principal.user_id || null,
 							owner_api_key_id: principal.type === "api_key" ? principal.id : null,
 							secret_ciphertext: sealed.ciphertext,

@@ -92,6 +92,18 @@ describe("webhook delivery", () => {
 		expect(r.withText(`hello from ${telegramId}`)).toHaveLength(0);
 	});
 
+	it("an event stored after the webhook was created is its, whatever the clocks of the nodes say", async () => {
+		const r = await scene.receiver();
+		const { telegramId } = await scene.newChat();
+		const hook = await createWebhook(t, { url: r.url, scope: "all" });
+		// The node that created it had its clock an hour ahead (or an ingest batch waited for the log's lock):
+		// its created_at is later than the next event's stored time. The log's seq decides, not the clocks.
+		await t.gw.runtime.db.models.Webhook.update({ created_at: new Date(Date.now() + 3_600_000) } as never, { where: { id: hook.id } });
+		await t.gw.broker.broadcast("webhooks.changed", { id: hook.id });
+		t.telegram.userSends(bot.token, { chat_id: telegramId, text: "after the webhook, by seq" });
+		await r.waitFor(() => r.withText("after the webhook, by seq").length === 1);
+	});
+
 	it("scope bot / chat / reply and event_types deliver only the events they match", async () => {
 		const a = await scene.newChat();
 		const b = await scene.newChat();

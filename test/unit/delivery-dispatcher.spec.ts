@@ -11,7 +11,7 @@ import { activeWebhooksNow, dispatchBatch, scheduleReplay, type Audience, type A
 import { insertBot, insertChat, migratedDatabase, updateDraft as draft } from "../support/database";
 
 const audience = (id: number, chatIds: number[]): Audience => ({
-	rule: { id, scope: "chat", bot_id: null, chat_ids: chatIds, reply_to_message_id: null, event_types: null, created_at: "1970-01-01T00:00:00.000Z" },
+	rule: { id, scope: "chat", bot_id: null, chat_ids: chatIds, reply_to_message_id: null, event_types: null, after_seq: null, created_at: "1970-01-01T00:00:00.000Z" },
 	access: { all: true, chats: new Set() },
 });
 
@@ -150,7 +150,7 @@ describe("scheduleReplay reads only the webhook's part of the log", () => {
 	const replayOf = async (rule: Partial<Audience["rule"]>, access: Audience["access"]) => {
 		const id = ++nextWebhook;
 		await db.models.Webhook.create({ id, owner_user_id: null, owner_api_key_id: null, url: `https://example.com/${id}`, scope: "all", secret_ciphertext: "x", key_id: "x" } as never);
-		const base = { id, scope: "all" as const, bot_id: null, chat_ids: null, reply_to_message_id: null, event_types: null, created_at: "1970-01-01T00:00:00.000Z" };
+		const base = { id, scope: "all" as const, bot_id: null, chat_ids: null, reply_to_message_id: null, event_types: null, after_seq: null, created_at: "1970-01-01T00:00:00.000Z" };
 		rowsRead = 0;
 		const result = await scheduleReplay(db, { rule: { ...base, ...rule }, access }, { afterSeq: 0 }, 100_000);
 		return { scheduled: result.scheduled, rowsRead };

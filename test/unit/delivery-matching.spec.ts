@@ -12,7 +12,7 @@ const LATER = "2024-05-01T10:00:05.000Z";
 const EARLIER = "2024-05-01T09:59:59.999Z";
 
 function rule(fields: Partial<WebhookRule> = {}): WebhookRule {
-	return { id: 1, scope: "all", bot_id: null, chat_ids: null, reply_to_message_id: null, event_types: null, created_at: CREATED, ...fields };
+	return { id: 1, scope: "all", bot_id: null, chat_ids: null, reply_to_message_id: null, event_types: null, after_seq: null, created_at: CREATED, ...fields };
 }
 
 function event(fields: Partial<GatewayEvent> & { replyTo?: number | null } = {}): GatewayEvent {
@@ -107,6 +107,13 @@ describe("wants", () => {
 		expect(wants(rule({ scope: "chat", chat_ids: [101] }), only(100), event({ chat_id: 101 }))).toBe(false);
 		expect(wants(rule({ scope: "chat", chat_ids: [101] }), everything, event({ chat_id: 101 }))).toBe(true);
 		expect(wants(rule({ scope: "bot", bot_id: 2 }), everything, event({ bot_id: 1 }))).toBe(false);
+	});
+
+	it("a webhook that knows the log's head at its creation takes the events after it, whatever their stored time", () => {
+		// Another node's clock, or an ingest batch that waited for the log's lock, put the time before CREATED.
+		expect(wants(rule({ after_seq: 10 }), everything, event({ seq: 11, created_at: EARLIER }))).toBe(true);
+		expect(wants(rule({ after_seq: 10 }), everything, event({ seq: 10, created_at: LATER }))).toBe(false);
+		expect(wants(rule({ after_seq: 10 }), everything, event({ seq: 10, created_at: LATER }), { includeEarlier: true })).toBe(true);
 	});
 
 	it("events stored before the webhook existed are not its, unless replay asks for them", () => {

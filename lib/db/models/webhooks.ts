@@ -27,6 +27,8 @@ export class BaseWebhook extends Model<InferAttributes<BaseWebhook>, InferCreati
 	declare max_concurrency: CreationOptional<number>;
 	declare is_active: CreationOptional<boolean>;
 	declare disabled_reason: string | null;
+	/** The event log's head seq at creation: later events are the webhook's (null: created before 0014, its created_at decides). */
+	declare after_seq: CreationOptional<number | null>;
 	declare created_at: CreationOptional<Date>;
 	declare updated_at: CreationOptional<Date>;
 }
@@ -93,6 +95,7 @@ export function defineWebhookModels(sequelize: Sequelize) {
 			max_concurrency: { type: DataTypes.INTEGER, allowNull: false, defaultValue: 8 },
 			is_active: { type: DataTypes.BOOLEAN, allowNull: false, defaultValue: true },
 			disabled_reason: DataTypes.STRING(255),
+			after_seq: DataTypes.BIGINT,
 			...timestamps(),
 		},
 		{ sequelize, tableName: "webhooks", timestamps: true, createdAt: "created_at", updatedAt: "updated_at" },

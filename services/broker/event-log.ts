@@ -123,8 +123,20 @@ export async function readEvents(db: Database, query: ReplayQuery): Promise<Gate
 }
 
 /** The highest seq committed so far (0 for an empty log). */
-export async function headSeq(db: Database, transaction?: Transaction): Promise<number> {
+export async function headSeq(db: Database): Promise<number> {
 	const rows = await db.sequelize.query<{ value: number | string }>("SELECT value FROM sequences WHERE name = 'events'", {
+		type: QueryTypes.SELECT,
+	});
+	return Number(rows[0]?.value ?? 0);
+}
+
+/**
+ * The log's head, held until `transaction` ends: no seq is handed out meanwhile (MySQL; SQLite has
+ * one writer anyway), so every event after it commits after whatever the transaction writes.
+ */
+export async function headSeqHeld(db: Database, transaction: Transaction): Promise<number> {
+	const hold = db.dialect === "mysql" ? " LOCK IN SHARE MODE" : "";
+	const rows = await db.sequelize.query<{ value: number | string }>(`SELECT value FROM sequences WHERE name = 'events'${hold}`, {
 		type: QueryTypes.SELECT,
 		transaction,
 	});

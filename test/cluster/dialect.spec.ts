@@ -7,7 +7,10 @@ import { randomBytes } from "node:crypto";
 import { openDatabase, type Database } from "../../lib/db/connection";
 import { migrateDown, migrateUp } from "../../lib/db/migrator";
 import { insertRows, run } from "../../lib/db/raw";
-import { scheduleReplay } from "../../services/delivery/dispatcher";
+import { appendEvents, headSeqHeld } from "../../services/broker/event-log";
+import { activeWebhooksNow, dispatchBatch, scheduleReplay } from "../../services/delivery/dispatcher";
+import { ruleOf } from "../../services/delivery/views";
+import { withinWebhookLimit } from "../../services/delivery/webhook-quota";
 import { createDatabase, dropDatabase } from "./support/cluster";
 
 describe("MariaDB/MySQL answers as SQLite does", () => {
@@ -60,5 +63,30 @@ describe("MariaDB/MySQL answers as SQLite does", () => {
 			access: { all: true, chats: new Set<number>() },
 		};
 		expect(await scheduleReplay(db, audience, { since: late }, 100)).toMatchObject({ scheduled: 1, last_seq: 902 });
+	});
+
+	it("an event stored on another node while a webhook is being created is the webhook's, and is dispatched to it", async () => {
+		// The replay test's events were written past the counter: gone, so the log's order is the counter's.
+		await db.sequelize.query("DELETE FROM events WHERE seq > 900");
+		const draft = (text: string) => ({ type: "update" as const, bot_id: 1, chat_id: null, message_id: null, payload: () => ({ type: "update" as const, bot_id: 1, chat_id: null, update: { text } }) });
+		const audiences = async () => ({
+			active: await activeWebhooksNow(db),
+			audiences: (await db.models.Webhook.findAll({ where: { is_active: true } })).map((row) => ({ rule: ruleOf(row), access: { all: true, chats: new Set<number>() } })),
+		});
+		await db.rawTransaction((t) => appendEvents(db, t, [draft("before")]));
+		while ((await dispatchBatch(db, await audiences())).events > 0);
+		let during: Promise<unknown> | undefined;
+		const hook = await withinWebhookLimit(db, 0, 100, "webhooks", async (t) => {
+			const afterSeq = await headSeqHeld(db, t);
+			// Another node stores an event and its dispatcher runs while this webhook is not yet committed.
+			during = db.rawTransaction((t2) => appendEvents(db, t2, [draft("during")]));
+			await new Promise((resolve) => setTimeout(resolve, 300));
+			await dispatchBatch(db, await audiences());
+			return db.models.Webhook.create({ owner_user_id: null, owner_api_key_id: null, url: "https://example.com/during", scope: "all", secret_ciphertext: "x", key_id: "k", after_seq: afterSeq } as never, { transaction: t });
+		});
+		await during;
+		while ((await dispatchBatch(db, await audiences())).events > 0);
+		const delivered = await db.models.WebhookDelivery.findAll({ where: { webhook_id: hook.id }, raw: true });
+		expect(delivered.map((d) => d.event_seq)).toEqual([Number(hook.after_seq) + 1]);
 	});
 });

@@ -4,9 +4,9 @@
  * keeps two processes from migrating one database at once: a named lock on MySQL (two nodes that
  * start together), a lock file beside the database on SQLite (`npm run cli` beside the gateway).
  */
-import { readdirSync, readFileSync, rmSync, writeFileSync } from "node:fs";
-import { hostname } from "node:os";
+import { readdirSync } from "node:fs";
 import { join } from "node:path";
+import { lock as lockFile } from "proper-lockfile";
 import type { QueryInterface } from "sequelize";
 import { SequelizeStorage, Umzug, type MigrationMeta } from "umzug";
 import type { Database } from "./connection";
@@ -84,82 +84,61 @@ async function withMysqlLock<T>(db: Database, waitSeconds: number, work: () => P
 	});
 }
 
-/** The SQLite migration lock: a file beside the database; none for an in-memory one (one process). */
-export function sqliteLockFile(db: Database): string | null {
+/** The SQLite database's file; null for an in-memory one (one process: no lock needed). */
+function sqliteFile(db: Database): string | null {
 	const { storage } = (db.sequelize as unknown as { options: { storage?: string } }).options;
-	return storage && storage !== ":memory:" ? `${storage}.migration-lock` : null;
+	return storage && storage !== ":memory:" ? storage : null;
 }
 
-type LockFileHolder = { pid: number; host: string; since: string; started?: number };
-
-function readLockFile(path: string): { text: string; holder: LockFileHolder | null } | null {
-	try {
-		const text = readFileSync(path, "utf8");
-		try {
-			return { text, holder: JSON.parse(text) as LockFileHolder };
-		} catch {
-			// Created, not yet written: its holder is alive, a moment ago at least.
-			return { text, holder: null };
-		}
-	} catch (err) {
-		if ((err as NodeJS.ErrnoException).code === "ENOENT") return null;
-		throw err;
-	}
-}
-
-function processIsGone(pid: number): boolean {
-	try {
-		process.kill(pid, 0);
-		return false;
-	} catch (err) {
-		return (err as NodeJS.ErrnoException).code === "ESRCH";
-	}
+/** The SQLite migration lock, beside the database. */
+export function sqliteLockFile(db: Database): string | null {
+	const file = sqliteFile(db);
+	return file ? `${file}.migration-lock` : null;
 }
 
 /**
- * O_EXCL creation is atomic on local filesystems, so one process gets the file and the others wait.
- * A holder that died (a migration killed half-way) leaves the file: it is taken over when its pid is
- * gone on this host; from another host (a container with its own pids) only the operator can tell.
+ * A lock its holder refreshes every few seconds (proper-lockfile: an atomic mkdir, and its mtime):
+ * one left by a process that died, on this host or in another container, is taken over once it has
+ * not been refreshed for this long.
  */
-async function withLockFile<T>(path: string, waitSeconds: number, work: () => Promise<T>): Promise<T> {
+export const LOCK_FILE_STALE_MS = 30_000;
+
+async function withLockFile<T>(databaseFile: string, lockPath: string, waitSeconds: number, work: () => Promise<T>): Promise<T> {
 	const deadline = Date.now() + waitSeconds * 1_000;
-	const mine: LockFileHolder = { pid: process.pid, host: hostname(), since: new Date().toISOString(), started: Math.round(performance.timeOrigin) };
+	let lost: Error | null = null;
+	let release: () => Promise<void>;
 	for (;;) {
 		try {
-			writeFileSync(path, JSON.stringify(mine), { flag: "wx", mode: 0o600 });
+			release = await lockFile(databaseFile, {
+				lockfilePath: lockPath,
+				realpath: false,
+				stale: LOCK_FILE_STALE_MS,
+				// Not proper-lockfile's default (a throw from a timer, which would end the process mid-migration).
+				onCompromised: (err) => (lost = err),
+			});
 			break;
 		} catch (err) {
-			if ((err as NodeJS.ErrnoException).code !== "EEXIST") throw err;
+			if ((err as NodeJS.ErrnoException).code !== "ELOCKED") throw err;
+			if (Date.now() >= deadline) {
+				throw new Error(`could not take the migration lock within ${waitSeconds} s: another process holds ${lockPath} (a holder that died is taken over ${LOCK_FILE_STALE_MS / 1000} s after it last refreshed it)`, { cause: err });
+			}
+			await new Promise((resolve) => setTimeout(resolve, 200));
 		}
-		const current = readLockFile(path);
-		if (current === null) continue;
-		const { holder } = current;
-		// Our own pid on our host, from a process that started at another time: a previous life of
-		// this one (a container restarted after a kill gets the same pid), so it is stale too.
-		const previousLife = holder?.pid === process.pid && holder.started !== mine.started;
-		if (holder && holder.host === mine.host && (previousLife || processIsGone(holder.pid))) {
-			// Removed only if it is still that dead holder's file, not one a live process just took over.
-			if (readLockFile(path)?.text === current.text) rmSync(path, { force: true });
-			continue;
-		}
-		if (Date.now() >= deadline) {
-			const who = holder ? `process ${holder.pid} on ${holder.host} since ${holder.since}` : "another process";
-			throw new Error(`could not take the migration lock within ${waitSeconds} s: ${who} holds ${path} (if it is gone, delete the file)`);
-		}
-		await new Promise((resolve) => setTimeout(resolve, 100));
 	}
 	try {
-		return await work();
+		const result = await work();
+		if (lost) throw new Error(`the migration lock ${lockPath} was lost while migrating (${(lost as Error).message}): check that no other process migrated at the same time`);
+		return result;
 	} finally {
-		rmSync(path, { force: true });
+		await release().catch(() => undefined);
 	}
 }
 
 /** Runs `work` holding this database's migration lock, waiting up to `waitSeconds` for it. */
 export async function withMigrationLock<T>(db: Database, work: () => Promise<T>, waitSeconds = LOCK_WAIT_SECONDS): Promise<T> {
 	if (db.dialect === "mysql") return withMysqlLock(db, waitSeconds, work);
-	const lockFile = sqliteLockFile(db);
-	return lockFile ? withLockFile(lockFile, waitSeconds, work) : work();
+	const file = sqliteFile(db);
+	return file ? withLockFile(file, `${file}.migration-lock`, waitSeconds, work) : work();
 }
 
 export async function migrateUp(db: Database, logger?: Logger): Promise<MigrationMeta[]> {

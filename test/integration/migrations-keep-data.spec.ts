@@ -2,9 +2,7 @@
  * Migrations that must not lose what they cannot give back (0002: the users' roles and the event
  * log's counters), and the migration lock on SQLite files (two processes migrating one file).
  */
-import { spawnSync } from "node:child_process";
-import { existsSync, writeFileSync } from "node:fs";
-import { hostname } from "node:os";
+import { existsSync, mkdirSync, utimesSync } from "node:fs";
 import { join } from "node:path";
 import { QueryTypes } from "sequelize";
 import { openDatabase, type Database } from "../../lib/db/connection";
@@ -79,49 +77,45 @@ describe("migration lock on SQLite files", () => {
 		}
 	});
 
+	/** Another process's lock, as proper-lockfile makes it, last refreshed `agoMs` ago. */
+	const heldLock = (db: Database, agoMs = 0) => {
+		const path = migrator.sqliteLockFile(db)!;
+		mkdirSync(path);
+		const at = new Date(Date.now() - agoMs);
+		utimesSync(path, at, at);
+		return path;
+	};
+
 	it("nothing pending: up does not wait for a lock another process holds", async () => {
 		const dir = tempDir("tgw-migrate-lock-");
 		const db = await migratedDatabase(`sqlite:${file(dir)}`);
 		try {
-			// A live holder (this process) on this host: its lock is not taken over.
-			writeFileSync(migrator.sqliteLockFile(db)!, JSON.stringify({ pid: process.pid, host: hostname(), since: new Date().toISOString() }));
+			heldLock(db);
 			expect(await migrateUp(db)).toEqual([]);
 		} finally {
 			await db.close();
 		}
 	});
 
-	it("a lock left by a process that died is taken over", async () => {
+	it("a lock its holder stopped refreshing (the process died, here or in another container) is taken over", async () => {
 		const dir = tempDir("tgw-migrate-lock-");
 		const db = await openDatabase(`sqlite:${file(dir)}`);
 		try {
-			const gone = spawnSync(process.execPath, ["-e", ""]).pid;
-			writeFileSync(migrator.sqliteLockFile(db)!, JSON.stringify({ pid: gone, host: hostname(), since: "2026-01-01T00:00:00.000Z" }));
+			const path = heldLock(db, migrator.LOCK_FILE_STALE_MS + 5_000);
 			expect((await migrateUp(db)).length).toBe(migrationFiles().length);
+			expect(existsSync(path)).toBe(false);
 		} finally {
 			await db.close();
 		}
 	});
 
-	it("a lock left by an earlier process with this one's pid (a restarted container) is taken over", async () => {
+	it("a lock held elsewhere is waited for, then refused naming the file", async () => {
 		const dir = tempDir("tgw-migrate-lock-");
 		const db = await openDatabase(`sqlite:${file(dir)}`);
 		try {
-			writeFileSync(migrator.sqliteLockFile(db)!, JSON.stringify({ pid: process.pid, host: hostname(), since: "2026-01-01T00:00:00.000Z", started: 1 }));
-			expect((await migrateUp(db)).length).toBe(migrationFiles().length);
-		} finally {
-			await db.close();
-		}
-	});
-
-	it("a lock held elsewhere is waited for, then refused naming its holder and the file", async () => {
-		const dir = tempDir("tgw-migrate-lock-");
-		const db = await openDatabase(`sqlite:${file(dir)}`);
-		try {
-			const lockFile = migrator.sqliteLockFile(db)!;
-			writeFileSync(lockFile, JSON.stringify({ pid: 4242, host: "other-host", since: "2026-01-01T00:00:00.000Z" }));
-			await expect(migrator.withMigrationLock(db, async () => "ran", 1)).rejects.toThrow(`process 4242 on other-host since 2026-01-01T00:00:00.000Z holds ${lockFile}`);
-			expect(existsSync(lockFile)).toBe(true);
+			const path = heldLock(db);
+			await expect(migrator.withMigrationLock(db, async () => "ran", 1)).rejects.toThrow(`another process holds ${path}`);
+			expect(existsSync(path)).toBe(true);
 		} finally {
 			await db.close();
 		}

@@ -16,7 +16,7 @@ import { claimDeliveries, webhooksWithDueDeliveries, type Claimed, type ClaimReq
 import type { DeliveryThis } from "./context";
 import { dispatchBatch } from "./dispatcher";
 import { ownerMayRead } from "./matching";
-import { NODE_CONCURRENCY, shareNodeRoom, type SlotWish } from "./node-share";
+import { NODE_CONCURRENCY, OWNER_SHARE_PER_NODE, shareNodeRoom, type SlotWish } from "./node-share";
 import { judge, recordOutcomes, type Outcome } from "./outcomes";
 import { owningUsersOf, type OwningUser } from "./webhook-quota";
 
@@ -123,6 +123,9 @@ export async function workLoop(service: DeliveryThis): Promise<void> {
 					if ((service.inFlight.get(id) ?? 0) >= target.max_concurrency) continue;
 					// A half-open endpoint gets one probe, and nothing else until its outcome is on record.
 					if (service.probing.has(id)) continue;
+					// An owner with its whole share of this node in flight gets nothing this round: asking
+					// the breaker would cost a round trip, and take a probe lease it could not use.
+					if ((service.ownerInFlight.get(owners.get(id) ?? 0) ?? 0) >= OWNER_SHARE_PER_NODE) continue;
 					const admitted = await admission(service.runtime.state, id, service.owner);
 					if (admitted === null) continue;
 					if (admitted === "probe") {
@@ -145,6 +148,9 @@ export async function workLoop(service: DeliveryThis): Promise<void> {
 					limit: room,
 				});
 				for (const claim of claimed) if (probes.has(claim.webhook_id)) service.probing.add(claim.webhook_id);
+				// A probe lease taken for an endpoint that got no share, or had nothing left to claim, goes
+				// back: held (and renewed every round) it would keep the other nodes from probing it.
+				for (const id of probes) if (!service.probing.has(id)) await releaseProbe(service.runtime.state, id, service.owner).catch(() => undefined);
 				const events = claimed.length > 0 ? await loadEvents(service, claimed) : new Map<number, GatewayEvent>();
 				for (const claim of claimed) {
 					const run = send(service, targets.get(claim.webhook_id)!, owners.get(claim.webhook_id) ?? 0, claim, events.get(claim.event_seq), record).finally(() => sending.delete(run));

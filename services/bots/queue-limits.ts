@@ -28,14 +28,16 @@ export const DRAIN_SECONDS = {
 } as const;
 
 /**
- * Messages waiting for Telegram: queued, so without a seq (it comes when the message is sent or
- * failed). The (chat_id, seq) and (bot_id, seq) indexes find them without reading the history.
+ * Messages waiting for Telegram. A chat's: queued, so without a seq (it comes when the message is
+ * sent or failed), at most the chat's cap, found by the (chat_id, seq) index. A bot's: its rows of
+ * the send queue, which holds nothing else, counted from the (bot_id, next_attempt_at) index alone
+ * (counted from messages, each of up to 3,000 rows was read, inside SQLite's one writer).
  */
 export async function queuedCounts(db: Database, chatId: number, botId: number, transaction?: Transaction): Promise<QueuedCounts> {
-	const { Message } = db.models;
+	const { Message, OutboundQueueItem } = db.models;
 	const [chat, bot] = await Promise.all([
 		Message.count({ where: { chat_id: chatId, seq: null, status: "queued" }, transaction }),
-		Message.count({ where: { bot_id: botId, seq: null, status: "queued" }, transaction }),
+		OutboundQueueItem.count({ where: { bot_id: botId }, transaction }),
 	]);
 	return { chat, bot };
 }

@@ -387,7 +387,8 @@ export function loadConfig(env: Env = process.env): GatewayConfig {
 		liveConnectionsPerPrincipal: parseInteger("LIVE_CONNECTIONS_PER_PRINCIPAL", nonEmpty(env.LIVE_CONNECTIONS_PER_PRINCIPAL), 1_000, problems),
 		apiKeysPerUser: parseInteger("API_KEYS_PER_USER", nonEmpty(env.API_KEYS_PER_USER), 100, problems),
 		sendQueueLimits: {
-			// 100 s of Telegram's one message per second in a chat; 100 s of its 30 per second per bot.
+			// 100 s of Telegram's one message per second in a private chat (5 minutes at a group's 20 a
+			// minute); 100 s of its 30 per second per bot.
 			perChat: parseInteger("SEND_QUEUE_PER_CHAT", nonEmpty(env.SEND_QUEUE_PER_CHAT), 100, problems),
 			perBot: parseInteger("SEND_QUEUE_PER_BOT", nonEmpty(env.SEND_QUEUE_PER_BOT), 3_000, problems),
 		},

@@ -79,7 +79,8 @@ export type EventStreamThis = Service<ServiceSettingSchema> & EventStreamLocalVa
 /** Past SUBSCRIPTIONS_PER_CONNECTION: the connection stays, the subscribe is refused until it unsubscribes from something. */
 function tooManySubscriptions(limit: number): GatewayError {
 	const message = `A connection holds at most ${limit} subscriptions (SUBSCRIPTIONS_PER_CONNECTION): unsubscribe from one first`;
-	return new GatewayError("VALIDATION_ERROR", message, { fields: [{ field: "subscriptions", message }], limit });
+	// CONFLICT, as the other per-principal caps (API keys, webhooks): the request is valid, the connection is full.
+	return new GatewayError("CONFLICT", message, { field: "subscriptions", limit });
 }
 
 function callAs<T>(service: EventStreamThis, principal: Principal, action: string, params: object): Promise<T> {

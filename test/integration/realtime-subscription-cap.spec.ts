@@ -2,7 +2,7 @@
  * SUBSCRIPTIONS_PER_CONNECTION: one socket.io socket or WebSocket holds at most that many
  * subscriptions, so one connection cannot grow the hub (and every dispatch) without bound, e.g. with
  * bot ids that answer "subscribed" whether or not they exist. Past it the subscribe is refused with
- * VALIDATION_ERROR naming `subscriptions`; the connection stays open and keeps what it has.
+ * CONFLICT naming `subscriptions`; the connection stays open and keeps what it has.
  */
 import { createUser, type TestUser } from "../support/auth";
 import { userWrites } from "../support/chat-helpers";
@@ -39,7 +39,7 @@ describe("subscriptions per connection", () => {
 		await t.telegram.waitFor(async () => arrived(), 10_000);
 	};
 
-	it("socket.io: the subscribe past the cap is acked VALIDATION_ERROR naming subscriptions; the socket keeps its subscriptions and events", async () => {
+	it("socket.io: the subscribe past the cap is acked CONFLICT naming subscriptions; the socket keeps its subscriptions and events", async () => {
 		const client = await connectIo(t.baseUrl, { token: viewer.token });
 		opened.push(client);
 		expect(await client.subscribe({ chat_id: chatId })).toEqual({ ok: true, chat_id: chatId });
@@ -49,9 +49,9 @@ describe("subscriptions per connection", () => {
 		expect(refused).toEqual({
 			ok: false,
 			error: {
-				code: "VALIDATION_ERROR",
+				code: "CONFLICT",
 				message: expect.stringContaining("SUBSCRIPTIONS_PER_CONNECTION"),
-				details: { fields: [{ field: "subscriptions", message: expect.any(String) }], limit: CAP },
+				details: { field: "subscriptions", limit: CAP },
 			},
 		});
 		// Subscribing again to what it holds is not one more.
@@ -73,10 +73,10 @@ describe("subscriptions per connection", () => {
 		const refused = await client.request({ action: "subscribe", bot_id: NO_BOT + CAP }, (f) => f.type === "error" || f.type === "subscribed");
 		expect(refused).toMatchObject({
 			type: "error",
-			code: "VALIDATION_ERROR",
+			code: "CONFLICT",
 			action: "subscribe",
 			bot_id: NO_BOT + CAP,
-			details: { fields: [{ field: "subscriptions" }], limit: CAP },
+			details: { field: "subscriptions", limit: CAP },
 		});
 		await client.ping();
 		expect(client.open).toBe(true);

@@ -6,6 +6,7 @@
  */
 import { Op, type Transaction, type WhereOptions } from "sequelize";
 import type { Database } from "../../lib/db/connection";
+import { withinUserQuota } from "../../lib/db/user-quota";
 import { fail, GatewayError } from "../../lib/errors";
 import type { Principal } from "./principal";
 
@@ -57,17 +58,8 @@ export function tooManyKeys(limit: number): GatewayError {
 	return new GatewayError("CONFLICT", `A user holds at most ${limit} active API keys (API_KEYS_PER_USER): revoke one first`, { field: "api_keys", limit });
 }
 
-/**
- * Runs `insert` only while the user holds fewer than `limit` active keys, in one transaction that
- * first locks the user's row (MySQL): two concurrent creates for one user count one after the other.
- * SQLite runs one write transaction at a time already.
- */
-export async function withinKeyQuota<T>(db: Database, userId: number, limit: number, insert: (t: Transaction) => Promise<T>): Promise<T> {
-	return db.transaction(async (t) => {
-		// The first statement: on MySQL the snapshot the count reads is taken after the lock is held.
-		if (db.dialect === "mysql") await db.sequelize.query("SELECT id FROM users WHERE id = ? FOR UPDATE", { replacements: [userId], transaction: t });
-		const active = await db.models.ApiKey.count({ where: activeKeysOf(userId), transaction: t });
-		if (active >= limit) throw tooManyKeys(limit);
-		return insert(t);
-	});
+/** Runs `insert` only while the user holds fewer than `limit` active keys (lib/db/user-quota.ts: safe against racing creates). */
+export function withinKeyQuota<T>(db: Database, userId: number, limit: number, insert: (t: Transaction) => Promise<T>): Promise<T> {
+	const count = (t: Transaction) => db.models.ApiKey.count({ where: activeKeysOf(userId), transaction: t });
+	return withinUserQuota(db, { userId, limit, count, refusal: () => tooManyKeys(limit) }, insert);
 }

@@ -88,14 +88,3 @@ export async function recordOutcomes(db: Database, owner: string, outcomes: Outc
 		}
 	}, { readCommitted: true }));
 }
-
-/** Gives claimed rows back untouched (breaker opened meanwhile, shutting down). */
-export async function releaseClaims(db: Database, owner: string, ids: number[], at: Date): Promise<void> {
-	if (ids.length === 0) return;
-	await retryingConflicts(() =>
-		db.rawTransaction(
-			(t) => run(db, t, `UPDATE webhook_deliveries SET status = CASE WHEN attempts = 0 THEN 'pending' ELSE 'failed' END, lease_owner = NULL, lease_until = NULL, next_attempt_at = ? WHERE lease_owner = ? AND id IN (${ids.map(() => "?").join(", ")})`, [at, owner, ...ids]),
-			{ readCommitted: true },
-		),
-	);
-}

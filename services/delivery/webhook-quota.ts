@@ -7,6 +7,7 @@
 import { QueryTypes, type Transaction } from "sequelize";
 import type { Webhook } from "../../lib/db/models";
 import type { Database } from "../../lib/db/connection";
+import { withinUserQuota } from "../../lib/db/user-quota";
 import { GatewayError } from "../../lib/errors";
 
 /** The user a webhook counts against; 0 for one the system made (no user, no cap). */
@@ -52,17 +53,8 @@ export function webhookLimitReached(limit: number, field: string): GatewayError 
 
 /**
  * Runs `work` (which adds or switches on one of `userId`'s webhooks) only while the user is under
- * `limit`, counting and writing in one transaction. On MySQL the user's row is locked first, so two
- * requests racing on any nodes take turns and the second counts the first's webhook; the count is
- * then the transaction's first plain read, whose snapshot is taken after the lock. SQLite runs one
- * write transaction at a time anyway.
+ * `limit` (lib/db/user-quota.ts: safe against racing requests on any nodes).
  */
-export async function withinWebhookLimit<T>(db: Database, userId: OwningUser, limit: number, field: string, work: (t: Transaction) => Promise<T>): Promise<T> {
-	return db.transaction(async (t) => {
-		if (userId > 0) {
-			if (db.dialect === "mysql") await db.sequelize.query("SELECT id FROM users WHERE id = :userId FOR UPDATE", { replacements: { userId }, type: QueryTypes.SELECT, transaction: t });
-			if ((await activeWebhooksOf(db, userId, t)) >= limit) throw webhookLimitReached(limit, field);
-		}
-		return work(t);
-	});
+export function withinWebhookLimit<T>(db: Database, userId: OwningUser, limit: number, field: string, work: (t: Transaction) => Promise<T>): Promise<T> {
+	return withinUserQuota(db, { userId, limit, count: (t) => activeWebhooksOf(db, userId, t), refusal: () => webhookLimitReached(limit, field) }, work);
 }

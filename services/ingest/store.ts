@@ -9,8 +9,7 @@ import type { Transaction } from "sequelize";
 import type { Database } from "../../lib/db/connection";
 import { all, insertReturning, insertRows, placeholders, run } from "../../lib/db/raw";
 import { TELEGRAM_UPDATE_RETENTION_HOURS } from "../../lib/config";
-import { CONFLICT_ATTEMPTS } from "../../lib/db/conflicts";
-import { isDbConflict } from "../../lib/errors";
+import { retryingConflicts } from "../../lib/db/conflicts";
 import { allocateSeqs, insertEvents, releaseSeqs, type EventDraft, type GatewayEvent } from "../broker/event-log";
 import { chatKey, forgetChats, latestChats, MAX_CHAT_CACHE, perBot, recordMigrations, upsertChats, type ChatCache, type ChatCacheEntry } from "./chat-upsert";
 import { draftFor, storeMessages, type Planned } from "./message-store";
@@ -110,19 +109,18 @@ export async function storeUpdates(db: Database, batch: IncomingUpdate[], cache:
 	const now = new Date();
 	const forgetBefore = new Date(now.getTime() - (options.dedupWindowMs ?? DEFAULT_DEDUP_WINDOW_MS));
 	const plan: BatchPlan = { batch, firstIndex, fresh, freshItems: itemsOf(fresh), now, forgetBefore };
-	for (let attempt = 1; ; attempt++) {
-		const learned = new Map<string, ChatCacheEntry>();
-		try {
+	try {
+		// A batch rolled back by a MySQL deadlock or lock wait timeout is stored again, from the start.
+		return await retryingConflicts(async () => {
+			const learned = new Map<string, ChatCacheEntry>();
 			const result = await storeOnce(db, plan, cache, learned, options);
 			if (cache.size + learned.size > MAX_CHAT_CACHE) cache.clear();
 			for (const [key, entry] of learned) cache.set(key, entry);
 			return result;
-		} catch (err) {
-			if (attempt >= CONFLICT_ATTEMPTS || !isDbConflict(err)) {
-				forgetChats(cache, batch);
-				throw err;
-			}
-		}
+		});
+	} catch (err) {
+		forgetChats(cache, batch);
+		throw err;
 	}
 }
 

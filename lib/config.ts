@@ -63,6 +63,8 @@ export interface GatewayConfig {
 	 * within them is stored once, the same update_id after them is a new update.
 	 */
 	telegramUpdateRetentionHours: number;
+	/** Seconds between two rounds of the reconciler that sets each bot's Telegram webhook as configured (services/bots/reconciler.ts). */
+	telegramReconcileSeconds: number;
 	/** Days a security event (failed login, lockout, refresh token reuse) is kept; 0 keeps them for ever. */
 	securityEventRetentionDays: number;
 	/** Days an event of the log is kept for replay; 0 (the default) keeps them for ever. */
@@ -145,6 +147,20 @@ function parseUpdateRetentionHours(raw: string | undefined, problems: string[]):
 		return TELEGRAM_UPDATE_RETENTION_HOURS.default;
 	}
 	return hours;
+}
+
+/** At least a minute (a round costs one Telegram call per bot), at most a day. */
+export const TELEGRAM_RECONCILE_SECONDS = { min: 60, default: 600, max: 86_400 } as const;
+
+function parseReconcileSeconds(raw: string | undefined, problems: string[]): number {
+	const name = "TELEGRAM_RECONCILE_SECONDS";
+	const { min, max } = TELEGRAM_RECONCILE_SECONDS;
+	const seconds = parseInteger(name, raw, TELEGRAM_RECONCILE_SECONDS.default, problems);
+	if (seconds < min || seconds > max) {
+		problems.push(`${name} must be ${min}-${max} seconds, got "${raw}": each round asks Telegram once per bot`);
+		return TELEGRAM_RECONCILE_SECONDS.default;
+	}
+	return seconds;
 }
 
 /** The database a mysql:// URL names ("" when none). */
@@ -398,6 +414,7 @@ export function loadConfig(env: Env = process.env): GatewayConfig {
 		webhooksPerUserMax: parseInteger("WEBHOOKS_PER_USER_MAX", nonEmpty(env.WEBHOOKS_PER_USER_MAX), 100, problems),
 		webhookDeliveryRetentionDays: parseInteger("WEBHOOK_DELIVERY_RETENTION_DAYS", nonEmpty(env.WEBHOOK_DELIVERY_RETENTION_DAYS), 30, problems, 0),
 		telegramUpdateRetentionHours: parseUpdateRetentionHours(nonEmpty(env.TELEGRAM_UPDATE_RETENTION_HOURS), problems),
+		telegramReconcileSeconds: parseReconcileSeconds(nonEmpty(env.TELEGRAM_RECONCILE_SECONDS), problems),
 		securityEventRetentionDays: parseInteger("SECURITY_EVENT_RETENTION_DAYS", nonEmpty(env.SECURITY_EVENT_RETENTION_DAYS), 90, problems, 0),
 		eventRetentionDays: parseInteger("EVENT_RETENTION_DAYS", nonEmpty(env.EVENT_RETENTION_DAYS), 0, problems, 0),
 		metricsEnabled: parseBoolean("METRICS_ENABLED", nonEmpty(env.METRICS_ENABLED), true, problems),

@@ -18,18 +18,23 @@ import { TelegramApiError, type TelegramUser } from "../lib/telegram/client";
 import { publishEvents } from "./broker/publish";
 import { enqueueMessage, type EnqueueParams } from "./bots/outbox";
 import { queueStatsActions } from "./bots/queue-stats";
-import { BOT_TOKEN, botToken, botView, identifyBot, newBotSecrets, telegramAsksToWait, webhookUrl } from "./bots/registry";
+import { BOT_TOKEN, botToken, botView, identifyBot, newBotSecrets, telegramAsksToWait, WEBHOOK_MAX_CONNECTIONS, webhookUrl } from "./bots/registry";
 import { rotateEncryptionKeys } from "./bots/key-rotation";
 import { SendTimes } from "./bots/flood";
 import type { KnownOutcome } from "./bots/known-outcomes";
 import { MAX_MARKUP_TEXT_LENGTH } from "./bots/outbox";
 import { drainBotQueue, type Settled } from "./bots/sender";
+import { refuseSendWhileTokenRefused } from "./bots/token-refusal";
+import { BOT_DELETED_REASON, replaceToken, reviveBotWebhooks } from "./bots/token-replacement";
+import { noteRound, reconcileBots, roundIsDue, type Round } from "./bots/reconciler";
 import { ID } from "../lib/validator";
 
 const SENDER_LEASE_MS = 10_000;
 const SENDER_SCAN_MS = 1_000;
 /** Longer than POST /bots may take (its timeout): a registration that died lets go of its bot by then. */
 const REGISTER_LEASE_MS = 35_000;
+/** How often each node looks whether a reconciliation round is due (the round itself: TELEGRAM_RECONCILE_SECONDS). */
+const RECONCILE_CHECK_MS = 60_000;
 
 interface BotsLocalVars {
 	runtime: Runtime;
@@ -40,6 +45,7 @@ interface BotsLocalVars {
 	/** Outcomes settled on Telegram's side whose record is still to be written (sender.ts), by message id. */
 	known: Map<number, KnownOutcome>;
 	scanTimer?: NodeJS.Timeout;
+	reconcileTimer?: NodeJS.Timeout;
 }
 
 interface BotsMethods {
@@ -50,6 +56,10 @@ interface BotsMethods {
 	connectTelegram(token: string, bot: { mode: string; webhook_path: string }, secret: string): Promise<void>;
 	/** Turns a bot off: its webhooks, its Telegram webhook, its poller and sender (through bots.changed). */
 	deactivate(botId: number): Promise<void>;
+	/** Runs one round of the reconciler (services/bots/reconciler.ts) under the cluster's lease; null when another node holds it, or none is due. */
+	reconcile(force: boolean): Promise<Round | null>;
+	/** Runs `work` under the registration lock of the Telegram bot `telegramId` (409 while another holds it). */
+	whileRegistering<T>(telegramId: number, work: () => Promise<T>): Promise<T>;
 }
 
 type BotsThis = Service<ServiceSettingSchema> & BotsLocalVars & BotsMethods;
@@ -82,16 +92,7 @@ const BotsService: ServiceSchema<ServiceSettingSchema, BotsThis> = {
 				const me = await identifyBot(this.runtime.telegram, token);
 				// One registration of a bot at a time: its row stays inactive until Telegram is set up,
 				// and a second one meanwhile would replace the webhook secret under the first.
-				const registering = `register:bot:${me.id}`;
-				const owner = randomBytes(8).toString("hex");
-				if (!(await this.runtime.state.acquireLease(registering, owner, REGISTER_LEASE_MS))) {
-					throw fail.conflict(`This bot (@${me.username ?? me.id}) is being registered by another request`);
-				}
-				try {
-					return await this.register(ctx, token, me);
-				} finally {
-					await this.runtime.state.releaseLease(registering, owner).catch(() => undefined);
-				}
+				return this.whileRegistering(me.id, () => this.register(ctx, token, me));
 			},
 		},
 
@@ -125,21 +126,42 @@ const BotsService: ServiceSchema<ServiceSettingSchema, BotsThis> = {
 			},
 		},
 
+		/** `token`: the bot's new token after a revoke at BotFather (bots/token-replacement.ts); queue, chats and webhooks stay. */
 		update: {
 			rest: "PATCH /bots/:id",
 			permission: "bots:write",
+			retryPolicy: { enabled: false },
+			timeout: 30_000,
 			params: {
 				$$strict: true,
 				id: ID,
 				display_name: { type: "string", trim: true, min: 1, max: 128, optional: true },
 				description: { type: "string", max: 2_000, optional: true, nullable: true },
+				token: { type: "string", trim: true, pattern: BOT_TOKEN, optional: true, messages: { stringPattern: "The 'token' field must be a Telegram bot token (<bot id>:<secret>)." } },
 			},
-			async handler(this: BotsThis, ctx: GatewayContext<{ id: number; display_name?: string; description?: string | null }>) {
-				const bot = await this.runtime.db.models.Bot.findByPk(ctx.params.id);
-				if (!bot) throw fail.notFound("Bot");
-				const { display_name, description } = ctx.params;
-				await bot.update({ ...(display_name !== undefined ? { display_name } : {}), ...(description !== undefined ? { description } : {}) });
-				return botView(bot, this.runtime.config.publicUrl);
+			async handler(this: BotsThis, ctx: GatewayContext<{ id: number; display_name?: string; description?: string | null; token?: string }>) {
+				const { db, config, telegram, state } = this.runtime;
+				const found = await db.models.Bot.findByPk(ctx.params.id);
+				if (!found) throw fail.notFound("Bot");
+				const { display_name, description, token } = ctx.params;
+				let bot = found;
+				if (token !== undefined) {
+					bot = await this.whileRegistering(Number(found.telegram_id), async () => {
+						// Read again under the lock: a deletion or registration may have just finished.
+						const current = (await db.models.Bot.findByPk(found.id)) ?? found;
+						const connect = (newToken: string, row: typeof current, secret: string) => this.connectTelegram(newToken, row, secret);
+						await replaceToken({ db, keys: config.encryptionKeys, telegram, state, connect }, current, token);
+						return current;
+					});
+					// Routes and the poller read the new token; the paused queue goes.
+					await this.broker.broadcast("bots.changed", { bot_id: bot.id, token_replaced: true });
+					void this.scheduleSenders([bot.id]);
+					await this.broker.broadcast("outbound.kick", { bot_id: bot.id });
+				}
+				if (display_name !== undefined || description !== undefined) {
+					await bot.update({ ...(display_name !== undefined ? { display_name } : {}), ...(description !== undefined ? { description } : {}) });
+				}
+				return botView(bot, config.publicUrl);
 			},
 		},
 
@@ -155,18 +177,20 @@ const BotsService: ServiceSchema<ServiceSettingSchema, BotsThis> = {
 				if (!found) throw fail.notFound("Bot");
 				// The registration's lock: a deletion whose deleteWebhook landed after a new registration's
 				// setWebhook left the bot active with no webhook at Telegram (and one meanwhile saw it inactive).
-				const registering = `register:bot:${found.telegram_id}`;
-				const owner = randomBytes(8).toString("hex");
-				if (!(await this.runtime.state.acquireLease(registering, owner, REGISTER_LEASE_MS))) {
-					throw fail.conflict("This bot is being registered by another request; try again");
-				}
-				try {
-					await this.deactivate(ctx.params.id);
-				} finally {
-					await this.runtime.state.releaseLease(registering, owner).catch(() => undefined);
-				}
+				await this.whileRegistering(Number(found.telegram_id), () => this.deactivate(ctx.params.id));
 				respondWith(ctx, 204);
 				return null;
+			},
+		},
+
+		/** One reconciliation round now (REPL and operators): each active bot's Telegram webhook set as configured (bots/reconciler.ts). */
+		reconcile: {
+			visibility: "public",
+			permission: "bots:write",
+			timeout: 300_000,
+			async handler(this: BotsThis) {
+				const round = await this.reconcile(true);
+				return round ?? { outcomes: {}, skipped: "another node is reconciling right now" };
 			},
 		},
 
@@ -206,6 +230,7 @@ const BotsService: ServiceSchema<ServiceSettingSchema, BotsThis> = {
 				sent_by: { type: "string", max: 64 },
 			},
 			async handler(this: BotsThis, ctx: Context<EnqueueParams>) {
+				await refuseSendWhileTokenRefused(this.runtime.db, ctx.params.chat_id);
 				const result = await enqueueMessage(this.runtime.db, ctx.params, this.runtime.config.sendQueueLimits);
 				if (result.created) void this.scheduleSenders([result.message.bot_id]);
 				await this.broker.broadcast("outbound.kick", { bot_id: result.message.bot_id });
@@ -250,7 +275,7 @@ const BotsService: ServiceSchema<ServiceSettingSchema, BotsThis> = {
 			if (!bot?.is_active) return;
 			await db.transaction(async (t) => {
 				await bot.update({ is_active: false }, { transaction: t });
-				await db.models.Webhook.update({ is_active: false, disabled_reason: "bot deleted" }, { where: { bot_id: bot.id, is_active: true }, transaction: t });
+				await db.models.Webhook.update({ is_active: false, disabled_reason: BOT_DELETED_REASON }, { where: { bot_id: bot.id, is_active: true }, transaction: t });
 			});
 			if (bot.mode === "webhook") {
 				try {
@@ -269,7 +294,9 @@ const BotsService: ServiceSchema<ServiceSettingSchema, BotsThis> = {
 			const { db, config } = this.runtime;
 			const { display_name, description } = ctx.params;
 			const existing = await db.models.Bot.findOne({ where: { telegram_id: me.id } });
-			if (existing?.is_active) throw fail.conflict(`This bot (@${me.username ?? me.id}) is already registered as bot ${existing.id}`);
+			if (existing?.is_active) {
+				throw fail.conflict(`This bot (@${me.username ?? me.id}) is already registered as bot ${existing.id}; a new token for it goes to PATCH /bots/${existing.id} {token}`);
+			}
 
 			const secrets = newBotSecrets(config.encryptionKeys, token);
 			const fields = {
@@ -298,6 +325,8 @@ const BotsService: ServiceSchema<ServiceSettingSchema, BotsThis> = {
 				throw err;
 			}
 			await bot.update({ is_active: true });
+			// Its deletion turned its webhook subscriptions off; its return turns them on again.
+			if (previous && (await reviveBotWebhooks(db, bot.id)) > 0) await this.broker.broadcast("webhooks.changed", {});
 			await this.announce(bot.id);
 			respondCreated(ctx, `/bots/${bot.id}`);
 			return botView(bot, config.publicUrl);
@@ -307,7 +336,7 @@ const BotsService: ServiceSchema<ServiceSettingSchema, BotsThis> = {
 			const { telegram, config } = this.runtime;
 			try {
 				if (bot.mode === "webhook" && config.publicUrl) {
-					await telegram.setWebhook(token, { url: webhookUrl(config.publicUrl, bot.webhook_path), secret_token: secret, max_connections: 40 });
+					await telegram.setWebhook(token, { url: webhookUrl(config.publicUrl, bot.webhook_path), secret_token: secret, max_connections: WEBHOOK_MAX_CONNECTIONS });
 				} else {
 					// A webhook left by an earlier owner would make every getUpdates fail with 409.
 					await telegram.deleteWebhook(token);
@@ -322,6 +351,43 @@ const BotsService: ServiceSchema<ServiceSettingSchema, BotsThis> = {
 				}
 				throw fail.unavailable("Telegram (setWebhook)");
 			}
+		},
+
+		async whileRegistering<T>(this: BotsThis, telegramId: number, work: () => Promise<T>): Promise<T> {
+			const registering = `register:bot:${telegramId}`;
+			const owner = randomBytes(8).toString("hex");
+			if (!(await this.runtime.state.acquireLease(registering, owner, REGISTER_LEASE_MS))) {
+				throw fail.conflict("This bot is being registered or changed by another request; try again");
+			}
+			try {
+				return await work();
+			} finally {
+				await this.runtime.state.releaseLease(registering, owner).catch(() => undefined);
+			}
+		},
+
+		async reconcile(this: BotsThis, force: boolean): Promise<Round | null> {
+			const { db, config, telegram, state } = this.runtime;
+			if (!force && !(await roundIsDue(state).catch(() => false))) return null;
+			let round: Round | null = null;
+			const deps = {
+				db,
+				keys: config.encryptionKeys,
+				telegram,
+				state,
+				logger: this.logger,
+				publicUrl: config.publicUrl,
+				modeChanged: (botId: number) => this.announce(botId),
+				tokenWorks: async (botId: number) => {
+					void this.scheduleSenders([botId]);
+					await this.broker.broadcast("outbound.kick", { bot_id: botId });
+				},
+			};
+			await this.leases.run("reconcile:bots", async (signal) => {
+				round = await reconcileBots(deps, signal);
+				await noteRound(state, config.telegramReconcileSeconds * 1000);
+			});
+			return round;
 		},
 
 		async announce(this: BotsThis, botId: number) {
@@ -392,12 +458,19 @@ const BotsService: ServiceSchema<ServiceSettingSchema, BotsThis> = {
 		this.scanTimer = setInterval(() => void this.scheduleSenders(), SENDER_SCAN_MS);
 		this.scanTimer.unref();
 		void this.scheduleSenders();
+		// At start (a changed PUBLIC_URL, a build that receives new update kinds), then whenever due.
+		const reconcile = (force: boolean) =>
+			void this.reconcile(force).catch((err: unknown) => this.logger.warn("Cannot reconcile the bots' Telegram settings:", (err as Error).message));
+		reconcile(true);
+		this.reconcileTimer = setInterval(() => reconcile(false), Math.min(RECONCILE_CHECK_MS, this.runtime.config.telegramReconcileSeconds * 1000));
+		this.reconcileTimer.unref();
 		metricsOf(this.broker).sample("send_queue_depth", this.name, () => this.runtime.db.models.OutboundQueueItem.count());
 	},
 
 	async stopped(this: BotsThis) {
 		metricsOf(this.broker).withdraw("send_queue_depth", this.name);
 		clearInterval(this.scanTimer);
+		clearInterval(this.reconcileTimer);
 		this.leases.abortAll();
 		await Promise.allSettled([...this.senders]);
 	},

@@ -101,13 +101,16 @@ const IngestService: ServiceSchema<ServiceSettingSchema, IngestThis> = {
 	},
 
 	events: {
-		/** A bot was added, changed mode, or deleted: forget its route, stop or start its poller. */
-		async "bots.changed"(this: IngestThis, ctx: Context<{ bot_id?: number }>) {
+		/**
+		 * A bot was added, changed mode or token, or deleted: forget its route, stop or start its poller
+		 * (one waiting out a refused token starts again at the next scan, with the new one).
+		 */
+		async "bots.changed"(this: IngestThis, ctx: Context<{ bot_id?: number; token_replaced?: boolean }>) {
 			this.routes.clear();
 			const botId = ctx.params.bot_id;
 			if (botId !== undefined && this.leases.isRunning(`poller:bot:${botId}`)) {
 				const bot = await this.runtime.db.models.Bot.findByPk(botId, { attributes: ["is_active", "mode"], raw: true }).catch(() => null);
-				if (bot && (!bot.is_active || bot.mode !== "polling")) this.leases.abort(`poller:bot:${botId}`);
+				if (ctx.params.token_replaced || (bot && (!bot.is_active || bot.mode !== "polling"))) this.leases.abort(`poller:bot:${botId}`);
 			}
 			await this.schedulePollers();
 		},

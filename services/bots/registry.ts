@@ -12,6 +12,9 @@ import { BOT_TOKEN_PURPOSE, WEBHOOK_SECRET_PURPOSE } from "../ingest/bot-routes"
 /** Telegram's format: the bot's numeric id, a colon, then the secret part. */
 export const BOT_TOKEN = /^\d{1,20}:[A-Za-z0-9_-]{20,100}$/;
 
+/** max_connections of every bot's webhook (setWebhook at registration, and the reconciler). */
+export const WEBHOOK_MAX_CONNECTIONS = 40;
+
 export function webhookUrl(publicUrl: string, path: string): string {
 	return `${publicUrl}/api/v1/telegram/webhook/${path}`;
 }

@@ -12,8 +12,10 @@
  *   SAFE_RETRY_WINDOW_MS after the message was queued, and at least MIN_SAFE_ATTEMPTS times (a message
  *   that waited long behind a backlog still gets a few tries); then it fails as not delivered
  *   (UNAVAILABLE, `may_have_been_delivered: false`).
- * - A 429 pauses the bot and is not counted. Other 4xx answers are refusals (BAD_REQUEST with
- *   `telegram_error_code`), except a group upgraded to a supergroup (CONFLICT, naming the supergroup).
+ * - A 429 pauses the bot and is not counted. A 401 or 404 refuses the bot's token, not the message
+ *   (revoked at BotFather): UNAVAILABLE with `bot_token_refused: true`, and the bot's queue pauses
+ *   (token-refusal.ts). Other 4xx answers are refusals (BAD_REQUEST with `telegram_error_code`),
+ *   except a group upgraded to a supergroup (CONFLICT, naming the supergroup).
  *
  * The failure is kept in the message's `error` column as JSON `{message, code, details}`, so every
  * answer about the message (a retried Idempotency-Key, GET /messages/:id, its event) carries it. Rows
@@ -43,6 +45,8 @@ export interface FailureDetails {
 	migrate_to_chat_id?: number;
 	/** The gateway's chat of that supergroup; null while the bot has not seen it. */
 	new_chat_id?: number | null;
+	/** Telegram refused the bot's token (401/404): the gateway's credential is the problem, not the message. */
+	bot_token_refused?: boolean;
 }
 
 export interface SendFailure {
@@ -92,6 +96,12 @@ export const failures = {
 			"it takes no more messages; send to the supergroup's chat instead",
 		details: { migrate_to_chat_id: migrateTo, new_chat_id: newChatId, ...(telegramCode ? { telegram_error_code: telegramCode } : {}) },
 	}),
+	// UNAVAILABLE: nothing reached the chat, and the same message goes once the bot has its new token.
+	tokenRefused: (telegramCode: number): SendFailure => ({
+		code: "UNAVAILABLE",
+		message: "Not sent: Telegram refuses the bot's token (revoked or deleted at BotFather); an operator must give the gateway the new one",
+		details: { bot_token_refused: true, may_have_been_delivered: false, telegram_error_code: telegramCode },
+	}),
 	botDeleted: (): SendFailure => ({ code: "CONFLICT", message: "the bot was deleted before this message was sent", details: {} }),
 	internal: (): SendFailure => ({ code: "INTERNAL", message: "the gateway could not send the message (an internal error, in its log)", details: {} }),
 };
@@ -105,6 +115,7 @@ export function afterFailedSend(err: unknown, attempt: Attempt): NextStep {
 		}
 		const migrateTo = err.parameters.migrate_to_chat_id;
 		if (migrateTo !== undefined) return { kind: "fail", failure: failures.chatMigrated(migrateTo, null, err.errorCode) };
+		if (err.errorCode === 401 || err.errorCode === 404) return { kind: "fail", failure: failures.tokenRefused(err.errorCode) };
 		if (FRONT_COULD_NOT_FORWARD.has(err.errorCode)) return safeRetry(attempt, err.message, `${err.errorCode} ${err.description}`, err.errorCode);
 		// A 500 can come after the message went out ("sent message was immediately deleted and can't be returned").
 		if (err.errorCode >= 500) return { kind: "fail", failure: failures.mayHaveBeenDelivered(`${err.errorCode} ${err.description}`, err.errorCode) };

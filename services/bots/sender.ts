@@ -14,7 +14,8 @@
  * claims the row next.
  *
  * A deleted bot stops sending: its sender is aborted (bots.changed), and it looks again whether the
- * bot is active after every pause and, at most a second apart, before each send.
+ * bot is active after every pause and, at most a second apart, before each send. A bot whose token
+ * Telegram refuses (token-refusal.ts) sends nothing either: its queue waits for the new token.
  */
 import type { LoggerInstance } from "moleculer";
 import { Op } from "sequelize";
@@ -32,6 +33,7 @@ import { forgetOutcome, shareOutcome, sharedOutcome, type KnownOutcome } from ".
 import { claimRow, heldElsewhereFor, releaseRow, whileClaimed } from "./queue-claims";
 import { botToken } from "./registry";
 import { afterFailedSend, failures, type SendFailure } from "./send-failure";
+import { isTokenRefused, markTokenRefused } from "./token-refusal";
 import { noteChatMigration, writeFailed, writeSent, writeSentBare } from "./send-records";
 
 /** A message that left the queue (outbound.settled): its record says the rest. */
@@ -86,14 +88,17 @@ export async function drainBotQueue(deps: SenderDeps, botId: number, signal: Abo
 	const { db } = deps;
 	const bot = await db.models.Bot.findByPk(botId, { raw: true });
 	if (!bot) return;
+	// Paused: a call per queued message would only earn a 401 each. A new token, or the reconciler
+	// finding this one works again, clears it and kicks the sender.
+	if (bot.is_active && isTokenRefused(bot)) return;
 	const token = botToken(deps.keys, bot);
 	const isActive = activeCheck(deps, botId);
 	while (!signal.aborted) {
 		if (!(await stillActive(deps, botId))) return;
 		const rows = await dueChatHeads(db, botId);
 		if (rows.length === 0) return;
-		const { sent, nextTry } = await sendPass(deps, { botId, token, signal, isActive }, rows);
-		if (signal.aborted) return;
+		const { sent, nextTry, tokenRefused } = await sendPass(deps, { botId, token, signal, isActive }, rows);
+		if (signal.aborted || tokenRefused) return;
 		if (sent === 0) await sleep(Math.min(Number.isFinite(nextTry) ? nextTry : 1_000, 1_000), signal);
 	}
 }
@@ -124,7 +129,7 @@ function activeCheck(deps: SenderDeps, botId: number): BotSending["isActive"] {
  * up to SENDS_IN_FLIGHT at once. Returns how many went, and when a held-back chat may go next, once
  * every send it started has ended (and been recorded).
  */
-async function sendPass(deps: SenderDeps, bot: BotSending, rows: OutboundQueueItem[]): Promise<{ sent: number; nextTry: number }> {
+async function sendPass(deps: SenderDeps, bot: BotSending, rows: OutboundQueueItem[]): Promise<{ sent: number; nextTry: number; tokenRefused: boolean }> {
 	const { db, sendTimes } = deps;
 	const { botId, token, signal } = bot;
 	// A chat whose earlier message must wait (flood limits, or another sender holding it: a node
@@ -132,11 +137,12 @@ async function sendPass(deps: SenderDeps, bot: BotSending, rows: OutboundQueueIt
 	const heldBack = new Set<number>();
 	let nextTry = Number.POSITIVE_INFINITY;
 	let sent = 0;
+	let tokenRefused = false;
 	const sends = new SendPool(SENDS_IN_FLIGHT);
 	try {
 		for (const row of rows) {
 			await sends.room();
-			if (signal.aborted) break;
+			if (signal.aborted || tokenRefused) break;
 			const chatId = Number(row.chat_telegram_id);
 			if (heldBack.has(chatId)) continue;
 			const heldElsewhere = heldElsewhereFor(row, deps.owner);
@@ -203,6 +209,8 @@ async function sendPass(deps: SenderDeps, bot: BotSending, rows: OutboundQueueIt
 						await noteAnswered(deps.state, botId, chatId, kind).catch((err: unknown) => {
 							deps.logger.warn(`Bot ${botId}: cannot share when Telegram answered a send (${(err as Error).message}); other nodes pace from the reservation`);
 						});
+					}).then((refused) => {
+						tokenRefused ||= refused;
 					}),
 				),
 			);
@@ -211,7 +219,7 @@ async function sendPass(deps: SenderDeps, bot: BotSending, rows: OutboundQueueIt
 	} finally {
 		await sends.settled();
 	}
-	return { sent, nextTry };
+	return { sent, nextTry, tokenRefused };
 }
 
 /** Up to `size` sends at once; the first failure is thrown by settled(), once all have ended. */
@@ -274,21 +282,24 @@ async function stillActive(deps: SenderDeps, botId: number): Promise<boolean> {
 	return false;
 }
 
-/** Sends one message and records the outcome; `answered` runs once Telegram answered (or did not). */
-async function sendOne(deps: SenderDeps, token: string, botId: number, row: OutboundQueueItem, answered: () => Promise<void>): Promise<void> {
+/**
+ * Sends one message and records the outcome; `answered` runs once Telegram answered (or did not).
+ * Resolves true when Telegram refused the bot's token: the bot's queue pauses.
+ */
+async function sendOne(deps: SenderDeps, token: string, botId: number, row: OutboundQueueItem, answered: () => Promise<void>): Promise<boolean> {
 	let message: TelegramMessage;
 	try {
 		message = await deps.telegram.sendMessage(token, JSON.parse(row.request) as Record<string, unknown>, { timeoutMs: SEND_TIMEOUT_MS });
 	} catch (err) {
 		await answered();
-		await handleFailure(deps, botId, row, err);
-		return;
+		return handleFailure(deps, botId, row, err);
 	}
 	// Kept until recorded (settleKnown), its shared copy written while the answer is noted for pacing.
 	const outcome = { sent: message };
 	deps.known.set(Number(row.message_id), outcome);
 	const [, shared] = await Promise.all([answered(), share(deps, botId, Number(row.message_id), outcome)]);
 	await recordOutcome(deps, botId, row, outcome, shared);
+	return false;
 }
 
 /**
@@ -363,7 +374,8 @@ async function recordFailed(deps: SenderDeps, botId: number, row: OutboundQueueI
 	else deps.logger.debug(`Bot ${botId}: message ${row.message_id} was settled already`);
 }
 
-async function handleFailure(deps: SenderDeps, botId: number, row: OutboundQueueItem, err: unknown): Promise<void> {
+/** Resolves true when the failure was Telegram refusing the bot's token. */
+async function handleFailure(deps: SenderDeps, botId: number, row: OutboundQueueItem, err: unknown): Promise<boolean> {
 	const messageId = Number(row.message_id);
 	const attempt = row.attempts + 1;
 	const queuedAt = new Date(row.created_at).getTime();
@@ -383,9 +395,15 @@ async function handleFailure(deps: SenderDeps, botId: number, row: OutboundQueue
 		await settleKnown(deps, botId, row, { failed: step.failure });
 	} else if (step.failure.details.migrate_to_chat_id !== undefined) {
 		await failMigratedChat(deps, botId, row, step.failure.details.migrate_to_chat_id, step.failure.details.telegram_error_code);
+	} else if (step.failure.details.bot_token_refused) {
+		// Recorded first: the bot's later sends are refused at once from then on, and its queue waits.
+		if (await markTokenRefused(deps.db, botId)) deps.logger.error(`Bot ${botId}: Telegram refuses its token (${(err as Error).message}); its queue is paused until it gets the new one`);
+		await recordFailed(deps, botId, row, step.failure);
+		return true;
 	} else {
 		await recordFailed(deps, botId, row, step.failure);
 	}
+	return false;
 }
 
 /**

@@ -11,6 +11,7 @@ import { MAX_JSON_DEPTH, sanitizeJson } from "../../lib/json";
 import { unseal } from "../../lib/crypto";
 import type { Database } from "../../lib/db/connection";
 import { TelegramApiError, type TelegramClient } from "../../lib/telegram/client";
+import { markTokenRefused } from "../bots/token-refusal";
 import { BOT_TOKEN_PURPOSE } from "./bot-routes";
 import { normalizeUpdate } from "./normalize";
 import type { IncomingUpdate, StoreOptions } from "./store";
@@ -30,10 +31,18 @@ export interface PollerDeps {
 const MAX_BACKOFF_MS = 30_000;
 /** The longest a 429's retry_after is obeyed for (as the sender caps it): an absurd one must not stop polling for good. */
 const MAX_RETRY_AFTER_MS = 3_600_000;
+/**
+ * A 409 (a webhook set, or another getUpdates consumer with the bot's token) lasts until someone acts:
+ * asked again from 5 s on, twice as late each time, at most every 5 minutes. Another consumer's
+ * newer getUpdates ends ours anyway, so asking more often gains nothing.
+ */
+const CONFLICT_FIRST_BACKOFF_MS = 5_000;
+const CONFLICT_MAX_BACKOFF_MS = 300_000;
 
 export async function pollBot(deps: PollerDeps, botId: number, signal: AbortSignal): Promise<void> {
 	const { db, telegram, logger } = deps;
 	let backoffMs = 1_000;
+	let conflictBackoffMs = CONFLICT_FIRST_BACKOFF_MS;
 	/** Waits the current backoff, and doubles it for the next failure. */
 	const backOff = async (atLeastMs = 0) => {
 		await sleep(Math.max(backoffMs, atLeastMs), signal);
@@ -62,6 +71,9 @@ export async function pollBot(deps: PollerDeps, botId: number, signal: AbortSign
 			const updates: unknown = await telegram.getUpdates(token, Number(bot.polling_offset), deps.longPollSeconds, signal);
 			if (signal.aborted) return; // the lease is gone: another node polls from the stored offset
 			if (!Array.isArray(updates)) throw new Error("getUpdates answered something other than a list of updates");
+			conflictBackoffMs = CONFLICT_FIRST_BACKOFF_MS;
+			// Polling works: whatever stopped it before (a conflict, a refused token, a key) is over.
+			if (bot.last_error !== null) await clearLastError(deps, botId, bot.last_error);
 			if (updates.length === 0) {
 				backoffMs = 1_000;
 				continue;
@@ -80,11 +92,21 @@ export async function pollBot(deps: PollerDeps, botId: number, signal: AbortSign
 		} catch (err) {
 			if (signal.aborted) return;
 			if (err instanceof TelegramApiError && err.errorCode === 409) {
-				logger.warn(`Bot ${botId}: getUpdates conflicts with a webhook or another poller; retrying in 5 s`);
-				await sleep(5_000, signal);
+				const cause = await conflictCause(deps, token, signal);
+				// Switched to webhook mode meanwhile (the reconciler): that webhook is the gateway's own.
+				const now = await db.models.Bot.findByPk(botId, { attributes: ["is_active", "mode"], raw: true }).catch(() => null);
+				if (signal.aborted || (now && (!now.is_active || now.mode !== "polling"))) return;
+				const problem = `getUpdates refused (409): ${cause}; polling is tried again after a growing pause (at most 5 min)`;
+				// Said and written once per cause: the same conflict every few minutes is not news.
+				if (bot.last_error !== problem) {
+					logger.warn(`Bot ${botId}: ${problem}`);
+					await db.models.Bot.update({ last_error: problem }, { where: { id: botId } }).catch(() => undefined);
+				} else logger.debug(`Bot ${botId}: ${problem}; next try in ${conflictBackoffMs} ms`);
+				await sleep(conflictBackoffMs, signal);
+				conflictBackoffMs = Math.min(conflictBackoffMs * 2, CONFLICT_MAX_BACKOFF_MS);
 			} else if (err instanceof TelegramApiError && (err.errorCode === 401 || err.errorCode === 404)) {
-				logger.error(`Bot ${botId}: Telegram refuses its token; polling paused for a minute`);
-				await db.models.Bot.update({ last_error: "Telegram refused the token (getUpdates)" }, { where: { id: botId } }).catch(() => undefined);
+				const isNew = await markTokenRefused(db, botId).catch(() => false);
+				if (isNew) logger.error(`Bot ${botId}: Telegram refuses its token; polling paused for a minute at a time until it gets the new one`);
 				await sleep(60_000, signal);
 			} else {
 				// A 429 says how long to stay away: asking sooner only earns another 429.
@@ -95,6 +117,30 @@ export async function pollBot(deps: PollerDeps, botId: number, signal: AbortSign
 			}
 		}
 	}
+}
+
+/** Why getUpdates answered 409: getWebhookInfo names a webhook if one is set; otherwise another program polls with the token. */
+async function conflictCause(deps: PollerDeps, token: string, signal: AbortSignal): Promise<string> {
+	let url: string;
+	try {
+		url = (await deps.telegram.getWebhookInfo(token)).url;
+	} catch {
+		if (signal.aborted) return "";
+		return "a webhook is set for the bot, or another program polls with its token (getWebhookInfo failed)";
+	}
+	if (!url) return "another program polls with the bot's token (getUpdates of another consumer)";
+	let host = "an unreadable URL";
+	try {
+		host = new URL(url).host;
+	} catch {
+		// said as such
+	}
+	return `a webhook to ${host} was set for the bot outside the gateway`;
+}
+
+/** Clears the bot's last_error, unless it changed meanwhile (another problem, written since it was read). */
+async function clearLastError(deps: PollerDeps, botId: number, seen: string): Promise<void> {
+	await deps.db.models.Bot.update({ last_error: null }, { where: { id: botId, last_error: seen } }).catch(() => undefined);
 }
 
 /** The updates of one getUpdates answer that can be stored, and the offset past every one with an update_id. */

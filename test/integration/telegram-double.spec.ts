@@ -298,16 +298,32 @@ describe("Telegram double: getUpdates", () => {
 		expect(telegram.pendingUpdates(token)).toEqual([]);
 	});
 
-	it("a second getUpdates while one is waiting gets 409; the first is still answered", async () => {
+	it("a second getUpdates ends the one waiting with 409, as Telegram does; the newer one is answered", async () => {
 		const first = call<Update[]>("getUpdates", { timeout: 5 });
 		await telegram.waitFor(() => telegram.bot(token).poller !== null);
-		expect(await call("getUpdates", { timeout: 5 })).toEqual({
+		const second = call<Update[]>("getUpdates", { timeout: 5 });
+		expect(await first).toEqual({
 			status: 409,
 			body: { ok: false, error_code: 409, description: "Conflict: terminated by other getUpdates request; make sure that only one bot instance is running" },
 		});
-		const update = telegram.userSends(token, { chat_id: 42, text: "for the first" });
-		expect((await first).body.result).toEqual([update]);
-		expect((await call("getUpdates")).status).toBe(200); // the slot is free again
+		await telegram.waitFor(() => telegram.bot(token).poller !== null);
+		const update = telegram.userSends(token, { chat_id: 42, text: "for the second" });
+		expect((await second).body.result).toEqual([update]);
+	});
+
+	it("revokeToken: the old token answers 401 everywhere (a waiting poll too); the bot, its webhook and pending updates live on under the new one", async () => {
+		const waiting = call("getUpdates", { timeout: 30 });
+		await telegram.waitFor(() => telegram.bot(token).poller !== null);
+		const fresh = telegram.revokeToken(token);
+		const pending = telegram.userSends(fresh, { chat_id: 42, text: "kept" });
+		expect(await waiting).toEqual({ status: 401, body: { ok: false, error_code: 401, description: "Unauthorized" } });
+		for (const method of ["getMe", "getWebhookInfo", "sendMessage", "getUpdates"]) expect((await call(method, { chat_id: 42, text: "x" })).status).toBe(401);
+		expect(fresh.split(":")[0]).toBe(token.split(":")[0]);
+		expect((await call<User>("getMe", {}, fresh)).body.result!.id).toBe(5_000_000_001);
+		expect(telegram.pendingUpdates(fresh).map((u) => u.update_id)).toContain(pending.update_id);
+		await call("setWebhook", { url: "http://127.0.0.1:9/hook" }, fresh);
+		const again = telegram.revokeToken(fresh);
+		expect((await call<{ url: string }>("getWebhookInfo", {}, again)).body.result!.url).toBe("http://127.0.0.1:9/hook");
 	});
 
 	it("a client that gives up frees the poll; setWebhook ends a waiting poll with 409", async () => {

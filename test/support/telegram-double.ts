@@ -154,6 +154,24 @@ export class TelegramDouble {
 		return bot;
 	}
 
+	/**
+	 * /revoke at BotFather: the bot (its id, webhook, allowed_updates, pending updates, chats) lives on
+	 * under a new token, returned; the old one answers 401 to every method, and a getUpdates waiting
+	 * with it is ended with 401.
+	 */
+	revokeToken(token: string): string {
+		const bot = this.bot(token);
+		const pusher = this.pushers.get(token)!;
+		const fresh = `${bot.user.id}:${randomBytes(27).toString("base64url").slice(0, 35)}`;
+		this.bots.delete(token);
+		this.pushers.delete(token);
+		bot.token = fresh;
+		this.bots.set(fresh, bot);
+		this.pushers.set(fresh, pusher);
+		bot.poller?.cancel(new ApiError(401, "Unauthorized"));
+		return fresh;
+	}
+
 	pendingUpdates(token: string): Update[] {
 		return [...this.bot(token).pending];
 	}

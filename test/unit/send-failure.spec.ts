@@ -99,3 +99,16 @@ describe("the recorded failure and the answer", () => {
 		expect(answer).toEqual({ status, body: { error: { code, message, details: { message_id: 7, ...failure.details } } } });
 	});
 });
+
+describe("a token Telegram refuses", () => {
+	it.each([
+		[401, "Unauthorized"],
+		[404, "Not Found"],
+	])("%i %s: the bot's credential, not the message: UNAVAILABLE with bot_token_refused, never a 400", (code, description) => {
+		const failure = failureIn(afterFailedSend(new TelegramApiError("sendMessage", code, description, null), fresh))!;
+		expect(failure).toMatchObject({ code: "UNAVAILABLE", details: { bot_token_refused: true, may_have_been_delivered: false, telegram_error_code: code } });
+		const answer = toApiError(failedSendError(7, failureColumn(failure)));
+		expect(answer.status).toBe(503);
+		expect(answer.body.error.details).toMatchObject({ message_id: 7, bot_token_refused: true });
+	});
+});

@@ -44,7 +44,8 @@ export class BotState {
 	poller: Poller | null = null;
 
 	constructor(
-		readonly token: string,
+		/** The bot's current token: a revoke at BotFather (TelegramDouble.revokeToken) gives it a new one. */
+		public token: string,
 		readonly user: BotUser,
 		private readonly cap: number,
 		firstUpdateId: number,

@@ -93,7 +93,8 @@ function getWebhookInfo(_core: Core, { bot }: CallContext): unknown {
 
 function getUpdates(core: Core, { bot, params, signal }: CallContext): Update[] | Promise<Update[]> {
 	if (bot.webhook) throw conflict(WEBHOOK_CONFLICT);
-	if (bot.poller) throw conflict(POLL_CONFLICT);
+	// As Telegram does: the newer request wins, the one waiting is ended with 409.
+	bot.poller?.cancel(conflict(POLL_CONFLICT));
 	const offset = intParam(params, "offset");
 	const limit = Math.min(100, Math.max(1, intParam(params, "limit") ?? 100));
 	const timeout = Math.min(3600, Math.max(0, intParam(params, "timeout") ?? 0)); // capped so the timer cannot overflow

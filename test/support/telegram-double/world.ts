@@ -23,6 +23,9 @@ export function userFor(id: number, partial: Partial<User> = {}): User {
 	return { id, is_bot: false, first_name: "Test", last_name: `User${Math.abs(id)}`, username: `user${Math.abs(id)}`, language_code: "en", ...partial };
 }
 
+/** The bot a token belongs to: chats and messages are the bot's, and outlive a token revoked at BotFather. */
+const botOf = (token: string): string => token.slice(0, token.indexOf(":"));
+
 export class World {
 	private readonly chats = new Map<number, Chat>();
 	private readonly usernames = new Map<string, number>();
@@ -59,7 +62,7 @@ export class World {
 
 	/** The next message id in that chat (one counter per bot and chat), or `given`, which moves the counter past it. */
 	messageId(token: string, chatId: number, given?: number): number {
-		const key = `${token}|${chatId}`;
+		const key = `${botOf(token)}|${chatId}`;
 		const last = this.counters.get(key) ?? 0;
 		const id = given ?? last + 1;
 		boundedSet(this.counters, key, Math.max(last, id), this.cap * 10);
@@ -67,11 +70,11 @@ export class World {
 	}
 
 	remember(token: string, message: Message): void {
-		boundedSet(this.messages, `${token}|${message.chat.id}|${message.message_id}`, message, this.cap);
+		boundedSet(this.messages, `${botOf(token)}|${message.chat.id}|${message.message_id}`, message, this.cap);
 	}
 
 	recall(token: string, chatId: number, messageId: number): Message | undefined {
-		return this.messages.get(`${token}|${chatId}|${messageId}`);
+		return this.messages.get(`${botOf(token)}|${chatId}|${messageId}`);
 	}
 
 	/** A message a user writes to the bot (private chat) or in a group; remembered, not enqueued. */
@@ -110,7 +113,7 @@ export class World {
 			id: String(BigInt(randomInt(2 ** 47)) * 100_000n + BigInt(randomInt(100_000))),
 			from,
 			message,
-			chat_instance: String(BigInt.asIntN(64, BigInt(`0x${createHash("sha256").update(`${token}|${chat.id}`).digest("hex").slice(0, 16)}`))),
+			chat_instance: String(BigInt.asIntN(64, BigInt(`0x${createHash("sha256").update(`${botOf(token)}|${chat.id}`).digest("hex").slice(0, 16)}`))),
 			data: spec.data,
 		};
 		return { callback_query: callback };

@@ -4,6 +4,7 @@
  * removed from the action's params, so no action ever sees (or logs, or stores) a credential.
  */
 import type { IncomingMessage } from "node:http";
+import { bearerToken } from "../../lib/bearer";
 import { fail } from "../../lib/errors";
 
 type RequestWithParams = IncomingMessage & {
@@ -37,12 +38,13 @@ export function takeCredential(req: RequestWithParams): string | null {
 	if ("api_key" in body) delete params.api_key;
 
 	const header = req.headers.authorization;
-	if (header !== undefined) {
-		const match = /^Bearer[ ]+([^\s]+)[ ]*$/i.exec(header);
-		if (!match) throw fail.unauthorized("Authorization header must be 'Bearer <token>'");
-		return match[1]!;
-	}
+	const bearer = bearerToken(header);
+	if (bearer !== undefined) return bearer;
 	const apiKeyHeader = firstString(req.headers["x-api-key"]);
 	if (apiKeyHeader !== undefined) return apiKeyHeader.trim();
-	return fromQuery ?? fromBody ?? null;
+	const elsewhere = fromQuery ?? fromBody;
+	if (elsewhere !== undefined) return elsewhere;
+	// Another scheme and nothing else: say what is expected rather than "credentials required".
+	if (header !== undefined) throw fail.unauthorized("Authorization header must be 'Bearer <token>'");
+	return null;
 }

@@ -48,11 +48,25 @@ interface WebhookConfig {
 	max_concurrency?: number;
 }
 
+/** The fields each scope uses: one the request gives for another scope is refused, not silently dropped. */
+const SCOPE_FIELDS = {
+	bot_id: ["bot"],
+	chat_ids: ["chat", "reply"],
+	reply_to_message_id: ["reply"],
+} as const satisfies Record<string, readonly Scope[]>;
+
+/** Fields `given` (a request's own, not a PATCH's merged view) that `scope` does not use; null clears one and is fine. */
+export function fieldsOutsideScope(scope: Scope, given: Partial<WebhookConfig>): Array<{ field: string; message: string }> {
+	return Object.entries(SCOPE_FIELDS)
+		.filter(([field, scopes]) => given[field as keyof typeof SCOPE_FIELDS] != null && !(scopes as readonly Scope[]).includes(scope))
+		.map(([field, scopes]) => ({ field, message: `Scope '${scope}' does not use ${field} (only ${scopes.map((s) => `'${s}'`).join(" and ")} do).` }));
+}
+
 /** Scope rules, the URL's safety, and that the owner may read what it subscribes to. */
-async function checkConfig(this: DeliveryThis, ctx: GatewayContext, config: WebhookConfig): Promise<void> {
+async function checkConfig(this: DeliveryThis, ctx: GatewayContext, config: WebhookConfig, given: Partial<WebhookConfig> = config): Promise<void> {
 	const url = parseWebhookUrl(config.url);
 	const { scope } = config;
-	const problems: Array<{ field: string; message: string }> = [];
+	const problems = fieldsOutsideScope(scope, given);
 	if (scope === "bot" && !config.bot_id) problems.push({ field: "bot_id", message: "Scope 'bot' needs a bot_id." });
 	if ((scope === "chat" || scope === "reply") && !config.chat_ids?.length) problems.push({ field: "chat_ids", message: `Scope '${scope}' needs chat_ids.` });
 	if (scope === "reply" && !config.reply_to_message_id) problems.push({ field: "reply_to_message_id", message: "Scope 'reply' needs reply_to_message_id." });
@@ -219,7 +233,7 @@ export const webhookActions: DeliveryActions = {
 					...changes,
 				};
 				// Switching a webhook off needs no check: an owner who lost access to its chats can still silence it.
-				if (Object.keys(changes).length > 0 || is_active === true) await checkConfig.call(this, ctx, merged);
+				if (Object.keys(changes).length > 0 || is_active === true) await checkConfig.call(this, ctx, merged, changes);
 				await updateWithinLimit.call(this, row, { ...configColumns(merged), ...(is_active !== undefined ? { is_active, disabled_reason: is_active ? null : "disabled by its owner" } : {}) });
 				await this.broker.broadcast("webhooks.changed", { id: row.id });
 				return webhookView(row);

@@ -13,6 +13,7 @@ import type { SharedState } from "../../lib/state";
 import { clientAddress } from "../api/http";
 import type { Principal } from "../auth/principal";
 import { refuseWhenEmpty, takePrincipalToken } from "../../lib/rate-limit";
+import { bearerToken } from "../../lib/bearer";
 
 export { AUTH_FAILURES_PER_MINUTE } from "../../lib/credential-throttle";
 
@@ -24,13 +25,13 @@ function firstText(metadata: Metadata, key: string): string | undefined {
 /** The credential the metadata carries; null when none. A malformed `authorization` is refused. */
 export function credentialFrom(metadata: Metadata): string | null {
 	const header = firstText(metadata, "authorization");
-	if (header !== undefined) {
-		const match = /^Bearer[ ]+([^\s]+)[ ]*$/i.exec(header);
-		if (!match) throw fail.unauthorized("The authorization metadata must be 'Bearer <token>'");
-		return match[1]!;
-	}
+	const bearer = bearerToken(header);
+	if (bearer !== undefined) return bearer;
 	const apiKey = firstText(metadata, "x-api-key")?.trim();
-	return apiKey ? apiKey : null;
+	if (apiKey) return apiKey;
+	// Another scheme and nothing else: say what is expected rather than "credentials required".
+	if (header !== undefined) throw fail.unauthorized("The authorization metadata must be 'Bearer <token>'");
+	return null;
 }
 
 /** The client's address: the peer, or (behind a TRUST_PROXY) the x-forwarded-for metadata, as REST. */

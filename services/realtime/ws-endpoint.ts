@@ -15,6 +15,7 @@ import { requestIdFor } from "../../lib/request-id";
 import type { Principal } from "../auth/principal";
 import type { GatewayEvent } from "../broker/event-log";
 import { clientError, namedTopicFields, parseSubscription, requestQueue, SLOW_CLIENT, subscribeStep, topicFields, type ClientError } from "./protocol";
+import { bearerToken } from "../../lib/bearer";
 
 export const WS_PATH = "/api/v1/ws";
 const MAX_FRAME_BYTES = 64 * 1024;
@@ -45,8 +46,7 @@ function credentialOf(req: IncomingMessage): string | null {
 	// An empty ?token= does not hide an ?api_key= given beside it.
 	const fromQuery = url.searchParams.get("token") || url.searchParams.get("api_key");
 	if (fromQuery) return fromQuery;
-	const auth = req.headers.authorization;
-	const bearer = auth ? /^Bearer[ ]+([^\s]+)[ ]*$/i.exec(auth)?.[1] : undefined;
+	const bearer = bearerToken(req.headers.authorization);
 	if (bearer) return bearer;
 	const key = req.headers["x-api-key"];
 	return typeof key === "string" ? key : null;

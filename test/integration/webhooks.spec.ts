@@ -125,6 +125,27 @@ describe("webhooks: the REST routes", () => {
 		expect(await webhookCount()).toBe(before);
 	});
 
+	it("a field its scope does not use is refused, naming it, not silently dropped (scope all with a bot_id would get every bot's events)", async () => {
+		const before = await webhookCount();
+		const refusals = [
+			[{ scope: "all", bot_id: bot.id }, "bot_id"],
+			[{ scope: "bot", bot_id: bot.id, chat_ids: [chatId] }, "chat_ids"],
+			[{ scope: "chat", chat_ids: [chatId], reply_to_message_id: 7 }, "reply_to_message_id"],
+		] as const;
+		for (const [config, field] of refusals) {
+			const res = await t.api("POST", "/webhooks", { url: "https://hooks.example.com/x", ...config });
+			expectApiError(res, 400, "VALIDATION_ERROR");
+			expect(errorFields(res)).toEqual([field]);
+		}
+		expect(await webhookCount()).toBe(before);
+		// null clears a field, and a PATCH judges only the fields it sends: switching a bot webhook to scope all is fine.
+		const created = await createWebhook(t, { url: "https://hooks.example.com/y", scope: "bot", bot_id: bot.id });
+		expect((await t.api<WebhookBody>("PATCH", `/webhooks/${created.id}`, { scope: "all" })).body).toMatchObject({ scope: "all", bot_id: null });
+		expectApiError(await t.api("PATCH", `/webhooks/${created.id}`, { bot_id: bot.id }), 400, "VALIDATION_ERROR");
+		expect((await t.api<WebhookBody>("PUT", `/webhooks/${created.id}`, { url: "https://hooks.example.com/y", scope: "all", bot_id: null })).status).toBe(200);
+		await t.api("DELETE", `/webhooks/${created.id}`);
+	});
+
 	it("a viewer (no webhooks:write, no webhooks:read): 403, nothing stored", async () => {
 		const before = await webhookCount();
 		expectApiError(await t.api("POST", "/webhooks", { url: "https://hooks.example.com/v", scope: "all" }, viewer.token), 403, "FORBIDDEN");
@@ -159,7 +180,7 @@ describe("webhooks: the REST routes", () => {
 	it("a chat-scoped webhook on a chat its creator cannot read: 403, nothing stored; with can_read it is created", async () => {
 		const before = await webhookCount();
 		for (const scope of ["chat", "reply"]) {
-			const res = await t.api("POST", "/webhooks", { url: "https://hooks.example.com/c", scope, chat_ids: [chatId], reply_to_message_id: 1 }, operator.token);
+			const res = await t.api("POST", "/webhooks", { url: "https://hooks.example.com/c", scope, chat_ids: [chatId], ...(scope === "reply" ? { reply_to_message_id: 1 } : {}) }, operator.token);
 			expectApiError(res, 403, "FORBIDDEN");
 		}
 		expect(await webhookCount()).toBe(before);

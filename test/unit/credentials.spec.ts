@@ -20,8 +20,15 @@ describe("takeCredential", () => {
 		expect(takeCredential(request({ headers: { authorization: "Bearer abc.def.ghi" } }))).toBe("abc.def.ghi");
 	});
 
-	it("refuses another scheme", () => {
+	it("refuses another scheme when the request carries no other credential", () => {
 		expect(() => takeCredential(request({ headers: { authorization: "Basic dXNlcjpwYXNz" } }))).toThrow(/Bearer/);
+	});
+
+	it("looks past another scheme (a proxy's or a browser's Basic) to the credential the request does carry", () => {
+		const basic = { authorization: "Basic dXNlcjpwYXNz" };
+		expect(takeCredential(request({ headers: { ...basic, "x-api-key": "tgw_k" } }))).toBe("tgw_k");
+		expect(takeCredential(request({ headers: basic, query: { api_key: "tgw_q" } }))).toBe("tgw_q");
+		expect(takeCredential(request({ headers: basic, body: { api_key: "tgw_b" } }))).toBe("tgw_b");
 	});
 
 	it("reads X-API-Key, ?api_key, ?token and a body api_key, and takes them out of the params", () => {

@@ -29,6 +29,8 @@ describe("credentialFrom", () => {
 		expect(credentialFrom(md({ authorization: "Bearer first", "x-api-key": "tgw_second" }))).toBe("first");
 		expect(credentialFrom(md({}))).toBeNull();
 		expect(credentialFrom(md({ "x-api-key": "  " }))).toBeNull();
+		// Another scheme is not ours: the x-api-key beside it is the credential.
+		expect(credentialFrom(md({ authorization: "Basic dXNlcjpwYXNz", "x-api-key": "tgw_key" }))).toBe("tgw_key");
 	});
 
 	it.each(["Basic dXNlcjpwYXNz", "Bearer", "Bearer a b", "tgw_only"])("refuses authorization %p as UNAUTHORIZED", (value) => {

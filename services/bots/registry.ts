@@ -27,7 +27,8 @@ export function botView(row: Bot, publicUrl: string | null) {
 		display_name: row.display_name,
 		description: row.description,
 		mode: row.mode,
-		webhook_url: row.mode === "webhook" && publicUrl ? webhookUrl(publicUrl, row.webhook_path) : null,
+		// A deleted bot has no webhook any more (its DELETE removed it at Telegram).
+		webhook_url: row.is_active && row.mode === "webhook" && publicUrl ? webhookUrl(publicUrl, row.webhook_path) : null,
 		is_active: Boolean(row.is_active),
 		last_error: row.last_error,
 		created_at: iso(row.created_at),

@@ -134,7 +134,8 @@ describe("bots: registration in webhook mode", () => {
 			body: JSON.stringify({ update_id: 1, message: { message_id: 1, date: 1, chat: { id: 1, type: "private" }, text: "x" } }),
 		});
 		expect(push.status).toBe(404);
-		expect((await t.api<BotView>("GET", `/bots/${bot.id}`)).body.is_active).toBe(false);
+		// Deleted: no webhook at Telegram, and none shown.
+		expect((await t.api<BotView>("GET", `/bots/${bot.id}`)).body).toMatchObject({ is_active: false, webhook_url: null });
 		const chats = await t.api<{ data: Array<{ id: number }> }>("GET", `/chats?bot_id=${bot.id}`);
 		expect(chats.body.data).toHaveLength(1);
 

@@ -109,8 +109,11 @@ export function createBrokerOptions(runtime: Runtime, overrides: Partial<BrokerO
 		validator: new GatewayValidator({ messages: { enumValue: "The '{field}' field must be one of: {expected}." } }) as unknown as BrokerOptions["validator"],
 		metrics: {
 			enabled: config.metricsEnabled,
+			// Moleculer leaves them out when NODE_ENV is "test": the tests see what production shows.
+			collectProcessMetrics: true,
 			// Served on our own port as GET /metrics (lib/metrics.ts), not on a port of the reporter's.
-			reporter: (config.metricsEnabled ? [new ScrapedPrometheusReporter({})] : null) as unknown as MetricRegistryOptions["reporter"],
+			// Not process.arguments: the command line may carry what an open /metrics should not show.
+			reporter: (config.metricsEnabled ? [new ScrapedPrometheusReporter({ excludes: ["process.arguments"] })] : null) as unknown as MetricRegistryOptions["reporter"],
 			// Prometheus computes quantiles from the buckets; Moleculer's own would keep every sample of the last minute.
 			defaultQuantiles: null as unknown as number[],
 		},

@@ -78,6 +78,9 @@ describe("GET /metrics", () => {
 			expect(metrics.types.get("moleculer_request_total")).toBe("counter");
 			expect(metrics.types.get("tgw_http_requests_total")).toBe("counter");
 			expect(metrics.types.get("tgw_live_connections")).toBe("gauge");
+			// The command line is not shown (it may carry what an open /metrics should not).
+			expect(metrics.types.has("process_arguments")).toBe(false);
+			expect(metrics.types.get("process_pid")).toBeDefined();
 			for (const sample of metrics.samples) expect(sample.labels).toMatchObject({ namespace: "tgw", nodeID: t.gw.broker.nodeID });
 		});
 	});

@@ -14,52 +14,39 @@ import { principalOf, respondCreated, respondWith, type GatewayContext } from ".
 import { decodeCursor, pageParams, toPage } from "../lib/paging";
 import { runtimeOf, type Runtime } from "../lib/runtime";
 import { iso } from "../lib/time";
-import { TelegramApiError, type TelegramUser } from "../lib/telegram/client";
-import { publishEvents } from "./broker/publish";
 import { enqueueMessage, type EnqueueParams } from "./bots/outbox";
 import { queueStatsActions } from "./bots/queue-stats";
-import { BOT_TOKEN, botToken, botView, identifyBot, newBotSecrets, telegramAsksToWait, WEBHOOK_MAX_CONNECTIONS, webhookUrl } from "./bots/registry";
+import { BOT_TOKEN, botToken, botView, identifyBot, webhookUrl } from "./bots/registry";
+import { announce, connectTelegram, deactivate, register, whileRegistering, type RegistrationDeps } from "./bots/registration";
 import { rotateEncryptionKeys } from "./bots/key-rotation";
-import { SendTimes } from "./bots/flood";
-import type { KnownOutcome } from "./bots/known-outcomes";
 import { MAX_MARKUP_TEXT_LENGTH } from "./bots/outbox";
-import { drainBotQueue, type Settled } from "./bots/sender";
+import { SenderScheduler } from "./bots/sender-scheduler";
 import { refuseSendWhileTokenRefused } from "./bots/token-refusal";
-import { BOT_DELETED_REASON, replaceToken, reviveBotWebhooks } from "./bots/token-replacement";
+import { replaceToken } from "./bots/token-replacement";
 import { noteRound, reconcileBots, roundIsDue, type Round } from "./bots/reconciler";
 import { ID } from "../lib/validator";
 
 const SENDER_LEASE_MS = 10_000;
 const SENDER_SCAN_MS = 1_000;
-/** Longer than POST /bots may take (its timeout): a registration that died lets go of its bot by then. */
-const REGISTER_LEASE_MS = 35_000;
 /** How often each node looks whether a reconciliation round is due (the round itself: TELEGRAM_RECONCILE_SECONDS). */
 const RECONCILE_CHECK_MS = 60_000;
 
 interface BotsLocalVars {
 	runtime: Runtime;
 	leases: LeaseRunner;
-	senders: Set<Promise<boolean>>;
-	/** Per bot, kept between drains: a queue emptied and filled again must not forget its last sends. */
-	sendTimes: Map<number, SendTimes>;
-	/** Outcomes settled on Telegram's side whose record is still to be written (sender.ts), by message id. */
-	known: Map<number, KnownOutcome>;
+	/** This node's senders (bots/sender-scheduler.ts). */
+	senders: SenderScheduler;
 	scanTimer?: NodeJS.Timeout;
 	reconcileTimer?: NodeJS.Timeout;
 }
 
 interface BotsMethods {
-	scheduleSenders(botIds?: number[]): Promise<void>;
-	announce(botId: number): Promise<void>;
-	register(ctx: GatewayContext<CreateParams>, token: string, me: TelegramUser): Promise<ReturnType<typeof botView>>;
-	/** Tells Telegram where to push (webhook mode) or makes sure getUpdates may poll (polling mode). */
-	connectTelegram(token: string, bot: { mode: string; webhook_path: string }, secret: string): Promise<void>;
-	/** Turns a bot off: its webhooks, its Telegram webhook, its poller and sender (through bots.changed). */
-	deactivate(botId: number): Promise<void>;
+	/** What registration (bots/registration.ts) works with. */
+	registration(): RegistrationDeps;
+	/** Starts the bot's sender here, if free, and tells every node its queue has work (outbound.kick). */
+	kickSender(botId: number): Promise<void>;
 	/** Runs one round of the reconciler (services/bots/reconciler.ts) under the cluster's lease; null when another node holds it, or none is due. */
 	reconcile(force: boolean): Promise<Round | null>;
-	/** Runs `work` under the registration lock of the Telegram bot `telegramId` (409 while another holds it). */
-	whileRegistering<T>(telegramId: number, work: () => Promise<T>): Promise<T>;
 }
 
 type BotsThis = Service<ServiceSettingSchema> & BotsLocalVars & BotsMethods;
@@ -88,11 +75,16 @@ const BotsService: ServiceSchema<ServiceSettingSchema, BotsThis> = {
 				description: { type: "string", max: 2_000, optional: true },
 			},
 			async handler(this: BotsThis, ctx: GatewayContext<CreateParams>) {
-				const { token } = ctx.params;
-				const me = await identifyBot(this.runtime.telegram, token);
+				const { token, display_name, description } = ctx.params;
+				const registration = this.registration();
+				const me = await identifyBot(registration.telegram, token);
 				// One registration of a bot at a time: its row stays inactive until Telegram is set up,
 				// and a second one meanwhile would replace the webhook secret under the first.
-				return this.whileRegistering(me.id, () => this.register(ctx, token, me));
+				const bot = await whileRegistering(registration.state, me.id, () =>
+					register(registration, token, me, { display_name, description, created_by_user_id: principalOf(ctx).user_id || null }),
+				);
+				respondCreated(ctx, `/bots/${bot.id}`);
+				return bot;
 			},
 		},
 
@@ -146,17 +138,17 @@ const BotsService: ServiceSchema<ServiceSettingSchema, BotsThis> = {
 				const { display_name, description, token } = ctx.params;
 				let bot = found;
 				if (token !== undefined) {
-					bot = await this.whileRegistering(Number(found.telegram_id), async () => {
+					const registration = this.registration();
+					bot = await whileRegistering(state, Number(found.telegram_id), async () => {
 						// Read again under the lock: a deletion or registration may have just finished.
 						const current = (await db.models.Bot.findByPk(found.id)) ?? found;
-						const connect = (newToken: string, row: typeof current, secret: string) => this.connectTelegram(newToken, row, secret);
+						const connect = (newToken: string, row: typeof current, secret: string) => connectTelegram(registration, newToken, row, secret);
 						await replaceToken({ db, keys: config.encryptionKeys, telegram, state, connect }, current, token);
 						return current;
 					});
 					// Routes and the poller read the new token; the paused queue goes.
 					await this.broker.broadcast("bots.changed", { bot_id: bot.id, token_replaced: true });
-					void this.scheduleSenders([bot.id]);
-					await this.broker.broadcast("outbound.kick", { bot_id: bot.id });
+					await this.kickSender(bot.id);
 				}
 				if (display_name !== undefined || description !== undefined) {
 					await bot.update({ ...(display_name !== undefined ? { display_name } : {}), ...(description !== undefined ? { description } : {}) });
@@ -172,12 +164,12 @@ const BotsService: ServiceSchema<ServiceSettingSchema, BotsThis> = {
 			timeout: 30_000,
 			params: { $$strict: true, id: ID },
 			async handler(this: BotsThis, ctx: GatewayContext<{ id: number }>) {
-				const { db } = this.runtime;
-				const found = await db.models.Bot.findByPk(ctx.params.id);
+				const registration = this.registration();
+				const found = await registration.db.models.Bot.findByPk(ctx.params.id);
 				if (!found) throw fail.notFound("Bot");
 				// The registration's lock: a deletion whose deleteWebhook landed after a new registration's
 				// setWebhook left the bot active with no webhook at Telegram (and one meanwhile saw it inactive).
-				await this.whileRegistering(Number(found.telegram_id), () => this.deactivate(ctx.params.id));
+				await whileRegistering(registration.state, Number(found.telegram_id), () => deactivate(registration, ctx.params.id));
 				respondWith(ctx, 204);
 				return null;
 			},
@@ -232,7 +224,7 @@ const BotsService: ServiceSchema<ServiceSettingSchema, BotsThis> = {
 			async handler(this: BotsThis, ctx: Context<EnqueueParams>) {
 				await refuseSendWhileTokenRefused(this.runtime.db, ctx.params.chat_id);
 				const result = await enqueueMessage(this.runtime.db, ctx.params, this.runtime.config.sendQueueLimits);
-				if (result.created) void this.scheduleSenders([result.message.bot_id]);
+				if (result.created) void this.senders.schedule([result.message.bot_id]);
 				await this.broker.broadcast("outbound.kick", { bot_id: result.message.bot_id });
 				return result.message;
 			},
@@ -252,118 +244,24 @@ const BotsService: ServiceSchema<ServiceSettingSchema, BotsThis> = {
 
 	events: {
 		"outbound.kick"(this: BotsThis, ctx: Context<{ bot_id?: number }>) {
-			void this.scheduleSenders(ctx.params.bot_id ? [ctx.params.bot_id] : undefined);
+			void this.senders.schedule(ctx.params.bot_id ? [ctx.params.bot_id] : undefined);
 		},
 
 		/** A bot deleted (or not active) stops sending at once: its sender here, if any, is aborted, even in a 429 pause. */
 		async "bots.changed"(this: BotsThis, ctx: Context<{ bot_id?: number }>) {
-			const botId = ctx.params.bot_id;
-			const key = `sender:bot:${botId}`;
-			if (!botId || !this.leases.isRunning(key)) return;
-			const bot = await this.runtime.db.models.Bot.findByPk(botId, { attributes: ["is_active"], raw: true }).catch(() => undefined);
-			// Unreadable: the sender's own check before its next send decides.
-			if (bot === undefined) return;
-			if (!bot?.is_active) this.leases.abort(key);
+			await this.senders.stopIfInactive(ctx.params.bot_id);
 		},
 	},
 
 	methods: {
-		async deactivate(this: BotsThis, botId: number): Promise<void> {
-			const { db, config, telegram } = this.runtime;
-			// Read again under the registration's lock: a registration may have just finished.
-			const bot = await db.models.Bot.findByPk(botId);
-			if (!bot?.is_active) return;
-			await db.transaction(async (t) => {
-				await bot.update({ is_active: false }, { transaction: t });
-				await db.models.Webhook.update({ is_active: false, disabled_reason: BOT_DELETED_REASON }, { where: { bot_id: bot.id, is_active: true }, transaction: t });
-			});
-			if (bot.mode === "webhook") {
-				try {
-					await telegram.deleteWebhook(botToken(config.encryptionKeys, bot));
-				} catch (err) {
-					// The bot is off here either way: pushes for it now get 404.
-					this.logger.warn(`Bot ${bot.id}: deleteWebhook failed (${(err as Error).message})`);
-					await bot.update({ last_error: "deleteWebhook failed when the bot was deleted" });
-				}
-			}
-			await this.announce(bot.id);
+		registration(this: BotsThis): RegistrationDeps {
+			const { db, config, telegram, state } = this.runtime;
+			return { db, config, telegram, state, logger: this.logger, broker: this.broker };
 		},
 
-		/** Stores the bot (inactive), sets up Telegram, then activates it; undone when Telegram refuses. */
-		async register(this: BotsThis, ctx: GatewayContext<CreateParams>, token: string, me: TelegramUser) {
-			const { db, config } = this.runtime;
-			const { display_name, description } = ctx.params;
-			const existing = await db.models.Bot.findOne({ where: { telegram_id: me.id } });
-			if (existing?.is_active) {
-				throw fail.conflict(`This bot (@${me.username ?? me.id}) is already registered as bot ${existing.id}; a new token for it goes to PATCH /bots/${existing.id} {token}`);
-			}
-
-			const secrets = newBotSecrets(config.encryptionKeys, token);
-			const fields = {
-				username: (me.username ?? String(me.id)).slice(0, 64),
-				display_name: display_name ?? me.first_name.slice(0, 128),
-				description: description ?? null,
-				token_ciphertext: secrets.token_ciphertext,
-				webhook_secret_ciphertext: secrets.webhook_secret_ciphertext,
-				key_id: secrets.key_id,
-				webhook_path: secrets.webhook_path,
-				mode: config.publicUrl ? ("webhook" as const) : ("polling" as const),
-				last_error: null,
-			};
-			// Stored inactive until Telegram has taken the webhook (or polling may start): a process
-			// killed in between leaves a bot that is not registered, so registering it again works.
-			// A bot registered before and deleted since comes back with its chats and history.
-			const previous = existing?.get({ plain: true });
-			const bot = existing
-				? await existing.update({ ...fields, is_active: false, polling_offset: 0 })
-				: await db.models.Bot.create({ ...fields, is_active: false, telegram_id: me.id, created_by_user_id: principalOf(ctx).user_id || null });
-			try {
-				await this.connectTelegram(token, bot, secrets.webhookSecret);
-			} catch (err) {
-				if (previous) await bot.update({ ...previous, is_active: false });
-				else await bot.destroy();
-				throw err;
-			}
-			await bot.update({ is_active: true });
-			// Its deletion turned its webhook subscriptions off; its return turns them on again.
-			if (previous && (await reviveBotWebhooks(db, bot.id)) > 0) await this.broker.broadcast("webhooks.changed", {});
-			await this.announce(bot.id);
-			respondCreated(ctx, `/bots/${bot.id}`);
-			return botView(bot, config.publicUrl);
-		},
-
-		async connectTelegram(this: BotsThis, token, bot, secret) {
-			const { telegram, config } = this.runtime;
-			try {
-				if (bot.mode === "webhook" && config.publicUrl) {
-					await telegram.setWebhook(token, { url: webhookUrl(config.publicUrl, bot.webhook_path), secret_token: secret, max_connections: WEBHOOK_MAX_CONNECTIONS });
-				} else {
-					// A webhook left by an earlier owner would make every getUpdates fail with 409.
-					await telegram.deleteWebhook(token);
-				}
-			} catch (err) {
-				// JSON-quoted: Telegram's description is not ours, and a line break in it would forge a log line.
-				this.logger.warn(`Telegram refused to set up the bot: ${JSON.stringify((err as Error).message)}`);
-				// A refusal (4xx, e.g. "HTTPS url must be provided") will not go away by trying again.
-				if (err instanceof TelegramApiError && err.errorCode === 429) throw telegramAsksToWait(err, "setWebhook");
-				if (err instanceof TelegramApiError && err.errorCode >= 400 && err.errorCode < 500) {
-					throw fail.badRequest(`Telegram refused the webhook setup: ${err.description}`, { telegram_error_code: err.errorCode });
-				}
-				throw fail.unavailable("Telegram (setWebhook)");
-			}
-		},
-
-		async whileRegistering<T>(this: BotsThis, telegramId: number, work: () => Promise<T>): Promise<T> {
-			const registering = `register:bot:${telegramId}`;
-			const owner = randomBytes(8).toString("hex");
-			if (!(await this.runtime.state.acquireLease(registering, owner, REGISTER_LEASE_MS))) {
-				throw fail.conflict("This bot is being registered or changed by another request; try again");
-			}
-			try {
-				return await work();
-			} finally {
-				await this.runtime.state.releaseLease(registering, owner).catch(() => undefined);
-			}
+		async kickSender(this: BotsThis, botId: number): Promise<void> {
+			void this.senders.schedule([botId]);
+			await this.broker.broadcast("outbound.kick", { bot_id: botId });
 		},
 
 		async reconcile(this: BotsThis, force: boolean): Promise<Round | null> {
@@ -377,11 +275,8 @@ const BotsService: ServiceSchema<ServiceSettingSchema, BotsThis> = {
 				state,
 				logger: this.logger,
 				publicUrl: config.publicUrl,
-				modeChanged: (botId: number) => this.announce(botId),
-				tokenWorks: async (botId: number) => {
-					void this.scheduleSenders([botId]);
-					await this.broker.broadcast("outbound.kick", { bot_id: botId });
-				},
+				modeChanged: (botId: number) => announce(this.broker, botId),
+				tokenWorks: (botId: number) => this.kickSender(botId),
 			};
 			await this.leases.run("reconcile:bots", async (signal) => {
 				round = await reconcileBots(deps, signal);
@@ -389,75 +284,19 @@ const BotsService: ServiceSchema<ServiceSettingSchema, BotsThis> = {
 			});
 			return round;
 		},
-
-		async announce(this: BotsThis, botId: number) {
-			await this.broker.broadcast("bots.changed", { bot_id: botId });
-		},
-
-		/** Takes the sender lease of every bot with due messages that no node is sending for. */
-		async scheduleSenders(this: BotsThis, botIds?: number[]): Promise<void> {
-			const { db } = this.runtime;
-			let due: number[];
-			try {
-				due =
-					botIds ??
-					(
-						await db.models.OutboundQueueItem.findAll({
-							attributes: ["bot_id"],
-							where: { next_attempt_at: { [Op.lte]: new Date() } },
-							group: ["bot_id"],
-							raw: true,
-						})
-					).map((r) => Number(r.bot_id));
-			} catch (err) {
-				this.logger.warn("Cannot scan the outbound queue:", (err as Error).message);
-				return;
-			}
-			for (const botId of due) {
-				const key = `sender:bot:${botId}`;
-				if (this.leases.isRunning(key)) continue;
-				let sendTimes = this.sendTimes.get(botId);
-				if (!sendTimes) {
-					sendTimes = new SendTimes();
-					this.sendTimes.set(botId, sendTimes);
-				}
-				const deps = {
-					db,
-					sendTimes,
-					known: this.known,
-					keys: this.runtime.config.encryptionKeys,
-					telegram: this.runtime.telegram,
-					state: this.runtime.state,
-					logger: this.logger,
-					owner: this.leases.owner,
-					settled: async (events: Parameters<typeof publishEvents>[1], settled: Settled[]) => {
-						await publishEvents(this.broker, events);
-						for (const item of settled) await this.broker.broadcast("outbound.settled", item);
-					},
-				};
-				const running = this.leases.run(key, (signal) =>
-					drainBotQueue(deps, botId, signal).catch((err: unknown) => {
-						this.logger.warn(`Bot ${botId}: sender stopped (${(err as Error).message}); it resumes on the next scan`);
-					}),
-				);
-				this.senders.add(running);
-				void running.finally(() => this.senders.delete(running));
-			}
-		},
 	},
 
 	created(this: BotsThis) {
 		this.runtime = runtimeOf(this.broker);
 		this.leases = new LeaseRunner(this.runtime.state, `${this.broker.nodeID}:${randomBytes(4).toString("hex")}`, { ttlMs: SENDER_LEASE_MS });
-		this.senders = new Set();
-		this.sendTimes = new Map();
-		this.known = new Map();
+		const { db, config, telegram, state } = this.runtime;
+		this.senders = new SenderScheduler({ db, config, telegram, state, logger: this.logger, leases: this.leases, broker: this.broker });
 	},
 
 	async started(this: BotsThis) {
-		this.scanTimer = setInterval(() => void this.scheduleSenders(), SENDER_SCAN_MS);
+		this.scanTimer = setInterval(() => void this.senders.schedule(), SENDER_SCAN_MS);
 		this.scanTimer.unref();
-		void this.scheduleSenders();
+		void this.senders.schedule();
 		// At start (a changed PUBLIC_URL, a build that receives new update kinds), then whenever due.
 		const reconcile = (force: boolean) =>
 			void this.reconcile(force).catch((err: unknown) => this.logger.warn("Cannot reconcile the bots' Telegram settings:", (err as Error).message));
@@ -472,7 +311,7 @@ const BotsService: ServiceSchema<ServiceSettingSchema, BotsThis> = {
 		clearInterval(this.scanTimer);
 		clearInterval(this.reconcileTimer);
 		this.leases.abortAll();
-		await Promise.allSettled([...this.senders]);
+		await this.senders.stopped();
 	},
 };
 

@@ -13,7 +13,7 @@ import { principalKey } from "./auth/principal";
 import type { Right } from "./auth/grants";
 import { MAX_MARKUP_TEXT_LENGTH, TELEGRAM_TEXT_LIMIT, textLengthProblem } from "./bots/outbox";
 import { failedSendError } from "./bots/send-failure";
-import type { Settled } from "./bots/sender";
+import type { Settled } from "./bots/send-outcomes";
 import { chatView, messageView, type MessageRow, type MessageView } from "./chats/views";
 import { historyWindow, nextHistoryCursor } from "./chats/history";
 import { ID } from "../lib/validator";

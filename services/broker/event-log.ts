@@ -122,23 +122,16 @@ export async function readEvents(db: Database, query: ReplayQuery): Promise<Gate
 	return rows.map((row) => JSON.parse(row.payload) as GatewayEvent);
 }
 
-/** The highest seq committed so far (0 for an empty log). */
-export async function headSeq(db: Database): Promise<number> {
-	const rows = await db.sequelize.query<{ value: number | string }>("SELECT value FROM sequences WHERE name = 'events'", {
-		type: QueryTypes.SELECT,
-	});
-	return Number(rows[0]?.value ?? 0);
-}
-
 /**
- * The log's head, held until `transaction` ends: no seq is handed out meanwhile (MySQL; SQLite has
- * one writer anyway), so every event after it commits after whatever the transaction writes.
+ * The highest seq committed so far (0 for an empty log). Read in `heldIn`, the head is held until
+ * that transaction ends: no seq is handed out meanwhile (MySQL; SQLite has one writer anyway), so
+ * every event after it commits after whatever the transaction writes.
  */
-export async function headSeqHeld(db: Database, transaction: Transaction): Promise<number> {
-	const hold = db.dialect === "mysql" ? " LOCK IN SHARE MODE" : "";
+export async function headSeq(db: Database, heldIn?: Transaction): Promise<number> {
+	const hold = heldIn && db.dialect === "mysql" ? " LOCK IN SHARE MODE" : "";
 	const rows = await db.sequelize.query<{ value: number | string }>(`SELECT value FROM sequences WHERE name = 'events'${hold}`, {
 		type: QueryTypes.SELECT,
-		transaction,
+		transaction: heldIn,
 	});
 	return Number(rows[0]?.value ?? 0);
 }

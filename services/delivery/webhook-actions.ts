@@ -17,7 +17,7 @@ import { EVENT_TYPES, ownerMayRead, SCOPES, type Scope } from "./matching";
 import { removeDeliveriesOf } from "./retention";
 import { newWebhookSecret } from "./signing";
 import { assertPublicUrl, parseWebhookUrl } from "./url-safety";
-import { headSeqHeld } from "../broker/event-log";
+import { headSeq } from "../broker/event-log";
 import { deliveryView, webhookView } from "./views";
 import type { DeliveryActions, DeliveryThis } from "./context";
 import { WEBHOOK_SECRET_PURPOSE } from "./context";
@@ -147,7 +147,7 @@ export const webhookActions: DeliveryActions = {
 							...configColumns(ctx.params),
 							// Its events are those after the log's head now, whichever node stores them and whatever its
 							// clock says; held until the webhook is committed, so none of them can be dispatched before it is seen.
-							after_seq: await headSeqHeld(db, t),
+							after_seq: await headSeq(db, t),
 							owner_user_id: principal.type === "api_key" ? null : principal.user_id || null,
 							owner_api_key_id: principal.type === "api_key" ? principal.id : null,
 							secret_ciphertext: sealed.ciphertext,

@@ -3,27 +3,20 @@
  * most tests run on): rows matched by an UPDATE, users' emails compared exactly, and times to the
  * millisecond.
  */
-import { randomBytes } from "node:crypto";
-import { openDatabase, type Database } from "../../lib/db/connection";
+import type { Database } from "../../lib/db/connection";
 import { migrateDown, migrateUp } from "../../lib/db/migrator";
 import { insertRows, run } from "../../lib/db/raw";
-import { appendEvents, headSeqHeld } from "../../services/broker/event-log";
+import { appendEvents, headSeq } from "../../services/broker/event-log";
 import { activeWebhooksNow, dispatchBatch, scheduleReplay } from "../../services/delivery/dispatcher";
 import { ruleOf } from "../../services/delivery/views";
 import { withinWebhookLimit } from "../../services/delivery/webhook-quota";
-import { createDatabase, dropDatabase } from "./support/cluster";
+import { migratedScratchDatabase } from "./support/cluster";
 
 describe("MariaDB/MySQL answers as SQLite does", () => {
-	const name = `tgw_dialect_${randomBytes(3).toString("hex")}`;
+	const scratch = migratedScratchDatabase("tgw_dialect");
 	let db: Database;
-
-	beforeAll(async () => {
-		db = await openDatabase(await createDatabase(name));
-		await migrateUp(db);
-	});
-	afterAll(async () => {
-		await db?.close();
-		await dropDatabase(name);
+	beforeAll(() => {
+		db = scratch.db;
 	});
 
 	it("an UPDATE that writes the values already there counts the rows it matched (a compare-and-set succeeded)", async () => {
@@ -77,7 +70,7 @@ describe("MariaDB/MySQL answers as SQLite does", () => {
 		while ((await dispatchBatch(db, await audiences())).events > 0);
 		let during: Promise<unknown> | undefined;
 		const hook = await withinWebhookLimit(db, 0, 100, "webhooks", async (t) => {
-			const afterSeq = await headSeqHeld(db, t);
+			const afterSeq = await headSeq(db, t);
 			// Another node stores an event and its dispatcher runs while this webhook is not yet committed.
 			during = db.rawTransaction((t2) => appendEvents(db, t2, [draft("during")]));
 			await new Promise((resolve) => setTimeout(resolve, 300));

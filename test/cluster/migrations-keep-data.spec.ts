@@ -3,21 +3,14 @@
  * give back (the users' roles, the event log's counters), and a node with nothing to migrate does
  * not queue behind another's migration lock (one that does wait is told who holds it).
  */
-import { randomBytes } from "node:crypto";
 import { QueryTypes } from "sequelize";
 import { openDatabase, type Database } from "../../lib/db/connection";
 import * as migrator from "../../lib/db/migrator";
 import { MIGRATION_LOCK_SQL, migrateDown, migrateUp } from "../../lib/db/migrator";
 import * as seedRoles from "../../migrations/0002-seed-roles-and-sequences";
 import { appendEvents, headSeq } from "../../services/broker/event-log";
-import { insertBot, updateDraft } from "../support/database";
-import { createDatabase, dropDatabase, MYSQL_URL } from "./support/cluster";
-
-/** The counters of the event log, by name. */
-async function counters(db: Database): Promise<Record<string, number>> {
-	const rows = await db.sequelize.query<{ name: string; value: number | string }>("SELECT name, value FROM sequences ORDER BY name", { type: QueryTypes.SELECT });
-	return Object.fromEntries(rows.map((r) => [r.name, Number(r.value)]));
-}
+import { insertBot, sequenceCounters, updateDraft } from "../support/database";
+import { migratedScratchDatabase, MYSQL_URL } from "./support/cluster";
 
 /** Runs `work` while another session (another node) holds this database's migration lock. */
 async function whileAnotherHoldsTheLock<T>(name: string, work: () => Promise<T>): Promise<T> {
@@ -38,16 +31,11 @@ async function whileAnotherHoldsTheLock<T>(name: string, work: () => Promise<T>)
 }
 
 describe("MariaDB/MySQL migrations beside running nodes", () => {
-	const name = `tgw_keep_${randomBytes(3).toString("hex")}`;
+	const scratch = migratedScratchDatabase("tgw_keep");
+	const { name } = scratch;
 	let db: Database;
-
-	beforeAll(async () => {
-		db = await openDatabase(await createDatabase(name));
-		await migrateUp(db);
-	});
-	afterAll(async () => {
-		await db?.close();
-		await dropDatabase(name);
+	beforeAll(() => {
+		db = scratch.db;
 	});
 
 	it("0002 down refuses while users hold roles or the log has moved, and loses neither: stores go on after up", async () => {
@@ -60,7 +48,7 @@ describe("MariaDB/MySQL migrations beside running nodes", () => {
 
 		await expect(migrateDown(db, { to: "0002-seed-roles-and-sequences" })).rejects.toThrow(/1 user\(s\) hold roles.*seqs up to \d+/);
 		expect(await db.models.UserRole.count({ where: { user_id: user.id } })).toBe(1);
-		expect((await counters(db)).events).toBe(head);
+		expect((await sequenceCounters(db)).events).toBe(head);
 
 		await migrateUp(db);
 		const [next] = await db.rawTransaction((t) => appendEvents(db, t, [updateDraft(bot.id, null, "three")]));
@@ -73,7 +61,7 @@ describe("MariaDB/MySQL migrations beside running nodes", () => {
 		// What an older build's down left behind.
 		await db.sequelize.query("DELETE FROM sequences");
 		await seedRoles.up({ context: db.sequelize.getQueryInterface() });
-		expect(await counters(db)).toEqual({ events: Number(head), webhook_dispatch: Number(head) });
+		expect(await sequenceCounters(db)).toEqual({ events: Number(head), webhook_dispatch: Number(head) });
 	});
 
 	it("a node with nothing pending takes no migration lock: it does not queue behind another's migration", async () => {

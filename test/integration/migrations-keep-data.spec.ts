@@ -10,14 +10,8 @@ import * as migrator from "../../lib/db/migrator";
 import { migrateDown, migrateUp, migrationFiles } from "../../lib/db/migrator";
 import * as seedRoles from "../../migrations/0002-seed-roles-and-sequences";
 import { appendEvents } from "../../services/broker/event-log";
-import { insertBot, migratedDatabase, updateDraft } from "../support/database";
+import { insertBot, migratedDatabase, sequenceCounters, updateDraft } from "../support/database";
 import { tempDir } from "../support/harness";
-
-/** The counters of the event log, by name. */
-async function counters(db: Database): Promise<Record<string, number>> {
-	const rows = await db.sequelize.query<{ name: string; value: number | string }>("SELECT name, value FROM sequences ORDER BY name", { type: QueryTypes.SELECT });
-	return Object.fromEntries(rows.map((r) => [r.name, Number(r.value)]));
-}
 
 describe("0002 (roles and the event log's counters) on SQLite", () => {
 	let db: Database;
@@ -36,7 +30,7 @@ describe("0002 (roles and the event log's counters) on SQLite", () => {
 
 		await expect(migrateDown(db, { to: "0002-seed-roles-and-sequences" })).rejects.toThrow(/1 user\(s\) hold roles.*seqs up to 2.*up to seq 1.*down --to 0003-message-lookups/);
 		expect(await db.models.UserRole.count({ where: { user_id: user.id } })).toBe(1);
-		expect(await counters(db)).toEqual({ events: 2, webhook_dispatch: 1 });
+		expect(await sequenceCounters(db)).toEqual({ events: 2, webhook_dispatch: 1 });
 
 		await migrateUp(db);
 		const [third] = await db.rawTransaction((t) => appendEvents(db, t, [updateDraft(bot.id, null, "three")]));
@@ -46,7 +40,7 @@ describe("0002 (roles and the event log's counters) on SQLite", () => {
 	it("down still reverts a database nobody used (no roles held, counters at 0)", async () => {
 		expect((await migrateDown(db, { to: "0002-seed-roles-and-sequences" })).map((m) => m.name)).toContain("0002-seed-roles-and-sequences");
 		await migrateUp(db);
-		expect(await counters(db)).toEqual({ events: 0, webhook_dispatch: 0 });
+		expect(await sequenceCounters(db)).toEqual({ events: 0, webhook_dispatch: 0 });
 	});
 
 	it("up starts counters whose rows are missing at the log's head, not at 0", async () => {
@@ -55,7 +49,7 @@ describe("0002 (roles and the event log's counters) on SQLite", () => {
 		// What an older build's down left behind.
 		await db.sequelize.query("DELETE FROM sequences");
 		await seedRoles.up({ context: db.sequelize.getQueryInterface() });
-		expect(await counters(db)).toEqual({ events: 3, webhook_dispatch: 3 });
+		expect(await sequenceCounters(db)).toEqual({ events: 3, webhook_dispatch: 3 });
 		const [next] = await db.rawTransaction((t) => appendEvents(db, t, [updateDraft(bot.id, null, "d")]));
 		expect(next!.seq).toBe(4);
 	});

@@ -1,7 +1,14 @@
 /** A migrated database for tests that need tables but no broker. */
+import { QueryTypes } from "sequelize";
 import { openDatabase, type Database } from "../../lib/db/connection";
 import { migrateUp } from "../../lib/db/migrator";
 import type { EventDraft } from "../../services/broker/event-log";
+
+/** The event log's counters (`sequences`), by name. */
+export async function sequenceCounters(db: Database): Promise<Record<string, number>> {
+	const rows = await db.sequelize.query<{ name: string; value: number | string }>("SELECT name, value FROM sequences ORDER BY name", { type: QueryTypes.SELECT });
+	return Object.fromEntries(rows.map((r) => [r.name, Number(r.value)]));
+}
 
 export async function migratedDatabase(url = "sqlite::memory:"): Promise<Database> {
 	const db = await openDatabase(url);

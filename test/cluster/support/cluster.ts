@@ -6,6 +6,8 @@ import { randomBytes } from "node:crypto";
 import { rmSync } from "node:fs";
 import { ServiceBroker } from "moleculer";
 import mysql from "mysql2/promise";
+import { openDatabase, type Database } from "../../../lib/db/connection";
+import { migrateUp } from "../../../lib/db/migrator";
 import { freePort, spawnGateway, type GatewayProcess } from "../../support/processes";
 import { tempDir } from "../../support/harness";
 
@@ -71,6 +73,30 @@ export async function dropDatabase(name: string): Promise<void> {
 	} finally {
 		await connection.end();
 	}
+}
+
+/**
+ * A fresh, migrated MariaDB database for the describe block it is called in, dropped after it:
+ * read `scratch.db` and `scratch.name` inside the tests.
+ */
+export function migratedScratchDatabase(prefix: string): { readonly db: Database; readonly name: string } {
+	const name = `${prefix}_${randomBytes(3).toString("hex")}`;
+	let db: Database | undefined;
+	beforeAll(async () => {
+		db = await openDatabase(await createDatabase(name));
+		await migrateUp(db);
+	});
+	afterAll(async () => {
+		await db?.close();
+		await dropDatabase(name);
+	});
+	return {
+		name,
+		get db() {
+			if (!db) throw new Error("the scratch database is opened in beforeAll");
+			return db;
+		},
+	};
 }
 
 export async function startCluster(specs: NodeSpec[], extraEnv: Record<string, string> = {}): Promise<Cluster> {

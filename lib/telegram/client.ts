@@ -1,7 +1,7 @@
 /**
- * The Bot API client (undici): one keep-alive pool for every bot, JSON in and out, Telegram's
- * `{ok, result}` / `{ok: false, error_code, description, parameters}` turned into results and typed
- * errors. Tokens sit in the URL path, so no error message built here ever contains the URL.
+ * The Bot API client (undici): keep-alive pools shared by every bot (one for long polls, one for
+ * every other call), JSON in and out, Telegram's `{ok, result}` / `{ok: false, error_code,
+ * description, parameters}` turned into results and typed errors. Tokens sit in the URL path, so no error message built here ever contains the URL.
  */
 import { Agent, errors as undiciErrors, request } from "undici";
 
@@ -123,6 +123,8 @@ export interface CallOptions {
 	/** Overall limit for headers and body. */
 	timeoutMs?: number;
 	signal?: AbortSignal;
+	/** A long poll (getUpdates): sent through the long-poll pool (TelegramClient). */
+	longPoll?: boolean;
 }
 
 const MAX_RESPONSE_BYTES = 50 * 1024 * 1024;
@@ -172,7 +174,16 @@ export function safeDescription(description: unknown, token: string): string {
 }
 
 export class TelegramClient {
+	/** Every call but long polls: at most `connections` at once, the rest wait for one. */
 	private readonly agent: Agent;
+	/**
+	 * Long polls hold their connection for up to their whole timeout (25 s) each. In the shared pool,
+	 * a node polling as many bots as it has connections left every send, getMe and setWebhook waiting
+	 * for a poll to end, and the waits counted against their deadlines: a send that never left was
+	 * reported as one Telegram may have taken. So they have a pool of their own, unbounded: one
+	 * connection per bot this node polls, which its poller leases already bound.
+	 */
+	private readonly longPollAgent: Agent;
 
 	constructor(
 		private readonly root: string,
@@ -180,6 +191,7 @@ export class TelegramClient {
 	) {
 		this.connectTimeoutMs = options.connectTimeoutMs ?? 5_000;
 		this.agent = new Agent({ connections: options.connections ?? 128, keepAliveTimeout: 30_000, connect: { timeout: this.connectTimeoutMs } });
+		this.longPollAgent = new Agent({ connections: null, keepAliveTimeout: 30_000, connect: { timeout: this.connectTimeoutMs } });
 		this.defaultTimeoutMs = options.defaultTimeoutMs ?? 10_000;
 	}
 
@@ -196,7 +208,7 @@ export class TelegramClient {
 		let text: string;
 		try {
 			const response = await request(`${this.root}/bot${token}/${method}`, {
-				dispatcher: this.agent,
+				dispatcher: options.longPoll ? this.longPollAgent : this.agent,
 				method: "POST",
 				headers: { "content-type": "application/json" },
 				body: JSON.stringify(params),
@@ -255,6 +267,7 @@ export class TelegramClient {
 		return this.call(token, "getUpdates", { offset, limit: 100, timeout: timeoutSeconds, allowed_updates: ALL_UPDATE_KINDS }, {
 			timeoutMs: (timeoutSeconds + 10) * 1000,
 			signal,
+			longPoll: true,
 		});
 	}
 
@@ -262,7 +275,7 @@ export class TelegramClient {
 		return this.call(token, "sendMessage", params, options);
 	}
 
-	close(): Promise<void> {
-		return this.agent.close();
+	async close(): Promise<void> {
+		await Promise.all([this.agent.close(), this.longPollAgent.close()]);
 	}
 }

@@ -169,3 +169,39 @@ describe("TelegramClient: whether a failed request may have reached Telegram", (
 		expect((error as TelegramApiError).parameters).not.toHaveProperty("junk");
 	});
 });
+
+describe("TelegramClient: long polls and other calls", () => {
+	const servers = loopbackServers();
+	const serve = servers.serve;
+
+	it("long polls as many as the connection limit still leave other calls a connection, and each poll gets one", async () => {
+		// Telegram holds a getUpdates with nothing new for its whole timeout; here until released.
+		const held: Array<() => void> = [];
+		let pollsAtServer = 0;
+		const root = await serve((req, res) => {
+			res.writeHead(200, { "content-type": "application/json" });
+			if (req.url?.endsWith("/getUpdates")) {
+				pollsAtServer += 1;
+				held.push(() => res.end(JSON.stringify({ ok: true, result: [] })));
+			} else res.end(JSON.stringify({ ok: true, result: { id: 1, is_bot: true, first_name: "B", username: "b_bot" } }));
+		});
+		const client = new TelegramClient(root, { connections: 2, connectTimeoutMs: 1_000, defaultTimeoutMs: 2_000 });
+		try {
+			// Three bots polling through a client allowed two connections for its calls.
+			const polls = ["1:a", "2:b", "3:c"].map((token) => client.getUpdates(token, 0, 25));
+			const pollsDone = jest.fn();
+			void Promise.all(polls).then(pollsDone);
+			const me = await client.getMe("4:d");
+			expect(me).toMatchObject({ username: "b_bot" });
+			// The getMe was answered while every poll still waited at the server: none queued behind another.
+			expect(pollsDone).not.toHaveBeenCalled();
+			for (let i = 0; i < 50 && pollsAtServer < 3; i++) await new Promise((resolve) => setTimeout(resolve, 20));
+			expect(pollsAtServer).toBe(3);
+			for (const release of held) release();
+			await expect(Promise.all(polls)).resolves.toEqual([[], [], []]);
+		} finally {
+			for (const release of held) release();
+			await client.close();
+		}
+	});
+});

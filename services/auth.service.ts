@@ -12,11 +12,11 @@ import { retentionMixin } from "../mixins/retention.mixin";
 import { toDate } from "../lib/time";
 import { apiKeyActions } from "./auth/api-key-actions";
 import { parseScopes, keyState } from "./auth/api-keys";
-import { AuthCache, type AuthChange, type KeyRecord } from "./auth/cache";
+import { AuthCache, rightsKey, type AuthChange, type KeyRecord } from "./auth/cache";
 import type { AuthThis } from "./auth/context";
 import { ensureFirstAdmin } from "./auth/first-admin";
 import { grantActions } from "./auth/grant-actions";
-import { allows, loadGrants, type Right } from "./auth/grants";
+import { allows, loadGrants, loadRightsOn, type Right } from "./auth/grants";
 import { principalKey, type Principal } from "./auth/principal";
 import { refreshTokensRetention, securityEventsRetention } from "./auth/retention";
 import { sessionActions } from "./auth/session-actions";
@@ -64,8 +64,15 @@ const AuthService: ServiceSchema<ServiceSettingSchema, AuthThis> = {
 			return this.cache.grants.get(principalKey(principal), () => loadGrants(this.runtime.db, principal));
 		},
 
+		async holdsRight(this: AuthThis, principal: Principal, chatId: number, right: Right): Promise<boolean> {
+			// Admins need no grant: no lookup.
+			if (principal.is_admin) return true;
+			const rights = await this.cache.rights.get(rightsKey(principal, chatId), () => loadRightsOn(this.runtime.db, principal, chatId));
+			return allows(principal, rights, right);
+		},
+
 		async requireChatRight(this: AuthThis, principal: Principal, chatId: number, right: Right): Promise<void> {
-			if (!allows(principal, await this.grantsOf(principal), chatId, right)) {
+			if (!(await this.holdsRight(principal, chatId, right))) {
 				throw fail.forbidden(`Needs ${right} on chat ${chatId}`);
 			}
 		},

@@ -7,8 +7,8 @@
  */
 import { LRUCache } from "lru-cache";
 import { LoadingCache } from "../../lib/loading-cache";
-import type { GrantMap } from "./grants";
-import type { Principal } from "./principal";
+import type { GrantMap, Rights } from "./grants";
+import { principalKey, type Principal } from "./principal";
 
 export const REVOCABLE_TTL_MS = 400;
 
@@ -36,8 +36,10 @@ export class AuthCache {
 	readonly verifiedKeys = new LRUCache<string, { keyId: number; keyHash: string }>({ max: 20_000, ttl: 10 * 60_000 });
 	/** access token -> its user and expiry: a token's signature never changes, so verify it once. */
 	readonly verifiedTokens = new LRUCache<string, { userId: number; expiresAtMs: number }>({ max: 50_000, ttl: 15 * 60_000 });
-	/** "user:1" / "api_key:7" -> that principal's grants. */
+	/** "user:1" / "api_key:7" -> all of that principal's grants (chatAccess only). */
 	readonly grants = new LoadingCache<string, GrantMap>({ max: 20_000, ttlMs: REVOCABLE_TTL_MS });
+	/** rightsKey(principal, chat) -> that principal's grant on that chat, or null (auth.can). */
+	readonly rights = new LoadingCache<string, Rights | null>({ max: 50_000, ttlMs: REVOCABLE_TTL_MS });
 
 	apply(change: AuthChange): void {
 		switch (change.kind) {
@@ -46,14 +48,19 @@ export class AuthCache {
 				this.grants.delete(`user:${change.id}`);
 				// Keys act for their owner: drop them all rather than track ownership here.
 				this.keys.clear();
+				// Nor are a principal's chats tracked here: users and keys change rarely, grant checks are cheap.
+				this.rights.clear();
 				break;
 			case "api_key":
 				this.keys.delete(change.id);
 				this.grants.delete(`api_key:${change.id}`);
+				this.rights.clear();
 				break;
 			case "grants":
 				if (change.user_id !== null) this.grants.delete(`user:${change.user_id}`);
 				if (change.api_key_id !== null) this.grants.delete(`api_key:${change.api_key_id}`);
+				if (change.user_id !== null) this.rights.delete(rightsKey({ type: "user", id: change.user_id }, change.chat_id));
+				if (change.api_key_id !== null) this.rights.delete(rightsKey({ type: "api_key", id: change.api_key_id }, change.chat_id));
 				break;
 		}
 	}
@@ -64,5 +71,10 @@ export class AuthCache {
 		this.verifiedKeys.clear();
 		this.verifiedTokens.clear();
 		this.grants.clear();
+		this.rights.clear();
 	}
+}
+
+export function rightsKey(principal: Pick<Principal, "type" | "id">, chatId: number): string {
+	return `${principalKey(principal)}/${chatId}`;
 }

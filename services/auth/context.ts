@@ -8,7 +8,10 @@ import type { Principal } from "./principal";
 export interface AuthMethods {
 	userPrincipal(userId: number): Promise<Principal | null>;
 	apiKeyRecord(keyId: number): Promise<KeyRecord | null>;
+	/** All of the principal's grants: only where the whole list is needed (chatAccess). */
 	grantsOf(principal: Principal): Promise<GrantMap>;
+	/** auth.can's answer for one chat, from the principal's grant on that chat alone. */
+	holdsRight(principal: Principal, chatId: number, right: Right): Promise<boolean>;
 	requireChatRight(principal: Principal, chatId: number, right: Right): Promise<void>;
 	/** Applies a change to this node's caches at once and tells every other node. */
 	announce(change: AuthChange): Promise<void>;

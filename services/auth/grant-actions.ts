@@ -6,7 +6,7 @@ import { Op } from "sequelize";
 import { fail } from "../../lib/errors";
 import { principalOf, respondCreated, respondWith, type GatewayContext } from "../../lib/meta";
 import { decodeCursor, pageParams, toPage } from "../../lib/paging";
-import { allows, grantView, type GrantRow, type Right } from "./grants";
+import { grantView, RIGHTS, type GrantRow, type Right } from "./grants";
 import type { AuthActions, AuthThis } from "./context";
 import { ID } from "../../lib/validator";
 
@@ -79,8 +79,8 @@ export const grantActions: AuthActions = {
 				// Nobody gives more than they hold (as with roles and keys): can_manage alone let a manager
 				// grant itself, or anyone, can_read and can_send.
 				const principal = principalOf(ctx);
-				const grants = await this.grantsOf(principal);
-				const unheld = (Object.keys(rights) as Right[]).filter((right) => rights[right] && !allows(principal, grants, chatId, right));
+				const unheld: Right[] = [];
+				for (const right of RIGHTS) if (rights[right] && !(await this.holdsRight(principal, chatId, right))) unheld.push(right);
 				if (unheld.length > 0) throw fail.forbidden(`Only rights you hold on this chat can be granted; you lack ${unheld.join(", ")}`);
 				const upsert = () =>
 					db.transaction(async (transaction) => {

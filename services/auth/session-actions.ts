@@ -4,7 +4,7 @@ import { metricsOf } from "../../lib/metrics";
 import { fail, GatewayError } from "../../lib/errors";
 import { principalOf, respondWith, type GatewayContext } from "../../lib/meta";
 import { apiKeyPrefix, looksLikeApiKey } from "./api-keys";
-import { allows, chatsWith, RIGHTS, type Right } from "./grants";
+import { chatsWith, RIGHTS, type Right } from "./grants";
 import { checkLoginAllowed, recordLoginFailure, recordLoginSuccess } from "./login-throttle";
 import { decoyHash, verifySecret } from "./passwords";
 import { apiKeyPrincipal, principalView, type Principal } from "./principal";
@@ -264,7 +264,7 @@ export const sessionActions: AuthActions = {
 			params: { chat_id: { type: "number", integer: true, positive: true }, right: { type: "enum", values: [...RIGHTS] } },
 			async handler(this: AuthThis, ctx: GatewayContext<{ chat_id: number; right: Right }>): Promise<boolean> {
 				const principal = principalOf(ctx);
-				return allows(principal, await this.grantsOf(principal), ctx.params.chat_id, ctx.params.right);
+				return this.holdsRight(principal, ctx.params.chat_id, ctx.params.right);
 			},
 		},
 

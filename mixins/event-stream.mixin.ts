@@ -14,11 +14,12 @@ import { OutageNotice } from "../lib/throttled-warning";
 import type { AuthChange } from "../services/auth/cache";
 import type { Right } from "../services/auth/grants";
 import { hasPermission, type Principal } from "../services/auth/principal";
-import type { GatewayEvent } from "../services/broker/event-log";
+import type { GatewayEvent, Reader } from "../services/broker/event-log";
 import { EventFeed } from "../services/broker/feed";
 import type { EventsMessage } from "../services/broker/publish";
 import type { ReplayParams } from "../services/broker.service";
 import { connectionCountsOf } from "./event-stream/connection-counts";
+import { skipWhileRunning } from "./event-stream/skip-while-running";
 import { SubscriptionHub, type Subscriber, type Topic } from "./event-stream/subscription-hub";
 import { streamStats } from "./event-stream/stream-stats";
 
@@ -45,6 +46,8 @@ export interface EventStreamLocalVars {
 	credentials: Map<string, string>;
 	expiryTimers: Map<string, NodeJS.Timeout>;
 	revalidateTimer?: NodeJS.Timeout;
+	/** The periodic re-check of every connection: skipped while the previous one still runs. */
+	revalidateEveryone: () => Promise<void>;
 	/** The next try to join the event log, while this node's feed has not joined it yet. */
 	feedJoinTimer?: NodeJS.Timeout;
 	/** auth.changed heard in the last RECENT_CHANGE_MS, oldest first. */
@@ -85,6 +88,11 @@ function tooManySubscriptions(limit: number): GatewayError {
 
 function callAs<T>(service: EventStreamThis, principal: Principal, action: string, params: object): Promise<T> {
 	return service.broker.call<T, object>(action, params, { meta: { principal } });
+}
+
+/** Whose grants bound a non-admin replay: an API key's own, or the user's (as auth's loadGrants reads them). */
+function readerOf(principal: Principal): Reader {
+	return { type: principal.type === "api_key" ? "api_key" : "user", id: principal.id };
 }
 
 function affects(change: AuthChange, principal: Principal): boolean {
@@ -178,6 +186,7 @@ export const EventStreamMixin: Partial<ServiceSchema<ServiceSettingSchema, Event
 			if (!this.hub.hasRoomFor(subscriber.id, topic, maxSubscriptions)) throw tooManySubscriptions(maxSubscriptions);
 			const { db } = this.runtime;
 			const replay: ReplayParams = { after_seq: 0, limit: REPLAY_PAGE };
+			let nothingToReplay = false;
 			if (topic.kind === "chat") {
 				if (!(await db.models.Chat.findByPk(topic.id, { attributes: ["id"] }))) throw fail.notFound("Chat");
 				const allowed = await callAs<boolean>(this, principal, "auth.can", { chat_id: topic.id, right: "can_read" satisfies Right });
@@ -191,7 +200,11 @@ export const EventStreamMixin: Partial<ServiceSchema<ServiceSettingSchema, Event
 				const access = await callAs<{ all: boolean; chat_ids: number[] }>(this, principal, "auth.chatAccess", { right: "can_read" });
 				this.hub.setAccess(subscriber.id, { all: access.all, chats: new Set(access.chat_ids) });
 				if (botId !== undefined) replay.bot_id = botId;
-				if (!access.all) replay.chat_ids = access.chat_ids.slice(0, 10_000);
+				if (!access.all) {
+					// The log filters by the principal's grants itself: they may be far too many to send as a list.
+					nothingToReplay = access.chat_ids.length === 0;
+					replay.reader = readerOf(principal);
+				}
 			}
 			if (!(await this.feed.whenStarted(FEED_WAIT_MS))) throw fail.unavailable("The live event feed");
 			if (sinceSeq !== undefined && sinceSeq > this.feed.position) {
@@ -207,7 +220,7 @@ export const EventStreamMixin: Partial<ServiceSchema<ServiceSettingSchema, Event
 				livePosition: this.feed.position,
 				sinceSeq,
 				replay: async (afterSeq, deliver) => {
-					if (replay.chat_ids && replay.chat_ids.length === 0) return;
+					if (nothingToReplay) return;
 					let after = afterSeq;
 					for (;;) {
 						const page = await this.broker.call<GatewayEvent[], ReplayParams>("broker.replay", { ...replay, after_seq: after });
@@ -300,6 +313,10 @@ export const EventStreamMixin: Partial<ServiceSchema<ServiceSettingSchema, Event
 		this.expiryTimers = new Map();
 		this.recentAuthChanges = [];
 		this.feedOutage = new OutageNotice(this.logger);
+		this.revalidateEveryone = skipWhileRunning(
+			() => this.revalidate(this.hub.list()),
+			(ms) => this.logger.warn(`Re-checking live connections has run ${ms} ms, past its ${REVALIDATE_EVERY_MS} ms period: the next passes wait for it`),
+		);
 		// The feed asks every second (every 250 ms until it joins): with no node running broker, asking
 		// Moleculer would log a warning per call.
 		const readLog = async <T>(action: string, params: object): Promise<T> => {
@@ -332,7 +349,7 @@ export const EventStreamMixin: Partial<ServiceSchema<ServiceSettingSchema, Event
 			}
 		};
 		void join();
-		this.revalidateTimer = setInterval(() => void this.revalidate(this.hub.list()), REVALIDATE_EVERY_MS);
+		this.revalidateTimer = setInterval(() => void this.revalidateEveryone(), REVALIDATE_EVERY_MS);
 		this.revalidateTimer.unref();
 		metricsOf(this.broker).sample("live_connections", this.name, () => {
 			const { socketio, websocket, grpc_streams } = streamStats(this.hub.list().map((s) => s.id), 0);

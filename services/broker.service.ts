@@ -1,14 +1,14 @@
 /**
  * broker: the event log's reader side. Writers append inside their own transactions (see
  * broker/event-log.ts); this service answers where the log stands (`head`) and replays it after a
- * seq for a chat, a set of chats or a bot (`replay`), for socket, WebSocket and gRPC consumers.
+ * seq for a chat, a set of chats, the chats a principal may read, or a bot (`replay`), for socket, WebSocket and gRPC consumers.
  * With EVENT_RETENTION_DAYS set it also removes older events, hourly (broker/retention.ts).
  */
 import type { Context, Service, ServiceSchema, ServiceSettingSchema } from "moleculer";
 import { Op } from "sequelize";
 import { runtimeOf, type Runtime } from "../lib/runtime";
 import { retentionMixin } from "../mixins/retention.mixin";
-import { headSeq, readEvents, type GatewayEvent } from "./broker/event-log";
+import { headSeq, readEvents, type GatewayEvent, type Reader } from "./broker/event-log";
 import { eventsRetention } from "./broker/retention";
 
 export interface ReplayParams {
@@ -16,6 +16,8 @@ export interface ReplayParams {
 	until_seq?: number;
 	chat_id?: number;
 	chat_ids?: number[];
+	/** Only the chats this (non-admin) user or API key may read: its grants are looked up in the query, however many. */
+	reader?: Reader;
 	bot_id?: number;
 	limit?: number;
 }
@@ -59,15 +61,22 @@ const BrokerService: ServiceSchema<ServiceSettingSchema, BrokerThis> = {
 				until_seq: { type: "number", integer: true, min: 0, optional: true, convert: true },
 				chat_id: { type: "number", integer: true, positive: true, optional: true, convert: true },
 				chat_ids: { type: "array", items: { type: "number", integer: true, positive: true }, max: 10_000, optional: true },
+				reader: {
+					type: "object",
+					strict: true,
+					optional: true,
+					props: { type: { type: "enum", values: ["user", "api_key"] }, id: { type: "number", integer: true, positive: true } },
+				},
 				bot_id: { type: "number", integer: true, positive: true, optional: true, convert: true },
 				limit: { type: "number", integer: true, min: 1, max: REPLAY_LIMIT_MAX, optional: true, convert: true },
 			},
 			async handler(this: BrokerThis, ctx: Context<ReplayParams>): Promise<GatewayEvent[]> {
-				const { after_seq, until_seq, chat_id, chat_ids, bot_id, limit } = ctx.params;
+				const { after_seq, until_seq, chat_id, chat_ids, reader, bot_id, limit } = ctx.params;
 				return readEvents(this.runtime.db, {
 					afterSeq: after_seq,
 					untilSeq: until_seq,
 					chatIds: chat_id !== undefined ? [chat_id] : chat_ids,
+					readableBy: reader,
 					botId: bot_id,
 					limit: limit ?? REPLAY_LIMIT_MAX,
 				});

@@ -95,9 +95,20 @@ export interface ReplayQuery {
 	/** At most this seq (inclusive): lets a reader fill a known gap. */
 	untilSeq?: number;
 	chatIds?: number[];
+	/** Only chats this user or API key holds can_read on (by its own grants, as auth.chatAccess reads them). */
+	readableBy?: Reader;
 	botId?: number;
 	limit: number;
 }
+
+/** A non-admin principal, as its grants name it: an API key's are its own, not its owner's. */
+export interface Reader {
+	type: "user" | "api_key";
+	id: number;
+}
+
+/** The grant column per reader type: a fixed map, so no name from the caller reaches the SQL text. */
+const GRANTEE_COLUMN: Record<Reader["type"], string> = { user: "user_id", api_key: "api_key_id" };
 
 export async function readEvents(db: Database, query: ReplayQuery): Promise<GatewayEvent[]> {
 	const where: string[] = ["seq > :afterSeq"];
@@ -110,6 +121,13 @@ export async function readEvents(db: Database, query: ReplayQuery): Promise<Gate
 		if (query.chatIds.length === 0) return [];
 		where.push("chat_id IN (:chatIds)");
 		replacements.chatIds = query.chatIds;
+	}
+	if (query.readableBy) {
+		// A subquery, not an id list: a principal may read any number of chats, and a list would be
+		// inlined into the SQL text (and cross the transporter) whole.
+		where.push(`chat_id IN (SELECT chat_id FROM chat_permissions WHERE ${GRANTEE_COLUMN[query.readableBy.type]} = :readerId AND can_read = :canRead)`);
+		replacements.readerId = query.readableBy.id;
+		replacements.canRead = true;
 	}
 	if (query.botId !== undefined) {
 		where.push("bot_id = :botId");

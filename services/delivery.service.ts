@@ -18,10 +18,12 @@ import { runtimeOf } from "../lib/runtime";
 import { retentionMixin } from "../mixins/retention.mixin";
 import { iso } from "../lib/time";
 import type { AuthChange } from "./auth/cache";
+import type { ReadAccess } from "../mixins/event-stream/subscription-hub";
 import { hasPermission, type Principal } from "./auth/principal";
 import { attemptDelivery, createOutboundAgent } from "./delivery/attempt";
 import { breakerCounts, breakerState } from "./delivery/breaker";
 import { WEBHOOK_SECRET_PURPOSE, type DeliveryThis } from "./delivery/context";
+import { audiencesOf } from "./delivery/audiences";
 import { activeWebhooksNow, scheduleReplay, type Audience, type AudienceList } from "./delivery/dispatcher";
 import { webhookActions } from "./delivery/webhook-actions";
 import { dispatcherLoop, workLoop } from "./delivery/worker";
@@ -61,7 +63,7 @@ const DeliveryService: ServiceSchema<ServiceSettingSchema, DeliveryThis> = {
 		},
 		async "auth.changed"(this: DeliveryThis, ctx: Context<AuthChange>) {
 			this.invalidateAudiences();
-			if (ctx.params.kind === "api_key") await this.disableEndedKeysWebhooks();
+			if (ctx.params.kind === "api_key") await this.disableEndedKeysWebhooks(ctx.params.id);
 		},
 	},
 
@@ -94,13 +96,17 @@ const DeliveryService: ServiceSchema<ServiceSettingSchema, DeliveryThis> = {
 		},
 
 		async audienceOf(this: DeliveryThis, row: Webhook): Promise<Audience> {
+			return { rule: ruleOf(row), access: await this.ownerAccess(row) };
+		},
+
+		async ownerAccess(this: DeliveryThis, row: Webhook): Promise<ReadAccess> {
 			const principal = await ownerPrincipal(this, row);
 			// A key whose scopes leave out messages:read reads no message content, through a webhook neither;
 			// an owner that lost every webhooks:* permission (demoted to viewer) is sent nothing it could no longer stop.
 			const mayOwnWebhooks = principal && (hasPermission(principal, "webhooks:read") || hasPermission(principal, "webhooks:write"));
-			if (!principal || !mayOwnWebhooks || !hasPermission(principal, "messages:read")) return { rule: ruleOf(row), access: { all: false, chats: new Set() } };
+			if (!principal || !mayOwnWebhooks || !hasPermission(principal, "messages:read")) return { all: false, chats: new Set() };
 			const access = await this.broker.call<{ all: boolean; chat_ids: number[] }, object>("auth.chatAccess", { right: "can_read" }, { meta: { principal } });
-			return { rule: ruleOf(row), access: { all: access.all, chats: new Set(access.chat_ids) } };
+			return { all: access.all, chats: new Set(access.chat_ids) };
 		},
 
 		invalidateAudiences(this: DeliveryThis) {
@@ -129,7 +135,8 @@ const DeliveryService: ServiceSchema<ServiceSettingSchema, DeliveryThis> = {
 				const generation = this.audienceGeneration;
 				const active = await activeWebhooksNow(this.runtime.db);
 				const rows = await this.runtime.db.models.Webhook.findAll({ where: { is_active: true } });
-				const audiences = await Promise.all(rows.map((row) => this.audienceOf(row)));
+				// Once per owner, not per webhook: an owner's access may list 100k chats (delivery/audiences.ts).
+				const audiences = await audiencesOf(rows, (row) => this.ownerAccess(row));
 				if (generation !== this.audienceGeneration) continue;
 				const list = { audiences, active };
 				this.audienceCache = { at: Date.now(), list };
@@ -143,10 +150,13 @@ const DeliveryService: ServiceSchema<ServiceSettingSchema, DeliveryThis> = {
 			return result;
 		},
 
-		/** Webhooks of a revoked or expired key are disabled (./delivery/ended-owners.ts); every node may try, the update is idempotent. */
-		async disableEndedKeysWebhooks(this: DeliveryThis): Promise<void> {
+		/**
+		 * Webhooks of a revoked or expired key (only `keyId`'s when given) are disabled
+		 * (./delivery/ended-owners.ts); every node may try, the update is idempotent.
+		 */
+		async disableEndedKeysWebhooks(this: DeliveryThis, keyId?: number): Promise<void> {
 			try {
-				const disabled = await disableWebhooksOfEndedKeys(this.runtime.db);
+				const disabled = await disableWebhooksOfEndedKeys(this.runtime.db, new Date(), keyId);
 				if (disabled > 0) await this.broker.broadcast("webhooks.changed", {});
 			} catch (err) {
 				this.logger.warn("Cannot disable the webhooks of ended API keys:", (err as Error).message);

@@ -5,6 +5,7 @@ import type { Doorbell } from "../../lib/async";
 import type { Webhook } from "../../lib/db/models";
 import type { LeaseRunner } from "../../lib/lease";
 import type { Runtime } from "../../lib/runtime";
+import type { ReadAccess } from "../../mixins/event-stream/subscription-hub";
 import type { Audience, AudienceList } from "./dispatcher";
 import type { SigningSecrets } from "./signing";
 
@@ -22,9 +23,11 @@ export interface DeliveryMethods {
 	/** Drops the cached audiences, and any list being built right now. */
 	invalidateAudiences(): void;
 	audienceOf(row: Webhook): Promise<Audience>;
+	/** What the webhook's owner may read now (auth.principalFor, then auth.chatAccess). */
+	ownerAccess(row: Webhook): Promise<ReadAccess>;
 	/** Wakes this node's workers (and, on the dispatcher's node, the dispatcher). */
 	wake(): void;
-	disableEndedKeysWebhooks(): Promise<void>;
+	disableEndedKeysWebhooks(keyId?: number): Promise<void>;
 }
 
 export interface DeliveryLocalVars {

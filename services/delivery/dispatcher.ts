@@ -11,6 +11,7 @@ import type { Database } from "../../lib/db/connection";
 import { all, insertRows, read, run, type SqlValue } from "../../lib/db/raw";
 import type { ReadAccess } from "../../mixins/event-stream/subscription-hub";
 import { readEvents, type GatewayEvent, type ReplayQuery } from "../broker/event-log";
+import { candidatesFor } from "./audiences";
 import { wants, type WebhookRule } from "./matching";
 
 export interface Audience {
@@ -84,7 +85,6 @@ const STALE: DispatchResult = { ...NOTHING, stale: true };
  * webhook created meanwhile would otherwise miss, for good, the events this step read.
  */
 export async function dispatchBatch(db: Database, list: AudienceList, limit = 500, isCurrent: () => boolean = () => true): Promise<DispatchResult> {
-	const { audiences } = list;
 	const [cursorRow] = await read<{ value: number | string }>(db, "SELECT value FROM sequences WHERE name = 'webhook_dispatch'");
 	if (!cursorRow) throw new Error("the webhook_dispatch sequence row is missing: run the migrations");
 	const cursor = Number(cursorRow.value);
@@ -94,7 +94,8 @@ export async function dispatchBatch(db: Database, list: AudienceList, limit = 50
 	const rows: SqlValue[][] = [];
 	const webhookIds = new Set<number>();
 	for (const event of events) {
-		for (const { rule, access } of audiences) {
+		// Only the webhooks whose scope could take the event (audiences.ts); `wants` still decides.
+		for (const { rule, access } of candidatesFor(list, event)) {
 			if (wants(rule, access, event)) {
 				rows.push(deliveryRow(rule.id, event, now));
 				webhookIds.add(rule.id);

@@ -7,14 +7,22 @@
 import { Op } from "sequelize";
 import type { Database } from "../../lib/db/connection";
 
-/** Disables the active webhooks whose owning key is revoked or expired; resolves with how many. */
-export async function disableWebhooksOfEndedKeys(db: Database, now = new Date()): Promise<number> {
+/**
+ * Disables the active webhooks whose owning key is revoked or expired; resolves with how many. With
+ * `keyId` (a change to that one key was heard) only that key is looked at, not every owning key.
+ */
+export async function disableWebhooksOfEndedKeys(db: Database, now = new Date(), keyId?: number): Promise<number> {
 	const { Webhook, ApiKey } = db.models;
-	const owners = await Webhook.findAll({ attributes: ["owner_api_key_id"], where: { is_active: true, owner_api_key_id: { [Op.ne]: null } }, group: ["owner_api_key_id"], raw: true });
-	if (owners.length === 0) return 0;
+	let ids: number[];
+	if (keyId !== undefined) ids = [keyId];
+	else {
+		const owners = await Webhook.findAll({ attributes: ["owner_api_key_id"], where: { is_active: true, owner_api_key_id: { [Op.ne]: null } }, group: ["owner_api_key_id"], raw: true });
+		ids = owners.map((o) => Number(o.owner_api_key_id));
+	}
+	if (ids.length === 0) return 0;
 	const ended = await ApiKey.findAll({
 		attributes: ["id", "revoked_at"],
-		where: { id: owners.map((o) => Number(o.owner_api_key_id)), [Op.or]: [{ revoked_at: { [Op.ne]: null } }, { expires_at: { [Op.lte]: now } }] },
+		where: { id: ids, [Op.or]: [{ revoked_at: { [Op.ne]: null } }, { expires_at: { [Op.lte]: now } }] },
 		raw: true,
 	});
 	let disabled = 0;

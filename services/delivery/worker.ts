@@ -12,6 +12,7 @@ import type { GatewayEvent } from "../broker/event-log";
 import { Batcher } from "../../lib/batcher";
 import { attemptDelivery } from "./attempt";
 import { admission, recordFailure, recordSuccess, releaseProbe } from "./breaker";
+import { audienceById } from "./audiences";
 import { claimDeliveries, webhooksWithDueDeliveries, type Claimed, type ClaimRequest } from "./claims";
 import type { DeliveryThis } from "./context";
 import { dispatchBatch } from "./dispatcher";
@@ -187,7 +188,7 @@ function tally(counts: Map<number, number>, id: number, delta: number): void {
  * of the owner's access itself.
  */
 async function ownerMayStillRead(service: DeliveryThis, row: Webhook, event: GatewayEvent): Promise<boolean> {
-	const listed = (await service.audiences()).audiences.find((a) => a.rule.id === row.id);
+	const listed = audienceById(await service.audiences(), row.id);
 	return ownerMayRead((listed ?? (await service.audienceOf(row))).access, event);
 }
 

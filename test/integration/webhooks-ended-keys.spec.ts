@@ -48,4 +48,20 @@ describe("webhooks of revoked and expired API keys", () => {
 		expect(await asAdmin(webhookId)).toMatchObject({ is_active: false, disabled_reason: "its API key expired" });
 		expect(await disableWebhooksOfEndedKeys(gw.runtime.db)).toBe(0);
 	});
+
+	it("a change to one key looks at that key only: another key that ran out waits for the periodic check", async () => {
+		const ranOut = await keyWithWebhook(new Date(Date.now() + 60 * 60_000).toISOString());
+		const revoked = await keyWithWebhook();
+		// Runs out without a change being announced (as a key passing its expires_at does).
+		await gw.runtime.db.models.ApiKey.update({ expires_at: new Date(Date.now() - 1_000) }, { where: { id: ranOut.key.id } });
+		expect((await api(gw.baseUrl, "DELETE", `/apikeys/${revoked.key.id}`, operator.token)).status).toBe(204);
+		const deadline = Date.now() + 2_000;
+		while ((await asAdmin(revoked.webhookId)).is_active && Date.now() < deadline) await new Promise((r) => setTimeout(r, 50));
+		expect(await asAdmin(revoked.webhookId)).toMatchObject({ is_active: false, disabled_reason: "its API key was revoked" });
+		expect(await asAdmin(ranOut.webhookId)).toMatchObject({ is_active: true });
+		// Named, or in the periodic look at every key, it is disabled.
+		expect(await disableWebhooksOfEndedKeys(gw.runtime.db, new Date(), revoked.key.id)).toBe(0);
+		expect(await disableWebhooksOfEndedKeys(gw.runtime.db, new Date(), ranOut.key.id)).toBe(1);
+		expect(await asAdmin(ranOut.webhookId)).toMatchObject({ is_active: false, disabled_reason: "its API key expired" });
+	});
 });

@@ -5,6 +5,7 @@
  */
 import type { BrokerOptions, Errors, MetricRegistryOptions, Middleware, TracerExporterOptions, TracerOptions } from "moleculer";
 import type { TracingConfig } from "./lib/config";
+import { isEndpointFailure } from "./lib/errors";
 import { ScrapedPrometheusReporter } from "./lib/metrics";
 import { AuthorizeMiddleware } from "./lib/middlewares/authorize";
 import { INTERNAL_MIDDLEWARES } from "./lib/middlewares/call-metrics";
@@ -93,10 +94,8 @@ export function createBrokerOptions(runtime: Runtime, overrides: Partial<BrokerO
 			minRequestCount: 20,
 			windowTime: 60,
 			halfOpenTime: 10_000,
-			check: (err: Error | Errors.MoleculerError) => {
-				const e = err as Errors.MoleculerError;
-				return Boolean(e && (e.code >= 500 || e.retryable));
-			},
+			// Failures of the endpoint only: not one bot's or one request's (lib/errors.ts).
+			check: isEndpointFailure,
 		},
 		bulkhead: { enabled: false, concurrency: 50, maxQueueSize: 1_000 },
 

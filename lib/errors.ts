@@ -40,11 +40,30 @@ export interface ApiError {
 }
 
 export class GatewayError extends Errors.MoleculerError {
-	constructor(code: ApiErrorCode, message: string, details?: Record<string, unknown>) {
+	/**
+	 * `endpointFailure`: the node's service itself failed (its database away), so Moleculer may retry
+	 * the call elsewhere and its circuit breaker counts it. An answer about the request or its subject
+	 * is not one, 503s included (a bot whose token Telegram refuses, a send Telegram did not take):
+	 * another node would give it alike, and counted, one bot's failures opened the breaker on
+	 * chats.send and refused every bot's sends for 10 s.
+	 */
+	constructor(code: ApiErrorCode, message: string, details?: Record<string, unknown>, options: { endpointFailure?: boolean } = {}) {
 		super(message, ERROR_STATUS[code], code, details);
 		this.name = "GatewayError";
-		this.retryable = code === "UNAVAILABLE";
+		this.retryable = options.endpointFailure ?? false;
 	}
+}
+
+/**
+ * Moleculer's circuit breaker's check: whether a failed call says its endpoint is unwell. Timeouts,
+ * transport failures and unexpected errors do; a GatewayError (here, or restored after a hop over
+ * the transporter, which keeps its name and `retryable`) only when it is an endpoint failure.
+ */
+export function isEndpointFailure(err: unknown): boolean {
+	const e = err as { name?: unknown; code?: unknown; retryable?: unknown } | null | undefined;
+	if (!e) return false;
+	if (e.name === "GatewayError") return e.retryable === true;
+	return (typeof e.code === "number" && e.code >= 500) || e.retryable === true;
 }
 
 export const fail = {

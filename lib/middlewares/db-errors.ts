@@ -13,7 +13,8 @@ function translate(err: unknown): unknown {
 		// Keep the original for the log; the client only ever sees INTERNAL.
 		return err;
 	}
-	return new GatewayError(mapped.body.error.code, mapped.body.error.message);
+	// An outage is this node's (its connection, its database): retried elsewhere, counted by the breaker.
+	return new GatewayError(mapped.body.error.code, mapped.body.error.message, undefined, { endpointFailure: mapped.status === 503 });
 }
 
 export const DbErrorsMiddleware = {

@@ -92,6 +92,26 @@ describe("webhook mode: Telegram's side reconciled, a refused token", () => {
 		expect((await botView(bot.id)).last_error).toBe(TOKEN_REFUSED);
 	});
 
+	it("one bot's refused sends are its own: dozens of 503s for a revoked token do not refuse another bot's sends (the circuit breaker counts endpoint failures only)", async () => {
+		const chatOf = async (token: string, telegramChat: number, text: string) => {
+			t.telegram.userSends(token, { chat_id: telegramChat, text });
+			await t.telegram.waitFor(() => texts(t.events).includes(text), 10_000);
+			return (t.events as unknown as Event[]).find((e) => e.message?.text === text)!.chat_id!;
+		};
+		const broken = await t.addBot();
+		const healthy = await t.addBot();
+		const brokenChat = await chatOf(broken.token, 2251, "broken bot's chat");
+		const healthyChat = await chatOf(healthy.token, 2252, "healthy bot's chat");
+		t.telegram.revokeToken(broken.token);
+		// Past the breaker's minimum of 20 calls in its window, every one a failure.
+		for (let i = 0; i < 30; i++) {
+			expect((await t.api("POST", `/chats/${brokenChat}/messages`, { text: `refused ${i}` })).status).toBe(503);
+		}
+		const other = await t.api<{ status: string }>("POST", `/chats/${healthyChat}/messages`, { text: "still sent" });
+		expect(other.status).toBe(201);
+		expect(other.body.status).toBe("sent");
+	});
+
 	it("PATCH /bots/:id {token} installs the new token of the same bot: webhook set again, last_error cleared, sends go with it, subscriptions kept", async () => {
 		const { token, bot } = await t.addBot();
 		const webhook = await t.api<{ id: number }>("POST", "/webhooks", { url: "http://127.0.0.1:9/hook", scope: "bot", bot_id: bot.id });

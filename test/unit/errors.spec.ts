@@ -1,6 +1,6 @@
 import Redis from "ioredis";
 import { Errors } from "moleculer";
-import { fail, GatewayError, toApiError } from "../../lib/errors";
+import { fail, GatewayError, isEndpointFailure, toApiError } from "../../lib/errors";
 
 describe("toApiError", () => {
 	it("keeps our own errors' code, message and details", () => {
@@ -105,5 +105,34 @@ describe("toApiError", () => {
 
 	it("hands Retry-After up for rate limits", () => {
 		expect(toApiError(fail.rateLimited(3)).retryAfter).toBe(3);
+	});
+});
+
+describe("isEndpointFailure (the circuit breaker's check) and retryable (the retry policy's)", () => {
+	/** What Moleculer's transit restores on the caller's node from a remote error (name, code, type, data, retryable kept). */
+	const overTheWire = (err: Errors.MoleculerError) => Object.assign(new Error(err.message), { name: err.name, code: err.code, type: err.type, data: err.data, retryable: err.retryable });
+
+	it("an answer about the request or its subject is not, 503s included, here or after a hop", () => {
+		const refusals = [
+			new GatewayError("UNAVAILABLE", "Telegram refuses bot 5's token", { bot_token_refused: true }),
+			fail.unavailable("Telegram (getMe)"),
+			fail.notFound("Chat"),
+			fail.validation([{ field: "text", message: "too long" }]),
+		];
+		for (const err of refusals) {
+			expect(err.retryable).toBe(false);
+			expect(isEndpointFailure(err)).toBe(false);
+			expect(isEndpointFailure(overTheWire(err))).toBe(false);
+		}
+	});
+
+	it("the node's own failure is: its database away, a timeout, an unexpected error", () => {
+		const outage = new GatewayError("UNAVAILABLE", "Database is unavailable, try again later", undefined, { endpointFailure: true });
+		expect(outage.retryable).toBe(true);
+		expect(isEndpointFailure(outage)).toBe(true);
+		expect(isEndpointFailure(overTheWire(outage))).toBe(true);
+		expect(isEndpointFailure(new Errors.RequestTimeoutError({ action: "chats.send", nodeID: "n1" }))).toBe(true);
+		expect(isEndpointFailure(new Errors.MoleculerError("boom", 500))).toBe(true);
+		expect(isEndpointFailure(null)).toBe(false);
 	});
 });

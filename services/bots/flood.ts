@@ -91,11 +91,17 @@ const IN_FLIGHT_RECHECK_MS = 100;
  * before a slot is taken. This sender's own view: the answers also go to the shared state
  * (noteAnswered), which is what holds when the sender lease passes to another node.
  */
+/** A chat quiet this long can no longer make a send wait (the per-minute group window and its margin). */
+const QUIET_MS = 60_000 + WINDOW_MARGIN.perMinuteMs;
+/** Below this many chats a bot's pacing keeps them all (no sweep needed). */
+const SWEEP_ABOVE_CHATS = 1_000;
+
 export class SendTimes {
 	private readonly byChat = new Map<number, number[]>();
 	private readonly byBot: number[] = [];
 	private readonly unanswered = new Map<number, number>();
 	private unansweredTotal = 0;
+	private lastSweepAt = 0;
 
 	/** Milliseconds until a send to this chat keeps every limit (0: now). */
 	waitMs(chatId: number, kind: ChatKind, now = Date.now()): number {
@@ -135,9 +141,17 @@ export class SendTimes {
 		this.byChat.set(chatId, chat);
 		this.byBot.push(at);
 		if (this.byBot.length > FLOOD_LIMITS.perBotPerSecond) this.byBot.shift();
-		// Chats quiet for a minute or more hold nothing that can still make anyone wait.
-		if (this.byChat.size > 10_000) {
-			for (const [id, times] of this.byChat) if (times[times.length - 1]! < at - 60_000 - WINDOW_MARGIN.perMinuteMs) this.byChat.delete(id);
+		// Chats quiet for a minute or more hold nothing that can still make anyone wait: swept once a
+		// minute. Kept until the map passed 10,000 chats, a bot that had written to 9,999 chats once held
+		// them all for as long as the node ran (a megabyte per broadcasting bot, never given back).
+		if (this.byChat.size > SWEEP_ABOVE_CHATS && at - this.lastSweepAt >= QUIET_MS) {
+			this.lastSweepAt = at;
+			for (const [id, times] of this.byChat) if (times[times.length - 1]! < at - QUIET_MS) this.byChat.delete(id);
 		}
+	}
+
+	/** Chats this bot's pacing still remembers (for tests and diagnostics). */
+	get chatsRemembered(): number {
+		return this.byChat.size;
 	}
 }

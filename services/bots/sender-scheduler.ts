@@ -78,7 +78,11 @@ export class SenderScheduler {
 		const bot = await db.models.Bot.findByPk(botId, { attributes: ["is_active"], raw: true }).catch(() => undefined);
 		// Unreadable: the sender's own check before its next send decides.
 		if (bot === undefined) return;
-		if (!bot?.is_active) leases.abort(key);
+		if (!bot?.is_active) {
+			leases.abort(key);
+			// A deleted bot's pacing is of no use any more (one registered again starts afresh).
+			this.sendTimes.delete(botId);
+		}
 	}
 
 	/** Resolves once every sender started here has ended (the leases' work aborted first, on shutdown). */

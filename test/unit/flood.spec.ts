@@ -113,3 +113,24 @@ describe("reserveSend after a send another node had answered late", () => {
 		expect(await reserveSend(state, 4, 10, "private")).toBe(0);
 	});
 });
+
+describe("SendTimes memory", () => {
+	it("forgets chats quiet for over a minute (swept at most once a minute), however few: a broadcast's 5,000 chats do not stay for the node's life", () => {
+		const times = new SendTimes();
+		const t0 = 1_700_000_000_000;
+		for (let chat = 1; chat <= 5_000; chat++) {
+			times.started(chat);
+			times.record(chat, t0 + chat);
+		}
+		expect(times.chatsRemembered).toBe(5_000);
+		// Still inside the window: nothing may be forgotten yet.
+		times.started(9_001);
+		times.record(9_001, t0 + 30_000);
+		expect(times.chatsRemembered).toBe(5_001);
+		// Two minutes on, one more send sweeps the quiet chats out; the pacing of the recent one is kept.
+		times.started(9_002);
+		times.record(9_002, t0 + 125_000);
+		expect(times.chatsRemembered).toBe(1);
+		expect(times.waitMs(9_002, "private", t0 + 125_100)).toBeGreaterThan(0);
+	});
+});

@@ -23,8 +23,16 @@ export interface PollerDeps {
 	/** Stores and publishes, in one transaction with the new offset. */
 	store(items: IncomingUpdate[], options: StoreOptions): Promise<unknown>;
 	logger: LoggerInstance;
-	/** Seconds Telegram holds a getUpdates open when there is nothing new. */
+	/** Seconds Telegram holds a getUpdates open when there is nothing new (each poll within ±20% of it). */
 	longPollSeconds: number;
+}
+
+/**
+ * A long poll's timeout, spread ±20% around `seconds`: pollers started together (a node's start)
+ * otherwise stayed in step, every bot's poll ending and its bot row read in the same second.
+ */
+export function jitteredPollSeconds(seconds: number, random = Math.random): number {
+	return Math.max(1, Math.round(seconds * (0.8 + 0.4 * random())));
 }
 
 /** The longest a failing getUpdates is waited for before it is tried again. */
@@ -68,7 +76,7 @@ export async function pollBot(deps: PollerDeps, botId: number, signal: AbortSign
 			continue;
 		}
 		try {
-			const updates: unknown = await telegram.getUpdates(token, Number(bot.polling_offset), deps.longPollSeconds, signal);
+			const updates: unknown = await telegram.getUpdates(token, Number(bot.polling_offset), jitteredPollSeconds(deps.longPollSeconds), signal);
 			if (signal.aborted) return; // the lease is gone: another node polls from the stored offset
 			if (!Array.isArray(updates)) throw new Error("getUpdates answered something other than a list of updates");
 			conflictBackoffMs = CONFLICT_FIRST_BACKOFF_MS;

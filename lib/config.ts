@@ -38,6 +38,8 @@ export interface GatewayConfig {
 	dataDir: string;
 	publicUrl: string | null;
 	telegramApiRoot: string;
+	/** Connections to the Bot API for sends (TELEGRAM_MAX_CONNECTIONS); control calls and long polls have pools of their own. */
+	telegramMaxConnections: number;
 	jwt: { secret: string; issuer: string; audience: string; accessTtlSeconds: number; refreshTtlSeconds: number };
 	/** The first key encrypts; every key decrypts (rotation keeps old keys until re-encryption). */
 	encryptionKeys: EncryptionKey[];
@@ -389,6 +391,7 @@ export function loadConfig(env: Env = process.env): GatewayConfig {
 		dataDir,
 		publicUrl: publicUrl?.replace(/\/+$/, "") ?? null,
 		telegramApiRoot,
+		telegramMaxConnections: parseInteger("TELEGRAM_MAX_CONNECTIONS", nonEmpty(env.TELEGRAM_MAX_CONNECTIONS), 128, problems),
 		jwt: {
 			// Never empty past the checks above: loadConfig throws first.
 			secret: jwtSecret ?? "",

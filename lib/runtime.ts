@@ -55,7 +55,7 @@ export async function openRuntime(config: GatewayConfig): Promise<Runtime> {
 		await db.close();
 		throw config.redisUrl ? new StoreUnreachableError("REDIS_URL", config.redisUrl, err) : err;
 	}
-	const telegram = new TelegramClient(config.telegramApiRoot);
+	const telegram = new TelegramClient(config.telegramApiRoot, { connections: config.telegramMaxConnections });
 	let closed = false;
 	return {
 		config,

@@ -1,9 +1,11 @@
 /**
  * The Bot API client (undici): keep-alive pools shared by every bot (one for long polls, one for
- * every other call), JSON in and out, Telegram's `{ok, result}` / `{ok: false, error_code,
- * description, parameters}` turned into results and typed errors. Tokens sit in the URL path, so no error message built here ever contains the URL.
+ * sends, one for control calls), JSON in and out, Telegram's `{ok, result}` / `{ok: false,
+ * error_code, description, parameters}` turned into results and typed errors. Tokens sit in the URL
+ * path, so no error message built here ever contains the URL.
  */
 import { Agent, errors as undiciErrors, request } from "undici";
+import { Slots } from "./slots";
 
 /**
  * Every update kind (Bot API 10.0), for setWebhook/getUpdates: Telegram leaves some out unless they
@@ -127,6 +129,15 @@ export interface CallOptions {
 	longPoll?: boolean;
 }
 
+/**
+ * Methods that send, change or remove chat messages (sendMessage, sendChatAction, forwardMessages,
+ * copyMessage, editMessageText, deleteMessages, stopMessageLiveLocation...): they go through the send
+ * pool. Every other method (getMe, setWebhook, getWebhookInfo, getChat...) is a control call.
+ */
+export function isSendMethod(method: string): boolean {
+	return /^(?:send|forward|copy)[A-Z]|^(?:edit|delete|stop)Message/.test(method);
+}
+
 const MAX_RESPONSE_BYTES = 50 * 1024 * 1024;
 /** Failures before the request was written: no connection, or a TLS handshake that failed on the certificate. */
 const NOT_CONNECTED = new Set([
@@ -173,9 +184,25 @@ export function safeDescription(description: unknown, token: string): string {
 	return text.replace(/[\u0000-\u001f\u007f-\u009f\u2028\u2029]/g, (c) => `\\u${c.charCodeAt(0).toString(16).padStart(4, "0")}`).slice(0, 500);
 }
 
+/** A pool with as many slots as connections: calls wait for a slot, never inside undici. */
+interface Pool {
+	agent: Agent;
+	slots: Slots;
+}
+
+function boundedPool(connections: number, connectTimeoutMs: number): Pool {
+	return { agent: new Agent({ connections, keepAliveTimeout: 30_000, connect: { timeout: connectTimeoutMs } }), slots: new Slots(connections) };
+}
+
 export class TelegramClient {
-	/** Every call but long polls: at most `connections` at once, the rest wait for one. */
-	private readonly agent: Agent;
+	/**
+	 * Sends: at most `connections` at once, the rest wait for a slot. Only the time after a slot is
+	 * taken counts against a call's deadline: a send that waited behind a backlog and then timed out
+	 * would be reported as one Telegram may have taken, and never sent again.
+	 */
+	private readonly sendPool: Pool;
+	/** Every other call but long polls, apart so a send backlog never holds up registering a bot or the reconciler. */
+	private readonly controlPool: Pool;
 	/**
 	 * Long polls hold their connection for up to their whole timeout (25 s) each. In the shared pool,
 	 * a node polling as many bots as it has connections left every send, getMe and setWebhook waiting
@@ -187,10 +214,11 @@ export class TelegramClient {
 
 	constructor(
 		private readonly root: string,
-		options: { connections?: number; defaultTimeoutMs?: number; connectTimeoutMs?: number } = {},
+		options: { connections?: number; controlConnections?: number; defaultTimeoutMs?: number; connectTimeoutMs?: number } = {},
 	) {
 		this.connectTimeoutMs = options.connectTimeoutMs ?? 5_000;
-		this.agent = new Agent({ connections: options.connections ?? 128, keepAliveTimeout: 30_000, connect: { timeout: this.connectTimeoutMs } });
+		this.sendPool = boundedPool(options.connections ?? 128, this.connectTimeoutMs);
+		this.controlPool = boundedPool(options.controlConnections ?? 16, this.connectTimeoutMs);
 		this.longPollAgent = new Agent({ connections: null, keepAliveTimeout: 30_000, connect: { timeout: this.connectTimeoutMs } });
 		this.defaultTimeoutMs = options.defaultTimeoutMs ?? 10_000;
 	}
@@ -200,15 +228,25 @@ export class TelegramClient {
 
 	async call<T>(token: string, method: string, params: Record<string, unknown> = {}, options: CallOptions = {}): Promise<T> {
 		const timeout = options.timeoutMs ?? this.defaultTimeoutMs;
+		const pool = options.longPoll ? null : isSendMethod(method) ? this.sendPool : this.controlPool;
+		let release: () => void = () => undefined;
+		if (pool) {
+			try {
+				release = await pool.slots.acquire(options.signal);
+			} catch {
+				throw new TelegramNetworkError(method, "no", "aborted before it was sent");
+			}
+		}
 		// undici's headers and body timeouts each restart (the body's at every chunk), so a server
-		// trickling its answer could hold a call for ever: the whole call has a deadline too.
+		// trickling its answer could hold a call for ever: the whole call has a deadline too, from
+		// when it holds a connection.
 		const deadline = AbortSignal.timeout(this.connectTimeoutMs + timeout);
 		const signal = options.signal ? AbortSignal.any([options.signal, deadline]) : deadline;
 		let status: number;
 		let text: string;
 		try {
 			const response = await request(`${this.root}/bot${token}/${method}`, {
-				dispatcher: options.longPoll ? this.longPollAgent : this.agent,
+				dispatcher: pool ? pool.agent : this.longPollAgent,
 				method: "POST",
 				headers: { "content-type": "application/json" },
 				body: JSON.stringify(params),
@@ -232,6 +270,8 @@ export class TelegramClient {
 				throw new TelegramNetworkError(method, "maybe", `no answer within ${timeout} ms`);
 			}
 			throw new TelegramNetworkError(method, NOT_CONNECTED.has(code) ? "no" : "maybe", code || (err as Error).name);
+		} finally {
+			release();
 		}
 		const delivered = PROXY_COULD_NOT_FORWARD.has(status) ? "no" : "maybe";
 		let body: { ok?: boolean; result?: T; error_code?: number; description?: string; parameters?: unknown };
@@ -276,6 +316,6 @@ export class TelegramClient {
 	}
 
 	async close(): Promise<void> {
-		await Promise.all([this.agent.close(), this.longPollAgent.close()]);
+		await Promise.all([this.sendPool.agent.close(), this.controlPool.agent.close(), this.longPollAgent.close()]);
 	}
 }

@@ -2,9 +2,10 @@
  * The Telegram client against a real loopback server that misbehaves: an answer trickled a byte at
  * a time (each chunk restarts undici's body timeout) still ends the call at its deadline.
  */
-import { createServer, type Server } from "node:http";
+import { createServer, type Server, type ServerResponse } from "node:http";
 import type { AddressInfo } from "node:net";
-import { TelegramApiError, TelegramClient, TelegramNetworkError } from "../../lib/telegram/client";
+import { isSendMethod, TelegramApiError, TelegramClient, TelegramNetworkError } from "../../lib/telegram/client";
+import { Slots } from "../../lib/telegram/slots";
 
 /** Loopback servers a describe block starts, all closed after it. */
 function loopbackServers() {
@@ -204,4 +205,160 @@ describe("TelegramClient: long polls and other calls", () => {
 			await client.close();
 		}
 	});
+});
+
+describe("Slots", () => {
+	it("hands slots out first come, first served, and a released slot to the oldest waiter", async () => {
+		const slots = new Slots(1);
+		const first = await slots.acquire();
+		const order: number[] = [];
+		const waiters = [1, 2, 3].map((n) => slots.acquire().then((release) => (order.push(n), release)));
+		expect(slots.queued).toBe(3);
+		first();
+		first(); // a second release gives nothing back
+		for (const waiter of waiters) (await waiter)();
+		expect(order).toEqual([1, 2, 3]);
+		expect(slots.queued).toBe(0);
+		// All free again: one at once, a second would wait.
+		await slots.acquire();
+		const abort = new AbortController();
+		const waiting = slots.acquire(abort.signal);
+		abort.abort(new Error("gave up"));
+		await expect(waiting).rejects.toThrow("gave up");
+		expect(slots.queued).toBe(0);
+	});
+});
+
+describe("TelegramClient: waiting for a connection", () => {
+	const servers = loopbackServers();
+	const serve = servers.serve;
+	const ok = (res: ServerResponse, result: unknown) => {
+		res.writeHead(200, { "content-type": "application/json" });
+		res.end(JSON.stringify({ ok: true, result }));
+	};
+	const message = { message_id: 1, date: 0, chat: { id: 1, type: "private" } };
+
+	it.each([
+		["sendMessage", true],
+		["sendChatAction", true],
+		["forwardMessages", true],
+		["copyMessage", true],
+		["editMessageText", true],
+		["deleteMessage", true],
+		["deleteMessages", true],
+		["getMe", false],
+		["setWebhook", false],
+		["deleteWebhook", false],
+		["getWebhookInfo", false],
+		["getChat", false],
+		["getUpdates", false],
+	])("%s is a send: %s", (method, send) => {
+		expect(isSendMethod(method)).toBe(send);
+	});
+
+	it("time spent waiting for one of the pool's connections does not count against a send's deadline", async () => {
+		let inFlight = 0;
+		let most = 0;
+		const root = await serve((_req, res) => {
+			most = Math.max(most, ++inFlight);
+			setTimeout(() => {
+				inFlight -= 1;
+				ok(res, message);
+			}, 1_000);
+		});
+		const client = new TelegramClient(root, { connections: 2, connectTimeoutMs: 200, defaultTimeoutMs: 1_500 });
+		try {
+			// Each takes 1 s at Telegram, within its 1.7 s; the last two wait 1 s for a connection first.
+			const sends = [1, 2, 3, 4].map((chat) => client.sendMessage("123:abc", { chat_id: chat, text: "x" }).catch((err: unknown) => err));
+			expect(await Promise.all(sends)).toEqual([message, message, message, message]);
+			expect(most).toBe(2);
+		} finally {
+			await client.close();
+		}
+	}, 10_000);
+
+	it("a send whose caller gives up while it waits for a connection was never sent: delivered no", async () => {
+		const held: Array<() => void> = [];
+		let requests = 0;
+		const root = await serve((_req, res) => {
+			requests += 1;
+			held.push(() => ok(res, message));
+		});
+		const client = new TelegramClient(root, { connections: 1, connectTimeoutMs: 1_000, defaultTimeoutMs: 5_000 });
+		try {
+			const first = client.sendMessage("123:abc", { chat_id: 1, text: "x" });
+			for (let i = 0; i < 50 && requests < 1; i++) await new Promise((resolve) => setTimeout(resolve, 20));
+			const abort = new AbortController();
+			const second = client.sendMessage("123:abc", { chat_id: 2, text: "y" }, { signal: abort.signal }).catch((err: unknown) => err);
+			await new Promise((resolve) => setTimeout(resolve, 100));
+			abort.abort();
+			expect(await second).toMatchObject({ name: "TelegramNetworkError", delivered: "no" });
+			for (const release of held.splice(0)) release();
+			await expect(first).resolves.toEqual(message);
+			// A third send goes through: the given-up place left no slot taken.
+			const third = client.sendMessage("123:abc", { chat_id: 3, text: "z" });
+			for (let i = 0; i < 50 && requests < 2; i++) await new Promise((resolve) => setTimeout(resolve, 20));
+			for (const release of held.splice(0)) release();
+			await expect(third).resolves.toEqual(message);
+			expect(requests).toBe(2);
+		} finally {
+			for (const release of held) release();
+			await client.close();
+		}
+	});
+
+	it("control calls (getMe) have connections of their own: a send backlog does not hold them up", async () => {
+		const held: Array<() => void> = [];
+		let holding = true;
+		const root = await serve((req, res) => {
+			if (!req.url?.endsWith("/sendMessage")) ok(res, { id: 1, is_bot: true, first_name: "B", username: "b_bot" });
+			else if (holding) held.push(() => ok(res, message));
+			else ok(res, message);
+		});
+		const client = new TelegramClient(root, { connections: 2, connectTimeoutMs: 1_000, defaultTimeoutMs: 5_000 });
+		try {
+			// Both send connections held at Telegram, two more sends waiting for one.
+			const sends = [1, 2, 3, 4].map((chat) => client.sendMessage("123:abc", { chat_id: chat, text: "x" }));
+			for (let i = 0; i < 50 && held.length < 2; i++) await new Promise((resolve) => setTimeout(resolve, 20));
+			const tooLate = new Promise((resolve) => setTimeout(() => resolve("held up"), 1_000));
+			await expect(Promise.race([client.getMe("4:d"), tooLate])).resolves.toMatchObject({ username: "b_bot" });
+			holding = false;
+			for (const release of held.splice(0)) release();
+			await expect(Promise.all(sends)).resolves.toHaveLength(4);
+		} finally {
+			for (const release of held) release();
+			await client.close();
+		}
+	});
+
+	it("a slot is given back after every kind of failure: Telegram's errors, pages that are not JSON, timeouts, aborts", async () => {
+		let answer = "error";
+		const root = await serve((_req, res) => {
+			if (answer === "error") {
+				res.writeHead(500, { "content-type": "application/json" });
+				res.end(JSON.stringify({ ok: false, error_code: 500, description: "Internal Server Error" }));
+			} else if (answer === "html") {
+				res.writeHead(502, { "content-type": "text/html" });
+				res.end("<html>502</html>");
+			} else if (answer === "silent") {
+				setTimeout(() => ok(res, message), 1_000);
+			} else ok(res, message);
+		});
+		// One connection, a short deadline: a slot kept by a failed call would leave the last send waiting for ever.
+		const client = new TelegramClient(root, { connections: 1, connectTimeoutMs: 100, defaultTimeoutMs: 300 });
+		try {
+			for (let i = 0; i < 3; i++) await expect(client.sendMessage("123:abc", { chat_id: 1, text: "x" })).rejects.toBeInstanceOf(TelegramApiError);
+			answer = "html";
+			await expect(client.sendMessage("123:abc", { chat_id: 1, text: "x" })).rejects.toMatchObject({ delivered: "no" });
+			answer = "silent";
+			await expect(client.sendMessage("123:abc", { chat_id: 1, text: "x" })).rejects.toMatchObject({ delivered: "maybe" });
+			const abort = new AbortController();
+			setTimeout(() => abort.abort(), 50);
+			await expect(client.sendMessage("123:abc", { chat_id: 1, text: "x" }, { signal: abort.signal })).rejects.toMatchObject({ delivered: "maybe" });
+			answer = "ok";
+			await expect(client.sendMessage("123:abc", { chat_id: 1, text: "x" })).resolves.toEqual(message);
+		} finally {
+			await client.close();
+		}
+	}, 5_000);
 });

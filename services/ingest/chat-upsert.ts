@@ -54,6 +54,22 @@ function newer(a: ChatSeen | undefined, b: ChatSeen): boolean {
 }
 export const MAX_CHAT_CACHE = 50_000;
 
+/**
+ * Keeps what a batch learned, the latest last; past `max` the chats learned longest ago go first.
+ * The whole cache was cleared at the cap instead, so with more active chats than that every batch
+ * after a clear upserted its chats again.
+ */
+export function rememberChats(cache: ChatCache, learned: Map<string, ChatCacheEntry>, max: number): void {
+	for (const [key, entry] of learned) {
+		cache.delete(key);
+		cache.set(key, entry);
+	}
+	for (const key of cache.keys()) {
+		if (cache.size <= max) break;
+		cache.delete(key);
+	}
+}
+
 /** One `(bot_id = ? AND <column> IN (...))` clause per bot: lookups that use the unique indexes. */
 export function perBot(entries: Array<{ botId: number; id: number }>, column: string): { where: string; values: SqlValue[] } {
 	const byBot = new Map<number, number[]>();

@@ -11,7 +11,7 @@ import { all, insertReturning, insertRows, placeholders, run } from "../../lib/d
 import { TELEGRAM_UPDATE_RETENTION_HOURS } from "../../lib/config";
 import { retryingConflicts } from "../../lib/db/conflicts";
 import { allocateSeqs, insertEvents, releaseSeqs, type EventDraft, type GatewayEvent } from "../broker/event-log";
-import { chatKey, forgetChats, latestChats, MAX_CHAT_CACHE, perBot, recordMigrations, upsertChats, type ChatCache, type ChatCacheEntry } from "./chat-upsert";
+import { chatKey, forgetChats, latestChats, MAX_CHAT_CACHE, perBot, recordMigrations, rememberChats, upsertChats, type ChatCache, type ChatCacheEntry } from "./chat-upsert";
 import { draftFor, storeMessages, type Planned } from "./message-store";
 import type { NormalizedUpdate } from "./types";
 
@@ -114,8 +114,7 @@ export async function storeUpdates(db: Database, batch: IncomingUpdate[], cache:
 		return await retryingConflicts(async () => {
 			const learned = new Map<string, ChatCacheEntry>();
 			const result = await storeOnce(db, plan, cache, learned, options);
-			if (cache.size + learned.size > MAX_CHAT_CACHE) cache.clear();
-			for (const [key, entry] of learned) cache.set(key, entry);
+			rememberChats(cache, learned, MAX_CHAT_CACHE);
 			return result;
 		});
 	} catch (err) {

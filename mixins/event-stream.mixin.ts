@@ -17,7 +17,7 @@ import { hasPermission, type Principal } from "../services/auth/principal";
 import type { GatewayEvent, Reader } from "../services/broker/event-log";
 import { EventFeed } from "../services/broker/feed";
 import type { EventsMessage } from "../services/broker/publish";
-import type { ReplayParams } from "../services/broker.service";
+import { REPLAY_CHAT_IDS_MAX, type ReplayParams } from "../services/broker.service";
 import { connectionCountsOf } from "./event-stream/connection-counts";
 import { skipWhileRunning } from "./event-stream/skip-while-running";
 import { SubscriptionHub, type Subscriber, type Topic } from "./event-stream/subscription-hub";
@@ -204,6 +204,9 @@ export const EventStreamMixin: Partial<ServiceSchema<ServiceSettingSchema, Event
 					// The log filters by the principal's grants itself: they may be far too many to send as a list.
 					nothingToReplay = access.chat_ids.length === 0;
 					replay.reader = readerOf(principal);
+					// For a broker node of an earlier version during a rolling upgrade, which ignores `reader`
+					// (and used to get at most this many): without them it would page through every event.
+					replay.chat_ids = access.chat_ids.slice(0, REPLAY_CHAT_IDS_MAX);
 				}
 			}
 			if (!(await this.feed.whenStarted(FEED_WAIT_MS))) throw fail.unavailable("The live event feed");

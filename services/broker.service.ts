@@ -11,6 +11,9 @@ import { retentionMixin } from "../mixins/retention.mixin";
 import { headSeq, readEvents, type GatewayEvent, type Reader } from "./broker/event-log";
 import { eventsRetention } from "./broker/retention";
 
+/** The most chat ids a replay takes as a list (a reader's grants are looked up instead, however many). */
+export const REPLAY_CHAT_IDS_MAX = 10_000;
+
 export interface ReplayParams {
 	after_seq: number;
 	until_seq?: number;
@@ -60,7 +63,7 @@ const BrokerService: ServiceSchema<ServiceSettingSchema, BrokerThis> = {
 				after_seq: { type: "number", integer: true, min: 0, convert: true },
 				until_seq: { type: "number", integer: true, min: 0, optional: true, convert: true },
 				chat_id: { type: "number", integer: true, positive: true, optional: true, convert: true },
-				chat_ids: { type: "array", items: { type: "number", integer: true, positive: true }, max: 10_000, optional: true },
+				chat_ids: { type: "array", items: { type: "number", integer: true, positive: true }, max: REPLAY_CHAT_IDS_MAX, optional: true },
 				reader: {
 					type: "object",
 					strict: true,
@@ -75,7 +78,8 @@ const BrokerService: ServiceSchema<ServiceSettingSchema, BrokerThis> = {
 				return readEvents(this.runtime.db, {
 					afterSeq: after_seq,
 					untilSeq: until_seq,
-					chatIds: chat_id !== undefined ? [chat_id] : chat_ids,
+					// With a reader its grants decide: the list beside it is for brokers of earlier versions only.
+					chatIds: chat_id !== undefined ? [chat_id] : reader ? undefined : chat_ids,
 					readableBy: reader,
 					botId: bot_id,
 					limit: limit ?? REPLAY_LIMIT_MAX,

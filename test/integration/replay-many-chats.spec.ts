@@ -176,4 +176,22 @@ describe("replay for a principal that may read more than 10,000 chats", () => {
 		expect(page.map((e) => e.seq)).toEqual(expected);
 		await expect(gw.broker.call("broker.replay", { after_seq: since, reader: { type: "owner", id: viewer.id } })).rejects.toMatchObject({ name: "ValidationError" });
 	});
+
+	it("an API key reader is bound by the key's own grants, never its owner's; the chat list sent beside a reader (for brokers of earlier versions) is not applied", async () => {
+		const [owner] = await gw.runtime.db.sequelize.query<{ user_id: number }>("SELECT user_id FROM api_keys WHERE id = :id", { type: QueryTypes.SELECT, replacements: { id: key.id } });
+		// The owner may read the one chat its key may not.
+		await sql("INSERT INTO chat_permissions (chat_id, user_id, can_read, can_send, can_manage, created_at, updated_at) VALUES (:chat, :user, 1, 0, 0, :stamp, :stamp)", {
+			chat: chatIds[2]!,
+			user: owner!.user_id,
+			stamp: STAMP,
+		});
+		const { since, expected } = await storeEvents(chatIds[2]!);
+		const page = await gw.broker.call<GatewayEvent[], object>("broker.replay", {
+			after_seq: since,
+			bot_id: botId,
+			reader: { type: "api_key", id: key.id },
+			chat_ids: [chatIds[0]!],
+		});
+		expect(page.map((e) => e.seq)).toEqual(expected);
+	});
 });

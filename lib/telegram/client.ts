@@ -127,6 +127,11 @@ export interface CallOptions {
 	signal?: AbortSignal;
 	/** A long poll (getUpdates): sent through the long-poll pool (TelegramClient). */
 	longPoll?: boolean;
+	/**
+	 * Aborts only the wait for a connection (a sender that lost its lease, a node shutting down): the
+	 * call fails as not delivered. A request under way is not cut, which would leave its outcome unknown.
+	 */
+	waitSignal?: AbortSignal;
 }
 
 /**
@@ -232,7 +237,8 @@ export class TelegramClient {
 		let release: () => void = () => undefined;
 		if (pool) {
 			try {
-				release = await pool.slots.acquire(options.signal);
+				const waitEnds = [options.signal, options.waitSignal].filter((signal): signal is AbortSignal => signal !== undefined);
+				release = await pool.slots.acquire(waitEnds.length > 1 ? AbortSignal.any(waitEnds) : waitEnds[0]);
 			} catch {
 				throw new TelegramNetworkError(method, "no", "aborted before it was sent");
 			}

@@ -172,7 +172,7 @@ async function sendPass(deps: SenderDeps, bot: BotSending, rows: OutboundQueueIt
 			sendTimes.started(chatId);
 			sends.start(() =>
 				whileClaimed(db, deps.owner, messageId, () =>
-					sendOne(deps, token, botId, row, async () => {
+					sendOne(deps, token, botId, row, signal, async () => {
 						sendTimes.record(chatId);
 						await noteAnswered(deps.state, botId, chatId, kind).catch((err: unknown) => {
 							deps.logger.warn(`Bot ${botId}: cannot share when Telegram answered a send (${(err as Error).message}); other nodes pace from the reservation`);
@@ -254,10 +254,11 @@ async function stillActive(deps: SenderDeps, botId: number): Promise<boolean> {
  * Sends one message and records the outcome; `answered` runs once Telegram answered (or did not).
  * Resolves true when Telegram refused the bot's token: the bot's queue pauses.
  */
-async function sendOne(deps: SenderDeps, token: string, botId: number, row: OutboundQueueItem, answered: () => Promise<void>): Promise<boolean> {
+async function sendOne(deps: SenderDeps, token: string, botId: number, row: OutboundQueueItem, signal: AbortSignal, answered: () => Promise<void>): Promise<boolean> {
 	let message: TelegramMessage;
 	try {
-		message = await deps.telegram.sendMessage(token, JSON.parse(row.request) as Record<string, unknown>, { timeoutMs: SEND_TIMEOUT_MS });
+		// The lease lost while waiting for a connection: not sent, so the next holder sends it.
+		message = await deps.telegram.sendMessage(token, JSON.parse(row.request) as Record<string, unknown>, { timeoutMs: SEND_TIMEOUT_MS, waitSignal: signal });
 	} catch (err) {
 		await answered();
 		return handleFailure(deps, botId, row, err);

@@ -307,6 +307,31 @@ describe("TelegramClient: waiting for a connection", () => {
 		}
 	});
 
+	it("waitSignal (a sender's lease) ends only the wait: a waiting send fails as not delivered, one under way is not cut", async () => {
+		const held: Array<() => void> = [];
+		let requests = 0;
+		const root = await serve((_req, res) => {
+			requests += 1;
+			held.push(() => ok(res, message));
+		});
+		const client = new TelegramClient(root, { connections: 1, connectTimeoutMs: 1_000, defaultTimeoutMs: 5_000 });
+		const lease = new AbortController();
+		try {
+			const underWay = client.sendMessage("123:abc", { chat_id: 1, text: "x" }, { waitSignal: lease.signal });
+			for (let i = 0; i < 50 && requests < 1; i++) await new Promise((resolve) => setTimeout(resolve, 20));
+			const waiting = client.sendMessage("123:abc", { chat_id: 2, text: "y" }, { waitSignal: lease.signal }).catch((err: unknown) => err);
+			await new Promise((resolve) => setTimeout(resolve, 50));
+			lease.abort();
+			expect(await waiting).toMatchObject({ name: "TelegramNetworkError", delivered: "no" });
+			for (const release of held.splice(0)) release();
+			await expect(underWay).resolves.toEqual(message);
+			expect(requests).toBe(1);
+		} finally {
+			for (const release of held) release();
+			await client.close();
+		}
+	});
+
 	it("control calls (getMe) have connections of their own: a send backlog does not hold them up", async () => {
 		const held: Array<() => void> = [];
 		let holding = true;

@@ -55,9 +55,10 @@ export class GatewayError extends Errors.MoleculerError {
 }
 
 /**
- * Moleculer's circuit breaker's check: whether a failed call says its endpoint is unwell. Timeouts,
- * transport failures and unexpected errors do; a GatewayError (here, or restored after a hop over
- * the transporter, which keeps its name and `retryable`) only when it is an endpoint failure.
+ * Moleculer's circuit breaker's check: whether a failed call says its endpoint is unwell. Moleculer's
+ * own (timeouts, transport failures: a code of 500 or more, or retryable) do; a GatewayError (here,
+ * or restored after a hop over the transporter, which keeps its name and `retryable`) only when it is
+ * an endpoint failure. A plain Error (no code) does not, as before.
  */
 export function isEndpointFailure(err: unknown): boolean {
 	const e = err as { name?: unknown; code?: unknown; retryable?: unknown } | null | undefined;

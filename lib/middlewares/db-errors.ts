@@ -13,7 +13,8 @@ function translate(err: unknown): unknown {
 		// Keep the original for the log; the client only ever sees INTERNAL.
 		return err;
 	}
-	// An outage is this node's (its connection, its database): retried elsewhere, counted by the breaker.
+	// An outage is this node's (its connection, its database), and a busy database (a deadlock, a lock
+	// wait) passes: both retried (elsewhere), and counted by the breaker, as every 503 was before.
 	return new GatewayError(mapped.body.error.code, mapped.body.error.message, undefined, { endpointFailure: mapped.status === 503 });
 }
 

@@ -82,6 +82,11 @@ export const MAX_RETRY_AFTER_SECONDS = 3_600;
 /** How soon a chat (or a bot at its limit) whose sends are all still unanswered is looked at again. */
 const IN_FLIGHT_RECHECK_MS = 100;
 
+/** A chat quiet this long can no longer make a send wait (the per-minute group window and its margin). */
+const QUIET_MS = 60_000 + WINDOW_MARGIN.perMinuteMs;
+/** Below this many chats a bot's pacing keeps them all (no sweep needed). */
+const SWEEP_ABOVE_CHATS = 1_000;
+
 /**
  * The sends this sender made, counted from when Telegram answered them. The shared slots count from
  * when they were taken, and a send can reach Telegram well after (its claim waiting for the
@@ -91,11 +96,6 @@ const IN_FLIGHT_RECHECK_MS = 100;
  * before a slot is taken. This sender's own view: the answers also go to the shared state
  * (noteAnswered), which is what holds when the sender lease passes to another node.
  */
-/** A chat quiet this long can no longer make a send wait (the per-minute group window and its margin). */
-const QUIET_MS = 60_000 + WINDOW_MARGIN.perMinuteMs;
-/** Below this many chats a bot's pacing keeps them all (no sweep needed). */
-const SWEEP_ABOVE_CHATS = 1_000;
-
 export class SendTimes {
 	private readonly byChat = new Map<number, number[]>();
 	private readonly byBot: number[] = [];
@@ -141,13 +141,21 @@ export class SendTimes {
 		this.byChat.set(chatId, chat);
 		this.byBot.push(at);
 		if (this.byBot.length > FLOOD_LIMITS.perBotPerSecond) this.byBot.shift();
-		// Chats quiet for a minute or more hold nothing that can still make anyone wait: swept once a
-		// minute. Kept until the map passed 10,000 chats, a bot that had written to 9,999 chats once held
-		// them all for as long as the node ran (a megabyte per broadcasting bot, never given back).
-		if (this.byChat.size > SWEEP_ABOVE_CHATS && at - this.lastSweepAt >= QUIET_MS) {
-			this.lastSweepAt = at;
-			for (const [id, times] of this.byChat) if (times[times.length - 1]! < at - QUIET_MS) this.byChat.delete(id);
-		}
+		// Swept once a minute past SWEEP_ABOVE_CHATS. Kept until the map passed 10,000 chats, a bot that
+		// had written to 9,999 chats once held them all for as long as the node ran (a megabyte per
+		// broadcasting bot, never given back).
+		if (this.byChat.size > SWEEP_ABOVE_CHATS && at - this.lastSweepAt >= QUIET_MS) this.sweep(at);
+	}
+
+	/**
+	 * Forgets the chats quiet for over a minute: they hold nothing that can still make a send wait.
+	 * True when nothing at all is left (no chat, no send in flight or in the last minute).
+	 */
+	sweep(now = Date.now()): boolean {
+		this.lastSweepAt = now;
+		for (const [id, times] of this.byChat) if (times[times.length - 1]! < now - QUIET_MS) this.byChat.delete(id);
+		const lastSend = this.byBot[this.byBot.length - 1];
+		return this.byChat.size === 0 && this.unansweredTotal === 0 && (lastSend === undefined || lastSend < now - QUIET_MS);
 	}
 
 	/** Chats this bot's pacing still remembers (for tests and diagnostics). */

@@ -28,18 +28,23 @@ export interface SenderSchedulerDeps {
 	broker: ServiceBroker;
 }
 
+/** How often the pacing of bots not sending on this node is swept. */
+const PACING_SWEEP_MS = 60_000;
+
 export class SenderScheduler {
 	private readonly running = new Set<Promise<boolean>>();
 	/** Per bot, kept between drains: a queue emptied and filled again must not forget its last sends. */
 	private readonly sendTimes = new Map<number, SendTimes>();
 	/** Outcomes settled on Telegram's side whose record is still to be written (sender.ts), by message id. */
 	private readonly known = new Map<number, KnownOutcome>();
+	private pacingSweptAt = Date.now();
 
 	constructor(private readonly deps: SenderSchedulerDeps) {}
 
 	/** Takes the sender lease of every bot with due messages that no node is sending for. */
 	async schedule(botIds?: number[]): Promise<void> {
 		const { db, leases, logger } = this.deps;
+		this.forgetIdlePacing();
 		let due: number[];
 		try {
 			due =
@@ -83,6 +88,24 @@ export class SenderScheduler {
 			// A deleted bot's pacing is of no use any more (one registered again starts afresh).
 			this.sendTimes.delete(botId);
 		}
+	}
+
+	/**
+	 * Once a minute, the pacing of bots not sending here forgets its quiet chats, and goes once nothing
+	 * is left: a bot whose sender moved to another node, or was deleted there, never sends here again
+	 * to sweep its own (the shared state paces across nodes).
+	 */
+	private forgetIdlePacing(now = Date.now()): void {
+		if (now - this.pacingSweptAt < PACING_SWEEP_MS) return;
+		this.pacingSweptAt = now;
+		for (const [botId, times] of this.sendTimes) {
+			if (!this.deps.leases.isRunning(senderKey(botId)) && times.sweep(now)) this.sendTimes.delete(botId);
+		}
+	}
+
+	/** Pacing kept here, by bot (for tests and diagnostics). */
+	get pacedBots(): number {
+		return this.sendTimes.size;
 	}
 
 	/** Resolves once every sender started here has ended (the leases' work aborted first, on shutdown). */

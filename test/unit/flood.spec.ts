@@ -115,7 +115,7 @@ describe("reserveSend after a send another node had answered late", () => {
 });
 
 describe("SendTimes memory", () => {
-	it("forgets chats quiet for over a minute (swept at most once a minute), however few: a broadcast's 5,000 chats do not stay for the node's life", () => {
+	it("past 1,000 chats, forgets those quiet for over a minute (swept at most once a minute): a broadcast's 5,000 chats do not stay for the node's life", () => {
 		const times = new SendTimes();
 		const t0 = 1_700_000_000_000;
 		for (let chat = 1; chat <= 5_000; chat++) {
@@ -132,5 +132,23 @@ describe("SendTimes memory", () => {
 		times.record(9_002, t0 + 125_000);
 		expect(times.chatsRemembered).toBe(1);
 		expect(times.waitMs(9_002, "private", t0 + 125_100)).toBeGreaterThan(0);
+	});
+});
+
+describe("SendTimes.sweep (the scheduler's, for bots not sending on this node)", () => {
+	it("forgets quiet chats however few, and says when nothing is left: no chat, no send in flight or in the last minute", () => {
+		const times = new SendTimes();
+		const t0 = 1_700_000_000_000;
+		times.started(1);
+		times.record(1, t0);
+		times.started(2);
+		expect(times.sweep(t0 + 30_000)).toBe(false);
+		expect(times.chatsRemembered).toBe(1);
+		// Chat 2's send is still unanswered: not empty yet, though chat 1 is forgotten.
+		expect(times.sweep(t0 + 120_000)).toBe(false);
+		expect(times.chatsRemembered).toBe(0);
+		times.record(2, t0 + 121_000);
+		expect(times.sweep(t0 + 150_000)).toBe(false);
+		expect(times.sweep(t0 + 200_000)).toBe(true);
 	});
 });

@@ -23,7 +23,7 @@ import { hasPermission, type Principal } from "./auth/principal";
 import { attemptDelivery, createOutboundAgent } from "./delivery/attempt";
 import { breakerCounts, breakerState } from "./delivery/breaker";
 import { WEBHOOK_SECRET_PURPOSE, type DeliveryThis } from "./delivery/context";
-import { audiencesOf } from "./delivery/audiences";
+import { audiencesOf, ownerReaderOf } from "./delivery/audiences";
 import { activeWebhooksNow, scheduleReplay, type Audience, type AudienceList } from "./delivery/dispatcher";
 import { webhookActions } from "./delivery/webhook-actions";
 import { dispatcherLoop, workLoop } from "./delivery/worker";
@@ -145,7 +145,7 @@ const DeliveryService: ServiceSchema<ServiceSettingSchema, DeliveryThis> = {
 		},
 
 		async replay(this: DeliveryThis, row: Webhook, from) {
-			const result = await scheduleReplay(this.runtime.db, await this.audienceOf(row), from, 100_000);
+			const result = await scheduleReplay(this.runtime.db, await this.audienceOf(row), from, 100_000, ownerReaderOf(row));
 			await this.broker.broadcast("delivery.wake", { webhook_id: row.id });
 			return result;
 		},

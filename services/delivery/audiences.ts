@@ -6,13 +6,19 @@
  */
 import type { Webhook } from "../../lib/db/models";
 import type { ReadAccess } from "../../mixins/event-stream/subscription-hub";
-import type { GatewayEvent } from "../broker/event-log";
+import type { GatewayEvent, Reader } from "../broker/event-log";
 import type { Audience, AudienceList } from "./dispatcher";
 import { ruleOf } from "./views";
 
 /** Who a webhook's access is that of: its API key if it was made with one, else its user. */
 export function ownerKeyOf(row: Pick<Webhook, "owner_api_key_id" | "owner_user_id">): string {
-	return row.owner_api_key_id !== null ? `api_key:${Number(row.owner_api_key_id)}` : `user:${Number(row.owner_user_id)}`;
+	const { type, id } = ownerReaderOf(row);
+	return `${type}:${id}`;
+}
+
+/** The owner as its grants name it (the log's replay looks them up): its API key, else its user. */
+export function ownerReaderOf(row: Pick<Webhook, "owner_api_key_id" | "owner_user_id">): Reader {
+	return row.owner_api_key_id !== null ? { type: "api_key", id: Number(row.owner_api_key_id) } : { type: "user", id: Number(row.owner_user_id) };
 }
 
 /** The audience of every row, in row order, asking `accessOf` once per distinct owner (with that owner's first row). */

@@ -10,7 +10,7 @@ import type { Transaction } from "sequelize";
 import type { Database } from "../../lib/db/connection";
 import { all, insertRows, read, run, type SqlValue } from "../../lib/db/raw";
 import type { ReadAccess } from "../../mixins/event-stream/subscription-hub";
-import { readEvents, type GatewayEvent, type ReplayQuery } from "../broker/event-log";
+import { readEvents, type GatewayEvent, type Reader, type ReplayQuery } from "../broker/event-log";
 import { candidatesFor } from "./audiences";
 import { wants, type WebhookRule } from "./matching";
 
@@ -127,12 +127,17 @@ export async function dispatchBatch(db: Database, list: AudienceList, limit = 50
  * that is nothing. Only an admin's scope-all webhook reads the whole log. What is read is still
  * matched event by event (event types, a reply's message, the owner's access).
  */
-export function replayScope(audience: Audience): Pick<ReplayQuery, "chatIds" | "botId"> | null {
+export function replayScope(audience: Audience, reader?: Reader): Pick<ReplayQuery, "chatIds" | "botId" | "readableBy"> | null {
 	const { rule, access } = audience;
 	const readable = (chats: number[]) => (access.all ? chats : chats.filter((id) => access.chats.has(id)));
-	const scope: Pick<ReplayQuery, "chatIds" | "botId"> = {};
+	const scope: Pick<ReplayQuery, "chatIds" | "botId" | "readableBy"> = {};
 	if (rule.scope === "chat" || rule.scope === "reply") scope.chatIds = readable(rule.chat_ids ?? []);
-	else if (!access.all) scope.chatIds = [...access.chats].sort((a, b) => a - b);
+	else if (!access.all) {
+		if (access.chats.size === 0) return null;
+		// The owner's grants, looked up by the query: an owner may read 100k chats, too many to list in it.
+		if (reader) scope.readableBy = reader;
+		else scope.chatIds = [...access.chats].sort((a, b) => a - b);
+	}
 	if (rule.scope === "bot") {
 		if (rule.bot_id === null) return null;
 		scope.botId = rule.bot_id;
@@ -149,8 +154,10 @@ export async function scheduleReplay(
 	audience: Audience,
 	from: { afterSeq: number } | { since: Date },
 	cap: number,
+	/** The webhook's owner, whose grants bound a replay of a bot or of everything. */
+	reader?: Reader,
 ): Promise<ReplayResult> {
-	const scope = replayScope(audience);
+	const scope = replayScope(audience, reader);
 	if (scope === null) return { scheduled: 0, complete: true, last_seq: null };
 	let afterSeq: number;
 	if ("afterSeq" in from) afterSeq = from.afterSeq;

@@ -6,7 +6,7 @@
  */
 import { QueryTypes } from "sequelize";
 import type { Database } from "../../lib/db/connection";
-import { appendEvents } from "../../services/broker/event-log";
+import { appendEvents, type Reader } from "../../services/broker/event-log";
 import { activeWebhooksNow, dispatchBatch, scheduleReplay, type Audience, type AudienceList } from "../../services/delivery/dispatcher";
 import { insertBot, insertChat, migratedDatabase, updateDraft as draft } from "../support/database";
 
@@ -147,12 +147,12 @@ describe("scheduleReplay reads only the webhook's part of the log", () => {
 	afterAll(() => db.close());
 
 	/** A replay from the start of the log for a new webhook: what it scheduled and how many event rows it read. */
-	const replayOf = async (rule: Partial<Audience["rule"]>, access: Audience["access"]) => {
+	const replayOf = async (rule: Partial<Audience["rule"]>, access: Audience["access"], reader?: Reader) => {
 		const id = ++nextWebhook;
 		await db.models.Webhook.create({ id, owner_user_id: null, owner_api_key_id: null, url: `https://example.com/${id}`, scope: "all", secret_ciphertext: "x", key_id: "x" } as never);
 		const base = { id, scope: "all" as const, bot_id: null, chat_ids: null, reply_to_message_id: null, event_types: null, after_seq: null, created_at: "1970-01-01T00:00:00.000Z" };
 		rowsRead = 0;
-		const result = await scheduleReplay(db, { rule: { ...base, ...rule }, access }, { afterSeq: 0 }, 100_000);
+		const result = await scheduleReplay(db, { rule: { ...base, ...rule }, access }, { afterSeq: 0 }, 100_000, reader);
 		return { scheduled: result.scheduled, rowsRead };
 	};
 	const reads = (...chats: number[]) => ({ all: false, chats: new Set(chats) });
@@ -172,5 +172,16 @@ describe("scheduleReplay reads only the webhook's part of the log", () => {
 		expect(await replayOf({ scope: "all" }, reads(quiet, other))).toEqual({ scheduled: 3, rowsRead: 3 });
 		expect(await replayOf({ scope: "all" }, reads())).toEqual({ scheduled: 0, rowsRead: 0 });
 		expect(await replayOf({ scope: "all" }, { all: true, chats: new Set() })).toEqual({ scheduled: 2_504, rowsRead: 2_504 });
+	});
+
+	it("scope all and bot with the owner named: its grants are looked up by the query, not listed in it", async () => {
+		const user = (await db.models.User.create({ username: `owner${nextWebhook}`, password_hash: "x", is_active: true } as never)).get("id") as number;
+		await db.models.ChatPermission.create({ chat_id: quiet, user_id: user, api_key_id: null, can_read: true, can_send: false, can_manage: false } as never);
+		await db.models.ChatPermission.create({ chat_id: other, user_id: user, api_key_id: null, can_read: false, can_send: true, can_manage: false } as never);
+		const owner: Reader = { type: "user", id: user };
+		// The access the audience was built with says quiet and other; the grants in the database, read by the query, only quiet.
+		expect(await replayOf({ scope: "all" }, reads(quiet, other), owner)).toEqual({ scheduled: 1, rowsRead: 1 });
+		expect(await replayOf({ scope: "bot", bot_id: bot2 }, reads(quiet, other), owner)).toEqual({ scheduled: 0, rowsRead: 0 });
+		expect(await replayOf({ scope: "all" }, reads(), owner)).toEqual({ scheduled: 0, rowsRead: 0 });
 	});
 });

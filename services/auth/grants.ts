@@ -74,14 +74,18 @@ export function chatsWith(grants: GrantMap, right: Right): number[] {
 }
 
 /**
- * `chats.id` restricted to what a non-admin principal holds `right` on (chatsWith's rule) as a SQL
- * subquery: the database filters, instead of a page query inlining every readable chat id.
+ * SQL selecting the ids of the chats a non-admin principal holds `right` on (chatsWith's rule, its
+ * own grants): a subquery, so the database filters instead of a query inlining every readable id.
  */
-export function chatsWithSubquery(db: Database, principal: Pick<Principal, "type" | "id">, right: Right): WhereOptions {
+export function grantedChatIdsSql(db: Database, principal: Pick<Principal, "type" | "id">, right: Right): string {
 	if (!RIGHTS.includes(right)) throw new Error(`Unknown right ${String(right)}`);
 	const q = (name: string) => db.sequelize.getQueryInterface().quoteIdentifier(name);
 	const [column, id] = Object.entries(holder(principal))[0]!;
 	// MySQL and SQLite both store a true BOOLEAN as 1.
-	const sql = `SELECT ${q("chat_id")} FROM ${q("chat_permissions")} WHERE ${q(column)} = ${db.sequelize.escape(id)} AND ${q(right)} = 1`;
-	return { id: { [Op.in]: db.sequelize.literal(`(${sql})`) } };
+	return `SELECT ${q("chat_id")} FROM ${q("chat_permissions")} WHERE ${q(column)} = ${db.sequelize.escape(id)} AND ${q(right)} = 1`;
+}
+
+/** `chats.id` restricted to what a non-admin principal holds `right` on, for a Sequelize where. */
+export function chatsWithSubquery(db: Database, principal: Pick<Principal, "type" | "id">, right: Right): WhereOptions {
+	return { id: { [Op.in]: db.sequelize.literal(`(${grantedChatIdsSql(db, principal, right)})`) } };
 }

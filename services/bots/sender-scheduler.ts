@@ -103,11 +103,6 @@ export class SenderScheduler {
 		}
 	}
 
-	/** Pacing kept here, by bot (for tests and diagnostics). */
-	get pacedBots(): number {
-		return this.sendTimes.size;
-	}
-
 	/** Resolves once every sender started here has ended (the leases' work aborted first, on shutdown). */
 	async stopped(): Promise<void> {
 		await Promise.allSettled([...this.running]);

@@ -7,6 +7,7 @@
 import { QueryTypes, type Transaction } from "sequelize";
 import type { Database } from "../../lib/db/connection";
 import { all, insertRows, run } from "../../lib/db/raw";
+import { grantedChatIdsSql } from "../auth/grants";
 
 export type EventType = "new_message" | "edited_message" | "outgoing_message" | "update";
 
@@ -107,9 +108,6 @@ export interface Reader {
 	id: number;
 }
 
-/** The grant column per reader type: a fixed map, so no name from the caller reaches the SQL text. */
-const GRANTEE_COLUMN: Record<Reader["type"], string> = { user: "user_id", api_key: "api_key_id" };
-
 export async function readEvents(db: Database, query: ReplayQuery): Promise<GatewayEvent[]> {
 	const where: string[] = ["seq > :afterSeq"];
 	const replacements: Record<string, unknown> = { afterSeq: query.afterSeq, limit: query.limit };
@@ -125,9 +123,7 @@ export async function readEvents(db: Database, query: ReplayQuery): Promise<Gate
 	if (query.readableBy) {
 		// A subquery, not an id list: a principal may read any number of chats, and a list would be
 		// inlined into the SQL text (and cross the transporter) whole.
-		where.push(`chat_id IN (SELECT chat_id FROM chat_permissions WHERE ${GRANTEE_COLUMN[query.readableBy.type]} = :readerId AND can_read = :canRead)`);
-		replacements.readerId = query.readableBy.id;
-		replacements.canRead = true;
+		where.push(`chat_id IN (${grantedChatIdsSql(db, query.readableBy, "can_read")})`);
 	}
 	if (query.botId !== undefined) {
 		where.push("bot_id = :botId");

@@ -4,12 +4,12 @@
  * by the principal's grants instead of sending every readable chat id in the page query.
  */
 import { QueryTypes } from "sequelize";
+import type { Right } from "../../services/auth/grants";
 import type { Principal } from "../../services/auth/principal";
 import { insertBot } from "../support/database";
 import type { TestGateway } from "../support/harness";
 import { adminToken, api, createKey, createUser, resolvePrincipal, startAuthGateway, type TestUser } from "../support/auth";
 
-type Right = "can_read" | "can_send" | "can_manage";
 const GRANTS = 2_000;
 
 describe("ACL with many grants", () => {

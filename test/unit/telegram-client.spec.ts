@@ -237,6 +237,27 @@ describe("TelegramClient: waiting for a connection", () => {
 		res.end(JSON.stringify({ ok: true, result }));
 	};
 	const message = { message_id: 1, date: 0, chat: { id: 1, type: "private" } };
+	const pause = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
+	/** A Telegram that holds every answer until released. */
+	const holdingTelegram = async () => {
+		const held: Array<() => void> = [];
+		let requests = 0;
+		const root = await serve((_req, res) => {
+			requests += 1;
+			held.push(() => ok(res, message));
+		});
+		return {
+			root,
+			requests: () => requests,
+			/** Until `count` requests have arrived (at most a second). */
+			async arrived(count: number) {
+				for (let i = 0; i < 50 && requests < count; i++) await pause(20);
+			},
+			releaseAll: () => {
+				for (const release of held.splice(0)) release();
+			},
+		};
+	};
 
 	it.each([
 		["sendMessage", true],
@@ -278,56 +299,46 @@ describe("TelegramClient: waiting for a connection", () => {
 	}, 10_000);
 
 	it("a send whose caller gives up while it waits for a connection was never sent: delivered no", async () => {
-		const held: Array<() => void> = [];
-		let requests = 0;
-		const root = await serve((_req, res) => {
-			requests += 1;
-			held.push(() => ok(res, message));
-		});
-		const client = new TelegramClient(root, { connections: 1, connectTimeoutMs: 1_000, defaultTimeoutMs: 5_000 });
+		const telegram = await holdingTelegram();
+		const client = new TelegramClient(telegram.root, { connections: 1, connectTimeoutMs: 1_000, defaultTimeoutMs: 5_000 });
 		try {
 			const first = client.sendMessage("123:abc", { chat_id: 1, text: "x" });
-			for (let i = 0; i < 50 && requests < 1; i++) await new Promise((resolve) => setTimeout(resolve, 20));
+			await telegram.arrived(1);
 			const abort = new AbortController();
 			const second = client.sendMessage("123:abc", { chat_id: 2, text: "y" }, { signal: abort.signal }).catch((err: unknown) => err);
-			await new Promise((resolve) => setTimeout(resolve, 100));
+			await pause(100);
 			abort.abort();
 			expect(await second).toMatchObject({ name: "TelegramNetworkError", delivered: "no" });
-			for (const release of held.splice(0)) release();
+			telegram.releaseAll();
 			await expect(first).resolves.toEqual(message);
 			// A third send goes through: the given-up place left no slot taken.
 			const third = client.sendMessage("123:abc", { chat_id: 3, text: "z" });
-			for (let i = 0; i < 50 && requests < 2; i++) await new Promise((resolve) => setTimeout(resolve, 20));
-			for (const release of held.splice(0)) release();
+			await telegram.arrived(2);
+			telegram.releaseAll();
 			await expect(third).resolves.toEqual(message);
-			expect(requests).toBe(2);
+			expect(telegram.requests()).toBe(2);
 		} finally {
-			for (const release of held) release();
+			telegram.releaseAll();
 			await client.close();
 		}
 	});
 
 	it("waitSignal (a sender's lease) ends only the wait: a waiting send fails as not delivered, one under way is not cut", async () => {
-		const held: Array<() => void> = [];
-		let requests = 0;
-		const root = await serve((_req, res) => {
-			requests += 1;
-			held.push(() => ok(res, message));
-		});
-		const client = new TelegramClient(root, { connections: 1, connectTimeoutMs: 1_000, defaultTimeoutMs: 5_000 });
+		const telegram = await holdingTelegram();
+		const client = new TelegramClient(telegram.root, { connections: 1, connectTimeoutMs: 1_000, defaultTimeoutMs: 5_000 });
 		const lease = new AbortController();
 		try {
 			const underWay = client.sendMessage("123:abc", { chat_id: 1, text: "x" }, { waitSignal: lease.signal });
-			for (let i = 0; i < 50 && requests < 1; i++) await new Promise((resolve) => setTimeout(resolve, 20));
+			await telegram.arrived(1);
 			const waiting = client.sendMessage("123:abc", { chat_id: 2, text: "y" }, { waitSignal: lease.signal }).catch((err: unknown) => err);
-			await new Promise((resolve) => setTimeout(resolve, 50));
+			await pause(50);
 			lease.abort();
 			expect(await waiting).toMatchObject({ name: "TelegramNetworkError", delivered: "no" });
-			for (const release of held.splice(0)) release();
+			telegram.releaseAll();
 			await expect(underWay).resolves.toEqual(message);
-			expect(requests).toBe(1);
+			expect(telegram.requests()).toBe(1);
 		} finally {
-			for (const release of held) release();
+			telegram.releaseAll();
 			await client.close();
 		}
 	});

@@ -21,7 +21,6 @@ import { announce, connectTelegram, deactivate, register, whileRegistering, type
 import { rotateEncryptionKeys } from "./bots/key-rotation";
 import { MAX_MARKUP_TEXT_LENGTH } from "./bots/outbox";
 import { SenderScheduler } from "./bots/sender-scheduler";
-import { refuseSendWhileTokenRefused } from "./bots/token-refusal";
 import { replaceToken } from "./bots/token-replacement";
 import { noteRound, reconcileBots, roundIsDue, type Round } from "./bots/reconciler";
 import { ID } from "../lib/validator";
@@ -222,7 +221,6 @@ const BotsService: ServiceSchema<ServiceSettingSchema, BotsThis> = {
 				sent_by: { type: "string", max: 64 },
 			},
 			async handler(this: BotsThis, ctx: Context<EnqueueParams>) {
-				await refuseSendWhileTokenRefused(this.runtime.db, ctx.params.chat_id);
 				const result = await enqueueMessage(this.runtime.db, ctx.params, this.runtime.config.sendQueueLimits);
 				if (result.created) void this.senders.schedule([result.message.bot_id]);
 				await this.broker.broadcast("outbound.kick", { bot_id: result.message.bot_id });

@@ -5,6 +5,7 @@
  */
 import type { Context, Service, ServiceSchema, ServiceSettingSchema } from "moleculer";
 import { Op, type WhereOptions } from "sequelize";
+import { read } from "../lib/db/raw";
 import { fail } from "../lib/errors";
 import { principalOf, respondCreated, respondWith, type GatewayContext } from "../lib/meta";
 import { decodeCursor, pageParams, toPage } from "../lib/paging";
@@ -164,7 +165,8 @@ const ChatsService: ServiceSchema<ServiceSettingSchema, ChatsThis> = {
 				const { id, text, parse_mode, reply_to_message_id, disable_notification } = ctx.params;
 				const tooLong = textLengthProblem(text, parse_mode);
 				if (tooLong) throw fail.validation([tooLong]);
-				const chat = await this.runtime.db.models.Chat.findByPk(id, { attributes: ["id"] });
+				// Plain statements on this path (lib/db/raw.ts): it runs for every message sent.
+				const [chat] = await read(this.runtime.db, "SELECT id FROM chats WHERE id = ?", [id]);
 				if (!chat) throw fail.notFound("Chat");
 				await this.requireChat(ctx, id, "can_send");
 				const idempotencyKey = ctx.meta.idempotencyKey;
@@ -214,7 +216,7 @@ const ChatsService: ServiceSchema<ServiceSettingSchema, ChatsThis> = {
 		},
 
 		async loadMessageRow(this: ChatsThis, id: number): Promise<MessageRow> {
-			const row = await this.runtime.db.models.Message.findByPk(id, { raw: true });
+			const [row] = await read<MessageRow>(this.runtime.db, "SELECT * FROM messages WHERE id = ?", [id]);
 			if (!row) throw fail.notFound("Message");
 			return row as unknown as MessageRow;
 		},
@@ -233,8 +235,8 @@ const ChatsService: ServiceSchema<ServiceSettingSchema, ChatsThis> = {
 				const timer = setTimeout(() => done(null), ms);
 				this.waiters.set(messageId, [...(this.waiters.get(messageId) ?? []), onSettled]);
 				// It may have been settled before this waiter was registered.
-				void this.runtime.db.models.Message.findByPk(messageId, { attributes: ["status"], raw: true }).then(
-					(row) => row && row.status !== "queued" && done({ message_id: messageId, status: row.status as Settled["status"] }),
+				void read<{ status: string }>(this.runtime.db, "SELECT status FROM messages WHERE id = ?", [messageId]).then(
+					([row]) => row && row.status !== "queued" && done({ message_id: messageId, status: row.status as Settled["status"] }),
 					() => undefined,
 				);
 			});

@@ -46,6 +46,13 @@ function driverError(err: Error): Error {
 	return DB_LOST_CODES.has(code) ? new DatabaseUnavailableError(err) : err;
 }
 
+/** A unique key refused the row: Sequelize's error, or the driver's from a plain statement here. */
+export function isDuplicateKey(err: unknown): boolean {
+	const { name, code, message } = (err ?? {}) as { name?: string; code?: string; message?: string };
+	if (name === "SequelizeUniqueConstraintError" || code === "ER_DUP_ENTRY") return true;
+	return code === "SQLITE_CONSTRAINT" && /\bUNIQUE constraint failed\b/.test(message ?? "");
+}
+
 export interface RunResult {
 	/**
 	 * Rows changed by an INSERT/UPDATE/DELETE. On MySQL, rows matched (the connection asks for found
@@ -233,6 +240,16 @@ export function insertRows(
 	if (rows.length === 0) return Promise.resolve({ changes: 0, insertId: 0 });
 	const insert = insertStatement(db, table, columns, rows, options.ignoreDuplicates ?? false);
 	return run(db, t, insert.sql, insert.values);
+}
+
+/**
+ * `IN (...)` of ids for a kept statement: on SQLite one JSON parameter (json_each), so the statement
+ * is the same whatever the number of ids (sqlite-statements keeps a bounded few); `?, ?, ?` on MySQL.
+ */
+export function inIds(db: Database, ids: readonly number[]): { sql: string; values: SqlValue[] } {
+	if (db.dialect === "sqlite") return { sql: "IN (SELECT value FROM json_each(?))", values: [JSON.stringify(ids)] };
+	// `IN ()` is a syntax error on MySQL; `IN (NULL)` matches nothing, as an empty list should.
+	return ids.length === 0 ? { sql: "IN (NULL)", values: [] } : { sql: `IN (${placeholders(ids.length)})`, values: [...ids] };
 }
 
 /** `?, ?, ?` for an IN list. */

@@ -9,11 +9,14 @@
  */
 import { createHash } from "node:crypto";
 import type { Database } from "../../lib/db/connection";
+import { groupCommitPer } from "../../lib/db/group-commit";
 import { fail, GatewayError, type FieldProblem } from "../../lib/errors";
 import { messageView, type MessageRow, type MessageView } from "../chats/views";
+import { insertReturning, insertRows, isDuplicateKey, read, type SqlValue } from "../../lib/db/raw";
 import { queueFullError, queuedCounts, type SendQueueLimits } from "./queue-limits";
 import { failures } from "./send-failure";
 import { chatIdOf } from "./send-records";
+import { isTokenRefused, tokenRefusedError } from "./token-refusal";
 
 /** Telegram's limit on a message's text, counted after entities are parsed. */
 export const TELEGRAM_TEXT_LIMIT = 4096;
@@ -75,21 +78,124 @@ async function earlierWithKey(db: Database, chatId: number, clientKey: string, f
 	return messageView(earlier as unknown as MessageRow);
 }
 
-/** `limits`: the queue caps (config.sendQueueLimits); only tests and tools that fill a queue on purpose leave them out. */
+/** A chat with what sending to it needs of its bot, in one read. */
+interface SendTarget {
+	id: number;
+	bot_id: number;
+	telegram_id: number;
+	type: string;
+	business_connection_id: string | null;
+	migrated_to_chat_id: number | null;
+	bot_is_active: number | boolean | null;
+	bot_telegram_id: number | null;
+	bot_username: string | null;
+	bot_display_name: string | null;
+	bot_last_error: string | null;
+}
+
+async function sendTarget(db: Database, chatId: number): Promise<SendTarget | null> {
+	const [row] = await read<SendTarget>(
+		db,
+		`SELECT c.id, c.bot_id, c.telegram_id, c.type, c.business_connection_id, c.migrated_to_chat_id,
+		        b.is_active AS bot_is_active, b.telegram_id AS bot_telegram_id, b.username AS bot_username, b.display_name AS bot_display_name, b.last_error AS bot_last_error
+		   FROM chats c LEFT JOIN bots b ON b.id = c.bot_id WHERE c.id = ?`,
+		[chatId],
+	);
+	return row ?? null;
+}
+
+const MESSAGE_COLUMNS = [
+	"seq", "bot_id", "chat_id", "telegram_message_id", "direction", "type", "text", "caption", "entities", "media",
+	"from_telegram_id", "from_username", "from_first_name", "from_last_name", "from_is_bot", "reply_to_message_id", "thread_id",
+	"media_group_id", "date", "edit_date", "status", "error", "update_row_id", "sent_by", "client_key", "client_request", "created_at", "updated_at",
+] as const;
+
+const QUEUE_COLUMNS = ["message_id", "bot_id", "chat_telegram_id", "chat_kind", "request", "attempts", "next_attempt_at", "lease_owner", "lease_until", "last_error", "created_at"] as const;
+
+type MessageRecord = Record<(typeof MESSAGE_COLUMNS)[number], SqlValue> & { bot_id: number; chat_id: number };
+
+interface PendingMessage {
+	record: MessageRecord;
+	queue: { chat_telegram_id: number; chat_kind: "private" | "group"; request: string };
+	limits?: SendQueueLimits;
+}
+
+/** The new message's id, or why its queue has no room. */
+type Enqueued = { id: number } | { refused: GatewayError };
+
+/**
+ * Messages are queued as group commits (lib/db/group-commit.ts): the sends that arrive while one
+ * batch is written share the next transaction. A batch that fails (a client key used twice at once)
+ * is written again one message at a time.
+ */
+const enqueuerOf = groupCommitPer(writeQueued);
+
+async function writeQueued(db: Database, items: PendingMessage[]): Promise<Enqueued[]> {
+	return db.rawTransaction(async (t) => {
+		// Counted in the transaction: SQLite runs one at a time, so the caps are exact there; on MySQL
+		// sends racing each other on other nodes may each see room and overshoot them by a few.
+		const limited = items.filter((item) => item.limits);
+		const counts =
+			limited.length === 0
+				? { chat: new Map<number, number>(), bot: new Map<number, number>() }
+				: await queuedCounts(db, t, [...new Set(limited.map((item) => item.record.chat_id))], [...new Set(limited.map((item) => item.record.bot_id))]);
+		const results: Enqueued[] = [];
+		const queueRows: SqlValue[][] = [];
+		for (const { record, queue, limits } of items) {
+			if (limits) {
+				const queued = { chat: counts.chat.get(record.chat_id) ?? 0, bot: counts.bot.get(record.bot_id) ?? 0 };
+				const full = queueFullError(queued, limits, queue.chat_kind);
+				if (full) {
+					results.push({ refused: full });
+					continue;
+				}
+				counts.chat.set(record.chat_id, queued.chat + 1);
+				counts.bot.set(record.bot_id, queued.bot + 1);
+			}
+			const values = [MESSAGE_COLUMNS.map((column) => record[column])];
+			const id = db.returning
+				? Number((await insertReturning<{ id: number }>(db, t, "messages", MESSAGE_COLUMNS, values, "id"))[0]!.id)
+				: (await insertRows(db, t, "messages", MESSAGE_COLUMNS, values)).insertId;
+			const row: Record<(typeof QUEUE_COLUMNS)[number], SqlValue> = {
+				message_id: id,
+				bot_id: record.bot_id,
+				...queue,
+				attempts: 0,
+				next_attempt_at: record.created_at,
+				lease_owner: null,
+				lease_until: null,
+				last_error: null,
+				created_at: record.created_at,
+			};
+			queueRows.push(QUEUE_COLUMNS.map((column) => row[column]));
+			results.push({ id });
+		}
+		await insertRows(db, t, "outbound_queue", QUEUE_COLUMNS, queueRows);
+		return results;
+	});
+}
+
+/**
+ * `limits`: the queue caps (config.sendQueueLimits); only tests and tools that fill a queue on purpose
+ * leave them out. Plain statements (lib/db/raw.ts), as ingest's: this runs for every message sent.
+ */
 export async function enqueueMessage(db: Database, params: EnqueueParams, limits?: SendQueueLimits): Promise<{ message: MessageView; created: boolean }> {
-	const chat = await db.models.Chat.findByPk(params.chat_id, { raw: true });
+	const chat = await sendTarget(db, params.chat_id);
 	if (!chat) throw fail.notFound("Chat");
-	const bot = await db.models.Bot.findByPk(chat.bot_id, { attributes: ["id", "is_active", "telegram_id", "username", "display_name"], raw: true });
-	if (!bot?.is_active) throw fail.conflict("This chat's bot is deleted; it cannot send");
+	const botId = Number(chat.bot_id);
+	const chatId = Number(chat.id);
+	// A new message would only wait in a paused queue.
+	if (chat.bot_is_active && isTokenRefused({ last_error: chat.bot_last_error })) throw tokenRefusedError(botId);
+	if (!chat.bot_is_active) throw fail.conflict("This chat's bot is deleted; it cannot send");
 	const fingerprint = params.client_key ? requestFingerprint(params) : null;
 	if (params.client_key) {
-		const earlier = await earlierWithKey(db, Number(chat.id), params.client_key, fingerprint!);
+		const earlier = await earlierWithKey(db, chatId, params.client_key, fingerprint!);
 		if (earlier) return { message: earlier, created: false };
 	}
 	if (chat.migrated_to_chat_id !== null && chat.migrated_to_chat_id !== undefined) {
 		// Not sent to the supergroup on the client's behalf: its grants are its own.
 		const migrateTo = Number(chat.migrated_to_chat_id);
-		const refusal = failures.chatMigrated(migrateTo, await chatIdOf(db, Number(chat.bot_id), migrateTo));
+		const refusal = failures.chatMigrated(migrateTo, await chatIdOf(db, botId, migrateTo));
 		throw new GatewayError(refusal.code, refusal.message, { ...refusal.details });
 	}
 	const request: Record<string, unknown> = { chat_id: Number(chat.telegram_id), text: params.text };
@@ -100,67 +206,47 @@ export async function enqueueMessage(db: Database, params: EnqueueParams, limits
 	if (params.reply_to_message_id !== undefined) {
 		request.reply_parameters = { message_id: params.reply_to_message_id, allow_sending_without_reply: true };
 	}
+	const chatKind = chat.type === "private" ? "private" : "group";
+	const now = new Date();
+	const record: MessageRecord = {
+		seq: null,
+		bot_id: botId,
+		chat_id: chatId,
+		telegram_message_id: null,
+		direction: "outgoing",
+		type: "text",
+		text: params.text,
+		caption: null,
+		entities: null,
+		media: null,
+		// The bot is the sender; Telegram's answer confirms it when the message goes out.
+		from_telegram_id: chat.bot_telegram_id === null ? null : Number(chat.bot_telegram_id),
+		from_username: chat.bot_username,
+		from_first_name: chat.bot_display_name,
+		from_last_name: null,
+		from_is_bot: true,
+		reply_to_message_id: params.reply_to_message_id ?? null,
+		thread_id: null,
+		media_group_id: null,
+		date: null,
+		edit_date: null,
+		status: "queued",
+		error: null,
+		update_row_id: null,
+		sent_by: params.sent_by,
+		client_key: params.client_key ?? null,
+		client_request: fingerprint,
+		created_at: now,
+		updated_at: now,
+	};
 	try {
-		const message = await db.transaction(async (t) => {
-			// Counted in the transaction: SQLite runs one at a time, so the cap is exact there; on MySQL
-			// sends racing each other may each see room and overshoot it by a few.
-			if (limits) {
-				const full = queueFullError(await queuedCounts(db, Number(chat.id), Number(chat.bot_id), t), limits, chat.type === "private" ? "private" : "group");
-				if (full) throw full;
-			}
-			const row = await db.models.Message.create(
-				{
-					seq: null,
-					bot_id: Number(chat.bot_id),
-					chat_id: Number(chat.id),
-					telegram_message_id: null,
-					direction: "outgoing",
-					type: "text",
-					text: params.text,
-					caption: null,
-					entities: null,
-					media: null,
-					// The bot is the sender; Telegram's answer confirms it when the message goes out.
-					from_telegram_id: Number(bot.telegram_id),
-					from_username: bot.username,
-					from_first_name: bot.display_name,
-					from_last_name: null,
-					from_is_bot: true,
-					reply_to_message_id: params.reply_to_message_id ?? null,
-					thread_id: null,
-					media_group_id: null,
-					date: null,
-					edit_date: null,
-					status: "queued",
-					error: null,
-					update_row_id: null,
-					sent_by: params.sent_by,
-					client_key: params.client_key ?? null,
-					client_request: fingerprint,
-				},
-				{ transaction: t },
-			);
-			await db.models.OutboundQueueItem.create(
-				{
-					message_id: row.id,
-					bot_id: Number(chat.bot_id),
-					chat_telegram_id: Number(chat.telegram_id),
-					chat_kind: chat.type === "private" ? "private" : "group",
-					request: JSON.stringify(request),
-					next_attempt_at: new Date(),
-					lease_owner: null,
-					lease_until: null,
-					last_error: null,
-				},
-				{ transaction: t },
-			);
-			return row;
-		});
-		return { message: messageView(message.get({ plain: true }) as MessageRow), created: true };
+		const queued = await enqueuerOf(db).submit({ record, queue: { chat_telegram_id: Number(chat.telegram_id), chat_kind: chatKind, request: JSON.stringify(request) }, limits });
+		if ("refused" in queued) throw queued.refused;
+		return { message: messageView({ ...record, id: queued.id } as unknown as MessageRow), created: true };
 	} catch (err) {
 		// Two requests with the same client key raced: the other one queued it.
-		if ((err as Error).name === "SequelizeUniqueConstraintError" && params.client_key) {
-			const earlier = await earlierWithKey(db, Number(chat.id), params.client_key, fingerprint!);
+		if (isDuplicateKey(err) && params.client_key) {
+			const earlier = await earlierWithKey(db, chatId, params.client_key, fingerprint!);
 			if (earlier) return { message: earlier, created: false };
 		}
 		throw err;

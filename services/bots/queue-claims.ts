@@ -8,6 +8,7 @@
 import type { Database } from "../../lib/db/connection";
 import type { OutboundQueueItem } from "../../lib/db/models";
 import { run } from "../../lib/db/raw";
+import { groupCommitPer } from "../../lib/db/group-commit";
 
 export const ROW_CLAIM_MS = 15_000;
 const RENEW_EVERY_MS = 5_000;
@@ -23,15 +24,33 @@ async function write(db: Database, sql: string, values: Array<string | number | 
 	return (await db.rawTransaction((t) => run(db, t, sql, values))).changes;
 }
 
+interface Claim {
+	owner: string;
+	messageId: number;
+}
+
+/** Claims are written as group commits (lib/db/group-commit.ts): the claims every sender on this node makes at once share a transaction. */
+const claimerOf = groupCommitPer((db: Database, claims: Claim[]) =>
+	db.rawTransaction(async (t) => {
+		const now = new Date();
+		const until = new Date(now.getTime() + ROW_CLAIM_MS);
+		const taken: boolean[] = [];
+		for (const { owner, messageId } of claims) {
+			const { changes } = await run(
+				db,
+				t,
+				"UPDATE outbound_queue SET lease_owner = ?, lease_until = ? WHERE message_id = ? AND (lease_owner = ? OR lease_until IS NULL OR lease_until < ?)",
+				[owner, until, messageId, owner, now],
+			);
+			taken.push(changes === 1);
+		}
+		return taken;
+	}),
+);
+
 /** Takes the row unless another sender holds it; true when it is this sender's now. */
-export async function claimRow(db: Database, owner: string, messageId: number): Promise<boolean> {
-	const now = new Date();
-	const changed = await write(
-		db,
-		"UPDATE outbound_queue SET lease_owner = ?, lease_until = ? WHERE message_id = ? AND (lease_owner = ? OR lease_until IS NULL OR lease_until < ?)",
-		[owner, new Date(now.getTime() + ROW_CLAIM_MS), messageId, owner, now],
-	);
-	return changed === 1;
+export function claimRow(db: Database, owner: string, messageId: number): Promise<boolean> {
+	return claimerOf(db).submit({ owner, messageId });
 }
 
 /**

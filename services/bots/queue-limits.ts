@@ -7,6 +7,7 @@
  */
 import type { Transaction } from "sequelize";
 import type { Database } from "../../lib/db/connection";
+import { all, inIds } from "../../lib/db/raw";
 import { GatewayError } from "../../lib/errors";
 import { FLOOD_LIMITS, type ChatKind } from "./flood";
 
@@ -28,18 +29,26 @@ export const DRAIN_SECONDS = {
 } as const;
 
 /**
- * Messages waiting for Telegram. A chat's: queued, so without a seq (it comes when the message is
- * sent or failed), at most the chat's cap, found by the (chat_id, seq) index. A bot's: its rows of
+ * Messages waiting for Telegram, of several chats and bots at once (a batch of sends). A chat's:
+ * queued, so without a seq (it comes when the message is sent or failed), at most the chat's cap,
+ * found by the (chat_id, seq) index. A bot's: its rows of
  * the send queue, which holds nothing else, counted from the (bot_id, next_attempt_at) index alone
  * (counted from messages, each of up to 3,000 rows was read, inside SQLite's one writer).
  */
-export async function queuedCounts(db: Database, chatId: number, botId: number, transaction?: Transaction): Promise<QueuedCounts> {
-	const { Message, OutboundQueueItem } = db.models;
-	const [chat, bot] = await Promise.all([
-		Message.count({ where: { chat_id: chatId, seq: null, status: "queued" }, transaction }),
-		OutboundQueueItem.count({ where: { bot_id: botId }, transaction }),
-	]);
-	return { chat, bot };
+export async function queuedCounts(db: Database, t: Transaction, chatIds: readonly number[], botIds: readonly number[]): Promise<{ chat: Map<number, number>; bot: Map<number, number> }> {
+	const chats = inIds(db, chatIds);
+	const bots = inIds(db, botIds);
+	const rows = await all<{ kind: "chat" | "bot"; id: number | string; n: number | string }>(
+		db,
+		t,
+		`SELECT 'chat' AS kind, chat_id AS id, count(*) AS n FROM messages WHERE chat_id ${chats.sql} AND seq IS NULL AND status = 'queued' GROUP BY chat_id
+		 UNION ALL
+		 SELECT 'bot' AS kind, bot_id AS id, count(*) AS n FROM outbound_queue WHERE bot_id ${bots.sql} GROUP BY bot_id`,
+		[...chats.values, ...bots.values],
+	);
+	const counts = { chat: new Map<number, number>(), bot: new Map<number, number>() };
+	for (const row of rows) counts[row.kind].set(Number(row.id), Number(row.n));
+	return counts;
 }
 
 /**

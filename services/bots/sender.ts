@@ -21,7 +21,8 @@ import { sleep } from "../../lib/async";
 import type { EncryptionKey } from "../../lib/config";
 import type { Database } from "../../lib/db/connection";
 import { read } from "../../lib/db/raw";
-import type { OutboundQueueItem } from "../../lib/db/models";
+import type { Bot, OutboundQueueItem } from "../../lib/db/models";
+import { toDate } from "../../lib/time";
 import type { TelegramClient, TelegramMessage } from "../../lib/telegram/client";
 import { noteAnswered, pausedFor, reserveSend, type ChatKind, type SendTimes } from "./flood";
 import { sharedOutcome, type KnownOutcome } from "./known-outcomes";
@@ -54,7 +55,9 @@ const OUTCOME_LOOKUP_RETRY_MS = 1_000;
 
 export async function drainBotQueue(deps: SenderDeps, botId: number, signal: AbortSignal): Promise<void> {
 	const { db } = deps;
-	const bot = await db.models.Bot.findByPk(botId, { raw: true });
+	// Plain statements here and below (lib/db/raw.ts): a sender starts for nearly every message of a
+	// bot that sends now and then, and Sequelize's model reads cost more than the statements.
+	const [bot] = await read<Pick<Bot, "is_active" | "last_error" | "token_ciphertext" | "key_id">>(db, "SELECT is_active, last_error, token_ciphertext, key_id FROM bots WHERE id = ?", [botId]);
 	if (!bot) return;
 	// Paused: a call per queued message would only earn a 401 each. A new token, or the reconciler
 	// finding this one works again, clears it and kicks the sender.
@@ -84,8 +87,7 @@ function activeCheck(deps: SenderDeps, botId: number): BotSending["isActive"] {
 	let active = true;
 	return async (maxAgeMs) => {
 		if (Date.now() - readAt >= maxAgeMs) {
-			const bot = await deps.db.models.Bot.findByPk(botId, { attributes: ["is_active"], raw: true });
-			active = Boolean(bot?.is_active);
+			active = await isBotActive(deps.db, botId);
 			readAt = Date.now();
 		}
 		return active;
@@ -223,15 +225,29 @@ class SendPool {
  * a long backlog takes one place in the batch, not all of them, so other chats are not starved.
  */
 async function dueChatHeads(db: Database, botId: number): Promise<OutboundQueueItem[]> {
-	const heads = await read<{ message_id: number }>(
+	const rows = await read<OutboundQueueItem>(
 		db,
-		`SELECT q.message_id FROM outbound_queue q
+		`SELECT q.* FROM outbound_queue q
 		   JOIN (SELECT MIN(message_id) AS head FROM outbound_queue WHERE bot_id = ? GROUP BY chat_telegram_id) h ON q.message_id = h.head
 		 WHERE q.next_attempt_at <= ? ORDER BY q.message_id LIMIT ?`,
 		[botId, new Date(), BATCH],
 	);
-	if (heads.length === 0) return [];
-	return db.models.OutboundQueueItem.findAll({ where: { message_id: heads.map((h) => Number(h.message_id)) }, order: [["message_id", "ASC"]] });
+	// As the model reads them: numbers, and Dates (SQLite keeps times as text).
+	return rows.map((row) => ({
+		...row,
+		message_id: Number(row.message_id),
+		bot_id: Number(row.bot_id),
+		chat_telegram_id: Number(row.chat_telegram_id),
+		attempts: Number(row.attempts),
+		next_attempt_at: toDate(row.next_attempt_at)!,
+		lease_until: toDate(row.lease_until),
+		created_at: toDate(row.created_at)!,
+	}) as OutboundQueueItem);
+}
+
+async function isBotActive(db: Database, botId: number): Promise<boolean> {
+	const [bot] = await read<{ is_active: number | boolean }>(db, "SELECT is_active FROM bots WHERE id = ?", [botId]);
+	return Boolean(bot?.is_active);
 }
 
 /**
@@ -239,8 +255,7 @@ async function dueChatHeads(db: Database, botId: number): Promise<OutboundQueueI
  * learn it rather than waiting on a message that will never go.
  */
 async function stillActive(deps: SenderDeps, botId: number): Promise<boolean> {
-	const bot = await deps.db.models.Bot.findByPk(botId, { attributes: ["is_active"], raw: true });
-	if (bot?.is_active) return true;
+	if (await isBotActive(deps.db, botId)) return true;
 	for (const row of await deps.db.models.OutboundQueueItem.findAll({ where: { bot_id: botId } })) {
 		// Settled on Telegram's side, here or on another node: recorded as that. A shared state that cannot be read stops this until the next scan.
 		const known = deps.known.get(Number(row.message_id)) ?? (await sharedOutcome(deps.state, Number(row.message_id)));

@@ -44,11 +44,3 @@ export function tokenRefusedError(botId: number): GatewayError {
 		bot_token_refused: true,
 	});
 }
-
-/** Throws tokenRefusedError when the chat's bot has its token refused: a new message would only wait in a paused queue. */
-export async function refuseSendWhileTokenRefused(db: Database, chatId: number): Promise<void> {
-	const chat = await db.models.Chat.findByPk(chatId, { attributes: ["bot_id"], raw: true });
-	if (!chat) return;
-	const bot = await db.models.Bot.findByPk(chat.bot_id, { attributes: ["id", "is_active", "last_error"], raw: true });
-	if (bot?.is_active && isTokenRefused(bot)) throw tokenRefusedError(Number(bot.id));
-}

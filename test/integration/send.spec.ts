@@ -10,6 +10,7 @@ import { QueryTypes } from "sequelize";
 import { ADMIN_PASSWORD, createUser, errorFields, expectApiError, loginAction, type TestUser } from "../support/auth";
 import { rowCounts, sentWithText, userWrites, waitForEvent, waitForStatus, ISO, type MessageBody } from "../support/chat-helpers";
 import { http, startTestGateway, tempDir, type TestGateway } from "../support/harness";
+import { pause } from "../../services/bots/flood";
 import { startTelegramGateway, type TelegramGateway } from "../support/telegram-gateway";
 
 type Body = Record<string, unknown>;
@@ -28,6 +29,10 @@ function chatMaker(t: TelegramGateway, first: number) {
 		return { chatId: written.chatId, telegramId: next, incoming: written.message };
 	};
 }
+
+
+/** Whether a transaction is a send's record (send-records.ts) being written: other work (claims, ingest, deliveries) is left alone. */
+const isRecordWrite = () => /services[\\/]bots[\\/]send-records\.ts/.test(new Error().stack ?? "");
 
 describe("sending: webhook mode", () => {
 	let t: TelegramGateway;
@@ -228,19 +233,19 @@ describe("sending: webhook mode", () => {
 		const { chatId } = await newChat(bot);
 		const text = `sent while the database stumbles: ${faults.join(", ")}`;
 		const { db } = t.gw.runtime;
-		const original = db.transaction.bind(db);
+		const original = db.rawTransaction.bind(db);
 		const pending = [...faults];
 		const failure = (fault: (typeof faults)[number]) =>
 			fault === "deadlock"
 				? Object.assign(new Error("Deadlock found when trying to get lock"), { name: "SequelizeDatabaseError", parent: { code: "ER_LOCK_DEADLOCK" } })
 				: Object.assign(new Error("connect ECONNREFUSED"), { name: "SequelizeConnectionRefusedError" });
 		// Only transactions that start once Telegram has the message fail: recording it, not queueing it.
-		const spy = jest.spyOn(db, "transaction").mockImplementation(((work: Parameters<typeof db.transaction>[0]) => {
-			const fault = sentWithText(t, text).length > 0 ? pending.shift() : undefined;
-			if (fault === undefined) return original(work);
-			if (fault === "commit lost") return original(work).then(() => Promise.reject(failure(fault)));
+		const spy = jest.spyOn(db, "rawTransaction").mockImplementation(((work: Parameters<typeof db.rawTransaction>[0], options?: Parameters<typeof db.rawTransaction>[1]) => {
+			const fault = sentWithText(t, text).length > 0 && isRecordWrite() ? pending.shift() : undefined;
+			if (fault === undefined) return original(work, options);
+			if (fault === "commit lost") return original(work, options).then(() => Promise.reject(failure(fault)));
 			return Promise.reject(failure(fault));
-		}) as typeof db.transaction);
+		}) as typeof db.rawTransaction);
 		let messageId: number;
 		try {
 			const res = await send(chatId, { text });
@@ -262,31 +267,26 @@ describe("sending: webhook mode", () => {
 	it("a message another sender holds (a node whose lease lapsed mid-send) is left to it, and holds back its chat's later messages; once that claim runs out, both go out once, in order", async () => {
 		const { chatId } = await newChat(bot);
 		const [first, second] = ["held by another sender", "queued after it"];
-		const { db } = t.gw.runtime;
+		const { db, state } = t.gw.runtime;
 		const queue = db.models.OutboundQueueItem;
-		const original = queue.create.bind(queue);
-		let elsewhereUntil = 0;
-		// The first message is queued as another sender's, for 1.5 s.
-		const spy = jest.spyOn(queue, "create").mockImplementation((async (values: { request: string }, options: unknown) => {
-			if ((JSON.parse(values.request) as { text: string }).text === first) {
-				elsewhereUntil = Date.now() + 1_500;
-				values = { ...values, lease_owner: "another-node", lease_until: new Date(elsewhereUntil) } as typeof values;
-			}
-			return original(values as never, options as never);
-		}) as never);
-		try {
-			const firstAnswer = send(chatId, { text: first });
-			await t.telegram.waitFor(() => elsewhereUntil > 0, 5_000, 10);
-			const answers = await Promise.all([firstAnswer, send(chatId, { text: second })]);
-			for (const res of answers) expect([201, 202]).toContain(res.status);
-			for (const res of answers) await waitForStatus(t, res.body.id, "sent", 15_000);
-			const records = [first, second].map((text) => sentWithText(t, text));
-			expect(records.map((r) => r.length)).toEqual([1, 1]);
-			expect(records[0]![0]!.at).toBeGreaterThanOrEqual(elsewhereUntil);
-			expect(records[1]![0]!.at).toBeGreaterThanOrEqual(records[0]![0]!.at);
-		} finally {
-			spy.mockRestore();
-		}
+		// The bot paused for a second (as after a 429): the first message is queued, then made another
+		// sender's for 1.5 s, before this node's sender may claim it.
+		await pause(state, bot.id, 1);
+		const firstAnswer = send(chatId, { text: first });
+		let firstRow: { message_id: number } | undefined;
+		await t.telegram.waitFor(async () => {
+			firstRow = (await queue.findAll({ where: { bot_id: bot.id }, raw: true })).find((row) => (JSON.parse(row.request) as { text: string }).text === first);
+			return firstRow !== undefined;
+		}, 5_000, 10);
+		const elsewhereUntil = Date.now() + 1_500;
+		await queue.update({ lease_owner: "another-node", lease_until: new Date(elsewhereUntil) }, { where: { message_id: firstRow!.message_id } });
+		const answers = await Promise.all([firstAnswer, send(chatId, { text: second })]);
+		for (const res of answers) expect([201, 202]).toContain(res.status);
+		for (const res of answers) await waitForStatus(t, res.body.id, "sent", 15_000);
+		const records = [first, second].map((text) => sentWithText(t, text));
+		expect(records.map((r) => r.length)).toEqual([1, 1]);
+		expect(records[0]![0]!.at).toBeGreaterThanOrEqual(elsewhereUntil);
+		expect(records[1]![0]!.at).toBeGreaterThanOrEqual(records[0]![0]!.at);
 	}, 30_000);
 
 	it.each([
@@ -315,7 +315,7 @@ describe("sending: webhook mode", () => {
 	it("a message Telegram took whose record cannot be written (nor its bare fallback) is recorded on a later pass, never sent again", async () => {
 		const { chatId, telegramId } = await newChat(bot);
 		const db = t.gw.runtime.db;
-		const transaction = db.transaction;
+		const transaction = db.rawTransaction;
 		const before = sendCalls();
 		t.telegram.failNext("sendMessage", { delayMs: 800 });
 		const posted = send(chatId, { text: "recorded later" });
@@ -326,8 +326,8 @@ describe("sending: webhook mode", () => {
 			}
 			// While Telegram answers: the sender's record, then its fallback (markSentBare), fail with an error it cannot classify.
 			let failures = 0;
-			db.transaction = ((work: Parameters<typeof transaction>[0]) =>
-				failures++ < 2 ? Promise.reject(new Error("simulated: the record cannot be written")) : transaction.call(db, work)) as typeof transaction;
+			db.rawTransaction = ((work: Parameters<typeof transaction>[0], options?: Parameters<typeof transaction>[1]) =>
+				isRecordWrite() && failures++ < 2 ? Promise.reject(new Error("simulated: the record cannot be written")) : transaction.call(db, work, options)) as typeof transaction;
 			const res = await posted;
 			expect([201, 202]).toContain(res.status);
 			const stored = await waitForStatus(t, res.body.id, "sent", 10_000);
@@ -339,7 +339,7 @@ describe("sending: webhook mode", () => {
 			// Recorded from Telegram's kept answer, with its details.
 			expect(stored.telegram_message_id).toBe(sent[0]!.message_id);
 		} finally {
-			db.transaction = transaction;
+			db.rawTransaction = transaction;
 		}
 	});
 

@@ -59,6 +59,8 @@ describe("sender handover: a message Telegram took is sent once, whichever node 
 		const away: Database = Object.create(db) as Database;
 		away.transaction = ((work: Parameters<Database["transaction"]>[0]) =>
 			sent(text).length > 0 ? Promise.reject(new Error("simulated: the record cannot be written")) : db.transaction(work)) as Database["transaction"];
+		away.rawTransaction = ((work: Parameters<Database["rawTransaction"]>[0], options?: Parameters<Database["rawTransaction"]>[1]) =>
+			sent(text).length > 0 ? Promise.reject(new Error("simulated: the record cannot be written")) : db.rawTransaction(work, options)) as Database["rawTransaction"];
 		return away;
 	}
 

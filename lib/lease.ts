@@ -30,6 +30,18 @@ export class LeaseRunner {
 	}
 
 	/**
+	 * Which of `keys` `run` could take now, read in one round trip: nobody holds them, or this runner
+	 * does without running them (a release that failed). Held by another owner: no point trying.
+	 */
+	async available(keys: readonly string[]): Promise<boolean[]> {
+		const holders = await this.state.leaseHolders(keys);
+		return keys.map((key, i) => {
+			const holder = holders[i] ?? null;
+			return holder === null || (holder === this.owner && !this.running.has(key));
+		});
+	}
+
+	/**
 	 * Starts `work` under the lease `key` if this node can take it; resolves false at once otherwise.
 	 * Resolves true when the work has ended and the lease was released.
 	 */

@@ -6,6 +6,7 @@
  */
 import type { ServiceBroker } from "moleculer";
 import type { Page } from "../paging";
+import { nodesRunning } from "../reachable";
 import { SYSTEM_PRINCIPAL } from "../../services/auth/principal";
 import { UsageError, type UserRef } from "./args";
 
@@ -21,8 +22,7 @@ export function gatewayClient(broker: ServiceBroker): GatewayClient {
 			return broker.call<T, Record<string, unknown>>(action, params, { ...options, meta: { principal: SYSTEM_PRINCIPAL } });
 		},
 		nodesRunning(service: string) {
-			const list = broker.registry.getServiceList({ onlyAvailable: true }) as unknown as Array<{ name: string; nodeID: string }>;
-			return [...new Set(list.filter((s) => s.name === service).map((s) => s.nodeID))].sort();
+			return nodesRunning(broker, service);
 		},
 	};
 }

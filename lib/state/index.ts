@@ -48,6 +48,8 @@ export interface SharedState {
 	/** Extends a lease we hold; false if it was lost (expired and taken by another owner). */
 	renewLease(key: string, owner: string, ttlMs: number): Promise<boolean>;
 	releaseLease(key: string, owner: string): Promise<void>;
+	/** Who holds each lease (its owner), or null where it is free: many leases in one round trip. */
+	leaseHolders(keys: readonly string[]): Promise<Array<string | null>>;
 	ping(): Promise<void>;
 	close(): Promise<void>;
 }

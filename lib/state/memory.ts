@@ -113,6 +113,9 @@ export function createMemoryState(now: () => number = Date.now): SharedState {
 		async releaseLease(key, owner) {
 			if (live(leases, key)?.value === owner) leases.delete(key);
 		},
+		async leaseHolders(keys) {
+			return keys.map((key) => live(leases, key)?.value ?? null);
+		},
 		async ping() {},
 		async close() {
 			clearInterval(sweeper);

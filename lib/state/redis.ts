@@ -168,6 +168,10 @@ export async function createRedisState(url: string, prefix: string): Promise<Sha
 		async releaseLease(key, owner) {
 			await client.tgwReleaseLease(prefix + key, owner);
 		},
+		async leaseHolders(keys) {
+			// A lease is a plain string key holding its owner (ACQUIRE_LEASE), so one MGET reads them all.
+			return keys.length === 0 ? [] : client.mget(keys.map((key) => prefix + key));
+		},
 		async ping() {
 			await client.ping();
 		},

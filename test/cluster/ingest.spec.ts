@@ -1,14 +1,15 @@
 /**
  * Ingest across real processes: the api node hands Telegram's pushes to two workers; the same
- * update reaching both at once is stored once; a polling bot's poller moves to the other worker
- * within 30 s when its node is SIGKILLed, without losing or repeating an update.
+ * update reaching both at once is stored once; a worker joining a worker that polls every bot takes
+ * about half of them over (one poller per bot throughout), and all move to the survivor within 30 s
+ * when one is SIGKILLed, without losing or repeating an update.
  */
 import Redis from "ioredis";
 import { QueryTypes } from "sequelize";
 import { openDatabase, type Database } from "../../lib/db/connection";
 import { http } from "../support/harness";
 import { TelegramDouble } from "../support/telegram-double";
-import { REDIS_URL, startCluster, type Cluster } from "./support/cluster";
+import { REDIS_URL, startCluster, waitForRoute, type Cluster } from "./support/cluster";
 
 const WORKER = ["auth", "bots", "chats", "ingest", "broker", "delivery"];
 
@@ -99,16 +100,33 @@ describe("ingest in webhook mode across two workers", () => {
 	});
 });
 
-describe("long polling when the poller's node is killed", () => {
+describe("long polling spread over the ingest nodes: one joins, then one is killed", () => {
+	const BOTS = 40;
 	const telegram = new TelegramDouble();
 	let cluster: Cluster;
 	let db: Database;
 	let redis: Redis;
-	let token: string;
-	let botId: number;
+	const bots: Array<{ id: number; token: string }> = [];
+	/** What each bot's user sent, in order. */
+	const sent: string[][] = Array.from({ length: BOTS }, () => []);
 
-	const storedTexts = async () =>
-		(await db.sequelize.query<{ text: string }>("SELECT text FROM messages WHERE direction = 'incoming' ORDER BY seq", { type: QueryTypes.SELECT })).map((r) => r.text);
+	const send = (text: (i: number) => string) =>
+		bots.forEach((bot, i) => {
+			sent[i]!.push(text(i));
+			telegram.userSends(bot.token, { chat_id: 600 + i, text: text(i) });
+		});
+	const storedUpdates = async () => Number((await db.sequelize.query<{ n: number }>("SELECT COUNT(*) AS n FROM telegram_updates", { type: QueryTypes.SELECT }))[0]!.n);
+	/** Each bot's texts in the order they were stored. */
+	const storedByBot = async () => {
+		const rows = await db.sequelize.query<{ text: string }>("SELECT text FROM messages WHERE direction = 'incoming' ORDER BY seq", { type: QueryTypes.SELECT });
+		return bots.map((_bot, i) => rows.map((r) => r.text).filter((text) => text.startsWith(`bot ${i} `)));
+	};
+	/** The node holding each bot's poller lease (its owner is `<nodeID>:<random>`), or null. */
+	const pollingNodes = async () => {
+		const holders = await redis.mget(bots.map((bot) => `${cluster.namespace}:poller:bot:${bot.id}`));
+		return holders.map((holder) => (holder === null ? null : holder.slice(0, holder.lastIndexOf(":"))));
+	};
+	const countOf = (nodes: Array<string | null>, node: string) => nodes.filter((n) => n === node).length;
 
 	async function until<T>(what: string, ms: number, probe: () => Promise<T | undefined | false>): Promise<T> {
 		const deadline = Date.now() + ms;
@@ -126,17 +144,25 @@ describe("long polling when the poller's node is killed", () => {
 			[
 				{ name: "api-1", services: ["api", "auth", "realtime"] },
 				{ name: "worker-1", services: WORKER },
-				{ name: "worker-2", services: WORKER },
 			],
 			{ TELEGRAM_API_ROOT: root },
 		);
 		db = await openDatabase(cluster.databaseUrl);
 		redis = new Redis(REDIS_URL);
 		const base = cluster.node("api-1").baseUrl;
-		token = telegram.addBot();
-		const bot = await http<{ id: number; mode: string }>(base, "POST", "/api/v1/bots", { body: { token }, headers: { authorization: `Bearer ${await adminToken(base)}` } });
-		expect(bot.body.mode).toBe("polling");
-		botId = bot.body.id;
+		await waitForRoute(base, "/api/v1/bots");
+		const headers = { authorization: `Bearer ${await adminToken(base)}` };
+		for (let i = 0; i < BOTS; i += 10) {
+			const added = await Promise.all(
+				Array.from({ length: 10 }, async () => {
+					const token = telegram.addBot();
+					const bot = await http<{ id: number; mode: string }>(base, "POST", "/api/v1/bots", { body: { token }, headers });
+					expect(bot.body.mode).toBe("polling");
+					return { id: bot.body.id, token };
+				}),
+			);
+			bots.push(...added);
+		}
 	}, 120_000);
 
 	afterAll(async () => {
@@ -146,22 +172,43 @@ describe("long polling when the poller's node is killed", () => {
 		await telegram.stop();
 	});
 
-	it("another worker takes over within 30 s from the stored offset: nothing lost, nothing twice", async () => {
-		for (let i = 1; i <= 3; i++) telegram.userSends(token, { chat_id: 600, text: `before ${i}` });
-		await until("first messages stored", 15_000, async () => (await storedTexts()).length === 3);
-		const leaseKey = `${cluster.namespace}:poller:bot:${botId}`;
-		const holder = (await redis.get(leaseKey))!;
-		const victim = holder.startsWith("worker-1:") ? "worker-1" : "worker-2";
-		cluster.node(victim).kill("SIGKILL");
-		const killedAt = Date.now();
-		for (let i = 1; i <= 3; i++) telegram.userSends(token, { chat_id: 600, text: `after ${i}` });
-		await until("polling handed over", 30_000, async () => {
-			const now = await redis.get(leaseKey);
-			return now !== null && !now.startsWith(`${victim}:`);
+	it("a second worker joins: the first hands about half of the bots over, a few at a time, and every update sent meanwhile is stored once", async () => {
+		// Alone, worker-1 polls every bot.
+		await until("every bot polled by worker-1", 15_000, async () => countOf(await pollingNodes(), "worker-1") === BOTS);
+		send((i) => `bot ${i} before`);
+		const joined = Date.now();
+		await cluster.start({ name: "worker-2", services: WORKER });
+		// Users keep writing while the pollers move. A share of ceil(40 / 2) = 20 each, kept once
+		// within a slack of 2; handed over a quarter of the share (5) at a time, at most every 4 s.
+		let round = 0;
+		const spread = await until("about half the bots polled by each worker", 40_000, async () => {
+			const now = round++;
+			send((i) => `bot ${i} during ${now}`);
+			await new Promise((r) => setTimeout(r, 800));
+			const nodes = await pollingNodes();
+			const one = countOf(nodes, "worker-1");
+			const two = countOf(nodes, "worker-2");
+			expect(BOTS - one).toBeLessThanOrEqual(5 * (Math.floor((Date.now() - joined) / 4_000) + 1));
+			return one + two === BOTS && one <= 22 && two >= 18 && nodes;
 		});
-		await until("later messages stored", 30_000, async () => (await storedTexts()).length === 6);
+		await until("every update stored", 20_000, async () => (await storedUpdates()) >= sent.flat().length);
+		expect(await storedByBot()).toEqual(sent);
+		expect(await storedUpdates()).toBe(sent.flat().length);
+		// Settled, and Telegram never saw two pollers of a bot at once (it answers 409 to the older).
+		expect(await pollingNodes()).toEqual(spread);
+		expect(await db.sequelize.query("SELECT id, last_error FROM bots WHERE last_error IS NOT NULL", { type: QueryTypes.SELECT })).toEqual([]);
+		for (const name of ["worker-1", "worker-2"]) expect(cluster.node(name).output()).not.toMatch(/getUpdates refused \(409\)/);
+	});
+
+	it("a worker killed: the other polls every bot within 30 s, from the stored offsets: nothing lost, nothing twice", async () => {
+		cluster.node("worker-1").kill("SIGKILL");
+		const killedAt = Date.now();
+		send((i) => `bot ${i} after`);
+		await until("every bot polled by worker-2", 30_000, async () => countOf(await pollingNodes(), "worker-2") === BOTS);
+		await until("the later updates stored", 30_000, async () => (await storedUpdates()) >= sent.flat().length);
 		expect(Date.now() - killedAt).toBeLessThan(30_000);
-		expect(await storedTexts()).toEqual(["before 1", "before 2", "before 3", "after 1", "after 2", "after 3"]);
+		expect(await storedByBot()).toEqual(sent);
+		expect(await storedUpdates()).toBe(sent.flat().length);
 	});
 });
 

@@ -327,4 +327,14 @@ describe("Redis shared state, seen by two nodes", () => {
 		await a.releaseLease("lease", "node-a");
 		expect(await b.renewLease("lease", "node-b", 300)).toBe(true);
 	});
+
+	it("lease holders read in one go, whichever node asks: null where free or expired", async () => {
+		expect(await a.acquireLease("held-1", "node-a", 300)).toBe(true);
+		expect(await b.acquireLease("held-2", "node-b", 10_000)).toBe(true);
+		expect(await b.leaseHolders(["held-1", "held-2", "held-3"])).toEqual(["node-a", "node-b", null]);
+		await new Promise((r) => setTimeout(r, 350));
+		await b.releaseLease("held-2", "node-b");
+		expect(await a.leaseHolders(["held-1", "held-2"])).toEqual([null, null]);
+		expect(await a.leaseHolders([])).toEqual([]);
+	});
 });

@@ -68,6 +68,18 @@ describe("memory shared state", () => {
 		expect(await state.renewLease("l", "a", 1_000)).toBe(false);
 	});
 
+	it("lease holders: many read at once, null where free or expired", async () => {
+		clock = 150_000;
+		await state.acquireLease("h1", "a", 1_000);
+		await state.acquireLease("h2", "b", 2_000);
+		await state.set("h3", "a value, not a lease");
+		expect(await state.leaseHolders(["h1", "h2", "h3", "h4"])).toEqual(["a", "b", null, null]);
+		clock += 1_000;
+		await state.releaseLease("h2", "b");
+		expect(await state.leaseHolders(["h1", "h2"])).toEqual([null, null]);
+		expect(await state.leaseHolders([])).toEqual([]);
+	});
+
 	it("values expire", async () => {
 		clock = 200_000;
 		await state.set("k", "v", 500);

@@ -53,6 +53,8 @@ interface SendParams {
 	disable_notification?: boolean;
 }
 
+const rightRefused = (right: Right, subject: string) => fail.forbidden(`Needs ${right} on ${subject}`);
+
 const ChatsService: ServiceSchema<ServiceSettingSchema, ChatsThis> = {
 	name: "chats",
 	settings: { rest: "/" },
@@ -165,10 +167,14 @@ const ChatsService: ServiceSchema<ServiceSettingSchema, ChatsThis> = {
 				const { id, text, parse_mode, reply_to_message_id, disable_notification } = ctx.params;
 				const tooLong = textLengthProblem(text, parse_mode);
 				if (tooLong) throw fail.validation([tooLong]);
-				// Plain statements on this path (lib/db/raw.ts): it runs for every message sent.
-				const [chat] = await read(this.runtime.db, "SELECT id FROM chats WHERE id = ?", [id]);
-				if (!chat) throw fail.notFound("Chat");
-				await this.requireChat(ctx, id, "can_send");
+				// The right first: only a refusal reads whether the chat exists (404 for everyone when it
+				// does not); one that may be sent to is read by the enqueue, which answers 404 alike.
+				if (!(await ctx.call<boolean, { chat_id: number; right: Right }>("auth.can", { chat_id: id, right: "can_send" }))) {
+					// A plain statement (lib/db/raw.ts), as the rest of this path's reads: it runs for every message sent.
+					const [chat] = await read(this.runtime.db, "SELECT id FROM chats WHERE id = ?", [id]);
+					if (!chat) throw fail.notFound("Chat");
+					throw rightRefused("can_send", `chat ${id}`);
+				}
 				const idempotencyKey = ctx.meta.idempotencyKey;
 				const queued = await ctx.call<MessageView, Record<string, unknown>>("bots.enqueue", {
 					chat_id: id,
@@ -180,10 +186,12 @@ const ChatsService: ServiceSchema<ServiceSettingSchema, ChatsThis> = {
 					sent_by: principalKey(principal),
 				});
 				const settled = queued.status === "queued" ? await this.waitForSettled(queued.id, SEND_WAIT_MS) : null;
-				const row = settled || queued.status !== "queued" ? await this.loadMessageRow(queued.id) : null;
+				// Sent: its outcome carries it as recorded. Otherwise the record says how it ended.
+				const recorded = settled?.status === "sent" ? settled.message : undefined;
+				const row = !recorded && (settled || queued.status !== "queued") ? await this.loadMessageRow(queued.id) : null;
 				// The failure as recorded: the same answer now, and to every retry with the Idempotency-Key.
 				if (row?.status === "failed") throw failedSendError(Number(row.id), row.error);
-				const message = row ? messageView(row) : queued;
+				const message = recorded ?? (row ? messageView(row) : queued);
 				if (message.status === "sent") respondCreated(ctx, `/messages/${message.id}`);
 				else {
 					// Still queued: where to follow it (GET /messages/:id shows its status).
@@ -208,7 +216,7 @@ const ChatsService: ServiceSchema<ServiceSettingSchema, ChatsThis> = {
 	methods: {
 		async requireChat(this: ChatsThis, ctx: GatewayContext, chatId: number, right: Right, subject = `chat ${chatId}`): Promise<void> {
 			const allowed = await ctx.call<boolean, { chat_id: number; right: Right }>("auth.can", { chat_id: chatId, right });
-			if (!allowed) throw fail.forbidden(`Needs ${right} on ${subject}`);
+			if (!allowed) throw rightRefused(right, subject);
 		},
 
 		async loadMessage(this: ChatsThis, id: number): Promise<MessageView> {

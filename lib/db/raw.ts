@@ -222,7 +222,7 @@ export async function read<T>(db: Database, sql: string, values: SqlValue[] = []
 	};
 	const connection = await manager.getConnection({ type: "SELECT" });
 	try {
-		return await fetchRows<T>(db, connection, sql, values, false);
+		return await fetchRows<T>(db, connection, sql, values, true);
 	} finally {
 		await manager.releaseConnection(connection);
 	}

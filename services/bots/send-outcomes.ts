@@ -15,6 +15,7 @@ import { toApiError } from "../../lib/errors";
 import type { SharedState } from "../../lib/state";
 import { TelegramApiError, TelegramNetworkError } from "../../lib/telegram/client";
 import type { GatewayEvent } from "../broker/event-log";
+import type { MessageView } from "../chats/views";
 import { pause } from "./flood";
 import { forgetOutcome, shareOutcome, type KnownOutcome } from "./known-outcomes";
 import { heldElsewhereFor, releaseRow } from "./queue-claims";
@@ -26,6 +27,8 @@ import { noteChatMigration, writeFailed, writeSent, writeSentBare } from "./send
 export interface Settled {
 	message_id: number;
 	status: "sent" | "failed";
+	/** The message as recorded, when its record came with an event (so a waiting send need not read it again). */
+	message?: MessageView;
 }
 
 /** What recording an outcome needs; a sender (sender.ts) has it all. */

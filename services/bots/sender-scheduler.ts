@@ -126,7 +126,10 @@ export class SenderScheduler {
 			owner: leases.owner,
 			settled: async (events, settled) => {
 				await publishEvents(broker, events);
-				for (const item of settled) await broker.broadcast("outbound.settled", item);
+				for (const item of settled) {
+					const recorded = events.find((event) => event.type === "outgoing_message" && event.message?.id === item.message_id)?.message;
+					await broker.broadcast("outbound.settled", recorded ? { ...item, message: recorded } : item);
+				}
 			},
 		};
 	}

@@ -63,9 +63,12 @@ export async function drainBotQueue(deps: SenderDeps, botId: number, signal: Abo
 	// finding this one works again, clears it and kicks the sender.
 	if (bot.is_active && isTokenRefused(bot)) return;
 	const token = botToken(deps.keys, bot);
-	const isActive = activeCheck(deps, botId);
+	// The row just read says whether the bot is active: the first pass needs no second read of it.
+	const isActive = activeCheck(deps, botId, Boolean(bot.is_active));
+	let activeJustRead = Boolean(bot.is_active);
 	while (!signal.aborted) {
-		if (!(await stillActive(deps, botId))) return;
+		if (!activeJustRead && !(await stillActive(deps, botId))) return;
+		activeJustRead = false;
 		const rows = await dueChatHeads(db, botId);
 		if (rows.length === 0) return;
 		const { sent, nextTry, tokenRefused } = await sendPass(deps, { botId, token, signal, isActive }, rows);
@@ -82,9 +85,9 @@ interface BotSending {
 	isActive(maxAgeMs: number): Promise<boolean>;
 }
 
-function activeCheck(deps: SenderDeps, botId: number): BotSending["isActive"] {
-	let readAt = Number.NEGATIVE_INFINITY;
-	let active = true;
+function activeCheck(deps: SenderDeps, botId: number, readNow: boolean): BotSending["isActive"] {
+	let readAt = Date.now();
+	let active = readNow;
 	return async (maxAgeMs) => {
 		if (Date.now() - readAt >= maxAgeMs) {
 			active = await isBotActive(deps.db, botId);

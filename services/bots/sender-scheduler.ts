@@ -5,9 +5,9 @@
  * kept here for as long as the service runs.
  */
 import type { LoggerInstance, ServiceBroker } from "moleculer";
-import { Op } from "sequelize";
 import type { GatewayConfig } from "../../lib/config";
 import type { Database } from "../../lib/db/connection";
+import { read } from "../../lib/db/raw";
 import type { LeaseRunner } from "../../lib/lease";
 import type { SharedState } from "../../lib/state";
 import type { TelegramClient } from "../../lib/telegram/client";
@@ -41,22 +41,23 @@ export class SenderScheduler {
 
 	constructor(private readonly deps: SenderSchedulerDeps) {}
 
-	/** Takes the sender lease of every bot with due messages that no node is sending for. */
+	/**
+	 * Takes the sender lease of every bot with due messages that no node is sending for. A scan (no
+	 * `botIds`) reads who holds the leases in one round trip and tries only the free ones: every node
+	 * scans every second, and tried one by one, each bot another node sends for cost one attempt each.
+	 */
 	async schedule(botIds?: number[]): Promise<void> {
 		const { db, leases, logger } = this.deps;
 		this.forgetIdlePacing();
 		let due: number[];
 		try {
-			due =
-				botIds ??
-				(
-					await db.models.OutboundQueueItem.findAll({
-						attributes: ["bot_id"],
-						where: { next_attempt_at: { [Op.lte]: new Date() } },
-						group: ["bot_id"],
-						raw: true,
-					})
-				).map((r) => Number(r.bot_id));
+			if (botIds) due = botIds;
+			else {
+				const rows = await read<{ bot_id: number }>(db, "SELECT DISTINCT bot_id FROM outbound_queue WHERE next_attempt_at <= ?", [new Date()]);
+				const idle = rows.map((r) => Number(r.bot_id)).filter((botId) => !leases.isRunning(senderKey(botId)));
+				const free = await leases.available(idle.map(senderKey));
+				due = idle.filter((_, i) => free[i]);
+			}
 		} catch (err) {
 			logger.warn("Cannot scan the outbound queue:", (err as Error).message);
 			return;

@@ -1,7 +1,7 @@
 /**
  * ingest: the Telegram receiver. Webhook pushes arrive through the api gateway's
  * /api/v1/telegram/webhook/<path> route; bots without a public URL are long-polled here (one poller
- * per bot in the whole cluster, each ingest node polling its share of them: ingest/poller-share.ts).
+ * per bot in the whole cluster, each ingest node polling its share of them: ingest/poller-scheduler.ts).
  * Either way an update is checked, normalised and stored exactly once (group commit,
  * services/ingest/store.ts), and Telegram's 2xx only follows the commit.
  */
@@ -11,7 +11,6 @@ import { Op } from "sequelize";
 import { fail, toApiError } from "../lib/errors";
 import { LeaseRunner } from "../lib/lease";
 import { metricsOf } from "../lib/metrics";
-import { nodesRunning } from "../lib/reachable";
 import { runtimeOf, type Runtime } from "../lib/runtime";
 import { publishEvents } from "./broker/publish";
 import { Batcher } from "../lib/batcher";
@@ -19,22 +18,13 @@ import { retentionMixin } from "../mixins/retention.mixin";
 import { BotRoutes, secretMatches } from "./ingest/bot-routes";
 import { carryOverChatMigration, migrationsIn, type ChatMigration } from "./ingest/chat-migration";
 import { NormalizeError, normalizeUpdate } from "./ingest/normalize";
-import { pollBot } from "./ingest/poller";
-import { PollerShare, SHED_PAUSE_AFTER_ORPHAN_MS } from "./ingest/poller-share";
+import { PollerScheduler } from "./ingest/poller-scheduler";
 import { telegramUpdatesRetention } from "./ingest/retention";
 import { storeUpdates, type ChatCache, type IncomingUpdate, type StoreOptions } from "./ingest/store";
 import type { PushOutcome, TelegramPush } from "./ingest/types";
 
 const WEBHOOK_PATH = /^[0-9a-f]{64}$/;
 const POLLER_LEASE_MS = 15_000;
-const POLLER_SCAN_MS = 5_000;
-const pollerKey = (botId: number) => `poller:bot:${botId}`;
-/**
- * Held while no ingest node may hand pollers back (a node took an orphan: poller-share.ts). One
- * holder name for every node, so any of them extends it, and it reads as a lease no node can take.
- */
-const SHED_PAUSE_KEY = "poller:shed-paused";
-const SHED_PAUSE_HOLDER = "ingest";
 
 /** Pushes per receiveBatch call: the api node's batches stay well below it. */
 export const MAX_PUSHES_PER_CALL = 512;
@@ -44,16 +34,10 @@ interface IngestLocalVars {
 	routes: BotRoutes;
 	chatCache: ChatCache;
 	batcher: Batcher<IncomingUpdate, boolean>;
+	/** The pollers' leases (`poller:bot:<id>`), one owner per service instance. */
 	leases: LeaseRunner;
-	/** Each poller started here, by bot, until it has ended and released its lease. */
-	pollers: Map<number, Promise<boolean>>;
-	pollerShare: PollerShare;
-	/** The scan under way, and whether another was asked for meanwhile (it runs right after). */
-	scan?: Promise<void>;
-	scanAgain: boolean;
-	/** Set once the service stops: no scan starts pollers after that. */
-	stopping: boolean;
-	scanTimer?: NodeJS.Timeout;
+	/** This node's pollers (ingest/poller-scheduler.ts). */
+	pollers: PollerScheduler;
 }
 
 interface IngestMethods {
@@ -61,9 +45,6 @@ interface IngestMethods {
 	refusal(err: unknown): PushOutcome;
 	store(items: IncomingUpdate[], options?: StoreOptions): Promise<boolean[]>;
 	carryOver(migrations: ChatMigration[]): Promise<void>;
-	schedulePollers(): Promise<void>;
-	scanPollers(): Promise<void>;
-	startPoller(botId: number): void;
 }
 
 type IngestThis = Service<ServiceSettingSchema> & IngestLocalVars & IngestMethods;
@@ -126,25 +107,21 @@ const IngestService: ServiceSchema<ServiceSettingSchema, IngestThis> = {
 		 */
 		async "bots.changed"(this: IngestThis, ctx: Context<{ bot_id?: number; token_replaced?: boolean }>) {
 			this.routes.clear();
-			const botId = ctx.params.bot_id;
-			if (botId !== undefined && this.leases.isRunning(pollerKey(botId))) {
-				const bot = await this.runtime.db.models.Bot.findByPk(botId, { attributes: ["is_active", "mode"], raw: true }).catch(() => null);
-				if (ctx.params.token_replaced || (bot && (!bot.is_active || bot.mode !== "polling"))) this.leases.abort(pollerKey(botId));
-			}
-			await this.schedulePollers();
+			await this.pollers.stopIfChanged(ctx.params.bot_id, ctx.params.token_replaced);
+			await this.pollers.schedule();
 		},
 
 		// An ingest node joined or left: the share of each changed (a stopping node has released its
 		// leases by the time it disconnects).
 		"$services.changed"(this: IngestThis) {
-			void this.schedulePollers();
+			void this.pollers.schedule();
 		},
 		"$node.disconnected"(this: IngestThis) {
-			void this.schedulePollers();
+			void this.pollers.schedule();
 		},
 		// Another node handed pollers back: taken now by a node under its share, not at its next scan.
 		"ingest.pollersReleased"(this: IngestThis, ctx: Context) {
-			if (ctx.nodeID !== this.broker.nodeID) void this.schedulePollers();
+			if (ctx.nodeID !== this.broker.nodeID) void this.pollers.schedule();
 		},
 	},
 
@@ -212,83 +189,11 @@ const IngestService: ServiceSchema<ServiceSettingSchema, IngestThis> = {
 				}
 			}
 		},
-
-		/** Scans the polling bots (scanPollers); one scan at a time, and one more if asked meanwhile. */
-		schedulePollers(this: IngestThis): Promise<void> {
-			if (this.stopping) return Promise.resolve();
-			if (this.scan) {
-				this.scanAgain = true;
-				return this.scan;
-			}
-			const scan = async () => {
-				do {
-					this.scanAgain = false;
-					await this.scanPollers();
-				} while (this.scanAgain && !this.stopping);
-			};
-			this.scan = scan().finally(() => (this.scan = undefined));
-			return this.scan;
-		},
-
-		/**
-		 * Polls this node's share of the polling bots (ingest/poller-share.ts): one read of every
-		 * poller lease's holder, then tries only free ones, and hands a few back when over the share.
-		 */
-		async scanPollers(this: IngestThis): Promise<void> {
-			let botIds: number[];
-			let available: boolean[];
-			try {
-				const bots = await this.runtime.db.models.Bot.findAll({ where: { mode: "polling", is_active: true }, attributes: ["id"], raw: true });
-				botIds = bots.map((bot) => Number(bot.id));
-				available = await this.leases.available([SHED_PAUSE_KEY, ...botIds.map(pollerKey)]);
-			} catch (err) {
-				this.logger.warn("Cannot list polling bots and their pollers:", (err as Error).message);
-				return;
-			}
-			const running = new Set(botIds.filter((id) => this.leases.isRunning(pollerKey(id))));
-			const free = new Set(botIds.filter((id, i) => available[i + 1] && !running.has(id)));
-			const nodes = nodesRunning(this.broker, "ingest");
-			const plan = this.pollerShare.plan({ self: this.broker.nodeID, nodes, bots: botIds, running, free, shedPaused: !available[0] }, Date.now());
-			if (plan.orphans.length > 0) {
-				this.logger.warn(`Bot(s) ${plan.orphans.join(", ")} left unpolled for a while: polled here, past this node's share of ${plan.share}`);
-				await this.runtime.state.acquireLease(SHED_PAUSE_KEY, SHED_PAUSE_HOLDER, SHED_PAUSE_AFTER_ORPHAN_MS).catch(() => undefined);
-			}
-			if (plan.shed.length > 0) {
-				this.logger.info(`Polling ${running.size} of ${botIds.length} polling bots, over this node's share of ${plan.share}: handing ${plan.shed.length} over`);
-				// An aborted poller stores nothing it has not stored yet (its last getUpdates is not acked:
-				// the next poller asks again from the stored offset), and releases its lease once it ends;
-				// then the nodes under their share are told, to take them at once.
-				for (const id of plan.shed) this.leases.abort(pollerKey(id));
-				void Promise.allSettled(plan.shed.map((id) => this.pollers.get(id)))
-					.then(() => this.broker.broadcast("ingest.pollersReleased", {}, "ingest"))
-					.catch(() => undefined); // their next scan takes them anyway
-			}
-			for (const id of plan.take) this.startPoller(id);
-		},
-
-		/** Polls one bot under its lease, if this node can take it. */
-		startPoller(this: IngestThis, botId: number): void {
-			if (this.pollers.has(botId)) return; // running, or still taking its lease
-			const deps = {
-				db: this.runtime.db,
-				keys: this.runtime.config.encryptionKeys,
-				telegram: this.runtime.telegram,
-				logger: this.logger,
-				longPollSeconds: 25,
-				store: (items: IncomingUpdate[], options: StoreOptions) => this.store(items, options),
-			};
-			const running = this.leases.run(pollerKey(botId), (signal) => pollBot(deps, botId, signal));
-			this.pollers.set(botId, running);
-			// A poller that throws stops; its lease goes, and the next scan starts it again.
-			void running
-				.catch((err: unknown) => this.logger.error(`Poller of bot ${botId} stopped:`, (err as Error).message))
-				.finally(() => this.pollers.delete(botId));
-		},
 	},
 
 	created(this: IngestThis) {
 		this.runtime = runtimeOf(this.broker);
-		const { db, config, state } = this.runtime;
+		const { db, config, state, telegram } = this.runtime;
 		this.routes = new BotRoutes(db, config.encryptionKeys);
 		this.chatCache = new Map();
 		this.batcher = new Batcher<IncomingUpdate, boolean>({
@@ -301,24 +206,24 @@ const IngestService: ServiceSchema<ServiceSettingSchema, IngestThis> = {
 			isUnavailable: (err) => toApiError(err).status === 503,
 		});
 		this.leases = new LeaseRunner(state, `${this.broker.nodeID}:${randomBytes(4).toString("hex")}`, { ttlMs: POLLER_LEASE_MS });
-		this.pollers = new Map();
-		this.pollerShare = new PollerShare();
-		this.scanAgain = false;
-		this.stopping = false;
+		this.pollers = new PollerScheduler({
+			db,
+			config,
+			telegram,
+			state,
+			logger: this.logger,
+			leases: this.leases,
+			broker: this.broker,
+			store: (items, options) => this.store(items, options),
+		});
 	},
 
 	async started(this: IngestThis) {
-		await this.schedulePollers();
-		this.scanTimer = setInterval(() => void this.schedulePollers(), POLLER_SCAN_MS);
-		this.scanTimer.unref();
+		await this.pollers.start();
 	},
 
 	async stopped(this: IngestThis) {
-		this.stopping = true;
-		clearInterval(this.scanTimer);
-		await this.scan; // or a scan under way starts pollers after the ones below are aborted
-		this.leases.abortAll();
-		await Promise.allSettled([...this.pollers.values()]);
+		await this.pollers.stopped();
 	},
 };
 

@@ -14,6 +14,7 @@ export interface LeaseOptions {
 
 export class LeaseRunner {
 	private readonly running = new Map<string, AbortController>();
+	private closed = false;
 
 	constructor(
 		private readonly state: SharedState,
@@ -46,7 +47,7 @@ export class LeaseRunner {
 	 * Resolves true when the work has ended and the lease was released.
 	 */
 	async run(key: string, work: (signal: AbortSignal) => Promise<void>): Promise<boolean> {
-		if (this.running.has(key)) return false;
+		if (this.closed || this.running.has(key)) return false;
 		let acquired: boolean;
 		try {
 			acquired = await this.state.acquireLease(key, this.owner, this.options.ttlMs);
@@ -54,6 +55,11 @@ export class LeaseRunner {
 			return false;
 		}
 		if (!acquired || this.running.has(key)) return false;
+		// Shut down while the lease was being taken: abortAll could not stop work that had not started.
+		if (this.closed) {
+			await this.state.releaseLease(key, this.owner).catch(() => undefined);
+			return false;
+		}
 		const controller = new AbortController();
 		this.running.set(key, controller);
 		const renew = setInterval(() => {
@@ -78,8 +84,12 @@ export class LeaseRunner {
 		this.running.get(key)?.abort();
 	}
 
-	/** Aborts every held lease's work (on shutdown); their `run` calls release them. */
+	/**
+	 * On shutdown: aborts every held lease's work (their `run` calls release them), and no work starts
+	 * under this runner afterwards, also from a `run` still taking its lease (it lets it go).
+	 */
 	abortAll(): void {
+		this.closed = true;
 		for (const controller of this.running.values()) controller.abort();
 	}
 }

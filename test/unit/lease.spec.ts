@@ -23,3 +23,32 @@ describe("LeaseRunner.available", () => {
 		expect(await mine.available(["running"])).toEqual([true]);
 	});
 });
+
+describe("LeaseRunner.abortAll (shutdown)", () => {
+	const state = createMemoryState();
+	afterAll(() => state.close());
+
+	it("work whose lease was still being taken does not start, and its lease is let go; nothing starts afterwards", async () => {
+		const runner = new LeaseRunner(state, "node-a:1", { ttlMs: 10_000 });
+		const acquire = state.acquireLease.bind(state);
+		let taken!: () => void;
+		const slowStore = new Promise<void>((resolve) => (taken = resolve));
+		// A store that answers late (Redis): the lease is granted after the shutdown began.
+		state.acquireLease = async (key, owner, ttlMs) => {
+			await slowStore;
+			return acquire(key, owner, ttlMs);
+		};
+		const started: string[] = [];
+		const pending = runner.run("poller:bot:1", async () => {
+			started.push("poller:bot:1");
+		});
+		runner.abortAll();
+		taken();
+		expect(await pending).toBe(false);
+		expect(started).toEqual([]);
+		expect(await state.leaseHolders(["poller:bot:1"])).toEqual([null]);
+		state.acquireLease = acquire;
+		expect(await runner.run("poller:bot:2", async () => void started.push("poller:bot:2"))).toBe(false);
+		expect(started).toEqual([]);
+	});
+});

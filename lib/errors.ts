@@ -151,6 +151,13 @@ function driverCode(err: LooseError): string {
 	return typeof parent?.code === "string" ? parent.code : "";
 }
 
+/** A unique key refused the row: Sequelize's error, or the driver's from a plain statement (lib/db/raw.ts). */
+export function isDuplicateKey(err: unknown): boolean {
+	const { name, code, message } = (err ?? {}) as { name?: string; code?: string; message?: string };
+	if (name === "SequelizeUniqueConstraintError" || code === "ER_DUP_ENTRY") return true;
+	return code === "SQLITE_CONSTRAINT" && /\bUNIQUE constraint failed\b/.test(message ?? "");
+}
+
 /** A MySQL transaction that lost to another (deadlock, lock wait, stale snapshot): running it again may succeed. */
 export function isDbConflict(err: unknown): boolean {
 	return DB_CONFLICT_CODES.has(driverCode(err as LooseError));
@@ -236,7 +243,7 @@ export function toApiError(input: unknown): ApiError {
 	// Only under Sequelize's wrapper: a bare ECONNREFUSED may be Redis or Telegram (raw.ts wraps its own).
 	if (name.startsWith("Sequelize") && DB_LOST_CODES.has(code)) return build("UNAVAILABLE", "Database is unavailable, try again later");
 	if (DB_CONFLICT_CODES.has(code)) return build("UNAVAILABLE", "Database is busy, try again");
-	if (name === "SequelizeUniqueConstraintError") return build("CONFLICT", "A resource with these values already exists");
+	if (isDuplicateKey(err)) return build("CONFLICT", "A resource with these values already exists");
 	if (name === "SequelizeForeignKeyConstraintError") return build("BAD_REQUEST", "A referenced resource does not exist");
 	if (CLUSTER_UNAVAILABLE.has(type)) return build("UNAVAILABLE");
 	// Redis away: a command ioredis gave up on, or one it refused at once.

@@ -5,7 +5,7 @@
  * writer the limit of a node.
  */
 import { Batcher } from "../batcher";
-import { toApiError } from "../errors";
+import { isDbConflict, toApiError } from "../errors";
 import type { Database } from "./connection";
 
 /** Items per transaction: large enough to amortise a transaction, small enough to keep each short. */
@@ -17,9 +17,15 @@ export function groupCommitPer<I, O>(write: (db: Database, items: I[]) => Promis
 		let batcher = batchers.get(db);
 		if (!batcher) {
 			// One transaction at a time: SQLite has one writer, and on MySQL batches would only queue for
-			// the same rows' locks. The database away fails every item at once; any other failure is
-			// written again item by item, so one bad item cannot fail its neighbours.
-			batcher = new Batcher({ write: (items) => write(db, items), maxBatch: MAX_BATCH, concurrency: 1, isUnavailable: (err) => toApiError(err).status === 503 });
+			// the same rows' locks. The database away fails every item at once; any other failure, a
+			// deadlock or lock wait included (503 too, but about some rows, not the store), is written
+			// again item by item, so one bad or contended item cannot fail its neighbours.
+			batcher = new Batcher({
+				write: (items) => write(db, items),
+				maxBatch: MAX_BATCH,
+				concurrency: 1,
+				isUnavailable: (err) => toApiError(err).status === 503 && !isDbConflict(err),
+			});
 			batchers.set(db, batcher);
 		}
 		return batcher;

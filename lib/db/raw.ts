@@ -46,13 +46,6 @@ function driverError(err: Error): Error {
 	return DB_LOST_CODES.has(code) ? new DatabaseUnavailableError(err) : err;
 }
 
-/** A unique key refused the row: Sequelize's error, or the driver's from a plain statement here. */
-export function isDuplicateKey(err: unknown): boolean {
-	const { name, code, message } = (err ?? {}) as { name?: string; code?: string; message?: string };
-	if (name === "SequelizeUniqueConstraintError" || code === "ER_DUP_ENTRY") return true;
-	return code === "SQLITE_CONSTRAINT" && /\bUNIQUE constraint failed\b/.test(message ?? "");
-}
-
 export interface RunResult {
 	/**
 	 * Rows changed by an INSERT/UPDATE/DELETE. On MySQL, rows matched (the connection asks for found

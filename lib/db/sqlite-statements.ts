@@ -18,6 +18,8 @@ type Method = "run" | "all";
 type Callback = (this: { changes?: number; lastID?: number }, err: Error | null, rows?: unknown[]) => void;
 
 const kept = new WeakMap<SqliteConnection, Map<string, Statement>>();
+/** Connections being closed: a statement run on one afterwards (a read racing shutdown) is not kept, or SQLite would refuse to close. */
+const closing = new WeakSet<SqliteConnection>();
 
 function cacheOf(connection: SqliteConnection): Map<string, Statement> {
 	let cache = kept.get(connection);
@@ -45,7 +47,7 @@ export function runKept(connection: SqliteConnection, method: Method, sql: strin
 	// Queued behind the prepare and started straight after it, in the same trip back from the pool.
 	(fresh[method] as (params: unknown, cb: Callback) => void)(params, function (this: ThisParameterType<Callback>, err, rows) {
 		// Kept once it has run; two first uses at once keep one and let the other go.
-		if (cache.has(sql)) fresh.finalize();
+		if (cache.has(sql) || closing.has(connection)) fresh.finalize();
 		else {
 			cache.set(sql, fresh);
 			if (cache.size > MAX_STATEMENTS) {
@@ -60,6 +62,7 @@ export function runKept(connection: SqliteConnection, method: Method, sql: strin
 
 /** Finalizes a connection's kept statements: SQLite will not close a connection that has any. */
 export async function finalizeKept(connection: SqliteConnection): Promise<void> {
+	closing.add(connection);
 	const cache = kept.get(connection);
 	if (!cache) return;
 	kept.delete(connection);

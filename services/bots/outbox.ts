@@ -10,9 +10,9 @@
 import { createHash } from "node:crypto";
 import type { Database } from "../../lib/db/connection";
 import { groupCommitPer } from "../../lib/db/group-commit";
-import { fail, GatewayError, type FieldProblem } from "../../lib/errors";
+import { fail, GatewayError, isDuplicateKey, type FieldProblem } from "../../lib/errors";
 import { messageView, type MessageRow, type MessageView } from "../chats/views";
-import { insertReturning, insertRows, isDuplicateKey, read, type SqlValue } from "../../lib/db/raw";
+import { insertReturning, insertRows, read, type SqlValue } from "../../lib/db/raw";
 import { queueFullError, queuedCounts, type SendQueueLimits } from "./queue-limits";
 import { failures } from "./send-failure";
 import { chatIdOf } from "./send-records";
@@ -142,16 +142,15 @@ async function writeQueued(db: Database, items: PendingMessage[]): Promise<Enque
 		const results: Enqueued[] = [];
 		const queueRows: SqlValue[][] = [];
 		for (const { record, queue, limits } of items) {
-			if (limits) {
-				const queued = { chat: counts.chat.get(record.chat_id) ?? 0, bot: counts.bot.get(record.bot_id) ?? 0 };
-				const full = queueFullError(queued, limits, queue.chat_kind);
-				if (full) {
-					results.push({ refused: full });
-					continue;
-				}
-				counts.chat.set(record.chat_id, queued.chat + 1);
-				counts.bot.set(record.bot_id, queued.bot + 1);
+			const queued = { chat: counts.chat.get(record.chat_id) ?? 0, bot: counts.bot.get(record.bot_id) ?? 0 };
+			const full = limits ? queueFullError(queued, limits, queue.chat_kind) : null;
+			if (full) {
+				results.push({ refused: full });
+				continue;
 			}
+			// Every message queued counts towards the caps of those after it in the batch, capped or not.
+			counts.chat.set(record.chat_id, queued.chat + 1);
+			counts.bot.set(record.bot_id, queued.bot + 1);
 			const values = [MESSAGE_COLUMNS.map((column) => record[column])];
 			const id = db.returning
 				? Number((await insertReturning<{ id: number }>(db, t, "messages", MESSAGE_COLUMNS, values, "id"))[0]!.id)

@@ -34,17 +34,18 @@ const claimerOf = groupCommitPer((db: Database, claims: Claim[]) =>
 	db.rawTransaction(async (t) => {
 		const now = new Date();
 		const until = new Date(now.getTime() + ROW_CLAIM_MS);
-		const taken: boolean[] = [];
-		for (const { owner, messageId } of claims) {
+		const taken = new Map<Claim, boolean>();
+		// In message id order, as other transactions lock queue rows: two batches never wait on each other in a circle.
+		for (const claim of [...claims].sort((a, b) => a.messageId - b.messageId)) {
 			const { changes } = await run(
 				db,
 				t,
 				"UPDATE outbound_queue SET lease_owner = ?, lease_until = ? WHERE message_id = ? AND (lease_owner = ? OR lease_until IS NULL OR lease_until < ?)",
-				[owner, until, messageId, owner, now],
+				[claim.owner, until, claim.messageId, claim.owner, now],
 			);
-			taken.push(changes === 1);
+			taken.set(claim, changes === 1);
 		}
-		return taken;
+		return claims.map((claim) => taken.get(claim)!);
 	}),
 );
 

@@ -5,7 +5,7 @@
  */
 import type { Webhook } from "../../lib/db/models";
 import { sleep } from "../../lib/async";
-import { placeholders, read } from "../../lib/db/raw";
+import { inIds, read } from "../../lib/db/raw";
 import { toApiError } from "../../lib/errors";
 import { metricsOf } from "../../lib/metrics";
 import type { GatewayEvent } from "../broker/event-log";
@@ -170,7 +170,8 @@ export async function workLoop(service: DeliveryThis): Promise<void> {
 
 async function loadEvents(service: DeliveryThis, claimed: Claimed[]): Promise<Map<number, GatewayEvent>> {
 	const seqs = [...new Set(claimed.map((c) => c.event_seq))];
-	const rows = await read<{ seq: number; payload: string }>(service.runtime.db, `SELECT seq, payload FROM events WHERE seq IN (${placeholders(seqs.length)})`, seqs);
+	const seqList = inIds(service.runtime.db, seqs);
+	const rows = await read<{ seq: number; payload: string }>(service.runtime.db, `SELECT seq, payload FROM events WHERE seq ${seqList.sql}`, seqList.values);
 	return new Map(rows.map((r) => [Number(r.seq), JSON.parse(r.payload) as GatewayEvent]));
 }
 

@@ -94,6 +94,14 @@ describe("toApiError", () => {
 		expect(toApiError(wrapped("SQLITE_ERROR")).status).toBe(500);
 	});
 
+	it("answers 409 for a unique key a plain statement broke, as for Sequelize's error (a raced Idempotency-Key was 500)", () => {
+		const sqlite = Object.assign(new Error("SQLITE_CONSTRAINT: UNIQUE constraint failed: messages.client_key"), { code: "SQLITE_CONSTRAINT" });
+		const mysql = Object.assign(new Error("Duplicate entry 'user:1:k' for key 'messages_client_key'"), { code: "ER_DUP_ENTRY" });
+		for (const err of [sqlite, mysql]) expect(toApiError(err)).toMatchObject({ status: 409, body: { error: { code: "CONFLICT" } } });
+		// Another constraint of SQLite's is not a duplicate.
+		expect(toApiError(Object.assign(new Error("SQLITE_CONSTRAINT: NOT NULL constraint failed: messages.text"), { code: "SQLITE_CONSTRAINT" })).status).toBe(500);
+	});
+
 	it("never passes on the message, stack or SQL of an unexpected error", () => {
 		const err = Object.assign(new Error("ER_PARSE_ERROR near 'SELECT password_hash FROM users'"), { name: "SequelizeDatabaseError" });
 		const apiError = toApiError(err);

@@ -1,8 +1,8 @@
 /**
  * Writes that many callers make at once, as group commits (lib/batcher.ts): the items that arrive
  * while one transaction is written share the next. One batcher per database, made on first use.
- * Ingest's updates and the send queue's writes use it: one transaction per item made SQLite's one
- * writer the limit of a node.
+ * The send queue's writes use it (ingest has a Batcher of its own, with its own batch sizes): one
+ * transaction per item made SQLite's one writer the limit of a node.
  */
 import { Batcher } from "../batcher";
 import { isDbConflict, toApiError } from "../errors";

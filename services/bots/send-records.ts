@@ -12,6 +12,7 @@ import { allocateSeqs, insertEvents, type EventDraft, type GatewayEvent } from "
 import { messageView, type MessageRow } from "../chats/views";
 import { isObject, own } from "../ingest/message-content";
 import { placementIn } from "../ingest/normalize";
+import type { KnownOutcome } from "./known-outcomes";
 import { failureColumn, type SendFailure } from "./send-failure";
 
 const isInt = (value: unknown): value is number => Number.isSafeInteger(value);
@@ -27,12 +28,9 @@ export function placementOf(answer: unknown): { reply_to_message_id: number | nu
 	return placementIn(answer, isObject(chat) ? Number(own(chat, "id")) : Number.NaN);
 }
 
-/** What ended a send: Telegram's answer, or the failure to record. */
-type Outcome = { sent: TelegramMessage } | { failed: SendFailure };
-
 interface OutcomeRecord {
 	row: OutboundQueueItem;
-	outcome: Outcome;
+	outcome: KnownOutcome;
 }
 
 /** The message's event, or null when it was not queued any more (only its queue row went). */
@@ -45,7 +43,7 @@ type Recorded = GatewayEvent[] | null;
 const recorderOf = groupCommitPer(writeOutcomes);
 
 /** The columns a send's outcome sets on its message. */
-function outcomeColumns(outcome: Outcome): Partial<Record<keyof MessageRow, SqlValue>> {
+function outcomeColumns(outcome: KnownOutcome): Partial<Record<keyof MessageRow, SqlValue>> {
 	if ("failed" in outcome) return { status: "failed", error: failureColumn(outcome.failed) };
 	// Telegram's answer is read, never trusted: what has the wrong shape is left out.
 	const answer: Partial<TelegramMessage> = outcome.sent && typeof outcome.sent === "object" ? outcome.sent : {};

@@ -8,7 +8,7 @@
 import { createServer, type Server, type ServerResponse } from "node:http";
 import { TelegramDouble } from "../support/telegram-double";
 import { freePort } from "../support/processes";
-import { report, startGateway, type Figure } from "./support/bench";
+import { percentile, report, startGateway, until, type Figure } from "./support/bench";
 
 const ADMIN_PASSWORD = "bench-admin-password";
 
@@ -60,12 +60,6 @@ async function receiver(behaviour: "ok" | "fail" | "hang"): Promise<Receiver> {
 			server.closeAllConnections();
 		},
 	};
-}
-
-function percentile(values: number[], p: number): number {
-	if (values.length === 0) return Number.NaN;
-	const sorted = [...values].sort((a, b) => a - b);
-	return sorted[Math.min(sorted.length - 1, Math.floor((p / 100) * sorted.length))]!;
 }
 
 async function login(base: string): Promise<Record<string, string>> {
@@ -120,15 +114,6 @@ async function setup(telegram: TelegramDouble, root: string): Promise<Setup> {
 		},
 		stop: () => gateway.stop(),
 	};
-}
-
-async function until(check: () => boolean, ms: number): Promise<boolean> {
-	const deadline = Date.now() + ms;
-	while (Date.now() < deadline) {
-		if (check()) return true;
-		await new Promise((r) => setTimeout(r, 50));
-	}
-	return check();
 }
 
 /** The healthy endpoints' delivery latencies (ms) over one run of 1,200 events at 60/s. */

@@ -16,14 +16,9 @@ import * as protoLoader from "@grpc/proto-loader";
 import { LiteSocket } from "./support/socketio-lite";
 import { TelegramDouble } from "../support/telegram-double";
 import { freePort } from "../support/processes";
-import { report, startGateway, type Figure } from "./support/bench";
+import { percentile, report, startGateway, type Figure } from "./support/bench";
 
 const ADMIN_PASSWORD = "bench-admin-password";
-
-function percentile(values: number[], p: number): number {
-	const sorted = [...values].sort((a, b) => a - b);
-	return sorted[Math.min(sorted.length - 1, Math.floor((p / 100) * sorted.length))] ?? Number.NaN;
-}
 
 function rssKb(pid: number): number {
 	const status = readFileSync(`/proc/${pid}/status`, "utf8");

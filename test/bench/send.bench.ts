@@ -9,7 +9,7 @@ import { parseArgs } from "node:util";
 import { Agent } from "undici";
 import { TelegramDouble } from "../support/telegram-double";
 import { freePort } from "../support/processes";
-import { report, startGateway, type Figure } from "./support/bench";
+import { percentile, report, startGateway, until, type Figure } from "./support/bench";
 
 const ADMIN_PASSWORD = "bench-admin-password";
 /** Requests in flight at once, from the benchmark's client to the gateway (or to the double). */
@@ -39,15 +39,6 @@ async function pool<T>(items: T[], concurrency: number, work: (item: T) => Promi
 			while (next < items.length) await work(items[next++]!);
 		}),
 	);
-}
-
-async function until(check: () => boolean | Promise<boolean>, ms: number): Promise<boolean> {
-	const deadline = Date.now() + ms;
-	while (Date.now() < deadline) {
-		if (await check()) return true;
-		await new Promise((r) => setTimeout(r, 20));
-	}
-	return check();
 }
 
 /** The bare client: each target's sendMessage straight to the double. Returns messages/s. */
@@ -117,7 +108,7 @@ async function main(): Promise<void> {
 			} while (cursor);
 			return chatIds.size >= wanted.length;
 		};
-		if (!(await until(listChats, 120_000))) throw new Error(`only ${chatIds.size} of ${wanted.length} chats arrived`);
+		if (!(await until(listChats, 120_000, 20))) throw new Error(`only ${chatIds.size} of ${wanted.length} chats arrived`);
 		const targets: Target[] = wanted.map((w) => ({ ...w, chatId: chatIds.get(`${w.botId}|${w.chatTelegramId}`)! }));
 
 		// The baseline first, then a second later the same chats through the gateway (1/s per chat).
@@ -135,11 +126,10 @@ async function main(): Promise<void> {
 			statuses[res.status] = (statuses[res.status] ?? 0) + 1;
 			latencies.push(performance.now() - at);
 		});
-		const allSent = await until(() => (telegram.calls.sendMessage ?? 0) - sendsBefore >= targets.length, 120_000);
+		const allSent = await until(() => (telegram.calls.sendMessage ?? 0) - sendsBefore >= targets.length, 120_000, 20);
 		const elapsed = (performance.now() - started) / 1000;
 		const sent = (telegram.calls.sendMessage ?? 0) - sendsBefore;
 		const rate = sent / elapsed;
-		latencies.sort((a, b) => a - b);
 		if (!allSent) throw new Error(`only ${sent} of ${targets.length} messages reached the double in 120 s (statuses ${JSON.stringify(statuses)})`);
 		if (telegram.floodRefusals.length > 0) throw new Error(`the gateway broke a flood limit ${telegram.floodRefusals.length} time(s)`);
 
@@ -150,7 +140,7 @@ async function main(): Promise<void> {
 			baseline: { name: "the same sendMessage calls straight to the double", value: directRate },
 			ratio: rate / directRate,
 		});
-		figures.push({ name: "POST /chats/:id/messages p50 / p99 (answer 201 once Telegram took it, 202 if still queued at 5 s)", value: latencies[Math.floor(latencies.length / 2)]!, unit: `ms / ${latencies[Math.floor(latencies.length * 0.99)]!.toFixed(0)} ms` });
+		figures.push({ name: "POST /chats/:id/messages p50 / p99 (answer 201 once Telegram took it, 202 if still queued at 5 s)", value: percentile(latencies, 50), unit: `ms / ${percentile(latencies, 99).toFixed(0)} ms` });
 		report("Sending", figures, [`Embedded gateway (one node, SQLite); the Telegram double and the client in the benchmark process. Answers: ${JSON.stringify(statuses)}.`]);
 	} finally {
 		await gateway.stop();

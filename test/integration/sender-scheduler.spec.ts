@@ -2,7 +2,7 @@
  * The senders' scan (services/bots/sender-scheduler.ts): every node scans the send queue every
  * second, and tries only the sender leases no other node holds (one read of their holders).
  */
-import type { LoggerInstance, ServiceBroker } from "moleculer";
+import type { ServiceBroker } from "moleculer";
 import type { Database } from "../../lib/db/connection";
 import { LeaseRunner } from "../../lib/lease";
 import { createMemoryState } from "../../lib/state/memory";
@@ -10,8 +10,8 @@ import type { TelegramClient } from "../../lib/telegram/client";
 import { enqueueMessage } from "../../services/bots/outbox";
 import { SenderScheduler } from "../../services/bots/sender-scheduler";
 import { insertBot, insertChat, migratedDatabase } from "../support/database";
+import { silentLogger } from "../support/harness";
 
-const quiet = { warn: () => undefined, info: () => undefined, debug: () => undefined, error: () => undefined } as unknown as LoggerInstance;
 
 describe("the senders' scan", () => {
 	let db: Database;
@@ -36,7 +36,7 @@ describe("the senders' scan", () => {
 		};
 		const leases = new LeaseRunner(state, "this-node", { ttlMs: 10_000 });
 		// The senders themselves stop at once here (the test bots' tokens do not decrypt): only the leases matter.
-		const scheduler = new SenderScheduler({ db, config: { encryptionKeys: [] }, telegram: {} as TelegramClient, state, logger: quiet, leases, broker: {} as ServiceBroker });
+		const scheduler = new SenderScheduler({ db, config: { encryptionKeys: [] }, telegram: {} as TelegramClient, state, logger: silentLogger, leases, broker: {} as ServiceBroker });
 		await scheduler.schedule();
 		await scheduler.stopped();
 		expect(attempts.sort()).toEqual([`sender:bot:${bots[0]!.id}`, `sender:bot:${bots[2]!.id}`].sort());

@@ -6,7 +6,7 @@ import { mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import type { AddressInfo } from "node:net";
-import { ServiceBroker, type BrokerOptions, type ServiceSchema } from "moleculer";
+import { ServiceBroker, type BrokerOptions, type LoggerInstance, type ServiceSchema } from "moleculer";
 import { createBrokerOptions } from "../../moleculer.config";
 import { loadConfig, type GatewayConfig, type ServiceName } from "../../lib/config";
 import { migrateUp } from "../../lib/db/migrator";
@@ -38,6 +38,9 @@ export interface TestGatewayOptions {
 	/** Extra services (test spies) for the first node, created before it starts so every node knows them. */
 	services?: ServiceSchema[];
 }
+
+/** A logger that says nothing, for the plain classes tests build without a broker. */
+export const silentLogger = { warn: () => undefined, info: () => undefined, debug: () => undefined, error: () => undefined } as unknown as LoggerInstance;
 
 export function tempDir(prefix = "tgw-test-"): string {
 	return mkdtempSync(join(tmpdir(), prefix));

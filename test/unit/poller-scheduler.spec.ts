@@ -4,7 +4,7 @@
  * pollers and waits for them.
  */
 import { randomBytes } from "node:crypto";
-import { ServiceBroker, type LoggerInstance } from "moleculer";
+import { ServiceBroker } from "moleculer";
 import { seal } from "../../lib/crypto";
 import type { Database } from "../../lib/db/connection";
 import { LeaseRunner } from "../../lib/lease";
@@ -14,8 +14,8 @@ import type { TelegramClient } from "../../lib/telegram/client";
 import { BOT_TOKEN_PURPOSE } from "../../services/ingest/bot-routes";
 import { PollerScheduler } from "../../services/ingest/poller-scheduler";
 import { insertBot, migratedDatabase } from "../support/database";
+import { silentLogger } from "../support/harness";
 
-const quiet = { warn: () => undefined, info: () => undefined, debug: () => undefined, error: () => undefined } as unknown as LoggerInstance;
 const keys = [{ id: "k1", key: randomBytes(32) }];
 
 async function until(check: () => boolean, ms = 5_000): Promise<void> {
@@ -48,7 +48,7 @@ describe("the pollers' scan", () => {
 
 	const scheduler = () => {
 		const leases = new LeaseRunner(state, "node-a:1", { ttlMs: 10_000 });
-		return { leases, pollers: new PollerScheduler({ db, config: { encryptionKeys: keys }, telegram, state, logger: quiet, leases, broker, store: async () => undefined }) };
+		return { leases, pollers: new PollerScheduler({ db, config: { encryptionKeys: keys }, telegram, state, logger: silentLogger, leases, broker, store: async () => undefined }) };
 	};
 
 	beforeAll(async () => {

@@ -166,6 +166,22 @@ export async function load(options: LoadOptions): Promise<LoadResult> {
 	};
 }
 
+/** The value at the p-th percentile (nearest rank); NaN for no values. */
+export function percentile(values: number[], p: number): number {
+	const sorted = [...values].sort((a, b) => a - b);
+	return sorted[Math.min(sorted.length - 1, Math.floor((p / 100) * sorted.length))] ?? Number.NaN;
+}
+
+/** Waits until `check` holds, looking every `intervalMs`, for at most `ms`; whether it held. */
+export async function until(check: () => boolean | Promise<boolean>, ms: number, intervalMs = 50): Promise<boolean> {
+	const deadline = Date.now() + ms;
+	while (Date.now() < deadline) {
+		if (await check()) return true;
+		await new Promise((r) => setTimeout(r, intervalMs));
+	}
+	return check();
+}
+
 export interface Figure {
 	name: string;
 	value: number;

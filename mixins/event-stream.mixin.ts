@@ -101,6 +101,9 @@ function affects(change: AuthChange, principal: Principal): boolean {
 			return principal.user_id === change.id;
 		case "api_key":
 			return principal.type === "api_key" && principal.id === change.id;
+		case "session":
+			// Which connections came with that login's tokens is not tracked: the user's are checked again.
+			return principal.type === "user" && principal.user_id === change.user_id;
 		case "grants":
 			return (principal.type === "user" && principal.id === change.user_id) || (principal.type === "api_key" && principal.id === change.api_key_id);
 	}

@@ -6,6 +6,7 @@
  * Old security events and spent refresh tokens are removed hourly (auth/retention.ts).
  */
 import type { Context, ServiceSchema, ServiceSettingSchema } from "moleculer";
+import { Op } from "sequelize";
 import { fail } from "../lib/errors";
 import { runtimeOf } from "../lib/runtime";
 import { retentionMixin } from "../mixins/retention.mixin";
@@ -40,6 +41,13 @@ const AuthService: ServiceSchema<ServiceSettingSchema, AuthThis> = {
 	methods: {
 		userPrincipal(this: AuthThis, userId: number): Promise<Principal | null> {
 			return this.cache.users.get(userId, () => loadUserPrincipal(this.runtime.db, userId, this.runtime.config.rateLimitDefault));
+		},
+
+		sessionEnded(this: AuthThis, family: string): Promise<boolean> {
+			return this.cache.endedSessions.get(family, async () => {
+				const revoked = await this.runtime.db.models.RefreshToken.findOne({ where: { family_id: family, revoked_at: { [Op.ne]: null } }, attributes: ["id"], raw: true });
+				return revoked !== null;
+			});
 		},
 
 		apiKeyRecord(this: AuthThis, keyId: number): Promise<KeyRecord | null> {

@@ -62,6 +62,8 @@ const DeliveryService: ServiceSchema<ServiceSettingSchema, DeliveryThis> = {
 			this.webhooksBell.ring();
 		},
 		async "auth.changed"(this: DeliveryThis, ctx: Context<AuthChange>) {
+			// Webhooks act for their owner, not for a login: an ended login changes none of them.
+			if (ctx.params.kind === "session") return;
 			this.invalidateAudiences();
 			if (ctx.params.kind === "api_key") await this.disableEndedKeysWebhooks(ctx.params.id);
 		},

@@ -26,6 +26,8 @@ export interface KeyRecord {
 export type AuthChange =
 	| { kind: "user"; id: number }
 	| { kind: "api_key"; id: number }
+	/** A login's token family was revoked (logout, refresh token reuse): its access tokens end too. */
+	| { kind: "session"; family: string; user_id: number }
 	| { kind: "grants"; chat_id: number; user_id: number | null; api_key_id: number | null };
 
 export class AuthCache {
@@ -34,8 +36,10 @@ export class AuthCache {
 	readonly keys = new LoadingCache<number, KeyRecord | null>({ max: 20_000, ttlMs: REVOCABLE_TTL_MS });
 	/** sha256(key string) -> the key id and the hash it matched. */
 	readonly verifiedKeys = new LRUCache<string, { keyId: number; keyHash: string }>({ max: 20_000, ttl: 10 * 60_000 });
-	/** access token -> its user and expiry: a token's signature never changes, so verify it once. */
-	readonly verifiedTokens = new LRUCache<string, { userId: number; expiresAtMs: number }>({ max: 50_000, ttl: 15 * 60_000 });
+	/** access token -> its user, family and expiry: a token's signature never changes, so verify it once. */
+	readonly verifiedTokens = new LRUCache<string, { userId: number; family?: string; expiresAtMs: number }>({ max: 50_000, ttl: 15 * 60_000 });
+	/** token family -> whether it was revoked. Revoked is for good, so that answer is kept longer. */
+	readonly endedSessions = new LoadingCache<string, boolean>({ max: 50_000, ttlMs: REVOCABLE_TTL_MS, ttlOf: (ended) => (ended ? 15 * 60_000 : REVOCABLE_TTL_MS) });
 	/** "user:1" / "api_key:7" -> all of that principal's grants (chatAccess only). */
 	readonly grants = new LoadingCache<string, GrantMap>({ max: 20_000, ttlMs: REVOCABLE_TTL_MS });
 	/** rightsKey(principal, chat) -> that principal's grant on that chat, or null (auth.can). */
@@ -46,6 +50,8 @@ export class AuthCache {
 			case "user":
 				this.users.delete(change.id);
 				this.grants.delete(`user:${change.id}`);
+				// A new password revokes every family of the user: which those are is not tracked here.
+				this.endedSessions.clear();
 				// Keys act for their owner: drop them all rather than track ownership here.
 				this.keys.clear();
 				// Nor are a principal's chats tracked here: users and keys change rarely, grant checks are cheap.
@@ -55,6 +61,9 @@ export class AuthCache {
 				this.keys.delete(change.id);
 				this.grants.delete(`api_key:${change.id}`);
 				this.rights.clear();
+				break;
+			case "session":
+				this.endedSessions.delete(change.family);
 				break;
 			case "grants":
 				if (change.user_id !== null) this.grants.delete(`user:${change.user_id}`);
@@ -70,6 +79,7 @@ export class AuthCache {
 		this.keys.clear();
 		this.verifiedKeys.clear();
 		this.verifiedTokens.clear();
+		this.endedSessions.clear();
 		this.grants.clear();
 		this.rights.clear();
 	}

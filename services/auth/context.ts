@@ -8,6 +8,8 @@ import type { Principal } from "./principal";
 export interface AuthMethods {
 	userPrincipal(userId: number): Promise<Principal | null>;
 	apiKeyRecord(keyId: number): Promise<KeyRecord | null>;
+	/** Whether a login's token family was revoked (logout, reuse, a new password). */
+	sessionEnded(family: string): Promise<boolean>;
 	/** All of the principal's grants: only where the whole list is needed (chatAccess). */
 	grantsOf(principal: Principal): Promise<GrantMap>;
 	/** auth.can's answer for one chat, from the principal's grant on that chat alone. */

@@ -36,7 +36,7 @@ function recentlyRejected(digest: string): boolean {
 
 async function issueSession(this: AuthThis, ctx: GatewayContext, userId: number, family: string) {
 	const settings = this.runtime.config.jwt;
-	const access = issueToken(settings, "access", userId);
+	const access = issueToken(settings, "access", userId, family);
 	const refresh = issueToken(settings, "refresh", userId, family);
 	return {
 		row: {
@@ -59,11 +59,13 @@ async function issueSession(this: AuthThis, ctx: GatewayContext, userId: number,
 	};
 }
 
-async function revokeFamily(this: AuthThis, familyId: string, reason: string): Promise<void> {
+/** Ends a login: its refresh tokens, and (on every node within a second) the access tokens it issued. */
+async function revokeFamily(this: AuthThis, familyId: string, userId: number, reason: string): Promise<void> {
 	await this.runtime.db.models.RefreshToken.update(
 		{ revoked_at: new Date(), revoked_reason: reason },
 		{ where: { family_id: familyId, revoked_at: null } },
 	);
+	await this.announce({ kind: "session", family: familyId, user_id: userId });
 }
 
 async function resolveApiKey(this: AuthThis, key: string): Promise<Principal> {
@@ -97,13 +99,14 @@ async function resolveJwt(this: AuthThis, token: string): Promise<Principal> {
 	if (!verified) {
 		try {
 			const claims = verifyToken(this.runtime.config.jwt, token, "access");
-			verified = { userId: claims.userId, expiresAtMs: claims.exp * 1000 };
+			verified = { userId: claims.userId, family: claims.fam, expiresAtMs: claims.exp * 1000 };
 		} catch (err) {
 			throw fail.unauthorized(err instanceof InvalidTokenError && err.reason === "expired" ? "Token expired" : "Invalid token");
 		}
 		this.cache.verifiedTokens.set(token, verified);
 	}
 	if (verified.expiresAtMs <= Date.now()) throw fail.unauthorized("Token expired");
+	if (verified.family !== undefined && (await this.sessionEnded(verified.family))) throw fail.unauthorized("Token revoked: its login was ended");
 	const userId = verified.userId;
 	const principal = await this.userPrincipal(userId);
 	if (!principal) throw fail.unauthorized("User is disabled or deleted");
@@ -186,7 +189,7 @@ export const sessionActions: AuthActions = {
 				});
 				if (!result) {
 					// A spent token came back: someone holds a copy. End the whole login.
-					await revokeFamily.call(this, row.family_id, "reuse");
+					await revokeFamily.call(this, row.family_id, claims.userId, "reuse");
 					await this.securityEvent("refresh_token_reuse", {
 						userId: claims.userId,
 						ip: ctx.meta.clientIp ?? null,
@@ -212,7 +215,7 @@ export const sessionActions: AuthActions = {
 				}
 				const row = await this.runtime.db.models.RefreshToken.findOne({ where: { token_hash: sha256(claims.jti) } });
 				if (!row || Number(row.user_id) !== claims.userId) throw fail.unauthorized("Invalid refresh token");
-				await revokeFamily.call(this, row.family_id, "logout");
+				await revokeFamily.call(this, row.family_id, claims.userId, "logout");
 				respondWith(ctx, 204);
 				return null;
 			},

@@ -1,6 +1,8 @@
 /**
- * JWT access and refresh tokens (HS256). Access tokens are stateless for 15 minutes; refresh tokens
- * are recorded by the hash of their jti so each can be spent once, and a family can be revoked.
+ * JWT access and refresh tokens (HS256). Refresh tokens are recorded by the hash of their jti so
+ * each can be spent once, and a family (one login and its rotations) can be revoked. Access tokens
+ * are not recorded; they name their family, so revoking it (logout, reuse, a new password) ends
+ * them too.
  */
 import { createHash, createSecretKey, randomBytes, randomUUID, type KeyObject } from "node:crypto";
 import jwt from "jsonwebtoken";
@@ -12,7 +14,10 @@ export interface TokenClaims {
 	sub: string;
 	typ: TokenType;
 	jti: string;
-	/** Refresh tokens: the family every rotation of one login belongs to. */
+	/**
+	 * The family every rotation of one login belongs to: always on refresh tokens; on access tokens
+	 * issued since they carry it (older ones end only at their expiry).
+	 */
 	fam?: string;
 	iat: number;
 	exp: number;

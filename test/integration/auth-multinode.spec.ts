@@ -43,6 +43,18 @@ describe("auth across two nodes", () => {
 	});
 	afterAll(() => gw.stop());
 
+	/** Polls GET /auth/me on `baseUrl` until it is no longer 200; fails unless that is within FLIP_WITHIN_MS. Returns that answer. */
+	async function refusedWithin(baseUrl: string, credential: string): Promise<Res> {
+		let last: Res | undefined;
+		const took = await pollUntil(async () => {
+			last = await me(baseUrl, credential);
+			return last.status !== 200;
+		}, FLIP_WITHIN_MS);
+		expect(took).not.toBeNull();
+		expect(took!).toBeLessThanOrEqual(FLIP_WITHIN_MS);
+		return last!;
+	}
+
 	it("runs two api nodes on two ports, both serving the same users", async () => {
 		expect(node1).toMatch(/^http:\/\/127\.0\.0\.1:\d+$/);
 		expect(node2).toMatch(/^http:\/\/127\.0\.0\.1:\d+$/);
@@ -60,14 +72,7 @@ describe("auth across two nodes", () => {
 		expect((await me(node1, key)).status).toBe(200);
 
 		expect((await api(node1, "DELETE", `/apikeys/${id}`, admin)).status).toBe(204);
-		let last: Res | undefined;
-		const took = await pollUntil(async () => {
-			last = await me(node2, key);
-			return last.status !== 200;
-		}, FLIP_WITHIN_MS);
-		expect(took).not.toBeNull();
-		expect(took!).toBeLessThanOrEqual(FLIP_WITHIN_MS);
-		expectApiError(last!, 401, "UNAUTHORIZED");
+		expectApiError(await refusedWithin(node2, key), 401, "UNAUTHORIZED");
 		expectApiError(await me(node1, key), 401, "UNAUTHORIZED");
 	});
 
@@ -85,13 +90,18 @@ describe("auth across two nodes", () => {
 		const user = await createUser(gw, admin, ["operator"]);
 		expect((await me(node2, user.token)).status).toBe(200);
 		expect((await api(node1, "PATCH", `/users/${user.id}`, admin, { is_active: false })).status).toBe(200);
-		let last: Res | undefined;
-		const took = await pollUntil(async () => {
-			last = await me(node2, user.token);
-			return last.status !== 200;
-		}, FLIP_WITHIN_MS);
-		expect(took).not.toBeNull();
-		expectApiError(last!, 401, "UNAUTHORIZED");
+		expectApiError(await refusedWithin(node2, user.token), 401, "UNAUTHORIZED");
+	});
+
+	it("a logout through node 1 ends that login's access token on node 2 within 1 s", async () => {
+		const user = await createUser(gw, admin, ["viewer"]);
+		const session = await loginAction(gw.broker, user.username, user.password);
+		// Node 2 has the token verified and its login checked as open before the logout.
+		expect((await me(node2, session.access_token)).status).toBe(200);
+		const out = await api(node1, "POST", "/auth/logout", null, { refresh_token: session.refresh_token });
+		expect(out.status).toBe(204);
+		expectApiError(await refusedWithin(node2, session.access_token), 401, "UNAUTHORIZED");
+		expect((await me(node2, user.token)).status).toBe(200);
 	});
 
 	it("even if node 2 misses the broadcast, a disabled user's sessions are all refused there within 1 s", async () => {

@@ -129,6 +129,50 @@ describe("auth sessions", () => {
 		expect(await refreshRows()).toBe(rowsBefore);
 	});
 
+	it("logout ends the access tokens of that login at once, not those of the user's other logins", async () => {
+		const user = await createUser(gw, admin, ["viewer"]);
+		const leaving = await loginAction(gw.broker, user.username, user.password);
+		const rotated = await refresh(leaving.refresh_token);
+		expect(rotated.status).toBe(200);
+		const later = rotated.body as unknown as LoginResult;
+		const staying = await loginAction(gw.broker, user.username, user.password);
+		for (const token of [leaving.access_token, later.access_token, staying.access_token]) expect((await me(gw.baseUrl, token)).status).toBe(200);
+
+		expect((await http(gw.baseUrl, "POST", "/api/v1/auth/logout", { body: { refresh_token: later.refresh_token } })).status).toBe(204);
+		// Both access tokens of that login (before and after its rotation) are refused, with a reason.
+		for (const token of [leaving.access_token, later.access_token]) expect(expectApiError(await me(gw.baseUrl, token), 401, "UNAUTHORIZED").message).toMatch(/revoked/i);
+		expect((await me(gw.baseUrl, staying.access_token)).body).toMatchObject({ type: "user", id: user.id });
+		expectApiError(await refresh(leaving.refresh_token), 401, "UNAUTHORIZED");
+		expect((await refresh(staying.refresh_token)).status).toBe(200);
+	});
+
+	it("a spent refresh token presented again ends the access tokens of its login too", async () => {
+		const user = await createUser(gw, admin, ["viewer"]);
+		const first = await loginAction(gw.broker, user.username, user.password);
+		const second = (await refresh(first.refresh_token)).body as unknown as LoginResult;
+		expect((await me(gw.baseUrl, second.access_token)).status).toBe(200);
+		expectApiError(await refresh(first.refresh_token), 401, "UNAUTHORIZED");
+		// Whoever held the copy cannot go on with an access token taken before the reuse was noticed.
+		expectApiError(await me(gw.baseUrl, first.access_token), 401, "UNAUTHORIZED");
+		expectApiError(await me(gw.baseUrl, second.access_token), 401, "UNAUTHORIZED");
+		// The user's other logins and new ones are not affected.
+		expect((await me(gw.baseUrl, user.token)).status).toBe(200);
+		const again = await loginAction(gw.broker, user.username, user.password);
+		expect((await me(gw.baseUrl, again.access_token)).status).toBe(200);
+	});
+
+	it("a new password ends every login of the user, access tokens included; logging in with it works", async () => {
+		const user = await createUser(gw, admin, ["viewer"]);
+		const other = await loginAction(gw.broker, user.username, user.password);
+		expect((await me(gw.baseUrl, other.access_token)).status).toBe(200);
+		const newPassword = "a-brand-new-password-for-this-user";
+		expect((await api(gw.baseUrl, "PATCH", `/users/${user.id}`, admin, { password: newPassword })).status).toBe(200);
+		for (const token of [user.token, other.access_token]) expectApiError(await me(gw.baseUrl, token), 401, "UNAUTHORIZED");
+		expectApiError(await refresh(other.refresh_token), 401, "UNAUTHORIZED");
+		const fresh = await loginAction(gw.broker, user.username, newPassword);
+		expect((await me(gw.baseUrl, fresh.access_token)).body).toMatchObject({ type: "user", id: user.id });
+	});
+
 	it("logout with something that is not a refresh token is 401", async () => {
 		const res = await http(gw.baseUrl, "POST", "/api/v1/auth/logout", { body: { refresh_token: "not.a.token" } });
 		expectApiError(res, 401, "UNAUTHORIZED");
@@ -155,6 +199,7 @@ describe("auth sessions", () => {
 		}
 		const sign = (payload: Json, secret = gw.config.jwt.secret, algorithm: jwt.Algorithm = "HS256") => jwt.sign(payload, secret, { algorithm });
 
+		// Tokens issued before access tokens named their login carry no `fam`: they last until they expire.
 		it("a token signed like the gateway's own is accepted (the forging below is otherwise right)", async () => {
 			const res = await me(gw.baseUrl, sign(claims()));
 			expect(res.status).toBe(200);

@@ -6,7 +6,7 @@
  */
 import type { Server as SocketServer } from "socket.io";
 import type { SubscriptionHub } from "../../mixins/event-stream/subscription-hub";
-import { createKey, createUser, type TestUser } from "../support/auth";
+import { createKey, createUser, loginAction, type TestUser } from "../support/auth";
 import { userWrites } from "../support/chat-helpers";
 import { chatSeqsInLog, connectIo, ioConnectError, pause, rawSocketIo, userFloods, waitUntil, type IoClient, type Payload } from "../support/realtime-clients";
 import { freePort } from "../support/processes";
@@ -332,6 +332,20 @@ describe("socket.io", () => {
 			expect(client.disconnectReason).toBe("io server disconnect");
 			expect(realtime.hub.connectionCount).toBe(before - 1);
 			await expect(ioConnectError(t.baseUrl, { token: key.key })).resolves.toMatchObject({ data: { code: "UNAUTHORIZED" } });
+		});
+
+		it("logging out disconnects the sockets of that login within 1 s; the user's other logins stay", async () => {
+			const user: TestUser = await viewer();
+			const leaving = await loginAction(t.gw.broker, user.username, user.password);
+			const ending = await connect({ token: leaving.access_token });
+			const staying = await connect({ token: user.token });
+			const out = await t.api("POST", "/auth/logout", { refresh_token: leaving.refresh_token });
+			expect(out.status).toBe(204);
+			await ending.waitForDisconnect(1_000);
+			expect(ending.disconnectReason).toBe("io server disconnect");
+			await pause(300);
+			expect(staying.connected).toBe(true);
+			await expect(ioConnectError(t.baseUrl, { token: leaving.access_token })).resolves.toMatchObject({ data: { code: "UNAUTHORIZED" } });
 		});
 
 		it("deleting the user disconnects its sockets (JWT and API key) within 1 s", async () => {

@@ -22,20 +22,38 @@ export interface WindowResult {
 	resetMs: number;
 }
 
+/** One sliding window of takeSlots. */
+export interface SlotRequest {
+	key: string;
+	limit: number;
+	windowMs: number;
+	/** A logMoments key: the window is also counted from its moments. */
+	log?: string;
+}
+
+export interface SlotsResult {
+	allowed: boolean;
+	/** When refused by a window: milliseconds until every window has room (0 when allowed or paused). */
+	retryAfterMs: number;
+	/** When refused by the pause key: milliseconds it still holds (0 otherwise). */
+	pausedMs: number;
+}
+
 export interface SharedState {
 	readonly kind: "memory" | "redis";
 	/** Token bucket: `burst` tokens at most, refilled at `ratePerSecond`. */
 	takeToken(key: string, ratePerSecond: number, burst: number, cost?: number): Promise<BucketResult>;
 	/**
-	 * Sliding window: takes a slot if fewer than `limit` were taken in the last `windowMs`; otherwise
-	 * says when the oldest slot frees. Exact for "at most N in any window" limits (Telegram's).
-	 * With `log` (a logMoment key), it is also refused, and nothing taken, while that log holds
-	 * `limit` moments in the last `windowMs`: the limit then counts from those moments too (when
-	 * Telegram answered, which can be well after the slot was taken), in one atomic step.
+	 * Sliding windows, all or none, in one atomic step: takes a slot in each window if every one had
+	 * fewer than `limit` taken in the last `windowMs`; otherwise takes nothing and says when they all
+	 * have room. Exact for "at most N in any window" limits (Telegram's). A window with `log` (a
+	 * logMoments key) is also refused while that log holds `limit` moments in the last `windowMs`:
+	 * the limit then counts from those moments too (when Telegram answered, which can be well after
+	 * the slot was taken). While `pauseKey` (a set() value with a ttl) exists, nothing is taken.
 	 */
-	takeSlot(key: string, limit: number, windowMs: number, log?: string): Promise<{ allowed: boolean; retryAfterMs: number }>;
-	/** Adds now (the store's clock, as takeSlot's) to the log at `key`, which keeps its last `keep` moments for `ttlMs`. */
-	logMoment(key: string, keep: number, ttlMs: number): Promise<void>;
+	takeSlots(slots: readonly SlotRequest[], pauseKey?: string): Promise<SlotsResult>;
+	/** Adds now (the store's clock, as takeSlots') to each log at `key`, which keeps its last `keep` moments for `ttlMs`. */
+	logMoments(logs: ReadonlyArray<{ key: string; keep: number; ttlMs: number }>): Promise<void>;
 	/** Fixed-window counter: adds one hit and returns the window's count. */
 	hit(key: string, windowMs: number): Promise<WindowResult>;
 	/** Reads a fixed-window counter without adding to it. */

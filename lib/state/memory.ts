@@ -1,4 +1,4 @@
-import type { BucketResult, SharedState, WindowResult } from "./index";
+import type { BucketResult, SharedState, SlotsResult, WindowResult } from "./index";
 
 interface Expiring<T> {
 	value: T;
@@ -9,7 +9,7 @@ interface Expiring<T> {
 export function createMemoryState(now: () => number = Date.now): SharedState {
 	const buckets = new Map<string, { tokens: number; at: number }>();
 	const slots = new Map<string, number[]>();
-	/** logMoment's logs, oldest first, gone `ttlMs` after their last moment (as a Redis key's PEXPIRE). */
+	/** logMoments' logs, oldest first, gone `ttlMs` after their last moment (as a Redis key's PEXPIRE). */
 	const logs = new Map<string, Expiring<number[]>>();
 	const windows = new Map<string, Expiring<number>>();
 	const values = new Map<string, Expiring<string>>();
@@ -52,28 +52,34 @@ export function createMemoryState(now: () => number = Date.now): SharedState {
 				resetMs: Math.ceil(((burst - bucket.tokens) * 1000) / ratePerSecond),
 			};
 		},
-		async takeSlot(key, limit, windowMs, log) {
+		async takeSlots(requests, pauseKey): Promise<SlotsResult> {
 			const t = now();
-			if (log !== undefined) {
-				const recent = (live(logs, log)?.value ?? []).filter((at) => at > t - windowMs);
-				// Refused until enough of them have left the window for one more to fit.
-				if (recent.length >= limit) return { allowed: false, retryAfterMs: Math.max(1, recent[recent.length - limit]! + windowMs - t) };
-			}
-			const times = (slots.get(key) ?? []).filter((at) => at > t - windowMs);
-			if (times.length >= limit) {
+			const pause = pauseKey === undefined ? undefined : live(values, pauseKey);
+			if (pause) return { allowed: false, retryAfterMs: 0, pausedMs: Math.max(1, pause.expiresAt - t) };
+			let wait = 0;
+			const kept = requests.map(({ key, limit, windowMs, log }) => {
+				if (log !== undefined) {
+					const recent = (live(logs, log)?.value ?? []).filter((at) => at > t - windowMs);
+					// Refused until enough of them have left the window for one more to fit.
+					if (recent.length >= limit) wait = Math.max(wait, recent[recent.length - limit]! + windowMs - t);
+				}
+				const times = (slots.get(key) ?? []).filter((at) => at > t - windowMs);
+				if (times.length >= limit) wait = Math.max(wait, times[0]! + windowMs - t);
 				slots.set(key, times);
-				return { allowed: false, retryAfterMs: Math.max(1, times[0]! + windowMs - t) };
-			}
-			times.push(t);
-			slots.set(key, times);
-			return { allowed: true, retryAfterMs: 0 };
+				return times;
+			});
+			if (wait > 0) return { allowed: false, retryAfterMs: Math.max(1, wait), pausedMs: 0 };
+			for (const times of kept) times.push(t);
+			return { allowed: true, retryAfterMs: 0, pausedMs: 0 };
 		},
-		async logMoment(key, keep, ttlMs) {
+		async logMoments(entries) {
 			const t = now();
-			const times = (live(logs, key)?.value ?? []).filter((at) => at > t - ttlMs);
-			times.push(t);
-			times.sort((a, b) => a - b);
-			logs.set(key, { value: times.slice(-Math.max(1, keep)), expiresAt: t + ttlMs });
+			for (const { key, keep, ttlMs } of entries) {
+				const times = (live(logs, key)?.value ?? []).filter((at) => at > t - ttlMs);
+				times.push(t);
+				times.sort((a, b) => a - b);
+				logs.set(key, { value: times.slice(-Math.max(1, keep)), expiresAt: t + ttlMs });
+			}
 		},
 		async hit(key, windowMs): Promise<WindowResult> {
 			const t = now();

@@ -1,5 +1,5 @@
 import Redis from "ioredis";
-import type { BucketResult, SharedState, WindowResult } from "./index";
+import type { BucketResult, SharedState, SlotsResult, WindowResult } from "./index";
 
 /** Token bucket on the server's clock, so nodes with skewed clocks share one fair limit. */
 const TAKE_TOKEN = `
@@ -21,42 +21,63 @@ return {allowed, tostring(tokens)}
 `;
 
 /**
- * Sliding-window log in a sorted set scored by the server's clock (ms). With a second key (a
- * LOG_MOMENT log), refused without taking a slot while that log holds `limit` moments in the window.
+ * Sliding-window logs in sorted sets scored by the server's clock (ms), all or none. KEYS: the
+ * pause key first when ARGV[3] is 1, then per window its set and a LOG_MOMENTS log (its own set
+ * again when ARGV says it has none). ARGV: window count, a unique suffix, pause flag, then per
+ * window limit, length (ms) and has-log. Returns {allowed, retry after ms, paused ms}.
  */
-const TAKE_SLOT = `
-local limit = tonumber(ARGV[1])
-local window = tonumber(ARGV[2])
+const TAKE_SLOTS = `
+local n = tonumber(ARGV[1])
 local time = redis.call('TIME')
 local now = tonumber(time[1]) * 1000 + math.floor(tonumber(time[2]) / 1000)
-if #KEYS > 1 then
-  local since = '(' .. (now - window)
-  local recent = redis.call('ZCOUNT', KEYS[2], since, '+inf')
-  if recent >= limit then
-    local entry = redis.call('ZRANGEBYSCORE', KEYS[2], since, '+inf', 'WITHSCORES', 'LIMIT', recent - limit, 1)
-    return {0, tonumber(entry[2]) + window - now}
+local first = 1
+if ARGV[3] == '1' then
+  local paused = redis.call('PTTL', KEYS[1])
+  if paused > 0 then return {0, 0, paused} end
+  first = 2
+end
+local wait = 0
+for i = 0, n - 1 do
+  local limit = tonumber(ARGV[4 + i * 3])
+  local window = tonumber(ARGV[5 + i * 3])
+  local key = KEYS[first + i * 2]
+  if ARGV[6 + i * 3] == '1' then
+    local log = KEYS[first + i * 2 + 1]
+    local since = '(' .. (now - window)
+    local recent = redis.call('ZCOUNT', log, since, '+inf')
+    if recent >= limit then
+      local entry = redis.call('ZRANGEBYSCORE', log, since, '+inf', 'WITHSCORES', 'LIMIT', recent - limit, 1)
+      wait = math.max(wait, tonumber(entry[2]) + window - now)
+    end
+  end
+  redis.call('ZREMRANGEBYSCORE', key, '-inf', now - window)
+  if redis.call('ZCARD', key) >= limit then
+    local oldest = redis.call('ZRANGE', key, 0, 0, 'WITHSCORES')
+    wait = math.max(wait, tonumber(oldest[2]) + window - now)
   end
 end
-redis.call('ZREMRANGEBYSCORE', KEYS[1], '-inf', now - window)
-if redis.call('ZCARD', KEYS[1]) >= limit then
-  local oldest = redis.call('ZRANGE', KEYS[1], 0, 0, 'WITHSCORES')
-  return {0, tonumber(oldest[2]) + window - now}
+if wait > 0 then return {0, wait, 0} end
+for i = 0, n - 1 do
+  local key = KEYS[first + i * 2]
+  redis.call('ZADD', key, now, now .. '-' .. ARGV[2])
+  redis.call('PEXPIRE', key, tonumber(ARGV[5 + i * 3]))
 end
-redis.call('ZADD', KEYS[1], now, now .. '-' .. ARGV[3])
-redis.call('PEXPIRE', KEYS[1], window)
-return {1, 0}
+return {1, 0, 0}
 `;
 
-/** A log of moments in a sorted set scored by the server's clock (ms): the last ARGV[1], for ARGV[2] ms. */
-const LOG_MOMENT = `
-local keep = tonumber(ARGV[1])
-local ttl = tonumber(ARGV[2])
+/** Logs of moments in sorted sets scored by the server's clock (ms): per key, its last `keep` (ARGV pairs keep, ttl), for ttl ms. */
+const LOG_MOMENTS = `
 local time = redis.call('TIME')
 local now = tonumber(time[1]) * 1000 + math.floor(tonumber(time[2]) / 1000)
-redis.call('ZREMRANGEBYSCORE', KEYS[1], '-inf', now - ttl)
-redis.call('ZADD', KEYS[1], now, now .. '-' .. ARGV[3])
-redis.call('ZREMRANGEBYRANK', KEYS[1], 0, -(keep + 1))
-redis.call('PEXPIRE', KEYS[1], ttl)
+local unique = ARGV[#ARGV]
+for i = 1, #KEYS do
+  local keep = tonumber(ARGV[i * 2 - 1])
+  local ttl = tonumber(ARGV[i * 2])
+  redis.call('ZREMRANGEBYSCORE', KEYS[i], '-inf', now - ttl)
+  redis.call('ZADD', KEYS[i], now, now .. '-' .. unique)
+  redis.call('ZREMRANGEBYRANK', KEYS[i], 0, -(keep + 1))
+  redis.call('PEXPIRE', KEYS[i], ttl)
+end
 return 1
 `;
 
@@ -87,9 +108,8 @@ return 0
 type ScriptClient = Redis & {
 	tgwTakeToken(key: string, rate: number, burst: number, cost: number): Promise<[number, string]>;
 	tgwHitWindow(key: string, windowMs: number): Promise<[number, number]>;
-	tgwTakeSlot(key: string, limit: number, windowMs: number, unique: string): Promise<[number, number]>;
-	tgwTakeSlotAfterLog(key: string, log: string, limit: number, windowMs: number, unique: string): Promise<[number, number]>;
-	tgwLogMoment(key: string, keep: number, ttlMs: number, unique: string): Promise<number>;
+	tgwTakeSlots(keyCount: number, ...keysThenArgs: Array<string | number>): Promise<[number, number, number]>;
+	tgwLogMoments(keyCount: number, ...keysThenArgs: Array<string | number>): Promise<number>;
 	tgwAcquireLease(key: string, owner: string, ttlMs: number): Promise<number>;
 	tgwRenewLease(key: string, owner: string, ttlMs: number): Promise<number>;
 	tgwReleaseLease(key: string, owner: string): Promise<number>;
@@ -110,9 +130,9 @@ export async function createRedisState(url: string, prefix: string): Promise<Sha
 	client.on("error", () => undefined); // reconnects on its own; callers see failed commands
 	client.defineCommand("tgwTakeToken", { numberOfKeys: 1, lua: TAKE_TOKEN });
 	client.defineCommand("tgwHitWindow", { numberOfKeys: 1, lua: HIT_WINDOW });
-	client.defineCommand("tgwTakeSlot", { numberOfKeys: 1, lua: TAKE_SLOT });
-	client.defineCommand("tgwTakeSlotAfterLog", { numberOfKeys: 2, lua: TAKE_SLOT });
-	client.defineCommand("tgwLogMoment", { numberOfKeys: 1, lua: LOG_MOMENT });
+	// Key counts vary: given first in each call.
+	client.defineCommand("tgwTakeSlots", { lua: TAKE_SLOTS });
+	client.defineCommand("tgwLogMoments", { lua: LOG_MOMENTS });
 	client.defineCommand("tgwAcquireLease", { numberOfKeys: 1, lua: ACQUIRE_LEASE });
 	client.defineCommand("tgwRenewLease", { numberOfKeys: 1, lua: RENEW_LEASE });
 	client.defineCommand("tgwReleaseLease", { numberOfKeys: 1, lua: RELEASE_LEASE });
@@ -130,16 +150,17 @@ export async function createRedisState(url: string, prefix: string): Promise<Sha
 				resetMs: Math.ceil(((burst - tokens) * 1000) / ratePerSecond),
 			};
 		},
-		async takeSlot(key, limit, windowMs, log) {
-			const unique = Math.random().toString(36).slice(2);
-			const [allowed, retryAfterMs] =
-				log === undefined
-					? await client.tgwTakeSlot(prefix + key, limit, windowMs, unique)
-					: await client.tgwTakeSlotAfterLog(prefix + key, prefix + log, limit, windowMs, unique);
-			return { allowed: allowed === 1, retryAfterMs: allowed === 1 ? 0 : Math.max(1, retryAfterMs) };
+		async takeSlots(slots, pauseKey): Promise<SlotsResult> {
+			const keys = [...(pauseKey === undefined ? [] : [prefix + pauseKey]), ...slots.flatMap((s) => [prefix + s.key, prefix + (s.log ?? s.key)])];
+			const args = [slots.length, Math.random().toString(36).slice(2), pauseKey === undefined ? 0 : 1, ...slots.flatMap((s) => [s.limit, s.windowMs, s.log === undefined ? 0 : 1])];
+			const [allowed, retryAfterMs, pausedMs] = await client.tgwTakeSlots(keys.length, ...keys, ...args);
+			if (pausedMs > 0) return { allowed: false, retryAfterMs: 0, pausedMs };
+			return { allowed: allowed === 1, retryAfterMs: allowed === 1 ? 0 : Math.max(1, retryAfterMs), pausedMs: 0 };
 		},
-		async logMoment(key, keep, ttlMs) {
-			await client.tgwLogMoment(prefix + key, Math.max(1, keep), ttlMs, Math.random().toString(36).slice(2));
+		async logMoments(logs) {
+			if (logs.length === 0) return;
+			const args = logs.flatMap((l) => [Math.max(1, l.keep), l.ttlMs]);
+			await client.tgwLogMoments(logs.length, ...logs.map((l) => prefix + l.key), ...args, Math.random().toString(36).slice(2));
 		},
 		async hit(key, windowMs): Promise<WindowResult> {
 			const [count, ttl] = await client.tgwHitWindow(prefix + key, windowMs);

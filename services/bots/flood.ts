@@ -1,7 +1,8 @@
 /**
  * Telegram's flood limits, kept in the shared state so they hold across the cluster: about 30
  * messages per second per bot, one per second in any chat, and 20 per minute in a group. A 429 from
- * Telegram pauses the whole bot for its retry_after.
+ * Telegram pauses the whole bot for its retry_after. A send's pause check and slots are one trip to
+ * the shared state, and so is noting its answer.
  *
  * A send is counted twice over: from when its slot was taken (reserveSend) and from when Telegram
  * answered it (noteAnswered), and a new slot is only taken once both counts allow it. Telegram counts
@@ -25,15 +26,12 @@ const WINDOW_MARGIN = { perSecondMs: 150, perMinuteMs: 1_000 } as const;
 
 export type ChatKind = "private" | "group";
 
-/** Milliseconds until the bot may send again after a 429 (0 when it may send now). */
-export async function pausedFor(state: SharedState, botId: number): Promise<number> {
-	const until = Number(await state.get(`flood:pause:${botId}`));
-	return Number.isFinite(until) ? Math.max(0, until - Date.now()) : 0;
-}
+const pauseKey = (botId: number) => `flood:pause:${botId}`;
 
+/** Holds every send of the bot, on every node, for a 429's retry_after (the key's life is the pause). */
 export async function pause(state: SharedState, botId: number, seconds: number): Promise<void> {
 	const ms = Math.min(Math.max(1, seconds), MAX_RETRY_AFTER_SECONDS) * 1000;
-	await state.set(`flood:pause:${botId}`, String(Date.now() + ms), ms);
+	await state.set(pauseKey(botId), String(Date.now() + ms), ms);
 }
 
 const PER_SECOND_WINDOW_MS = 1_000 + WINDOW_MARGIN.perSecondMs;
@@ -43,23 +41,30 @@ const PER_MINUTE_WINDOW_MS = 60_000 + WINDOW_MARGIN.perMinuteMs;
 const answeredInChat = (botId: number, chatId: number) => `flood:answered:${botId}:${chatId}`;
 const answeredByBot = (botId: number) => `flood:answered:${botId}`;
 
+export interface Reservation {
+	/** Milliseconds until this chat's send keeps every limit (0: its slots are taken, send now). */
+	waitMs: number;
+	/** Milliseconds the bot's 429 pause still holds; nothing was taken (0: not paused). */
+	pausedMs: number;
+}
+
 /**
  * Takes the slots one send needs, as "at most N in any window" (sliding windows, not buckets, which
  * would let a full bucket plus its refill through in one second), each also counted from when
- * Telegram answered the sends before (noteAnswered, whichever node made them). When a limit says
- * wait, returns how long. A refusal by a later limit leaves the earlier slots taken: the send only
- * waits longer.
+ * Telegram answered the sends before (noteAnswered, whichever node made them). All or none: a chat
+ * refused by the bot's limit keeps its own slot for when the bot has room.
  */
-export async function reserveSend(state: SharedState, botId: number, chatId: number, kind: ChatKind): Promise<number> {
+export async function reserveSend(state: SharedState, botId: number, chatId: number, kind: ChatKind): Promise<Reservation> {
 	const answered = answeredInChat(botId, chatId);
-	const chat = await state.takeSlot(`flood:chat:${botId}:${chatId}`, FLOOD_LIMITS.perChatPerSecond, PER_SECOND_WINDOW_MS, answered);
-	if (!chat.allowed) return chat.retryAfterMs;
-	if (kind === "group") {
-		const group = await state.takeSlot(`flood:group:${botId}:${chatId}`, FLOOD_LIMITS.perGroupPerMinute, PER_MINUTE_WINDOW_MS, answered);
-		if (!group.allowed) return group.retryAfterMs;
-	}
-	const bot = await state.takeSlot(`flood:bot:${botId}`, FLOOD_LIMITS.perBotPerSecond, PER_SECOND_WINDOW_MS, answeredByBot(botId));
-	return bot.allowed ? 0 : bot.retryAfterMs;
+	const result = await state.takeSlots(
+		[
+			{ key: `flood:chat:${botId}:${chatId}`, limit: FLOOD_LIMITS.perChatPerSecond, windowMs: PER_SECOND_WINDOW_MS, log: answered },
+			...(kind === "group" ? [{ key: `flood:group:${botId}:${chatId}`, limit: FLOOD_LIMITS.perGroupPerMinute, windowMs: PER_MINUTE_WINDOW_MS, log: answered }] : []),
+			{ key: `flood:bot:${botId}`, limit: FLOOD_LIMITS.perBotPerSecond, windowMs: PER_SECOND_WINDOW_MS, log: answeredByBot(botId) },
+		],
+		pauseKey(botId),
+	);
+	return { waitMs: result.retryAfterMs, pausedMs: result.pausedMs };
 }
 
 /**
@@ -68,11 +73,11 @@ export async function reserveSend(state: SharedState, botId: number, chatId: num
  * chat's next message (which only becomes due then) is reserved after it.
  */
 export async function noteAnswered(state: SharedState, botId: number, chatId: number, kind: ChatKind): Promise<void> {
-	await Promise.all([
+	await state.logMoments([
 		kind === "group"
-			? state.logMoment(answeredInChat(botId, chatId), FLOOD_LIMITS.perGroupPerMinute, PER_MINUTE_WINDOW_MS)
-			: state.logMoment(answeredInChat(botId, chatId), FLOOD_LIMITS.perChatPerSecond, PER_SECOND_WINDOW_MS),
-		state.logMoment(answeredByBot(botId), FLOOD_LIMITS.perBotPerSecond, PER_SECOND_WINDOW_MS),
+			? { key: answeredInChat(botId, chatId), keep: FLOOD_LIMITS.perGroupPerMinute, ttlMs: PER_MINUTE_WINDOW_MS }
+			: { key: answeredInChat(botId, chatId), keep: FLOOD_LIMITS.perChatPerSecond, ttlMs: PER_SECOND_WINDOW_MS },
+		{ key: answeredByBot(botId), keep: FLOOD_LIMITS.perBotPerSecond, ttlMs: PER_SECOND_WINDOW_MS },
 	]);
 }
 

@@ -24,7 +24,7 @@ import { read } from "../../lib/db/raw";
 import type { Bot, OutboundQueueItem } from "../../lib/db/models";
 import { toDate } from "../../lib/time";
 import type { TelegramClient, TelegramMessage } from "../../lib/telegram/client";
-import { noteAnswered, pausedFor, reserveSend, type ChatKind, type SendTimes } from "./flood";
+import { noteAnswered, reserveSend, type ChatKind, type SendTimes } from "./flood";
 import { sharedOutcome, type KnownOutcome } from "./known-outcomes";
 import { claimRow, heldElsewhereFor, whileClaimed } from "./queue-claims";
 import { botToken } from "./registry";
@@ -98,6 +98,20 @@ function activeCheck(deps: SenderDeps, botId: number, readNow: boolean): BotSend
 }
 
 /**
+ * The flood slots of a send to this chat: 0 when they are taken and it may go now, otherwise how
+ * long the chat waits. A 429's pause holds the whole bot: slept through here, then asked again;
+ * null when the sender stopped or the bot was deleted meanwhile.
+ */
+async function reserveAfterPause(deps: SenderDeps, bot: BotSending, chatId: number, kind: ChatKind): Promise<number | null> {
+	for (;;) {
+		const { waitMs, pausedMs } = await reserveSend(deps.state, bot.botId, chatId, kind);
+		if (pausedMs === 0) return waitMs;
+		await sleep(pausedMs, bot.signal);
+		if (bot.signal.aborted || !(await bot.isActive(0))) return null;
+	}
+}
+
+/**
  * One pass over the chats' first messages: each that the flood limits and the claims allow is sent,
  * up to SENDS_IN_FLIGHT at once. Returns how many went, and when a held-back chat may go next, once
  * every send it started has ended (and been recorded).
@@ -137,13 +151,12 @@ async function sendPass(deps: SenderDeps, bot: BotSending, rows: OutboundQueueIt
 				else heldBack.add(chatId);
 				continue;
 			}
-			const paused = await pausedFor(deps.state, botId);
-			if (paused > 0) await sleep(paused, signal);
 			// A bot deleted meanwhile (its sender is aborted, but that news can be lost) sends nothing more.
-			if (signal.aborted || !(await bot.isActive(paused > 0 ? 0 : ACTIVE_RECHECK_MS))) break;
+			if (signal.aborted || !(await bot.isActive(ACTIVE_RECHECK_MS))) break;
 			// Real send times first: a slot taken while they say wait would be spent for nothing.
 			const localWait = sendTimes.waitMs(chatId, row.chat_kind as ChatKind);
-			const waitMs = localWait > 0 ? localWait : await reserveSend(deps.state, botId, chatId, row.chat_kind as ChatKind);
+			const waitMs = localWait > 0 ? localWait : await reserveAfterPause(deps, bot, chatId, row.chat_kind as ChatKind);
+			if (waitMs === null) break;
 			if (waitMs > 0) {
 				heldBack.add(chatId);
 				nextTry = Math.min(nextTry, waitMs);

@@ -303,12 +303,12 @@ describe("Redis shared state, seen by two nodes", () => {
 
 	it("one sliding window: at most N in any window, whichever node asks", async () => {
 		const results = [];
-		for (let i = 0; i < 5; i++) results.push(await (i % 2 ? a : b).takeSlot("slots", 3, 400));
+		for (let i = 0; i < 5; i++) results.push(await (i % 2 ? a : b).takeSlots([{ key: "slots", limit: 3, windowMs: 400 }]));
 		expect(results.map((r) => r.allowed)).toEqual([true, true, true, false, false]);
 		expect(results[3]!.retryAfterMs).toBeGreaterThan(0);
 		expect(results[3]!.retryAfterMs).toBeLessThanOrEqual(400);
 		await new Promise((r) => setTimeout(r, 420));
-		expect((await a.takeSlot("slots", 3, 400)).allowed).toBe(true);
+		expect((await a.takeSlots([{ key: "slots", limit: 3, windowMs: 400 }])).allowed).toBe(true);
 	});
 
 	it("one window counter", async () => {

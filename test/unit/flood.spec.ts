@@ -1,5 +1,5 @@
 /** Flood pacing kept from when Telegram answered sends, and the cap on a 429's pause. */
-import { MAX_RETRY_AFTER_SECONDS, noteAnswered, pause, pausedFor, reserveSend, SendTimes } from "../../services/bots/flood";
+import { MAX_RETRY_AFTER_SECONDS, noteAnswered, pause, reserveSend, SendTimes } from "../../services/bots/flood";
 import { createMemoryState } from "../../lib/state/memory";
 
 describe("SendTimes", () => {
@@ -46,9 +46,37 @@ describe("pause", () => {
 	it("caps a 429's retry_after at an hour (a timer cannot wait 30 days: it would fire at once)", async () => {
 		const state = createMemoryState();
 		await pause(state, 1, 3_000_000);
-		const ms = await pausedFor(state, 1);
-		expect(ms).toBeGreaterThan(MAX_RETRY_AFTER_SECONDS * 1_000 - 1_000);
-		expect(ms).toBeLessThanOrEqual(MAX_RETRY_AFTER_SECONDS * 1_000);
+		const { pausedMs } = await reserveSend(state, 1, 10, "private");
+		expect(pausedMs).toBeGreaterThan(MAX_RETRY_AFTER_SECONDS * 1_000 - 1_000);
+		expect(pausedMs).toBeLessThanOrEqual(MAX_RETRY_AFTER_SECONDS * 1_000);
+	});
+
+	it("holds every chat of that bot, takes no slot while it holds, and lets go when it ends", async () => {
+		let clock = 1_000_000;
+		const state = createMemoryState(() => clock);
+		await pause(state, 1, 2);
+		expect(await reserveSend(state, 1, 10, "private")).toEqual({ waitMs: 0, pausedMs: expect.any(Number) });
+		expect((await reserveSend(state, 1, -20, "group")).pausedMs).toBeGreaterThan(0);
+		expect(await reserveSend(state, 2, 10, "private")).toEqual({ waitMs: 0, pausedMs: 0 });
+		clock += 2_000;
+		// Nothing was taken while paused: both chats go at once, and then wait their second.
+		expect(await reserveSend(state, 1, 10, "private")).toEqual({ waitMs: 0, pausedMs: 0 });
+		expect(await reserveSend(state, 1, -20, "group")).toEqual({ waitMs: 0, pausedMs: 0 });
+		expect((await reserveSend(state, 1, 10, "private")).waitMs).toBe(1_150);
+		await state.close();
+	});
+});
+
+describe("reserveSend takes a send's slots all or none", () => {
+	it("a chat refused by the bot's 30 a second keeps its own slot: it goes as soon as the bot has room, not a second later", async () => {
+		let clock = 5_000_000;
+		const state = createMemoryState(() => clock);
+		for (let chat = 1; chat <= 30; chat++) expect((await reserveSend(state, 1, chat, "private")).waitMs).toBe(0);
+		clock += 100;
+		expect((await reserveSend(state, 1, 99, "private")).waitMs).toBe(1_050);
+		clock += 1_050;
+		expect((await reserveSend(state, 1, 99, "private")).waitMs).toBe(0);
+		await state.close();
 	});
 });
 
@@ -65,52 +93,52 @@ describe("reserveSend after a send another node had answered late", () => {
 
 	it("a private chat: node B's next send waits a second (and the margin) after node A's answer, not after A's reservation", async () => {
 		clock = 1_000_000;
-		expect(await reserveSend(state, 1, 10, "private")).toBe(0);
+		expect((await reserveSend(state, 1, 10, "private")).waitMs).toBe(0);
 		clock += 700;
 		await noteAnswered(state, 1, 10, "private");
 		clock += 500; // 1 200 ms after A's reservation: its slot is free, its answer is 500 ms old.
 		expect(nodeB.waitMs(10, "private", clock)).toBe(0);
-		expect(await reserveSend(state, 1, 10, "private")).toBe(1_150 - 500);
+		expect((await reserveSend(state, 1, 10, "private")).waitMs).toBe(1_150 - 500);
 		clock += 649;
-		expect(await reserveSend(state, 1, 10, "private")).toBe(1);
+		expect((await reserveSend(state, 1, 10, "private")).waitMs).toBe(1);
 		clock += 1;
-		expect(await reserveSend(state, 1, 10, "private")).toBe(0);
+		expect((await reserveSend(state, 1, 10, "private")).waitMs).toBe(0);
 	});
 
 	it("the bot's 30 a second: node B waits for the window counted from A's answers", async () => {
 		clock = 2_000_000;
-		for (let chat = 100; chat < 130; chat++) expect(await reserveSend(state, 2, chat, "private")).toBe(0);
+		for (let chat = 100; chat < 130; chat++) expect((await reserveSend(state, 2, chat, "private")).waitMs).toBe(0);
 		clock += 700;
 		for (let chat = 100; chat < 130; chat++) await noteAnswered(state, 2, chat, "private");
 		clock += 500;
-		expect(await reserveSend(state, 2, 999, "private")).toBe(1_150 - 500);
+		expect((await reserveSend(state, 2, 999, "private")).waitMs).toBe(1_150 - 500);
 		clock += 649;
-		expect(await reserveSend(state, 2, 1_000, "private")).toBe(1);
+		expect((await reserveSend(state, 2, 1_000, "private")).waitMs).toBe(1);
 		clock += 1;
-		expect(await reserveSend(state, 2, 1_001, "private")).toBe(0);
+		expect((await reserveSend(state, 2, 1_001, "private")).waitMs).toBe(0);
 	});
 
 	it("a group's 20 a minute: counted from A's answers", async () => {
 		clock = 3_000_000;
 		for (let i = 0; i < 20; i++) {
-			expect(await reserveSend(state, 3, -500, "group")).toBe(0);
+			expect((await reserveSend(state, 3, -500, "group")).waitMs).toBe(0);
 			clock += 700;
 			await noteAnswered(state, 3, -500, "group");
 			clock += 1_200;
 		}
 		// The first reservation has left its minute (and the margin); the first answer has not.
 		clock = 3_000_000 + 61_000 + 1;
-		expect(await reserveSend(state, 3, -500, "group")).toBe(700 + 61_000 - 61_001);
-		// That refusal took the chat's one-a-second slot (a later limit's refusal only makes the send wait longer).
-		clock = 3_000_000 + 61_001 + 1_150;
-		expect(await reserveSend(state, 3, -500, "group")).toBe(0);
+		expect((await reserveSend(state, 3, -500, "group")).waitMs).toBe(700 + 61_000 - 61_001);
+		// That refusal took nothing (not the chat's one-a-second slot either): it goes once the answer has left the minute.
+		clock = 3_000_000 + 61_000 + 700;
+		expect((await reserveSend(state, 3, -500, "group")).waitMs).toBe(0);
 	});
 
 	it("an answer only delays: without one, the reservations alone count, as before", async () => {
 		clock = 4_000_000;
-		expect(await reserveSend(state, 4, 10, "private")).toBe(0);
+		expect((await reserveSend(state, 4, 10, "private")).waitMs).toBe(0);
 		clock += 1_151;
-		expect(await reserveSend(state, 4, 10, "private")).toBe(0);
+		expect((await reserveSend(state, 4, 10, "private")).waitMs).toBe(0);
 	});
 });
 

@@ -1,4 +1,9 @@
+import type { SharedState } from "../../lib/state";
 import { createMemoryState } from "../../lib/state/memory";
+
+/** One window of takeSlots, as most of these tests take. */
+const slot = (state: SharedState, key: string, limit: number, windowMs: number, log?: string) => state.takeSlots([{ key, limit, windowMs, ...(log === undefined ? {} : { log }) }]);
+const logMoment = (state: SharedState, key: string, keep: number, ttlMs: number) => state.logMoments([{ key, keep, ttlMs }]);
 
 describe("memory shared state", () => {
 	let clock = 0;
@@ -17,33 +22,55 @@ describe("memory shared state", () => {
 	it("sliding window: at most N in any window, and when the oldest frees", async () => {
 		clock = 50_000;
 		for (let i = 0; i < 3; i++) {
-			expect((await state.takeSlot("s", 3, 1_000)).allowed).toBe(true);
+			expect((await slot(state, "s", 3, 1_000)).allowed).toBe(true);
 			clock += 100;
 		}
-		expect(await state.takeSlot("s", 3, 1_000)).toEqual({ allowed: false, retryAfterMs: 700 });
+		expect(await slot(state, "s", 3, 1_000)).toEqual({ allowed: false, retryAfterMs: 700, pausedMs: 0 });
 		clock = 51_001;
-		expect((await state.takeSlot("s", 3, 1_000)).allowed).toBe(true);
-		expect((await state.takeSlot("s", 3, 1_000)).allowed).toBe(false);
+		expect((await slot(state, "s", 3, 1_000)).allowed).toBe(true);
+		expect((await slot(state, "s", 3, 1_000)).allowed).toBe(false);
 	});
 
-	it("a sliding window may also count from a log of moments (logMoment): refused, nothing taken, while the log has `limit` in the window", async () => {
+	it("a sliding window may also count from a log of moments (logMoments): refused, nothing taken, while the log has `limit` in the window", async () => {
 		clock = 60_000;
-		await state.logMoment("answered", 3, 2_000);
+		await logMoment(state, "answered", 3, 2_000);
 		clock += 300;
-		await state.logMoment("answered", 3, 2_000);
+		await logMoment(state, "answered", 3, 2_000);
 		clock += 300;
 		// Two moments in the last second: a limit of 2 waits for the older one to leave it; 3 does not.
-		expect(await state.takeSlot("after", 2, 1_000, "answered")).toEqual({ allowed: false, retryAfterMs: 400 });
-		expect(await state.takeSlot("after", 3, 1_000, "answered")).toEqual({ allowed: true, retryAfterMs: 0 });
+		expect(await slot(state, "after", 2, 1_000, "answered")).toEqual({ allowed: false, retryAfterMs: 400, pausedMs: 0 });
+		expect(await slot(state, "after", 3, 1_000, "answered")).toEqual({ allowed: true, retryAfterMs: 0, pausedMs: 0 });
 		// Limit 1: the newest moment decides.
-		expect(await state.takeSlot("after-one", 1, 1_000, "answered")).toEqual({ allowed: false, retryAfterMs: 700 });
+		expect(await slot(state, "after-one", 1, 1_000, "answered")).toEqual({ allowed: false, retryAfterMs: 700, pausedMs: 0 });
 		clock += 700;
-		expect(await state.takeSlot("after-one", 1, 1_000, "answered")).toEqual({ allowed: true, retryAfterMs: 0 });
+		expect(await slot(state, "after-one", 1, 1_000, "answered")).toEqual({ allowed: true, retryAfterMs: 0, pausedMs: 0 });
 		// The log keeps its last `keep` moments only, each for its TTL.
-		for (let i = 0; i < 5; i++) await state.logMoment("answered", 3, 2_000);
-		expect(await state.takeSlot("after-keep", 4, 1_000, "answered")).toEqual({ allowed: true, retryAfterMs: 0 });
+		for (let i = 0; i < 5; i++) await logMoment(state, "answered", 3, 2_000);
+		expect(await slot(state, "after-keep", 4, 1_000, "answered")).toEqual({ allowed: true, retryAfterMs: 0, pausedMs: 0 });
 		clock += 2_000;
-		expect(await state.takeSlot("after-ttl", 1, 10_000, "answered")).toEqual({ allowed: true, retryAfterMs: 0 });
+		expect(await slot(state, "after-ttl", 1, 10_000, "answered")).toEqual({ allowed: true, retryAfterMs: 0, pausedMs: 0 });
+	});
+
+	it("several windows at once: all or none, refused until every one has room; a pause key holds them all", async () => {
+		clock = 70_000;
+		const pair = [
+			{ key: "narrow", limit: 1, windowMs: 1_000 },
+			{ key: "wide", limit: 2, windowMs: 5_000 },
+		];
+		expect(await state.takeSlots(pair)).toEqual({ allowed: true, retryAfterMs: 0, pausedMs: 0 });
+		clock += 1_000;
+		expect(await state.takeSlots(pair)).toEqual({ allowed: true, retryAfterMs: 0, pausedMs: 0 });
+		clock += 1_000;
+		// "narrow" has room, "wide" has not until its first slot leaves: nothing is taken, not even "narrow".
+		expect(await state.takeSlots(pair)).toEqual({ allowed: false, retryAfterMs: 3_000, pausedMs: 0 });
+		expect(await slot(state, "narrow", 1, 1_000)).toEqual({ allowed: true, retryAfterMs: 0, pausedMs: 0 });
+		// Refused by both: the longer wait is the answer.
+		expect((await state.takeSlots(pair)).retryAfterMs).toBe(3_000);
+		await state.set("paused", "1", 500);
+		expect(await state.takeSlots(pair, "paused")).toEqual({ allowed: false, retryAfterMs: 0, pausedMs: 500 });
+		expect(await state.takeSlots([{ key: "elsewhere", limit: 1, windowMs: 1_000 }], "paused")).toMatchObject({ allowed: false, pausedMs: 500 });
+		clock += 500;
+		expect(await state.takeSlots([{ key: "elsewhere", limit: 1, windowMs: 1_000 }], "paused")).toEqual({ allowed: true, retryAfterMs: 0, pausedMs: 0 });
 	});
 
 	it("fixed window counts hits and resets", async () => {

@@ -27,6 +27,7 @@ import { audiencesOf, ownerReaderOf } from "./delivery/audiences";
 import { activeWebhooksNow, scheduleReplay, type Audience, type AudienceList } from "./delivery/dispatcher";
 import { webhookActions } from "./delivery/webhook-actions";
 import { dispatcherLoop, workLoop } from "./delivery/worker";
+import { DueHints } from "./delivery/due-hints";
 import { operatorActions } from "./delivery/operator-actions";
 import { disableWebhooksOfEndedKeys } from "./delivery/ended-owners";
 import { webhookDeliveriesRetention } from "./delivery/retention";
@@ -52,10 +53,17 @@ const DeliveryService: ServiceSchema<ServiceSettingSchema, DeliveryThis> = {
 		"gateway.events"(this: DeliveryThis) {
 			this.dispatcherBell.ring();
 		},
-		"delivery.wake"(this: DeliveryThis) {
+		/** New deliveries, or due again: of these webhooks when named, otherwise of any (a full scan). */
+		"delivery.wake"(this: DeliveryThis, ctx: Context<{ webhook_ids?: number[]; webhook_id?: number }>) {
+			const { webhook_ids, webhook_id } = ctx.params ?? {};
+			if (Array.isArray(webhook_ids)) this.dueHints.hint(webhook_ids.filter((id) => Number.isSafeInteger(id)));
+			else if (typeof webhook_id === "number") this.dueHints.hint([webhook_id]);
+			else this.dueHints.scanAll();
 			this.workerBell.ring();
 		},
 		"webhooks.changed"(this: DeliveryThis) {
+			// A webhook switched back on may have deliveries waiting: look at every one.
+			this.dueHints.scanAll();
 			this.invalidateAudiences();
 			this.dispatcherBell.ring();
 			this.workerBell.ring();
@@ -180,6 +188,7 @@ const DeliveryService: ServiceSchema<ServiceSettingSchema, DeliveryThis> = {
 		this.audienceCache = null;
 		this.audienceGeneration = 0;
 		this.audienceBuild = null;
+		this.dueHints = new DueHints();
 		this.probing = new Set();
 		this.inFlight = new Map();
 		this.inFlightTotal = 0;

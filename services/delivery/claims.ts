@@ -6,7 +6,7 @@
  */
 import type { Database } from "../../lib/db/connection";
 import { retryingConflicts } from "../../lib/db/conflicts";
-import { all, placeholders, read, run } from "../../lib/db/raw";
+import { all, inIds, placeholders, read, run } from "../../lib/db/raw";
 
 export interface Claimed {
 	id: number;
@@ -35,18 +35,20 @@ const DUE_BRANCHES = [
 
 /**
  * Active webhooks with deliveries due now, a page at a time after `afterId` (a plain read: it takes
- * nothing). Paging in id order and wrapping around gives every endpoint its turn, however many
- * others have work waiting behind an open breaker; disabled webhooks' leftovers are never picked.
+ * nothing), among `onlyIds` when given (due-hints.ts). Paging in id order and wrapping around gives
+ * every endpoint its turn, however many others have work waiting behind an open breaker; disabled
+ * webhooks' leftovers are never picked.
  */
-export async function webhooksWithDueDeliveries(db: Database, afterId = 0, limit = 500): Promise<number[]> {
+export async function webhooksWithDueDeliveries(db: Database, afterId = 0, limit = 500, onlyIds?: readonly number[]): Promise<number[]> {
 	const now = new Date();
 	const active = db.dialect === "mysql" ? "w.is_active = TRUE" : "w.is_active = 1";
+	const among = onlyIds === undefined ? null : inIds(db, onlyIds);
 	const rows = await read<{ id: number }>(
 		db,
-		`SELECT w.id FROM webhooks w WHERE ${active} AND w.id > ?
+		`SELECT w.id FROM webhooks w WHERE ${active} AND w.id > ?${among ? ` AND w.id ${among.sql}` : ""}
 		   AND (${DUE_BRANCHES.map((b) => `EXISTS (SELECT 1 FROM webhook_deliveries d WHERE d.webhook_id = w.id AND ${b.where})`).join(" OR ")})
 		 ORDER BY w.id LIMIT ?`,
-		[afterId, ...DUE_BRANCHES.map(() => now), limit],
+		[afterId, ...(among?.values ?? []), ...DUE_BRANCHES.map(() => now), limit],
 	);
 	return rows.map((r) => Number(r.id));
 }

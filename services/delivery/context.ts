@@ -7,6 +7,7 @@ import type { LeaseRunner } from "../../lib/lease";
 import type { Runtime } from "../../lib/runtime";
 import type { ReadAccess } from "../../mixins/event-stream/subscription-hub";
 import type { Audience, AudienceList } from "./dispatcher";
+import type { DueHints } from "./due-hints";
 import type { SigningSecrets } from "./signing";
 
 export const WEBHOOK_SECRET_PURPOSE = "webhook-secret";
@@ -41,6 +42,8 @@ export interface DeliveryLocalVars {
 	audienceGeneration: number;
 	/** The build under way, shared by every caller (the dispatcher, and each attempt asking its owner's access). */
 	audienceBuild: Promise<AudienceList> | null;
+	/** Webhooks this node heard may have deliveries due: what a work round asks about between full scans. */
+	dueHints: DueHints;
 	/** Half-open endpoints whose one probe this node has out, until its outcome is recorded. */
 	probing: Set<number>;
 	/** This node's attempts on the wire, per endpoint and across every endpoint. */

@@ -102,9 +102,19 @@ export async function workLoop(service: DeliveryThis): Promise<void> {
 		let started = 0;
 		try {
 			if (service.inFlightTotal < NODE_CONCURRENCY) {
-				const due = await webhooksWithDueDeliveries(service.runtime.db, cursor, DUE_PAGE);
-				// The next round looks at the next page; a short page means the end, so wrap around.
-				cursor = due.length < DUE_PAGE ? 0 : due[due.length - 1]!;
+				let due: number[];
+				// A full scan, once started, goes on page by page until it wraps around.
+				if (cursor !== 0 || service.dueHints.fullScanDue) {
+					due = await webhooksWithDueDeliveries(service.runtime.db, cursor, DUE_PAGE);
+					// The next round looks at the next page; a short page means the end, so wrap around.
+					cursor = due.length < DUE_PAGE ? 0 : due[due.length - 1]!;
+					if (cursor === 0) service.dueHints.fullScanDone();
+					service.dueHints.hint(due);
+				} else {
+					const ripe = service.dueHints.ripe(DUE_PAGE);
+					due = ripe.length === 0 ? [] : await webhooksWithDueDeliveries(service.runtime.db, 0, DUE_PAGE, ripe.map((r) => r.id));
+					service.dueHints.settle(ripe, due);
+				}
 				if (due.length > 0) {
 					targets.clear();
 					const rows = await service.runtime.db.models.Webhook.findAll({ where: { id: due, is_active: true } });
@@ -254,6 +264,9 @@ async function send(service: DeliveryThis, row: Webhook, owner: OwningUser, clai
 			}
 		}
 		await record.submit(outcome);
+		// Recorded: the endpoint may have more due now (the chat's next event, rows over its cap), and this one again at its retry.
+		service.dueHints.hint([row.id]);
+		if (outcome.nextAttemptAt) service.dueHints.hint([row.id], outcome.nextAttemptAt.getTime());
 		metricsOf(service.broker).webhookDeliveries.inc({ outcome: outcome.verdict });
 		if (outcome.verdict === "gone") await service.broker.broadcast("webhooks.changed", { id: row.id });
 	} catch (err) {

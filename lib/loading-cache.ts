@@ -67,4 +67,10 @@ export class LoadingCache<K extends NonNullable<unknown>, V> {
 		this.values.clear();
 		this.loading.clear();
 	}
+
+	/** Drops the kept values `matches` picks, and every load under way (its value is not kept). */
+	deleteWhere(matches: (value: V) => boolean): void {
+		for (const [key, kept] of this.values.entries()) if (matches(kept.value)) this.values.delete(key);
+		this.loading.clear();
+	}
 }

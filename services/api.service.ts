@@ -20,7 +20,7 @@ import { readinessChecks, readinessReport } from "../lib/readiness";
 import { runtimeOf, type Runtime } from "../lib/runtime";
 import { refuseWhenEmpty, takePrincipalToken } from "../lib/rate-limit";
 import { warnAtMostEvery } from "../lib/throttled-warning";
-import { REVOCABLE_TTL_MS } from "./auth/cache";
+import { REVOCABLE_TTL_MS, type AuthChange } from "./auth/cache";
 import type { Principal } from "./auth/principal";
 import { takeCredential } from "./api/credentials";
 import { answerOf, telegramPushes, type TelegramPushes } from "./api/telegram-pushes";
@@ -205,9 +205,11 @@ const ApiService: ServiceSchema<ApiSettingsSchema, ApiThis> = {
 			for (const route of gateway.routes) if (route.opts.autoAliases) gateway.regenerateAutoAliases(route);
 		},
 
-		/** A user, key or grant changed somewhere: resolve every credential afresh. */
-		"auth.changed"(this: ApiThis) {
-			this.principals.clear();
+		/** A user, key or grant changed somewhere: resolve every credential afresh (an ended login: that user's). */
+		"auth.changed"(this: ApiThis, ctx: Context<AuthChange>) {
+			const change = ctx.params;
+			if (change.kind === "session") this.principals.deleteWhere((p) => p.type === "user" && p.user_id === change.user_id);
+			else this.principals.clear();
 		},
 	},
 

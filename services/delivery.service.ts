@@ -27,7 +27,7 @@ import { audiencesOf, ownerReaderOf } from "./delivery/audiences";
 import { activeWebhooksNow, scheduleReplay, type Audience, type AudienceList } from "./delivery/dispatcher";
 import { webhookActions } from "./delivery/webhook-actions";
 import { dispatcherLoop, workLoop } from "./delivery/worker";
-import { DueHints } from "./delivery/due-hints";
+import { DueHints, type DeliveryWake } from "./delivery/due-hints";
 import { operatorActions } from "./delivery/operator-actions";
 import { disableWebhooksOfEndedKeys } from "./delivery/ended-owners";
 import { webhookDeliveriesRetention } from "./delivery/retention";
@@ -53,11 +53,12 @@ const DeliveryService: ServiceSchema<ServiceSettingSchema, DeliveryThis> = {
 		"gateway.events"(this: DeliveryThis) {
 			this.dispatcherBell.ring();
 		},
-		/** New deliveries, or due again: of these webhooks when named, otherwise of any (a full scan). */
-		"delivery.wake"(this: DeliveryThis, ctx: Context<{ webhook_ids?: number[]; webhook_id?: number }>) {
-			const { webhook_ids, webhook_id } = ctx.params ?? {};
+		/** New deliveries, or due again (now, or at a retry's time): of these webhooks when named, otherwise of any (a full scan). */
+		"delivery.wake"(this: DeliveryThis, ctx: Context<DeliveryWake>) {
+			const { webhook_ids, webhook_id, retries } = ctx.params ?? {};
 			if (Array.isArray(webhook_ids)) this.dueHints.hint(webhook_ids.filter((id) => Number.isSafeInteger(id)));
 			else if (typeof webhook_id === "number") this.dueHints.hint([webhook_id]);
+			else if (Array.isArray(retries)) for (const { webhook_id: id, at } of retries) this.dueHints.hint([id], at);
 			else this.dueHints.scanAll();
 			this.workerBell.ring();
 		},

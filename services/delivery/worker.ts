@@ -105,6 +105,7 @@ export async function workLoop(service: DeliveryThis): Promise<void> {
 				let due: number[];
 				// A full scan, once started, goes on page by page until it wraps around.
 				if (cursor !== 0 || service.dueHints.fullScanDue) {
+					if (cursor === 0) service.dueHints.fullScanStarted();
 					due = await webhooksWithDueDeliveries(service.runtime.db, cursor, DUE_PAGE);
 					// The next round looks at the next page; a short page means the end, so wrap around.
 					cursor = due.length < DUE_PAGE ? 0 : due[due.length - 1]!;
@@ -264,9 +265,11 @@ async function send(service: DeliveryThis, row: Webhook, owner: OwningUser, clai
 			}
 		}
 		await record.submit(outcome);
-		// Recorded: the endpoint may have more due now (the chat's next event, rows over its cap), and this one again at its retry.
+		// Recorded: the endpoint may have more due now (the chat's next event, rows over its cap).
 		service.dueHints.hint([row.id]);
-		if (outcome.nextAttemptAt) service.dueHints.hint([row.id], outcome.nextAttemptAt.getTime());
+		// And this one again at its retry, on whichever delivery node has room then.
+		// Not heard (the transporter away): the nodes' full scans find it within FULL_SCAN_MS of its time.
+		if (outcome.nextAttemptAt) await service.broker.broadcast("delivery.wake", { retries: [{ webhook_id: row.id, at: outcome.nextAttemptAt.getTime() }] }).catch(() => undefined);
 		metricsOf(service.broker).webhookDeliveries.inc({ outcome: outcome.verdict });
 		if (outcome.verdict === "gone") await service.broker.broadcast("webhooks.changed", { id: row.id });
 	} catch (err) {

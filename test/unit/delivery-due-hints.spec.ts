@@ -41,10 +41,40 @@ describe("DueHints", () => {
 		// While the check ran, webhook 3 got new deliveries.
 		h.hint([3]);
 		h.settle(checked, [1]);
-		expect(ids(h)).toEqual([1, 3]);
+		// 1 is still due: it goes to the back of the turn.
+		expect(ids(h)).toEqual([3, 1]);
 		h.settle(h.ripe(500), []);
 		expect(ids(h)).toEqual([]);
 		expect(h.size).toBe(0);
+	});
+
+	it("webhooks that stay due take their turn: a newly hinted one is asked about within a few rounds, however many are stuck", () => {
+		clock = 3_500_000;
+		const h = hints();
+		h.hint(Array.from({ length: 600 }, (_, i) => i + 1));
+		const stuck = (ripe: ReturnType<DueHints["ripe"]>) => ripe.map((r) => r.id).filter((id) => id <= 600);
+		const first = h.ripe(500);
+		h.settle(first, stuck(first));
+		h.hint([9_999]);
+		const seen: number[] = [];
+		for (let round = 0; round < 3 && !seen.includes(9_999); round++) {
+			const ripe = h.ripe(500);
+			seen.push(...ripe.map((r) => r.id));
+			h.settle(ripe, stuck(ripe));
+		}
+		expect(seen).toContain(9_999);
+	});
+
+	it("a full scan asked for while one runs is made again once it ends", () => {
+		clock = 3_700_000;
+		const h = hints();
+		h.fullScanStarted();
+		h.scanAll();
+		h.fullScanDone();
+		expect(h.fullScanDue).toBe(true);
+		h.fullScanStarted();
+		h.fullScanDone();
+		expect(h.fullScanDue).toBe(false);
 	});
 
 	it("a retry scheduled for later ripens at its time, each one, even when the webhook was checked and forgotten before", () => {

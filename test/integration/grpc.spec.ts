@@ -11,7 +11,7 @@ import { protoPath as healthProtoPath } from "grpc-health-check";
 import type { EventFeed } from "../../services/broker/feed";
 import type { SubscriptionHub } from "../../mixins/event-stream/subscription-hub";
 import type { BotProto, ChatProto, MessageEventProto, MessageProto } from "../../services/grpc/codec";
-import { createUser, pollUntil, sleep, type TestUser } from "../support/auth";
+import { createUser, loginAction, pollUntil, sleep, type TestUser } from "../support/auth";
 import { sentWithText, userWrites, type ChatBody, type MessageBody, type Page } from "../support/chat-helpers";
 import { GRPC_SERVICE_OF } from "../support/hostile-grpc";
 import { freePort } from "../support/processes";
@@ -558,6 +558,26 @@ describe("gRPC", () => {
 			await sleep(200);
 			expect(all.texts()).toEqual(["c1", "d1", "d after revocation"]);
 			expect(all.status).toBeUndefined();
+		});
+
+		it("a logout ends the streams opened with that login's access token (UNAUTHENTICATED) within 1 s; another login's stream goes on", async () => {
+			const reader = await createUser(t.gw, admin, ["viewer"]);
+			const c = await newChat("logout-1");
+			await grant(c.chatId, { user_id: reader.id, can_read: true });
+			const leaving = await loginAction(t.gw.broker, reader.username, reader.password);
+			const ending = stream("StreamChatMessages", { chat_id: c.chatId, since_seq: 0 }, creds(leaving.access_token));
+			const staying = stream("StreamChatMessages", { chat_id: c.chatId, since_seq: 0 }, creds(reader.token));
+			await ending.waitFor((events) => events.length === 1);
+			await staying.waitFor((events) => events.length === 1);
+
+			const loggedOutAt = Date.now();
+			expect((await t.api("POST", "/auth/logout", { refresh_token: leaving.refresh_token })).status).toBe(204);
+			const status = await ending.end(2_000);
+			expect(Date.now() - loggedOutAt).toBeLessThan(1_000);
+			expect(status.code).toBe(grpc.status.UNAUTHENTICATED);
+			const later = await write(c.telegramId, "after logout");
+			await staying.waitFor((events) => events.some((e) => e.message?.id === later.id));
+			expect(staying.status).toBeUndefined();
 		});
 
 		it("a client deadline ends a stream with DEADLINE_EXCEEDED, and the server forgets it", async () => {

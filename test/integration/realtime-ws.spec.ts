@@ -5,7 +5,7 @@
  * ACL and revocation hold as they do for socket.io.
  */
 import type { SubscriptionHub } from "../../mixins/event-stream/subscription-hub";
-import { createKey, createUser } from "../support/auth";
+import { createKey, createUser, loginAction } from "../support/auth";
 import { userWrites } from "../support/chat-helpers";
 import { chatSeqsInLog, connectWs, pause, userFloods, waitUntil, wsRefusal, type Payload, type WsClient } from "../support/realtime-clients";
 import { freePort } from "../support/processes";
@@ -224,6 +224,19 @@ describe("plain WebSocket /api/v1/ws", () => {
 			expect(client.frames).toContainEqual(expect.objectContaining({ type: "error", code: "UNAUTHORIZED" }));
 			expect(hub.connectionCount).toBe(before - 1);
 			expect((await wsRefusal(t.baseUrl, `?token=${key.key}`)).status).toBe(401);
+		});
+
+		it("logging out closes the connections of that login within 1 s; the user's other logins stay", async () => {
+			const user = await createUser(t.gw, t.adminToken, ["viewer"]);
+			const leaving = await loginAction(t.gw.broker, user.username, user.password);
+			const ending = await open(`?token=${leaving.access_token}`);
+			const staying = await open(`?token=${user.token}`);
+			expect((await t.api("POST", "/auth/logout", { refresh_token: leaving.refresh_token })).status).toBe(204);
+			await ending.waitForClose(1_000);
+			expect(ending.closed!.code).toBe(4401);
+			await pause(300);
+			await staying.ping();
+			expect((await wsRefusal(t.baseUrl, `?token=${leaving.access_token}`)).status).toBe(401);
 		});
 	});
 });

@@ -2,7 +2,8 @@
  * Work that only one node of the cluster may do at a time (the poller of a bot, the sender of a
  * bot's queue, the webhook dispatcher) runs under a lease in the shared state. The lease is renewed
  * while the work runs; if a renewal fails (lost to another node, or the store is away) the work's
- * signal aborts, and a lease whose holder died passes on when it expires.
+ * signal aborts, and a lease whose holder died passes on when it expires. A runner renews all the
+ * leases it holds in one round trip (a node polling 1,000 bots made 200 renewal calls a second).
  */
 import type { SharedState } from "./state";
 
@@ -15,6 +16,7 @@ export interface LeaseOptions {
 export class LeaseRunner {
 	private readonly running = new Map<string, AbortController>();
 	private closed = false;
+	private renewal: NodeJS.Timeout | null = null;
 
 	constructor(
 		private readonly state: SharedState,
@@ -62,21 +64,31 @@ export class LeaseRunner {
 		}
 		const controller = new AbortController();
 		this.running.set(key, controller);
-		const renew = setInterval(() => {
-			this.state.renewLease(key, this.owner, this.options.ttlMs).then(
-				(kept) => kept || controller.abort(),
-				() => controller.abort(),
-			);
-		}, this.options.renewEveryMs ?? Math.floor(this.options.ttlMs / 3));
-		renew.unref();
+		this.renewal ??= setInterval(() => this.renewAll(), this.options.renewEveryMs ?? Math.floor(this.options.ttlMs / 3)).unref();
 		try {
 			await work(controller.signal);
 		} finally {
-			clearInterval(renew);
 			this.running.delete(key);
+			if (this.running.size === 0 && this.renewal) {
+				clearInterval(this.renewal);
+				this.renewal = null;
+			}
 			await this.state.releaseLease(key, this.owner).catch(() => undefined);
 		}
 		return true;
+	}
+
+	/** Renews every held lease at once; the work under one that was lost, or under all if the store failed, aborts. */
+	private renewAll(): void {
+		const held = [...this.running];
+		this.state.renewLeases(
+			held.map(([key]) => key),
+			this.owner,
+			this.options.ttlMs,
+		).then(
+			(kept) => held.forEach(([, controller], i) => kept[i] || controller.abort()),
+			() => held.forEach(([, controller]) => controller.abort()),
+		);
 	}
 
 	/** Aborts the work under one lease (it ends and releases the lease). */

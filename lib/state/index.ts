@@ -63,8 +63,8 @@ export interface SharedState {
 	del(key: string): Promise<void>;
 	/** Takes the lease if it is free or already ours; true while `owner` holds it. */
 	acquireLease(key: string, owner: string, ttlMs: number): Promise<boolean>;
-	/** Extends a lease we hold; false if it was lost (expired and taken by another owner). */
-	renewLease(key: string, owner: string, ttlMs: number): Promise<boolean>;
+	/** Extends leases we hold, in one round trip; per key, false if it was lost (expired, or taken by another owner). */
+	renewLeases(keys: readonly string[], owner: string, ttlMs: number): Promise<boolean[]>;
 	releaseLease(key: string, owner: string): Promise<void>;
 	/** Who holds each lease (its owner), or null where it is free: many leases in one round trip. */
 	leaseHolders(keys: readonly string[]): Promise<Array<string | null>>;

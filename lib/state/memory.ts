@@ -110,11 +110,13 @@ export function createMemoryState(now: () => number = Date.now): SharedState {
 			leases.set(key, { value: owner, expiresAt: now() + ttlMs });
 			return true;
 		},
-		async renewLease(key, owner, ttlMs) {
-			const lease = live(leases, key);
-			if (!lease || lease.value !== owner) return false;
-			lease.expiresAt = now() + ttlMs;
-			return true;
+		async renewLeases(keys, owner, ttlMs) {
+			return keys.map((key) => {
+				const lease = live(leases, key);
+				if (!lease || lease.value !== owner) return false;
+				lease.expiresAt = now() + ttlMs;
+				return true;
+			});
 		},
 		async releaseLease(key, owner) {
 			if (live(leases, key)?.value === owner) leases.delete(key);

@@ -88,9 +88,13 @@ local ttl = redis.call('PTTL', KEYS[1])
 return {count, ttl}
 `;
 
-const RENEW_LEASE = `
-if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('PEXPIRE', KEYS[1], ARGV[2]) end
-return 0
+/** Per key: 1 if ARGV[1] held it and it was extended by ARGV[2] ms, 0 if not. */
+const RENEW_LEASES = `
+local kept = {}
+for i = 1, #KEYS do
+  if redis.call('GET', KEYS[i]) == ARGV[1] then kept[i] = redis.call('PEXPIRE', KEYS[i], ARGV[2]) else kept[i] = 0 end
+end
+return kept
 `;
 
 const ACQUIRE_LEASE = `
@@ -111,7 +115,7 @@ type ScriptClient = Redis & {
 	tgwTakeSlots(keyCount: number, ...keysThenArgs: Array<string | number>): Promise<[number, number, number]>;
 	tgwLogMoments(keyCount: number, ...keysThenArgs: Array<string | number>): Promise<number>;
 	tgwAcquireLease(key: string, owner: string, ttlMs: number): Promise<number>;
-	tgwRenewLease(key: string, owner: string, ttlMs: number): Promise<number>;
+	tgwRenewLeases(keyCount: number, ...keysThenArgs: Array<string | number>): Promise<number[]>;
 	tgwReleaseLease(key: string, owner: string): Promise<number>;
 };
 
@@ -134,7 +138,7 @@ export async function createRedisState(url: string, prefix: string): Promise<Sha
 	client.defineCommand("tgwTakeSlots", { lua: TAKE_SLOTS });
 	client.defineCommand("tgwLogMoments", { lua: LOG_MOMENTS });
 	client.defineCommand("tgwAcquireLease", { numberOfKeys: 1, lua: ACQUIRE_LEASE });
-	client.defineCommand("tgwRenewLease", { numberOfKeys: 1, lua: RENEW_LEASE });
+	client.defineCommand("tgwRenewLeases", { lua: RENEW_LEASES });
 	client.defineCommand("tgwReleaseLease", { numberOfKeys: 1, lua: RELEASE_LEASE });
 	await client.connect();
 
@@ -183,8 +187,9 @@ export async function createRedisState(url: string, prefix: string): Promise<Sha
 		async acquireLease(key, owner, ttlMs) {
 			return (await client.tgwAcquireLease(prefix + key, owner, ttlMs)) === 1;
 		},
-		async renewLease(key, owner, ttlMs) {
-			return (await client.tgwRenewLease(prefix + key, owner, ttlMs)) === 1;
+		async renewLeases(keys, owner, ttlMs) {
+			if (keys.length === 0) return [];
+			return (await client.tgwRenewLeases(keys.length, ...keys.map((key) => prefix + key), owner, ttlMs)).map((kept) => kept === 1);
 		},
 		async releaseLease(key, owner) {
 			await client.tgwReleaseLease(prefix + key, owner);

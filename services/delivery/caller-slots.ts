@@ -47,7 +47,7 @@ export async function inCallerSlot<T>(state: SharedState, slots: CallerSlots, ca
 	const key = taken;
 	// A renewal that fails (Redis away) lets the slot lapse while the work goes on: the slots bound
 	// what one caller runs at once for fairness, they lock nothing that could be corrupted.
-	const renewal = setInterval(() => void state.renewLease(key, holder, leaseMs).catch(() => undefined), Math.floor(leaseMs / 3));
+	const renewal = setInterval(() => void state.renewLeases([key], holder, leaseMs).catch(() => undefined), Math.floor(leaseMs / 3));
 	renewal.unref();
 	try {
 		return await work();

@@ -320,12 +320,25 @@ describe("Redis shared state, seen by two nodes", () => {
 	it("one lease holder at a time; it passes on after expiry", async () => {
 		expect(await a.acquireLease("lease", "node-a", 300)).toBe(true);
 		expect(await b.acquireLease("lease", "node-b", 300)).toBe(false);
-		expect(await a.renewLease("lease", "node-a", 300)).toBe(true);
+		expect(await a.renewLeases(["lease"], "node-a", 300)).toEqual([true]);
 		await new Promise((r) => setTimeout(r, 350));
 		expect(await b.acquireLease("lease", "node-b", 300)).toBe(true);
-		expect(await a.renewLease("lease", "node-a", 300)).toBe(false);
+		expect(await a.renewLeases(["lease"], "node-a", 300)).toEqual([false]);
 		await a.releaseLease("lease", "node-a");
-		expect(await b.renewLease("lease", "node-b", 300)).toBe(true);
+		expect(await b.renewLeases(["lease"], "node-b", 300)).toEqual([true]);
+	});
+
+	it("renews many leases in one call: each one its owner still holds, not the others", async () => {
+		expect(await a.acquireLease("many-1", "node-a", 300)).toBe(true);
+		expect(await a.acquireLease("many-2", "node-a", 300)).toBe(true);
+		expect(await b.acquireLease("many-3", "node-b", 300)).toBe(true);
+		expect(await a.renewLeases(["many-1", "many-2", "many-3", "many-free"], "node-a", 1_000)).toEqual([true, true, false, false]);
+		await new Promise((r) => setTimeout(r, 350));
+		// Node A's were extended: still its own past their first 300 ms. Node B's was not: it ran out.
+		expect(await b.acquireLease("many-1", "node-b", 300)).toBe(false);
+		expect(await b.acquireLease("many-2", "node-b", 300)).toBe(false);
+		expect(await a.acquireLease("many-3", "node-a", 300)).toBe(true);
+		expect(await a.renewLeases([], "node-a", 1_000)).toEqual([]);
 	});
 
 	it("lease holders read in one go, whichever node asks: null where free or expired", async () => {

@@ -86,13 +86,13 @@ describe("memory shared state", () => {
 		clock = 100_000;
 		expect(await state.acquireLease("l", "a", 1_000)).toBe(true);
 		expect(await state.acquireLease("l", "b", 1_000)).toBe(false);
-		expect(await state.renewLease("l", "a", 1_000)).toBe(true);
-		expect(await state.renewLease("l", "b", 1_000)).toBe(false);
+		expect(await state.renewLeases(["l"], "a", 1_000)).toEqual([true]);
+		expect(await state.renewLeases(["l"], "b", 1_000)).toEqual([false]);
 		await state.releaseLease("l", "b");
 		expect(await state.acquireLease("l", "b", 1_000)).toBe(false);
 		clock += 1_001;
 		expect(await state.acquireLease("l", "b", 1_000)).toBe(true);
-		expect(await state.renewLease("l", "a", 1_000)).toBe(false);
+		expect(await state.renewLeases(["l"], "a", 1_000)).toEqual([false]);
 	});
 
 	it("lease holders: many read at once, null where free or expired", async () => {

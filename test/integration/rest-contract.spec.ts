@@ -245,4 +245,37 @@ describe("the ops server of nodes without the api service (/health, /ready, /met
 			await gw.stop();
 		}
 	});
+
+	it("close() (an api node's listener making way for the API) does not wait on a client that keeps its connection busy", async () => {
+		const gw = await startTestGateway({ nodes: [["auth", "broker"]] });
+		const ops = await startOpsServer(gw.broker, gw.runtime, "migrating");
+		const socket = connect((ops.server.address() as AddressInfo).port, "127.0.0.1");
+		let received = "";
+		socket.on("data", (chunk: Buffer) => (received += chunk.toString()));
+		socket.on("error", () => undefined);
+		await new Promise((resolve) => socket.once("connect", resolve));
+		const push = "POST /api/v1/telegram/webhook/x HTTP/1.1\r\nHost: gw\r\nContent-Type: application/json\r\nContent-Length: 2\r\n\r\n{}";
+		// A Telegram push retried on every 503 on one kept-alive connection: a request under way when
+		// close() is called, and another one every 50 ms for 3 s after.
+		socket.write(push.slice(0, -1));
+		const closing = ops.close();
+		const started = Date.now();
+		socket.write("}");
+		const writer = setInterval(() => socket.writable && socket.write(push), 50);
+		try {
+			await closing;
+			expect(Date.now() - started).toBeLessThan(2_500);
+			// The last answer's bytes may still be on their way to this end of the socket.
+			await new Promise((r) => setTimeout(r, 200));
+		} finally {
+			clearInterval(writer);
+			socket.destroy();
+			await gw.stop();
+		}
+		const statuses = [...received.matchAll(/^HTTP\/1\.1 (\d+)/gm)].map((m) => Number(m[1]));
+		// Told to try again, never "no such route"; and told the connection ends with that answer.
+		expect(statuses.length).toBeGreaterThan(0);
+		expect(statuses.filter((s) => s !== 503)).toEqual([]);
+		expect(received).toMatch(/\r\nConnection: close\r\n/i);
+	});
 });

@@ -55,10 +55,10 @@ const DeliveryService: ServiceSchema<ServiceSettingSchema, DeliveryThis> = {
 		},
 		/** New deliveries, or due again (now, or at a retry's time): of these webhooks when named, otherwise of any (a full scan). */
 		"delivery.wake"(this: DeliveryThis, ctx: Context<DeliveryWake>) {
-			const { webhook_ids, webhook_id, retries } = ctx.params ?? {};
+			// A wake of another shape (an older node's) is answered with a full scan: nothing is missed.
+			const { webhook_ids, retries } = ctx.params ?? {};
 			if (Array.isArray(webhook_ids)) this.dueHints.hint(webhook_ids.filter((id) => Number.isSafeInteger(id)));
-			else if (typeof webhook_id === "number") this.dueHints.hint([webhook_id]);
-			else if (Array.isArray(retries)) for (const { webhook_id: id, at } of retries) this.dueHints.hint([id], at);
+			else if (Array.isArray(retries)) for (const { webhook_id: id, at } of retries.filter((r) => Number.isSafeInteger(r?.webhook_id) && Number.isFinite(r?.at))) this.dueHints.hint([id], at);
 			else this.dueHints.scanAll();
 			this.workerBell.ring();
 		},
@@ -157,7 +157,7 @@ const DeliveryService: ServiceSchema<ServiceSettingSchema, DeliveryThis> = {
 
 		async replay(this: DeliveryThis, row: Webhook, from) {
 			const result = await scheduleReplay(this.runtime.db, await this.audienceOf(row), from, 100_000, ownerReaderOf(row));
-			await this.broker.broadcast("delivery.wake", { webhook_id: row.id });
+			await this.broker.broadcast("delivery.wake", { webhook_ids: [row.id] } satisfies DeliveryWake);
 			return result;
 		},
 

@@ -11,7 +11,6 @@ export const FULL_SCAN_MS = 5_000;
 /** The `delivery.wake` event: webhooks with new deliveries, retries scheduled, or nothing named (look at all). */
 export interface DeliveryWake {
 	webhook_ids?: number[];
-	webhook_id?: number;
 	retries?: Array<{ webhook_id: number; at: number }>;
 }
 

@@ -22,6 +22,7 @@ import { deliveryView, webhookView } from "./views";
 import type { DeliveryActions, DeliveryThis } from "./context";
 import { WEBHOOK_SECRET_PURPOSE } from "./context";
 import { owningUsersOf, withinWebhookLimit } from "./webhook-quota";
+import type { DeliveryWake } from "./due-hints";
 import { ID } from "../../lib/validator";
 
 const ROTATION_OVERLAP_MS = 24 * 3_600_000;
@@ -351,7 +352,7 @@ export const webhookActions: DeliveryActions = {
 				const delivery = await WebhookDelivery.findOne({ where });
 				if (!delivery) throw fail.notFound("Delivery");
 				if (changed === 0) throw fail.conflict("This delivery is being attempted right now");
-				await this.broker.broadcast("delivery.wake", { webhook_id: row.id });
+				await this.broker.broadcast("delivery.wake", { webhook_ids: [row.id] } satisfies DeliveryWake);
 				respondWith(ctx, 202);
 				// With its log so far, as the delivery list shows it.
 				const { WebhookAttempt } = this.runtime.db.models;

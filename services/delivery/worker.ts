@@ -14,6 +14,7 @@ import { attemptDelivery } from "./attempt";
 import { admission, recordFailure, recordSuccess, releaseProbe } from "./breaker";
 import { audienceById } from "./audiences";
 import { claimDeliveries, webhooksWithDueDeliveries, type Claimed, type ClaimRequest } from "./claims";
+import type { DeliveryWake } from "./due-hints";
 import type { DeliveryThis } from "./context";
 import { dispatchBatch } from "./dispatcher";
 import { ownerMayRead } from "./matching";
@@ -59,7 +60,7 @@ export async function dispatcherLoop(service: DeliveryThis): Promise<void> {
 						service.invalidateAudiences();
 						continue;
 					}
-					if (result.deliveries > 0) await service.broker.broadcast("delivery.wake", { webhook_ids: result.webhookIds });
+					if (result.deliveries > 0) await service.broker.broadcast("delivery.wake", { webhook_ids: result.webhookIds } satisfies DeliveryWake);
 					if (result.events === DISPATCH_BATCH) continue;
 					if (list.audiences.length === 0) {
 						// No active webhook: a step only moves the cursor past events nobody wants. Once a
@@ -269,7 +270,7 @@ async function send(service: DeliveryThis, row: Webhook, owner: OwningUser, clai
 		service.dueHints.hint([row.id]);
 		// And this one again at its retry, on whichever delivery node has room then.
 		// Not heard (the transporter away): the nodes' full scans find it within FULL_SCAN_MS of its time.
-		if (outcome.nextAttemptAt) await service.broker.broadcast("delivery.wake", { retries: [{ webhook_id: row.id, at: outcome.nextAttemptAt.getTime() }] }).catch(() => undefined);
+		if (outcome.nextAttemptAt) await service.broker.broadcast("delivery.wake", { retries: [{ webhook_id: row.id, at: outcome.nextAttemptAt.getTime() }] } satisfies DeliveryWake).catch(() => undefined);
 		metricsOf(service.broker).webhookDeliveries.inc({ outcome: outcome.verdict });
 		if (outcome.verdict === "gone") await service.broker.broadcast("webhooks.changed", { id: row.id });
 	} catch (err) {

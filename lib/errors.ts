@@ -39,6 +39,10 @@ export interface ApiError {
 	retryAfter?: number;
 }
 
+/** Why a genuine credential is refused: see fail.credentialEnded. */
+export const CREDENTIAL_ENDED_REASONS: ReadonlySet<string> = new Set(["expired", "revoked", "user_disabled"] as const);
+export type CredentialEndedReason = "expired" | "revoked" | "user_disabled";
+
 export class GatewayError extends Errors.MoleculerError {
 	/**
 	 * `endpointFailure`: the node's service itself failed (its database away), so Moleculer may retry
@@ -72,6 +76,11 @@ export const fail = {
 		new GatewayError("VALIDATION_ERROR", `Invalid ${fields.map((f) => f.field).join(", ")}`, { fields }),
 	badRequest: (message: string, details?: Record<string, unknown>) => new GatewayError("BAD_REQUEST", message, details),
 	unauthorized: (message = "Missing or invalid credentials") => new GatewayError("UNAUTHORIZED", message),
+	/**
+	 * A credential that verified (its holder was given it) but no longer admits: expired, revoked, or
+	 * its user disabled. `details.reason` says which; it is not a guess (lib/credential-throttle.ts).
+	 */
+	credentialEnded: (message: string, reason: CredentialEndedReason) => new GatewayError("UNAUTHORIZED", message, { reason }),
 	forbidden: (message = "Not allowed") => new GatewayError("FORBIDDEN", message),
 	notFound: (what: string) => new GatewayError("NOT_FOUND", `${what} not found`),
 	conflict: (message: string) => new GatewayError("CONFLICT", message),

@@ -85,10 +85,10 @@ async function resolveApiKey(this: AuthThis, key: string): Promise<Principal> {
 		this.cache.verifiedKeys.set(digest, { keyId: record.id, keyHash: record.key_hash });
 	}
 	if (record.state !== "active" || (record.expires_at !== null && record.expires_at <= Date.now())) {
-		throw fail.unauthorized(record.state === "revoked" ? "API key revoked" : "API key expired");
+		throw record.state === "revoked" ? fail.credentialEnded("API key revoked", "revoked") : fail.credentialEnded("API key expired", "expired");
 	}
 	const owner = await this.userPrincipal(record.user_id);
-	if (!owner) throw fail.unauthorized("The API key's user is disabled or deleted");
+	if (!owner) throw fail.credentialEnded("The API key's user is disabled or deleted", "user_disabled");
 	this.lastUsed.set(record.id, new Date());
 	const principal = apiKeyPrincipal(record, owner);
 	return record.expires_at !== null ? { ...principal, expires_at: record.expires_at } : principal;
@@ -101,15 +101,15 @@ async function resolveJwt(this: AuthThis, token: string): Promise<Principal> {
 			const claims = verifyToken(this.runtime.config.jwt, token, "access");
 			verified = { userId: claims.userId, family: claims.fam, expiresAtMs: claims.exp * 1000 };
 		} catch (err) {
-			throw fail.unauthorized(err instanceof InvalidTokenError && err.reason === "expired" ? "Token expired" : "Invalid token");
+			throw err instanceof InvalidTokenError && err.reason === "expired" ? fail.credentialEnded("Token expired", "expired") : fail.unauthorized("Invalid token");
 		}
 		this.cache.verifiedTokens.set(token, verified);
 	}
-	if (verified.expiresAtMs <= Date.now()) throw fail.unauthorized("Token expired");
-	if (verified.family !== undefined && (await this.sessionEnded(verified.family))) throw fail.unauthorized("Token revoked: its login was ended");
+	if (verified.expiresAtMs <= Date.now()) throw fail.credentialEnded("Token expired", "expired");
+	if (verified.family !== undefined && (await this.sessionEnded(verified.family))) throw fail.credentialEnded("Token revoked: its login was ended", "revoked");
 	const userId = verified.userId;
 	const principal = await this.userPrincipal(userId);
-	if (!principal) throw fail.unauthorized("User is disabled or deleted");
+	if (!principal) throw fail.credentialEnded("User is disabled or deleted", "user_disabled");
 	return { ...principal, expires_at: verified.expiresAtMs };
 }
 

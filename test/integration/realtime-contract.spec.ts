@@ -7,7 +7,9 @@
  */
 import * as grpc from "@grpc/grpc-js";
 import type { MessageEventProto } from "../../services/grpc/codec";
-import { createUser, pollUntil, sleep } from "../support/auth";
+import { randomUUID } from "node:crypto";
+import jwt from "jsonwebtoken";
+import { api, createKey, createUser, pollUntil, sleep } from "../support/auth";
 import { userWrites } from "../support/chat-helpers";
 import { grpcCredentials, grpcMethod } from "../support/hostile-grpc";
 import WebSocket from "ws";
@@ -364,5 +366,38 @@ describe("live channels: the bad-credential throttle on the handshakes", () => {
 		expect((await ioConnectError(t.baseUrl, { token: t.adminToken }, other)).data).toMatchObject({ code: "RATE_LIMITED" });
 		expect((await wsRefusal(t.baseUrl, `?token=${t.adminToken}`, other)).status).toBe(429);
 	}, 30_000);
+
+	it("credentials that verified but ended do not count: an expired token, a revoked key, a disabled user's token and key, 80 refusals in all, leave the address admitted", async () => {
+		const from = { "x-forwarded-for": "203.0.113.7" };
+		const { secret, issuer, audience } = t.gw.config.jwt;
+		const now = Math.floor(Date.now() / 1000);
+		const expired = jwt.sign({ sub: "1", typ: "access", jti: randomUUID(), iss: issuer, aud: audience, iat: now - 3_600, exp: now - 60 }, secret);
+		const key = await createKey(t.baseUrl, t.adminToken, { name: "revoked-before-use" });
+		expect((await api(t.baseUrl, "DELETE", `/apikeys/${key.id}`, t.adminToken)).status).toBe(204);
+		const user = await createUser(t.gw, t.adminToken, ["operator"]);
+		const usersKey = await createKey(t.baseUrl, user.token, { name: "owner-disabled" });
+		// Disabling a user ends its logins, too.
+		expect((await api(t.baseUrl, "PATCH", `/users/${user.id}`, t.adminToken, { is_active: false })).status).toBe(200);
+		const ended: Array<[string, string]> = [
+			[expired, "Token expired"],
+			[key.key, "API key revoked"],
+			[user.token, "Token revoked: its login was ended"],
+			[usersKey.key, "The API key's user is disabled or deleted"],
+		];
+		for (const [credential, message] of ended) {
+			for (let i = 0; i < 8; i++) {
+				const res = await fetch(`${t.baseUrl}/api/v1/auth/me`, { headers: { authorization: `Bearer ${credential}`, ...from } });
+				expect([res.status, ((await res.json()) as { error: { message: string } }).error.message]).toEqual([401, message]);
+			}
+			for (let i = 0; i < 4; i++) expect((await ioConnectError(t.baseUrl, { token: credential }, from)).data).toMatchObject({ code: "UNAUTHORIZED" });
+			for (let i = 0; i < 8; i++) expect((await wsRefusal(t.baseUrl, `?token=${encodeURIComponent(credential)}`, from)).status).toBe(401);
+		}
+		expect((await fetch(`${t.baseUrl}/api/v1/auth/me`, { headers: { authorization: `Bearer ${t.adminToken}`, ...from } })).status).toBe(200);
+		(await connectIo(t.baseUrl, { token: t.adminToken }, from)).close();
+		(await connectWs(t.baseUrl, `?token=${t.adminToken}`, from)).close();
+		// Credentials that do not verify still count from the same address.
+		for (let i = 0; i < 60; i++) expect((await wsRefusal(t.baseUrl, `?token=tgw_${"m".repeat(30)}${String(i).padStart(10, "0")}`, from)).status).toBe(401);
+		expect((await wsRefusal(t.baseUrl, `?token=${t.adminToken}`, from)).status).toBe(429);
+	}, 60_000);
 });
 

@@ -9,11 +9,12 @@
  */
 import { createHash } from "node:crypto";
 import type { Database } from "../../lib/db/connection";
+import { retryingConflicts } from "../../lib/db/conflicts";
 import { groupCommitPer } from "../../lib/db/group-commit";
 import { fail, GatewayError, isDuplicateKey, type FieldProblem } from "../../lib/errors";
 import { messageView, type MessageRow, type MessageView } from "../chats/views";
 import { insertReturning, insertRows, read, type SqlValue } from "../../lib/db/raw";
-import { queueFullError, queuedCounts, type SendQueueLimits } from "./queue-limits";
+import { lockBotQueues, queueFullError, queuedCounts, type SendQueueLimits } from "./queue-limits";
 import { failures } from "./send-failure";
 import { chatIdOf } from "./send-records";
 import { isTokenRefused, tokenRefusedError } from "./token-refusal";
@@ -131,14 +132,17 @@ type Enqueued = { id: number } | { refused: GatewayError };
 const enqueuerOf = groupCommitPer(writeQueued);
 
 async function writeQueued(db: Database, items: PendingMessage[]): Promise<Enqueued[]> {
-	return db.rawTransaction(async (t) => {
-		// Counted in the transaction: SQLite runs one at a time, so the caps are exact there; on MySQL
-		// sends racing each other on other nodes may each see room and overshoot them by a few.
+	// A deadlock with another node's batch or an ingest (both lock the bots' rows) is run again.
+	return retryingConflicts(() => db.rawTransaction(async (t) => {
 		const limited = items.filter((item) => item.limits);
+		const limitedBots = [...new Set(limited.map((item) => item.record.bot_id))];
+		// Counted in the transaction. SQLite runs one at a time; on MySQL another node's batch could
+		// count alongside this one and both queue past a cap, so the bots are locked first (lockBotQueues).
+		if (limitedBots.length > 0) await lockBotQueues(db, t, limitedBots);
 		const counts =
 			limited.length === 0
 				? { chat: new Map<number, number>(), bot: new Map<number, number>() }
-				: await queuedCounts(db, t, [...new Set(limited.map((item) => item.record.chat_id))], [...new Set(limited.map((item) => item.record.bot_id))]);
+				: await queuedCounts(db, t, [...new Set(limited.map((item) => item.record.chat_id))], limitedBots);
 		const results: Enqueued[] = [];
 		const queueRows: SqlValue[][] = [];
 		for (const { record, queue, limits } of items) {
@@ -171,7 +175,8 @@ async function writeQueued(db: Database, items: PendingMessage[]): Promise<Enque
 		}
 		await insertRows(db, t, "outbound_queue", QUEUE_COLUMNS, queueRows);
 		return results;
-	});
+		// The counts are read after waiting for another node's batch, and must see what it queued.
+	}, { readCommitted: true }));
 }
 
 /**

@@ -52,6 +52,17 @@ export async function queuedCounts(db: Database, t: Transaction, chatIds: readon
 }
 
 /**
+ * MySQL: the batch's bots' rows, locked until it commits (in id order, so two batches cannot
+ * deadlock), so that queueing through a bot is counted one batch at a time across the nodes.
+ * A chat's cap is covered too: its messages go through its bot. SQLite has one writer already.
+ */
+export async function lockBotQueues(db: Database, t: Transaction, botIds: readonly number[]): Promise<void> {
+	if (db.dialect !== "mysql") return;
+	const ids = inIds(db, [...botIds].sort((a, b) => a - b));
+	await all(db, t, `SELECT id FROM bots WHERE id ${ids.sql} ORDER BY id FOR UPDATE`, ids.values);
+}
+
+/**
  * RATE_LIMITED when one more message would take the chat's or the bot's queue past its limit (the
  * longer wait when both are full), or null. Retry-After: until enough has drained at Telegram's pace
  * to make room for one more; an estimate (a flood pause from Telegram makes it longer).

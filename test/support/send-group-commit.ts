@@ -12,8 +12,12 @@ import { failures } from "../../services/bots/send-failure";
 import { writeFailed, writeSent } from "../../services/bots/send-records";
 import { insertBot, insertChat } from "./database";
 
-/** `database`: a migrated database, open before the tests run (a beforeAll of the caller's). */
-export function describeSendGroupCommits(name: string, database: () => Database): void {
+/**
+ * `database`: a migrated database, open before the tests run (a beforeAll of the caller's).
+ * `openAnotherNode`: a second handle on the same store, as another node has (its own connections
+ * and its own group commits).
+ */
+export function describeSendGroupCommits(name: string, database: () => Database, openAnotherNode: () => Promise<Database>): void {
 	describe(name, () => {
 		let db: Database;
 		let botId: number;
@@ -65,6 +69,24 @@ export function describeSendGroupCommits(name: string, database: () => Database)
 			for (const r of refused) expect(r.reason).toMatchObject({ code: 429, type: "RATE_LIMITED", data: { queue: "chat", limit: 5 } });
 			expect(await countWhere("SELECT COUNT(*) AS n FROM messages WHERE chat_id = ?", [chat])).toBe(5);
 			expect(await countWhere("SELECT COUNT(*) AS n FROM outbound_queue q JOIN messages m ON m.id = q.message_id WHERE m.chat_id = ?", [chat])).toBe(5);
+		});
+
+		it("two nodes queueing at once keep a chat's cap and a bot's: neither counts past what the other queued", async () => {
+			const other = await openAnotherNode();
+			try {
+				const chat = await newChat();
+				const bot = (await insertBot(db)).id;
+				const botChats = await Promise.all(Array.from({ length: 24 }, (_, i) => insertChat(db, bot, 80_000 + i)));
+				// Rounds of sends spread over both nodes, each node's arriving together (one or two batches each).
+				for (let round = 0; round < 3; round++) {
+					await Promise.allSettled(Array.from({ length: 16 }, (_, i) => enqueueMessage(i % 2 === 0 ? db : other, { chat_id: chat, text: `raced ${round}.${i}`, sent_by: "user:1" }, { perChat: 6, perBot: 1_000 })));
+					await Promise.allSettled(botChats.map((c, i) => enqueueMessage(i % 2 === 0 ? db : other, { chat_id: c.id, text: `raced ${round}.${i}`, sent_by: "user:1" }, { perChat: 100, perBot: 10 })));
+				}
+				expect(await countWhere("SELECT COUNT(*) AS n FROM messages WHERE chat_id = ?", [chat])).toBe(6);
+				expect(await countWhere("SELECT COUNT(*) AS n FROM outbound_queue WHERE bot_id = ?", [bot])).toBe(10);
+			} finally {
+				await other.close();
+			}
 		});
 
 		it("one client key sent twice at once queues one message, and both get it", async () => {

@@ -2,30 +2,24 @@
  * api: the REST gateway (moleculer-web) on PORT. Routes come from the `rest` annotations of every
  * service's actions (autoAliases), so a route is found next to the action it calls. This service
  * owns what every request shares: request ids, body limits and types, the error format, /health and
- * /ready, and draining on shutdown.
+ * /ready, and draining on shutdown. Who is calling (./api/authentication.ts) and the routes of
+ * services no node runs (./api/route-upkeep.ts) are mixins of their own.
  */
 import type { IncomingMessage, ServerResponse } from "node:http";
 import type { Server } from "node:http";
 import type { Context, Service, ServiceSchema } from "moleculer";
 import ApiGateway from "moleculer-web";
 import type { ApiSettingsSchema } from "moleculer-web";
-import { LoadingCache } from "../lib/loading-cache";
-import { resolveThrottled } from "../lib/credential-throttle";
-import { fail, GatewayError, isClientError } from "../lib/errors";
+import { GatewayError, isClientError } from "../lib/errors";
 import { metricsOf, observeHttpRequests, openMetricsWarning, sendMetrics } from "../lib/metrics";
 import type { DefaultTimeoutOptions } from "../lib/middlewares/declared-timeouts";
-import type { GatewayMeta } from "../lib/meta";
-import { isActionReachable } from "../lib/reachable";
 import { readinessChecks, readinessReport } from "../lib/readiness";
 import { runtimeOf, type Runtime } from "../lib/runtime";
-import { refuseWhenEmpty, takePrincipalToken } from "../lib/rate-limit";
 import { warnAtMostEvery } from "../lib/throttled-warning";
-import { REVOCABLE_TTL_MS, type AuthChange } from "./auth/cache";
-import type { Principal } from "./auth/principal";
-import { takeCredential } from "./api/credentials";
 import { answerOf, telegramPushes, type TelegramPushes } from "./api/telegram-pushes";
-import { bodyReader, clientAddress, requestIdFor, sendError, traceablePath } from "./api/http";
-import { DOCUMENTED_ROUTES_BASE, documentedAliasSpecs, serviceAwayError, vanishedAliases, type GeneratedAlias } from "./api/aliases";
+import { AuthenticationMixin } from "./api/authentication";
+import { bodyReader, requestIdFor, sendError, traceablePath } from "./api/http";
+import { RouteUpkeepMixin } from "./api/route-upkeep";
 import { actionsFromServices, buildOpenApi, routesFromAliases, type AliasLike } from "./api/openapi";
 
 /** 15 s unless the action declares longer (lib/middlewares/declared-timeouts.ts). */
@@ -41,48 +35,20 @@ interface TelegramPushMeta {
 	telegramBytes?: number;
 }
 
-type GatewayRequest = IncomingMessage & {
-	$action?: { auth?: boolean };
-	$params?: Record<string, unknown>;
-	query?: Record<string, unknown>;
-	body?: unknown;
-};
-
 interface ApiMethods {
 	drain(timeoutMs?: number): Promise<void>;
-	authenticate(ctx: Context<unknown, GatewayMeta>, route: unknown, req: GatewayRequest, res: ServerResponse): Promise<null>;
-	rateLimit(principal: Principal, res: ServerResponse): Promise<void>;
 }
 
 interface ApiLocalVars {
 	runtime: Runtime;
 	server: Server;
-	/**
-	 * credential -> principal for at most REVOCABLE_TTL_MS (and never past the credential's own
-	 * expiry), emptied by every auth.changed: repeated requests skip the call to auth.resolve. With
-	 * auth's own cache of the same length, a revocation holds here within a second even unannounced.
-	 */
-	principals: LoadingCache<string, Principal>;
 	telegramPushes: TelegramPushes;
-	/** starting until every local service has started, draining from the shutdown signal on. */
+	/** starting until every local service has started (./api/route-upkeep.ts), draining from the shutdown signal on. */
 	phase: "starting" | "serving" | "draining";
-	/** The routes last kept while their service is away ("METHOD /path, ..."), to log only changes. */
-	awayRoutes: string;
 }
 
 type ApiThis = Service<ApiSettingsSchema> & ApiMethods & ApiLocalVars;
 
-/** The parts of moleculer-web's service this one reaches into. */
-interface GatewayInternals {
-	routes: Array<{ opts: { autoAliases?: boolean } }>;
-	aliases: GeneratedAlias[];
-	optimizeAliasesOrder(): void;
-	regenerateAutoAliases(route: unknown): void;
-	createAlias(route: unknown, spec: { method: string; path: string; _generated: true }, action: string): GeneratedAlias;
-}
-type AliasHandler = (this: unknown, req: IncomingMessage, res: ServerResponse, alias: GeneratedAlias) => Promise<unknown>;
-const generateAutoAliases = ApiGateway.methods!.regenerateAutoAliases as (this: unknown, route: unknown) => void;
-const gatewayAliasHandler = ApiGateway.methods!.aliasHandler as AliasHandler;
 const gatewayRestHandler = (ApiGateway.actions!.rest as { handler: (this: unknown, ctx: Context) => unknown }).handler;
 
 /**
@@ -120,7 +86,8 @@ function onError(this: ApiThis, req: IncomingMessage & { $ctx?: Context }, res: 
 
 const ApiService: ServiceSchema<ApiSettingsSchema, ApiThis> = {
 	name: "api",
-	mixins: [ApiGateway],
+	// Earlier mixins win: these two replace some of moleculer-web's methods.
+	mixins: [AuthenticationMixin as Partial<ServiceSchema>, RouteUpkeepMixin as Partial<ServiceSchema>, ApiGateway],
 
 	settings: {
 		rest: "/",
@@ -193,24 +160,7 @@ const ApiService: ServiceSchema<ApiSettingsSchema, ApiThis> = {
 	},
 
 	events: {
-		/**
-		 * moleculer-web rebuilds its routes from the services' `rest` annotations 500 ms after they
-		 * change; once this node's own services have all started, build them at once so the node
-		 * never reports ready while answering 404.
-		 */
-		"$broker.started"(this: ApiThis) {
-			const gateway = this as unknown as GatewayInternals;
-			// Serving from the routes built in this same turn (and, from now on, saying which are away).
-			if (this.phase === "starting") this.phase = "serving";
-			for (const route of gateway.routes) if (route.opts.autoAliases) gateway.regenerateAutoAliases(route);
-		},
 
-		/** A user, key or grant changed somewhere: resolve every credential afresh (an ended login: that user's). */
-		"auth.changed"(this: ApiThis, ctx: Context<AuthChange>) {
-			const change = ctx.params;
-			if (change.kind === "session") this.principals.deleteWhere((p) => p.type === "user" && p.user_id === change.user_id);
-			else this.principals.clear();
-		},
 	},
 
 	actions: {
@@ -300,98 +250,7 @@ const ApiService: ServiceSchema<ApiSettingsSchema, ApiThis> = {
 	},
 
 	methods: {
-		/**
-		 * Every /api/v1 request: note the client, then (unless the action is public) resolve the
-		 * credential through auth.resolve and charge the principal's rate limit. Permissions are
-		 * checked where the action runs (lib/middlewares/authorize.ts), the same for every entry point.
-		 */
-		async authenticate(this: ApiThis, ctx: Context<unknown, GatewayMeta>, _route: unknown, req: GatewayRequest, res: ServerResponse): Promise<null> {
-			// Answers carry tokens, keys and message history, and a credential may ride in the query: no cache keeps them.
-			res.setHeader("Cache-Control", "no-store");
-			const address = clientAddress(req, this.runtime.config.trustProxy);
-			ctx.meta.clientIp = address;
-			const userAgent = req.headers["user-agent"];
-			if (userAgent) ctx.meta.userAgent = userAgent.slice(0, 255);
-			const idempotencyKey = req.headers["idempotency-key"];
-			if (idempotencyKey !== undefined) {
-				if (typeof idempotencyKey !== "string" || !/^[A-Za-z0-9._:-]{1,64}$/.test(idempotencyKey)) {
-					throw fail.badRequest("Idempotency-Key must be 1-64 letters, digits, '.', '_', ':' or '-'");
-				}
-				ctx.meta.idempotencyKey = idempotencyKey;
-			}
-			// Credentials are taken out of the params on every route; a public one (login) ignores a malformed header.
-			const isPublic = req.$action?.auth === false;
-			let credential: string | null = null;
-			try {
-				credential = takeCredential(req);
-			} catch (err) {
-				if (!isPublic) throw err;
-			}
-			if (isPublic) return null;
-			if (!credential) throw fail.unauthorized("Credentials required: Authorization: Bearer <token>, X-API-Key, ?api_key= or api_key in the body");
 
-			let principal = this.principals.peek(credential);
-			if (!principal) {
-				try {
-					// Concurrent requests with one credential share one auth.resolve; each failure still counts against its own address.
-					principal = await resolveThrottled(this.runtime.state, address, () =>
-						this.principals.get(credential, () => ctx.call<Principal, { credential: string }>("auth.resolve", { credential })),
-					);
-				} catch (err) {
-					if ((err as { code?: unknown }).code === 429) metricsOf(this.broker).rateLimited.inc({ limit: "auth_failures" });
-					throw err;
-				}
-			}
-			ctx.meta.principal = principal;
-			await this.rateLimit(principal, res);
-			return null;
-		},
-
-		/** One token bucket per principal (its rate_limit per second), shared by every api node. */
-		async rateLimit(this: ApiThis, principal: Principal, res: ServerResponse): Promise<void> {
-			const bucket = await takePrincipalToken(this.runtime.state, this.logger, principal, "requests");
-			if (!bucket) return;
-			res.setHeader("X-RateLimit-Limit", String(principal.rate_limit));
-			res.setHeader("X-RateLimit-Remaining", String(bucket.remaining));
-			res.setHeader("X-RateLimit-Reset", String(Math.ceil(bucket.resetMs / 1000)));
-			if (!bucket.allowed) metricsOf(this.broker).rateLimited.inc({ limit: "principal" });
-			refuseWhenEmpty(bucket);
-		},
-
-		/**
-		 * moleculer-web's rebuild of generated routes, keeping those whose service is away: the ones
-		 * it had, and the documented ones it never saw (./api/aliases.ts).
-		 */
-		regenerateAutoAliases(this: ApiThis, route: unknown) {
-			const gateway = this as unknown as GatewayInternals;
-			const before = gateway.aliases;
-			generateAutoAliases.call(this, route);
-			const documented =
-				(route as { path?: string }).path === DOCUMENTED_ROUTES_BASE
-					? documentedAliasSpecs().map(({ method, path, action }) => gateway.createAlias(route, { method, path, _generated: true }, action))
-					: [];
-			const kept = vanishedAliases([...before, ...documented], gateway.aliases, route);
-			const away = kept.map((a) => `${a.method} /${a.path}`).join(", ");
-			// Until this node serves, its own services are not all registered yet: nothing to report.
-			if (this.phase === "serving" && away !== this.awayRoutes) {
-				if (away) this.logger.warn(`Routes whose service no node runs (503 until one does): ${away}`);
-				else this.logger.info("Every route's service is reachable");
-				this.awayRoutes = away;
-			}
-			if (kept.length === 0) return;
-			gateway.aliases.push(...kept);
-			if (this.settings.optimizeOrder) gateway.optimizeAliasesOrder();
-		},
-
-		/**
-		 * A route whose service no node runs: 503 with Retry-After, naming the service, without
-		 * asking Moleculer for the action first (it would log a warning per request).
-		 */
-		aliasHandler(this: ApiThis, req: IncomingMessage, res: ServerResponse, alias: GeneratedAlias) {
-			const declared = !(alias as { _notDefined?: boolean })._notDefined;
-			if (alias.action && declared && !isActionReachable(this.broker, alias.action)) throw serviceAwayError(alias.action);
-			return gatewayAliasHandler.call(this, req, res, alias);
-		},
 
 		/** Replaces moleculer-web's handler, which logs every 5xx with its stack before our onError logs it again. */
 		errorHandler(this: ApiThis, req: IncomingMessage, res: ServerResponse, err: unknown) {
@@ -420,9 +279,7 @@ const ApiService: ServiceSchema<ApiSettingsSchema, ApiThis> = {
 	created(this: ApiThis) {
 		this.runtime = runtimeOf(this.broker);
 		this.phase = "starting";
-		this.awayRoutes = "";
 		this.telegramPushes = telegramPushes(this.broker);
-		this.principals = new LoadingCache({ max: 20_000, ttlMs: REVOCABLE_TTL_MS, ttlOf: (p) => Math.min(REVOCABLE_TTL_MS, (p.expires_at ?? Infinity) - Date.now()) });
 		this.settings.port = this.runtime.config.port;
 		this.settings.ip = this.runtime.config.host;
 		failListenOnError(this.server);

@@ -1,0 +1,111 @@
+/**
+ * The api service's authentication (a mixin of services/api.service.ts): every /api/v1 request's
+ * credential becomes a principal through auth.resolve, under the bad-credential throttle of its
+ * address, cached here briefly, and pays one token of the principal's rate limit.
+ */
+import type { IncomingMessage, ServerResponse } from "node:http";
+import type { Context, Service, ServiceSchema, ServiceSettingSchema } from "moleculer";
+import { resolveThrottled } from "../../lib/credential-throttle";
+import { fail } from "../../lib/errors";
+import { LoadingCache } from "../../lib/loading-cache";
+import type { GatewayMeta } from "../../lib/meta";
+import { metricsOf } from "../../lib/metrics";
+import { refuseWhenEmpty, takePrincipalToken } from "../../lib/rate-limit";
+import type { Runtime } from "../../lib/runtime";
+import { REVOCABLE_TTL_MS, type AuthChange } from "../auth/cache";
+import type { Principal } from "../auth/principal";
+import { takeCredential } from "./credentials";
+import { clientAddress } from "./http";
+
+type GatewayRequest = IncomingMessage & {
+	$action?: { auth?: boolean };
+	$params?: Record<string, unknown>;
+	query?: Record<string, unknown>;
+	body?: unknown;
+};
+
+type AuthenticationThis = Service & {
+	runtime: Runtime;
+	/**
+	 * credential -> principal for at most REVOCABLE_TTL_MS (and never past the credential's own
+	 * expiry), emptied by every auth.changed: repeated requests skip the call to auth.resolve. With
+	 * auth's own cache of the same length, a revocation holds here within a second even unannounced.
+	 */
+	principals: LoadingCache<string, Principal>;
+	rateLimit(principal: Principal, res: ServerResponse): Promise<void>;
+};
+
+export const AuthenticationMixin: Partial<ServiceSchema<ServiceSettingSchema, AuthenticationThis>> = {
+	events: {
+		/** A user, key or grant changed somewhere: resolve every credential afresh (an ended login: that user's). */
+		"auth.changed"(this: AuthenticationThis, ctx: Context<AuthChange>) {
+			const change = ctx.params;
+			if (change.kind === "session") this.principals.deleteWhere((p) => p.type === "user" && p.user_id === change.user_id);
+			else this.principals.clear();
+		},
+	},
+
+	methods: {
+		/**
+		 * Every /api/v1 request: note the client, then (unless the action is public) resolve the
+		 * credential through auth.resolve and charge the principal's rate limit. Permissions are
+		 * checked where the action runs (lib/middlewares/authorize.ts), the same for every entry point.
+		 */
+		async authenticate(this: AuthenticationThis, ctx: Context<unknown, GatewayMeta>, _route: unknown, req: GatewayRequest, res: ServerResponse): Promise<null> {
+			// Answers carry tokens, keys and message history, and a credential may ride in the query: no cache keeps them.
+			res.setHeader("Cache-Control", "no-store");
+			const address = clientAddress(req, this.runtime.config.trustProxy);
+			ctx.meta.clientIp = address;
+			const userAgent = req.headers["user-agent"];
+			if (userAgent) ctx.meta.userAgent = userAgent.slice(0, 255);
+			const idempotencyKey = req.headers["idempotency-key"];
+			if (idempotencyKey !== undefined) {
+				if (typeof idempotencyKey !== "string" || !/^[A-Za-z0-9._:-]{1,64}$/.test(idempotencyKey)) {
+					throw fail.badRequest("Idempotency-Key must be 1-64 letters, digits, '.', '_', ':' or '-'");
+				}
+				ctx.meta.idempotencyKey = idempotencyKey;
+			}
+			// Credentials are taken out of the params on every route; a public one (login) ignores a malformed header.
+			const isPublic = req.$action?.auth === false;
+			let credential: string | null = null;
+			try {
+				credential = takeCredential(req);
+			} catch (err) {
+				if (!isPublic) throw err;
+			}
+			if (isPublic) return null;
+			if (!credential) throw fail.unauthorized("Credentials required: Authorization: Bearer <token>, X-API-Key, ?api_key= or api_key in the body");
+
+			let principal = this.principals.peek(credential);
+			if (!principal) {
+				try {
+					// Concurrent requests with one credential share one auth.resolve; each failure still counts against its own address.
+					principal = await resolveThrottled(this.runtime.state, address, () =>
+						this.principals.get(credential, () => ctx.call<Principal, { credential: string }>("auth.resolve", { credential })),
+					);
+				} catch (err) {
+					if ((err as { code?: unknown }).code === 429) metricsOf(this.broker).rateLimited.inc({ limit: "auth_failures" });
+					throw err;
+				}
+			}
+			ctx.meta.principal = principal;
+			await this.rateLimit(principal, res);
+			return null;
+		},
+
+		/** One token bucket per principal (its rate_limit per second), shared by every api node. */
+		async rateLimit(this: AuthenticationThis, principal: Principal, res: ServerResponse): Promise<void> {
+			const bucket = await takePrincipalToken(this.runtime.state, this.logger, principal, "requests");
+			if (!bucket) return;
+			res.setHeader("X-RateLimit-Limit", String(principal.rate_limit));
+			res.setHeader("X-RateLimit-Remaining", String(bucket.remaining));
+			res.setHeader("X-RateLimit-Reset", String(Math.ceil(bucket.resetMs / 1000)));
+			if (!bucket.allowed) metricsOf(this.broker).rateLimited.inc({ limit: "principal" });
+			refuseWhenEmpty(bucket);
+		},
+	},
+
+	created(this: AuthenticationThis) {
+		this.principals = new LoadingCache({ max: 20_000, ttlMs: REVOCABLE_TTL_MS, ttlOf: (p) => Math.min(REVOCABLE_TTL_MS, (p.expires_at ?? Infinity) - Date.now()) });
+	},
+};

@@ -40,8 +40,8 @@ export interface ApiError {
 }
 
 /** Why a genuine credential is refused: see fail.credentialEnded. */
-export const CREDENTIAL_ENDED_REASONS: ReadonlySet<string> = new Set(["expired", "revoked", "user_disabled"] as const);
 export type CredentialEndedReason = "expired" | "revoked" | "user_disabled";
+export const CREDENTIAL_ENDED_REASONS: ReadonlySet<string> = new Set<CredentialEndedReason>(["expired", "revoked", "user_disabled"]);
 
 export class GatewayError extends Errors.MoleculerError {
 	/**

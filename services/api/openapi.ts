@@ -5,7 +5,7 @@
  * called action's fastest-validator `params`, read from the broker's registry (remote actions too).
  * Nothing here lists routes by hand, so the document cannot drift from the gateway.
  */
-import { ERROR_STATUS, type ApiErrorCode } from "../../lib/errors";
+import { CREDENTIAL_ENDED_REASONS, ERROR_STATUS, type ApiErrorCode } from "../../lib/errors";
 import { DEFAULT_LIMIT, MAX_LIMIT } from "../../lib/paging";
 import { isOptional, normalizeRule, paramFields, ruleToSchema, type Schema } from "./param-schema";
 
@@ -232,8 +232,12 @@ function components(): Schema {
 							details: {
 								type: "object",
 								additionalProperties: true,
-								description: "VALIDATION_ERROR: `fields`, one entry per offending field; RATE_LIMITED: `retry_after` in seconds (a full send queue adds `queue` and `limit`); a cap reached (CONFLICT for API keys) names its `limit`.",
-								properties: { fields: { type: "array", items: { $ref: "#/components/schemas/FieldProblem" } }, retry_after: { type: "integer" } },
+								description: "VALIDATION_ERROR: `fields`, one entry per offending field; RATE_LIMITED: `retry_after` in seconds (a full send queue adds `queue` and `limit`); a cap reached (CONFLICT for API keys) names its `limit`; UNAUTHORIZED for a credential that was genuine but has ended: `reason` (`expired`, `revoked` or `user_disabled`).",
+								properties: {
+									fields: { type: "array", items: { $ref: "#/components/schemas/FieldProblem" } },
+									retry_after: { type: "integer" },
+									reason: { type: "string", enum: [...CREDENTIAL_ENDED_REASONS] },
+								},
 							},
 						},
 					},

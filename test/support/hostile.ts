@@ -275,7 +275,11 @@ export function jsonPaths(value: unknown, maxDepth = 6): JsonPath[] {
 	return paths;
 }
 
-/** A copy of `value` with `path` set to `replacement` (deleted when it is undefined). */
+/**
+ * A copy of `value` with `path` set to `replacement` (deleted when it is undefined). A path an
+ * earlier mutation did away with is left alone: an object turned into an array has no `length` to
+ * set (a message entity's), nor any other key of the object.
+ */
 export function withPath(value: unknown, path: JsonPath, replacement: unknown): unknown {
 	const copy = structuredClone(value) as Record<string | number, unknown>;
 	let parent = copy;
@@ -285,6 +289,7 @@ export function withPath(value: unknown, path: JsonPath, replacement: unknown): 
 		parent = next as Record<string | number, unknown>;
 	}
 	const last = path[path.length - 1]!;
+	if (Array.isArray(parent) && typeof last !== "number") return copy;
 	if (replacement === undefined) {
 		if (Array.isArray(parent) && typeof last === "number") parent.splice(last, 1);
 		else delete parent[last];

@@ -78,10 +78,14 @@ export function describeSendGroupCommits(name: string, database: () => Database,
 				const bot = (await insertBot(db)).id;
 				const botChats = await Promise.all(Array.from({ length: 24 }, (_, i) => insertChat(db, bot, 80_000 + i)));
 				// Rounds of sends spread over both nodes, each node's arriving together (one or two batches each).
+				const outcomes: Array<PromiseSettledResult<unknown>> = [];
 				for (let round = 0; round < 3; round++) {
-					await Promise.allSettled(Array.from({ length: 16 }, (_, i) => enqueueMessage(i % 2 === 0 ? db : other, { chat_id: chat, text: `raced ${round}.${i}`, sent_by: "user:1" }, { perChat: 6, perBot: 1_000 })));
-					await Promise.allSettled(botChats.map((c, i) => enqueueMessage(i % 2 === 0 ? db : other, { chat_id: c.id, text: `raced ${round}.${i}`, sent_by: "user:1" }, { perChat: 100, perBot: 10 })));
+					outcomes.push(...(await Promise.allSettled(Array.from({ length: 16 }, (_, i) => enqueueMessage(i % 2 === 0 ? db : other, { chat_id: chat, text: `raced ${round}.${i}`, sent_by: "user:1" }, { perChat: 6, perBot: 1_000 })))));
+					outcomes.push(...(await Promise.allSettled(botChats.map((c, i) => enqueueMessage(i % 2 === 0 ? db : other, { chat_id: c.id, text: `raced ${round}.${i}`, sent_by: "user:1" }, { perChat: 100, perBot: 10 })))));
 				}
+				// Refused for the cap and nothing else (a deadlock between the nodes is run again, not answered).
+				const refusals = outcomes.filter((o): o is PromiseRejectedResult => o.status === "rejected").map((o) => (o.reason as { type?: string }).type);
+				expect(refusals).toEqual(Array.from({ length: 3 * 16 - 6 + 3 * 24 - 10 }, () => "RATE_LIMITED"));
 				expect(await countWhere("SELECT COUNT(*) AS n FROM messages WHERE chat_id = ?", [chat])).toBe(6);
 				expect(await countWhere("SELECT COUNT(*) AS n FROM outbound_queue WHERE bot_id = ?", [bot])).toBe(10);
 			} finally {

@@ -40,8 +40,9 @@ export interface ApiError {
 }
 
 /** Why a genuine credential is refused: see fail.credentialEnded. */
-export type CredentialEndedReason = "expired" | "revoked" | "user_disabled";
-export const CREDENTIAL_ENDED_REASONS: ReadonlySet<string> = new Set<CredentialEndedReason>(["expired", "revoked", "user_disabled"]);
+const CREDENTIAL_ENDINGS = ["expired", "revoked", "user_disabled"] as const;
+export type CredentialEndedReason = (typeof CREDENTIAL_ENDINGS)[number];
+export const CREDENTIAL_ENDED_REASONS: ReadonlySet<string> = new Set(CREDENTIAL_ENDINGS);
 
 export class GatewayError extends Errors.MoleculerError {
 	/**

@@ -46,3 +46,56 @@ export class Doorbell {
 		});
 	}
 }
+
+/**
+ * Runs async work one piece at a time, in the order it was queued, each after the previous one
+ * settled. The waiting work is an array, not a chain of `.then`s: V8 walks a chain of pending
+ * promises on every exception thrown while it stands, so with N queued a throw costs O(N) and
+ * draining the queue O(N²) (20,000 frames queued by one socket client cost 13 s of CPU).
+ */
+export class SerialQueue {
+	private waiting: Array<() => Promise<void>> = [];
+	private head = 0;
+	private running = false;
+	private unfinished = 0;
+
+	/** Work queued and not finished, the running one included. */
+	get size(): number {
+		return this.unfinished;
+	}
+
+	run<T>(work: () => Promise<T>): Promise<T> {
+		this.unfinished += 1;
+		return new Promise<T>((resolve, reject) => {
+			this.waiting.push(async () => {
+				try {
+					resolve(await work());
+				} catch (err) {
+					reject(err);
+				} finally {
+					this.unfinished -= 1;
+				}
+			});
+			if (!this.running) {
+				this.running = true;
+				// Work starts on a later tick, as it would behind a resolved promise, never inside run().
+				queueMicrotask(() => void this.drain());
+			}
+		});
+	}
+
+	private async drain(): Promise<void> {
+		while (this.head < this.waiting.length) {
+			const next = this.waiting[this.head]!;
+			this.head += 1;
+			await next();
+			if (this.head >= 1_024 && this.head * 2 >= this.waiting.length) {
+				this.waiting = this.waiting.slice(this.head);
+				this.head = 0;
+			}
+		}
+		this.waiting = [];
+		this.head = 0;
+		this.running = false;
+	}
+}

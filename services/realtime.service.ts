@@ -6,8 +6,9 @@
  * order it asked; events arrive named by their type. It runs on every api node; each pushes the cluster's events to its own
  * sockets (mixins/event-stream.mixin.ts does the ACL, replay and revocation).
  *
- * Slow clients: a socket with more than 1,000 packets or 8 MB waiting to be written is closed, so
- * one stalled client cannot grow the server's memory. Nor can one credential: it holds at most
+ * Slow clients: a socket with more than 1,000 packets or 8 MB waiting to be written, or 1,000
+ * requests waiting to be answered, is closed, so one stalled or flooding client cannot grow the
+ * server's memory. Nor can one credential: it holds at most
  * LIVE_CONNECTIONS_PER_PRINCIPAL live connections on a node (the event-stream mixin counts them),
  * each with at most SUBSCRIPTIONS_PER_CONNECTION subscriptions.
  */
@@ -25,7 +26,7 @@ import { waitUntil, type CloseReason, type Subscriber, type Topic } from "../mix
 import { clientAddress } from "./api/http";
 import type { Principal } from "./auth/principal";
 import type { GatewayEvent } from "./broker/event-log";
-import { clientError, parseSubscription, requestQueue, SLOW_CLIENT, subscribeStep, topicFields } from "./realtime/protocol";
+import { clientError, parseSubscription, requestQueue, SLOW_CLIENT, subscribeStep, TOO_MANY_WAITING, topicFields } from "./realtime/protocol";
 import { WsEndpoint } from "./realtime/ws-endpoint";
 
 type Ack = (answer: Record<string, unknown>) => void;
@@ -56,7 +57,7 @@ interface SocketData {
 	credential: string;
 	subscriber: Subscriber;
 	/** The socket's subscribe / unsubscribe requests, one at a time in the order they came. */
-	enqueue(request: () => Promise<void>): void;
+	enqueue(request: () => Promise<void>): boolean;
 }
 
 /** A client may emit without a payload: then the ack is the only argument. */
@@ -172,7 +173,9 @@ const RealtimeService: ServiceSchema<ServiceSettingSchema, RealtimeThis> = {
 
 		/** Queues a request behind the socket's earlier ones; once the socket is gone, what is left is dropped. */
 		inOrder(this: RealtimeThis, socket: Socket, request: () => Promise<void>) {
-			(socket.data as SocketData).enqueue(async () => (socket.connected ? request() : undefined));
+			const { enqueue, subscriber } = socket.data as SocketData;
+			const queued = enqueue(async () => (socket.connected ? request() : undefined));
+			if (!queued && socket.connected) this.hub.tooSlow(subscriber, TOO_MANY_WAITING);
 		},
 
 		async onSubscribe(this: RealtimeThis, socket: Socket, payload: unknown, ack: unknown) {
@@ -267,7 +270,7 @@ const RealtimeService: ServiceSchema<ServiceSettingSchema, RealtimeThis> = {
 			subscribe: (subscriber, topic, sinceSeq, authorized) => this.streamSubscribe(subscriber, topic, sinceSeq, authorized),
 			unsubscribe: (id, topic) => this.streamUnsubscribe(id, topic),
 			charge: (principal) => this.charge(principal),
-			tooSlow: (subscriber) => this.hub.tooSlow(subscriber),
+			tooSlow: (subscriber, reason) => this.hub.tooSlow(subscriber, reason),
 			logWarning: (message) => this.logger.warn(message),
 		}, SOCKET_IO_PATH);
 	},

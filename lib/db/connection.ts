@@ -6,6 +6,7 @@ import { closeSync, existsSync, mkdirSync, openSync } from "node:fs";
 import { dirname, resolve } from "node:path";
 import { QueryTypes, Sequelize, Transaction } from "sequelize";
 import type { Database as SqliteConnection } from "sqlite3";
+import { SerialQueue } from "../async";
 import { defineModels, type Models } from "./models";
 import { installFastSqliteQuery } from "./sqlite-query";
 import { mysqlTransaction, sqliteTransaction } from "./raw";
@@ -51,7 +52,7 @@ function sqliteStorage(url: string): string {
 /**
  * Sequelize's SQLite dialect opens a fresh sqlite3 connection for every transaction (and closes it
  * after), offers no connect hook, and parses the schema again on each: a few milliseconds per
- * transaction. Transactions here are already serialised (one writer, see createSerialQueue), so
+ * transaction. Transactions here are already serialised (one writer: the `writers` queue of openDatabase), so
  * they share one long-lived connection, and every connection gets its pragmas once.
  */
 function tuneSqliteConnections(sequelize: Sequelize): void {
@@ -93,16 +94,6 @@ function tuneSqliteConnections(sequelize: Sequelize): void {
 function sharedWriteConnection(sequelize: Sequelize): Promise<SqliteConnection> {
 	const manager = sequelize.connectionManager as unknown as { getConnection(options: { uuid: string }): Promise<SqliteConnection> };
 	return manager.getConnection({ uuid: SHARED_TRANSACTION_UUID });
-}
-
-/** A promise chain used as a mutex: SQLite has one writer, so queue writers instead of retrying BUSY. */
-function createSerialQueue(): <T>(work: () => Promise<T>) => Promise<T> {
-	let tail: Promise<unknown> = Promise.resolve();
-	return <T>(work: () => Promise<T>) => {
-		const run = tail.then(work, work);
-		tail = run.catch(() => undefined);
-		return run;
-	};
 }
 
 /**
@@ -160,7 +151,8 @@ export async function openDatabase(url: string, options: DatabaseOptions = {}): 
 	await sequelize.authenticate();
 	const returning = dialect === "sqlite" || (await isMariaDbWithReturning(sequelize));
 	const models = defineModels(sequelize);
-	const serialize = createSerialQueue();
+	// SQLite has one writer: queue writers instead of retrying BUSY.
+	const writers = new SerialQueue();
 
 	return {
 		sequelize,
@@ -168,11 +160,11 @@ export async function openDatabase(url: string, options: DatabaseOptions = {}): 
 		returning,
 		models,
 		transaction<T>(work: (t: Transaction) => Promise<T>): Promise<T> {
-			if (dialect === "sqlite") return serialize(() => sequelize.transaction(work));
+			if (dialect === "sqlite") return writers.run(() => sequelize.transaction(work));
 			return sequelize.transaction(work);
 		},
 		rawTransaction<T>(work: (t: Transaction) => Promise<T>, options: { readCommitted?: boolean } = {}): Promise<T> {
-			if (dialect === "sqlite") return serialize(async () => sqliteTransaction(await sharedWriteConnection(sequelize), work));
+			if (dialect === "sqlite") return writers.run(async () => sqliteTransaction(await sharedWriteConnection(sequelize), work));
 			return mysqlTransaction(sequelize, work, options.readCommitted ?? false);
 		},
 		async ping(timeoutMs = 2_000): Promise<void> {

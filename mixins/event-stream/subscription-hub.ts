@@ -222,10 +222,10 @@ export class SubscriptionHub {
 		return event.chat_id !== null && access.chats.has(event.chat_id);
 	}
 
-	/** Forgets a client that stopped reading and closes it. */
-	tooSlow(subscriber: Subscriber): void {
+	/** Forgets a client that stopped reading (or, with its reason, one that asks faster than it is answered) and closes it. */
+	tooSlow(subscriber: Subscriber, reason: CloseReason = TOO_SLOW): void {
 		this.disconnect(subscriber.id);
-		subscriber.close(TOO_SLOW);
+		subscriber.close(reason);
 	}
 
 	private attach(sub: Subscription): void {

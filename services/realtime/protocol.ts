@@ -4,8 +4,9 @@
  * in (the order they came), and how errors are told to the client (the API's codes, as in REST).
  */
 import Validator from "fastest-validator";
+import { SerialQueue } from "../../lib/async";
 import { fail, toApiError } from "../../lib/errors";
-import type { Topic } from "../../mixins/event-stream/subscription-hub";
+import type { CloseReason, Topic } from "../../mixins/event-stream/subscription-hub";
 
 // null is a value here: fastest-validator would let it through optional fields (as "not given"),
 // and a `since_seq: null` then reached the replay, failing after the subscribe was confirmed.
@@ -76,12 +77,16 @@ export function namedTopicFields(payload: unknown): Record<string, number> {
 /**
  * Runs a connection's requests one at a time, in the order they arrived, so their answers come in
  * that order and an unsubscribe sent right behind a subscribe finds the subscription in place.
- * A request that throws does not stop the ones behind it (`failed` hears of it).
+ * A request that throws does not stop the ones behind it (`failed` hears of it). With
+ * SLOW_CLIENT.maxWaitingRequests waiting, a request is not queued and the answer is false: the
+ * client sends faster than it is answered, and is closed (TOO_MANY_WAITING).
  */
-export function requestQueue(failed: (err: unknown) => void): (request: () => Promise<void>) => void {
-	let tail: Promise<void> = Promise.resolve();
+export function requestQueue(failed: (err: unknown) => void): (request: () => Promise<void>) => boolean {
+	const queue = new SerialQueue();
 	return (request) => {
-		tail = tail.then(request).catch(failed);
+		if (queue.size >= SLOW_CLIENT.maxWaitingRequests) return false;
+		queue.run(request).catch(failed);
+		return true;
 	};
 }
 
@@ -119,6 +124,14 @@ export function clientError(err: unknown): ClientError {
 
 /** Caps on what a slow client may leave queued before it is disconnected. */
 export const SLOW_CLIENT = {
+	/** Written to the client and not read yet. */
 	maxQueuedPackets: 1_000,
 	maxQueuedBytes: 8 * 1024 * 1024,
+	/** Sent by the client and not answered yet (a subscribe waits for its ACL check). */
+	maxWaitingRequests: 1_000,
 } as const;
+
+export const TOO_MANY_WAITING: CloseReason = {
+	code: "RATE_LIMITED",
+	message: `The client sends requests faster than they are answered: over ${SLOW_CLIENT.maxWaitingRequests.toLocaleString("en")} waiting`,
+};

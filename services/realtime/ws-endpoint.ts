@@ -14,7 +14,7 @@ import { waitUntil, type CloseReason, type Subscriber, type Topic } from "../../
 import { requestIdFor } from "../../lib/request-id";
 import type { Principal } from "../auth/principal";
 import type { GatewayEvent } from "../broker/event-log";
-import { clientError, namedTopicFields, parseSubscription, requestQueue, SLOW_CLIENT, subscribeStep, topicFields, type ClientError } from "./protocol";
+import { clientError, namedTopicFields, parseSubscription, requestQueue, SLOW_CLIENT, subscribeStep, TOO_MANY_WAITING, topicFields, type ClientError } from "./protocol";
 import { bearerToken } from "../../lib/bearer";
 
 export const WS_PATH = "/api/v1/ws";
@@ -36,8 +36,8 @@ export interface WsHandlers {
 	unsubscribe(subscriberId: string, topic: Topic): boolean;
 	/** Per-principal rate limit for frames; throws RATE_LIMITED. */
 	charge(principal: Principal): Promise<void>;
-	/** Forgets a client that stopped reading (the hub's tooSlow) and closes it. */
-	tooSlow(subscriber: Subscriber): void;
+	/** Forgets a client that stopped reading, or asks faster than it is answered (the hub's tooSlow), and closes it. */
+	tooSlow(subscriber: Subscriber, reason?: CloseReason): void;
 	logWarning(message: string): void;
 }
 
@@ -176,7 +176,8 @@ export class WsEndpoint {
 		ws.on("message", (data, isBinary) => {
 			const text = data.toString();
 			// Frames queued behind a slow one are dropped once the client is gone.
-			inOrder(async () => (ws.readyState === ws.OPEN ? this.onFrame(subscriber, text, isBinary) : undefined));
+			const queued = inOrder(async () => (ws.readyState === ws.OPEN ? this.onFrame(subscriber, text, isBinary) : undefined));
+			if (!queued && ws.readyState === ws.OPEN) this.handlers.tooSlow(subscriber, TOO_MANY_WAITING);
 		});
 	}
 

@@ -78,8 +78,9 @@ export class SerialQueue {
 			});
 			if (!this.running) {
 				this.running = true;
-				// Work starts on a later tick, as it would behind a resolved promise, never inside run().
-				queueMicrotask(() => void this.drain());
+				// Work starts on a later tick, never inside run(); a promise job, not queueMicrotask, which
+				// Jest's fake timers replace.
+				void Promise.resolve().then(() => this.drain());
 			}
 		});
 	}

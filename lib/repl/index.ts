@@ -6,6 +6,7 @@
  * printed, never thrown: the REPL stays at its prompt.
  */
 import type { ServiceBroker } from "moleculer";
+import { SerialQueue } from "../async";
 import { gatewayClient, type GatewayClient } from "./client";
 import type { ReplCommand } from "./command";
 import { describeError, type Block } from "./format";
@@ -67,7 +68,7 @@ export async function runCommand(command: ReplCommand, client: GatewayClient, ar
  * Commands run one at a time, in the order typed: the REPL evaluates every line as it arrives, so
  * pasted or piped lines (`npm run repl < script`) would otherwise overlap and finish out of order.
  */
-let queue: Promise<void> = Promise.resolve();
+const commands = new SerialQueue();
 
 /** Gateway commands that printed an error since the process started. */
 let failures = 0;
@@ -82,9 +83,8 @@ export function exitCodeAtEndOfInput(stdin: { isTTY?: boolean } = process.stdin)
 }
 
 /** Resolves once every command started so far has printed its output. */
-export function whenIdle(): Promise<void> {
-	const tail = queue;
-	return tail.then(() => (queue === tail ? undefined : whenIdle()));
+export async function whenIdle(): Promise<void> {
+	while (commands.size > 0) await commands.run(async () => undefined);
 }
 
 /** The definitions for the broker's `replCommands` option; moleculer-repl hands each action its broker. */
@@ -99,7 +99,7 @@ export function replCommands(): CustomCommand[] {
 		},
 		action(broker, params, helpers) {
 			const argv = params.argv;
-			const turn = queue.then(async () => {
+			return commands.run(async () => {
 				// Let the previous command's prompt come out first (the REPL prints it a few ticks later).
 				await new Promise((resolve) => setImmediate(resolve));
 				const { ok, blocks } = await runCommand(command, gatewayClient(broker), argv);
@@ -107,8 +107,6 @@ export function replCommands(): CustomCommand[] {
 				const rendered = renderBlocks(blocks, helpers);
 				console.log(ok ? rendered : helpers.kleur.red(rendered));
 			});
-			queue = turn.catch(() => undefined);
-			return turn;
 		},
 	}));
 }

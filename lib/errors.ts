@@ -188,6 +188,12 @@ const CLUSTER_UNAVAILABLE = new Set([
 	"GRACEFUL_STOP_TIMEOUT",
 ]);
 
+/**
+ * Problems named in one answer: a body of 90,000 unknown keys was answered with every one of them,
+ * twice (message and details), 39 MB for a 1 MB request.
+ */
+const MAX_FIELD_PROBLEMS = 20;
+
 function validationFields(data: unknown): FieldProblem[] {
 	if (!Array.isArray(data)) return [];
 	return data.flatMap((item: { field?: unknown; message?: unknown; type?: unknown; actual?: unknown }) => {
@@ -208,6 +214,16 @@ function validationFields(data: unknown): FieldProblem[] {
 			},
 		];
 	});
+}
+
+/** The fields' problems as an answer names them: the first MAX_FIELD_PROBLEMS, and how many more there were. */
+function validationError(data: unknown): ApiError {
+	const all = validationFields(data);
+	if (all.length === 0) return build("VALIDATION_ERROR");
+	const fields = all.slice(0, MAX_FIELD_PROBLEMS);
+	const more = all.length - fields.length;
+	const named = fields.map((f) => f.field).join(", ");
+	return build("VALIDATION_ERROR", more > 0 ? `Invalid ${named} and ${more} more` : `Invalid ${named}`, more > 0 ? { fields, more_fields: more } : { fields });
 }
 
 function isErrorCode(value: unknown): value is ApiErrorCode {
@@ -236,18 +252,11 @@ export function toApiError(input: unknown): ApiError {
 	// Our own errors, also after a transporter hop (name, code, type and data survive it).
 	if (isErrorCode(type) && numericCode === ERROR_STATUS[type]) {
 		if (type === "INTERNAL") return build("INTERNAL");
-		if (type === "VALIDATION_ERROR" && Array.isArray(err.data)) {
-			const fields = validationFields(err.data);
-			return build("VALIDATION_ERROR", `Invalid ${fields.map((f) => f.field).join(", ")}`, { fields });
-		}
+		if (type === "VALIDATION_ERROR" && Array.isArray(err.data)) return validationError(err.data);
 		return build(type, err.message, plainDetails(err.data));
 	}
 	// fastest-validator through Moleculer's validator: 422 VALIDATION_ERROR with a list of fields.
-	if (name === "ValidationError" || (type === "VALIDATION_ERROR" && numericCode === 422)) {
-		const fields = validationFields(err.data);
-		const message = fields.length > 0 ? `Invalid ${fields.map((f) => f.field).join(", ")}` : DEFAULT_MESSAGE.VALIDATION_ERROR;
-		return build("VALIDATION_ERROR", message, fields.length > 0 ? { fields } : undefined);
-	}
+	if (name === "ValidationError" || (type === "VALIDATION_ERROR" && numericCode === 422)) return validationError(err.data);
 	if (DB_UNAVAILABLE.has(name)) return build("UNAVAILABLE", "Database is unavailable, try again later");
 	const code = driverCode(err);
 	// Only under Sequelize's wrapper: a bare ECONNREFUSED may be Redis or Telegram (raw.ts wraps its own).

@@ -118,7 +118,8 @@ const ApiService: ServiceSchema<ApiSettingsSchema, ApiThis> = {
 				aliases: { "POST webhook/:path": "api.telegramPush" },
 				mergeParams: false,
 				bodyParsers: false,
-				use: [bodyReader({ limit: BODY_LIMIT, form: false })],
+				// An update is its update_id and one kind: 16 leaves room for what Telegram adds.
+				use: [bodyReader({ limit: BODY_LIMIT, form: false, maxFields: 16 })],
 				callOptions: { timeout: 15_000, retries: 0 },
 				onBeforeCall(ctx: Context<unknown, TelegramPushMeta>, _route: unknown, req: IncomingMessage) {
 					const secret = req.headers["x-telegram-bot-api-secret-token"];
@@ -134,7 +135,8 @@ const ApiService: ServiceSchema<ApiSettingsSchema, ApiThis> = {
 				autoAliases: true,
 				mappingPolicy: "restrict",
 				bodyParsers: false,
-				use: [bodyReader({ limit: BODY_LIMIT, form: true })],
+				// No action takes more than a few dozen fields.
+				use: [bodyReader({ limit: BODY_LIMIT, form: true, maxFields: 100 })],
 				authentication: true,
 				callOptions: REST_CALL_OPTIONS,
 				onError,

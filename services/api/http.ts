@@ -35,9 +35,11 @@ type Parser = (req: IncomingMessage, res: ServerResponse, next: Next) => void;
  * One middleware for request bodies: no body, nothing to do (most GETs pass straight through);
  * JSON (and form bodies where `form` is allowed) are parsed by body-parser with the 1 MB limit and
  * without prototype keys; any other Content-Type is a 415, where body-parser alone would skip the
- * body silently and turn it into a confusing validation error.
+ * body silently and turn it into a confusing validation error. A JSON body is an object of at most
+ * `maxFields` fields: an array or a wide object within the 1 MB cost a quarter of a second to merge
+ * into the params (before authentication) and came back as one validation error per element.
  */
-export function bodyReader(options: { limit: string; form: boolean }) {
+export function bodyReader(options: { limit: string; form: boolean; maxFields: number }) {
 	// A Map, not an object: the Content-Type is the client's, and `parsers["__proto__"]` would be truthy.
 	const parsers = new Map<string, Parser>([[JSON_TYPE, bodyParser.json({ limit: options.limit, strict: true }) as Parser]]);
 	if (options.form) {
@@ -57,10 +59,18 @@ export function bodyReader(options: { limit: string; form: boolean }) {
 			);
 		}
 		parse(req, res, (err?: unknown) => {
-			if (!err && !sanitizeJson(req.body, MAX_JSON_DEPTH)) {
+			if (err) return next(err);
+			const body = req.body;
+			if (body === null || typeof body !== "object" || Array.isArray(body)) {
+				return next(new GatewayError("BAD_REQUEST", "The body must be a JSON object"));
+			}
+			if (Object.keys(body).length > options.maxFields) {
+				return next(new GatewayError("BAD_REQUEST", `The body has more than ${options.maxFields} fields`, { limit: options.maxFields }));
+			}
+			if (!sanitizeJson(body, MAX_JSON_DEPTH)) {
 				return next(new GatewayError("BAD_REQUEST", `JSON body is nested deeper than ${MAX_JSON_DEPTH} levels`));
 			}
-			next(err);
+			next();
 		});
 	};
 }

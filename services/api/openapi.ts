@@ -232,9 +232,10 @@ function components(): Schema {
 							details: {
 								type: "object",
 								additionalProperties: true,
-								description: "VALIDATION_ERROR: `fields`, one entry per offending field; RATE_LIMITED: `retry_after` in seconds (a full send queue adds `queue` and `limit`); a cap reached (CONFLICT for API keys) names its `limit`; UNAUTHORIZED for a credential that was genuine but has ended: `reason` (`expired`, `revoked` or `user_disabled`).",
+								description: "VALIDATION_ERROR: `fields`, one entry per offending field, at most 20 (`more_fields` counts the rest); RATE_LIMITED: `retry_after` in seconds (a full send queue adds `queue` and `limit`); a cap reached (CONFLICT for API keys) names its `limit`; UNAUTHORIZED for a credential that was genuine but has ended: `reason` (`expired`, `revoked` or `user_disabled`).",
 								properties: {
-									fields: { type: "array", items: { $ref: "#/components/schemas/FieldProblem" } },
+									fields: { type: "array", items: { $ref: "#/components/schemas/FieldProblem" }, maxItems: 20 },
+									more_fields: { type: "integer" },
 									retry_after: { type: "integer" },
 									reason: { type: "string", enum: [...CREDENTIAL_ENDED_REASONS] },
 								},

@@ -33,7 +33,7 @@ const CONFIG_PARAMS = {
 	bot_id: { ...ID, optional: true, nullable: true },
 	chat_ids: { type: "array", items: { type: "number", integer: true, positive: true }, min: 1, max: 100, unique: true, optional: true, nullable: true },
 	reply_to_message_id: { ...ID, optional: true, nullable: true },
-	event_types: { type: "array", items: { type: "enum", values: EVENT_TYPES }, min: 1, unique: true, optional: true, nullable: true },
+	event_types: { type: "array", items: { type: "enum", values: EVENT_TYPES }, min: 1, max: EVENT_TYPES.length, unique: true, optional: true, nullable: true },
 	ordered: { type: "boolean", convert: true, optional: true },
 	max_concurrency: { type: "number", integer: true, min: 1, max: 64, convert: true, optional: true },
 } as const;

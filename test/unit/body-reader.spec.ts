@@ -13,7 +13,7 @@ function read(contentType: string | undefined, raw: string, form = true): Promis
 	const req = Object.assign(stream, { headers, method: "POST", url: "/" }) as unknown as Request;
 	stream.end(raw);
 	return new Promise((resolve) => {
-		bodyReader({ limit: "1mb", form })(req, {} as ServerResponse, (err?: unknown) => resolve({ err, body: req.body }));
+		bodyReader({ limit: "1mb", form, maxFields: 10 })(req, {} as ServerResponse, (err?: unknown) => resolve({ err, body: req.body }));
 	});
 }
 
@@ -42,8 +42,37 @@ describe("bodyReader", () => {
 	it("a body with no length is an empty object, without reading anything", async () => {
 		const stream = new PassThrough();
 		const req = Object.assign(stream, { headers: {}, method: "POST", url: "/" }) as unknown as Request;
-		const err = await new Promise((resolve) => bodyReader({ limit: "1mb", form: true })(req, {} as ServerResponse, resolve));
+		const err = await new Promise((resolve) => bodyReader({ limit: "1mb", form: true, maxFields: 10 })(req, {} as ServerResponse, resolve));
 		expect(err).toBeUndefined();
 		expect(req.body).toEqual({});
+	});
+
+	// A bare string or null body-parser refuses itself (strict), as malformed JSON.
+	it.each([
+		["an array", "[1,2,3]"],
+		["an empty array", "[]"],
+	])("a JSON body that is %s, not an object, is a 400 before anything else reads it", async (_what, raw) => {
+		const { err } = await read("application/json", raw);
+		expect(err).toBeInstanceOf(GatewayError);
+		expect({ status: (err as GatewayError).code, type: (err as GatewayError).type, message: (err as GatewayError).message }).toEqual({
+			status: 400,
+			type: "BAD_REQUEST",
+			message: "The body must be a JSON object",
+		});
+	});
+
+	it("a body with more fields than the route's cap is a 400 naming the cap; at the cap it is read", async () => {
+		const fields = (n: number) => JSON.stringify(Object.fromEntries(Array.from({ length: n }, (_, i) => [`f${i}`, i])));
+		const over = await read("application/json", fields(11));
+		expect({ status: (over.err as GatewayError).code, type: (over.err as GatewayError).type, data: (over.err as GatewayError).data }).toEqual({
+			status: 400,
+			type: "BAD_REQUEST",
+			data: { limit: 10 },
+		});
+		const form = await read("application/x-www-form-urlencoded", Array.from({ length: 11 }, (_, i) => `f${i}=${i}`).join("&"));
+		expect((form.err as GatewayError).type).toBe("BAD_REQUEST");
+		const atCap = await read("application/json", fields(10));
+		expect(atCap.err).toBeUndefined();
+		expect(Object.keys(atCap.body as object)).toHaveLength(10);
 	});
 });

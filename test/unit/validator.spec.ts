@@ -96,4 +96,35 @@ describe("GatewayValidator: converted numbers", () => {
 		expect(check({ id: 2 ** 53 + 2 })).toEqual([expect.objectContaining({ field: "id", type: "numberMax" })]);
 		expect(check({ id: 1e300 })).toEqual([expect.objectContaining({ field: "id", type: "numberMax" })]);
 	});
+
+	it("refuses an array longer than its max before fastest-validator looks at any item (its `unique` check is quadratic)", () => {
+		const schema = { $$strict: true, ids: { type: "array", items: { type: "number" }, max: 3, unique: true, optional: true } };
+		const check = new GatewayValidator().compile(schema);
+		// 100,000 copies of one value: fastest-validator's duplicate search alone would take seconds.
+		const huge = Array.from({ length: 100_000 }, () => 1);
+		const spy = jest.spyOn(Array.prototype, "indexOf");
+		try {
+			expect(check({ ids: huge })).toEqual([
+				{ type: "arrayMax", field: "ids", expected: 3, actual: 100_000, message: "The 'ids' field must contain less than or equal to 3 items." },
+			]);
+			expect(spy).not.toHaveBeenCalled();
+		} finally {
+			spy.mockRestore();
+		}
+		expect(check({ ids: [1, 2, 3] })).toBe(true);
+		expect(check({ ids: [1, 1] })).toEqual([expect.objectContaining({ type: "arrayUnique", field: "ids" })]);
+		expect(check({})).toBe(true);
+		expect(toApiError({ name: "ValidationError", data: check({ ids: [1, 2, 3, 4] }) }).body.error).toMatchObject({ code: "VALIDATION_ERROR", message: "Invalid ids" });
+	});
+
+	it("names at most 20 problems in one answer, and counts the rest", () => {
+		const check = new GatewayValidator().compile({ $$strict: true, id: { type: "number" } });
+		const params = { id: 1, ...Object.fromEntries(Array.from({ length: 500 }, (_, i) => [`k${i}`, i])) };
+		const { body } = toApiError({ name: "ValidationError", data: check(params) });
+		const details = body.error.details as { fields: Array<{ field: string }>; more_fields: number };
+		expect(details.fields).toHaveLength(20);
+		expect(details.fields[0]).toEqual({ field: "k0", message: "Unknown field", type: "objectStrict" });
+		expect(details.more_fields).toBe(480);
+		expect(body.error.message).toMatch(/^Invalid k0, k1, .*, k19 and 480 more$/);
+	});
 });

@@ -145,9 +145,13 @@ export function replayScope(audience: Audience, reader?: Reader): Pick<ReplayQue
 	return scope.chatIds?.length === 0 ? null : scope;
 }
 
+/** Events one replay call reads at most: with event types that match little, the cap on deliveries alone let one call read the whole log (200,000 events: 1 s). */
+export const REPLAY_SCAN_MAX = 200_000;
+
 /**
  * Replay: new deliveries of every matching event after a seq (or since a time) for one webhook,
- * earlier events included, at most `cap` of them. Receivers de-duplicate on webhook-id.
+ * earlier events included, at most `cap` of them, reading at most `scanMax` events. Receivers
+ * de-duplicate on webhook-id. Incomplete, `last_seq` is where the next call goes on from.
  */
 export async function scheduleReplay(
 	db: Database,
@@ -156,6 +160,7 @@ export async function scheduleReplay(
 	cap: number,
 	/** The webhook's owner, whose grants bound a replay of a bot or of everything. */
 	reader?: Reader,
+	scanMax = REPLAY_SCAN_MAX,
 ): Promise<ReplayResult> {
 	const scope = replayScope(audience, reader);
 	if (scope === null) return { scheduled: 0, complete: true, last_seq: null };
@@ -170,6 +175,7 @@ export async function scheduleReplay(
 		afterSeq = Number(first);
 	}
 	let scheduled = 0;
+	let scanned = 0;
 	let lastSeq: number | null = null;
 	for (;;) {
 		const events = await readEvents(db, { ...scope, afterSeq, limit: 1_000 });
@@ -185,5 +191,8 @@ export async function scheduleReplay(
 		if (events.length < 1_000) return { scheduled, complete: true, last_seq: lastSeq };
 		afterSeq = events[events.length - 1]!.seq;
 		if (scheduled >= cap) return { scheduled, complete: false, last_seq: lastSeq };
+		scanned += events.length;
+		// Read as far as it may: the next call goes on after the last event read, matched or not.
+		if (scanned >= scanMax) return { scheduled, complete: false, last_seq: afterSeq };
 	}
 }

@@ -113,6 +113,20 @@ describe("dispatchBatch", () => {
 		expect(await scheduleReplay(db, chatBOnly, { afterSeq: from + 4 }, 2)).toEqual({ scheduled: 0, complete: true, last_seq: null });
 		expect(await db.models.WebhookDelivery.count({ where: { webhook_id: 2 } })).toBe(before + 3);
 	});
+
+	it("replay: a call reads at most scanMax events, and says where the next goes on from, when none of them matched", async () => {
+		const [head] = await db.sequelize.query<{ value: number }>("SELECT value FROM sequences WHERE name = 'events'", { type: QueryTypes.SELECT });
+		const from = Number(head!.value);
+		await db.transaction((t) => appendEvents(db, t, Array.from({ length: 2_500 }, (_, i) => draft(botId, chatB, `s${i}`))));
+		const base = audience(2, [chatB]);
+		// Only message events wanted: the log holds none after `from`, so every page is read and left.
+		const messagesOnly: Audience = { ...base, rule: { ...base.rule, event_types: ["new_message"] } };
+		expect(await scheduleReplay(db, messagesOnly, { afterSeq: from }, 100_000, undefined, 1_000)).toEqual({ scheduled: 0, complete: false, last_seq: from + 1_000 });
+		expect(await scheduleReplay(db, messagesOnly, { afterSeq: from + 1_000 }, 100_000, undefined, 1_000)).toEqual({ scheduled: 0, complete: false, last_seq: from + 2_000 });
+		expect(await scheduleReplay(db, messagesOnly, { afterSeq: from + 2_000 }, 100_000, undefined, 1_000)).toEqual({ scheduled: 0, complete: true, last_seq: null });
+		// With every event wanted, the same budget still schedules what it read.
+		expect(await scheduleReplay(db, base, { afterSeq: from }, 100_000, undefined, 1_000)).toEqual({ scheduled: 1_000, complete: false, last_seq: from + 1_000 });
+	});
 });
 
 /**

@@ -5,11 +5,12 @@
  * same port. Plain TCP: TLS ends at the proxy or ingress in front (docs/grpc.md).
  */
 import { Server, ServerCredentials, type ServerOptions } from "@grpc/grpc-js";
-import { HealthImplementation, type ServingStatus } from "grpc-health-check";
+import type { ServingStatus } from "grpc-health-check";
 import type { Service, ServiceSchema, ServiceSettingSchema } from "moleculer";
 import { EventStreamMixin, type EventStreamLocalVars, type EventStreamMethods } from "../mixins/event-stream.mixin";
 import { authenticate } from "./grpc/auth";
 import { SHUTTING_DOWN, unaryHandler } from "./grpc/calls";
+import { GatewayHealth } from "./grpc/health";
 import { ROUTES, streamChatOpening, streamMessagesOpening } from "./grpc/codec";
 import { loadGatewayProto, PROTO_PACKAGE, SERVICE_NAMES, type GatewayProto } from "./grpc/proto";
 import { addReflection } from "./grpc/reflection";
@@ -24,6 +25,10 @@ const SERVER_OPTIONS: ServerOptions = {
 	// Find clients that vanished without closing their streams: a ping a minute, 20 s to answer.
 	"grpc.keepalive_time_ms": 60_000,
 	"grpc.keepalive_timeout_ms": 20_000,
+	// Calls open at once on one connection: Node's default is 2^32 - 1, and a client without
+	// credentials held 150,000 streams (880 MB) open on one. A principal's live streams are capped
+	// at LIVE_CONNECTIONS_PER_PRINCIPAL (1,000) anyway.
+	"grpc.max_concurrent_streams": 1_100,
 };
 
 /** The health service's names: the whole server ("") and each gateway service. */
@@ -32,7 +37,7 @@ const HEALTH_NAMES = ["", ...SERVICE_NAMES.map((name) => `${PROTO_PACKAGE}.${nam
 interface GrpcLocalVars {
 	proto: GatewayProto;
 	server?: Server;
-	health?: HealthImplementation;
+	health?: GatewayHealth;
 	/** The port actually bound (GRPC_PORT=0 picks a free one). */
 	port?: number;
 	draining: boolean;
@@ -81,7 +86,7 @@ const GrpcService: ServiceSchema<ServiceSettingSchema, GrpcThis> = {
 		},
 
 		setHealth(this: GrpcThis, status: ServingStatus) {
-			for (const name of HEALTH_NAMES) this.health?.setStatus(name, status);
+			this.health?.setStatus(status);
 		},
 
 		async drain(this: GrpcThis, timeoutMs = DRAIN_TIMEOUT_MS): Promise<void> {
@@ -132,7 +137,7 @@ const GrpcService: ServiceSchema<ServiceSettingSchema, GrpcThis> = {
 			CreateBot: unaryHandler(bridge, ROUTES.CreateBot),
 			DeleteBot: unaryHandler(bridge, ROUTES.DeleteBot),
 		});
-		this.health = new HealthImplementation(Object.fromEntries(HEALTH_NAMES.map((name) => [name, "NOT_SERVING" as const])));
+		this.health = new GatewayHealth(HEALTH_NAMES);
 		this.health.addToServer(server);
 		addReflection(server, this.proto.reflectionDefinition);
 

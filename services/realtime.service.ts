@@ -248,6 +248,10 @@ const RealtimeService: ServiceSchema<ServiceSettingSchema, RealtimeThis> = {
 			serveClient: false,
 			// Client frames are small (subscribe / unsubscribe).
 			maxHttpBufferSize: 64 * 1024,
+			// An engine.io session is opened before any credential is seen (that comes with the
+			// namespace's CONNECT): one that has not joined within 10 s is dropped, not after the
+			// default 45 s (a client opening sessions in a loop held 900 MB of them).
+			connectTimeout: 10_000,
 			// Leave other upgrades (the plain WebSocket endpoint) alone.
 			destroyUpgrade: false,
 		});

@@ -625,6 +625,28 @@ describe("gRPC", () => {
 			expect((await ask("no.such.Service")).error?.code).toBe(grpc.status.NOT_FOUND);
 		});
 
+		it("a Watch of a name the server does not serve is answered SERVICE_UNKNOWN and ended, keeping nothing (made-up names piled up for good)", async () => {
+			const watch = (health["grpc.health.v1.Health"] as grpc.ServiceDefinition).Watch as grpc.MethodDefinition<object, { status: string }>;
+			const watchers = (grpcService() as unknown as { health: { watchers: Set<unknown> } }).health.watchers;
+			for (const service of ["no.such.Service", "x".repeat(100_000)]) {
+				const call = client.makeServerStreamRequest(watch.path, watch.requestSerialize, watch.responseDeserialize, { service }, new grpc.Metadata(), {});
+				const statuses: string[] = [];
+				call.on("data", (update: { status: string }) => statuses.push(update.status));
+				const ended = await new Promise<grpc.StatusObject>((resolve) => call.on("status", resolve));
+				expect([statuses, ended.code]).toEqual([["SERVICE_UNKNOWN"], grpc.status.OK]);
+			}
+			expect(watchers.size).toBe(0);
+			// A known name is watched until the client cancels; then it is forgotten too.
+			const call = client.makeServerStreamRequest(watch.path, watch.requestSerialize, watch.responseDeserialize, { service: "" }, new grpc.Metadata(), {});
+			const statuses: string[] = [];
+			call.on("data", (update: { status: string }) => statuses.push(update.status));
+			call.on("error", () => undefined);
+			expect(await pollUntil(async () => statuses.includes("SERVING"), 5_000, 10)).not.toBeNull();
+			expect(watchers.size).toBe(1);
+			call.cancel();
+			expect(await pollUntil(async () => watchers.size === 0, 5_000, 10)).not.toBeNull();
+		});
+
 		/** Sends `requests` on one ServerReflectionInfo stream; resolves with an answer to each, in order. */
 		async function reflect(requests: Json[]): Promise<Json[]> {
 			const info = (reflection["grpc.reflection.v1.ServerReflection"] as grpc.ServiceDefinition).ServerReflectionInfo as grpc.MethodDefinition<object, Json>;

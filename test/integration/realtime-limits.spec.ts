@@ -220,6 +220,19 @@ describe("realtime: what a client cannot make the server hold", () => {
 		}
 	});
 
+	it("socket.io: an engine.io session that never joins the namespace (no credential seen yet) is dropped after 10 s, not 45", async () => {
+		const ws = new WebSocket(`${t.baseUrl.replace("http", "ws")}/socket.io/?EIO=4&transport=websocket`);
+		ws.on("error", () => undefined);
+		const opened = Date.now();
+		const closed = new Promise<number>((resolve) => ws.once("close", () => resolve(Date.now() - opened)));
+		await new Promise((resolve) => ws.once("open", resolve));
+		const after = await Promise.race([closed, new Promise<number>((resolve) => setTimeout(() => resolve(-1), 20_000))]);
+		ws.terminate();
+		// Not a speed figure: the bound says which timeout closed it (10 s, against socket.io's default 45 s).
+		expect(after).toBeGreaterThan(9_000);
+		expect(after).toBeLessThan(20_000);
+	}, 30_000);
+
 	it("an upgrade to a path nobody serves is answered 404 and closed (it held its socket open for ever)", async () => {
 		for (const path of ["/nope", "/api/v1/ws/", "/api/v1/ws2"]) {
 			const socket = net.connect(port, "127.0.0.1");

@@ -100,3 +100,39 @@ export class SerialQueue {
 		this.running = false;
 	}
 }
+
+/**
+ * At most `max` pieces of work at once, `maxWaiting` more waiting their turn in order; `run` answers
+ * null, starting nothing, when that many already wait (the caller refuses the work).
+ */
+export class BoundedConcurrency {
+	private running = 0;
+	private readonly waiting: Array<() => void> = [];
+
+	constructor(
+		private readonly max: number,
+		private readonly maxWaiting: number,
+	) {}
+
+	run<T>(work: () => Promise<T>): Promise<T> | null {
+		if (this.running >= this.max && this.waiting.length >= this.maxWaiting) return null;
+		return this.take().then(async () => {
+			try {
+				return await work();
+			} finally {
+				// A slot passes straight to the next in line, so nobody jumps the queue.
+				const next = this.waiting.shift();
+				if (next) next();
+				else this.running -= 1;
+			}
+		});
+	}
+
+	private take(): Promise<void> {
+		if (this.running < this.max) {
+			this.running += 1;
+			return Promise.resolve();
+		}
+		return new Promise((resolve) => this.waiting.push(resolve));
+	}
+}

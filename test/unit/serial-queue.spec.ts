@@ -1,4 +1,4 @@
-import { SerialQueue } from "../../lib/async";
+import { BoundedConcurrency, SerialQueue } from "../../lib/async";
 import { requestQueue, SLOW_CLIENT } from "../../services/realtime/protocol";
 
 const tick = () => new Promise((resolve) => setImmediate(resolve));
@@ -106,5 +106,53 @@ describe("a connection's request queue", () => {
 		await new Promise((resolve) => setTimeout(resolve, 10));
 		expect(order).toEqual([1, 2]);
 		expect(failed).toHaveBeenCalledWith(expect.objectContaining({ message: "bad frame" }));
+	});
+});
+
+describe("BoundedConcurrency", () => {
+	it("runs at most `max` at once, lets `maxWaiting` wait in order, and refuses (null) past that without starting the work", async () => {
+		const limiter = new BoundedConcurrency(2, 2);
+		const gates: Array<() => void> = [];
+		const started: number[] = [];
+		let running = 0;
+		let most = 0;
+		const job = (i: number) =>
+			limiter.run(async () => {
+				started.push(i);
+				running += 1;
+				most = Math.max(most, running);
+				await new Promise<void>((resolve) => gates.push(resolve));
+				running -= 1;
+				return i;
+			});
+		const accepted = [job(0), job(1), job(2), job(3)];
+		expect(accepted.every((p) => p !== null)).toBe(true);
+		expect(job(4)).toBeNull();
+		await new Promise((resolve) => setImmediate(resolve));
+		expect(started).toEqual([0, 1]);
+		gates.shift()!();
+		await new Promise((resolve) => setImmediate(resolve));
+		expect(started).toEqual([0, 1, 2]);
+		// One waits now: there is room for one more.
+		const late = job(5);
+		expect(late).not.toBeNull();
+		while (started.length < 5 || gates.length > 0) {
+			gates.shift()?.();
+			await new Promise((resolve) => setImmediate(resolve));
+		}
+		expect(await Promise.all([...accepted, late])).toEqual([0, 1, 2, 3, 5]);
+		expect(started).toEqual([0, 1, 2, 3, 5]);
+		expect(most).toBe(2);
+	});
+
+	it("a failure frees its slot for the next in line", async () => {
+		const limiter = new BoundedConcurrency(1, 5);
+		const failing = limiter.run(async () => {
+			throw new Error("boom");
+		});
+		const next = limiter.run(async () => "ran");
+		await expect(failing).rejects.toThrow("boom");
+		await expect(next).resolves.toBe("ran");
+		await expect(limiter.run(async () => "idle again")).resolves.toBe("idle again");
 	});
 });

@@ -54,7 +54,8 @@ export class Doorbell {
  * draining the queue O(N²) (20,000 frames queued by one socket client cost 13 s of CPU).
  */
 export class SerialQueue {
-	private waiting: Array<() => Promise<void>> = [];
+	/** Taken work is cleared from its slot, so what it holds (a client's frame) is not kept until the next compaction. */
+	private waiting: Array<(() => Promise<void>) | undefined> = [];
 	private head = 0;
 	private running = false;
 	private unfinished = 0;
@@ -88,6 +89,7 @@ export class SerialQueue {
 	private async drain(): Promise<void> {
 		while (this.head < this.waiting.length) {
 			const next = this.waiting[this.head]!;
+			this.waiting[this.head] = undefined;
 			this.head += 1;
 			await next();
 			if (this.head >= 1_024 && this.head * 2 >= this.waiting.length) {

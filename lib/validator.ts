@@ -38,14 +38,25 @@ function unreadable(params: unknown): unknown[] {
 	}));
 }
 
+interface Rule {
+	type?: unknown;
+	convert?: unknown;
+	max?: unknown;
+}
+
+/** The schema's top-level fields (not its `$$` options) with their rules written as objects. */
+function topLevelRules(schema: object): Array<[string, Rule]> {
+	return Object.entries(schema).filter((entry): entry is [string, Rule] => !entry[0].startsWith("$$") && entry[1] !== null && typeof entry[1] === "object");
+}
+
 /**
  * Top-level fields whose rule converts to a number. Number() takes more than numbers and decimal
  * strings: [5] is 5, true is 1, "" is 0, "0x10" is 16, "1e3" is 1000 (/chats/0x10 read chat 16).
  * Those are refused before the check, naming the field.
  */
 function convertedNumbers(schema: object): string[] {
-	return Object.entries(schema)
-		.filter(([field, rule]) => !field.startsWith("$$") && rule !== null && typeof rule === "object" && (rule as { type?: unknown }).type === "number" && (rule as { convert?: unknown }).convert === true)
+	return topLevelRules(schema)
+		.filter(([, rule]) => rule.type === "number" && rule.convert === true)
 		.map(([field]) => field);
 }
 
@@ -71,10 +82,9 @@ function notNumbers(params: unknown, fields: string[]): unknown[] {
  * before the check, naming the field.
  */
 function cappedArrays(schema: object): Array<[string, number]> {
-	return Object.entries(schema)
-		.filter(([field, rule]) => !field.startsWith("$$") && rule !== null && typeof rule === "object" && (rule as { type?: unknown }).type === "array")
-		.map(([field, rule]) => [field, (rule as { max?: unknown }).max])
-		.filter((entry): entry is [string, number] => typeof entry[1] === "number");
+	return topLevelRules(schema)
+		.filter(([, rule]) => rule.type === "array" && typeof rule.max === "number")
+		.map(([field, rule]) => [field, rule.max as number]);
 }
 
 function overlong(params: unknown, arrays: Array<[string, number]>): unknown[] {

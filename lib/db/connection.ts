@@ -52,8 +52,8 @@ function sqliteStorage(url: string): string {
 /**
  * Sequelize's SQLite dialect opens a fresh sqlite3 connection for every transaction (and closes it
  * after), offers no connect hook, and parses the schema again on each: a few milliseconds per
- * transaction. Transactions here are already serialised (one writer: the `writers` queue of openDatabase), so
- * they share one long-lived connection, and every connection gets its pragmas once.
+ * transaction. Transactions here are already serialised (one writer: openDatabase's `writers`
+ * queue), so they share one long-lived connection, and every connection gets its pragmas once.
  */
 function tuneSqliteConnections(sequelize: Sequelize): void {
 	type Connection = SqliteConnection & { __tgwReady?: boolean; __tgwShared?: boolean; uuid?: string };

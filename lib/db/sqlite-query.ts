@@ -3,7 +3,8 @@
  * for every statement (with source maps on, milliseconds of blocked event loop each), and asks
  * `PRAGMA table_info` before every SELECT. Here the stack is captured as usual but only turned into
  * text when the statement failed, and each table's column types are asked once (again after DDL).
- * The rest is Sequelize's own run(), unchanged.
+ * A NUL inside a value Sequelize wrote into the SQL inline is spelled char(0) (inlinedNul). The rest
+ * is Sequelize's own run(), unchanged.
  */
 import type { Sequelize } from "sequelize";
 import type { Database } from "sqlite3";
@@ -29,6 +30,16 @@ interface QueryBase {
 
 type QueryClass = new (...args: unknown[]) => QueryBase;
 
+/**
+ * Sequelize's SQLite dialect writes WHERE values into the statement as quoted literals, and SQLite
+ * reads a statement only up to a NUL: a lookup by a client's string holding one failed ("unrecognized
+ * token", a 500). SQL text has no NUL of its own, so each one sits inside a literal: close the literal
+ * around it and concatenate char(0), which compares equal to the NUL a bound parameter stored.
+ */
+export function inlinedNul(sql: string): string {
+	return sql.includes("\0") ? sql.replace(/\0/g, "'||char(0)||'") : sql;
+}
+
 function stringifyIfBigint(value: unknown): unknown {
 	return typeof value === "bigint" ? value.toString() : value;
 }
@@ -39,7 +50,8 @@ export function installFastSqliteQuery(sequelize: Sequelize): void {
 	const tableTypes = new Map<string, Record<string, string>>();
 
 	class FastSqliteQuery extends Base {
-		async run(sql: string, parameters?: unknown): Promise<unknown> {
+		async run(inlineSql: string, parameters?: unknown): Promise<unknown> {
+			const sql = inlinedNul(inlineSql);
 			const conn = this.connection;
 			this.sql = sql;
 			const method = this.getDatabaseMethod();

@@ -66,11 +66,9 @@ describe("oversized input is refused before it costs", () => {
 		expect(await count("webhooks")).toBe(before);
 	});
 
-	it("a NUL character in a login's username is a 400 naming the field, not a 500 from SQLite (found by hostile-http's property test)", async () => {
-		const res = await http(t.baseUrl, "POST", "/api/v1/auth/login", { body: { username: "before\u0000after'; DROP TABLE users; --", password: "9".repeat(26) } });
-		expect(expectApiError(res, 400, "VALIDATION_ERROR").details).toEqual({
-			fields: [{ field: "username", type: "stringPattern", message: "The 'username' field must not contain NUL characters." }],
-		});
+	it("a NUL character in a login's username is the 401 of any unknown username, not a 500 from SQLite (found by hostile-http's property test)", async () => {
+		const res = await http(t.baseUrl, "POST", "/api/v1/auth/login", { body: { username: "admin\u0000'; DROP TABLE users; --", password: "9".repeat(26) } });
+		expectApiError(res, 401, "UNAUTHORIZED");
 		const users = await http(t.baseUrl, "GET", "/api/v1/users", { headers: { authorization: `Bearer ${t.adminToken}` } });
 		expect(users.status).toBe(200);
 	});

@@ -15,10 +15,17 @@ export interface BatcherOptions<I, O> {
 	weight?(item: I): number;
 	/** Errors that say the store is away: every item fails at once, no one-by-one retry. */
 	isUnavailable(err: unknown): boolean;
+	/**
+	 * Waiting items (not yet in a batch) at most, by count and, with weight, by weight: past either,
+	 * submit() is refused with full()'s error at once, so a store that falls behind cannot make the
+	 * queue grow without bound.
+	 */
+	maxQueued?: { items: number; weight?: number; full(): Error };
 }
 
 interface Pending<I, O> {
 	item: I;
+	weight: number;
 	resolve(value: O): void;
 	reject(err: unknown): void;
 }
@@ -26,6 +33,7 @@ interface Pending<I, O> {
 export class Batcher<I, O> {
 	private queue: Array<Pending<I, O>> = [];
 	private running = 0;
+	private queuedWeight = 0;
 
 	constructor(private readonly options: BatcherOptions<I, O>) {}
 
@@ -34,8 +42,14 @@ export class Batcher<I, O> {
 	}
 
 	submit(item: I): Promise<O> {
+		const { maxQueued, weight } = this.options;
+		const itemWeight = weight ? weight(item) : 0;
+		if (maxQueued && (this.queue.length >= maxQueued.items || (maxQueued.weight !== undefined && this.queue.length > 0 && this.queuedWeight + itemWeight > maxQueued.weight))) {
+			return Promise.reject(maxQueued.full());
+		}
 		return new Promise<O>((resolve, reject) => {
-			this.queue.push({ item, resolve, reject });
+			this.queue.push({ item, weight: itemWeight, resolve, reject });
+			this.queuedWeight += itemWeight;
 			this.pump();
 		});
 	}
@@ -43,6 +57,7 @@ export class Batcher<I, O> {
 	private pump(): void {
 		while (this.running < this.options.concurrency && this.queue.length > 0) {
 			const batch = this.queue.splice(0, this.batchLength());
+			for (const p of batch) this.queuedWeight -= p.weight;
 			this.running += 1;
 			void this.flush(batch).finally(() => {
 				this.running -= 1;
@@ -53,13 +68,13 @@ export class Batcher<I, O> {
 
 	/** How many queued items the next batch takes: up to maxBatch, and within maxWeight. */
 	private batchLength(): number {
-		const { maxBatch, maxWeight, weight } = this.options;
+		const { maxBatch, maxWeight } = this.options;
 		const limit = Math.min(maxBatch, this.queue.length);
-		if (!weight || maxWeight === undefined) return limit;
-		let total = weight(this.queue[0]!.item);
+		if (maxWeight === undefined) return limit;
+		let total = this.queue[0]!.weight;
 		let length = 1;
 		for (; length < limit; length++) {
-			const next = weight(this.queue[length]!.item);
+			const next = this.queue[length]!.weight;
 			if (total + next > maxWeight) break;
 			total += next;
 		}

@@ -87,7 +87,8 @@ export const fail = {
 	conflict: (message: string) => new GatewayError("CONFLICT", message),
 	rateLimited: (retryAfterSeconds: number) =>
 		new GatewayError("RATE_LIMITED", "Too many requests", { retry_after: retryAfterSeconds }),
-	unavailable: (what: string) => new GatewayError("UNAVAILABLE", `${what} is unavailable, try again later`),
+	unavailable: (what: string, retryAfterSeconds?: number) =>
+		new GatewayError("UNAVAILABLE", `${what} is unavailable, try again later`, retryAfterSeconds === undefined ? undefined : { retry_after: retryAfterSeconds }),
 };
 
 const DEFAULT_MESSAGE: Record<ApiErrorCode, string> = {

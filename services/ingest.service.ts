@@ -21,10 +21,12 @@ import { NormalizeError, normalizeUpdate } from "./ingest/normalize";
 import { PollerScheduler } from "./ingest/poller-scheduler";
 import { telegramUpdatesRetention } from "./ingest/retention";
 import { storeUpdates, type ChatCache, type IncomingUpdate, type StoreOptions } from "./ingest/store";
-import type { PushOutcome, TelegramPush } from "./ingest/types";
+import { WEBHOOK_PATH, type PushOutcome, type TelegramPush } from "./ingest/types";
 
-const WEBHOOK_PATH = /^[0-9a-f]{64}$/;
 const POLLER_LEASE_MS = 15_000;
+/** Pushes waiting for a group commit on one node at most (Telegram holds each bot's to 40-100 at once). */
+const MAX_QUEUED_UPDATES = 10_000;
+const MAX_QUEUED_UPDATE_BYTES = 128 * 1024 * 1024;
 
 /** Pushes per receiveBatch call: the api node's batches stay well below it. */
 export const MAX_PUSHES_PER_CALL = 512;
@@ -199,6 +201,10 @@ const IngestService: ServiceSchema<ServiceSettingSchema, IngestThis> = {
 		this.batcher = new Batcher<IncomingUpdate, boolean>({
 			write: (items) => this.store(items),
 			maxBatch: 256,
+			// Updates that passed their bot's secret, waiting for a slow or stalled database: past this,
+			// Telegram is answered 503 and redelivers later.
+			weight: (item) => item.raw.length,
+			maxQueued: { items: MAX_QUEUED_UPDATES, weight: MAX_QUEUED_UPDATE_BYTES, full: () => fail.unavailable("The update store", 1) },
 			// One transaction in flight per node, on MySQL too: every ingest transaction waits for the
 			// event log's sequence row, so more at once only makes smaller batches queue for it (a
 			// 2-worker cluster stored ~60% more updates/s with 1 than with 4; test/bench/ingest.bench.ts).

@@ -7,8 +7,9 @@
  */
 import type { ServiceBroker } from "moleculer";
 import { Batcher } from "../../lib/batcher";
-import { GatewayError } from "../../lib/errors";
-import type { PushOutcome, TelegramPush } from "../ingest/types";
+import { fail, GatewayError } from "../../lib/errors";
+import { metricsOf } from "../../lib/metrics";
+import { WEBHOOK_PATH, type PushOutcome, type TelegramPush } from "../ingest/types";
 
 /**
  * Calls to ingest in flight at once from one api node. Ingest's transactions queue for the event
@@ -20,6 +21,11 @@ const PUSHES_PER_CALL = 128;
 /** Body bytes per call: well inside NATS's 1 MB message limit (a push alone may weigh up to 1 MB). */
 const BYTES_PER_CALL = 256 * 1024;
 const CALL_TIMEOUT_MS = 15_000;
+/**
+ * Pushes waiting for a call at most. They are not yet checked against their bot's secret (ingest
+ * does that), so anyone can add to them: past either cap a push is answered 503 (Telegram redelivers).
+ */
+export const MAX_QUEUED_PUSHES = { items: 4_096, bytes: 64 * 1024 * 1024 };
 
 /** A push with the size of its body as received (Content-Length), for the bytes-per-call cap. */
 export interface SizedPush extends TelegramPush {
@@ -33,7 +39,7 @@ export interface TelegramPushes {
 
 const wire = ({ path, secret, body }: TelegramPush): TelegramPush => (secret === undefined ? { path, body } : { path, secret, body });
 
-export function telegramPushes(broker: ServiceBroker): TelegramPushes {
+export function telegramPushes(broker: ServiceBroker, maxQueued = MAX_QUEUED_PUSHES): TelegramPushes {
 	const call = (pushes: TelegramPush[]) =>
 		broker.call<PushOutcome[], { pushes: TelegramPush[] }>("ingest.receiveBatch", { pushes }, { timeout: CALL_TIMEOUT_MS, retries: 0 });
 	const batcher = new Batcher<SizedPush, PushOutcome>({
@@ -44,11 +50,20 @@ export function telegramPushes(broker: ServiceBroker): TelegramPushes {
 		weight: (push) => push.bytes,
 		// The call failed as a whole (no ingest node, a timeout): every push in it gets that answer.
 		isUnavailable: () => true,
+		maxQueued: { items: maxQueued.items, weight: maxQueued.bytes, full: () => fail.unavailable("Ingest", 1) },
 	});
+	const rejected = metricsOf(broker).updatesRejected;
 	return {
 		// With ingest on this node (Moleculer calls it here) a call costs no round trip, and ingest
 		// groups pushes into transactions itself: holding them back here would only idle its writer.
-		submit: async (push) => (broker.getLocalService("ingest") ? (await call([wire(push)]))[0]! : batcher.submit(push)),
+		submit: async (push) => {
+			// Not a path any bot has: answered here, so made-up paths take no room in the batches.
+			if (!WEBHOOK_PATH.test(push.path)) {
+				rejected.inc({ reason: "unknown_webhook" });
+				throw fail.notFound("Webhook");
+			}
+			return broker.getLocalService("ingest") ? (await call([wire(push)]))[0]! : batcher.submit(push);
+		},
 	};
 }
 

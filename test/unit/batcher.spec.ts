@@ -1,7 +1,9 @@
 import { Batcher } from "../../lib/batcher";
 
 /** A Batcher whose writes wait until released, recording each batch. */
-function recording(options: { maxBatch?: number; concurrency?: number; maxWeight?: number; fail?: (items: number[]) => Error | null; unavailable?: boolean } = {}) {
+function recording(
+	options: { maxBatch?: number; concurrency?: number; maxWeight?: number; maxQueued?: { items: number; weight?: number }; fail?: (items: number[]) => Error | null; unavailable?: boolean } = {},
+) {
 	const batches: number[][] = [];
 	const waiting: Array<() => void> = [];
 	const batcher = new Batcher<number, string>({
@@ -14,7 +16,9 @@ function recording(options: { maxBatch?: number; concurrency?: number; maxWeight
 		},
 		maxBatch: options.maxBatch ?? 100,
 		concurrency: options.concurrency ?? 1,
-		...(options.maxWeight !== undefined ? { maxWeight: options.maxWeight, weight: (n: number) => n } : {}),
+		...(options.maxWeight !== undefined || options.maxQueued?.weight !== undefined ? { weight: (n: number) => n } : {}),
+		...(options.maxWeight !== undefined ? { maxWeight: options.maxWeight } : {}),
+		...(options.maxQueued ? { maxQueued: { ...options.maxQueued, full: () => new Error("queue full") } } : {}),
 		isUnavailable: () => options.unavailable ?? false,
 	});
 	const releaseAll = async () => {
@@ -67,5 +71,29 @@ describe("Batcher", () => {
 		await releaseAll();
 		expect(await Promise.all(results)).toEqual(["stored 1", "away", "away"]);
 		expect(batches).toEqual([[1], [2, 3]]);
+	});
+
+	it("refuses items past maxQueued.items waiting (those in flight do not count), and takes them again once batches leave", async () => {
+		const { batcher, batches, releaseAll } = recording({ maxQueued: { items: 2 } });
+		const results = [1, 2, 3, 4, 5].map((n) => batcher.submit(n).catch((err: Error) => err.message));
+		expect(batches).toEqual([[1]]);
+		expect(batcher.depth).toBe(2);
+		await releaseAll();
+		expect(await Promise.all(results)).toEqual(["stored 1", "stored 2", "stored 3", "queue full", "queue full"]);
+		const again = batcher.submit(6);
+		await releaseAll();
+		expect(await again).toBe("stored 6");
+	});
+
+	it("refuses an item that would take the waiting weight past maxQueued.weight, but always queues one", async () => {
+		const { batcher, releaseAll } = recording({ maxQueued: { items: 100, weight: 10 } });
+		const results = [1, 50, 6, 5, 4].map((n) => batcher.submit(n).catch((err: Error) => err.message));
+		await releaseAll();
+		// 1 goes at once; 50 waits alone (heavier than the cap, but the queue was empty); 6 would make 56.
+		expect(await Promise.all(results)).toEqual(["stored 1", "stored 50", "queue full", "queue full", "queue full"]);
+		// 6 goes at once (in flight, not waiting); 4 waits; 7 would make 11.
+		const later = [6, 4, 7].map((n) => batcher.submit(n).catch((err: Error) => err.message));
+		await releaseAll();
+		expect(await Promise.all(later)).toEqual(["stored 6", "stored 4", "queue full"]);
 	});
 });

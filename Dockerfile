@@ -17,6 +17,9 @@ RUN npm run build \
 # --- runtime: only what the running process needs, as the unprivileged node user ---
 FROM node:20-bookworm-slim AS runtime
 ENV NODE_ENV=production
+# libuv's pool runs SQLite's statements, argon2 checks and webhook DNS lookups (2 at most each):
+# 8 threads leave the database room when both others are busy (the default is 4).
+ENV UV_THREADPOOL_SIZE=8
 WORKDIR /app
 # Code and dependencies stay owned by root (read-only for the process); only data/ is writable.
 COPY --from=build /app/package.json ./package.json

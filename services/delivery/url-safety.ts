@@ -2,11 +2,13 @@
  * Outbound safety for webhook URLs: http(s) only, no credentials in the URL, and no address on
  * loopback, private, link-local (cloud metadata lives there), carrier-grade NAT, multicast or other
  * reserved ranges unless WEBHOOK_ALLOW_PRIVATE=true. Checked when a webhook is saved and again at
- * every connection (the lookup below is undici's), since DNS can change between the two.
+ * every connection (the lookup below is undici's), since DNS can change between the two. Names are
+ * resolved through host-lookup.ts, which keeps slow resolvers from taking the thread pool.
  */
-import { lookup as dnsLookup, type LookupAddress } from "node:dns";
+import type { LookupAddress } from "node:dns";
 import { BlockList, isIP } from "node:net";
 import { fail } from "../../lib/errors";
+import { LOOKUP_BUSY, webhookHosts, type HostLookup } from "./host-lookup";
 
 const blocked = new BlockList();
 for (const [network, prefix] of [
@@ -76,20 +78,17 @@ export function parseWebhookUrl(raw: string): URL {
 	return url;
 }
 
-function resolveAll(hostname: string): Promise<LookupAddress[]> {
-	return new Promise((resolve, reject) => dnsLookup(hostname, { all: true }, (err, addresses) => (err ? reject(err) : resolve(addresses))));
-}
-
 /** Resolves the URL's host and refuses it (400 naming `url`) when any address is private. */
-export async function assertPublicUrl(url: URL, allowPrivate: boolean): Promise<void> {
+export async function assertPublicUrl(url: URL, allowPrivate: boolean, hosts: HostLookup = webhookHosts): Promise<void> {
 	if (allowPrivate) return;
 	const host = url.hostname.replace(/^\[|\]$/g, "");
 	let addresses: string[];
 	if (isIP(host)) addresses = [host];
 	else {
 		try {
-			addresses = (await resolveAll(host)).map((a) => a.address);
-		} catch {
+			addresses = (await hosts.resolve(host)).map((a) => a.address);
+		} catch (err) {
+			if ((err as { code?: unknown }).code === LOOKUP_BUSY) throw fail.unavailable("Name resolution", 1);
 			throw fail.validation([{ field: "url", message: `The host '${host.slice(0, 100)}' does not resolve.` }]);
 		}
 	}
@@ -104,11 +103,10 @@ type LookupCallback = (err: NodeJS.ErrnoException | null, address: string | Look
  * A dns.lookup for undici's connector that refuses private addresses at connection time, so a
  * name that resolved to a public address when the webhook was saved cannot be pointed inward later.
  */
-export function safeLookup(allowPrivate: boolean) {
+export function safeLookup(allowPrivate: boolean, hosts: HostLookup = webhookHosts) {
 	return (hostname: string, options: { all?: boolean; family?: number }, callback: LookupCallback): void => {
-		dnsLookup(hostname, { ...options, all: true }, (err, addresses) => {
-			if (err) return callback(err, []);
-			const list = addresses as LookupAddress[];
+		hosts.resolve(hostname).then((addresses) => {
+			const list = options.family === 4 || options.family === 6 ? addresses.filter((a) => a.family === options.family) : addresses;
 			const bad = !allowPrivate && list.some((a) => isPrivateAddress(a.address));
 			if (bad || list.length === 0) {
 				const refusal = Object.assign(new Error(`address of ${hostname} is not allowed for webhooks`), { code: "EADDRNOTALLOWED" });
@@ -116,6 +114,6 @@ export function safeLookup(allowPrivate: boolean) {
 			}
 			if (options.all) return callback(null, list);
 			callback(null, list[0]!.address, list[0]!.family);
-		});
+		}, (err: NodeJS.ErrnoException) => callback(err, []));
 	};
 }

@@ -1,23 +1,43 @@
 import argon2 from "argon2";
+import { BoundedConcurrency } from "../../lib/async";
+import { fail } from "../../lib/errors";
 
 /** OWASP's argon2id baseline (19 MiB, 2 passes): about 20 ms here, paid at login, never per request. */
 const OPTIONS = { type: argon2.argon2id, memoryCost: 19_456, timeCost: 2, parallelism: 1 } as const;
 
-export function hashSecret(secret: string): Promise<string> {
-	return argon2.hash(secret, OPTIONS);
+/**
+ * argon2 work on this node: 2 at once, 100 more waiting; past that it is refused RATE_LIMITED at
+ * once. Each check takes a thread of libuv's pool, the pool every SQLite statement needs too, and
+ * CPU: a burst (API key guesses sent all at once, which the address throttle only counts as they
+ * fail; logins from many addresses) otherwise took every thread (400 guesses: 17 s of CPU, and
+ * another client's GET /chats waited 3.9 s).
+ */
+const argon2Work = new BoundedConcurrency(2, 100);
+
+function bounded<T>(work: () => Promise<T>): Promise<T> {
+	const running = argon2Work.run(work);
+	if (!running) throw fail.rateLimited(1);
+	return running;
+}
+
+export async function hashSecret(secret: string): Promise<string> {
+	return bounded(() => argon2.hash(secret, OPTIONS));
 }
 
 export async function verifySecret(hash: string, secret: string): Promise<boolean> {
-	try {
-		return await argon2.verify(hash, secret);
-	} catch {
-		return false;
-	}
+	return bounded(async () => {
+		try {
+			return await argon2.verify(hash, secret);
+		} catch {
+			return false;
+		}
+	});
 }
 
 /** A hash to verify against when the user does not exist, so both paths cost the same time. */
 let decoy: Promise<string> | undefined;
 export function decoyHash(): Promise<string> {
-	decoy ??= hashSecret("decoy-password-that-matches-nothing");
+	// Once per process, outside the bound: a refusal kept here would fail every later login.
+	decoy ??= argon2.hash("decoy-password-that-matches-nothing", OPTIONS);
 	return decoy;
 }

@@ -1,6 +1,5 @@
 /** Logging in and out, refreshing tokens, and turning any credential into a principal. */
 import { setTimeout as sleep } from "node:timers/promises";
-import { BoundedConcurrency } from "../../lib/async";
 import { metricsOf } from "../../lib/metrics";
 import { fail, GatewayError } from "../../lib/errors";
 import { principalOf, respondWith, type GatewayContext } from "../../lib/meta";
@@ -36,21 +35,13 @@ function recentlyRejected(digest: string): boolean {
 	return false;
 }
 
-/**
- * argon2 checks of API keys on this node: 2 at once, 100 more waiting, one per key string (first
- * uses of one key at once share it). The address throttle counts failures as they come back, so
- * guesses sent all at once each got through it: 400 took 17 s of CPU and the thread pool SQLite
- * shares. Past the queue a check is refused RATE_LIMITED; keys verified before are not checked again.
- */
-const keyChecks = new BoundedConcurrency(2, 100);
+/** One check per key string at a time: first uses of one key at once share it (verifySecret is bounded per node). */
 const keyChecksUnderWay = new Map<string, Promise<boolean>>();
 
 function checkKey(digest: string, hash: string, key: string): Promise<boolean> {
 	const underWay = keyChecksUnderWay.get(digest);
 	if (underWay) return underWay;
-	const check = keyChecks.run(() => verifySecret(hash, key));
-	if (!check) throw fail.rateLimited(1);
-	const shared = check.finally(() => keyChecksUnderWay.delete(digest));
+	const shared = verifySecret(hash, key).finally(() => keyChecksUnderWay.delete(digest));
 	keyChecksUnderWay.set(digest, shared);
 	return shared;
 }

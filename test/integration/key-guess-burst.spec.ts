@@ -1,8 +1,9 @@
 /**
  * API key guesses sent all at once: each one with a real key's (public) prefix costs an argon2
  * check, and the address throttle counts failures only as they come back, so a burst got every
- * guess checked (400 took 17 s of CPU). A node checks 2 at once with 100 waiting; the rest are
- * refused RATE_LIMITED at once. Genuine keys used for the first time all at once share one check.
+ * guess checked (400 took 17 s of CPU). A node runs 2 argon2 checks at once with 100 waiting; the
+ * rest are refused RATE_LIMITED at once. Genuine keys used for the first time all at once share one
+ * check. Logins from many addresses at once (each within its own address's limit) are bounded alike.
  */
 import { randomBytes } from "node:crypto";
 import argon2 from "argon2";
@@ -14,6 +15,15 @@ const outcome = (p: Promise<unknown>) =>
 		() => "ok",
 		(err: { type?: string }) => err.type ?? "?",
 	);
+
+/** Each answer is RATE_LIMITED (refused before a check) or UNAUTHORIZED (checked): some of each, one argon2 call per check. */
+function expectRefusedOrChecked(answers: string[], checks: jest.SpyInstance): void {
+	const counts = answers.reduce<Record<string, number>>((tally, a) => ({ ...tally, [a]: (tally[a] ?? 0) + 1 }), {});
+	// How many are refused depends on how many checks ended before the last ones came.
+	expect(Object.keys(counts).sort()).toEqual(["RATE_LIMITED", "UNAUTHORIZED"]);
+	expect(counts.RATE_LIMITED).toBeGreaterThan(0);
+	expect(checks).toHaveBeenCalledTimes(counts.UNAUTHORIZED!);
+}
 
 describe("a burst of API key guesses", () => {
 	let gw: TestGateway;
@@ -31,12 +41,7 @@ describe("a burst of API key guesses", () => {
 	it("past 2 checking and 100 waiting, a guess is refused RATE_LIMITED without a check; the rest are UNAUTHORIZED", async () => {
 		const checks = jest.spyOn(argon2, "verify");
 		try {
-			const answers = await Promise.all(Array.from({ length: 150 }, () => outcome(resolvePrincipal(gw.broker, guess()))));
-			const counts = answers.reduce<Record<string, number>>((tally, a) => ({ ...tally, [a]: (tally[a] ?? 0) + 1 }), {});
-			// How many are refused depends on how many checks ended before the last guesses came.
-			expect(Object.keys(counts).sort()).toEqual(["RATE_LIMITED", "UNAUTHORIZED"]);
-			expect(counts.RATE_LIMITED).toBeGreaterThan(0);
-			expect(checks).toHaveBeenCalledTimes(counts.UNAUTHORIZED!);
+			expectRefusedOrChecked(await Promise.all(Array.from({ length: 150 }, () => outcome(resolvePrincipal(gw.broker, guess())))), checks);
 		} finally {
 			checks.mockRestore();
 		}
@@ -54,5 +59,26 @@ describe("a burst of API key guesses", () => {
 		} finally {
 			checks.mockRestore();
 		}
+	});
+});
+
+describe("a burst of logins from many addresses", () => {
+	let gw: TestGateway;
+
+	beforeAll(async () => {
+		gw = await startAuthGateway();
+	}, 60_000);
+	afterAll(() => gw.stop());
+
+	it("past 2 checking and 100 waiting, a login is refused RATE_LIMITED without a check; the rest are UNAUTHORIZED", async () => {
+		const checks = jest.spyOn(argon2, "verify");
+		const login = (i: number) =>
+			gw.broker.call("auth.login", { username: `nobody-${i}`, password: "wrong password" }, { meta: { clientIp: `198.18.${i >> 8}.${i & 255}` } });
+		try {
+			expectRefusedOrChecked(await Promise.all(Array.from({ length: 150 }, (_, i) => outcome(login(i)))), checks);
+		} finally {
+			checks.mockRestore();
+		}
+		expect(await outcome(login(1_000))).toBe("UNAUTHORIZED");
 	});
 });

@@ -3,7 +3,7 @@
  * objects, by one rule wherever it comes from.
  */
 
-const PROTOTYPE_KEYS = ["__proto__", "constructor", "prototype"];
+const PROTOTYPE_KEYS = new Set(["__proto__", "constructor", "prototype"]);
 
 /** Deeper than any body this API or Telegram sends, far shallower than what breaks JSON.stringify. */
 export const MAX_JSON_DEPTH = 64;
@@ -15,16 +15,36 @@ export const MAX_JSON_DEPTH = 64;
  * params would turn `__proto__` into a prototype). Cheaper than a JSON.parse reviver.
  */
 export function sanitizeJson(value: unknown, limit: number): boolean {
-	const stack: Array<{ value: unknown; depth: number }> = [{ value, depth: 1 }];
-	while (stack.length > 0) {
-		const { value: current, depth } = stack.pop()!;
+	// Two parallel stacks, not one of {value, depth} objects, and arrays walked by index: a 1 MB body
+	// of half a million small values is walked without an allocation per value.
+	const values: unknown[] = [value];
+	const depths: number[] = [1];
+	while (values.length > 0) {
+		const current = values.pop();
+		const depth = depths.pop()!;
 		if (current === null || typeof current !== "object") continue;
 		if (depth > limit) return false;
-		if (!Array.isArray(current)) {
-			for (const key of PROTOTYPE_KEYS) if (Object.prototype.hasOwnProperty.call(current, key)) delete (current as Record<string, unknown>)[key];
+		if (Array.isArray(current)) {
+			for (let i = 0; i < current.length; i++) {
+				const child: unknown = current[i];
+				if (child !== null && typeof child === "object") {
+					values.push(child);
+					depths.push(depth + 1);
+				}
+			}
+			continue;
 		}
-		for (const child of Object.values(current as Record<string, unknown>)) {
-			if (child !== null && typeof child === "object") stack.push({ value: child, depth: depth + 1 });
+		const object = current as Record<string, unknown>;
+		for (const key of Object.keys(object)) {
+			if (PROTOTYPE_KEYS.has(key)) {
+				delete object[key];
+				continue;
+			}
+			const child = object[key];
+			if (child !== null && typeof child === "object") {
+				values.push(child);
+				depths.push(depth + 1);
+			}
 		}
 	}
 	return true;

@@ -1,31 +1,58 @@
 /**
- * Webhook hosts are resolved with dns.lookup (getaddrinfo: /etc/hosts, then the system's resolver),
- * which blocks a thread of libuv's pool for as long as the resolver takes. That pool (4 threads
- * unless UV_THREADPOOL_SIZE says otherwise) also runs every SQLite statement and argon2 check: a few
- * webhooks whose names resolve slowly (a DNS server that answers late or never: resolv.conf's
- * timeout x attempts, 10 s and more) stalled the whole node. So: at most `concurrent` lookups run at
- * once, asks for one name while its lookup runs share it, answers (failures too) are kept briefly,
- * and an ask that cannot get a turn within `waitMs` fails without ever running.
+ * Webhook hosts are resolved without tying up libuv's thread pool, which runs every SQLite statement
+ * and argon2 check too (4 threads unless UV_THREADPOOL_SIZE says otherwise). dns.lookup (getaddrinfo)
+ * blocks a thread of it for as long as the resolver takes, and a few webhooks whose names resolve
+ * slowly (a DNS server that answers late or never: 10 s and more) stalled the whole node. So names
+ * are asked of DNS through c-ares (sockets, no thread, a timeout of our own); getaddrinfo is asked
+ * only for what DNS does not know (/etc/hosts and other system sources, `localhost`), at most
+ * `concurrent` at once, and an ask that cannot get a turn within `waitMs` fails without running.
+ * Asks for one name while its resolution runs share it; answers (failures too) are kept briefly.
  */
 import { lookup as dnsLookup, type LookupAddress } from "node:dns";
+import { Resolver } from "node:dns/promises";
 import { LRUCache } from "lru-cache";
 
 export interface HostLookupOptions {
+	/** getaddrinfo lookups at once, and asks waiting for one at most. */
 	concurrent: number;
 	maxWaiting: number;
 	waitMs: number;
 	ttlMs: number;
 	failureTtlMs: number;
-	lookup(hostname: string): Promise<LookupAddress[]>;
+	/** DNS alone, without the thread pool. */
+	queryDns(hostname: string): Promise<LookupAddress[]>;
+	/** The system's resolution (getaddrinfo): a thread of the pool each. */
+	systemLookup(hostname: string): Promise<LookupAddress[]>;
 }
 
 /** The refusal when no lookup could start in time: a busy resolver, not an answer about the name. */
 export const LOOKUP_BUSY = "EDNSBUSY";
+const DNS_TIMEOUT = "ETIMEOUT";
+/** RFC 6761: these are the machine itself, answered by the system, never asked of DNS. */
+const LOCALHOST = /^(.+\.)?localhost\.?$/i;
 
 export const systemLookup = (hostname: string): Promise<LookupAddress[]> =>
 	new Promise((resolve, reject) => dnsLookup(hostname, { all: true }, (err, addresses) => (err ? reject(err) : resolve(addresses))));
 
-const DEFAULTS: HostLookupOptions = { concurrent: 2, maxWaiting: 500, waitMs: 5_000, ttlMs: 10_000, failureTtlMs: 10_000, lookup: systemLookup };
+/**
+ * A and AAAA records through c-ares; with neither, the first failure (ETIMEOUT when DNS did not
+ * answer). The resolver is the system's servers with 2 tries of 1.5 s: an answer within undici's
+ * 5 s connect timeout, or a timeout of our own.
+ */
+export function dnsQuery(resolver = new Resolver({ timeout: 1_500, tries: 2 })) {
+	return async (hostname: string): Promise<LookupAddress[]> => {
+		const [v4, v6] = await Promise.allSettled([resolver.resolve4(hostname), resolver.resolve6(hostname)]);
+		const addresses: LookupAddress[] = [
+			...(v4.status === "fulfilled" ? v4.value.map((address) => ({ address, family: 4 })) : []),
+			...(v6.status === "fulfilled" ? v6.value.map((address) => ({ address, family: 6 })) : []),
+		];
+		if (addresses.length > 0) return addresses;
+		const failures = [v4, v6].flatMap((r) => (r.status === "rejected" ? [r.reason as NodeJS.ErrnoException] : []));
+		throw failures.find((err) => err.code === DNS_TIMEOUT) ?? failures[0] ?? Object.assign(new Error(`no address for ${hostname}`), { code: "ENODATA" });
+	};
+}
+
+const DEFAULTS: HostLookupOptions = { concurrent: 2, maxWaiting: 500, waitMs: 5_000, ttlMs: 10_000, failureTtlMs: 10_000, queryDns: dnsQuery(), systemLookup };
 
 interface Waiter {
 	start(): void;
@@ -55,14 +82,7 @@ export class HostLookup {
 		if (kept) return "error" in kept ? Promise.reject(kept.error) : Promise.resolve(kept.addresses);
 		const running = this.inFlight.get(hostname);
 		if (running) return running;
-		const lookup = this.acquire(hostname)
-			.then(async () => {
-				try {
-					return await this.options.lookup(hostname);
-				} finally {
-					this.release();
-				}
-			})
+		const lookup = this.resolveNow(hostname)
 			.then(
 				(addresses) => {
 					this.kept.set(hostname, { addresses });
@@ -80,7 +100,27 @@ export class HostLookup {
 		return lookup;
 	}
 
-	/** Resolves once a lookup may start, holding a slot until release(); rejects busy. */
+	/**
+	 * DNS first; the system's lookup for `localhost` and for names DNS does not know (it may find them
+	 * in /etc/hosts), never after a DNS timeout (getaddrinfo would wait on the same silent server).
+	 */
+	private async resolveNow(hostname: string): Promise<LookupAddress[]> {
+		if (!LOCALHOST.test(hostname)) {
+			try {
+				return await this.options.queryDns(hostname);
+			} catch (err) {
+				if ((err as NodeJS.ErrnoException).code === DNS_TIMEOUT) throw err;
+			}
+		}
+		await this.acquire(hostname);
+		try {
+			return await this.options.systemLookup(hostname);
+		} finally {
+			this.release();
+		}
+	}
+
+	/** Resolves once a system lookup may start, holding a slot until release(); rejects busy. */
 	private acquire(hostname: string): Promise<void> {
 		if (this.running < this.options.concurrent) {
 			this.running += 1;

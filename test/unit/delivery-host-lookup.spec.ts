@@ -1,7 +1,8 @@
 /**
- * Webhook host lookups (services/delivery/host-lookup.ts): getaddrinfo holds a thread of the pool
- * SQLite and argon2 use, so lookups are bounded, shared per name, kept briefly, and refused when no
- * turn comes in time. The resolver here is a function whose answers the test releases.
+ * Webhook host lookups (services/delivery/host-lookup.ts): DNS is asked through c-ares (no thread of
+ * the pool SQLite and argon2 use); getaddrinfo only for what DNS does not know, bounded, shared per
+ * name, kept briefly, and refused when no turn comes in time. The resolvers here are functions whose
+ * answers the test gives.
  */
 import type { LookupAddress } from "node:dns";
 import { HostLookup, LOOKUP_BUSY } from "../../services/delivery/host-lookup";
@@ -34,12 +35,15 @@ async function until(condition: () => boolean): Promise<void> {
 	if (!condition()) throw new Error("condition not met");
 }
 
+/** DNS that knows no name: every ask goes on to the system's lookup. */
+const notInDns = (hostname: string) => Promise.reject(Object.assign(new Error(`queryA ENOTFOUND ${hostname}`), { code: "ENOTFOUND" }));
+
 const codeOf = (p: Promise<unknown>) => p.then(() => "resolved", (err: { code?: string }) => err.code);
 
 describe("HostLookup", () => {
 	it("runs at most `concurrent` lookups at once; the others start in order as those settle", async () => {
 		const resolver = heldResolver();
-		const hosts = new HostLookup({ concurrent: 2, lookup: resolver.lookup });
+		const hosts = new HostLookup({ concurrent: 2, queryDns: notInDns, systemLookup: resolver.lookup });
 		const answers = ["a.example", "b.example", "c.example", "d.example"].map((h) => hosts.resolve(h));
 		await until(() => resolver.calls.length === 2);
 		expect(resolver.calls).toEqual(["a.example", "b.example"]);
@@ -53,7 +57,7 @@ describe("HostLookup", () => {
 
 	it("shares one lookup among asks for one name, and keeps the answer for ttlMs", async () => {
 		const resolver = heldResolver();
-		const hosts = new HostLookup({ concurrent: 1, ttlMs: 50, lookup: resolver.lookup });
+		const hosts = new HostLookup({ concurrent: 1, ttlMs: 50, queryDns: notInDns, systemLookup: resolver.lookup });
 		const asks = Array.from({ length: 10 }, () => hosts.resolve("same.example"));
 		await resolver.answer("same.example");
 		await Promise.all(asks);
@@ -68,7 +72,7 @@ describe("HostLookup", () => {
 
 	it("keeps a failure for failureTtlMs: a name that does not resolve is not asked again at once", async () => {
 		const resolver = heldResolver();
-		const hosts = new HostLookup({ failureTtlMs: 1_000, lookup: resolver.lookup });
+		const hosts = new HostLookup({ failureTtlMs: 1_000, queryDns: notInDns, systemLookup: resolver.lookup });
 		const first = codeOf(hosts.resolve("missing.example"));
 		await until(() => resolver.pending.length === 1);
 		resolver.pending.pop()!.fail(Object.assign(new Error("getaddrinfo ENOTFOUND"), { code: "ENOTFOUND" }));
@@ -79,7 +83,7 @@ describe("HostLookup", () => {
 
 	it("refuses an ask busy when no lookup could start within waitMs, and never runs it", async () => {
 		const resolver = heldResolver();
-		const hosts = new HostLookup({ concurrent: 1, waitMs: 30, lookup: resolver.lookup });
+		const hosts = new HostLookup({ concurrent: 1, waitMs: 30, queryDns: notInDns, systemLookup: resolver.lookup });
 		const slow = hosts.resolve("slow.example");
 		expect(await codeOf(hosts.resolve("waits.example"))).toBe(LOOKUP_BUSY);
 		await resolver.answer("slow.example");
@@ -93,7 +97,7 @@ describe("HostLookup", () => {
 
 	it("refuses at once past maxWaiting", async () => {
 		const resolver = heldResolver();
-		const hosts = new HostLookup({ concurrent: 1, maxWaiting: 2, lookup: resolver.lookup });
+		const hosts = new HostLookup({ concurrent: 1, maxWaiting: 2, queryDns: notInDns, systemLookup: resolver.lookup });
 		const asks = ["1.example", "2.example", "3.example", "4.example"].map((h) => codeOf(hosts.resolve(h)));
 		expect(await asks[3]).toBe(LOOKUP_BUSY);
 		for (const h of ["1.example", "2.example", "3.example"]) await resolver.answer(h);
@@ -101,10 +105,44 @@ describe("HostLookup", () => {
 	});
 });
 
+describe("HostLookup: DNS first, the system's lookup after", () => {
+	const dnsAnswer = (address: string) => () => Promise.resolve<LookupAddress[]>([{ address, family: 4 }]);
+	const dnsFails = (code: string) => () => Promise.reject(Object.assign(new Error(`queryA ${code}`), { code }));
+
+	it("takes DNS's answer and never asks the system", async () => {
+		const system = jest.fn(() => Promise.resolve<LookupAddress[]>([{ address: "8.8.8.8", family: 4 }]));
+		const hosts = new HostLookup({ queryDns: dnsAnswer("1.1.1.1"), systemLookup: system });
+		expect(await hosts.resolve("public.example")).toEqual([{ address: "1.1.1.1", family: 4 }]);
+		expect(system).not.toHaveBeenCalled();
+	});
+
+	it("asks the system for a name DNS does not know (it may be in /etc/hosts)", async () => {
+		const system = jest.fn(() => Promise.resolve<LookupAddress[]>([{ address: "10.1.2.3", family: 4 }]));
+		const hosts = new HostLookup({ queryDns: dnsFails("ENOTFOUND"), systemLookup: system });
+		expect(await hosts.resolve("intranet")).toEqual([{ address: "10.1.2.3", family: 4 }]);
+		expect(system).toHaveBeenCalledWith("intranet");
+	});
+
+	it("does not ask the system after a DNS timeout: getaddrinfo would wait on the same silent server with a thread", async () => {
+		const system = jest.fn(() => Promise.resolve<LookupAddress[]>([]));
+		const hosts = new HostLookup({ queryDns: dnsFails("ETIMEOUT"), systemLookup: system });
+		expect(await codeOf(hosts.resolve("silent.example"))).toBe("ETIMEOUT");
+		expect(system).not.toHaveBeenCalled();
+	});
+
+	it("answers localhost names from the system without asking DNS", async () => {
+		const dns = jest.fn(dnsAnswer("1.1.1.1"));
+		const hosts = new HostLookup({ queryDns: dns, systemLookup: () => Promise.resolve<LookupAddress[]>([{ address: "127.0.0.1", family: 4 }]) });
+		expect(await hosts.resolve("localhost")).toEqual([{ address: "127.0.0.1", family: 4 }]);
+		expect(await hosts.resolve("api.LOCALHOST")).toEqual([{ address: "127.0.0.1", family: 4 }]);
+		expect(dns).not.toHaveBeenCalled();
+	});
+});
+
 describe("safeLookup through HostLookup", () => {
 	const lookupWith = (addresses: LookupAddress[], allowPrivate: boolean, options: { all?: boolean; family?: number }) =>
 		new Promise<{ err: { code?: string } | null; address: unknown; family?: number }>((resolve) => {
-			const hosts = new HostLookup({ lookup: () => Promise.resolve(addresses) });
+			const hosts = new HostLookup({ queryDns: () => Promise.resolve(addresses), systemLookup: () => Promise.reject(new Error("not asked")) });
 			safeLookup(allowPrivate, hosts)("host.example", options, (err, address, family) => resolve({ err, address, family }));
 		});
 

@@ -17,6 +17,8 @@ import { warnAtMostEvery } from "../lib/throttled-warning";
 
 const SERVICES_DIR = join(__dirname, "..", "services");
 const SHUTDOWN_TIMEOUT_MS = 30_000;
+/** libuv's pool: SQLite, 2 argon2 checks, 2 argon2 hashes and 2 system host lookups at most. */
+const RECOMMENDED_THREAD_POOL = 8;
 
 type Drainable = { name: string; drain?: () => Promise<void> };
 
@@ -124,6 +126,10 @@ async function main(): Promise<void> {
 		else ops = await startOpsServer(broker, runtime);
 		const warning = openMetricsWarning(config);
 		if (warning) log.warn(warning);
+	}
+	const pool = Number(process.env.UV_THREADPOOL_SIZE ?? 4);
+	if (!(pool >= RECOMMENDED_THREAD_POOL)) {
+		log.warn(`UV_THREADPOOL_SIZE is ${process.env.UV_THREADPOOL_SIZE ?? "unset (4)"}: set it to ${RECOMMENDED_THREAD_POOL} or more before node starts, so SQLite keeps threads while argon2 and host lookups are busy (docs/operations.md)`);
 	}
 	const where = api ? ` at ${publicAddress(config)}` : ` (probes at ${publicAddress(config)}/health and /ready)`;
 	log.info(`Gateway node ${config.nodeId} ready${where} (${config.mode} mode; services: ${config.services.join(", ")})`);

@@ -6,26 +6,28 @@ import { fail } from "../../lib/errors";
 const OPTIONS = { type: argon2.argon2id, memoryCost: 19_456, timeCost: 2, parallelism: 1 } as const;
 
 /**
- * argon2 work on this node: 2 at once, 100 more waiting; past that it is refused RATE_LIMITED at
- * once. Each check takes a thread of libuv's pool, the pool every SQLite statement needs too, and
- * CPU: a burst (API key guesses sent all at once, which the address throttle only counts as they
- * fail; logins from many addresses) otherwise took every thread (400 guesses: 17 s of CPU, and
- * another client's GET /chats waited 3.9 s).
+ * argon2 checks on this node: 2 at once, 100 more waiting; past that a check is refused
+ * RATE_LIMITED at once. Each takes a thread of libuv's pool, the pool every SQLite statement needs
+ * too, and CPU: a burst (API key guesses sent all at once, which the address throttle only counts
+ * as they fail; logins from many addresses) otherwise took every thread (400 guesses: 17 s of CPU,
+ * and another client's GET /chats waited 3.9 s). Hashing new secrets (users, passwords, API keys:
+ * authenticated work) has a bound of its own, so a flood of logins cannot refuse it.
  */
-const argon2Work = new BoundedConcurrency(2, 100);
+const checks = new BoundedConcurrency(2, 100);
+const hashing = new BoundedConcurrency(2, 100);
 
-function bounded<T>(work: () => Promise<T>): Promise<T> {
-	const running = argon2Work.run(work);
+function bounded<T>(slots: BoundedConcurrency, work: () => Promise<T>): Promise<T> {
+	const running = slots.run(work);
 	if (!running) throw fail.rateLimited(1);
 	return running;
 }
 
 export async function hashSecret(secret: string): Promise<string> {
-	return bounded(() => argon2.hash(secret, OPTIONS));
+	return bounded(hashing, () => argon2.hash(secret, OPTIONS));
 }
 
 export async function verifySecret(hash: string, secret: string): Promise<boolean> {
-	return bounded(async () => {
+	return bounded(checks, async () => {
 		try {
 			return await argon2.verify(hash, secret);
 		} catch {

@@ -81,4 +81,14 @@ describe("a burst of logins from many addresses", () => {
 		}
 		expect(await outcome(login(1_000))).toBe("UNAUTHORIZED");
 	});
+
+	it("hashing a new secret (an API key) has places of its own: a login flood does not refuse it", async () => {
+		const token = await adminToken(gw);
+		const flood = Array.from({ length: 150 }, (_, i) =>
+			outcome(gw.broker.call("auth.login", { username: `flood-${i}`, password: "wrong password" }, { meta: { clientIp: `198.19.${i >> 8}.${i & 255}` } })),
+		);
+		const created = await createKey(gw.baseUrl, token, { name: "made during a login flood" });
+		expect(created.key).toMatch(/^tgw_/);
+		expect(await Promise.all(flood)).toContain("RATE_LIMITED");
+	});
 });

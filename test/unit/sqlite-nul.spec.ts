@@ -39,10 +39,11 @@ describe("Sequelize lookups by a string holding NUL on SQLite", () => {
 		expect(row!.bytes).toBe(Buffer.byteLength(title));
 	});
 
-	it("finds the row by equality, by IN and by LIKE, and only that row", async () => {
+	// Not LIKE: SQLite's LIKE stops reading value and pattern at a NUL, so it cannot tell them apart.
+	it("finds the row by equality and by IN, and only that row", async () => {
 		expect((await db.models.Chat.findAll({ where: { title } })).map((c) => c.id)).toEqual([chatId]);
 		expect((await db.models.Chat.findAll({ where: { title: { [Op.in]: [title, "other\0"] } } })).map((c) => c.id)).toEqual([chatId]);
-		expect((await db.models.Chat.findAll({ where: { title: { [Op.like]: "before\0%" } } })).map((c) => c.id)).toEqual([chatId]);
+		expect((await db.models.Chat.findAll({ where: { title: { [Op.in]: ["before\0", "before\0after"] } } })).map((c) => c.id)).toEqual([]);
 	});
 
 	it("does not match a value that differs only after the NUL", async () => {

@@ -33,6 +33,8 @@ async function startProcess(script: string, env: Record<string, string>, ready: 
 		env: {
 			PATH: process.env.PATH ?? "",
 			HOME: process.env.HOME ?? "",
+			// The thread pool's size as `npm start` and the image set it (docs/operations.md).
+			UV_THREADPOOL_SIZE: "8",
 			...Object.fromEntries(ALLOC_PROFILE_ENV.filter((name) => process.env[name]).map((name) => [name, process.env[name]!])),
 			...env,
 		},

@@ -204,7 +204,14 @@ const IngestService: ServiceSchema<ServiceSettingSchema, IngestThis> = {
 			// Updates that passed their bot's secret, waiting for a slow or stalled database: past this,
 			// Telegram is answered 503 and redelivers later.
 			weight: (item) => item.raw.length,
-			maxQueued: { items: MAX_QUEUED_UPDATES, weight: MAX_QUEUED_UPDATE_BYTES, full: () => fail.unavailable("The update store", 1) },
+			maxQueued: {
+				items: MAX_QUEUED_UPDATES,
+				weight: MAX_QUEUED_UPDATE_BYTES,
+				full: () => {
+					metricsOf(this.broker).updatesRejected.inc({ reason: "overloaded" });
+					return fail.unavailable("The update store", 1);
+				},
+			},
 			// One transaction in flight per node, on MySQL too: every ingest transaction waits for the
 			// event log's sequence row, so more at once only makes smaller batches queue for it (a
 			// 2-worker cluster stored ~60% more updates/s with 1 than with 4; test/bench/ingest.bench.ts).

@@ -40,6 +40,7 @@ export interface TelegramPushes {
 const wire = ({ path, secret, body }: TelegramPush): TelegramPush => (secret === undefined ? { path, body } : { path, secret, body });
 
 export function telegramPushes(broker: ServiceBroker, maxQueued = MAX_QUEUED_PUSHES): TelegramPushes {
+	const rejected = metricsOf(broker).updatesRejected;
 	const call = (pushes: TelegramPush[]) =>
 		broker.call<PushOutcome[], { pushes: TelegramPush[] }>("ingest.receiveBatch", { pushes }, { timeout: CALL_TIMEOUT_MS, retries: 0 });
 	const batcher = new Batcher<SizedPush, PushOutcome>({
@@ -50,9 +51,15 @@ export function telegramPushes(broker: ServiceBroker, maxQueued = MAX_QUEUED_PUS
 		weight: (push) => push.bytes,
 		// The call failed as a whole (no ingest node, a timeout): every push in it gets that answer.
 		isUnavailable: () => true,
-		maxQueued: { items: maxQueued.items, weight: maxQueued.bytes, full: () => fail.unavailable("Ingest", 1) },
+		maxQueued: {
+			items: maxQueued.items,
+			weight: maxQueued.bytes,
+			full: () => {
+				rejected.inc({ reason: "overloaded" });
+				return fail.unavailable("Ingest", 1);
+			},
+		},
 	});
-	const rejected = metricsOf(broker).updatesRejected;
 	return {
 		// With ingest on this node (Moleculer calls it here) a call costs no round trip, and ingest
 		// groups pushes into transactions itself: holding them back here would only idle its writer.

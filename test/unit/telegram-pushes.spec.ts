@@ -6,6 +6,7 @@
  */
 import { ServiceBroker } from "moleculer";
 import { GatewayError } from "../../lib/errors";
+import { metricsOf } from "../../lib/metrics";
 import { answerOf, telegramPushes } from "../../services/api/telegram-pushes";
 import type { PushOutcome, TelegramPush } from "../../services/ingest/types";
 
@@ -59,6 +60,8 @@ describe("Telegram pushes from an api node to ingest on another node", () => {
 
 	it("refuses pushes past the waiting cap with UNAVAILABLE and retry_after, and takes pushes again once calls return", async () => {
 		const pushes = telegramPushes(api, { items: 3, bytes: 1024 * 1024 });
+		const overloaded = async () => (await metricsOf(api).updatesRejected.get()).values.find((v) => v.labels.reason === "overloaded")?.value ?? 0;
+		const overloadedBefore = await overloaded();
 		calls.length = 0;
 		const answers = Array.from({ length: 7 }, (_, i) => pushes.submit({ path: PATH, body: { update_id: i }, bytes: 30 }).then(answerOf, refusal));
 		// Two calls in flight (one push each), three waiting, two refused.
@@ -71,6 +74,7 @@ describe("Telegram pushes from an api node to ingest on another node", () => {
 			{ code: "UNAVAILABLE", message: "Ingest is unavailable, try again later", details: { retry_after: 1 } },
 			{ code: "UNAVAILABLE", message: "Ingest is unavailable, try again later", details: { retry_after: 1 } },
 		]);
+		expect((await overloaded()) - overloadedBefore).toBe(2);
 		const again = pushes.submit({ path: PATH, body: { update_id: 8 }, bytes: 30 });
 		await releaseAll();
 		expect(await again).toEqual({ ok: true });

@@ -17,8 +17,8 @@ RUN npm run build \
 # --- runtime: only what the running process needs, as the unprivileged node user ---
 FROM node:20-bookworm-slim AS runtime
 ENV NODE_ENV=production
-# libuv's pool runs SQLite's statements, argon2 checks and webhook DNS lookups (2 at most each):
-# 8 threads leave the database room when both others are busy (the default is 4).
+# libuv's pool runs SQLite's statements, argon2 checks and hashes, and system lookups of webhook
+# hosts (2 at most each): 8 threads leave the database room when the others are busy (default 4).
 ENV UV_THREADPOOL_SIZE=8
 WORKDIR /app
 # Code and dependencies stay owned by root (read-only for the process); only data/ is writable.

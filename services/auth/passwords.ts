@@ -39,7 +39,11 @@ export async function verifySecret(hash: string, secret: string): Promise<boolea
 /** A hash to verify against when the user does not exist, so both paths cost the same time. */
 let decoy: Promise<string> | undefined;
 export function decoyHash(): Promise<string> {
-	// Once per process, outside the bound: a refusal kept here would fail every later login.
-	decoy ??= argon2.hash("decoy-password-that-matches-nothing", OPTIONS);
+	// Once per process, outside the bound (a refusal kept here would fail every later login); a
+	// failure is not kept either.
+	decoy ??= argon2.hash("decoy-password-that-matches-nothing", OPTIONS).catch((err: unknown) => {
+		decoy = undefined;
+		throw err;
+	});
 	return decoy;
 }

@@ -93,10 +93,10 @@ export interface NormalizedUpdate {
 	items: UpdateItem[];
 }
 
-/** A Telegram push as the api node took it: the webhook path, the secret header, the JSON body. */
 /** A bot's webhook path: 64 hex digits, random (services/bots). */
 export const WEBHOOK_PATH = /^[0-9a-f]{64}$/;
 
+/** A Telegram push as the api node took it: the webhook path, the secret header, the JSON body. */
 export interface TelegramPush {
 	path: string;
 	secret?: string;

@@ -49,6 +49,8 @@ export interface GatewayConfig {
 	rateLimitDefault: number;
 	/** Live connections (sockets, WebSockets, gRPC streams) one principal may hold open on one node. */
 	liveConnectionsPerPrincipal: number;
+	/** The same for one user, its own logins and every API key it owns together (5 principals' worth by default). */
+	liveConnectionsPerUser: number;
 	/** Active (not revoked, not expired) API keys one user may hold: each is a rate-limit bucket and a connection allowance of its own. */
 	apiKeysPerUser: number;
 	/** Messages queued (not yet sent or failed) per chat and per bot before a send is refused with 429: the queue drains at Telegram's pace. */
@@ -376,6 +378,7 @@ export function loadConfig(env: Env = process.env): GatewayConfig {
 		problems.push(`PORT and GRPC_PORT are both ${port}: the api and grpc services on this node need a port each`);
 	}
 
+	const liveConnectionsPerPrincipal = parseInteger("LIVE_CONNECTIONS_PER_PRINCIPAL", nonEmpty(env.LIVE_CONNECTIONS_PER_PRINCIPAL), 1_000, problems);
 	const config: GatewayConfig = {
 		mode,
 		namespace,
@@ -403,7 +406,8 @@ export function loadConfig(env: Env = process.env): GatewayConfig {
 		encryptionKeys,
 		admin,
 		rateLimitDefault: parseInteger("RATE_LIMIT_DEFAULT", nonEmpty(env.RATE_LIMIT_DEFAULT), 100, problems),
-		liveConnectionsPerPrincipal: parseInteger("LIVE_CONNECTIONS_PER_PRINCIPAL", nonEmpty(env.LIVE_CONNECTIONS_PER_PRINCIPAL), 1_000, problems),
+		liveConnectionsPerPrincipal,
+		liveConnectionsPerUser: parseInteger("LIVE_CONNECTIONS_PER_USER", nonEmpty(env.LIVE_CONNECTIONS_PER_USER), 5 * liveConnectionsPerPrincipal, problems),
 		apiKeysPerUser: parseInteger("API_KEYS_PER_USER", nonEmpty(env.API_KEYS_PER_USER), 100, problems),
 		sendQueueLimits: {
 			// 100 s of Telegram's one message per second in a private chat (5 minutes at a group's 20 a

@@ -142,9 +142,14 @@ export const EventStreamMixin: Partial<ServiceSchema<ServiceSettingSchema, Event
 		},
 
 		streamAdmit(this: EventStreamThis, principal: Principal) {
-			const limit = this.runtime.config.liveConnectionsPerPrincipal;
-			if (connectionCountsOf(this.broker).of(principal) >= limit) {
-				throw new GatewayError("RATE_LIMITED", `Too many live connections: at most ${limit} per principal on this node (LIVE_CONNECTIONS_PER_PRINCIPAL)`, { retry_after: 1 });
+			const { liveConnectionsPerPrincipal: perPrincipal, liveConnectionsPerUser: perUser } = this.runtime.config;
+			const counts = connectionCountsOf(this.broker);
+			if (counts.of(principal) >= perPrincipal) {
+				throw new GatewayError("RATE_LIMITED", `Too many live connections: at most ${perPrincipal} per principal on this node (LIVE_CONNECTIONS_PER_PRINCIPAL)`, { retry_after: 1 });
+			}
+			// The system principal (user 0) is the gateway's own and not capped per user.
+			if (principal.user_id !== 0 && counts.ofUser(principal) >= perUser) {
+				throw new GatewayError("RATE_LIMITED", `Too many live connections: at most ${perUser} per user (its logins and API keys together) on this node (LIVE_CONNECTIONS_PER_USER)`, { retry_after: 1 });
 			}
 		},
 

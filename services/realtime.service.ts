@@ -9,8 +9,9 @@
  * Slow clients: a socket with more than 1,000 packets or 8 MB waiting to be written, or 1,000
  * requests waiting to be answered, is closed, so one stalled or flooding client cannot grow the
  * server's memory. Nor can one credential: it holds at most
- * LIVE_CONNECTIONS_PER_PRINCIPAL live connections on a node (the event-stream mixin counts them),
- * each with at most SUBSCRIPTIONS_PER_CONNECTION subscriptions.
+ * LIVE_CONNECTIONS_PER_PRINCIPAL live connections on a node, and its user (with all its API keys)
+ * LIVE_CONNECTIONS_PER_USER (the event-stream mixin counts them), each with at most
+ * SUBSCRIPTIONS_PER_CONNECTION subscriptions.
  */
 import { randomUUID } from "node:crypto";
 import type { IncomingMessage, Server as HttpServer } from "node:http";

@@ -1,32 +1,45 @@
 /**
- * Live connections per principal on one node, shared by every service that streams events there
- * (realtime's sockets and WebSockets, grpc's streams), for LIVE_CONNECTIONS_PER_PRINCIPAL.
+ * Live connections per principal and per user on one node, shared by every service that streams
+ * events there (realtime's sockets and WebSockets, grpc's streams), for LIVE_CONNECTIONS_PER_PRINCIPAL
+ * and LIVE_CONNECTIONS_PER_USER (a user's own logins and its API keys together: each key has the
+ * per-principal allowance, and a user may own many keys).
  */
 import type { ServiceBroker } from "moleculer";
 import { principalKey, type Principal } from "../../services/auth/principal";
 
+function increment(counts: Map<string, number>, key: string, by: 1 | -1): void {
+	const value = (counts.get(key) ?? 0) + by;
+	if (value > 0) counts.set(key, value);
+	else counts.delete(key);
+}
+
 export class ConnectionCounts {
 	private readonly perPrincipal = new Map<string, number>();
-	private readonly holders = new Map<string, string>();
+	private readonly perUser = new Map<string, number>();
+	private readonly holders = new Map<string, { principal: string; user: string }>();
 
 	of(principal: Principal): number {
 		return this.perPrincipal.get(principalKey(principal)) ?? 0;
 	}
 
+	ofUser(principal: Pick<Principal, "user_id">): number {
+		return this.perUser.get(String(principal.user_id)) ?? 0;
+	}
+
 	add(connectionId: string, principal: Principal): void {
 		if (this.holders.has(connectionId)) return;
-		const key = principalKey(principal);
-		this.holders.set(connectionId, key);
-		this.perPrincipal.set(key, (this.perPrincipal.get(key) ?? 0) + 1);
+		const keys = { principal: principalKey(principal), user: String(principal.user_id) };
+		this.holders.set(connectionId, keys);
+		increment(this.perPrincipal, keys.principal, 1);
+		increment(this.perUser, keys.user, 1);
 	}
 
 	remove(connectionId: string): void {
-		const key = this.holders.get(connectionId);
-		if (key === undefined) return;
+		const keys = this.holders.get(connectionId);
+		if (keys === undefined) return;
 		this.holders.delete(connectionId);
-		const left = (this.perPrincipal.get(key) ?? 1) - 1;
-		if (left > 0) this.perPrincipal.set(key, left);
-		else this.perPrincipal.delete(key);
+		increment(this.perPrincipal, keys.principal, -1);
+		increment(this.perUser, keys.user, -1);
 	}
 }
 

@@ -2,17 +2,19 @@
  * LIVE_CONNECTIONS_PER_PRINCIPAL: one principal's live connections on a node (socket.io sockets,
  * plain WebSockets and gRPC streams together) are capped, so one credential cannot grow the
  * server's memory without bound; past the cap a connection is refused with RATE_LIMITED, other
- * principals are unaffected, and a closed connection frees its place.
+ * principals are unaffected, and a closed connection frees its place. LIVE_CONNECTIONS_PER_USER
+ * caps a user's logins and API keys together (each key has a principal's allowance of its own).
  */
 import { join } from "node:path";
 import * as grpc from "@grpc/grpc-js";
 import { loadSync } from "@grpc/proto-loader";
-import { createUser, pollUntil } from "../support/auth";
+import { createKey, createUser, pollUntil } from "../support/auth";
 import { connectIo, connectWs, ioConnectError, wsRefusal, type IoClient, type WsClient } from "../support/realtime-clients";
 import { freePort } from "../support/processes";
 import { startTelegramGateway, type TelegramGateway } from "../support/telegram-gateway";
 
 const CAP = 3;
+const USER_CAP = 4;
 const definition = loadSync(join(__dirname, "..", "..", "proto", "gateway.proto"), { keepCase: true, longs: Number, defaults: true, oneofs: true });
 const proto = grpc.loadPackageDefinition(definition) as unknown as { gateway: { v1: { MessageService: grpc.ServiceClientConstructor } } };
 
@@ -47,7 +49,7 @@ describe("live connections per principal", () => {
 
 	beforeAll(async () => {
 		const grpcPort = await freePort();
-		t = await startTelegramGateway({ mode: "polling", env: { GRPC_PORT: String(grpcPort), LIVE_CONNECTIONS_PER_PRINCIPAL: String(CAP) } });
+		t = await startTelegramGateway({ mode: "polling", env: { GRPC_PORT: String(grpcPort), LIVE_CONNECTIONS_PER_PRINCIPAL: String(CAP), LIVE_CONNECTIONS_PER_USER: String(USER_CAP) } });
 		grpcClient = new proto.gateway.v1.MessageService(`127.0.0.1:${grpcPort}`, grpc.credentials.createInsecure()) as unknown as typeof grpcClient;
 	}, 60_000);
 
@@ -101,5 +103,22 @@ describe("live connections per principal", () => {
 		// Admissions that raced past the handshake check are closed when they register.
 		await pollUntil(async () => live() <= CAP, 5_000, 20);
 		expect(live()).toBe(CAP);
+	}, 30_000);
+
+	it("caps a user's logins and API keys together: a second key does not bring a new allowance past the user's", async () => {
+		const first = (await createKey(t.baseUrl, t.adminToken, { name: "cap-first" })).key;
+		const second = (await createKey(t.baseUrl, t.adminToken, { name: "cap-second" })).key;
+		for (let i = 0; i < CAP; i++) opened.push(await connectIo(t.baseUrl, { token: t.adminToken }));
+		opened.push(await connectWs(t.baseUrl, `?api_key=${first}`));
+		expect(live()).toBe(USER_CAP);
+
+		const upgrade = await wsRefusal(t.baseUrl, `?api_key=${second}`);
+		expect(upgrade).toMatchObject({ status: 429, body: { error: { code: "RATE_LIMITED", message: expect.stringContaining("LIVE_CONNECTIONS_PER_USER") } } });
+		expect((await ioConnectError(t.baseUrl, { token: second })).data).toMatchObject({ code: "RATE_LIMITED", message: expect.stringContaining(`at most ${USER_CAP} per user`) });
+		expect(await grpcStream(second)).toMatchObject({ code: grpc.status.RESOURCE_EXHAUSTED });
+		// Another user is not held by this one's count.
+		const viewer = await createUser(t.gw, t.adminToken, ["viewer"]);
+		opened.push(await connectIo(t.baseUrl, { token: viewer.token }));
+		expect(live()).toBe(USER_CAP + 1);
 	}, 30_000);
 });

@@ -185,6 +185,13 @@ describe("loadConfig", () => {
 		for (const name of Object.keys(set)) expect(problems).toMatch(new RegExp(`${name} must be a positive integer`));
 	});
 
+	it("caps live connections per principal (1,000) and per user (5 principals' worth unless set)", () => {
+		expect(loadConfig({ DATA_DIR: tempDir() })).toMatchObject({ liveConnectionsPerPrincipal: 1_000, liveConnectionsPerUser: 5_000 });
+		expect(loadConfig({ DATA_DIR: tempDir(), LIVE_CONNECTIONS_PER_PRINCIPAL: "20000" })).toMatchObject({ liveConnectionsPerPrincipal: 20_000, liveConnectionsPerUser: 100_000 });
+		expect(loadConfig({ DATA_DIR: tempDir(), LIVE_CONNECTIONS_PER_USER: "1500" })).toMatchObject({ liveConnectionsPerPrincipal: 1_000, liveConnectionsPerUser: 1_500 });
+		expect(problemsOf({ DATA_DIR: tempDir(), LIVE_CONNECTIONS_PER_USER: "0" }).join()).toMatch(/LIVE_CONNECTIONS_PER_USER must be a positive integer/);
+	});
+
 	it("needs api on the node that runs realtime", () => {
 		expect(problemsOf({ DATA_DIR: tempDir(), SERVICES: "realtime,auth" }).join()).toMatch(/realtime .* needs api/);
 	});

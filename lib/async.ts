@@ -103,17 +103,32 @@ export class SerialQueue {
 	}
 }
 
+/** A piece of work that waited `waitMs` for a turn and was given up without running. */
+export class WaitedTooLong extends Error {
+	constructor(waitMs: number) {
+		super(`no turn came within ${waitMs} ms`);
+		this.name = "WaitedTooLong";
+	}
+}
+
+interface Waiter {
+	start(): void;
+	timer?: NodeJS.Timeout;
+}
+
 /**
  * At most `max` pieces of work at once, `maxWaiting` more waiting their turn in order; `run` answers
- * null, starting nothing, when that many already wait (the caller refuses the work).
+ * null, starting nothing, when that many already wait (the caller refuses the work). With `waitMs`,
+ * work still waiting after that long is given up: its promise rejects with WaitedTooLong.
  */
 export class BoundedConcurrency {
 	private running = 0;
-	private readonly waiting: Array<() => void> = [];
+	private readonly waiting: Waiter[] = [];
 
 	constructor(
 		private readonly max: number,
 		private readonly maxWaiting: number,
+		private readonly waitMs?: number,
 	) {}
 
 	run<T>(work: () => Promise<T>): Promise<T> | null {
@@ -124,8 +139,10 @@ export class BoundedConcurrency {
 			} finally {
 				// A slot passes straight to the next in line, so nobody jumps the queue.
 				const next = this.waiting.shift();
-				if (next) next();
-				else this.running -= 1;
+				if (next) {
+					clearTimeout(next.timer);
+					next.start();
+				} else this.running -= 1;
 			}
 		});
 	}
@@ -135,6 +152,16 @@ export class BoundedConcurrency {
 			this.running += 1;
 			return Promise.resolve();
 		}
-		return new Promise((resolve) => this.waiting.push(resolve));
+		return new Promise((resolve, reject) => {
+			const waiter: Waiter = { start: resolve };
+			const { waitMs } = this;
+			if (waitMs !== undefined) {
+				waiter.timer = setTimeout(() => {
+					this.waiting.splice(this.waiting.indexOf(waiter), 1);
+					reject(new WaitedTooLong(waitMs));
+				}, waitMs);
+			}
+			this.waiting.push(waiter);
+		});
 	}
 }

@@ -11,6 +11,7 @@
 import { lookup as dnsLookup, type LookupAddress } from "node:dns";
 import { Resolver } from "node:dns/promises";
 import { LRUCache } from "lru-cache";
+import { BoundedConcurrency, WaitedTooLong } from "../../lib/async";
 
 export interface HostLookupOptions {
 	/** getaddrinfo lookups at once, and asks waiting for one at most. */
@@ -54,11 +55,6 @@ export function dnsQuery(resolver = new Resolver({ timeout: 1_500, tries: 2 })) 
 
 const DEFAULTS: HostLookupOptions = { concurrent: 2, maxWaiting: 500, waitMs: 5_000, ttlMs: 10_000, failureTtlMs: 10_000, queryDns: dnsQuery(), systemLookup };
 
-interface Waiter {
-	start(): void;
-	timer: NodeJS.Timeout;
-}
-
 type Kept = { addresses: LookupAddress[] } | { error: Error };
 
 function busy(hostname: string, why: string): Error {
@@ -69,12 +65,12 @@ export class HostLookup {
 	private readonly options: HostLookupOptions;
 	private readonly kept: LRUCache<string, Kept>;
 	private readonly inFlight = new Map<string, Promise<LookupAddress[]>>();
-	private readonly waiting: Waiter[] = [];
-	private running = 0;
+	private readonly systemLookups: BoundedConcurrency;
 
 	constructor(options: Partial<HostLookupOptions> = {}) {
 		this.options = { ...DEFAULTS, ...options };
 		this.kept = new LRUCache({ max: 10_000, ttl: this.options.ttlMs });
+		this.systemLookups = new BoundedConcurrency(this.options.concurrent, this.options.maxWaiting, this.options.waitMs);
 	}
 
 	resolve(hostname: string): Promise<LookupAddress[]> {
@@ -112,40 +108,14 @@ export class HostLookup {
 				if ((err as NodeJS.ErrnoException).code === DNS_TIMEOUT) throw err;
 			}
 		}
-		await this.acquire(hostname);
+		const lookup = this.systemLookups.run(() => this.options.systemLookup(hostname));
+		if (!lookup) throw busy(hostname, "too many lookups waiting");
 		try {
-			return await this.options.systemLookup(hostname);
-		} finally {
-			this.release();
+			return await lookup;
+		} catch (err) {
+			if (err instanceof WaitedTooLong) throw busy(hostname, `no lookup could start within ${this.options.waitMs} ms`);
+			throw err;
 		}
-	}
-
-	/** Resolves once a system lookup may start, holding a slot until release(); rejects busy. */
-	private acquire(hostname: string): Promise<void> {
-		if (this.running < this.options.concurrent) {
-			this.running += 1;
-			return Promise.resolve();
-		}
-		if (this.waiting.length >= this.options.maxWaiting) return Promise.reject(busy(hostname, "too many lookups waiting"));
-		return new Promise<void>((resolve, reject) => {
-			const waiter: Waiter = {
-				start: resolve,
-				timer: setTimeout(() => {
-					this.waiting.splice(this.waiting.indexOf(waiter), 1);
-					reject(busy(hostname, `no lookup could start within ${this.options.waitMs} ms`));
-				}, this.options.waitMs),
-			};
-			this.waiting.push(waiter);
-		});
-	}
-
-	/** A slot passes straight to the next in line, so nobody jumps the queue. */
-	private release(): void {
-		const next = this.waiting.shift();
-		if (next) {
-			clearTimeout(next.timer);
-			next.start();
-		} else this.running -= 1;
 	}
 }
 

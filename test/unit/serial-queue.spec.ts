@@ -1,4 +1,4 @@
-import { BoundedConcurrency, SerialQueue } from "../../lib/async";
+import { BoundedConcurrency, SerialQueue, WaitedTooLong } from "../../lib/async";
 import { requestQueue, SLOW_CLIENT } from "../../services/realtime/protocol";
 
 const tick = () => new Promise((resolve) => setImmediate(resolve));
@@ -154,5 +154,21 @@ describe("BoundedConcurrency", () => {
 		await expect(failing).rejects.toThrow("boom");
 		await expect(next).resolves.toBe("ran");
 		await expect(limiter.run(async () => "idle again")).resolves.toBe("idle again");
+	});
+
+	it("with waitMs, gives up work that waited that long without running it, and the queue goes on", async () => {
+		const limiter = new BoundedConcurrency(1, 5, 30);
+		let release!: () => void;
+		const holding = limiter.run(() => new Promise<string>((resolve) => (release = () => resolve("held"))));
+		let ran = false;
+		const waited = limiter.run(async () => {
+			ran = true;
+		});
+		await expect(waited).rejects.toBeInstanceOf(WaitedTooLong);
+		expect(ran).toBe(false);
+		const next = limiter.run(async () => "next");
+		release();
+		await expect(holding).resolves.toBe("held");
+		await expect(next).resolves.toBe("next");
 	});
 });

@@ -11,6 +11,7 @@ import { defineModels, type Models } from "./models";
 import { installFastSqliteQuery } from "./sqlite-query";
 import { mysqlTransaction, sqliteTransaction } from "./raw";
 import { finalizeKept } from "./sqlite-statements";
+import { BACKSTOP_AUTOCHECKPOINT_PAGES, WalCheckpointer } from "./wal-checkpointer";
 
 export type Dialect = "mysql" | "sqlite";
 
@@ -77,9 +78,9 @@ function tuneSqliteConnections(sequelize: Sequelize): void {
 			connection.configure("busyTimeout", 10_000);
 			// Awaited: node-sqlite3 runs statements in parallel, and this pragma fails inside the
 			// transaction the caller is about to open.
-			await new Promise<void>((resolve, reject) =>
-				connection.run("PRAGMA synchronous=NORMAL", (error: Error | null) => (error ? reject(error) : resolve())),
-			);
+			for (const pragma of ["PRAGMA synchronous=NORMAL", `PRAGMA wal_autocheckpoint=${BACKSTOP_AUTOCHECKPOINT_PAGES}`]) {
+				await new Promise<void>((resolve, reject) => connection.run(pragma, (error: Error | null) => (error ? reject(error) : resolve())));
+			}
 		}
 		return connection;
 	};
@@ -116,6 +117,7 @@ async function isMariaDbWithReturning(sequelize: Sequelize): Promise<boolean> {
 export async function openDatabase(url: string, options: DatabaseOptions = {}): Promise<Database> {
 	let sequelize: Sequelize;
 	let dialect: Dialect;
+	let checkpointer: WalCheckpointer | undefined;
 	if (url.startsWith("sqlite:")) {
 		dialect = "sqlite";
 		sequelize = new Sequelize({
@@ -128,7 +130,10 @@ export async function openDatabase(url: string, options: DatabaseOptions = {}): 
 		createPrivately(sqliteStorage(url));
 		tuneSqliteConnections(sequelize);
 		installFastSqliteQuery(sequelize);
-		if (sqliteStorage(url) !== ":memory:") await sequelize.query("PRAGMA journal_mode=WAL");
+		if (sqliteStorage(url) !== ":memory:") {
+			await sequelize.query("PRAGMA journal_mode=WAL");
+			checkpointer = new WalCheckpointer(sqliteStorage(url), undefined, (err) => process.emitWarning(`SQLite WAL checkpoint failed: ${err.message}`));
+		}
 	} else {
 		dialect = "mysql";
 		sequelize = new Sequelize(url.replace(/^mariadb:/, "mysql:"), {
@@ -153,6 +158,7 @@ export async function openDatabase(url: string, options: DatabaseOptions = {}): 
 	const models = defineModels(sequelize);
 	// SQLite has one writer: queue writers instead of retrying BUSY.
 	const writers = new SerialQueue();
+	const noteWrite = () => checkpointer?.noteWrite();
 
 	return {
 		sequelize,
@@ -160,11 +166,11 @@ export async function openDatabase(url: string, options: DatabaseOptions = {}): 
 		returning,
 		models,
 		transaction<T>(work: (t: Transaction) => Promise<T>): Promise<T> {
-			if (dialect === "sqlite") return writers.run(() => sequelize.transaction(work));
+			if (dialect === "sqlite") return writers.run(() => sequelize.transaction(work)).finally(noteWrite);
 			return sequelize.transaction(work);
 		},
 		rawTransaction<T>(work: (t: Transaction) => Promise<T>, options: { readCommitted?: boolean } = {}): Promise<T> {
-			if (dialect === "sqlite") return writers.run(async () => sqliteTransaction(await sharedWriteConnection(sequelize), work));
+			if (dialect === "sqlite") return writers.run(async () => sqliteTransaction(await sharedWriteConnection(sequelize), work)).finally(noteWrite);
 			return mysqlTransaction(sequelize, work, options.readCommitted ?? false);
 		},
 		async ping(timeoutMs = 2_000): Promise<void> {
@@ -178,6 +184,10 @@ export async function openDatabase(url: string, options: DatabaseOptions = {}): 
 				clearTimeout(timer);
 			}
 		},
-		close: () => sequelize.close(),
+		async close() {
+			// Closed first: the last connection to close checkpoints the whole log and removes it.
+			await checkpointer?.close();
+			await sequelize.close();
+		},
 	};
 }

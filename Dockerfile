@@ -35,4 +35,5 @@ EXPOSE 3000 50051
 HEALTHCHECK --interval=15s --timeout=5s --start-period=60s --retries=3 \
 	CMD ["node", "-e", "fetch('http://127.0.0.1:' + (process.env.PORT || 3000) + '/health', { signal: AbortSignal.timeout(4000) }).then((r) => process.exit(r.ok ? 0 : 1), () => process.exit(1))"]
 # node directly, never npm start: npm does not forward SIGTERM, so the graceful drain would never run.
-CMD ["node", "--enable-source-maps", "dist/bin/gateway.js"]
+# A 64 MB young generation (docs/operations.md): fewer, shorter collections under load.
+CMD ["node", "--max-semi-space-size=64", "--enable-source-maps", "dist/bin/gateway.js"]

@@ -26,12 +26,15 @@ export async function freePort(): Promise<number> {
 	});
 }
 
+/** The V8 flags `npm start` and the image start a node with (docs/operations.md). */
+export const GATEWAY_NODE_FLAGS = ["--max-semi-space-size=64"];
+
 export function spawnGateway(name: string, env: Record<string, string>): GatewayProcess {
 	// BENCH_PROFILE=<dir> writes a V8 CPU profile of each node (as test/bench/support/bench.ts does).
 	const profile = process.env.BENCH_PROFILE ? ["--cpu-prof", `--cpu-prof-dir=${process.env.BENCH_PROFILE}`] : [];
-	const child = spawn(process.execPath, [...profile, "--import", "tsx", join(ROOT, "bin", "gateway.ts")], {
+	const child = spawn(process.execPath, [...GATEWAY_NODE_FLAGS, ...profile, "--import", "tsx", join(ROOT, "bin", "gateway.ts")], {
 		cwd: ROOT,
-		// The thread pool's size as `npm start` and the image set it (docs/operations.md).
+		// The thread pool's size as `npm start` and the image set it (docs/operations.md), as the flags above.
 		env: { PATH: process.env.PATH ?? "", HOME: process.env.HOME ?? "", LOG_LEVEL: "info", UV_THREADPOOL_SIZE: "8", ...env },
 		stdio: ["ignore", "pipe", "pipe"],
 	});

@@ -9,6 +9,7 @@ import { basename, join, relative } from "node:path";
 import { randomBytes } from "node:crypto";
 import { parseAllDocuments } from "yaml";
 import { ConfigError, loadConfig } from "../../lib/config";
+import { GATEWAY_NODE_FLAGS } from "../support/processes";
 
 const ROOT = join(__dirname, "..", "..");
 const K8S_DIR = join(ROOT, "k8s");
@@ -353,6 +354,16 @@ describe("k8s Deployments, one per role", () => {
 		expectRunsNodeDirectly(effectiveCommand(c.command, c.args));
 	});
 
+	it.each(ROLE_NAMES)("%s: starts node with the V8 flags of the image and of npm start", (role) => {
+		const c = containerOf(role);
+		const scripts = (JSON.parse(readFileSync(join(ROOT, "package.json"), "utf8")) as { scripts: Record<string, string> }).scripts;
+		for (const flag of GATEWAY_NODE_FLAGS) {
+			expect(effectiveCommand(c.command, c.args)).toContain(flag);
+			expect(imageCmd()).toContain(flag);
+			expect(scripts.start.split(" ")).toContain(flag);
+		}
+	});
+
 	it.each(ROLE_NAMES)("%s: CPU and memory requests and limits, requests within limits", (role) => {
 		const { requests, limits } = must(containerOf(role).resources, "resources");
 		for (const key of ["cpu", "memory"]) {
@@ -523,7 +534,7 @@ describe("Dockerfile", () => {
 	it("runs node as the non-root node user in production mode, exposing 3000 and 50051", () => {
 		const stage = finalStage();
 		expectRunsNodeDirectly(imageCmd());
-		expect(imageCmd()).toEqual(["node", "--enable-source-maps", "dist/bin/gateway.js"]);
+		expect(imageCmd()).toEqual(["node", "--max-semi-space-size=64", "--enable-source-maps", "dist/bin/gateway.js"]);
 		expect(stage.filter((i) => i.op === "USER").pop()?.args).toBe("node");
 		expect(stage.some((i) => i.op === "ENV" && /NODE_ENV[= ]production/.test(i.args))).toBe(true);
 		const exposed = stage.filter((i) => i.op === "EXPOSE").flatMap((i) => i.args.split(" "));
@@ -609,6 +620,7 @@ describe("docker-compose.yml", () => {
 		const test = [must(service.healthcheck?.test, `${name} healthcheck`)].flat().join(" ");
 		expect(test).toMatch(/node .*fetch\(.*\/ready/);
 		expectRunsNodeDirectly(effectiveCommand(service.command));
+		expect(effectiveCommand(service.command)).toEqual(expect.arrayContaining(GATEWAY_NODE_FLAGS));
 		expect(service.restart).toBe("unless-stopped");
 		const grace = /^(\d+)s$/.exec(must(service.stop_grace_period, "stop_grace_period"));
 		expect(Number(must(grace, "stop_grace_period in seconds")[1])).toBeGreaterThan(30);

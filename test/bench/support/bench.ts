@@ -7,7 +7,7 @@ import { mkdirSync, rmSync, writeFileSync } from "node:fs";
 import { cpus, totalmem } from "node:os";
 import { join } from "node:path";
 import autocannon from "autocannon";
-import { freePort } from "../../support/processes";
+import { freePort, GATEWAY_NODE_FLAGS } from "../../support/processes";
 import { tempDir } from "../../support/harness";
 
 const ROOT = join(__dirname, "..", "..", "..");
@@ -28,7 +28,9 @@ async function startProcess(script: string, env: Record<string, string>, ready: 
 	// BENCH_ALLOC_PROFILE=<dir> a sampling profile of where they allocate (support/alloc-profile.ts).
 	const profile = process.env.BENCH_PROFILE ? ["--cpu-prof", `--cpu-prof-dir=${process.env.BENCH_PROFILE}`] : [];
 	const allocProfile = process.env.BENCH_ALLOC_PROFILE ? ["--import", join(ROOT, "test", "bench", "support", "alloc-profile.ts")] : [];
-	const child = spawn(process.execPath, [...profile, "--import", "tsx", ...allocProfile, script], {
+	// Every server, the echo baselines included, runs with the gateway's production V8 flags, so a
+	// ratio compares the code, not the flags.
+	const child = spawn(process.execPath, [...GATEWAY_NODE_FLAGS, ...profile, "--import", "tsx", ...allocProfile, script], {
 		cwd: ROOT,
 		env: {
 			PATH: process.env.PATH ?? "",

@@ -28,6 +28,7 @@ import { clientAddress } from "./api/http";
 import type { Principal } from "./auth/principal";
 import type { GatewayEvent } from "./broker/event-log";
 import { clientError, parseSubscription, requestQueue, SLOW_CLIENT, subscribeStep, TOO_MANY_WAITING, topicFields } from "./realtime/protocol";
+import { emitEvent } from "./realtime/socket-packets";
 import { WsEndpoint } from "./realtime/ws-endpoint";
 
 type Ack = (answer: Record<string, unknown>) => void;
@@ -88,7 +89,7 @@ function socketSubscriber(socket: Socket, principal: Principal): Subscriber {
 		id: `io:${socket.id}:${randomUUID()}`,
 		principal,
 		send(event: GatewayEvent): boolean {
-			socket.emit(event.type, event);
+			emitEvent(socket, event);
 			return !overCap(socket);
 		},
 		revoked(topic: Topic, reason: CloseReason) {

@@ -3,6 +3,8 @@
  * binary attachments and JSON-encoded 10,000 times. Here each event's packet is encoded once, by
  * the socket's own encoder (the server's parser, shared by all its sockets), and written to every
  * socket pre-encoded, as socket.io's own room broadcasts do (Client._packet with preEncoded).
+ * socket.emit does two things besides: it feeds onAnyOutgoing listeners and connection state
+ * recovery, and the gateway uses neither.
  */
 import type { Socket } from "socket.io";
 import type { GatewayEvent } from "../broker/event-log";

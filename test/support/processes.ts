@@ -34,7 +34,7 @@ export function spawnGateway(name: string, env: Record<string, string>): Gateway
 	const profile = process.env.BENCH_PROFILE ? ["--cpu-prof", `--cpu-prof-dir=${process.env.BENCH_PROFILE}`] : [];
 	const child = spawn(process.execPath, [...GATEWAY_NODE_FLAGS, ...profile, "--import", "tsx", join(ROOT, "bin", "gateway.ts")], {
 		cwd: ROOT,
-		// The thread pool's size as `npm start` and the image set it (docs/operations.md), as the flags above.
+		// The thread pool's size, like the flags above, as `npm start` and the image set it (docs/operations.md).
 		env: { PATH: process.env.PATH ?? "", HOME: process.env.HOME ?? "", LOG_LEVEL: "info", UV_THREADPOOL_SIZE: "8", ...env },
 		stdio: ["ignore", "pipe", "pipe"],
 	});

@@ -18,6 +18,7 @@ import { retentionMixin } from "../mixins/retention.mixin";
 import { BotRoutes, secretMatches } from "./ingest/bot-routes";
 import { carryOverChatMigration, migrationsIn, type ChatMigration } from "./ingest/chat-migration";
 import { NormalizeError, normalizeUpdate } from "./ingest/normalize";
+import { refuseOverloaded } from "./ingest/overload";
 import { PollerScheduler } from "./ingest/poller-scheduler";
 import { telegramUpdatesRetention } from "./ingest/retention";
 import { storeUpdates, type ChatCache, type IncomingUpdate, type StoreOptions } from "./ingest/store";
@@ -204,14 +205,7 @@ const IngestService: ServiceSchema<ServiceSettingSchema, IngestThis> = {
 			// Updates that passed their bot's secret, waiting for a slow or stalled database: past this,
 			// Telegram is answered 503 and redelivers later.
 			weight: (item) => item.raw.length,
-			maxQueued: {
-				items: MAX_QUEUED_UPDATES,
-				weight: MAX_QUEUED_UPDATE_BYTES,
-				full: () => {
-					metricsOf(this.broker).updatesRejected.inc({ reason: "overloaded" });
-					return fail.unavailable("The update store", 1);
-				},
-			},
+			maxQueued: { items: MAX_QUEUED_UPDATES, weight: MAX_QUEUED_UPDATE_BYTES, full: refuseOverloaded(this.broker, "The update store") },
 			// One transaction in flight per node, on MySQL too: every ingest transaction waits for the
 			// event log's sequence row, so more at once only makes smaller batches queue for it (a
 			// 2-worker cluster stored ~60% more updates/s with 1 than with 4; test/bench/ingest.bench.ts).

@@ -5,13 +5,8 @@
  * per-principal allowance, and a user may own many keys).
  */
 import type { ServiceBroker } from "moleculer";
+import { tally } from "../../lib/tally";
 import { principalKey, type Principal } from "../../services/auth/principal";
-
-function increment(counts: Map<string, number>, key: string, by: 1 | -1): void {
-	const value = (counts.get(key) ?? 0) + by;
-	if (value > 0) counts.set(key, value);
-	else counts.delete(key);
-}
 
 export class ConnectionCounts {
 	private readonly perPrincipal = new Map<string, number>();
@@ -30,16 +25,16 @@ export class ConnectionCounts {
 		if (this.holders.has(connectionId)) return;
 		const keys = { principal: principalKey(principal), user: String(principal.user_id) };
 		this.holders.set(connectionId, keys);
-		increment(this.perPrincipal, keys.principal, 1);
-		increment(this.perUser, keys.user, 1);
+		tally(this.perPrincipal, keys.principal, 1);
+		tally(this.perUser, keys.user, 1);
 	}
 
 	remove(connectionId: string): void {
 		const keys = this.holders.get(connectionId);
 		if (keys === undefined) return;
 		this.holders.delete(connectionId);
-		increment(this.perPrincipal, keys.principal, -1);
-		increment(this.perUser, keys.user, -1);
+		tally(this.perPrincipal, keys.principal, -1);
+		tally(this.perUser, keys.user, -1);
 	}
 }
 

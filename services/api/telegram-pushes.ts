@@ -9,6 +9,7 @@ import type { ServiceBroker } from "moleculer";
 import { Batcher } from "../../lib/batcher";
 import { fail, GatewayError } from "../../lib/errors";
 import { metricsOf } from "../../lib/metrics";
+import { refuseOverloaded } from "../ingest/overload";
 import { WEBHOOK_PATH, type PushOutcome, type TelegramPush } from "../ingest/types";
 
 /**
@@ -51,14 +52,7 @@ export function telegramPushes(broker: ServiceBroker, maxQueued = MAX_QUEUED_PUS
 		weight: (push) => push.bytes,
 		// The call failed as a whole (no ingest node, a timeout): every push in it gets that answer.
 		isUnavailable: () => true,
-		maxQueued: {
-			items: maxQueued.items,
-			weight: maxQueued.bytes,
-			full: () => {
-				rejected.inc({ reason: "overloaded" });
-				return fail.unavailable("Ingest", 1);
-			},
-		},
+		maxQueued: { items: maxQueued.items, weight: maxQueued.bytes, full: refuseOverloaded(broker, "Ingest") },
 	});
 	return {
 		// With ingest on this node (Moleculer calls it here) a call costs no round trip, and ingest

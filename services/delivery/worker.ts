@@ -8,6 +8,7 @@ import { sleep } from "../../lib/async";
 import { inIds, read } from "../../lib/db/raw";
 import { toApiError } from "../../lib/errors";
 import { metricsOf } from "../../lib/metrics";
+import { tally } from "../../lib/tally";
 import type { GatewayEvent } from "../broker/event-log";
 import { Batcher } from "../../lib/batcher";
 import { attemptDelivery } from "./attempt";
@@ -185,13 +186,6 @@ async function loadEvents(service: DeliveryThis, claimed: Claimed[]): Promise<Ma
 	const seqList = inIds(service.runtime.db, seqs);
 	const rows = await read<{ seq: number; payload: string }>(service.runtime.db, `SELECT seq, payload FROM events WHERE seq ${seqList.sql}`, seqList.values);
 	return new Map(rows.map((r) => [Number(r.seq), JSON.parse(r.payload) as GatewayEvent]));
-}
-
-/** Adds delta to a per-webhook (or per-owner) tally, dropping it at zero. */
-function tally(counts: Map<number, number>, id: number, delta: number): void {
-	const next = (counts.get(id) ?? 0) + delta;
-	if (next > 0) counts.set(id, next);
-	else counts.delete(id);
 }
 
 /**

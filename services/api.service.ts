@@ -17,7 +17,7 @@ import { readinessChecks, readinessReport } from "../lib/readiness";
 import { runtimeOf, type Runtime } from "../lib/runtime";
 import { warnAtMostEvery } from "../lib/throttled-warning";
 import { answerOf, telegramPushes, type TelegramPushes } from "./api/telegram-pushes";
-import { AuthenticationMixin } from "./api/authentication";
+import { AuthenticationMixin, checkBeforeBody } from "./api/authentication";
 import { bodyReader, requestIdFor, sendError, traceablePath } from "./api/http";
 import { RouteUpkeepMixin } from "./api/route-upkeep";
 import { actionsFromServices, buildOpenApi, routesFromAliases, type AliasLike } from "./api/openapi";
@@ -27,6 +27,11 @@ const REST_CALL_OPTIONS: DefaultTimeoutOptions = { timeout: 15_000, defaultTimeo
 
 const BODY_LIMIT = "1mb";
 const BODY_LIMIT_BYTES = 1024 * 1024;
+/** Bodies of requests without a credential verified before the body (public routes, `api_key` in the body). */
+const UNVERIFIED_BODY = {
+	limit: "64kb",
+	message: "Request body is larger than 64 KB: a larger one (up to 1 MB) needs a valid credential in a header or the query, checked before the body is read",
+};
 const MAX_SECRET_LENGTH = 256;
 
 interface TelegramPushMeta {
@@ -135,8 +140,8 @@ const ApiService: ServiceSchema<ApiSettingsSchema, ApiThis> = {
 				autoAliases: true,
 				mappingPolicy: "restrict",
 				bodyParsers: false,
-				// No action takes more than a few dozen fields.
-				use: [bodyReader({ limit: BODY_LIMIT, form: true, maxFields: 100 })],
+				// No action takes more than a few dozen fields. The credential is checked before the body is read.
+				use: [checkBeforeBody, bodyReader({ limit: BODY_LIMIT, form: true, maxFields: 100, unverified: UNVERIFIED_BODY })],
 				authentication: true,
 				callOptions: REST_CALL_OPTIONS,
 				onError,

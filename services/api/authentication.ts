@@ -14,15 +14,25 @@ import { refuseWhenEmpty, takePrincipalToken } from "../../lib/rate-limit";
 import type { Runtime } from "../../lib/runtime";
 import { REVOCABLE_TTL_MS, type AuthChange } from "../auth/cache";
 import type { Principal } from "../auth/principal";
-import { takeCredential } from "./credentials";
-import { clientAddress } from "./http";
+import { credentialOutsideBody, takeCredential } from "./credentials";
+import { clientAddress, hasBody } from "./http";
 
 type GatewayRequest = IncomingMessage & {
 	$action?: { auth?: boolean };
+	$ctx?: Context<unknown, GatewayMeta>;
 	$params?: Record<string, unknown>;
 	query?: Record<string, unknown>;
 	body?: unknown;
-};
+} & CheckedBeforeBody;
+
+/** What checkBeforeBody found out before the body was read. */
+interface CheckedBeforeBody {
+	/** The header or query credential's principal: the body may take the full limit (services/api/http.ts). */
+	$credentialVerified?: boolean;
+	$principal?: Principal;
+	/** Why that credential was refused; thrown once the route turns out not to be public. */
+	$credentialRefusal?: unknown;
+}
 
 type AuthenticationThis = Service & {
 	runtime: Runtime;
@@ -32,8 +42,34 @@ type AuthenticationThis = Service & {
 	 * auth's own cache of the same length, a revocation holds here within a second even unannounced.
 	 */
 	principals: LoadingCache<string, Principal>;
+	principalOf(ctx: Context, credential: string, address: string): Promise<Principal>;
 	rateLimit(principal: Principal, res: ServerResponse): Promise<void>;
 };
+
+/**
+ * A route middleware of /api/v1, before its body reader: a request with a body and a credential in
+ * its headers or query has that credential resolved first, so only a verified one may send a body
+ * of up to the full limit. Without one (no credential, one in the body, or one refused) the body
+ * reader takes at most its unverified limit: a 1 MB JSON body costs 10-50 ms to parse, and before
+ * this anyone could have it parsed before being refused. A refusal is kept for authenticate(): the
+ * route may be public (login), which ignores credentials.
+ */
+export function checkBeforeBody(this: AuthenticationThis, incoming: IncomingMessage, _res: ServerResponse, next: (err?: unknown) => void): void {
+	const req = incoming as GatewayRequest;
+	const credential = hasBody(req) ? credentialOutsideBody(req) : undefined;
+	if (credential === undefined || !req.$ctx) return next();
+	this.principalOf(req.$ctx, credential, clientAddress(req, this.runtime.config.trustProxy)).then(
+		(principal) => {
+			req.$principal = principal;
+			req.$credentialVerified = true;
+			next();
+		},
+		(err: unknown) => {
+			req.$credentialRefusal = err;
+			next();
+		},
+	);
+}
 
 export const AuthenticationMixin: Partial<ServiceSchema<ServiceSettingSchema, AuthenticationThis>> = {
 	events: {
@@ -76,21 +112,25 @@ export const AuthenticationMixin: Partial<ServiceSchema<ServiceSettingSchema, Au
 			if (isPublic) return null;
 			if (!credential) throw fail.unauthorized("Credentials required: Authorization: Bearer <token>, X-API-Key, ?api_key= or api_key in the body");
 
-			let principal = this.principals.peek(credential);
-			if (!principal) {
-				try {
-					// Concurrent requests with one credential share one auth.resolve; each failure still counts against its own address.
-					principal = await resolveThrottled(this.runtime.state, address, () =>
-						this.principals.get(credential, () => ctx.call<Principal, { credential: string }>("auth.resolve", { credential })),
-					);
-				} catch (err) {
-					if ((err as { code?: unknown }).code === 429) metricsOf(this.broker).rateLimited.inc({ limit: "auth_failures" });
-					throw err;
-				}
+			try {
+				if (req.$credentialRefusal !== undefined) throw req.$credentialRefusal;
+				ctx.meta.principal = req.$principal ?? this.principals.peek(credential) ?? (await this.principalOf(ctx, credential, address));
+			} catch (err) {
+				if ((err as { code?: unknown }).code === 429) metricsOf(this.broker).rateLimited.inc({ limit: "auth_failures" });
+				throw err;
 			}
-			ctx.meta.principal = principal;
-			await this.rateLimit(principal, res);
+			await this.rateLimit(ctx.meta.principal, res);
 			return null;
+		},
+
+		/** The principal of a credential: from the cache, else through auth.resolve under the address's throttle. */
+		principalOf(this: AuthenticationThis, ctx: Context, credential: string, address: string): Promise<Principal> {
+			const cached = this.principals.peek(credential);
+			if (cached) return Promise.resolve(cached);
+			// Concurrent requests with one credential share one auth.resolve; each failure still counts against its own address.
+			return resolveThrottled(this.runtime.state, address, () =>
+				this.principals.get(credential, () => ctx.call<Principal, { credential: string }>("auth.resolve", { credential })),
+			);
 		},
 
 		/** One token bucket per principal (its rate_limit per second), shared by every api node. */

@@ -19,14 +19,25 @@ function firstString(value: unknown): string | undefined {
 	return undefined;
 }
 
+/**
+ * The credential a request carries in its headers or query, the forms that win over a body's
+ * `api_key` (takeCredential's order): readable, and so checkable, before the body is read.
+ */
+export function credentialOutsideBody(req: Pick<RequestWithParams, "headers" | "query">): string | undefined {
+	const bearer = bearerToken(req.headers.authorization);
+	if (bearer !== undefined) return bearer;
+	const apiKeyHeader = firstString(req.headers["x-api-key"]);
+	if (apiKeyHeader !== undefined) return apiKeyHeader.trim();
+	const query = req.query ?? {};
+	return firstString(query.api_key) ?? firstString(query.token);
+}
+
 /** Finds the credential and takes it out of the params; null when the request carries none. */
 export function takeCredential(req: RequestWithParams): string | null {
 	const params = req.$params ?? {};
 	const query = req.query ?? {};
 	const body = (req.body && typeof req.body === "object" ? req.body : {}) as Record<string, unknown>;
 
-	const fromQuery = firstString(query.api_key) ?? firstString(query.token);
-	const fromBody = firstString(body.api_key);
 	// Query values were merged over the body: drop them, and give a body field of the same name back
 	// (POST /bots has a `token` of its own, the bot's).
 	for (const name of ["api_key", "token"]) {
@@ -37,14 +48,11 @@ export function takeCredential(req: RequestWithParams): string | null {
 	}
 	if ("api_key" in body) delete params.api_key;
 
-	const header = req.headers.authorization;
-	const bearer = bearerToken(header);
-	if (bearer !== undefined) return bearer;
-	const apiKeyHeader = firstString(req.headers["x-api-key"]);
-	if (apiKeyHeader !== undefined) return apiKeyHeader.trim();
-	const elsewhere = fromQuery ?? fromBody;
-	if (elsewhere !== undefined) return elsewhere;
+	const outside = credentialOutsideBody(req);
+	if (outside !== undefined) return outside;
+	const fromBody = firstString(body.api_key);
+	if (fromBody !== undefined) return fromBody;
 	// Another scheme and nothing else: say what is expected rather than "credentials required".
-	if (header !== undefined) throw fail.unauthorized("Authorization header must be 'Bearer <token>'");
+	if (req.headers.authorization !== undefined) throw fail.unauthorized("Authorization header must be 'Bearer <token>'");
 	return null;
 }

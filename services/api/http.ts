@@ -22,7 +22,7 @@ export { requestIdFor } from "../../lib/request-id";
 export const JSON_TYPE = "application/json";
 export const FORM_TYPE = "application/x-www-form-urlencoded";
 
-function hasBody(req: IncomingMessage): boolean {
+export function hasBody(req: IncomingMessage): boolean {
 	const length = req.headers["content-length"];
 	if (length !== undefined) return Number(length) > 0;
 	return req.headers["transfer-encoding"] !== undefined;
@@ -38,27 +38,36 @@ type Parser = (req: IncomingMessage, res: ServerResponse, next: Next) => void;
  * body silently and turn it into a confusing validation error. A JSON body is an object of at most
  * `maxFields` fields: an array or a wide object within the 1 MB cost a quarter of a second to merge
  * into the params (before authentication) and came back as one validation error per element.
+ * With `unverified`, a request whose credential was not verified before its body (checkBeforeBody
+ * in ./authentication.ts sets $credentialVerified) is held to that smaller limit.
  */
-export function bodyReader(options: { limit: string; form: boolean; maxFields: number }) {
-	// A Map, not an object: the Content-Type is the client's, and `parsers["__proto__"]` would be truthy.
-	const parsers = new Map<string, Parser>([[JSON_TYPE, bodyParser.json({ limit: options.limit, strict: true }) as Parser]]);
-	if (options.form) {
-		parsers.set(FORM_TYPE, bodyParser.urlencoded({ limit: options.limit, extended: false, parameterLimit: 200 }) as Parser);
-	}
-	const accepted = [...parsers.keys()];
-	return function readBody(req: IncomingMessage & { body?: unknown }, res: ServerResponse, next: Next): void {
+export function bodyReader(options: { limit: string; form: boolean; maxFields: number; unverified?: { limit: string; message: string } }) {
+	const parsersUpTo = (limit: string) => {
+		// A Map, not an object: the Content-Type is the client's, and `parsers["__proto__"]` would be truthy.
+		const parsers = new Map<string, Parser>([[JSON_TYPE, bodyParser.json({ limit, strict: true }) as Parser]]);
+		if (options.form) parsers.set(FORM_TYPE, bodyParser.urlencoded({ limit, extended: false, parameterLimit: 200 }) as Parser);
+		return parsers;
+	};
+	const verifiedParsers = parsersUpTo(options.limit);
+	const unverifiedParsers = options.unverified ? parsersUpTo(options.unverified.limit) : verifiedParsers;
+	const accepted = [...verifiedParsers.keys()];
+	return function readBody(req: IncomingMessage & { body?: unknown; $credentialVerified?: boolean }, res: ServerResponse, next: Next): void {
 		if (!hasBody(req)) {
 			req.body = {};
 			return next();
 		}
 		const type = (req.headers["content-type"] ?? "").split(";")[0]!.trim().toLowerCase();
-		const parse = parsers.get(type);
+		const verified = req.$credentialVerified === true;
+		const parse = (verified ? verifiedParsers : unverifiedParsers).get(type);
 		if (!parse) {
 			return next(
 				new GatewayError("UNSUPPORTED_MEDIA_TYPE", `Content-Type must be ${accepted.join(" or ")}`, { content_type: type || null }),
 			);
 		}
 		parse(req, res, (err?: unknown) => {
+			if (err && !verified && options.unverified && (err as { type?: unknown }).type === "entity.too.large") {
+				return next(new GatewayError("PAYLOAD_TOO_LARGE", options.unverified.message, { limit: (err as { limit?: unknown }).limit }));
+			}
 			if (err) return next(err);
 			const body = req.body;
 			if (body === null || typeof body !== "object" || Array.isArray(body)) {

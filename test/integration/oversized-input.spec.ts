@@ -6,10 +6,11 @@
  * top-level keys (each became an event). Each is refused at once, with a short answer, and stores
  * nothing.
  */
+import { request as httpRequest } from "node:http";
 import { QueryTypes } from "sequelize";
 import { createUser, expectApiError } from "../support/auth";
 import { http } from "../support/harness";
-import { startTelegramGateway, type TelegramGateway } from "../support/telegram-gateway";
+import { ADMIN_PASSWORD, startTelegramGateway, type TelegramGateway } from "../support/telegram-gateway";
 
 describe("oversized input is refused before it costs", () => {
 	let t: TelegramGateway;
@@ -22,9 +23,12 @@ describe("oversized input is refused before it costs", () => {
 	const count = async (table: string) =>
 		Number((await t.gw.runtime.db.sequelize.query<{ n: number }>(`SELECT COUNT(*) AS n FROM ${table}`, { type: QueryTypes.SELECT }))[0]!.n);
 
+	// The bodies below are over 64 KB: read only with a credential verified first (a header here).
+	const verified = () => ({ authorization: `Bearer ${t.adminToken}` });
+
 	it("a JSON array as the body of a public route is a 400 that does not echo it", async () => {
 		const raw = JSON.stringify(Array.from({ length: 50_000 }, () => 0));
-		const res = await http(t.baseUrl, "POST", "/api/v1/auth/login", { raw, headers: { "content-type": "application/json" } });
+		const res = await http(t.baseUrl, "POST", "/api/v1/auth/login", { raw, headers: { ...verified(), "content-type": "application/json" } });
 		const error = expectApiError(res, 400, "BAD_REQUEST");
 		expect(error.message).toBe("The body must be a JSON object");
 		expect(res.text.length).toBeLessThan(1_000);
@@ -32,7 +36,7 @@ describe("oversized input is refused before it costs", () => {
 
 	it("a body wider than 100 fields is a 400 naming the cap; a narrower one with unknown fields names 20 and counts the rest", async () => {
 		const fields = (n: number) => Object.fromEntries(Array.from({ length: n }, (_, i) => [`f${i}`, i]));
-		const wide = await http(t.baseUrl, "POST", "/api/v1/auth/login", { body: fields(50_000) });
+		const wide = await http(t.baseUrl, "POST", "/api/v1/auth/login", { body: fields(50_000), headers: verified() });
 		expect(expectApiError(wide, 400, "BAD_REQUEST").details).toEqual({ limit: 100 });
 		expect(wide.text.length).toBeLessThan(1_000);
 
@@ -86,5 +90,63 @@ describe("oversized input is refused before it costs", () => {
 		});
 		expect(expectApiError(res, 400, "BAD_REQUEST").details).toEqual({ limit: 16 });
 		expect(await count("telegram_updates")).toBe(before);
+	});
+	describe("a body over 64 KB is read only for a credential verified before it", () => {
+		const big = (bytes: number) => ({ name: "k", pad: "y".repeat(bytes) });
+		const tooLarge = (res: Awaited<ReturnType<typeof http>>, limit: number) => {
+			const error = expectApiError(res, 413, "PAYLOAD_TOO_LARGE");
+			expect(error.details).toEqual(limit === 65_536 ? { limit } : undefined);
+			if (limit === 65_536) expect(error.message).toMatch(/larger than 64 KB: .* valid credential in a header or the query/);
+		};
+
+		it("no credential, one that does not verify, or one in the body: 413 past 64 KB, and nothing is stored", async () => {
+			const before = await count("api_keys");
+			tooLarge(await http(t.baseUrl, "POST", "/api/v1/apikeys", { body: big(70_000) }), 65_536);
+			tooLarge(await http(t.baseUrl, "POST", "/api/v1/apikeys", { body: big(70_000), headers: { "x-api-key": `tgw_${"a".repeat(43)}` } }), 65_536);
+			tooLarge(await http(t.baseUrl, "POST", "/api/v1/apikeys", { body: big(70_000), headers: { authorization: "Bearer not-a-token" } }), 65_536);
+			tooLarge(await http(t.baseUrl, "POST", "/api/v1/apikeys", { body: { ...big(70_000), api_key: t.adminToken } }), 65_536);
+			// A public route too: a login has no business being 64 KB.
+			tooLarge(await http(t.baseUrl, "POST", "/api/v1/auth/login", { body: { username: "admin", password: "p".repeat(70_000) } }), 65_536);
+			expect(await count("api_keys")).toBe(before);
+		});
+
+		it("without a Content-Length (chunked), the read stops at 64 KB just the same", async () => {
+			const body = JSON.stringify(big(200_000));
+			const res = await new Promise<{ status: number; text: string }>((resolve, reject) => {
+				const url = new URL(`${t.baseUrl}/api/v1/apikeys`);
+				const req = httpRequest({ host: url.hostname, port: url.port, path: url.pathname, method: "POST", headers: { "content-type": "application/json", "transfer-encoding": "chunked" } }, (answer) => {
+					let text = "";
+					answer.on("data", (chunk: Buffer) => (text += chunk.toString()));
+					answer.on("end", () => resolve({ status: answer.statusCode ?? 0, text }));
+				});
+				req.on("error", reject);
+				for (let i = 0; i < body.length; i += 16 * 1024) req.write(body.slice(i, i + 16 * 1024));
+				req.end();
+			});
+			expect(res.status).toBe(413);
+			expect((JSON.parse(res.text) as { error: { details: unknown } }).error.details).toEqual({ limit: 65_536 });
+		});
+
+		it("a verified header or query credential reads up to 1 MB; within 64 KB every form works as before", async () => {
+			const key = await http<{ key: string }>(t.baseUrl, "POST", "/api/v1/apikeys", { body: { name: "body-limit" }, headers: verified() });
+			expect(key.status).toBe(201);
+			// Past 64 KB, a verified request reaches the action's own validation (an unknown field here).
+			for (const headers of [verified(), { "x-api-key": key.body.key }]) {
+				const res = await http(t.baseUrl, "POST", "/api/v1/apikeys", { body: big(300_000), headers });
+				expect(expectApiError(res, 400, "VALIDATION_ERROR").details).toEqual({ fields: [expect.objectContaining({ field: "pad", type: "objectStrict" })] });
+			}
+			const viaQuery = await http(t.baseUrl, "POST", `/api/v1/apikeys?api_key=${key.body.key}`, { body: big(300_000) });
+			expectApiError(viaQuery, 400, "VALIDATION_ERROR");
+			// And 1 MB stays the limit for them.
+			tooLarge(await http(t.baseUrl, "POST", "/api/v1/apikeys", { body: big(1_100_000), headers: verified() }), 1_048_576);
+
+			// Small bodies: a credential in the body, a login, and a refused header credential's own 401.
+			const inBody = await http(t.baseUrl, "POST", "/api/v1/apikeys", { body: { name: "from-body", api_key: key.body.key } });
+			expect(inBody.status).toBe(201);
+			const login = await http(t.baseUrl, "POST", "/api/v1/auth/login", { body: { username: "admin", password: ADMIN_PASSWORD }, headers: { authorization: "Bearer stale" } });
+			expect(login.status).toBe(200);
+			const refused = await http(t.baseUrl, "POST", "/api/v1/apikeys", { body: { name: "nope" }, headers: { "x-api-key": `tgw_${"b".repeat(43)}` } });
+			expectApiError(refused, 401, "UNAUTHORIZED");
+		});
 	});
 });

@@ -18,6 +18,25 @@ function read(contentType: string | undefined, raw: string, form = true): Promis
 }
 
 describe("bodyReader", () => {
+	it("holds a request whose credential was not verified before its body to the unverified limit, by form and JSON alike", async () => {
+		const reader = bodyReader({ limit: "1kb", form: true, maxFields: 10, unverified: { limit: "100b", message: "verify first" } });
+		const run = (type: string, raw: string, verified: boolean) => {
+			const stream = new PassThrough();
+			const headers = { "content-length": String(Buffer.byteLength(raw)), "content-type": type };
+			const req = Object.assign(stream, { headers, method: "POST", url: "/", $credentialVerified: verified }) as unknown as Request;
+			stream.end(raw);
+			return new Promise<unknown>((resolve) => reader(req, {} as ServerResponse, resolve));
+		};
+		for (const [type, raw] of [["application/json", JSON.stringify({ a: "x".repeat(200) })], ["application/x-www-form-urlencoded", `a=${"x".repeat(200)}`]] as const) {
+			const refused = (await run(type, raw, false)) as GatewayError;
+			expect({ status: refused.code, type: refused.type, message: refused.message, data: refused.data }).toEqual({ status: 413, type: "PAYLOAD_TOO_LARGE", message: "verify first", data: { limit: 100 } });
+			expect(await run(type, raw, true)).toBeUndefined();
+		}
+		// Past the full limit body-parser's own 413 goes on (lib/errors maps it to PAYLOAD_TOO_LARGE).
+		const overFull = (await run("application/json", JSON.stringify({ a: "x".repeat(2_000) }), true)) as { status: number; type: string };
+		expect({ status: overFull.status, type: overFull.type }).toEqual({ status: 413, type: "entity.too.large" });
+	});
+
 	it.each(["__proto__", "constructor", "toString", "hasOwnProperty", "valueOf", "text/plain", "", "application/json, text/plain"])(
 		"Content-Type %j is refused as 415, not looked up on Object.prototype",
 		async (type) => {

@@ -1,5 +1,5 @@
 import type { IncomingMessage } from "node:http";
-import { takeCredential } from "../../services/api/credentials";
+import { credentialOutsideBody, takeCredential } from "../../services/api/credentials";
 import { decodeCursor, encodeCursor, toPage } from "../../lib/paging";
 import { clientAddress } from "../../services/api/http";
 
@@ -14,6 +14,25 @@ function request(init: { headers?: Record<string, string>; query?: Record<string
 		socket: { remoteAddress: "10.0.0.1" },
 	} as unknown as IncomingMessage & { $params: Record<string, unknown> };
 }
+
+describe("credentialOutsideBody (read before the body)", () => {
+	it("finds what takeCredential would pick when a header or the query carries it, and never looks at the body", () => {
+		const cases = [
+			request({ headers: { authorization: "Bearer jwt", "x-api-key": "tgw_h" }, query: { api_key: "tgw_q" } }),
+			request({ headers: { authorization: "Basic dXNlcjpwYXNz", "x-api-key": " tgw_h " } }),
+			request({ query: { token: "jwt-q" }, body: { api_key: "tgw_b" } }),
+			request({ query: { api_key: ["tgw_q1", "tgw_q2"] } }),
+		];
+		expect(cases.map((req) => credentialOutsideBody(req))).toEqual(["jwt", "tgw_h", "jwt-q", "tgw_q1"]);
+		cases.forEach((req) => expect(credentialOutsideBody(req)).toBe(takeCredential(req)));
+	});
+
+	it("is undefined for a credential only in the body, none at all, or another scheme alone (no throw: the route may be public)", () => {
+		expect(credentialOutsideBody(request({ body: { api_key: "tgw_b" } }))).toBeUndefined();
+		expect(credentialOutsideBody(request({}))).toBeUndefined();
+		expect(credentialOutsideBody(request({ headers: { authorization: "Basic dXNlcjpwYXNz" } }))).toBeUndefined();
+	});
+});
 
 describe("takeCredential", () => {
 	it("reads a Bearer token", () => {

@@ -175,11 +175,13 @@ export async function sendMetrics(broker: ServiceBroker, config: GatewayConfig, 
 	}
 }
 
-type RoutedRequest = IncomingMessage & { $alias?: { fullPath?: string }; $route?: { path?: string } };
+/** $routeTemplate: set by a route middleware that may refuse a request before moleculer-web sets $alias. */
+export type RoutedRequest = IncomingMessage & { $alias?: { fullPath?: string }; $route?: { path?: string }; $routeTemplate?: string };
 
 /** The route template (never the raw URL, which would make a label per id), or where it was headed. */
 export function routeLabel(req: RoutedRequest): string {
 	if (req.$alias?.fullPath) return req.$alias.fullPath;
+	if (req.$routeTemplate) return req.$routeTemplate;
 	if (typeof req.$route?.path === "string") return `${req.$route.path.replace(/\/+$/, "")}/*`;
 	return "unmatched";
 }

@@ -16,7 +16,7 @@ import type { DefaultTimeoutOptions } from "../lib/middlewares/declared-timeouts
 import { readinessChecks, readinessReport } from "../lib/readiness";
 import { runtimeOf, type Runtime } from "../lib/runtime";
 import { warnAtMostEvery } from "../lib/throttled-warning";
-import { answerOf, telegramPushes, type TelegramPushes } from "./api/telegram-pushes";
+import { answerOf, checkPushBeforeBody, pushSecret, telegramPushes, type TelegramPushes } from "./api/telegram-pushes";
 import { AuthenticationMixin, checkBeforeBody } from "./api/authentication";
 import { bodyReader, requestIdFor, sendError, traceablePath } from "./api/http";
 import { RouteUpkeepMixin } from "./api/route-upkeep";
@@ -32,7 +32,6 @@ const UNVERIFIED_BODY = {
 	limit: "64kb",
 	message: "Request body is larger than 64 KB: a larger one (up to 1 MB) needs a valid credential in a header or the query, checked before the body is read",
 };
-const MAX_SECRET_LENGTH = 256;
 
 interface TelegramPushMeta {
 	telegramSecret?: string;
@@ -124,12 +123,12 @@ const ApiService: ServiceSchema<ApiSettingsSchema, ApiThis> = {
 				mergeParams: false,
 				bodyParsers: false,
 				// An update is its update_id and one kind: 16 leaves room for what Telegram adds.
-				use: [bodyReader({ limit: BODY_LIMIT, form: false, maxFields: 16 })],
+				// Path and secret are checked before the body is read.
+				use: [checkPushBeforeBody, bodyReader({ limit: BODY_LIMIT, form: false, maxFields: 16 })],
 				callOptions: { timeout: 15_000, retries: 0 },
 				onBeforeCall(ctx: Context<unknown, TelegramPushMeta>, _route: unknown, req: IncomingMessage) {
-					const secret = req.headers["x-telegram-bot-api-secret-token"];
-					// Longer than any secret of ours is simply wrong; it would only fail the batch's validation.
-					if (typeof secret === "string" && secret.length <= MAX_SECRET_LENGTH) ctx.meta.telegramSecret = secret;
+					const secret = pushSecret(req);
+					if (secret !== undefined) ctx.meta.telegramSecret = secret;
 					const length = Number(req.headers["content-length"]);
 					ctx.meta.telegramBytes = Number.isSafeInteger(length) && length >= 0 ? length : BODY_LIMIT_BYTES;
 				},
@@ -167,7 +166,10 @@ const ApiService: ServiceSchema<ApiSettingsSchema, ApiThis> = {
 	},
 
 	events: {
-
+		/** A bot came, went or changed its secret: pushes are verified afresh. */
+		"bots.changed"(this: ApiThis) {
+			this.telegramPushes.forget();
+		},
 	},
 
 	actions: {

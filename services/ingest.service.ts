@@ -15,7 +15,7 @@ import { runtimeOf, type Runtime } from "../lib/runtime";
 import { publishEvents } from "./broker/publish";
 import { Batcher } from "../lib/batcher";
 import { retentionMixin } from "../mixins/retention.mixin";
-import { BotRoutes, secretMatches } from "./ingest/bot-routes";
+import { BotRoutes, secretMatches, type BotRoute } from "./ingest/bot-routes";
 import { carryOverChatMigration, migrationsIn, type ChatMigration } from "./ingest/chat-migration";
 import { NormalizeError, normalizeUpdate } from "./ingest/normalize";
 import { refuseOverloaded } from "./ingest/overload";
@@ -45,6 +45,7 @@ interface IngestLocalVars {
 
 interface IngestMethods {
 	accept(push: TelegramPush): Promise<PushOutcome>;
+	checkedRoute(push: Pick<TelegramPush, "path" | "secret">): Promise<BotRoute>;
 	refusal(err: unknown): PushOutcome;
 	store(items: IncomingUpdate[], options?: StoreOptions): Promise<boolean[]>;
 	carryOver(migrations: ChatMigration[]): Promise<void>;
@@ -101,6 +102,24 @@ const IngestService: ServiceSchema<ServiceSettingSchema, IngestThis> = {
 				return Promise.all(ctx.params.pushes.map((push) => this.accept(push).catch((err: unknown) => this.refusal(err))));
 			},
 		},
+
+		/**
+		 * Whether a push to this webhook path with this secret would be taken, asked by the api node
+		 * before it reads the body (services/api/telegram-pushes.ts): 404 or 401 as receiveBatch would answer.
+		 */
+		checkPush: {
+			visibility: "public",
+			tracing: { tags: { params: false } },
+			params: {
+				$$strict: true,
+				path: { type: "string", max: 128 },
+				secret: { type: "string", max: 256, optional: true },
+			},
+			async handler(this: IngestThis, ctx: Context<Pick<TelegramPush, "path" | "secret">>): Promise<{ ok: true }> {
+				await this.checkedRoute(ctx.params);
+				return { ok: true };
+			},
+		},
 	},
 
 	events: {
@@ -131,16 +150,8 @@ const IngestService: ServiceSchema<ServiceSettingSchema, IngestThis> = {
 	methods: {
 		/** One push: its bot's route and secret, then the update, normalised and stored (or found a duplicate). */
 		async accept(this: IngestThis, push: TelegramPush): Promise<PushOutcome> {
-			const route = WEBHOOK_PATH.test(push.path) ? await this.routes.find(push.path) : null;
+			const route = await this.checkedRoute(push);
 			const rejected = metricsOf(this.broker).updatesRejected;
-			if (!route || !route.active) {
-				rejected.inc({ reason: "unknown_webhook" });
-				throw fail.notFound("Webhook");
-			}
-			if (!secretMatches(route, push.secret)) {
-				rejected.inc({ reason: "bad_secret" });
-				throw fail.unauthorized("Missing or wrong X-Telegram-Bot-Api-Secret-Token");
-			}
 			let update;
 			try {
 				update = normalizeUpdate(push.body);
@@ -153,6 +164,21 @@ const IngestService: ServiceSchema<ServiceSettingSchema, IngestThis> = {
 			}
 			const duplicate = await this.batcher.submit({ botId: route.botId, update, raw: JSON.stringify(push.body) });
 			return { ok: true, ...(duplicate ? { duplicate: true as const } : {}) };
+		},
+
+		/** The route of a push's webhook path, if it is an active bot's and the push carries its secret. */
+		async checkedRoute(this: IngestThis, push: Pick<TelegramPush, "path" | "secret">): Promise<BotRoute> {
+			const route = WEBHOOK_PATH.test(push.path) ? await this.routes.find(push.path) : null;
+			const rejected = metricsOf(this.broker).updatesRejected;
+			if (!route || !route.active) {
+				rejected.inc({ reason: "unknown_webhook" });
+				throw fail.notFound("Webhook");
+			}
+			if (!secretMatches(route, push.secret)) {
+				rejected.inc({ reason: "bad_secret" });
+				throw fail.unauthorized("Missing or wrong X-Telegram-Bot-Api-Secret-Token");
+			}
+			return route;
 		},
 
 		/** A push that failed, as the answer its HTTP request gets; a failure of ours is logged here, where its cause is. */

@@ -5,10 +5,12 @@
  * once on its own. ingest answers each push on its own. An api node that runs ingest itself (the
  * embedded mode) calls it for every push at once.
  */
+import type { IncomingMessage, ServerResponse } from "node:http";
 import type { ServiceBroker } from "moleculer";
 import { Batcher } from "../../lib/batcher";
+import { LoadingCache } from "../../lib/loading-cache";
 import { fail, GatewayError } from "../../lib/errors";
-import { metricsOf } from "../../lib/metrics";
+import { metricsOf, type RoutedRequest } from "../../lib/metrics";
 import { refuseOverloaded } from "../ingest/overload";
 import { WEBHOOK_PATH, type PushOutcome, type TelegramPush } from "../ingest/types";
 
@@ -34,9 +36,21 @@ export interface SizedPush extends TelegramPush {
 }
 
 export interface TelegramPushes {
+	/**
+	 * Refuses (404, 401) a push whose path is no active bot's or whose secret is not that bot's,
+	 * before its body is read: otherwise anyone could have the node read and parse 1 MB bodies and
+	 * fill the queue above. What ingest said yes to is kept for a while (ingest checks every push
+	 * again when it takes it, so a bot deleted meanwhile loses nothing but this shortcut).
+	 */
+	verify(path: string, secret: string | undefined): Promise<void>;
+	/** Bots changed: what verify() kept goes. */
+	forget(): void;
 	/** Sends the push to ingest with the pushes that travel with it, and answers with its outcome. */
 	submit(push: SizedPush): Promise<PushOutcome>;
 }
+
+/** How long a path and secret that ingest took are taken without asking again. */
+const VERIFIED_TTL_MS = 30_000;
 
 const wire = ({ path, secret, body }: TelegramPush): TelegramPush => (secret === undefined ? { path, body } : { path, secret, body });
 
@@ -54,18 +68,46 @@ export function telegramPushes(broker: ServiceBroker, maxQueued = MAX_QUEUED_PUS
 		isUnavailable: () => true,
 		maxQueued: { items: maxQueued.items, weight: maxQueued.bytes, full: refuseOverloaded(broker, "Ingest") },
 	});
+	const verified = new LoadingCache<string, true>({ max: 10_000, ttlMs: VERIFIED_TTL_MS });
+	const refuseUnknown = () => {
+		rejected.inc({ reason: "unknown_webhook" });
+		return fail.notFound("Webhook");
+	};
 	return {
+		verify: async (path, secret) => {
+			if (!WEBHOOK_PATH.test(path)) throw refuseUnknown();
+			await verified.get(`${path}:${secret ?? ""}`, async () => {
+				await broker.call("ingest.checkPush", secret === undefined ? { path } : { path, secret }, { timeout: CALL_TIMEOUT_MS, retries: 0 });
+				return true as const;
+			});
+		},
+		forget: () => verified.clear(),
 		// With ingest on this node (Moleculer calls it here) a call costs no round trip, and ingest
 		// groups pushes into transactions itself: holding them back here would only idle its writer.
 		submit: async (push) => {
 			// Not a path any bot has: answered here, so made-up paths take no room in the batches.
-			if (!WEBHOOK_PATH.test(push.path)) {
-				rejected.inc({ reason: "unknown_webhook" });
-				throw fail.notFound("Webhook");
-			}
+			if (!WEBHOOK_PATH.test(push.path)) throw refuseUnknown();
 			return broker.getLocalService("ingest") ? (await call([wire(push)]))[0]! : batcher.submit(push);
 		},
 	};
+}
+
+/** Longer than any secret of ours is simply wrong (taken as none: 401). */
+const MAX_SECRET_LENGTH = 256;
+
+/** The secret_token Telegram presents with a push, when it is one that could be ours. */
+export function pushSecret(req: IncomingMessage): string | undefined {
+	const secret = req.headers["x-telegram-bot-api-secret-token"];
+	return typeof secret === "string" && secret.length <= MAX_SECRET_LENGTH ? secret : undefined;
+}
+
+/** The route middleware of Telegram's receiver, before its body reader: verify() on the path and secret. */
+export function checkPushBeforeBody(this: { telegramPushes: TelegramPushes }, incoming: IncomingMessage, _res: ServerResponse, next: (err?: unknown) => void): void {
+	const req = incoming as RoutedRequest & { parsedUrl?: string };
+	// The route's one alias: its template labels the metrics of a push refused here, before moleculer-web names it.
+	req.$routeTemplate = `${req.$route?.path ?? ""}/webhook/:path`;
+	const path = /\/webhook\/([^/?]*)\/?$/.exec(req.parsedUrl ?? "")?.[1] ?? "";
+	this.telegramPushes.verify(path, pushSecret(req)).then(() => next(), next);
 }
 
 /** The answer of one push: Telegram's 2xx body, or the error ingest refused it with. */

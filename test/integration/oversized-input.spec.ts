@@ -10,6 +10,7 @@ import { request as httpRequest } from "node:http";
 import { QueryTypes } from "sequelize";
 import { createUser, expectApiError } from "../support/auth";
 import { http } from "../support/harness";
+import { eventually } from "../support/receivers";
 import { ADMIN_PASSWORD, startTelegramGateway, type TelegramGateway } from "../support/telegram-gateway";
 
 describe("oversized input is refused before it costs", () => {
@@ -147,6 +148,40 @@ describe("oversized input is refused before it costs", () => {
 			expect(login.status).toBe(200);
 			const refused = await http(t.baseUrl, "POST", "/api/v1/apikeys", { body: { name: "nope" }, headers: { "x-api-key": `tgw_${"b".repeat(43)}` } });
 			expectApiError(refused, 401, "UNAUTHORIZED");
+		});
+	});
+	describe("a Telegram push's path and secret are checked before its body is read", () => {
+		// Malformed JSON: a 400 would mean the body was parsed.
+		const garbage = `{"update_id": 1, ${"x".repeat(900_000)}`;
+		const push = (path: string, secret: string | undefined, raw = garbage) =>
+			http(t.baseUrl, "POST", `/api/v1/telegram/webhook/${path}`, {
+				raw,
+				headers: { "content-type": "application/json", ...(secret === undefined ? {} : { "x-telegram-bot-api-secret-token": secret }) },
+			});
+
+		it("no bot's path: 404; a bot's path with a missing, wrong or overlong secret: 401; with its secret the body is read (400 here)", async () => {
+			const added = await t.addBot({ username: "checked_first_bot" });
+			const path = added.bot.webhook_url!.split("/").pop()!;
+			const secret = t.telegram.bot(added.token).webhook!.secret_token!;
+			const before = await count("telegram_updates");
+			expectApiError(await push("ab".repeat(32), secret), 404, "NOT_FOUND");
+			expectApiError(await push("not-even-hex", secret), 404, "NOT_FOUND");
+			for (const wrong of [undefined, "wrong", secret.replace(/.$/, (c) => (c === "a" ? "b" : "a")), "s".repeat(300)]) {
+				expectApiError(await push(path, wrong), 401, "UNAUTHORIZED");
+			}
+			expect(expectApiError(await push(path, secret), 400, "BAD_REQUEST").message).toBe("Malformed JSON body");
+			const stored = await push(path, secret, JSON.stringify({ update_id: 424_242 }));
+			expect(stored.status).toBe(200);
+			expect(await count("telegram_updates")).toBe(before + 1);
+		});
+
+		it("a deleted bot's path is refused before the body at once, not when the verified path expires", async () => {
+			const added = await t.addBot({ username: "deleted_first_bot" });
+			const path = added.bot.webhook_url!.split("/").pop()!;
+			const secret = t.telegram.bot(added.token).webhook!.secret_token!;
+			expect((await push(path, secret, JSON.stringify({ update_id: 1 }))).status).toBe(200);
+			expect((await t.api("DELETE", `/bots/${added.bot.id}`)).status).toBe(204);
+			await eventually(async () => (await push(path, secret)).status === 404, 2_000, "the deleted bot's pushes refused before the body");
 		});
 	});
 });

@@ -5,7 +5,7 @@
  * Two real brokers on Moleculer's Fake transporter; ingest's receiveBatch is held until released.
  */
 import { ServiceBroker } from "moleculer";
-import { GatewayError } from "../../lib/errors";
+import { GatewayError, toApiError } from "../../lib/errors";
 import { metricsOf } from "../../lib/metrics";
 import { answerOf, telegramPushes } from "../../services/api/telegram-pushes";
 import type { PushOutcome, TelegramPush } from "../../services/ingest/types";
@@ -90,3 +90,71 @@ describe("Telegram pushes from an api node to ingest on another node", () => {
 		expect(settled.map((a) => ("ok" in a ? "ok" : a.code))).toEqual(["ok", "ok", "ok", "ok", "UNAVAILABLE"]);
 	});
 });
+
+describe("verify(): a push's path and secret, asked of ingest before the body is read", () => {
+	const namespace = `verify-${process.pid}-${Date.now()}`;
+	const api = new ServiceBroker({ namespace, nodeID: "api", transporter: "Fake", logger: false });
+	const ingest = new ServiceBroker({ namespace, nodeID: "ingest", transporter: "Fake", logger: false });
+	const asked: Array<{ path: string; secret?: string }> = [];
+	const SECRET = "s".repeat(64);
+
+	beforeAll(async () => {
+		// What ingest.checkPush answers, for one bot: 404 for another path, 401 for another secret.
+		ingest.createService({
+			name: "ingest",
+			actions: {
+				checkPush(ctx) {
+					const push = ctx.params as { path: string; secret?: string };
+					asked.push(push);
+					if (push.path !== PATH) throw new GatewayError("NOT_FOUND", "Webhook not found");
+					if (push.secret !== SECRET) throw new GatewayError("UNAUTHORIZED", "Missing or wrong X-Telegram-Bot-Api-Secret-Token");
+					return { ok: true };
+				},
+				receiveBatch: () => [],
+			},
+		});
+		await Promise.all([api.start(), ingest.start()]);
+		await api.waitForServices("ingest");
+	});
+	afterAll(() => Promise.all([api.stop(), ingest.stop()]));
+
+	const outcome = (p: Promise<void>) => p.then(() => "taken", (err: GatewayError) => err.type);
+
+	it("refuses what ingest refuses, keeps what it took until forget(), and asks nothing for a path no bot can have", async () => {
+		const pushes = telegramPushes(api);
+		asked.length = 0;
+		expect(await outcome(pushes.verify("../../health", SECRET))).toBe("NOT_FOUND");
+		expect(asked).toEqual([]);
+		expect(await outcome(pushes.verify("b".repeat(64), SECRET))).toBe("NOT_FOUND");
+		expect(await outcome(pushes.verify(PATH, undefined))).toBe("UNAUTHORIZED");
+		expect(await outcome(pushes.verify(PATH, "wrong"))).toBe("UNAUTHORIZED");
+		// Refusals are asked again each time; what was taken is not.
+		expect(await outcome(pushes.verify(PATH, "wrong"))).toBe("UNAUTHORIZED");
+		expect(await Promise.all([pushes.verify(PATH, SECRET), pushes.verify(PATH, SECRET)].map(outcome))).toEqual(["taken", "taken"]);
+		expect(await outcome(pushes.verify(PATH, SECRET))).toBe("taken");
+		expect(asked).toEqual([{ path: "b".repeat(64), secret: SECRET }, { path: PATH }, { path: PATH, secret: "wrong" }, { path: PATH, secret: "wrong" }, { path: PATH, secret: SECRET }]);
+		pushes.forget();
+		expect(await outcome(pushes.verify(PATH, SECRET))).toBe("taken");
+		expect(asked).toHaveLength(6);
+	});
+
+	it("with only ingest nodes of an earlier version (no checkPush), pushes go on to be read and checked as before; with no ingest at all, 503", async () => {
+		const older = new ServiceBroker({ namespace: `${namespace}-old`, nodeID: "api-old", transporter: "Fake", logger: false });
+		const olderIngest = new ServiceBroker({ namespace: `${namespace}-old`, nodeID: "ingest-old", transporter: "Fake", logger: false });
+		olderIngest.createService({ name: "ingest", actions: { receiveBatch: () => [] } });
+		const alone = new ServiceBroker({ nodeID: "api-alone", logger: false });
+		await Promise.all([older.start(), olderIngest.start(), alone.start()]);
+		try {
+			await older.waitForServices("ingest");
+			expect(await outcome(telegramPushes(older).verify(PATH, "anything"))).toBe("taken");
+			const error = await telegramPushes(alone).verify(PATH, SECRET).catch((err: unknown) => err);
+			expect(answerStatus(error)).toBe(503);
+		} finally {
+			await Promise.all([older.stop(), olderIngest.stop(), alone.stop()]);
+		}
+	});
+});
+
+function answerStatus(err: unknown): number {
+	return toApiError(err).status;
+}

@@ -3,7 +3,8 @@
  * with ingest goes in the next call, so under load one call (one transporter round trip, one pass
  * through the middlewares on each side) carries dozens of updates, and at low load a push goes at
  * once on its own. ingest answers each push on its own. An api node that runs ingest itself (the
- * embedded mode) calls it for every push at once.
+ * embedded mode) calls it for every push at once. Before a push's body is read, its path and secret
+ * are verified with ingest (verify(), checkPushBeforeBody).
  */
 import type { IncomingMessage, ServerResponse } from "node:http";
 import type { ServiceBroker } from "moleculer";

@@ -4,7 +4,8 @@
  * per element), an array far past its rule's max with duplicates (fastest-validator's duplicate
  * search is quadratic, and it ran before the permission check), and a Telegram push with many
  * top-level keys (each became an event). Each is refused at once, with a short answer, and stores
- * nothing.
+ * nothing. And bodies read before whoever sent them was known: past 64 KB without a verified header
+ * or query credential, and a Telegram push before its path and secret are checked.
  */
 import { request as httpRequest } from "node:http";
 import { QueryTypes } from "sequelize";

@@ -3,6 +3,7 @@
  * add to that queue (the secret is checked by ingest), so made-up paths are answered at once and the
  * queue has a cap past which a push is answered 503 with Retry-After (Telegram redelivers).
  * Two real brokers on Moleculer's Fake transporter; ingest's receiveBatch is held until released.
+ * Before a push's body is read, verify() asks ingest.checkPush about its path and secret.
  */
 import { ServiceBroker } from "moleculer";
 import { GatewayError, toApiError } from "../../lib/errors";

@@ -6,9 +6,9 @@
  */
 import { Server, ServerCredentials, type ServerOptions } from "@grpc/grpc-js";
 import type { ServingStatus } from "grpc-health-check";
-import type { Service, ServiceSchema, ServiceSettingSchema } from "moleculer";
+import type { LoggerInstance, Service, ServiceSchema, ServiceSettingSchema } from "moleculer";
 import { EventStreamMixin, type EventStreamLocalVars, type EventStreamMethods } from "../mixins/event-stream.mixin";
-import { authenticate } from "./grpc/auth";
+import { authenticate, credentialsFirst, type AuthDeps } from "./grpc/auth";
 import { SHUTTING_DOWN, unaryHandler } from "./grpc/calls";
 import { GatewayHealth } from "./grpc/health";
 import { ROUTES, streamChatOpening, streamMessagesOpening } from "./grpc/codec";
@@ -47,6 +47,7 @@ interface GrpcLocalVars {
 
 interface GrpcMethods {
 	bridge(): StreamBridge;
+	authDeps(): AuthDeps & { logger: LoggerInstance };
 	setHealth(status: ServingStatus): void;
 	/** Stops accepting calls, ends live streams with UNAVAILABLE, lets unary calls finish (up to timeoutMs). */
 	drain(timeoutMs?: number): Promise<void>;
@@ -64,8 +65,7 @@ const GrpcService: ServiceSchema<ServiceSettingSchema, GrpcThis> = {
 
 	methods: {
 		bridge(this: GrpcThis): StreamBridge {
-			const { config, state } = this.runtime;
-			const deps = { resolveCredential: (credential: string) => this.resolveCredential(credential), state, trustedProxies: config.trustProxy, logger: this.logger };
+			const deps = this.authDeps();
 			return {
 				logger: this.logger,
 				limits: DEFAULT_STREAM_LIMITS,
@@ -83,6 +83,11 @@ const GrpcService: ServiceSchema<ServiceSettingSchema, GrpcThis> = {
 					this.streamDisconnect(subscriber.id);
 				},
 			};
+		},
+
+		authDeps(this: GrpcThis): AuthDeps & { logger: LoggerInstance } {
+			const { config, state } = this.runtime;
+			return { resolveCredential: (credential: string) => this.resolveCredential(credential), state, trustedProxies: config.trustProxy, logger: this.logger };
 		},
 
 		setHealth(this: GrpcThis, status: ServingStatus) {
@@ -120,7 +125,8 @@ const GrpcService: ServiceSchema<ServiceSettingSchema, GrpcThis> = {
 	async started(this: GrpcThis) {
 		const bridge = this.bridge();
 		const { services } = this.proto;
-		const server = new Server(SERVER_OPTIONS);
+		// The gateway's RPCs resolve the caller's credential before the request message is read; health and reflection stay open.
+		const server = new Server({ ...SERVER_OPTIONS, interceptors: [credentialsFirst(this.authDeps(), (path) => path.startsWith(`/${PROTO_PACKAGE}.`))] });
 		server.addService(services.MessageService, {
 			StreamMessages: streamHandler(bridge, streamMessagesOpening),
 			StreamChatMessages: streamHandler(bridge, streamChatOpening),

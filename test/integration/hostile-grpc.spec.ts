@@ -9,6 +9,7 @@
  */
 import * as grpc from "@grpc/grpc-js";
 import fc from "fast-check";
+import type { ServiceBroker } from "moleculer";
 import { createUser, type TestUser } from "../support/auth";
 import { userWrites } from "../support/chat-helpers";
 import { expectNoLeak, expectServing, expectUnchanged, heapUsed, rowCounts, stopWithinHeapBound, telegramRefusedSend } from "../support/hostile-checks";
@@ -211,6 +212,36 @@ describe("hostile input: gRPC", () => {
 		);
 		const under = await grpcCall(client, "SendMessage", { chat_id: chatId, text: "u".repeat(1_000_000) }, grpcCredentials(t.adminToken));
 		expect({ code: grpc.status[under.code], apiCode: under.apiCode }).toEqual({ code: "INVALID_ARGUMENT", apiCode: "VALIDATION_ERROR" });
+	});
+
+	it("the credential is checked before the request message is read: bytes that would be INVALID_ARGUMENT are UNAUTHENTICATED without one, and auth.resolve runs once per call with one", async () => {
+		// ~1 MB of unknown fields: decoding it is the cost a caller without credentials no longer gets.
+		const junk = Buffer.alloc(1_000_000);
+		for (let i = 0; i < junk.length; i += 2) junk.set([0x78, 0x01], i);
+		const raw = { serialize: (b: unknown) => b as Buffer };
+		for (const name of ["SendMessage", "GetChat", "StreamMessages"]) {
+			for (const md of [grpcCredentials(), grpcCredentials("not-a-token"), grpcCredentials(undefined, { "x-api-key": `tgw_${"c".repeat(43)}` })]) {
+				const outcome = await grpcCall(client, name, Buffer.from([0xff, 0xff, 0xff]), md, raw);
+				expect({ name, code: grpc.status[outcome.code] }).toEqual({ name, code: "UNAUTHENTICATED" });
+			}
+			expect(grpc.status[(await grpcCall(client, name, junk, grpcCredentials(), raw)).code]).toBe("UNAUTHENTICATED");
+		}
+		// With a valid credential the message is read, and its bytes answered for.
+		const malformed = await grpcCall(client, "GetChat", Buffer.from([0xff, 0xff, 0xff]), grpcCredentials(t.adminToken), raw);
+		expect(grpc.status[malformed.code]).toBe("INVALID_ARGUMENT");
+
+		let resolves = 0;
+		const call = t.gw.broker.call.bind(t.gw.broker);
+		const spy = jest.spyOn(t.gw.broker, "call").mockImplementation(((action: string, ...rest: unknown[]) => {
+			if (action === "auth.resolve") resolves += 1;
+			return (call as (...args: unknown[]) => Promise<unknown>)(action, ...rest);
+		}) as ServiceBroker["call"]);
+		try {
+			await expectGrpcServing();
+		} finally {
+			spy.mockRestore();
+		}
+		expect(resolves).toBe(1);
 	});
 
 	it("injection strings sent through SendMessage come back unchanged through GetMessages", async () => {

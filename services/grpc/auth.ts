@@ -1,8 +1,9 @@
 /**
  * Who is calling, for every RPC: the credential from the metadata (`authorization: Bearer <JWT or
- * API key>`, or `x-api-key`), resolved by auth.resolve, then one token from the principal's rate
- * limit bucket, the same bucket REST charges. Failed credentials count against the caller's address
- * in the throttle every entry point shares (lib/credential-throttle.ts).
+ * API key>`, or `x-api-key`), resolved by auth.resolve before the request message is read
+ * (credentialsFirst), then one token from the principal's rate limit bucket, the same bucket REST
+ * charges. Failed credentials count against the caller's address in the throttle every entry point
+ * shares (lib/credential-throttle.ts).
  */
 import type { IncomingMessage } from "node:http";
 import { ServerInterceptingCall, type Metadata, type ServerInterceptor } from "@grpc/grpc-js";

@@ -27,8 +27,7 @@ type GatewayRequest = IncomingMessage & {
 
 /** What checkBeforeBody found out before the body was read. */
 interface CheckedBeforeBody {
-	/** The header or query credential's principal: the body may take the full limit (services/api/http.ts). */
-	$credentialVerified?: boolean;
+	/** The header or query credential's principal: with it, the body may take the full limit (services/api/http.ts). */
 	$principal?: Principal;
 	/** Why that credential was refused; thrown once the route turns out not to be public. */
 	$credentialRefusal?: unknown;
@@ -61,7 +60,6 @@ export function checkBeforeBody(this: AuthenticationThis, incoming: IncomingMess
 	this.principalOf(req.$ctx, credential, clientAddress(req, this.runtime.config.trustProxy)).then(
 		(principal) => {
 			req.$principal = principal;
-			req.$credentialVerified = true;
 			next();
 		},
 		(err: unknown) => {
@@ -114,6 +112,7 @@ export const AuthenticationMixin: Partial<ServiceSchema<ServiceSettingSchema, Au
 
 			try {
 				if (req.$credentialRefusal !== undefined) throw req.$credentialRefusal;
+				// The cached principal is taken without an await: this runs on every request.
 				ctx.meta.principal = req.$principal ?? this.principals.peek(credential) ?? (await this.principalOf(ctx, credential, address));
 			} catch (err) {
 				if ((err as { code?: unknown }).code === 429) metricsOf(this.broker).rateLimited.inc({ limit: "auth_failures" });

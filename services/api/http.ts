@@ -39,7 +39,7 @@ type Parser = (req: IncomingMessage, res: ServerResponse, next: Next) => void;
  * `maxFields` fields: an array or a wide object within the 1 MB cost a quarter of a second to merge
  * into the params (before authentication) and came back as one validation error per element.
  * With `unverified`, a request whose credential was not verified before its body (checkBeforeBody
- * in ./authentication.ts sets $credentialVerified) is held to that smaller limit.
+ * in ./authentication.ts leaves no $principal) is held to that smaller limit.
  */
 export function bodyReader(options: { limit: string; form: boolean; maxFields: number; unverified?: { limit: string; message: string } }) {
 	const parsersUpTo = (limit: string) => {
@@ -51,13 +51,13 @@ export function bodyReader(options: { limit: string; form: boolean; maxFields: n
 	const verifiedParsers = parsersUpTo(options.limit);
 	const unverifiedParsers = options.unverified ? parsersUpTo(options.unverified.limit) : verifiedParsers;
 	const accepted = [...verifiedParsers.keys()];
-	return function readBody(req: IncomingMessage & { body?: unknown; $credentialVerified?: boolean }, res: ServerResponse, next: Next): void {
+	return function readBody(req: IncomingMessage & { body?: unknown; $principal?: unknown }, res: ServerResponse, next: Next): void {
 		if (!hasBody(req)) {
 			req.body = {};
 			return next();
 		}
 		const type = (req.headers["content-type"] ?? "").split(";")[0]!.trim().toLowerCase();
-		const verified = req.$credentialVerified === true;
+		const verified = req.$principal !== undefined;
 		const parse = (verified ? verifiedParsers : unverifiedParsers).get(type);
 		if (!parse) {
 			return next(

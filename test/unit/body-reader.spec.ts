@@ -23,7 +23,7 @@ describe("bodyReader", () => {
 		const run = (type: string, raw: string, verified: boolean) => {
 			const stream = new PassThrough();
 			const headers = { "content-length": String(Buffer.byteLength(raw)), "content-type": type };
-			const req = Object.assign(stream, { headers, method: "POST", url: "/", $credentialVerified: verified }) as unknown as Request;
+			const req = Object.assign(stream, { headers, method: "POST", url: "/", $principal: verified ? { type: "api_key" } : undefined }) as unknown as Request;
 			stream.end(raw);
 			return new Promise<unknown>((resolve) => reader(req, {} as ServerResponse, resolve));
 		};

@@ -51,6 +51,11 @@ export interface GatewayConfig {
 	liveConnectionsPerPrincipal: number;
 	/** The same for one user, its own logins and every API key it owns together (5 principals' worth by default). */
 	liveConnectionsPerUser: number;
+	/**
+	 * Live connections one node holds at most, whoever holds them (socket.io sessions, signed in or
+	 * not yet, WebSockets, gRPC streams): what its memory is sized for (docs/operations.md).
+	 */
+	liveConnectionsPerNode: number;
 	/** Active (not revoked, not expired) API keys one user may hold: each is a rate-limit bucket and a connection allowance of its own. */
 	apiKeysPerUser: number;
 	/** Messages queued (not yet sent or failed) per chat and per bot before a send is refused with 429: the queue drains at Telegram's pace. */
@@ -408,6 +413,7 @@ export function loadConfig(env: Env = process.env): GatewayConfig {
 		rateLimitDefault: parseInteger("RATE_LIMIT_DEFAULT", nonEmpty(env.RATE_LIMIT_DEFAULT), 100, problems),
 		liveConnectionsPerPrincipal,
 		liveConnectionsPerUser: parseInteger("LIVE_CONNECTIONS_PER_USER", nonEmpty(env.LIVE_CONNECTIONS_PER_USER), 5 * liveConnectionsPerPrincipal, problems),
+		liveConnectionsPerNode: parseInteger("LIVE_CONNECTIONS_PER_NODE", nonEmpty(env.LIVE_CONNECTIONS_PER_NODE), 20_000, problems),
 		apiKeysPerUser: parseInteger("API_KEYS_PER_USER", nonEmpty(env.API_KEYS_PER_USER), 100, problems),
 		sendQueueLimits: {
 			// 100 s of Telegram's one message per second in a private chat (5 minutes at a group's 20 a

@@ -59,9 +59,9 @@ export interface EventStreamLocalVars {
 export interface EventStreamMethods {
 	/** Resolves a credential to a principal (the connection is refused when it throws). */
 	resolveCredential(credential: string): Promise<Principal>;
-	/** Throws RATE_LIMITED when the principal holds as many live connections on this node as it may. */
+	/** Throws RATE_LIMITED when the principal holds as many live connections on this node as it may, UNAVAILABLE when the node does. */
 	streamAdmit(principal: Principal): void;
-	/** Registers a connection; over the principal's cap it is closed instead (RATE_LIMITED) and false returned. */
+	/** Registers a connection; over a cap it is closed instead (RATE_LIMITED, or UNAVAILABLE for the node's) and false returned. */
 	streamConnect(subscriber: Subscriber, credential: string): boolean;
 	streamDisconnect(subscriberId: string): void;
 	/**
@@ -78,6 +78,11 @@ export interface EventStreamMethods {
 }
 
 export type EventStreamThis = Service<ServiceSettingSchema> & EventStreamLocalVars & EventStreamMethods;
+
+/** This node holds LIVE_CONNECTIONS_PER_NODE live connections already. */
+export function nodeFull(limit: number): GatewayError {
+	return new GatewayError("UNAVAILABLE", `This node holds as many live connections as it may (LIVE_CONNECTIONS_PER_NODE, ${limit}): connect again later`, { retry_after: 1 });
+}
 
 /** Past SUBSCRIPTIONS_PER_CONNECTION: the connection stays, the subscribe is refused until it unsubscribes from something. */
 function tooManySubscriptions(limit: number): GatewayError {
@@ -142,8 +147,10 @@ export const EventStreamMixin: Partial<ServiceSchema<ServiceSettingSchema, Event
 		},
 
 		streamAdmit(this: EventStreamThis, principal: Principal) {
-			const { liveConnectionsPerPrincipal: perPrincipal, liveConnectionsPerUser: perUser } = this.runtime.config;
+			const { liveConnectionsPerPrincipal: perPrincipal, liveConnectionsPerUser: perUser, liveConnectionsPerNode: perNode } = this.runtime.config;
 			const counts = connectionCountsOf(this.broker);
+			// UNAVAILABLE, not RATE_LIMITED: nothing the client did, and another node may take it.
+			if (counts.total >= perNode) throw nodeFull(perNode);
 			if (counts.of(principal) >= perPrincipal) {
 				throw new GatewayError("RATE_LIMITED", `Too many live connections: at most ${perPrincipal} per principal on this node (LIVE_CONNECTIONS_PER_PRINCIPAL)`, { retry_after: 1 });
 			}
@@ -158,7 +165,7 @@ export const EventStreamMixin: Partial<ServiceSchema<ServiceSettingSchema, Event
 			try {
 				this.streamAdmit(subscriber.principal);
 			} catch (err) {
-				subscriber.close({ code: "RATE_LIMITED", message: (err as Error).message });
+				subscriber.close({ code: (err as GatewayError).type === "UNAVAILABLE" ? "UNAVAILABLE" : "RATE_LIMITED", message: (err as Error).message });
 				return false;
 			}
 			this.hub.connect(subscriber);

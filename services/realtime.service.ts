@@ -29,6 +29,7 @@ import type { Principal } from "./auth/principal";
 import type { GatewayEvent } from "./broker/event-log";
 import { clientError, parseSubscription, requestQueue, SLOW_CLIENT, subscribeStep, TOO_MANY_WAITING, topicFields } from "./realtime/protocol";
 import { emitEvent } from "./realtime/socket-packets";
+import { sessionCap } from "./realtime/session-cap";
 import { WsEndpoint } from "./realtime/ws-endpoint";
 
 type Ack = (answer: Record<string, unknown>) => void;
@@ -257,6 +258,7 @@ const RealtimeService: ServiceSchema<ServiceSettingSchema, RealtimeThis> = {
 			// Leave other upgrades (the plain WebSocket endpoint) alone.
 			destroyUpgrade: false,
 		});
+		this.io.engine.use(sessionCap(this.io.engine, this.runtime.config.liveConnectionsPerNode));
 		// Every HTTP answer of the gateway names its request, socket.io's polling transport included.
 		this.io.engine.on("headers", (headers: Record<string, string>, req: IncomingMessage) => {
 			headers["X-Request-Id"] = requestIdFor(req.headers["x-request-id"]);

@@ -2,7 +2,7 @@
  * Live connections per principal and per user on one node, shared by every service that streams
  * events there (realtime's sockets and WebSockets, grpc's streams), for LIVE_CONNECTIONS_PER_PRINCIPAL
  * and LIVE_CONNECTIONS_PER_USER (a user's own logins and its API keys together: each key has the
- * per-principal allowance, and a user may own many keys).
+ * per-principal allowance, and a user may own many keys), and all of them for LIVE_CONNECTIONS_PER_NODE.
  */
 import type { ServiceBroker } from "moleculer";
 import { tally } from "../../lib/tally";
@@ -12,6 +12,11 @@ export class ConnectionCounts {
 	private readonly perPrincipal = new Map<string, number>();
 	private readonly perUser = new Map<string, number>();
 	private readonly holders = new Map<string, { principal: string; user: string }>();
+
+	/** Every live connection on the node. */
+	get total(): number {
+		return this.holders.size;
+	}
 
 	of(principal: Principal): number {
 		return this.perPrincipal.get(principalKey(principal)) ?? 0;

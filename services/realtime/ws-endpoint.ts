@@ -54,8 +54,8 @@ function credentialOf(req: IncomingMessage): string | null {
 
 const STATUS_TEXT: Record<number, string> = { 401: "Unauthorized", 404: "Not Found", 429: "Too Many Requests", 503: "Service Unavailable" };
 
-/** Answers an upgrade it will not take as REST answers a request: the error body, X-Request-ID, Retry-After on a 429. */
-function refuseUpgrade(req: IncomingMessage, socket: Duplex, status: number, error: ClientError, retryAfter?: number): void {
+/** Answers an upgrade it will not take as REST answers a request: the error body, X-Request-ID, Retry-After when given. */
+export function refuseUpgrade(req: IncomingMessage, socket: Duplex, status: number, error: ClientError, retryAfter?: number): void {
 	const body = JSON.stringify({ error });
 	const headers = [
 		"Content-Type: application/json; charset=utf-8",
@@ -67,11 +67,11 @@ function refuseUpgrade(req: IncomingMessage, socket: Duplex, status: number, err
 	socket.end(`HTTP/1.1 ${status} ${STATUS_TEXT[status] ?? "Error"}\r\n${headers.join("\r\n")}\r\n\r\n${body}`);
 }
 
-/** Why an upgrade was not let in: 429 (its address is throttled, or the principal is at its connection cap), 503 (auth is away), else 401. */
+/** Why an upgrade was not let in: 429 (its address is throttled, or the principal is at its connection cap), 503 (auth is away, or the node is full), else 401. */
 function refuseCredential(req: IncomingMessage, socket: Duplex, err: unknown): void {
 	const error = clientError(err);
 	if (error.code === "RATE_LIMITED") return refuseUpgrade(req, socket, 429, error, toApiError(err).retryAfter ?? 1);
-	if (error.code === "UNAVAILABLE") return refuseUpgrade(req, socket, 503, error);
+	if (error.code === "UNAVAILABLE") return refuseUpgrade(req, socket, 503, error, toApiError(err).retryAfter);
 	refuseUpgrade(req, socket, 401, { code: "UNAUTHORIZED", message: error.message });
 }
 

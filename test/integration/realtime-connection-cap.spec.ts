@@ -9,7 +9,7 @@ import { join } from "node:path";
 import * as grpc from "@grpc/grpc-js";
 import { loadSync } from "@grpc/proto-loader";
 import { createKey, createUser, pollUntil } from "../support/auth";
-import { connectIo, connectWs, ioConnectError, wsRefusal, type IoClient, type WsClient } from "../support/realtime-clients";
+import { connectIo, connectWs, grpcStreamOutcome, ioConnectError, wsRefusal, type IoClient, type WsClient } from "../support/realtime-clients";
 import { freePort } from "../support/processes";
 import { startTelegramGateway, type TelegramGateway } from "../support/telegram-gateway";
 
@@ -34,17 +34,10 @@ describe("live connections per principal", () => {
 	});
 	const live = () => hubs().realtime.hub.connectionCount + hubs().grpc.hub.connectionCount;
 
-	/** A gRPC stream of everything; resolves with its status when it ends, or "open" once subscribed. */
 	const grpcStream = (token: string): Promise<"open" | grpc.StatusObject> => {
 		const metadata = new grpc.Metadata();
 		metadata.set("authorization", `Bearer ${token}`);
-		const call = grpcClient.StreamMessages({}, metadata);
-		call.on("error", () => undefined);
-		opened.push({ close: () => call.cancel() });
-		return new Promise((resolve) => {
-			call.on("metadata", () => resolve("open"));
-			call.on("status", (status: grpc.StatusObject) => resolve(status));
-		});
+		return grpcStreamOutcome(grpcClient, metadata, opened);
 	};
 
 	beforeAll(async () => {

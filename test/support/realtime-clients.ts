@@ -1,10 +1,11 @@
 /**
  * Clients for the realtime integration tests: a socket.io client that records every event it is
  * sent, a plain WebSocket client that records every frame, a raw engine.io connection that can stop
- * reading (a stalled client), and bounded waits for all of them. Every wait ends with an error that
+ * reading (a stalled client), a gRPC stream's outcome, and bounded waits for all of them. Every wait ends with an error that
  * says what it waited for.
  */
 import type { Socket as NetSocket } from "node:net";
+import type * as grpc from "@grpc/grpc-js";
 import { Op } from "sequelize";
 import { io, type Socket } from "socket.io-client";
 import WebSocket from "ws";
@@ -193,12 +194,12 @@ export function connectWs(baseUrl: string, query: string, headers: Record<string
 }
 
 /** The HTTP answer to a refused upgrade: status, parsed body and (lower-case) headers. */
-export function wsRefusal(
-	baseUrl: string,
-	query: string,
+/** The answer to a WebSocket upgrade of `url` that the server does not take (rejects if it is taken). */
+export function upgradeRefusal(
+	url: string,
 	headers: Record<string, string> = {},
 ): Promise<{ status: number; body: Payload; headers: Record<string, string | string[] | undefined> }> {
-	const ws = new WebSocket(wsUrl(baseUrl, `/api/v1/ws${query}`), { headers });
+	const ws = new WebSocket(url, { headers });
 	ws.on("error", () => undefined);
 	return new Promise((resolve, reject) => {
 		const timer = setTimeout(() => (ws.terminate(), reject(new Error("no answer to the upgrade within 5 s"))), 5_000);
@@ -217,6 +218,28 @@ export function wsRefusal(
 				resolve({ status: res.statusCode ?? 0, body, headers: res.headers });
 			});
 		});
+	});
+}
+
+/** The answer to an upgrade of /api/v1/ws that the server does not take. */
+export const wsRefusal = (baseUrl: string, query: string, headers: Record<string, string> = {}) => upgradeRefusal(wsUrl(baseUrl, `/api/v1/ws${query}`), headers);
+
+/**
+ * A gRPC stream of everything (MessageService.StreamMessages) with these metadata, cancelled by
+ * whoever takes it from `opened`: resolves "open" once the server sent its headers, or with the
+ * status it ended with.
+ */
+export function grpcStreamOutcome(
+	client: { StreamMessages(request: object, metadata: grpc.Metadata): grpc.ClientReadableStream<unknown> },
+	metadata: grpc.Metadata,
+	opened: Array<{ close(): void }>,
+): Promise<"open" | grpc.StatusObject> {
+	const call = client.StreamMessages({}, metadata);
+	call.on("error", () => undefined);
+	opened.push({ close: () => call.cancel() });
+	return new Promise((resolve) => {
+		call.on("metadata", () => resolve("open"));
+		call.on("status", (status: grpc.StatusObject) => resolve(status));
 	});
 }
 

@@ -192,6 +192,14 @@ describe("loadConfig", () => {
 		expect(problemsOf({ DATA_DIR: tempDir(), LIVE_CONNECTIONS_PER_USER: "0" }).join()).toMatch(/LIVE_CONNECTIONS_PER_USER must be a positive integer/);
 	});
 
+	it("caps live connections per node (20,000 unless set)", () => {
+		expect(loadConfig({ DATA_DIR: tempDir() })).toMatchObject({ liveConnectionsPerNode: 20_000 });
+		expect(loadConfig({ DATA_DIR: tempDir(), LIVE_CONNECTIONS_PER_NODE: "5000" })).toMatchObject({ liveConnectionsPerNode: 5_000 });
+		for (const bad of ["0", "-1", "many"]) {
+			expect(problemsOf({ DATA_DIR: tempDir(), LIVE_CONNECTIONS_PER_NODE: bad }).join()).toMatch(/LIVE_CONNECTIONS_PER_NODE must be a positive integer/);
+		}
+	});
+
 	it("needs api on the node that runs realtime", () => {
 		expect(problemsOf({ DATA_DIR: tempDir(), SERVICES: "realtime,auth" }).join()).toMatch(/realtime .* needs api/);
 	});

@@ -377,6 +377,23 @@ describe("k8s Deployments, one per role", () => {
 		expect(quantity(must(limits?.memory, "memory"))).toBeLessThanOrEqual(8 * 1024 ** 3);
 	});
 
+	it.each(ROLE_NAMES)("%s: the V8 heap's ceiling leaves room under the memory limit, and pods holding live connections cap them", (role) => {
+		const c = containerOf(role);
+		const command = effectiveCommand(c.command, c.args);
+		const mb = (flag: string) => Number(must(command.find((arg) => arg.startsWith(`--${flag}=`)), `--${flag}`).split("=")[1]);
+		// V8's young generation is 3 semi-spaces (two plus the new large-object space).
+		const heapCeilingMiB = mb("max-old-space-size") + 3 * mb("max-semi-space-size");
+		const limitMiB = quantity(must(c.resources?.limits?.memory, "limits.memory")) / 1024 ** 2;
+		// Code, buffers, sockets and thread stacks live outside the heap: measured ~150 MB on an idle node.
+		expect(heapCeilingMiB + 192).toBeLessThanOrEqual(limitMiB);
+		const services = must(c.env?.find((e) => e.name === "SERVICES")?.value, "SERVICES").split(",");
+		if (services.includes("realtime") || services.includes("grpc")) {
+			const perNode = Number(must(c.env?.find((e) => e.name === "LIVE_CONNECTIONS_PER_NODE")?.value, "LIVE_CONNECTIONS_PER_NODE"));
+			// ~22 KB of heap each (test/bench/realtime.bench.ts): at most half the old space for them.
+			expect(perNode * 22 * 1024).toBeLessThanOrEqual((mb("max-old-space-size") * 1024 ** 2) / 2);
+		}
+	});
+
 	it.each(ROLE_NAMES)("%s: preStop sleeps, and the grace period covers the sleep plus the 30 s drain", (role) => {
 		const spec = specOf(role).template.spec;
 		const preStop = must(containerOf(role).lifecycle?.preStop?.exec?.command, "preStop exec command");

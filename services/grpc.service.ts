@@ -126,7 +126,13 @@ const GrpcService: ServiceSchema<ServiceSettingSchema, GrpcThis> = {
 		const bridge = this.bridge();
 		const { services } = this.proto;
 		// The gateway's RPCs resolve the caller's credential before the request message is read; health and reflection stay open.
-		const server = new Server({ ...SERVER_OPTIONS, interceptors: [credentialsFirst(this.authDeps(), (path) => path.startsWith(`/${PROTO_PACKAGE}.`))] });
+		const server = new Server({
+			...SERVER_OPTIONS,
+			// Neither a connection that never speaks HTTP/2 nor one without calls is ever closed by
+			// grpc-js otherwise: both hold a socket and a session, and anyone may open them.
+			"grpc.max_connection_idle_ms": this.runtime.config.grpcIdleTimeoutMs,
+			interceptors: [credentialsFirst(this.authDeps(), (path) => path.startsWith(`/${PROTO_PACKAGE}.`))],
+		});
 		server.addService(services.MessageService, {
 			StreamMessages: streamHandler(bridge, streamMessagesOpening),
 			StreamChatMessages: streamHandler(bridge, streamChatOpening),

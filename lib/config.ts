@@ -34,8 +34,11 @@ export interface GatewayConfig {
 	host: string;
 	port: number;
 	grpcPort: number;
-	/** A gRPC connection without calls is closed after this long (GRPC_IDLE_TIMEOUT_MS); clients reconnect on their next call. */
-	grpcIdleTimeoutMs: number;
+	/**
+	 * A connection that does nothing for this long is closed (IDLE_CONNECTION_TIMEOUT_MS): one to PORT
+	 * that sends nothing (WebSockets excepted: they ping), one to GRPC_PORT without calls.
+	 */
+	idleConnectionTimeoutMs: number;
 	logLevel: LogLevel;
 	dataDir: string;
 	publicUrl: string | null;
@@ -397,7 +400,7 @@ export function loadConfig(env: Env = process.env): GatewayConfig {
 		host: nonEmpty(env.HOST) ?? (mode === "cluster" ? "0.0.0.0" : "127.0.0.1"),
 		port,
 		grpcPort,
-		grpcIdleTimeoutMs: parseInteger("GRPC_IDLE_TIMEOUT_MS", nonEmpty(env.GRPC_IDLE_TIMEOUT_MS), 60_000, problems),
+		idleConnectionTimeoutMs: parseInteger("IDLE_CONNECTION_TIMEOUT_MS", nonEmpty(env.IDLE_CONNECTION_TIMEOUT_MS), 60_000, problems),
 		logLevel,
 		dataDir,
 		publicUrl: publicUrl?.replace(/\/+$/, "") ?? null,

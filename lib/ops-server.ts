@@ -88,6 +88,8 @@ export async function startOpsServer(broker: ServiceBroker, runtime: Runtime, in
 		send(404, { error: { code: "NOT_FOUND", message: "Not found" } });
 	});
 	server.requestTimeout = 10_000;
+	// A connection that sends nothing is closed too (as the api's, services/api.service.ts).
+	server.setTimeout(runtime.config.idleConnectionTimeoutMs);
 	await new Promise<void>((resolve, reject) => {
 		server.once("error", reject);
 		server.listen(runtime.config.port, runtime.config.host, () => resolve());

@@ -293,6 +293,9 @@ const ApiService: ServiceSchema<ApiSettingsSchema, ApiThis> = {
 		this.settings.ip = this.runtime.config.host;
 		failListenOnError(this.server);
 		observeHttpRequests(this.server, metricsOf(this.broker));
+		// Node never closes a connection that sends nothing (its request and header timeouts start with
+		// a request): anyone could hold sockets open for good. WebSockets clear it at the upgrade and ping.
+		this.server.setTimeout(this.runtime.config.idleConnectionTimeoutMs);
 	},
 
 	started(this: ApiThis) {

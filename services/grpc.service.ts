@@ -130,7 +130,7 @@ const GrpcService: ServiceSchema<ServiceSettingSchema, GrpcThis> = {
 			...SERVER_OPTIONS,
 			// Neither a connection that never speaks HTTP/2 nor one without calls is ever closed by
 			// grpc-js otherwise: both hold a socket and a session, and anyone may open them.
-			"grpc.max_connection_idle_ms": this.runtime.config.grpcIdleTimeoutMs,
+			"grpc.max_connection_idle_ms": this.runtime.config.idleConnectionTimeoutMs,
 			interceptors: [credentialsFirst(this.authDeps(), (path) => path.startsWith(`/${PROTO_PACKAGE}.`))],
 		});
 		server.addService(services.MessageService, {

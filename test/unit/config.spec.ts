@@ -192,10 +192,10 @@ describe("loadConfig", () => {
 		expect(problemsOf({ DATA_DIR: tempDir(), LIVE_CONNECTIONS_PER_USER: "0" }).join()).toMatch(/LIVE_CONNECTIONS_PER_USER must be a positive integer/);
 	});
 
-	it("closes gRPC connections without calls after 60 s unless GRPC_IDLE_TIMEOUT_MS says otherwise", () => {
-		expect(loadConfig({ DATA_DIR: tempDir() })).toMatchObject({ grpcIdleTimeoutMs: 60_000 });
-		expect(loadConfig({ DATA_DIR: tempDir(), GRPC_IDLE_TIMEOUT_MS: "1000" })).toMatchObject({ grpcIdleTimeoutMs: 1_000 });
-		expect(problemsOf({ DATA_DIR: tempDir(), GRPC_IDLE_TIMEOUT_MS: "0" }).join()).toMatch(/GRPC_IDLE_TIMEOUT_MS must be a positive integer/);
+	it("closes connections that do nothing after 60 s unless IDLE_CONNECTION_TIMEOUT_MS says otherwise", () => {
+		expect(loadConfig({ DATA_DIR: tempDir() })).toMatchObject({ idleConnectionTimeoutMs: 60_000 });
+		expect(loadConfig({ DATA_DIR: tempDir(), IDLE_CONNECTION_TIMEOUT_MS: "1000" })).toMatchObject({ idleConnectionTimeoutMs: 1_000 });
+		expect(problemsOf({ DATA_DIR: tempDir(), IDLE_CONNECTION_TIMEOUT_MS: "0" }).join()).toMatch(/IDLE_CONNECTION_TIMEOUT_MS must be a positive integer/);
 	});
 
 	it("caps live connections per node (20,000 unless set)", () => {

@@ -1,13 +1,15 @@
 /**
- * GRPC_IDLE_TIMEOUT_MS: a gRPC connection without calls is closed after it, whether it never spoke
- * HTTP/2 (a socket held open by anyone) or its client simply stopped calling; the client's next call
- * opens a new one. A connection with a stream open is never idle, however quiet the stream.
+ * IDLE_CONNECTION_TIMEOUT_MS: a connection that does nothing is closed after it. On PORT, one that
+ * sends nothing (never a request: a socket held open by anyone); WebSocket and socket.io connections,
+ * however quiet, stay. On GRPC_PORT, one without calls, whether it never spoke HTTP/2 or its client
+ * simply stopped calling (its next call opens a new one); a connection with a stream open stays.
  */
 import { connect } from "node:net";
 import { join } from "node:path";
 import * as grpc from "@grpc/grpc-js";
 import { loadSync } from "@grpc/proto-loader";
 import { pollUntil } from "../support/auth";
+import { connectIo, connectWs } from "../support/realtime-clients";
 import { grpcCredentials, grpcPortOf } from "../support/hostile-grpc";
 import { startTelegramGateway, type TelegramGateway } from "../support/telegram-gateway";
 
@@ -28,12 +30,12 @@ function silentSocketLifetime(port: number): Promise<number> {
 	return new Promise((resolve) => socket.once("close", () => resolve(Date.now() - started)));
 }
 
-describe("gRPC connections without calls", () => {
+describe("connections that do nothing", () => {
 	let t: TelegramGateway;
 	let port: number;
 
 	beforeAll(async () => {
-		t = await startTelegramGateway({ mode: "webhook", env: { GRPC_PORT: "0", GRPC_IDLE_TIMEOUT_MS: String(IDLE_MS) } });
+		t = await startTelegramGateway({ mode: "webhook", env: { GRPC_PORT: "0", IDLE_CONNECTION_TIMEOUT_MS: String(IDLE_MS) } });
 		port = grpcPortOf(t.gw.broker);
 	}, 60_000);
 
@@ -41,28 +43,51 @@ describe("gRPC connections without calls", () => {
 		await t?.stop();
 	});
 
-	it("closes a connection that never speaks HTTP/2 once it has been idle that long", async () => {
+	it("PORT: closes a connection that sends nothing once it has been silent that long", async () => {
+		const lifetime = await silentSocketLifetime(Number(new URL(t.baseUrl).port));
+		expect(lifetime).toBeGreaterThanOrEqual(IDLE_MS - 50);
+		expect(lifetime).toBeLessThan(IDLE_MS * 4);
+	}, 15_000);
+
+	it("PORT: keeps quiet WebSocket and socket.io connections, which go on serving", async () => {
+		const { bot } = await t.addBot({ username: "quiet_bot" });
+		const ws = await connectWs(t.baseUrl, `?token=${t.adminToken}`);
+		const io = await connectIo(t.baseUrl, { token: t.adminToken });
+		try {
+			await new Promise((resolve) => setTimeout(resolve, IDLE_MS * 3));
+			const live = t.gw.broker.getLocalService("realtime") as unknown as { hub: { connectionCount: number } };
+			expect(live.hub.connectionCount).toBe(2);
+			expect(ws.closed).toBeNull();
+			await ws.ping();
+			expect(await io.subscribe({ bot_id: bot.id })).toMatchObject({ ok: true });
+		} finally {
+			ws.close();
+			io.close();
+		}
+	}, 15_000);
+
+	it("GRPC_PORT: closes a connection that never speaks HTTP/2 once it has been idle that long", async () => {
 		const lifetime = await silentSocketLifetime(port);
 		expect(lifetime).toBeGreaterThanOrEqual(IDLE_MS - 50);
 		expect(lifetime).toBeLessThan(IDLE_MS * 4);
 	}, 15_000);
 
-	it("closes a client's connection once it stops calling, and the client's next call reconnects", async () => {
+	it("GRPC_PORT: closes a client's connection once it stops calling, and the client's next call reconnects", async () => {
 		const client = new proto.gateway.v1.BotService!(`127.0.0.1:${port}`, grpc.credentials.createInsecure()) as unknown as BotClient;
 		try {
 			const list = () =>
 				new Promise<unknown[]>((resolve, reject) => client.ListBots({}, grpcCredentials(t.adminToken), (err, answer) => (err ? reject(err) : resolve(answer!.bots))));
-			expect(await list()).toEqual([]);
+			const bots = await list();
 			expect(client.getChannel().getConnectivityState(false)).toBe(grpc.connectivityState.READY);
 			// The server's GOAWAY takes the channel out of READY.
 			expect(await pollUntil(async () => client.getChannel().getConnectivityState(false) !== grpc.connectivityState.READY, IDLE_MS * 4, 50)).not.toBeNull();
-			expect(await list()).toEqual([]);
+			expect(await list()).toEqual(bots);
 		} finally {
 			client.close();
 		}
 	}, 15_000);
 
-	it("keeps a connection whose stream is open, however quiet, and the stream goes on delivering", async () => {
+	it("GRPC_PORT: keeps a connection whose stream is open, however quiet, and the stream goes on delivering", async () => {
 		const { token, bot } = await t.addBot({ username: "idle_bot" });
 		const client = new proto.gateway.v1.MessageService!(`127.0.0.1:${port}`, grpc.credentials.createInsecure()) as unknown as MessageClient;
 		try {

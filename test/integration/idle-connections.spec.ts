@@ -46,7 +46,7 @@ describe("connections that do nothing", () => {
 	it("PORT: closes a connection that sends nothing once it has been silent that long", async () => {
 		const lifetime = await silentSocketLifetime(Number(new URL(t.baseUrl).port));
 		expect(lifetime).toBeGreaterThanOrEqual(IDLE_MS - 50);
-		expect(lifetime).toBeLessThan(IDLE_MS * 4);
+		expect(lifetime).toBeLessThan(IDLE_MS * 8);
 	}, 15_000);
 
 	it("PORT: keeps quiet WebSocket and socket.io connections, which go on serving", async () => {
@@ -69,7 +69,7 @@ describe("connections that do nothing", () => {
 	it("GRPC_PORT: closes a connection that never speaks HTTP/2 once it has been idle that long", async () => {
 		const lifetime = await silentSocketLifetime(port);
 		expect(lifetime).toBeGreaterThanOrEqual(IDLE_MS - 50);
-		expect(lifetime).toBeLessThan(IDLE_MS * 4);
+		expect(lifetime).toBeLessThan(IDLE_MS * 8);
 	}, 15_000);
 
 	it("GRPC_PORT: closes a client's connection once it stops calling, and the client's next call reconnects", async () => {

@@ -132,7 +132,7 @@ describe("realtime: what a client cannot make the server hold", () => {
 		} finally {
 			closed.restore();
 		}
-	}, 60_000);
+	}, 120_000); // ~100,000 frames: 5 s alone, over 60 s once on a loaded host (a full npm test)
 
 	it("plain WebSocket: a client sending frames faster than they are answered is closed once 1,000 wait", async () => {
 		const closed = closeReasons();

@@ -7,12 +7,12 @@
  */
 import { ServerResponse, type IncomingMessage } from "node:http";
 import type { Duplex } from "node:stream";
-import { nodeFull } from "../../mixins/event-stream.mixin";
+import { toApiError } from "../../lib/errors";
 import { requestIdFor } from "../../lib/request-id";
+import { nodeFull } from "../../mixins/event-stream.mixin";
+import { sendError } from "../api/http";
 import { clientError } from "./protocol";
 import { refuseUpgrade } from "./ws-endpoint";
-
-const RETRY_AFTER_SECONDS = 1;
 
 type EngineRequest = IncomingMessage & { _query?: { sid?: string } };
 /** engine.io's response: a ServerResponse over HTTP, an object around the raw socket on an upgrade. */
@@ -22,15 +22,9 @@ type EngineResponse = ServerResponse | { socket: Duplex };
 export function sessionCap(engine: { clientsCount: number }, limit: number) {
 	return (req: EngineRequest, res: EngineResponse, next: () => void): void => {
 		if (req._query?.sid !== undefined || engine.clientsCount < limit) return next();
-		const error = clientError(nodeFull(limit));
-		if (!(res instanceof ServerResponse)) return refuseUpgrade(req, res.socket, 503, error, RETRY_AFTER_SECONDS);
-		const body = JSON.stringify({ error });
-		res.writeHead(503, {
-			"Content-Type": "application/json; charset=utf-8",
-			"Content-Length": Buffer.byteLength(body),
-			"Retry-After": String(RETRY_AFTER_SECONDS),
-			"X-Request-ID": requestIdFor(req.headers["x-request-id"]),
-		});
-		res.end(body);
+		const refusal = nodeFull(limit);
+		if (!(res instanceof ServerResponse)) return refuseUpgrade(req, res.socket, 503, clientError(refusal), toApiError(refusal).retryAfter);
+		res.setHeader("X-Request-ID", requestIdFor(req.headers["x-request-id"]));
+		sendError(res, refusal);
 	};
 }

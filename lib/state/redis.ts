@@ -140,7 +140,13 @@ export async function createRedisState(url: string, prefix: string): Promise<Sha
 	client.defineCommand("tgwAcquireLease", { numberOfKeys: 1, lua: ACQUIRE_LEASE });
 	client.defineCommand("tgwRenewLeases", { lua: RENEW_LEASES });
 	client.defineCommand("tgwReleaseLease", { numberOfKeys: 1, lua: RELEASE_LEASE });
-	await client.connect();
+	try {
+		await client.connect();
+	} catch (err) {
+		// Otherwise the client goes on reconnecting (retryStrategy) for as long as the process lives.
+		client.disconnect();
+		throw err;
+	}
 
 	return {
 		kind: "redis",

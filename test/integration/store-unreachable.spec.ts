@@ -3,6 +3,7 @@
  * and the address it points at, never the password in it.
  */
 import { rmSync } from "node:fs";
+import { createServer, type Socket } from "node:net";
 import { loadConfig } from "../../lib/config";
 import { openRuntime, storeAddress } from "../../lib/runtime";
 import { tempDir } from "../support/harness";
@@ -29,6 +30,23 @@ describe("Redis unreachable at start", () => {
 		const opened = openRuntime(config);
 		await expect(opened).rejects.toThrow(new RegExp(`^Cannot reach Redis at 127\\.0\\.0\\.1:${port} \\(REDIS_URL\\): `));
 		await expect(opened).rejects.not.toThrow(/hunter2/);
+	});
+
+	it("gives Redis up for good: no reconnect attempt after openRuntime has rejected", async () => {
+		const port = await freePort();
+		const config = loadConfig({ DATA_DIR: dataDir, REDIS_URL: `redis://127.0.0.1:${port}` });
+		await expect(openRuntime(config)).rejects.toThrow(/Cannot reach Redis/);
+		// Redis comes up on that port: a client left behind would connect within its 2 s retry delay.
+		const accepted: Socket[] = [];
+		const server = createServer((socket) => accepted.push(socket));
+		await new Promise<void>((resolve) => server.listen(port, "127.0.0.1", resolve));
+		try {
+			await new Promise((resolve) => setTimeout(resolve, 3_000));
+			expect(accepted).toHaveLength(0);
+		} finally {
+			for (const socket of accepted) socket.destroy();
+			await new Promise((resolve) => server.close(resolve));
+		}
 	});
 
 	it("the gateway exits 1 with that one line", async () => {

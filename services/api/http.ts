@@ -68,7 +68,7 @@ export function bodyReader(options: { limit: string; form: boolean; maxFields: n
 			if (err && !verified && options.unverified && (err as { type?: unknown }).type === "entity.too.large") {
 				return next(new GatewayError("PAYLOAD_TOO_LARGE", options.unverified.message, { limit: (err as { limit?: unknown }).limit }));
 			}
-			if (err) return next(err);
+			if (err) return next(compressionError(err, req) ?? err);
 			const body = req.body;
 			if (body === null || typeof body !== "object" || Array.isArray(body)) {
 				return next(new GatewayError("BAD_REQUEST", "The body must be a JSON object"));
@@ -82,6 +82,16 @@ export function bodyReader(options: { limit: string; form: boolean; maxFields: n
 			next();
 		});
 	};
+}
+
+/**
+ * A gzip or deflate body that does not decompress: zlib's error carries a string code ("Z_DATA_ERROR"),
+ * which moleculer-web would take for the status and answer 500.
+ */
+function compressionError(err: unknown, req: IncomingMessage): GatewayError | undefined {
+	const code = (err as { code?: unknown }).code;
+	if (typeof code !== "string" || !code.startsWith("Z_")) return undefined;
+	return new GatewayError("BAD_REQUEST", `The body is not valid ${String(req.headers["content-encoding"] ?? "compressed")} data`);
 }
 
 /** The peer's address; X-Forwarded-For only counts when the peer is one of TRUST_PROXY. */

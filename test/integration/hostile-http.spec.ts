@@ -7,6 +7,7 @@
  * through REST and socket.io.
  */
 import { request as httpRequest } from "node:http";
+import { gzipSync } from "node:zlib";
 import fc from "fast-check";
 import { createKey, createUser } from "../support/auth";
 import { userWrites, type MessageBody } from "../support/chat-helpers";
@@ -239,6 +240,28 @@ describe("hostile input: REST", () => {
 				}),
 				runs(100),
 			);
+		});
+
+		it("bodies that are not the gzip or deflate data their Content-Encoding says: 400 BAD_REQUEST (they were 500s), login included", async () => {
+			const garbled = fc.oneof(
+				notJson.map((text) => Buffer.from(text)),
+				fc.uint8Array({ maxLength: 256 }).map((a) => Buffer.from(a)),
+				fc.integer({ min: 1, max: 20 }).map((n) => gzipSync(JSON.stringify({ name: "x".repeat(50) })).subarray(0, n)),
+			).filter((body) => body.length > 0); // an empty body is no body: nothing to decompress
+			await fc.assert(
+				fc.asyncProperty(fc.nat(), fc.constantFrom("gzip", "deflate"), garbled, async (pick, encoding, body) => {
+					const routes = bodyRoutes();
+					const route = routes[pick % routes.length]!;
+					const res = await probe(route.method, realPath(route), { raw: body, headers: { "content-type": "application/json", "content-encoding": encoding } });
+					expect({ status: res.status, code: (res.body as { error: { code: string } }).error.code }).toEqual({ status: 400, code: "BAD_REQUEST" });
+				}),
+				runs(60),
+			);
+			const login = await http<{ error: { code: string; message: string } }>(t.baseUrl, "POST", "/api/v1/auth/login", {
+				raw: '{"username":"a","password":"b"}',
+				headers: { "content-type": "application/json", "content-encoding": "gzip" },
+			});
+			expect({ status: login.status, body: login.body }).toEqual({ status: 400, body: { error: { code: "BAD_REQUEST", message: "The body is not valid gzip data" } } });
 		});
 
 		it("other content types, charsets and raw bytes: 415 or another 4xx, never a 5xx", async () => {

@@ -1,4 +1,5 @@
 import { PassThrough } from "node:stream";
+import { deflateSync, gzipSync } from "node:zlib";
 import type { IncomingMessage, ServerResponse } from "node:http";
 import { bodyReader } from "../../services/api/http";
 import { GatewayError } from "../../lib/errors";
@@ -45,6 +46,27 @@ describe("bodyReader", () => {
 			expect({ status: (err as GatewayError).code, type: (err as GatewayError).type }).toEqual({ status: 415, type: "UNSUPPORTED_MEDIA_TYPE" });
 		},
 	);
+
+	it.each([
+		["gzip", Buffer.from('{"username":"a"}')],
+		["deflate", Buffer.from('{"username":"a"}')],
+		["gzip", gzipSync('{"username":"a"}').subarray(0, 12)],
+		["deflate", deflateSync("a=1").subarray(0, 4)],
+	])("a %s body that does not decompress is 400 BAD_REQUEST saying so (was a 500)", async (encoding, raw) => {
+		for (const type of ["application/json", "application/x-www-form-urlencoded"]) {
+			const stream = new PassThrough();
+			const headers = { "content-length": String(raw.length), "content-type": type, "content-encoding": encoding };
+			const req = Object.assign(stream, { headers, method: "POST", url: "/" }) as unknown as Request;
+			stream.end(raw);
+			const err = await new Promise<unknown>((resolve) => bodyReader({ limit: "1mb", form: true, maxFields: 10 })(req, {} as ServerResponse, resolve));
+			expect(err).toBeInstanceOf(GatewayError);
+			expect({ status: (err as GatewayError).code, type: (err as GatewayError).type, message: (err as GatewayError).message }).toEqual({
+				status: 400,
+				type: "BAD_REQUEST",
+				message: `The body is not valid ${encoding} data`,
+			});
+		}
+	});
 
 	it("form bodies are refused where the route does not take them", async () => {
 		const { err } = await read("application/x-www-form-urlencoded", "a=1", false);

@@ -7,6 +7,7 @@ import { fail } from "../../lib/errors";
 import { principalOf, respondCreated, respondWith, type GatewayContext } from "../../lib/meta";
 import { decodeCursor, pageParams, toPage } from "../../lib/paging";
 import { apiKeyView, generateApiKey, parseScopes, type ApiKeyRow } from "./api-keys";
+import { loadGrants, RIGHTS, type GrantMap } from "./grants";
 import { checkRotatable, keyLimitsFor, withinKeyQuota } from "./key-quota";
 import { hashSecret } from "./passwords";
 import { apiKeyPrincipal, PERMISSIONS, powersBeyond, type Principal } from "./principal";
@@ -46,10 +47,24 @@ async function manageableKey(this: AuthThis, principal: Principal, id: number): 
 			const keyExpiry = key.expires_at ? new Date(key.expires_at).getTime() : null;
 			if (principal.expires_at !== undefined && (keyExpiry === null || keyExpiry > principal.expires_at)) beyond.push("a later expiry");
 			if (target.rate_limit > principal.rate_limit) beyond.push("a higher rate limit");
+			// A key is bound by its own chat grants: a sibling's secret would carry the sibling's grants.
+			if (!principal.is_admin) {
+				const rights = rightsBeyond(await loadGrants(this.runtime.db, principal), await loadGrants(this.runtime.db, target));
+				if (rights.length > 0) beyond.push(rights.length <= 3 ? rights.join(", ") : `${rights.slice(0, 3).join(", ")} and ${rights.length - 3} more chat rights`);
+			}
 		}
 		if (beyond.length > 0) throw fail.forbidden(`This key can do what you cannot (${beyond.join(", ")}): only a principal holding all of it may rotate or revoke it`);
 	}
 	return key;
+}
+
+/** The chat rights `target` holds and `holder` does not, as "can_read on chat 12". */
+export function rightsBeyond(holder: GrantMap, target: GrantMap): string[] {
+	const beyond: string[] = [];
+	for (const [chatId, rights] of target) {
+		for (const right of RIGHTS) if (rights[right] && !holder.get(chatId)?.[right]) beyond.push(`${right} on chat ${chatId}`);
+	}
+	return beyond;
 }
 
 /** Inserts a fresh secret for a key (new or rotated); retries the rare prefix collision. */

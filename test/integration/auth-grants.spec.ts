@@ -242,4 +242,30 @@ describe("chat grants", () => {
 		// The owner did not gain anything from its key's grant.
 		expectApiError(await list(chat, operator.token), 403, "FORBIDDEN");
 	});
+
+	it("a key may not rotate or revoke a sibling key holding chat rights it lacks (its secret would carry them); its user and an admin may", async () => {
+		const chat = await newChat();
+		const keyA = await createKey(gw.baseUrl, operator.token, { name: "manager", scopes: ["apikeys:read", "apikeys:write", "chats:read", "chats:manage"] });
+		const keyB = await createKey(gw.baseUrl, operator.token, { name: "reader", scopes: ["chats:read", "chats:manage"] });
+		expect((await put(chat, { api_key_id: keyB.id, can_read: true, can_manage: true })).status).toBe(201);
+		expectApiError(await list(chat, keyA.key), 403, "FORBIDDEN");
+
+		for (const [method, path] of [["POST", `/apikeys/${keyB.id}/rotate`], ["DELETE", `/apikeys/${keyB.id}`]] as const) {
+			const refused = expectApiError(await api(gw.baseUrl, method, path, keyA.key), 403, "FORBIDDEN");
+			expect(refused.message).toContain(`can_read on chat ${chat}, can_manage on chat ${chat}`);
+		}
+		// Nothing changed: B's secret still manages the chat, and A still cannot.
+		expect((await list(chat, keyB.key)).status).toBe(200);
+		expectApiError(await list(chat, keyA.key), 403, "FORBIDDEN");
+		expect((await gw.runtime.db.models.ApiKey.findByPk(keyB.id, { raw: true }))!.revoked_at).toBeNull();
+
+		// Holding the same right on the chat, A may.
+		expect((await put(chat, { api_key_id: keyA.id, can_read: true, can_send: true, can_manage: true })).status).toBe(201);
+		const rotated = await api(gw.baseUrl, "POST", `/apikeys/${keyB.id}/rotate`, keyA.key);
+		expect(rotated.status).toBe(200);
+		// Its user may whatever the grants (it holds the key anyway), and so may an admin.
+		const again = await api(gw.baseUrl, "POST", `/apikeys/${keyB.id}/rotate`, operator.token);
+		expect(again.status).toBe(200);
+		expect((await api(gw.baseUrl, "DELETE", `/apikeys/${keyB.id}`, admin)).status).toBe(204);
+	});
 });

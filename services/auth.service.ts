@@ -20,6 +20,7 @@ import { grantActions } from "./auth/grant-actions";
 import { allows, loadGrants, loadRightsOn, type Right } from "./auth/grants";
 import { principalKey, type Principal } from "./auth/principal";
 import { refreshTokensRetention, securityEventsRetention } from "./auth/retention";
+import { retiredSecretsRetention } from "./auth/retired-keys";
 import { sessionActions } from "./auth/session-actions";
 import { userActions } from "./auth/user-actions";
 import { loadUserPrincipal } from "./auth/users";
@@ -28,7 +29,7 @@ const LAST_USED_FLUSH_MS = 30_000;
 
 const AuthService: ServiceSchema<ServiceSettingSchema, AuthThis> = {
 	name: "auth",
-	mixins: [sessionActions, userActions, apiKeyActions, grantActions, retentionMixin([securityEventsRetention, refreshTokensRetention])],
+	mixins: [sessionActions, userActions, apiKeyActions, grantActions, retentionMixin([securityEventsRetention, refreshTokensRetention, retiredSecretsRetention])],
 	settings: { rest: "/" },
 
 	events: {

@@ -8,6 +8,7 @@ import { principalOf, respondCreated, respondWith, type GatewayContext } from ".
 import { decodeCursor, pageParams, toPage } from "../../lib/paging";
 import { apiKeyView, generateApiKey, parseScopes, type ApiKeyRow } from "./api-keys";
 import { loadGrants, RIGHTS, type GrantMap } from "./grants";
+import { retireSecret } from "./retired-keys";
 import { checkRotatable, keyLimitsFor, withinKeyQuota } from "./key-quota";
 import { hashSecret } from "./passwords";
 import { apiKeyPrincipal, PERMISSIONS, powersBeyond, type Principal } from "./principal";
@@ -199,10 +200,13 @@ export const apiKeyActions: AuthActions = {
 				// Its new secret would be refused from the first request: say so instead of handing it out.
 				if (key.expires_at && new Date(key.expires_at).getTime() <= Date.now()) throw fail.conflict("An expired key cannot be rotated: create a new one");
 				checkRotatable(principal, key.rate_limit);
+				const replaced = { prefix: key.prefix, key_hash: key.key_hash };
 				const fresh = await withFreshSecret(async (secret) => {
 					await key.update({ prefix: secret.prefix, key_hash: secret.hash });
 					return secret.key;
 				});
+				// The old secret, presented again, is refused as ended rather than as a guess.
+				await retireSecret(this.runtime.db, replaced, "rotated");
 				await this.announce({ kind: "api_key", id: key.id });
 				return { ...apiKeyView(key.get({ plain: true }) as ApiKeyRow), key: fresh };
 			},

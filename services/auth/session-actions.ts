@@ -9,6 +9,7 @@ import { checkLoginAllowed, recordLoginFailure, recordLoginSuccess } from "./log
 import { decoyHash, verifySecret } from "./passwords";
 import { apiKeyPrincipal, principalView, type Principal } from "./principal";
 import { InvalidTokenError, issueToken, newFamilyId, sha256, verifyToken } from "./tokens";
+import { retiredWithPrefix } from "./retired-keys";
 import { rolesByUser, userView } from "./users";
 import type { AuthActions, AuthThis } from "./context";
 
@@ -33,6 +34,33 @@ function recentlyRejected(digest: string): boolean {
 	if (until > Date.now()) return true;
 	rejectedKeys.delete(digest);
 	return false;
+}
+
+/** Secrets of ended keys seen lately (retired-keys.ts), with why: a client polling with one costs a map lookup. */
+const endedKeys = new Map<string, { until: number; error: GatewayError }>();
+
+function rememberEnded(digest: string, error: GatewayError): void {
+	if (endedKeys.size > 10_000) endedKeys.clear();
+	endedKeys.set(digest, { until: Date.now() + REJECTED_KEY_TTL_MS, error });
+}
+
+function recentlyEnded(digest: string): GatewayError | undefined {
+	const ended = endedKeys.get(digest);
+	if (ended === undefined) return undefined;
+	if (ended.until > Date.now()) return ended.error;
+	endedKeys.delete(digest);
+	return undefined;
+}
+
+/** The refusal of a secret that verified once and has ended since, or undefined if it never was one of ours. */
+async function retiredSecretError(db: AuthThis["runtime"]["db"], prefix: string, key: string): Promise<GatewayError | undefined> {
+	for (const retired of await retiredWithPrefix(db, prefix)) {
+		if (!(await verifySecret(retired.key_hash, key))) continue;
+		return retired.reason === "rotated"
+			? fail.credentialEnded("API key revoked: its secret was replaced by a rotation", "revoked")
+			: fail.credentialEnded("The API key's user is disabled or deleted", "user_disabled");
+	}
+	return undefined;
 }
 
 /** One check per key string at a time: first uses of one key at once share it (verifySecret is bounded per node). */
@@ -85,12 +113,19 @@ async function resolveApiKey(this: AuthThis, key: string): Promise<Principal> {
 	if (!prefix) throw fail.unauthorized("Invalid API key");
 	const digest = sha256(key);
 	if (recentlyRejected(digest)) throw fail.unauthorized("Invalid API key");
+	const ended = recentlyEnded(digest);
+	if (ended) throw ended;
 	const verified = this.cache.verifiedKeys.get(digest);
 	let record = verified ? await this.apiKeyRecord(verified.keyId) : null;
 	if (!record || !verified || record.key_hash !== verified.keyHash) {
 		const row = await this.runtime.db.models.ApiKey.findOne({ where: { prefix }, attributes: ["id"], raw: true });
 		record = row ? await this.apiKeyRecord(Number(row.id)) : null;
 		if (!record || !(await checkKey(digest, record.key_hash, key))) {
+			const retired = record ? undefined : await retiredSecretError(this.runtime.db, prefix, key);
+			if (retired) {
+				rememberEnded(digest, retired);
+				throw retired;
+			}
 			rememberRejected(digest);
 			throw fail.unauthorized("Invalid API key");
 		}

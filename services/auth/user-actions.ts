@@ -7,6 +7,7 @@ import { decodeCursor, pageParams, toPage } from "../../lib/paging";
 import { hashSecret } from "./passwords";
 import { powersBeyond, ROLES, type Principal, type RoleName } from "./principal";
 import { lockAdminRole, otherActiveAdmins, powersOfRoles, rolesByUser, setRoles, userView } from "./users";
+import { retireKeysOf } from "./retired-keys";
 import type { AuthActions, AuthThis } from "./context";
 import { ID } from "../../lib/validator";
 
@@ -190,7 +191,9 @@ export const userActions: AuthActions = {
 					if (roles.includes("admin") && (await otherActiveAdmins(db, id, transaction)) === 0) {
 						throw fail.conflict("The last active admin cannot be deleted");
 					}
-					// Its keys, grants, refresh tokens and webhooks go with it (foreign keys cascade).
+					// Its keys, grants, refresh tokens and webhooks go with it (foreign keys cascade); its
+					// keys' secrets are kept to be refused as ended, not as guesses (retired-keys.ts).
+					await retireKeysOf(db, id, transaction);
 					await user.destroy({ transaction });
 				});
 				await this.announce({ kind: "user", id });

@@ -80,7 +80,7 @@ describe("MariaDB/MySQL schema", () => {
 			"SELECT TABLE_NAME, TABLE_COLLATION, ENGINE FROM information_schema.TABLES WHERE TABLE_SCHEMA = DATABASE() AND TABLE_NAME <> 'schema_migrations'",
 			{ type: QueryTypes.SELECT },
 		);
-		expect(tables.length).toBe(20);
+		expect(tables.length).toBe(21);
 		for (const t of tables) {
 			expect(t.TABLE_COLLATION).toMatch(/^utf8mb4/);
 			expect(t.ENGINE).toBe("InnoDB");

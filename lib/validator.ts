@@ -60,6 +60,38 @@ function convertedNumbers(schema: object): string[] {
 		.map(([field]) => field);
 }
 
+/** Top-level fields whose rule converts to a date: new Date() takes far more than ISO 8601 times. */
+function convertedDates(schema: object): string[] {
+	return topLevelRules(schema)
+		.filter(([, rule]) => rule.type === "date" && rule.convert === true)
+		.map(([field]) => field);
+}
+
+/** An ISO 8601 date, or a date and time with its offset (Z or ±hh:mm): the form API.md's times take. */
+const ISO_TIME = /^(\d{4})-(\d{2})-(\d{2})(?:T([01]\d|2[0-3]):[0-5]\d(?::[0-5]\d(?:\.\d{1,9})?)?(?:Z|[+-](?:[01]\d|2[0-3]):[0-5]\d))?$/;
+
+/** An ISO 8601 time of a day that exists: new Date() moves 2026-02-30 to March 2nd. */
+export function isIsoTime(value: string): boolean {
+	const match = ISO_TIME.exec(value);
+	if (!match) return false;
+	const [year, month, day] = [Number(match[1]), Number(match[2]), Number(match[3])];
+	const date = new Date(0);
+	date.setUTCFullYear(year, month - 1, day);
+	return date.getUTCFullYear() === year && date.getUTCMonth() === month - 1 && date.getUTCDate() === day;
+}
+
+function notIsoTimes(params: unknown, fields: string[]): unknown[] {
+	if (fields.length === 0 || params === null || typeof params !== "object") return [];
+	const values = params as Record<string, unknown>;
+	return fields
+		.filter((field) => {
+			const value = values[field];
+			// Missing and null are the rule's to judge; a Date comes from the gateway's own callers (gRPC, CLI).
+			return value !== undefined && value !== null && !(value instanceof Date) && !(typeof value === "string" && isIsoTime(value));
+		})
+		.map((field) => ({ type: "date", field, message: `The '${field}' field must be an ISO 8601 time, such as 2026-12-07T16:00:00Z.` }));
+}
+
 /** A number as a path, query or form value writes it: plain decimal digits. */
 const DECIMAL = /^-?\d{1,300}(\.\d{1,300})?$/;
 
@@ -118,10 +150,11 @@ function withoutSecretValues(result: true | unknown[]): true | unknown[] {
 export class GatewayValidator extends (Validators.Fastest as unknown as new (options?: object) => { compile(schema: object): Check }) {
 	override compile(schema: object): Check {
 		const converted = convertedNumbers(schema);
+		const dates = convertedDates(schema);
 		const arrays = cappedArrays(schema);
 		const fastest = super.compile(schema);
 		const check: Check = (params, opts) => {
-			const refused = [...notNumbers(params, converted), ...overlong(params, arrays)];
+			const refused = [...notNumbers(params, converted), ...notIsoTimes(params, dates), ...overlong(params, arrays)];
 			if (refused.length === 0) return fastest(params, opts);
 			return fastest.async ? Promise.resolve(refused) : refused;
 		};

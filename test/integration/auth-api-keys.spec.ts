@@ -182,6 +182,14 @@ describe("API keys", () => {
 		expectApiError(await me(gw.baseUrl, key), 401, "UNAUTHORIZED");
 	});
 
+	it.each(["2030-02-30T00:00:00Z", "December 31, 2030", "2030", 1_893_456_000])("expires_at %j is not an ISO 8601 time of a real day: 400 naming it, nothing stored", async (expiresAt) => {
+		const before = await keyRows();
+		const res = await api(gw.baseUrl, "POST", "/apikeys", admin, { name: "loose", expires_at: expiresAt });
+		expectApiError(res, 400, "VALIDATION_ERROR");
+		expect(errorFields(res)).toEqual(["expires_at"]);
+		expect(await keyRows()).toBe(before);
+	});
+
 	it("a key cannot be created already expired (400 naming expires_at)", async () => {
 		const before = await keyRows();
 		const res = await api(gw.baseUrl, "POST", "/apikeys", admin, { name: "past", expires_at: new Date(Date.now() - 1000).toISOString() });

@@ -377,7 +377,8 @@ describe("webhooks: the REST routes", () => {
 		expect(r.withText("replay one")).toHaveLength(2);
 		expect(new Set(r.withText("replay two").map((q) => q.headers["webhook-id"])).size).toBe(1);
 
-		for (const body of [{}, { since, since_seq: 0 }, { since: "last tuesday" }, { since_seq: -1 }]) {
+		// Only ISO 8601 times: new Date() read "1", "2026" and "December 7, 2026", and moved February 30th to March.
+		for (const body of [{}, { since, since_seq: 0 }, { since: "last tuesday" }, { since_seq: -1 }, { since: "1" }, { since: "2026" }, { since: "December 7, 2026" }, { since: "2026-02-30T00:00:00Z" }, { since: 1_700_000_000_000 }]) {
 			expectApiError(await t.api("POST", `/webhooks/${created.id}/replay`, body), 400, "VALIDATION_ERROR");
 		}
 	});

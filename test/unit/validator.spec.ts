@@ -23,8 +23,9 @@ describe("GatewayValidator", () => {
 		["name", { toString: [] }],
 	])("refuses an unconvertible %s as a failed check naming it", (field, value) => {
 		const check = new GatewayValidator().compile(SCHEMA);
-		// A number field refuses any object before conversion is even tried ("number"); the others when it fails.
-		expect(check({ id: 1, [field]: value })).toEqual([expect.objectContaining({ type: field === "id" ? "number" : "unreadable", field })]);
+		// Number and date fields refuse any object before conversion is even tried ("number", "date"); the others when it fails.
+		const before = { id: "number", since: "date" } as Record<string, string>;
+		expect(check({ id: 1, [field]: value })).toEqual([expect.objectContaining({ type: before[field] ?? "unreadable", field })]);
 	});
 
 	it("passes valid params and reports ordinary problems as before", () => {
@@ -67,6 +68,37 @@ describe("GatewayValidator", () => {
 		} finally {
 			await broker.stop();
 		}
+	});
+});
+
+describe("GatewayValidator: converted dates", () => {
+	const check = new GatewayValidator().compile({ $$strict: true, since: { type: "date", convert: true, optional: true } });
+
+	it.each([
+		["a bare number", "1"],
+		["a year", "2026"],
+		["milliseconds", 1_893_456_000],
+		["English", "December 7, 2026"],
+		["Date.toString()", "Mon Dec 07 2026"],
+		["a day that does not exist", "2026-02-30T00:00:00Z"],
+		["February 29th of a common year", "2027-02-29"],
+		["a time without its offset", "2026-12-07T16:00:00"],
+		["hour 24", "2026-12-07T24:00:00Z"],
+		["a space for the T", "2026-12-07 16:00:00Z"],
+		["an empty string", ""],
+		["an array", ["2026-12-07T16:00:00Z"]],
+	])("refuses %s where an ISO 8601 time belongs (new Date() would have read one into it), naming the field", (_what, value) => {
+		expect(check({ since: value })).toEqual([expect.objectContaining({ type: "date", field: "since", message: "The 'since' field must be an ISO 8601 time, such as 2026-12-07T16:00:00Z." })]);
+	});
+
+	it.each(["2026-12-07T16:00:00Z", "2026-12-07T16:00Z", "2026-12-07T16:00:00.123Z", "2026-12-07T18:00:00+02:00", "2028-02-29T00:00:00-05:30", "2026-12-07"])("takes %s", (value) => {
+		expect(check({ since: value })).toBe(true);
+	});
+
+	it("takes a Date (the gateway's own callers), and leaves missing and null to the rule", () => {
+		expect(check({ since: new Date() })).toBe(true);
+		expect(check({})).toBe(true);
+		expect(check({ since: null })).not.toEqual([expect.objectContaining({ type: "date", field: "since" })]);
 	});
 });
 

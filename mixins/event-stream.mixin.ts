@@ -298,16 +298,12 @@ export const EventStreamMixin: Partial<ServiceSchema<ServiceSettingSchema, Event
 				}
 				return; // auth is unreachable: keep the connections, try again later
 			}
-			if (!hasPermission(principal, "messages:read")) {
-				for (const subscriber of group) {
-					this.streamDisconnect(subscriber.id);
-					subscriber.close({ code: "FORBIDDEN", message: "Missing permission messages:read" });
-				}
-				return;
-			}
-			let access: { all: boolean; chat_ids: number[] };
+			// Without messages:read a connection may stay (the handshake admits it) but holds no subscription:
+			// closing it on an unrelated change (a grant, another key's revocation) left the client guessing.
+			const mayRead = hasPermission(principal, "messages:read");
+			let access: { all: boolean; chat_ids: number[] } = { all: false, chat_ids: [] };
 			try {
-				access = await callAs(this, principal, "auth.chatAccess", { right: "can_read" });
+				if (mayRead) access = await callAs(this, principal, "auth.chatAccess", { right: "can_read" });
 			} catch (err) {
 				this.logger.warn("Could not re-check live subscriptions:", (err as Error).message);
 				return;
@@ -318,7 +314,10 @@ export const EventStreamMixin: Partial<ServiceSchema<ServiceSettingSchema, Event
 				if (index > 0 && index % 500 === 0) await new Promise((resolve) => setImmediate(resolve));
 				subscriber.principal = principal;
 				for (const topic of this.hub.topicsOf(subscriber.id)) {
-					if (topic.kind !== "chat") this.hub.setAccess(subscriber.id, readable);
+					if (!mayRead) {
+						this.hub.unsubscribe(subscriber.id, topic);
+						subscriber.revoked(topic, { code: "FORBIDDEN", message: "Missing permission messages:read" });
+					} else if (topic.kind !== "chat") this.hub.setAccess(subscriber.id, readable);
 					else if (!readable.all && !readable.chats.has(topic.id)) {
 						this.hub.unsubscribe(subscriber.id, topic);
 						subscriber.revoked(topic, { code: "FORBIDDEN", message: `can_read on chat ${topic.id} was revoked` });

@@ -226,6 +226,18 @@ describe("plain WebSocket /api/v1/ws", () => {
 			expect((await wsRefusal(t.baseUrl, `?token=${key.key}`)).status).toBe(401);
 		});
 
+		it("a key without messages:read keeps its connection through changes that re-check it (a grant to it): it may not subscribe, and is not closed", async () => {
+			const chat = await newChat();
+			const key = await createKey(t.baseUrl, t.adminToken, { name: "no-messages", scopes: ["chats:read"] });
+			const client = await open(`?token=${key.key}`);
+			expect(await subscribe(client, { chat_id: chat.id })).toMatchObject({ type: "error", code: "FORBIDDEN", message: "Missing permission messages:read" });
+			// Closed with 4403 "Missing permission messages:read" before: each change re-resolves the live connections' credentials.
+			expect((await t.api("PUT", `/chats/${chat.id}/permissions`, { api_key_id: key.id, can_read: true })).status).toBe(201);
+			await pause(1_000);
+			expect(client.closed).toBeNull();
+			await client.ping();
+		});
+
 		it("logging out closes the connections of that login within 1 s; the user's other logins stay", async () => {
 			const user = await createUser(t.gw, t.adminToken, ["viewer"]);
 			const leaving = await loginAction(t.gw.broker, user.username, user.password);

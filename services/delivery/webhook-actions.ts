@@ -120,6 +120,17 @@ async function updateWithinLimit(this: DeliveryThis, row: Webhook, changes: Part
 	});
 }
 
+/**
+ * A webhook made with an API key belongs to that key: once the key is revoked or expired it sends
+ * nothing (ended-owners.ts disabled it), so switching it on again would leave it active and silent.
+ */
+async function refuseEndedOwnerKey(this: DeliveryThis, row: Webhook): Promise<void> {
+	if (row.owner_api_key_id === null) return;
+	const key = await this.runtime.db.models.ApiKey.findByPk(row.owner_api_key_id, { attributes: ["revoked_at", "expires_at"], raw: true });
+	const ended = !key ? "is gone" : key.revoked_at ? "was revoked" : key.expires_at && new Date(key.expires_at).getTime() <= Date.now() ? "expired" : null;
+	if (ended) throw fail.conflict(`This webhook belongs to API key ${row.owner_api_key_id}, which ${ended}: it cannot be switched on again; create a new webhook`);
+}
+
 /** The webhook if the principal owns it (or is an admin); anyone else's is "not found". */
 async function ownWebhook(this: DeliveryThis, principal: Principal, id: number): Promise<Webhook> {
 	const row = await this.runtime.db.models.Webhook.findByPk(id);
@@ -200,6 +211,7 @@ export const webhookActions: DeliveryActions = {
 			async handler(this: DeliveryThis, ctx: GatewayContext<WebhookConfig & { id: number; is_active?: boolean }>) {
 				const row = await ownWebhook.call(this, principalOf(ctx), ctx.params.id);
 				await checkConfig.call(this, ctx, ctx.params);
+				if (ctx.params.is_active === true && !row.is_active) await refuseEndedOwnerKey.call(this, row);
 				await updateWithinLimit.call(this, row, {
 					...configColumns({ ordered: false, max_concurrency: 8, ...ctx.params }),
 					...(ctx.params.is_active !== undefined ? { is_active: ctx.params.is_active, disabled_reason: null } : {}),
@@ -235,6 +247,7 @@ export const webhookActions: DeliveryActions = {
 				};
 				// Switching a webhook off needs no check: an owner who lost access to its chats can still silence it.
 				if (Object.keys(changes).length > 0 || is_active === true) await checkConfig.call(this, ctx, merged, changes);
+				if (is_active === true && !row.is_active) await refuseEndedOwnerKey.call(this, row);
 				await updateWithinLimit.call(this, row, { ...configColumns(merged), ...(is_active !== undefined ? { is_active, disabled_reason: is_active ? null : "disabled by its owner" } : {}) });
 				await this.broker.broadcast("webhooks.changed", { id: row.id });
 				return webhookView(row);

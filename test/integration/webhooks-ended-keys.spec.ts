@@ -38,6 +38,14 @@ describe("webhooks of revoked and expired API keys", () => {
 		expect(await asAdmin(webhookId)).toMatchObject({ is_active: false, disabled_reason: "its API key was revoked" });
 		expect(await asAdmin(other.webhookId)).toMatchObject({ is_active: true });
 		expect(await asAdmin(Number(own.body.id))).toMatchObject({ is_active: true });
+
+		// Switched on again it would stay active and send nothing (its owner resolves to no one): 409, unchanged.
+		const again = await api(gw.baseUrl, "PATCH", `/webhooks/${webhookId}`, admin, { is_active: true });
+		expect({ status: again.status, code: (again.body as { error: { code: string; message: string } }).error.code }).toEqual({ status: 409, code: "CONFLICT" });
+		expect((again.body as { error: { message: string } }).error.message).toContain(`API key ${key.id}, which was revoked`);
+		expect(await asAdmin(webhookId)).toMatchObject({ is_active: false, disabled_reason: "its API key was revoked" });
+		// Other changes to it are still allowed (an admin may fix its URL before deleting it, say).
+		expect((await api(gw.baseUrl, "PATCH", `/webhooks/${webhookId}`, admin, { url: "https://hooks.example.com/k2" })).status).toBe(200);
 	});
 
 	it("a key that ran out has its webhooks disabled by the periodic check", async () => {
@@ -47,6 +55,9 @@ describe("webhooks of revoked and expired API keys", () => {
 		expect(await disableWebhooksOfEndedKeys(gw.runtime.db)).toBe(1);
 		expect(await asAdmin(webhookId)).toMatchObject({ is_active: false, disabled_reason: "its API key expired" });
 		expect(await disableWebhooksOfEndedKeys(gw.runtime.db)).toBe(0);
+		expect((await api(gw.baseUrl, "PATCH", `/webhooks/${webhookId}`, admin, { is_active: true })).status).toBe(409);
+		expect((await api(gw.baseUrl, "PUT", `/webhooks/${webhookId}`, admin, { url: "https://hooks.example.com/k", scope: "all", is_active: true })).status).toBe(409);
+		expect(await asAdmin(webhookId)).toMatchObject({ is_active: false });
 	});
 
 	it("a change to one key looks at that key only: another key that ran out waits for the periodic check", async () => {

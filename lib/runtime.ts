@@ -6,6 +6,7 @@
 import type { ServiceBroker } from "moleculer";
 import { ConfigError, type GatewayConfig } from "./config";
 import { openDatabase, type Database } from "./db/connection";
+import { Cursors } from "./paging";
 import { createSharedState, type SharedState } from "./state";
 import { TelegramClient } from "./telegram/client";
 
@@ -14,6 +15,8 @@ export interface Runtime {
 	db: Database;
 	state: SharedState;
 	telegram: TelegramClient;
+	/** Signs and reads the lists' paging cursors (lib/paging.ts). */
+	cursors: Cursors;
 	close(): Promise<void>;
 }
 
@@ -62,6 +65,7 @@ export async function openRuntime(config: GatewayConfig): Promise<Runtime> {
 		db,
 		state,
 		telegram,
+		cursors: new Cursors(config.jwt.secret),
 		async close() {
 			if (closed) return;
 			closed = true;

@@ -11,7 +11,7 @@ import { fail } from "../lib/errors";
 import { LeaseRunner } from "../lib/lease";
 import { metricsOf } from "../lib/metrics";
 import { principalOf, respondCreated, respondWith, type GatewayContext } from "../lib/meta";
-import { decodeCursor, pageParams, toPage } from "../lib/paging";
+import { pageParams } from "../lib/paging";
 import { runtimeOf, type Runtime } from "../lib/runtime";
 import { iso } from "../lib/time";
 import { enqueueMessage, type EnqueueParams } from "./bots/outbox";
@@ -93,7 +93,7 @@ const BotsService: ServiceSchema<ServiceSettingSchema, BotsThis> = {
 			params: { $$strict: true, ...pageParams, is_active: { type: "boolean", convert: true, optional: true } },
 			async handler(this: BotsThis, ctx: GatewayContext<{ limit?: number; cursor?: string; is_active?: boolean }>) {
 				const limit = ctx.params.limit ?? 50;
-				const after = decodeCursor(ctx.params.cursor);
+				const after = this.runtime.cursors.after("bots", ctx.params.cursor);
 				const rows = await this.runtime.db.models.Bot.findAll({
 					where: {
 						...(after === null ? {} : { id: { [Op.gt]: after } }),
@@ -102,7 +102,7 @@ const BotsService: ServiceSchema<ServiceSettingSchema, BotsThis> = {
 					order: [["id", "ASC"]],
 					limit: limit + 1,
 				});
-				return toPage(rows, limit, (b) => b.id, (b) => botView(b, this.runtime.config.publicUrl));
+				return this.runtime.cursors.page("bots", rows, limit, (b) => b.id, (b) => botView(b, this.runtime.config.publicUrl));
 			},
 		},
 

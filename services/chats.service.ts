@@ -8,7 +8,7 @@ import { Op, type WhereOptions } from "sequelize";
 import { read } from "../lib/db/raw";
 import { fail } from "../lib/errors";
 import { principalOf, respondCreated, respondWith, type GatewayContext } from "../lib/meta";
-import { decodeCursor, pageParams, toPage } from "../lib/paging";
+import { pageParams } from "../lib/paging";
 import { runtimeOf, type Runtime } from "../lib/runtime";
 import { principalKey } from "./auth/principal";
 import { chatsWithSubquery, type Right } from "./auth/grants";
@@ -66,7 +66,7 @@ const ChatsService: ServiceSchema<ServiceSettingSchema, ChatsThis> = {
 			params: { $$strict: true, ...pageParams, bot_id: { ...ID, optional: true } },
 			async handler(this: ChatsThis, ctx: GatewayContext<{ limit?: number; cursor?: string; bot_id?: number }>) {
 				const limit = ctx.params.limit ?? 50;
-				const after = decodeCursor(ctx.params.cursor);
+				const after = this.runtime.cursors.after("chats", ctx.params.cursor);
 				const principal = principalOf(ctx);
 				// auth.chatAccess's rule, applied by the database: a page no longer carries every readable id.
 				const readable: WhereOptions = principal.is_admin ? {} : chatsWithSubquery(this.runtime.db, principal, "can_read");
@@ -81,7 +81,7 @@ const ChatsService: ServiceSchema<ServiceSettingSchema, ChatsThis> = {
 					order: [["id", "ASC"]],
 					limit: limit + 1,
 				});
-				return toPage(rows, limit, (c) => c.id, chatView);
+				return this.runtime.cursors.page("chats", rows, limit, (c) => c.id, chatView);
 			},
 		},
 
@@ -111,7 +111,8 @@ const ChatsService: ServiceSchema<ServiceSettingSchema, ChatsThis> = {
 				if (!chat) throw fail.notFound("Chat");
 				await this.requireChat(ctx, id, "can_read");
 				const limit = ctx.params.limit ?? 50;
-				const window = historyWindow({ after_seq, before_seq }, ctx.params.cursor);
+				const list = `messages:${id}`;
+				const window = historyWindow({ after_seq, before_seq }, ctx.params.cursor, this.runtime.cursors, list);
 				const bounds: Record<symbol, number> = { [Op.ne]: null as unknown as number };
 				if (window.after !== undefined) bounds[Op.gt] = window.after;
 				if (window.before !== undefined) bounds[Op.lt] = window.before;
@@ -123,7 +124,7 @@ const ChatsService: ServiceSchema<ServiceSettingSchema, ChatsThis> = {
 				})) as unknown as MessageRow[];
 				const more = rows.length > limit;
 				const page = more ? rows.slice(0, limit) : rows;
-				return { data: page.map(messageView), next_cursor: more ? nextHistoryCursor(window, Number(page[page.length - 1]!.seq)) : null };
+				return { data: page.map(messageView), next_cursor: more ? nextHistoryCursor(window, Number(page[page.length - 1]!.seq), this.runtime.cursors, list) : null };
 			},
 		},
 

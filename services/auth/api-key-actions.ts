@@ -5,7 +5,7 @@
 import { Op, type WhereOptions } from "sequelize";
 import { fail } from "../../lib/errors";
 import { principalOf, respondCreated, respondWith, type GatewayContext } from "../../lib/meta";
-import { decodeCursor, pageParams, toPage } from "../../lib/paging";
+import { pageParams } from "../../lib/paging";
 import { apiKeyView, generateApiKey, parseScopes, type ApiKeyRow } from "./api-keys";
 import { loadGrants, RIGHTS, type GrantMap } from "./grants";
 import { retireSecret } from "./retired-keys";
@@ -150,7 +150,7 @@ export const apiKeyActions: AuthActions = {
 			async handler(this: AuthThis, ctx: GatewayContext<{ limit?: number; cursor?: string; user_id?: number }>) {
 				const principal = principalOf(ctx);
 				const limit = ctx.params.limit ?? 50;
-				const after = decodeCursor(ctx.params.cursor);
+				const after = this.runtime.cursors.after("apikeys", ctx.params.cursor);
 				const where: WhereOptions = {};
 				if (!principal.is_admin && ctx.params.user_id !== undefined && ctx.params.user_id !== principal.user_id) {
 					throw fail.forbidden("Only admins list other users' keys");
@@ -159,7 +159,7 @@ export const apiKeyActions: AuthActions = {
 				else if (ctx.params.user_id !== undefined) Object.assign(where, { user_id: ctx.params.user_id });
 				if (after !== null) Object.assign(where, { id: { [Op.gt]: after } });
 				const rows = await this.runtime.db.models.ApiKey.findAll({ where, order: [["id", "ASC"]], limit: limit + 1, raw: true });
-				return toPage(rows as unknown as ApiKeyRow[], limit, (r) => r.id, (r) => apiKeyView(r, this.lastUsed.get(r.id)));
+				return this.runtime.cursors.page("apikeys", rows as unknown as ApiKeyRow[], limit, (r) => r.id, (r) => apiKeyView(r, this.lastUsed.get(r.id)));
 			},
 		},
 

@@ -5,7 +5,7 @@
 import { Op } from "sequelize";
 import { fail } from "../../lib/errors";
 import { principalOf, respondCreated, respondWith, type GatewayContext } from "../../lib/meta";
-import { decodeCursor, pageParams, toPage } from "../../lib/paging";
+import { pageParams } from "../../lib/paging";
 import { grantView, RIGHTS, type GrantRow, type Right } from "./grants";
 import type { AuthActions, AuthThis } from "./context";
 import { ID } from "../../lib/validator";
@@ -36,14 +36,14 @@ export const grantActions: AuthActions = {
 			async handler(this: AuthThis, ctx: GatewayContext<{ id: number; limit?: number; cursor?: string }>) {
 				await manageableChat.call(this, ctx, ctx.params.id);
 				const limit = ctx.params.limit ?? 50;
-				const after = decodeCursor(ctx.params.cursor);
+				const after = this.runtime.cursors.after("grants", ctx.params.cursor);
 				const rows = await this.runtime.db.models.ChatPermission.findAll({
 					where: { chat_id: ctx.params.id, ...(after === null ? {} : { id: { [Op.gt]: after } }) },
 					order: [["id", "ASC"]],
 					limit: limit + 1,
 					raw: true,
 				});
-				return toPage(rows as unknown as GrantRow[], limit, (r) => r.id, grantView);
+				return this.runtime.cursors.page("grants", rows as unknown as GrantRow[], limit, (r) => r.id, grantView);
 			},
 		},
 

@@ -3,7 +3,7 @@ import { Op } from "sequelize";
 import type { Database } from "../../lib/db/connection";
 import { fail } from "../../lib/errors";
 import { principalOf, respondCreated, respondWith, type GatewayContext } from "../../lib/meta";
-import { decodeCursor, pageParams, toPage } from "../../lib/paging";
+import { pageParams } from "../../lib/paging";
 import { hashSecret } from "./passwords";
 import { powersBeyond, ROLES, type Principal, type RoleName } from "./principal";
 import { lockAdminRole, otherActiveAdmins, powersOfRoles, rolesByUser, setRoles, userView } from "./users";
@@ -97,14 +97,14 @@ export const userActions: AuthActions = {
 			async handler(this: AuthThis, ctx: GatewayContext<{ limit?: number; cursor?: string }>) {
 				const { db } = this.runtime;
 				const limit = ctx.params.limit ?? 50;
-				const after = decodeCursor(ctx.params.cursor);
+				const after = this.runtime.cursors.after("users", ctx.params.cursor);
 				const users = await db.models.User.findAll({
 					where: after === null ? {} : { id: { [Op.gt]: after } },
 					order: [["id", "ASC"]],
 					limit: limit + 1,
 				});
 				const roles = await rolesByUser(db, users.map((u) => u.id));
-				return toPage(users, limit, (u) => u.id, (u) => userView(u, roles.get(u.id) ?? []));
+				return this.runtime.cursors.page("users", users, limit, (u) => u.id, (u) => userView(u, roles.get(u.id) ?? []));
 			},
 		},
 

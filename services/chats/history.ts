@@ -4,6 +4,7 @@
  * in the same direction and within the same bounds.
  */
 import { fail } from "../../lib/errors";
+import type { Cursors } from "../../lib/paging";
 
 export interface HistoryWindow {
 	ascending: boolean;
@@ -19,19 +20,16 @@ function badCursor(): never {
 	throw fail.validation([{ field: "cursor", message: "The 'cursor' is not a cursor this API returned." }]);
 }
 
-/** The window asked for: a cursor (ours, from an earlier page) takes the place of after_seq / before_seq. */
-export function historyWindow(query: { after_seq?: number; before_seq?: number }, cursor: string | undefined): HistoryWindow {
-	if (cursor === undefined || cursor === "") {
+/**
+ * The window asked for: a cursor (ours, from an earlier page of `list`, which names the chat) takes the
+ * place of after_seq / before_seq.
+ */
+export function historyWindow(query: { after_seq?: number; before_seq?: number }, cursor: string | undefined, cursors: Cursors, list: string): HistoryWindow {
+	const payload = cursors.decode(list, cursor);
+	if (payload === null) {
 		return { ascending: query.after_seq !== undefined, ...(query.after_seq !== undefined ? { after: query.after_seq } : {}), ...(query.before_seq !== undefined ? { before: query.before_seq } : {}) };
 	}
-	const decoded = Buffer.from(cursor, "base64url").toString();
-	const match = CURSOR.exec(decoded);
-	// Cursors given out before they carried the window held just the last seq ("k:<seq>").
-	const legacy = /^k:(\d{1,16})$/.exec(decoded);
-	if (legacy) {
-		const seq = Number(legacy[1]);
-		return query.after_seq !== undefined ? { ascending: true, after: seq, ...(query.before_seq !== undefined ? { before: query.before_seq } : {}) } : { ascending: false, before: seq };
-	}
+	const match = CURSOR.exec(payload);
 	if (!match) badCursor();
 	const [, direction, after, before] = match;
 	const window: HistoryWindow = { ascending: direction === "a", ...(after ? { after: Number(after) } : {}), ...(before ? { before: Number(before) } : {}) };
@@ -40,7 +38,7 @@ export function historyWindow(query: { after_seq?: number; before_seq?: number }
 }
 
 /** The cursor of the page after the one that ended at `lastSeq`. */
-export function nextHistoryCursor(window: HistoryWindow, lastSeq: number): string {
+export function nextHistoryCursor(window: HistoryWindow, lastSeq: number, cursors: Cursors, list: string): string {
 	const next: HistoryWindow = window.ascending ? { ...window, after: lastSeq } : { ...window, before: lastSeq };
-	return Buffer.from(`h:${next.ascending ? "a" : "d"}:${next.after ?? ""}:${next.before ?? ""}`).toString("base64url");
+	return cursors.encode(list, `h:${next.ascending ? "a" : "d"}:${next.after ?? ""}:${next.before ?? ""}`);
 }

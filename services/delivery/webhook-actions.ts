@@ -10,7 +10,7 @@ import type { Webhook } from "../../lib/db/models";
 import { seal } from "../../lib/crypto";
 import { fail } from "../../lib/errors";
 import { principalOf, respondCreated, respondWith, type GatewayContext } from "../../lib/meta";
-import { decodeCursor, pageParams, toPage } from "../../lib/paging";
+import { pageParams } from "../../lib/paging";
 import { hasPermission, type Principal } from "../auth/principal";
 import { callerOf, inCallerSlot, REPLAY_SLOTS, TEST_SLOTS } from "./caller-slots";
 import { EVENT_TYPES, ownerMayRead, SCOPES, type Scope } from "./matching";
@@ -184,13 +184,13 @@ export const webhookActions: DeliveryActions = {
 			async handler(this: DeliveryThis, ctx: GatewayContext<{ limit?: number; cursor?: string }>) {
 				const principal = principalOf(ctx);
 				const limit = ctx.params.limit ?? 50;
-				const after = decodeCursor(ctx.params.cursor);
+				const after = this.runtime.cursors.after("webhooks", ctx.params.cursor);
 				const where: WhereOptions = after === null ? {} : { id: { [Op.gt]: after } };
 				if (!principal.is_admin) {
 					Object.assign(where, principal.type === "api_key" ? { owner_api_key_id: principal.id } : { owner_user_id: principal.user_id });
 				}
 				const rows = await this.runtime.db.models.Webhook.findAll({ where, order: [["id", "ASC"]], limit: limit + 1 });
-				return toPage(rows, limit, (r) => r.id, (r) => webhookView(r));
+				return this.runtime.cursors.page("webhooks", rows, limit, (r) => r.id, (r) => webhookView(r));
 			},
 		},
 
@@ -324,7 +324,7 @@ export const webhookActions: DeliveryActions = {
 			async handler(this: DeliveryThis, ctx: GatewayContext<{ id: number; limit?: number; cursor?: string; status?: string }>) {
 				const row = await ownWebhook.call(this, principalOf(ctx), ctx.params.id);
 				const limit = ctx.params.limit ?? 50;
-				const before = decodeCursor(ctx.params.cursor);
+				const before = this.runtime.cursors.after("deliveries", ctx.params.cursor);
 				const { WebhookDelivery, WebhookAttempt } = this.runtime.db.models;
 				const deliveries = await WebhookDelivery.findAll({
 					where: {
@@ -336,7 +336,7 @@ export const webhookActions: DeliveryActions = {
 					limit: limit + 1,
 				});
 				const attempts = await WebhookAttempt.findAll({ where: { delivery_id: deliveries.map((d) => d.id) }, order: [["id", "ASC"]] });
-				return toPage(deliveries, limit, (d) => d.id, (d) => deliveryView(d, attempts.filter((a) => Number(a.delivery_id) === d.id)));
+				return this.runtime.cursors.page("deliveries", deliveries, limit, (d) => d.id, (d) => deliveryView(d, attempts.filter((a) => Number(a.delivery_id) === d.id)));
 			},
 		},
 

@@ -119,11 +119,19 @@ describe("chats and history (REST)", () => {
 			expect(two.body.data.map((c) => c.id)).toEqual([chatA1, chatA2]);
 			expect((await listChats(`?limit=2&cursor=${two.body.next_cursor}`)).body).toMatchObject({ data: [{ id: chatB1 }], next_cursor: null });
 
-			for (const cursorValue of ["not-a-cursor", Buffer.from("k:abc").toString("base64url")]) {
-				const res = await listChats(`?cursor=${cursorValue}`);
+			// Cursors are opaque and belong to their list: made up ("k:0", what they once were), or another
+			// list's (the bots', the chats' on a chat's history), is a 400 naming cursor, not a silently wrong page.
+			const botsCursor = (await t.api<Page<unknown>>("GET", "/bots?limit=1")).body.next_cursor;
+			expect(typeof botsCursor).toBe("string");
+			const forged = ["not-a-cursor", Buffer.from("k:abc").toString("base64url"), Buffer.from("k:0").toString("base64url"), Buffer.from("k:-1").toString("base64url")];
+			for (const cursorValue of [...forged, botsCursor!]) {
+				const res = await listChats(`?cursor=${encodeURIComponent(cursorValue)}`);
 				expectApiError(res, 400, "VALIDATION_ERROR");
 				expect(errorFields(res)).toEqual(["cursor"]);
 			}
+			const onHistory = await history(chatA1, `?cursor=${encodeURIComponent(two.body.next_cursor!)}`);
+			expectApiError(onHistory, 400, "VALIDATION_ERROR");
+			expect(errorFields(onHistory)).toEqual(["cursor"]);
 			for (const limit of ["0", "201", "x"]) {
 				const res = await listChats(`?limit=${limit}`);
 				expectApiError(res, 400, "VALIDATION_ERROR");

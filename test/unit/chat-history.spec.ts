@@ -1,6 +1,9 @@
-import { historyWindow, nextHistoryCursor } from "../../services/chats/history";
+import { Cursors } from "../../lib/paging";
+import { historyWindow as windowOf, nextHistoryCursor as nextOf, type HistoryWindow } from "../../services/chats/history";
 
-const legacy = (seq: number) => Buffer.from(`k:${seq}`).toString("base64url");
+const cursors = new Cursors("a test secret of some length");
+const historyWindow = (query: { after_seq?: number; before_seq?: number }, cursor: string | undefined) => windowOf(query, cursor, cursors, "messages:1");
+const nextHistoryCursor = (window: HistoryWindow, lastSeq: number) => nextOf(window, lastSeq, cursors, "messages:1");
 
 describe("chat history windows and cursors", () => {
 	it("takes the direction and bounds from the query without a cursor", () => {
@@ -17,12 +20,15 @@ describe("chat history windows and cursors", () => {
 		expect(historyWindow({}, nextHistoryCursor({ ascending: false }, 40))).toEqual({ ascending: false, before: 40 });
 	});
 
-	it("reads the cursors given out before (the last seq, direction from the query)", () => {
-		expect(historyWindow({}, legacy(40))).toEqual({ ascending: false, before: 40 });
-		expect(historyWindow({ after_seq: 0 }, legacy(7))).toEqual({ ascending: true, after: 7 });
+	it("a cursor of another chat's history, or of another list, is refused; the old unsigned ones too", () => {
+		const other = nextOf({ ascending: false }, 40, cursors, "messages:2");
+		expect(() => historyWindow({}, other)).toThrow(expect.objectContaining({ type: "VALIDATION_ERROR" }));
+		expect(() => historyWindow({}, cursors.encode("chats", "40"))).toThrow(expect.objectContaining({ type: "VALIDATION_ERROR" }));
+		expect(() => historyWindow({}, Buffer.from("k:40").toString("base64url"))).toThrow(expect.objectContaining({ type: "VALIDATION_ERROR" }));
+		expect(() => historyWindow({}, Buffer.from("h:d::40").toString("base64url"))).toThrow(expect.objectContaining({ type: "VALIDATION_ERROR" }));
 	});
 
-	it.each(["nope", Buffer.from("h:x:1:").toString("base64url"), Buffer.from("h:a:-1:").toString("base64url"), Buffer.from(`h:a:${"9".repeat(17)}:`).toString("base64url")])(
+	it.each(["nope", cursors.encode("messages:1", "h:x:1:"), cursors.encode("messages:1", "h:a:-1:"), cursors.encode("messages:1", `h:a:${"9".repeat(17)}:`)])(
 		"a cursor that is not ours (%s) is a VALIDATION_ERROR naming cursor",
 		(cursor) => {
 			expect(() => historyWindow({}, cursor)).toThrow(expect.objectContaining({ type: "VALIDATION_ERROR", data: { fields: [expect.objectContaining({ field: "cursor" })] } }));

@@ -1,6 +1,6 @@
 import type { IncomingMessage } from "node:http";
 import { credentialOutsideBody, takeCredential } from "../../services/api/credentials";
-import { decodeCursor, encodeCursor, toPage } from "../../lib/paging";
+import { Cursors } from "../../lib/paging";
 import { clientAddress } from "../../services/api/http";
 
 function request(init: { headers?: Record<string, string>; query?: Record<string, unknown>; body?: Record<string, unknown> }) {
@@ -89,15 +89,29 @@ describe("clientAddress", () => {
 });
 
 describe("paging", () => {
-	it("round-trips cursors and refuses foreign ones", () => {
-		expect(decodeCursor(encodeCursor(42))).toBe(42);
-		expect(decodeCursor(undefined)).toBeNull();
-		expect(() => decodeCursor("bm9wZQ")).toThrow(/cursor/);
+	const cursors = new Cursors("a test secret of some length");
+
+	it("round-trips cursors of a list; none is null", () => {
+		expect(cursors.after("chats", cursors.encode("chats", "42"))).toBe(42);
+		expect(cursors.after("chats", undefined)).toBeNull();
+		expect(cursors.after("chats", "")).toBeNull();
+	});
+
+	it.each([
+		["garbage", "bm9wZQ"],
+		["the unsigned form given out before", Buffer.from("k:42").toString("base64url")],
+		["another list's", new Cursors("a test secret of some length").encode("deliveries", "42")],
+		["another secret's (another deployment's)", new Cursors("another secret").encode("chats", "42")],
+		["a forged key under a real signature", `${Buffer.from("0").toString("base64url")}.${cursors.encode("chats", "42").split(".")[1]}`],
+		["a signed non-number", new Cursors("a test secret of some length").encode("chats", "k:1")],
+		["an extra part", `${cursors.encode("chats", "42")}.x`],
+	])("refuses %s as a 400 naming cursor", (_what, cursor) => {
+		expect(() => cursors.after("chats", cursor)).toThrow(expect.objectContaining({ type: "VALIDATION_ERROR", data: { fields: [expect.objectContaining({ field: "cursor" })] } }));
 	});
 
 	it("pages with one extra row", () => {
 		const rows = [1, 2, 3].map((id) => ({ id }));
-		expect(toPage(rows, 2, (r) => r.id, (r) => r.id)).toEqual({ data: [1, 2], next_cursor: encodeCursor(2) });
-		expect(toPage(rows, 3, (r) => r.id, (r) => r.id)).toEqual({ data: [1, 2, 3], next_cursor: null });
+		expect(cursors.page("chats", rows, 2, (r) => r.id, (r) => r.id)).toEqual({ data: [1, 2], next_cursor: cursors.encode("chats", "2") });
+		expect(cursors.page("chats", rows, 3, (r) => r.id, (r) => r.id)).toEqual({ data: [1, 2, 3], next_cursor: null });
 	});
 });

@@ -16,9 +16,10 @@ const NOT_NULL = { nullable: false, messages: { required: "The '{field}' field m
 const checkSubscribe = validator.compile({
 	$$root: false,
 	$$strict: true,
-	chat_id: { type: "number", integer: true, positive: true, optional: true, ...NOT_NULL },
-	bot_id: { type: "number", integer: true, positive: true, optional: true, ...NOT_NULL },
-	since_seq: { type: "number", integer: true, min: 0, optional: true, ...NOT_NULL },
+	// Bounded as REST's ids (lib/validator ID): past 2^53 a JSON number is rounded to a neighbour.
+	chat_id: { type: "number", integer: true, positive: true, max: Number.MAX_SAFE_INTEGER, optional: true, ...NOT_NULL },
+	bot_id: { type: "number", integer: true, positive: true, max: Number.MAX_SAFE_INTEGER, optional: true, ...NOT_NULL },
+	since_seq: { type: "number", integer: true, min: 0, max: Number.MAX_SAFE_INTEGER, optional: true, ...NOT_NULL },
 	// WebSocket frames name their action; socket.io frames do not.
 	action: { type: "string", optional: true },
 });

@@ -150,6 +150,15 @@ describe("plain WebSocket /api/v1/ws", () => {
 			await client.ping();
 		});
 
+		it.each(["chat_id", "bot_id", "since_seq"])("an id past 2^53 in %s is a VALIDATION_ERROR naming it, as REST's (JSON rounds it to a neighbour)", async (field) => {
+			const client = await admin();
+			const frame = field === "since_seq" ? '{"action":"subscribe","chat_id":1,"since_seq":9007199254740993}' : `{"action":"subscribe","${field}":9007199254740993}`;
+			const answer = await client.request(frame, isError);
+			expect(answer).toMatchObject({ type: "error", code: "VALIDATION_ERROR" });
+			expect(JSON.stringify(answer)).toContain(field);
+			await client.ping();
+		});
+
 		it.each([
 			["not JSON", "{oops", false],
 			["a JSON array", "[1,2]", false],

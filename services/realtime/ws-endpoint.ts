@@ -41,15 +41,14 @@ export interface WsHandlers {
 	logWarning(message: string): void;
 }
 
+/** In REST's order (services/api/credentials.ts): the headers, then the query; an empty value hides nothing. */
 function credentialOf(req: IncomingMessage): string | null {
-	const url = new URL(req.url ?? "/", "http://localhost");
-	// An empty ?token= does not hide an ?api_key= given beside it.
-	const fromQuery = url.searchParams.get("token") || url.searchParams.get("api_key");
-	if (fromQuery) return fromQuery;
 	const bearer = bearerToken(req.headers.authorization);
 	if (bearer) return bearer;
 	const key = req.headers["x-api-key"];
-	return typeof key === "string" ? key : null;
+	if (typeof key === "string" && key.trim() !== "") return key.trim();
+	const url = new URL(req.url ?? "/", "http://localhost");
+	return url.searchParams.get("api_key") || url.searchParams.get("token") || null;
 }
 
 const STATUS_TEXT: Record<number, string> = { 401: "Unauthorized", 404: "Not Found", 429: "Too Many Requests", 503: "Service Unavailable" };

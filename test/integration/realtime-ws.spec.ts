@@ -63,6 +63,18 @@ describe("plain WebSocket /api/v1/ws", () => {
 			expect(client.frames).toEqual([{ action: "pong" }]);
 		});
 
+		it("a credential in a header wins over one in the query, as in REST: ?token=garbage beside a valid Bearer or X-API-Key opens", async () => {
+			const key = (await createKey(t.baseUrl, t.adminToken)).key;
+			const rest = await fetch(`${t.baseUrl}/api/v1/auth/me?token=garbage`, { headers: { authorization: `Bearer ${t.adminToken}` } });
+			expect(rest.status).toBe(200);
+			for (const headers of [{ authorization: `Bearer ${t.adminToken}` }, { "x-api-key": key }]) {
+				const client = await open("?token=garbage", headers);
+				await client.ping();
+			}
+			// Only the query: it is what is checked.
+			expect((await wsRefusal(t.baseUrl, "?token=garbage")).status).toBe(401);
+		});
+
 		it.each([
 			["no credential", "", {}],
 			["a malformed token", "?token=not.a.jwt", {}],

@@ -290,7 +290,8 @@ export const webhookActions: DeliveryActions = {
 				// Only over the secret read: of two rotations at once, the second would retire a secret nobody was ever told of.
 				const [changed] = await this.runtime.db.models.Webhook.update(rotated, { where: { id: row.id, secret_ciphertext: row.secret_ciphertext, key_id: row.key_id } });
 				if (changed !== 1) throw fail.conflict("The secret was changed by another request meanwhile; read the webhook and rotate again if needed");
-				row.set(rotated);
+				// As stored, updated_at included (the update set it).
+				await row.reload();
 				await this.broker.broadcast("webhooks.changed", { id: row.id });
 				return { ...webhookView(row), secret };
 			},
@@ -359,7 +360,8 @@ export const webhookActions: DeliveryActions = {
 				// otherwise have its attempt (and its outcome) taken from under it.
 				// A retry by hand starts the schedule again; the log keeps counting its attempts.
 				const [changed] = await WebhookDelivery.update(
-					{ status: "pending", schedule_base: col("attempts") as unknown as number, next_attempt_at: new Date(), lease_owner: null, lease_until: null },
+					// A delivered one sent again is not delivered until that attempt succeeds.
+					{ status: "pending", schedule_base: col("attempts") as unknown as number, next_attempt_at: new Date(), lease_owner: null, lease_until: null, delivered_at: null },
 					{ where: { ...where, status: { [Op.ne]: "in_flight" } } },
 				);
 				const delivery = await WebhookDelivery.findOne({ where });

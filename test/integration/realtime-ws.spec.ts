@@ -67,7 +67,8 @@ describe("plain WebSocket /api/v1/ws", () => {
 			const key = (await createKey(t.baseUrl, t.adminToken)).key;
 			const rest = await fetch(`${t.baseUrl}/api/v1/auth/me?token=garbage`, { headers: { authorization: `Bearer ${t.adminToken}` } });
 			expect(rest.status).toBe(200);
-			for (const headers of [{ authorization: `Bearer ${t.adminToken}` }, { "x-api-key": key }]) {
+			const headerForms: Array<Record<string, string>> = [{ authorization: `Bearer ${t.adminToken}` }, { "x-api-key": key }];
+			for (const headers of headerForms) {
 				const client = await open("?token=garbage", headers);
 				await client.ping();
 			}

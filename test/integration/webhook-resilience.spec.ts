@@ -91,6 +91,26 @@ describe("webhook delivery under failure", () => {
 		expect((await t.api("POST", `/webhooks/${hook.id}/deliveries/999999/retry`)).status).toBe(404);
 	}, 60_000);
 
+	it("POST .../retry of a succeeded delivery sends it again: pending without delivered_at until that attempt succeeds", async () => {
+		const r = await scene.receiver(ok());
+		const { chatId, telegramId } = await scene.newChat();
+		const hook = await createWebhook(t, { url: r.url, scope: "chat", chat_ids: [chatId] });
+		scene.say(telegramId, "send me twice");
+		const [first] = await waitForDeliveries(t, hook.id, (l) => l[0]?.status === "succeeded", 10_000, "the first delivery");
+		expect(first!.delivered_at).not.toBeNull();
+		r.behaviour = always(500, "not now");
+		const retried = await t.api<DeliveryRecord>("POST", `/webhooks/${hook.id}/deliveries/${first!.id}/retry`);
+		expect(retried.status).toBe(202);
+		expect(retried.body).toMatchObject({ status: "pending", delivered_at: null });
+		const failed = await waitForDeliveries(t, hook.id, (l) => l[0]?.status === "failed", 10_000, "the second attempt failed");
+		expect(failed[0]).toMatchObject({ delivered_at: null, last_status_code: 500 });
+		r.behaviour = ok();
+		await fastForward(t, hook.id);
+		const again = await waitForDeliveries(t, hook.id, (l) => l[0]?.status === "succeeded", 10_000, "delivered again");
+		expect(again[0]!.delivered_at).not.toBeNull();
+		expect(Date.parse(again[0]!.delivered_at!)).toBeGreaterThan(Date.parse(first!.delivered_at!));
+	}, 60_000);
+
 	it("POST .../retry of a delivery on the wire is 409 CONFLICT and leaves its attempt alone: it is delivered once", async () => {
 		const gate = new Gate();
 		const r = await scene.receiver(heldAt(gate));

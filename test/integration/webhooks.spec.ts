@@ -282,6 +282,9 @@ describe("webhooks: the REST routes", () => {
 		const fresh = rotated.body.secret;
 		expect(fresh).toMatch(/^whsec_/);
 		expect(fresh).not.toBe(old);
+		// The answer is the webhook as stored, its updated_at moved on (it showed the old one).
+		expect(Date.parse(rotated.body.updated_at)).toBeGreaterThan(Date.parse(created.updated_at));
+		expect(rotated.body.updated_at).toBe((await t.api<WebhookBody>("GET", `/webhooks/${created.id}`)).body.updated_at);
 		const expires = Date.parse(rotated.body.previous_secret_expires_at!);
 		expect(Math.abs(expires - (Date.now() + 24 * 3_600_000))).toBeLessThan(60_000);
 		const shown = await t.api("GET", `/webhooks/${created.id}`);

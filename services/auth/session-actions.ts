@@ -9,7 +9,7 @@ import { checkLoginAllowed, recordLoginFailure, recordLoginSuccess } from "./log
 import { decoyHash, verifySecret } from "./passwords";
 import { apiKeyPrincipal, principalView, type Principal } from "./principal";
 import { InvalidTokenError, issueToken, newFamilyId, sha256, verifyToken } from "./tokens";
-import { retiredWithPrefix } from "./retired-keys";
+import { retiredWithPrefix, type RetiredReason } from "./retired-keys";
 import { rolesByUser, userView } from "./users";
 import type { AuthActions, AuthThis } from "./context";
 
@@ -37,28 +37,32 @@ function recentlyRejected(digest: string): boolean {
 }
 
 /** Secrets of ended keys seen lately (retired-keys.ts), with why: a client polling with one costs a map lookup. */
-const endedKeys = new Map<string, { until: number; error: GatewayError }>();
+const endedKeys = new Map<string, { until: number; reason: RetiredReason }>();
 
-function rememberEnded(digest: string, error: GatewayError): void {
+function rememberEnded(digest: string, reason: RetiredReason): void {
 	if (endedKeys.size > 10_000) endedKeys.clear();
-	endedKeys.set(digest, { until: Date.now() + REJECTED_KEY_TTL_MS, error });
+	endedKeys.set(digest, { until: Date.now() + REJECTED_KEY_TTL_MS, reason });
 }
 
-function recentlyEnded(digest: string): GatewayError | undefined {
+function recentlyEnded(digest: string): RetiredReason | undefined {
 	const ended = endedKeys.get(digest);
 	if (ended === undefined) return undefined;
-	if (ended.until > Date.now()) return ended.error;
+	if (ended.until > Date.now()) return ended.reason;
 	endedKeys.delete(digest);
 	return undefined;
 }
 
-/** The refusal of a secret that verified once and has ended since, or undefined if it never was one of ours. */
-async function retiredSecretError(db: AuthThis["runtime"]["db"], prefix: string, key: string): Promise<GatewayError | undefined> {
+/** A fresh error each time: Moleculer attaches the request's context to what an action throws. */
+function endedKeyError(reason: RetiredReason): GatewayError {
+	return reason === "rotated"
+		? fail.credentialEnded("API key revoked: its secret was replaced by a rotation", "revoked")
+		: fail.credentialEnded("The API key's user is disabled or deleted", "user_disabled");
+}
+
+/** Why a secret that verified once has ended since, or undefined if it never was one of ours. */
+async function retiredReason(db: AuthThis["runtime"]["db"], prefix: string, key: string): Promise<RetiredReason | undefined> {
 	for (const retired of await retiredWithPrefix(db, prefix)) {
-		if (!(await verifySecret(retired.key_hash, key))) continue;
-		return retired.reason === "rotated"
-			? fail.credentialEnded("API key revoked: its secret was replaced by a rotation", "revoked")
-			: fail.credentialEnded("The API key's user is disabled or deleted", "user_disabled");
+		if (await verifySecret(retired.key_hash, key)) return retired.reason;
 	}
 	return undefined;
 }
@@ -114,17 +118,17 @@ async function resolveApiKey(this: AuthThis, key: string): Promise<Principal> {
 	const digest = sha256(key);
 	if (recentlyRejected(digest)) throw fail.unauthorized("Invalid API key");
 	const ended = recentlyEnded(digest);
-	if (ended) throw ended;
+	if (ended) throw endedKeyError(ended);
 	const verified = this.cache.verifiedKeys.get(digest);
 	let record = verified ? await this.apiKeyRecord(verified.keyId) : null;
 	if (!record || !verified || record.key_hash !== verified.keyHash) {
 		const row = await this.runtime.db.models.ApiKey.findOne({ where: { prefix }, attributes: ["id"], raw: true });
 		record = row ? await this.apiKeyRecord(Number(row.id)) : null;
 		if (!record || !(await checkKey(digest, record.key_hash, key))) {
-			const retired = record ? undefined : await retiredSecretError(this.runtime.db, prefix, key);
+			const retired = record ? undefined : await retiredReason(this.runtime.db, prefix, key);
 			if (retired) {
 				rememberEnded(digest, retired);
-				throw retired;
+				throw endedKeyError(retired);
 			}
 			rememberRejected(digest);
 			throw fail.unauthorized("Invalid API key");

@@ -71,7 +71,7 @@ function convertedDates(schema: object): string[] {
 const ISO_TIME = /^(\d{4})-(\d{2})-(\d{2})(?:T([01]\d|2[0-3]):[0-5]\d(?::[0-5]\d(?:\.\d{1,9})?)?(?:Z|[+-](?:[01]\d|2[0-3]):[0-5]\d))?$/;
 
 /** An ISO 8601 time of a day that exists: new Date() moves 2026-02-30 to March 2nd. */
-export function isIsoTime(value: string): boolean {
+function isIsoTime(value: string): boolean {
 	const match = ISO_TIME.exec(value);
 	if (!match) return false;
 	const [year, month, day] = [Number(match[1]), Number(match[2]), Number(match[3])];
@@ -86,7 +86,7 @@ function notIsoTimes(params: unknown, fields: string[]): unknown[] {
 	return fields
 		.filter((field) => {
 			const value = values[field];
-			// Missing and null are the rule's to judge; a Date comes from the gateway's own callers (gRPC, CLI).
+			// Missing and null are the rule's to judge; a Date comes from the gateway's own callers (the REPL).
 			return value !== undefined && value !== null && !(value instanceof Date) && !(typeof value === "string" && isIsoTime(value));
 		})
 		.map((field) => ({ type: "date", field, message: `The '${field}' field must be an ISO 8601 time, such as 2026-12-07T16:00:00Z.` }));

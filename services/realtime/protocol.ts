@@ -32,7 +32,7 @@ export interface SubscribeRequest {
 /** Validates a subscribe/unsubscribe payload: exactly one of chat_id and bot_id. */
 export function parseSubscription(payload: unknown): SubscribeRequest {
 	if (payload === null || typeof payload !== "object" || Array.isArray(payload)) {
-		throw fail.validation([{ field: "", message: "The payload must be an object with chat_id or bot_id" }]);
+		throw fail.validation([{ field: "payload", message: "The payload must be an object with chat_id or bot_id" }]);
 	}
 	const result = checkSubscribe(payload);
 	if (result !== true) {

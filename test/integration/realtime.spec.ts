@@ -159,15 +159,18 @@ describe("socket.io", () => {
 			["a fractional bot_id", { bot_id: 1.5 }, ["bot_id"]],
 			["a negative since_seq", { chat_id: 1, since_seq: -1 }, ["since_seq"]],
 			["an unknown field", { chat_id: 1, colour: "red" }, ["colour"]],
-			["a string payload", "chat 1", []],
-			["an array payload", [1], []],
-			["a null payload", null, []],
+			["a string payload", "chat 1", ["payload"]],
+			["an array payload", [1], ["payload"]],
+			["a null payload", null, ["payload"]],
 		])("%s is VALIDATION_ERROR naming the field, and the socket stays usable", async (_name, payload, fields) => {
 			const chat = await newChat();
 			const client = await admin();
 			const ack = (await client.subscribe(payload)) as { ok: boolean; error: { code: string; message: string; details?: { fields: Array<{ field: string }> } } };
 			expect(ack).toMatchObject({ ok: false, error: { code: "VALIDATION_ERROR", message: expect.any(String) } });
 			expect(ack.error.details?.fields.map((f) => f.field)).toEqual(expect.arrayContaining(fields));
+			// Every problem names a field (a payload that is no object named "", and the message read "Invalid ").
+			expect(ack.error.details?.fields.every((f) => f.field !== "")).toBe(true);
+			expect(ack.error.message).not.toMatch(/Invalid\s*$/);
 			expect(client.connected).toBe(true);
 			expect(await client.subscribe({ chat_id: chat.id })).toEqual({ ok: true, chat_id: chat.id });
 		});

@@ -19,7 +19,7 @@ import type { ServiceSchema, ServiceSettingSchema } from "moleculer";
 import SocketIOService from "moleculer-io";
 import type { Server as SocketServer, Socket } from "socket.io";
 import { resolveThrottled } from "../lib/credential-throttle";
-import { fail, isClientError } from "../lib/errors";
+import { fail, GatewayError, isClientError } from "../lib/errors";
 import { refuseWhenEmpty, takePrincipalToken } from "../lib/rate-limit";
 import { requestIdFor } from "../lib/request-id";
 import { EventStreamMixin, type EventStreamThis } from "../mixins/event-stream.mixin";
@@ -267,6 +267,17 @@ const RealtimeService: ServiceSchema<ServiceSettingSchema, RealtimeThis> = {
 			const { subscriber, credential } = socket.data as SocketData;
 			if (!this.streamConnect(subscriber, credential)) return;
 			socket.once("disconnect", () => this.streamDisconnect(subscriber.id));
+			// Any other event runs nothing; one with an ack is answered, or the client would wait out its timeout.
+			socket.onAny((event: unknown, ...args: unknown[]) => {
+				if (event === "subscribe" || event === "unsubscribe") return;
+				const ack = args[args.length - 1];
+				if (typeof ack !== "function") return;
+				const unknown = new GatewayError("NOT_FOUND", `Unknown event '${String(event).slice(0, 64)}': a socket may emit subscribe and unsubscribe`);
+				this.charge(subscriber.principal).then(
+					() => this.reply(socket, ack, { ok: false, error: clientError(unknown) }),
+					(err: unknown) => this.reply(socket, ack, { ok: false, error: clientError(err) }),
+				);
+			});
 		});
 		// moleculer-io's default namespace brings a `call` handler that reaches any action: drop it.
 		for (const handlers of Object.values(withIo.settings.io.handlers)) delete handlers.call;

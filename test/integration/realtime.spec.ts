@@ -258,9 +258,25 @@ describe("socket.io", () => {
 			expect(client.seqs(chat.id)).toHaveLength(1);
 		});
 
-		it.each(["auth.listUsers", "$node.services", "broker.replay"])("moleculer-io's `call` cannot reach %s: no answer, nothing leaks", async (action) => {
+		it.each(["auth.listUsers", "$node.services", "broker.replay", "auth.createApiKey"])("moleculer-io's `call` cannot reach %s: answered NOT_FOUND, nothing runs, nothing leaks", async (action) => {
 			const client = await admin();
-			await expect(client.socket.timeout(1_000).emitWithAck("call", action, { after_seq: 0 })).rejects.toThrow(/timed out/);
+			const keysBefore = await t.gw.runtime.db.models.ApiKey.count();
+			const answer = await client.socket.timeout(2_000).emitWithAck("call", action, { after_seq: 0, name: "via-socket" });
+			expect(answer).toEqual({ ok: false, error: { code: "NOT_FOUND", message: "Unknown event 'call': a socket may emit subscribe and unsubscribe" } });
+			expect(client.received).toEqual([]);
+			expect(client.connected).toBe(true);
+			expect(await t.gw.runtime.db.models.ApiKey.count()).toBe(keysBefore);
+		});
+
+		it("any other event with an ack is answered NOT_FOUND (the client does not wait out its timeout); without one, nothing is sent", async () => {
+			const client = await admin();
+			for (const event of ["request", "action", "io.broadcast", "x".repeat(200)]) {
+				const answer = (await client.socket.timeout(2_000).emitWithAck(event, { chat_id: 1 })) as { ok: boolean; error: { code: string; message: string } };
+				expect(answer).toMatchObject({ ok: false, error: { code: "NOT_FOUND" } });
+				expect(answer.error.message.length).toBeLessThan(140);
+			}
+			client.socket.emit("request", { chat_id: 1 });
+			await pause(300);
 			expect(client.received).toEqual([]);
 			expect(client.connected).toBe(true);
 		});

@@ -28,7 +28,8 @@ function unconvertible(value: unknown): boolean {
 	}
 }
 
-function unreadable(params: unknown): unknown[] {
+/** The fields holding a value no conversion can read, as validation problems ("" for the whole request). */
+export function unreadable(params: unknown): Array<{ type: string; field: string; message: string }> {
 	const values = params && typeof params === "object" ? Object.entries(params as Record<string, unknown>) : [];
 	const fields = values.filter(([, value]) => unconvertible(value)).map(([field]) => field);
 	return (fields.length > 0 ? fields : [""]).map((field) => ({

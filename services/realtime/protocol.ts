@@ -6,6 +6,7 @@
 import Validator from "fastest-validator";
 import { SerialQueue } from "../../lib/async";
 import { fail, toApiError } from "../../lib/errors";
+import { unreadable } from "../../lib/validator";
 import type { CloseReason, Topic } from "../../mixins/event-stream/subscription-hub";
 
 // null is a value here: fastest-validator would let it through optional fields (as "not given"),
@@ -34,7 +35,14 @@ export function parseSubscription(payload: unknown): SubscribeRequest {
 	if (payload === null || typeof payload !== "object" || Array.isArray(payload)) {
 		throw fail.validation([{ field: "payload", message: "The payload must be an object with chat_id or bot_id" }]);
 	}
-	const result = checkSubscribe(payload);
+	let result: ReturnType<typeof checkSubscribe>;
+	try {
+		result = checkSubscribe(payload);
+	} catch (err) {
+		// fastest-validator writes a refused value into its message: one String() cannot read ({"toString": 0}) threw.
+		if (err instanceof TypeError) throw fail.validation(unreadable(payload));
+		throw err;
+	}
 	if (result !== true) {
 		throw fail.validation(
 			(result as Array<{ field?: string; message?: string; type?: string; actual?: unknown }>).flatMap((problem) =>

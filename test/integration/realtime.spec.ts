@@ -162,6 +162,8 @@ describe("socket.io", () => {
 			["a string payload", "chat 1", ["payload"]],
 			["an array payload", [1], ["payload"]],
 			["a null payload", null, ["payload"]],
+			// Was INTERNAL: fastest-validator could not write the refused value into its message (found by hostile-realtime's fuzz).
+			["a field whose value String() cannot read", { chat_id: 1, action: [{ toString: 0 }] }, ["action"]],
 		])("%s is VALIDATION_ERROR naming the field, and the socket stays usable", async (_name, payload, fields) => {
 			const chat = await newChat();
 			const client = await admin();

@@ -51,27 +51,21 @@ function topLevelRules(schema: object): Array<[string, Rule]> {
 }
 
 /**
- * Top-level fields whose rule converts to a number. Number() takes more than numbers and decimal
- * strings: [5] is 5, true is 1, "" is 0, "0x10" is 16, "1e3" is 1000 (/chats/0x10 read chat 16).
- * Those are refused before the check, naming the field.
+ * Top-level fields whose rule converts to `type`. Number() takes more than numbers and decimal
+ * strings: [5] is 5, true is 1, "" is 0, "0x10" is 16, "1e3" is 1000 (/chats/0x10 read chat 16); new
+ * Date() takes "1", "2026", "December 7, 2026" and moves 2026-02-30 to March 2nd. Values not in the
+ * API's form are refused before the check, naming the field.
  */
-function convertedNumbers(schema: object): string[] {
+function convertedFields(schema: object, type: "number" | "date"): string[] {
 	return topLevelRules(schema)
-		.filter(([, rule]) => rule.type === "number" && rule.convert === true)
-		.map(([field]) => field);
-}
-
-/** Top-level fields whose rule converts to a date: new Date() takes far more than ISO 8601 times. */
-function convertedDates(schema: object): string[] {
-	return topLevelRules(schema)
-		.filter(([, rule]) => rule.type === "date" && rule.convert === true)
+		.filter(([, rule]) => rule.type === type && rule.convert === true)
 		.map(([field]) => field);
 }
 
 /** An ISO 8601 date, or a date and time with its offset (Z or ±hh:mm): the form API.md's times take. */
 const ISO_TIME = /^(\d{4})-(\d{2})-(\d{2})(?:T([01]\d|2[0-3]):[0-5]\d(?::[0-5]\d(?:\.\d{1,9})?)?(?:Z|[+-](?:[01]\d|2[0-3]):[0-5]\d))?$/;
 
-/** An ISO 8601 time of a day that exists: new Date() moves 2026-02-30 to March 2nd. */
+/** An ISO 8601 time of a day that exists. */
 function isIsoTime(value: string): boolean {
 	const match = ISO_TIME.exec(value);
 	if (!match) return false;
@@ -81,31 +75,27 @@ function isIsoTime(value: string): boolean {
 	return date.getUTCFullYear() === year && date.getUTCMonth() === month - 1 && date.getUTCDate() === day;
 }
 
-function notIsoTimes(params: unknown, fields: string[]): unknown[] {
-	if (fields.length === 0 || params === null || typeof params !== "object") return [];
-	const values = params as Record<string, unknown>;
-	return fields
-		.filter((field) => {
-			const value = values[field];
-			// Missing and null are the rule's to judge; a Date comes from the gateway's own callers (the REPL).
-			return value !== undefined && value !== null && !(value instanceof Date) && !(typeof value === "string" && isIsoTime(value));
-		})
-		.map((field) => ({ type: "date", field, message: `The '${field}' field must be an ISO 8601 time, such as 2026-12-07T16:00:00Z.` }));
-}
-
 /** A number as a path, query or form value writes it: plain decimal digits. */
 const DECIMAL = /^-?\d{1,300}(\.\d{1,300})?$/;
 
-function notNumbers(params: unknown, fields: string[]): unknown[] {
+/** What each converted type takes; a Date comes from the gateway's own callers (the REPL). */
+const ACCEPTED: Record<"number" | "date", (value: unknown) => boolean> = {
+	number: (value) => typeof value === "number" || (typeof value === "string" && DECIMAL.test(value)),
+	date: (value) => value instanceof Date || (typeof value === "string" && isIsoTime(value)),
+};
+
+const REFUSAL: Record<"number" | "date", (field: string, value: unknown) => unknown> = {
+	number: (field, value) => ({ type: "number", field, actual: typeof value, message: `The '${field}' field must be a number.` }),
+	date: (field) => ({ type: "date", field, message: `The '${field}' field must be an ISO 8601 time, such as 2026-12-07T16:00:00Z.` }),
+};
+
+function notConvertible(params: unknown, fields: string[], type: "number" | "date"): unknown[] {
 	if (fields.length === 0 || params === null || typeof params !== "object") return [];
 	const values = params as Record<string, unknown>;
+	// Missing and null are the rule's to judge (optional, nullable).
 	return fields
-		.filter((field) => {
-			const value = values[field];
-			// Missing and null are the rule's to judge (optional, nullable).
-			return value !== undefined && value !== null && !(typeof value === "number" || (typeof value === "string" && DECIMAL.test(value)));
-		})
-		.map((field) => ({ type: "number", field, actual: typeof values[field], message: `The '${field}' field must be a number.` }));
+		.filter((field) => values[field] !== undefined && values[field] !== null && !ACCEPTED[type](values[field]))
+		.map((field) => REFUSAL[type](field, values[field]));
 }
 
 /**
@@ -150,12 +140,12 @@ function withoutSecretValues(result: true | unknown[]): true | unknown[] {
 
 export class GatewayValidator extends (Validators.Fastest as unknown as new (options?: object) => { compile(schema: object): Check }) {
 	override compile(schema: object): Check {
-		const converted = convertedNumbers(schema);
-		const dates = convertedDates(schema);
+		const numbers = convertedFields(schema, "number");
+		const dates = convertedFields(schema, "date");
 		const arrays = cappedArrays(schema);
 		const fastest = super.compile(schema);
 		const check: Check = (params, opts) => {
-			const refused = [...notNumbers(params, converted), ...notIsoTimes(params, dates), ...overlong(params, arrays)];
+			const refused = [...notConvertible(params, numbers, "number"), ...notConvertible(params, dates, "date"), ...overlong(params, arrays)];
 			if (refused.length === 0) return fastest(params, opts);
 			return fastest.async ? Promise.resolve(refused) : refused;
 		};

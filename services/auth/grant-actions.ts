@@ -27,6 +27,24 @@ async function manageableChat(this: AuthThis, ctx: GatewayContext, chatId: numbe
 	await this.requireChatRight(principalOf(ctx), chatId, "can_manage");
 }
 
+/** Which rights the caller holds on the chat (all of them for an admin). */
+async function heldRights(this: AuthThis, ctx: GatewayContext, chatId: number): Promise<Set<Right>> {
+	const principal = principalOf(ctx);
+	const held = new Set<Right>();
+	for (const right of RIGHTS) if (await this.holdsRight(principal, chatId, right)) held.add(right);
+	return held;
+}
+
+/**
+ * Nobody gives, replaces or takes away more than they hold (as with roles and keys): can_manage
+ * alone let a manager grant anyone can_read and can_send, or strip them from a grant it could not
+ * have given.
+ */
+function requireHeld(held: Set<Right>, rights: Partial<Record<Right, unknown>>, doing: string): void {
+	const unheld = RIGHTS.filter((right) => Boolean(rights[right]) && !held.has(right));
+	if (unheld.length > 0) throw fail.forbidden(`Only grants of rights you hold on this chat can be ${doing}; you lack ${unheld.join(", ")}`);
+}
+
 export const grantActions: AuthActions = {
 	actions: {
 		listChatPermissions: {
@@ -76,16 +94,15 @@ export const grantActions: AuthActions = {
 				}
 				const who = user_id !== undefined ? { user_id, api_key_id: null } : { user_id: null, api_key_id: api_key_id! };
 				const rights = { can_read, can_send, can_manage };
-				// Nobody gives more than they hold (as with roles and keys): can_manage alone let a manager
-				// grant itself, or anyone, can_read and can_send.
-				const principal = principalOf(ctx);
-				const unheld: Right[] = [];
-				for (const right of RIGHTS) if (rights[right] && !(await this.holdsRight(principal, chatId, right))) unheld.push(right);
-				if (unheld.length > 0) throw fail.forbidden(`Only rights you hold on this chat can be granted; you lack ${unheld.join(", ")}`);
+				const held = await heldRights.call(this, ctx, chatId);
+				requireHeld(held, rights, "given");
 				const upsert = () =>
 					db.transaction(async (transaction) => {
 						const existing = await db.models.ChatPermission.findOne({ where: { chat_id: chatId, ...who }, transaction });
-						if (existing) return { row: await existing.update(rights, { transaction }), created: false };
+						if (existing) {
+							requireHeld(held, existing.get({ plain: true }) as GrantRow, "replaced");
+							return { row: await existing.update(rights, { transaction }), created: false };
+						}
 						const row = await db.models.ChatPermission.create(
 							{ chat_id: chatId, ...who, ...rights, granted_by_user_id: principalOf(ctx).user_id || null },
 							{ transaction },
@@ -112,9 +129,13 @@ export const grantActions: AuthActions = {
 			params: { $$strict: true, id: ID, grant_id: ID },
 			async handler(this: AuthThis, ctx: GatewayContext<{ id: number; grant_id: number }>) {
 				await manageableChat.call(this, ctx, ctx.params.id);
+				const held = await heldRights.call(this, ctx, ctx.params.id);
 				const grant = await this.runtime.db.models.ChatPermission.findOne({ where: { id: ctx.params.grant_id, chat_id: ctx.params.id } });
 				if (!grant) throw fail.notFound("Grant");
-				await grant.destroy();
+				requireHeld(held, grant.get({ plain: true }) as GrantRow, "removed");
+				// Only the row just checked: one a concurrent PUT has widened since stays.
+				const removed = await this.runtime.db.models.ChatPermission.destroy({ where: { id: grant.id, can_read: grant.can_read, can_send: grant.can_send, can_manage: grant.can_manage } });
+				if (removed === 0) throw fail.conflict("The grant changed while it was being removed; read it again");
 				await this.announce({
 					kind: "grants",
 					chat_id: ctx.params.id,

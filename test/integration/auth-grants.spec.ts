@@ -156,6 +156,31 @@ describe("chat grants", () => {
 		expect((await put(chat, { user_id: viewer.id, can_manage: true }, manager.token)).status).toBe(201);
 	});
 
+	it("a manager may not replace or remove a grant holding rights it lacks (403 naming them, nothing changed); one within its rights it may", async () => {
+		const chat = await newChat();
+		const manager = await createUser(gw, admin, ["operator"]);
+		const reader = await createUser(gw, admin, ["viewer"]);
+		expect((await put(chat, { user_id: manager.id, can_read: true, can_manage: true })).status).toBe(201);
+		const sending = await put(chat, { user_id: viewer.id, can_read: true, can_send: true });
+		const before = await grants({ chat_id: chat });
+
+		// Replacing it with rights the manager holds would still take away can_send, which it could not give back.
+		for (const body of [{ user_id: viewer.id, can_read: true }, { user_id: viewer.id }]) {
+			expect(expectApiError(await put(chat, body, manager.token), 403, "FORBIDDEN").message).toMatch(/lack can_send/);
+		}
+		expect(expectApiError(await remove(chat, Number(sending.body.id), manager.token), 403, "FORBIDDEN").message).toMatch(/lack can_send/);
+		expect(await grants({ chat_id: chat })).toEqual(before);
+		expect(await can(await resolvePrincipal(gw.broker, viewer.token), chat, "can_send")).toBe(true);
+
+		// A grant within its own rights it replaces and removes.
+		const readOnly = await put(chat, { user_id: reader.id, can_read: true }, manager.token);
+		expect(readOnly.status).toBe(201);
+		expect((await put(chat, { user_id: reader.id, can_manage: true }, manager.token)).status).toBe(200);
+		expect((await remove(chat, Number(readOnly.body.id), manager.token)).status).toBe(204);
+		// An admin is not limited.
+		expect((await remove(chat, Number(sending.body.id))).status).toBe(204);
+	});
+
 	it("DELETE removes a grant (204); a wrong grant id, or one of another chat, is 404", async () => {
 		const chat = await newChat();
 		const elsewhere = await newChat();

@@ -18,7 +18,7 @@ import { parseArgs } from "node:util";
 import { join } from "node:path";
 import { ServiceBroker } from "moleculer";
 import { createBrokerOptions } from "../moleculer.config";
-import { ConfigError, loadConfig } from "../lib/config";
+import { ConfigError, loadConfig, missingSqliteFile } from "../lib/config";
 import { announceToCluster, recorderOf, type Announcement } from "../lib/cluster-announcement";
 import { migrateUp, pendingMigrations } from "../lib/db/migrator";
 import { toApiError } from "../lib/errors";
@@ -166,6 +166,9 @@ async function main(): Promise<void> {
 		console.log(USAGE);
 		return;
 	}
+	// A mistyped DATA_DIR made a new database (and first admin) there, and the change went nowhere.
+	const missing = missingSqliteFile();
+	if (missing !== null) throw new NoDatabaseError(missing);
 	const config = loadConfig({ ...process.env, LOG_LEVEL: process.env.LOG_LEVEL ?? "warn" });
 	const runtime = await openRuntime(config);
 	// Outside the cluster: its auth service must not take the cluster's calls (it announces its changes afterwards).
@@ -191,6 +194,12 @@ async function main(): Promise<void> {
 	}
 }
 
+class NoDatabaseError extends Error {
+	constructor(file: string) {
+		super(`error: there is no gateway database at ${file}: check DATA_DIR (or DATABASE_URL); a gateway started there once (npm start) makes it`);
+	}
+}
+
 class SchemaBehindError extends Error {
 	constructor() {
 		super("error: the database schema is behind this build and MIGRATE_ON_START=false: run `npm run migrate -- up` first");
@@ -202,7 +211,7 @@ main().catch((err: unknown) => {
 		console.error(`error: ${err.message}\n\n${USAGE}`);
 		process.exit(2);
 	}
-	if (err instanceof ConfigError || err instanceof SchemaBehindError) {
+	if (err instanceof ConfigError || err instanceof SchemaBehindError || err instanceof NoDatabaseError) {
 		console.error(err.message);
 		process.exit(1);
 	}

@@ -298,6 +298,22 @@ function loadOrCreateDevSecrets(dataDir: string, warnings: string[], problems: s
 	return secrets;
 }
 
+/** DATABASE_URL, or the embedded default: gateway.sqlite in DATA_DIR. */
+function databaseUrlOf(env: Env): string {
+	return nonEmpty(env.DATABASE_URL) ?? `sqlite:${join(resolve(nonEmpty(env.DATA_DIR) ?? "./data"), "gateway.sqlite")}`;
+}
+
+/**
+ * The SQLite file this environment names when there is none yet (null: it exists, or the database
+ * is MySQL or in memory). Read before loadConfig, which makes DATA_DIR and its secrets.
+ */
+export function missingSqliteFile(env: Env = process.env): string | null {
+	const url = databaseUrlOf(env);
+	if (!url.startsWith("sqlite:")) return null;
+	const file = url.slice("sqlite:".length).replace(/^\/\//, "").trim();
+	return file === "" || file === ":memory:" || existsSync(file) ? null : resolve(file);
+}
+
 export function loadConfig(env: Env = process.env): GatewayConfig {
 	const problems: string[] = [];
 	const warnings: string[] = [];
@@ -328,7 +344,7 @@ export function loadConfig(env: Env = process.env): GatewayConfig {
 		}
 	}
 
-	const databaseUrl = nonEmpty(env.DATABASE_URL) ?? `sqlite:${join(dataDir, "gateway.sqlite")}`;
+	const databaseUrl = databaseUrlOf(env);
 	if (!/^(sqlite:|mysql:\/\/|mariadb:\/\/)/.test(databaseUrl)) {
 		problems.push(`DATABASE_URL must start with mysql://, mariadb:// or sqlite:, got "${databaseUrl.split(":")[0]}:..."`);
 	} else if (/^sqlite:(\/\/)?\s*$/.test(databaseUrl)) {

@@ -124,8 +124,9 @@ describe("npm run migrate -- seq (after restoring a backup)", () => {
 });
 
 describe("npm run cli with MIGRATE_ON_START=false", () => {
-	it("does not migrate the schema itself: it says to run npm run migrate, and changes nothing", () => {
+	it("does not migrate the schema itself: it says to run npm run migrate, and changes nothing", async () => {
 		const dataDir = tempDir("tgw-cli-");
+		await (await openDatabase(`sqlite:${join(dataDir, "gateway.sqlite")}`)).close();
 		const run = script("cli.ts", dataDir, ["user", "list"], { MIGRATE_ON_START: "false" });
 		expect(run.status).toBe(1);
 		expect(run.output).toMatch(/schema is behind this build.*`npm run migrate -- up`/);
@@ -172,6 +173,18 @@ describe("npm run cli", () => {
 		expect(help.output).toMatch(/^ {2}user\|users list$/m);
 		expect(help.output).toMatch(/^ {2}apikey\|apikeys revoke <id>$/m);
 		expect(cli("userz", "list").status).toBe(2);
+	}, 60_000);
+
+	it("with no database where DATA_DIR (or DATABASE_URL) points, it says so and makes nothing there (exit 1)", () => {
+		const empty = tempDir("tgw-cli-");
+		const mistyped: Array<Record<string, string>> = [{ DATA_DIR: empty }, { DATA_DIR: dataDir, DATABASE_URL: `sqlite:${join(empty, "typo.sqlite")}` }];
+		for (const env of mistyped) {
+			const run = script("cli.ts", dataDir, ["user", "create", "--username", "lost", "--password-stdin"], { ADMIN_PASSWORD: "cli-admin-password", ...env });
+			expect(run.status).toBe(1);
+			expect(run.output).toMatch(/there is no gateway database at .*tgw-cli-.*check DATA_DIR \(or DATABASE_URL\)/);
+			expect(readdirSync(empty)).toEqual([]);
+		}
+		expect(cli("user", "list").output).not.toMatch(/\blost\b/);
 	}, 60_000);
 
 	it("a failure that is not the API's names its cause (a database that refuses connections), not 'Internal server error'", () => {

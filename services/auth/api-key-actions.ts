@@ -7,7 +7,7 @@ import { fail } from "../../lib/errors";
 import { principalOf, respondCreated, respondWith, type GatewayContext } from "../../lib/meta";
 import { pageParams } from "../../lib/paging";
 import { apiKeyView, generateApiKey, parseScopes, type ApiKeyRow } from "./api-keys";
-import { loadGrants, RIGHTS, type GrantMap } from "./grants";
+import { describeRights, loadGrants, rightsBeyond } from "./grants";
 import { retireSecret } from "./retired-keys";
 import { checkRotatable, keyLimitsFor, withinKeyQuota } from "./key-quota";
 import { hashSecret } from "./passwords";
@@ -51,21 +51,12 @@ async function manageableKey(this: AuthThis, principal: Principal, id: number): 
 			// A key is bound by its own chat grants: a sibling's secret would carry the sibling's grants.
 			if (!principal.is_admin) {
 				const rights = rightsBeyond(await loadGrants(this.runtime.db, principal), await loadGrants(this.runtime.db, target));
-				if (rights.length > 0) beyond.push(rights.length <= 3 ? rights.join(", ") : `${rights.slice(0, 3).join(", ")} and ${rights.length - 3} more chat rights`);
+				if (rights.length > 0) beyond.push(describeRights(rights));
 			}
 		}
 		if (beyond.length > 0) throw fail.forbidden(`This key can do what you cannot (${beyond.join(", ")}): only a principal holding all of it may rotate or revoke it`);
 	}
 	return key;
-}
-
-/** The chat rights `target` holds and `holder` does not, as "can_read on chat 12". */
-export function rightsBeyond(holder: GrantMap, target: GrantMap): string[] {
-	const beyond: string[] = [];
-	for (const [chatId, rights] of target) {
-		for (const right of RIGHTS) if (rights[right] && !holder.get(chatId)?.[right]) beyond.push(`${right} on chat ${chatId}`);
-	}
-	return beyond;
 }
 
 /** Inserts a fresh secret for a key (new or rotated); retries the rare prefix collision. */

@@ -55,6 +55,40 @@ export async function loadGrants(db: Database, principal: Pick<Principal, "type"
 }
 
 /**
+ * Every grant a user's login reaches: the user's own and those of its API keys (a user may rotate
+ * its keys and take their secrets), merged per chat.
+ */
+export async function loadUserWideGrants(db: Database, userId: number): Promise<GrantMap> {
+	const keyIds = (await db.models.ApiKey.findAll({ where: { user_id: userId }, attributes: ["id"], raw: true })).map((key) => Number(key.id));
+	const rows = await db.models.ChatPermission.findAll({
+		where: keyIds.length > 0 ? { [Op.or]: [{ user_id: userId }, { api_key_id: keyIds }] } : { user_id: userId },
+		attributes: ["chat_id", ...RIGHTS],
+		raw: true,
+	});
+	const grants: GrantMap = new Map();
+	for (const row of rows) {
+		const merged = grants.get(Number(row.chat_id)) ?? { can_read: false, can_send: false, can_manage: false };
+		for (const right of RIGHTS) merged[right] ||= Boolean(row[right]);
+		grants.set(Number(row.chat_id), merged);
+	}
+	return grants;
+}
+
+/** The chat rights `target` holds and `holder` does not, as "can_read on chat 12". */
+export function rightsBeyond(holder: GrantMap, target: GrantMap): string[] {
+	const beyond: string[] = [];
+	for (const [chatId, rights] of target) {
+		for (const right of RIGHTS) if (rights[right] && !holder.get(chatId)?.[right]) beyond.push(`${right} on chat ${chatId}`);
+	}
+	return beyond;
+}
+
+/** rightsBeyond's list for a message: the first three, then how many more. */
+export function describeRights(rights: string[]): string {
+	return rights.length <= 3 ? rights.join(", ") : `${rights.slice(0, 3).join(", ")} and ${rights.length - 3} more chat rights`;
+}
+
+/**
  * The principal's own grant on one chat, or null: one row through the unique (chat_id, user_id) or
  * (chat_id, api_key_id) index, so a check costs the same with 10 grants or 100k.
  */

@@ -8,6 +8,7 @@ import { hashSecret } from "./passwords";
 import { powersBeyond, ROLES, type Principal, type RoleName } from "./principal";
 import { lockAdminRole, otherActiveAdmins, powersOfRoles, rolesByUser, setRoles, userView } from "./users";
 import { retireKeysOf } from "./retired-keys";
+import { describeRights, loadGrants, loadUserWideGrants, rightsBeyond } from "./grants";
 import type { AuthActions, AuthThis } from "./context";
 import { ID } from "../../lib/validator";
 
@@ -50,12 +51,18 @@ async function mayGrantRoles(db: Database, principal: Principal, roles: RoleName
 /**
  * Changing or deleting a user who can do more than the caller is refused (as rotating such a key is).
  * Judged by the roles the user holds, active or not: re-enabling a disabled admin, with a password
- * the caller chose, would give those roles back to the caller.
+ * the caller chose, would give those roles back to the caller. A caller bound by chat grants (an
+ * admin's narrowed key) is also refused a user whose grants, or whose keys' grants, reach chats it
+ * cannot: with a password it set, it would log in as that user and hold them.
  */
 async function mayManageUser(this: AuthThis, principal: Principal, userId: number): Promise<void> {
 	const { db } = this.runtime;
 	const roles = ((await rolesByUser(db, [userId])).get(userId) ?? []) as RoleName[];
 	const beyond = powersBeyond(principal, await powersOfRoles(db, roles));
+	if (!principal.is_admin) {
+		const rights = rightsBeyond(await loadGrants(db, principal), await loadUserWideGrants(db, userId));
+		if (rights.length > 0) beyond.push(describeRights(rights));
+	}
 	if (beyond.length > 0) throw fail.forbidden(`User ${userId} can do what you cannot (${beyond.join(", ")})`);
 }
 

@@ -4,6 +4,7 @@
  */
 import type { Service } from "moleculer";
 import { http, type TestGateway } from "../support/harness";
+import { insertBot, insertChat } from "../support/database";
 import {
 	adminToken,
 	api,
@@ -224,6 +225,35 @@ describe("users", () => {
 		const wider = await createKey(gw.baseUrl, admin, { name: "user-manager-3", scopes: ["users:read", "users:write", ...viewerPowers.filter((p) => !p.startsWith("users:"))] });
 		expect((await patch(viewer.id, { is_active: false })).status).toBe(200);
 		expect((await patch(viewer.id, { is_active: true }, wider.key)).status).toBe(200);
+	});
+
+	it("a narrowed admin key may not take over a user whose grants, or whose keys' grants, reach chats it cannot (403 naming them, nothing changed)", async () => {
+		const botId = Number((await insertBot(gw.runtime.db)).id);
+		const [chatA, chatB] = [Number((await insertChat(gw.runtime.db, botId, 91_001)).id), Number((await insertChat(gw.runtime.db, botId, 91_002)).id)];
+		const grant = (chat: number, body: Json) => api(gw.baseUrl, "PUT", `/chats/${chat}/permissions`, admin, body);
+		const scopes = ["users:read", "users:write", "chats:read", "messages:read"];
+		const narrowed = await createKey(gw.baseUrl, admin, { name: "user-manager-grants", scopes });
+		expect((await grant(chatA, { api_key_id: narrowed.id, can_read: true })).status).toBe(201);
+
+		const reader = await createUser(gw, admin, ["viewer"]);
+		expect((await grant(chatB, { user_id: reader.id, can_read: true })).status).toBe(201);
+		const viaKey = await createUser(gw, admin, ["viewer"]);
+		const viaKeysKey = await createKey(gw.baseUrl, admin, { name: "reads chat B", user_id: viaKey.id });
+		expect((await grant(chatB, { api_key_id: viaKeysKey.id, can_read: true })).status).toBe(201);
+		for (const target of [reader, viaKey]) {
+			const before = (await userRow(target.id))!;
+			for (const body of [{ password: "attacker-chosen-1" }, { is_active: false }]) {
+				expect(expectApiError(await patch(target.id, body, narrowed.key), 403, "FORBIDDEN").message).toContain(`can_read on chat ${chatB}`);
+			}
+			expectApiError(await api(gw.baseUrl, "DELETE", `/users/${target.id}`, narrowed.key), 403, "FORBIDDEN");
+			const after = (await userRow(target.id))!;
+			expect([after.password_hash, after.is_active]).toEqual([before.password_hash, before.is_active]);
+		}
+		// A user whose grants are within the key's may be managed; the admin is not limited.
+		const within = await createUser(gw, admin, ["viewer"]);
+		expect((await grant(chatA, { user_id: within.id, can_read: true })).status).toBe(201);
+		expect((await patch(within.id, { password: "chosen-by-manager-1" }, narrowed.key)).status).toBe(200);
+		expect((await patch(reader.id, { password: "chosen-by-admin-1" })).status).toBe(200);
 	});
 
 	it("a viewer (and an operator) get 403 on /users, and nothing is created", async () => {

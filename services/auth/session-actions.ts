@@ -157,10 +157,10 @@ async function resolveJwt(this: AuthThis, token: string): Promise<Principal> {
 		this.cache.verifiedTokens.set(token, verified);
 	}
 	if (verified.expiresAtMs <= Date.now()) throw fail.credentialEnded("Token expired", "expired");
-	if (verified.family !== undefined && (await this.sessionEnded(verified.family))) throw fail.credentialEnded("Token revoked: its login was ended", "revoked");
-	const userId = verified.userId;
-	const principal = await this.userPrincipal(userId);
+	// The user first: disabling a user also ends its logins, and the client should learn why.
+	const principal = await this.userPrincipal(verified.userId);
 	if (!principal) throw fail.credentialEnded("User is disabled or deleted", "user_disabled");
+	if (verified.family !== undefined && (await this.sessionEnded(verified.family))) throw fail.credentialEnded("Token revoked: its login was ended", "revoked");
 	return { ...principal, expires_at: verified.expiresAtMs };
 }
 

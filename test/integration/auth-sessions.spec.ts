@@ -231,14 +231,17 @@ describe("auth sessions", () => {
 		});
 	});
 
-	it("a disabled user loses access at once, and its refresh token with it", async () => {
+	it("a disabled user loses access at once (401 with reason user_disabled, as documented), and its refresh token with it", async () => {
 		const user = await createUser(gw, admin, ["operator"]);
 		const session = await loginAction(gw.broker, user.username, user.password);
 		expect((await me(gw.baseUrl, user.token)).status).toBe(200);
 		const patched = await api(gw.baseUrl, "PATCH", `/users/${user.id}`, admin, { is_active: false });
 		expect(patched.status).toBe(200);
 		expect(patched.body).toMatchObject({ id: user.id, is_active: false });
-		expectApiError(await me(gw.baseUrl, user.token), 401, "UNAUTHORIZED");
+		// Disabling also ends the user's logins: the reason given is the user's, not "revoked".
+		for (const token of [user.token, session.access_token]) {
+			expect(expectApiError(await me(gw.baseUrl, token), 401, "UNAUTHORIZED").details).toMatchObject({ reason: "user_disabled" });
+		}
 		expectApiError(await refresh(session.refresh_token), 401, "UNAUTHORIZED");
 		await expect(loginAction(gw.broker, user.username, user.password)).rejects.toMatchObject({ code: 401, type: "UNAUTHORIZED" });
 	});

@@ -191,6 +191,8 @@ describe("operator REPL (npm run repl), embedded", () => {
 		expect(list).toMatch(/repl_ops_bot\s*│ Ops desk\s*│ \d+\s*│ polling\s*│ yes/);
 		expect(list).not.toContain(token);
 		expect(await repl.run(`bots webhook-info ${botId}`)).toMatch(/webhook_set\s*│ no/);
+		// The round the docs tell operators to run after changing PUBLIC_URL (a polling bot stays so).
+		expect(await repl.run("bots reconcile")).toMatch(new RegExp(`Reconciled 1 bot\\(s\\)\\.[\\s\\S]*║ ${botId}\\s*│ ok`));
 		expect(await repl.run("bots remove")).toContain("error: missing <id>");
 		expect(await repl.run("bots rotate-key")).toMatch(/Active key "dev1": 0 bot\(s\)( and 0 webhook secret\(s\))? re-sealed\./);
 

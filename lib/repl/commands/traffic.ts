@@ -14,12 +14,13 @@ const DELIVERY_STATUSES = ["pending", "in_flight", "succeeded", "failed", "dead"
 
 export const bots = commandOf(
 	"bots",
-	"Bots: list | add | remove | webhook-info | rotate-key",
+	"Bots: list | add | remove | webhook-info | reconcile | rotate-key",
 	[
 		"bots list",
 		"bots add <token> [--name <display name>]",
 		"bots remove <id>                 deactivates it: its chats and history stay",
 		"bots webhook-info <id>           Telegram's view of the bot's webhook",
+		"bots reconcile                   set each bot's Telegram webhook as configured, now",
 		"bots rotate-key                  re-seal stored secrets under the first TOKEN_ENCRYPTION_KEYS key",
 	],
 	{
@@ -53,6 +54,16 @@ export const bots = commandOf(
 				noExtra(positionals, 1);
 				const info = await client.call<Row>("bots.webhookInfo", { id });
 				return [pairs(Object.entries(info), `Bot ${id}: Telegram webhook`)];
+			},
+		},
+		reconcile: {
+			async run(client, { positionals }) {
+				noExtra(positionals, 0);
+				const round = await client.call<{ outcomes: Record<string, string>; retry_after?: number; skipped?: string }>("bots.reconcile");
+				if (round.skipped) return [text(`Not run: ${round.skipped}.`)];
+				const rows = Object.entries(round.outcomes).map(([id, outcome]) => ({ id, outcome }));
+				const waiting = round.retry_after !== undefined ? [text(`Telegram asked to wait ${round.retry_after} s: the round stopped there.`)] : [];
+				return [text(`Reconciled ${rows.length} bot(s).`), ...(rows.length > 0 ? [tableOf(rows, ["id:bot", "outcome"])] : []), ...waiting];
 			},
 		},
 		"rotate-key": {

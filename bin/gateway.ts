@@ -12,7 +12,7 @@ import { loadConfig, type GatewayConfig } from "../lib/config";
 import { openMetricsWarning } from "../lib/metrics";
 import { migrateUp, pendingMigrations, SCHEMA_CHECK_EVERY_MS, unknownMigrations, waitUntilMigrated, waitUntilNotAhead } from "../lib/db/migrator";
 import { startOpsServer, type OpsServer } from "../lib/ops-server";
-import { openRuntimeOrExit, type Runtime } from "../lib/runtime";
+import { openRuntimeOrExit, startFailure, type Runtime } from "../lib/runtime";
 import { warnAtMostEvery } from "../lib/throttled-warning";
 
 const SERVICES_DIR = join(__dirname, "..", "services");
@@ -137,7 +137,7 @@ async function main(): Promise<void> {
 
 if (require.main === module) {
 	main().catch((err: unknown) => {
-		console.error("Gateway failed to start:", err);
+		console.error(`Gateway failed to start: ${startFailure(err)}`);
 		process.exit(1);
 	});
 }

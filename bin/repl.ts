@@ -18,7 +18,7 @@ import { loadConfig, type GatewayConfig } from "../lib/config";
 import { migrateUp } from "../lib/db/migrator";
 import { exitCodeAtEndOfInput, replCommands, whenIdle } from "../lib/repl";
 import { maskSecrets, redactHistory } from "../lib/repl/secrets";
-import { openRuntimeOrExit } from "../lib/runtime";
+import { openRuntimeOrExit, startFailure } from "../lib/runtime";
 import { loadServices, shutdown } from "./gateway";
 
 const DISCOVERY_WAIT_MS = 5_000;
@@ -83,6 +83,6 @@ async function main(): Promise<void> {
 }
 
 main().catch((err: unknown) => {
-	console.error("REPL failed to start:", err);
+	console.error(`REPL failed to start: ${startFailure(err)}`);
 	process.exit(1);
 });

@@ -287,13 +287,18 @@ function loadOrCreateDevSecrets(dataDir: string, warnings: string[], problems: s
 		}
 		return { jwt_secret: secrets.jwt_secret, token_encryption_keys: secrets.token_encryption_keys };
 	}
-	mkdirSync(dataDir, { recursive: true, mode: 0o700 });
 	const secrets: DevSecrets = {
 		jwt_secret: randomBytes(48).toString("base64url"),
 		token_encryption_keys: formatEncryptionKeys([{ id: "dev1", key: randomBytes(32) }]),
 	};
-	writeFileSync(file, JSON.stringify(secrets, null, 2), { mode: 0o600 });
-	chmodSync(file, 0o600);
+	try {
+		mkdirSync(dataDir, { recursive: true, mode: 0o700 });
+		writeFileSync(file, JSON.stringify(secrets, null, 2), { mode: 0o600 });
+		chmodSync(file, 0o600);
+	} catch (err) {
+		problems.push(`DATA_DIR: cannot keep the gateway's files in ${dataDir} (${(err as Error).message})`);
+		return {};
+	}
 	warnings.push(`Generated development secrets in ${file}. Set JWT_SECRET and TOKEN_ENCRYPTION_KEYS for production.`);
 	return secrets;
 }

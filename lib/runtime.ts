@@ -106,3 +106,25 @@ export async function openRuntimeOrExit(loadConfig: () => GatewayConfig): Promis
 		process.exit(1);
 	}
 }
+
+const START_HINTS: Record<string, string> = {
+	EADDRINUSE: "another process listens there: choose another PORT / GRPC_PORT, or stop it",
+	EADDRNOTAVAIL: "HOST is not an address of this machine",
+	ENOTFOUND: "HOST is not a name this machine can resolve",
+	EACCES: "ports below 1024 need privileges: choose another PORT / GRPC_PORT",
+};
+
+/**
+ * What a process entry prints when the node cannot start: an operating-system refusal (a port in
+ * use, an address this machine does not have) in one line with what to change; anything else, a
+ * bug, with its stack.
+ */
+export function startFailure(err: unknown): string {
+	// Duck-typed: an error of another realm (a test's VM context) is no instanceof Error here.
+	const system = (typeof err === "object" && err !== null ? err : {}) as Partial<NodeJS.ErrnoException>;
+	if (typeof system.message === "string" && typeof system.syscall === "string" && typeof system.code === "string") {
+		const hint = START_HINTS[system.code];
+		return hint ? `${system.message} (${hint})` : system.message;
+	}
+	return typeof system.message === "string" ? (system.stack ?? system.message) : String(err);
+}

@@ -51,6 +51,14 @@ describe("loadConfig", () => {
 		expect(JSON.parse(readFileSync(file, "utf8")).jwt_secret).toBe(first.jwt.secret);
 	});
 
+	it("a DATA_DIR it cannot make or write is a configuration error naming DATA_DIR, not a stack trace", () => {
+		const file = join(tempDir(), "a-file");
+		writeFileSync(file, "");
+		for (const dataDir of [join(file, "data"), file]) {
+			expect(() => loadConfig({ DATA_DIR: dataDir })).toThrow(new RegExp(`DATA_DIR: cannot keep the gateway's files in ${dataDir.replace(/[.]/g, "\\.")} \\(E`));
+		}
+	});
+
 	it("leaves the open /metrics warning to what serves /metrics (a REPL node serves none; test/unit/metrics.spec.ts)", () => {
 		expect(loadConfig({ ...clusterEnv(), HOST: "0.0.0.0" }).warnings.join()).not.toMatch(/metrics/);
 	});

@@ -115,10 +115,32 @@ async function allPages(call: Call, action: string, params: Record<string, unkno
 	}
 }
 
-async function run(broker: ServiceBroker, runtime: Runtime, argv: string[]): Promise<void> {
-	const [word, command, ...rest] = argv;
-	const group = Object.hasOwn(GROUPS, word ?? "") ? GROUPS[word!] : word;
-	const { values, positionals } = parseOptions(rest);
+/** How many positional arguments each command takes. */
+const COMMANDS: Readonly<Record<string, number>> = {
+	"user create": 0,
+	"user list": 0,
+	"apikey create": 0,
+	"apikey list": 0,
+	"apikey revoke": 1,
+	"bots rotate-key": 0,
+};
+
+type ParsedCommand = ReturnType<typeof parseOptions> & { group: string; command: string };
+
+/** The command line, checked before anything is opened: a typo changes nothing and makes nothing. */
+function parseCommand(argv: string[]): ParsedCommand {
+	const [word, command = "", ...rest] = argv;
+	const group = Object.hasOwn(GROUPS, word ?? "") ? GROUPS[word!]! : (word ?? "");
+	const expected = COMMANDS[`${group} ${command}`];
+	if (expected === undefined) throw new UsageError(`unknown command "${[word, command].filter(Boolean).join(" ")}"`);
+	const parsed = parseOptions(rest);
+	if (parsed.positionals.length > expected) throw new UsageError(`unexpected argument "${parsed.positionals[expected]}"`);
+	const rateLimit = parsed.values["rate-limit"];
+	if (rateLimit !== undefined && !/^\d{1,15}$/.test(rateLimit)) throw new UsageError("--rate-limit needs a whole number of requests per second");
+	return { ...parsed, group, command };
+}
+
+async function run(broker: ServiceBroker, runtime: Runtime, { group, command, values, positionals }: ParsedCommand): Promise<void> {
 	const call = <T>(action: string, params: Record<string, unknown>) => broker.call<T, Record<string, unknown>>(action, params, { meta: { principal: SYSTEM_PRINCIPAL } });
 
 	if (group === "user" && command === "create") {
@@ -155,8 +177,6 @@ async function run(broker: ServiceBroker, runtime: Runtime, argv: string[]): Pro
 	} else if (group === "bots" && command === "rotate-key") {
 		const result = await rotateEncryptionKeys(runtime.db, runtime.config.encryptionKeys);
 		console.log(`Active key "${result.active_key}": ${result.bots_resealed} bot(s) and ${result.webhooks_resealed} webhook(s) re-sealed. Keys no row uses any more can leave TOKEN_ENCRYPTION_KEYS.`);
-	} else {
-		throw new UsageError(`unknown command "${[word, command].filter(Boolean).join(" ")}"`);
 	}
 }
 
@@ -166,6 +186,7 @@ async function main(): Promise<void> {
 		console.log(USAGE);
 		return;
 	}
+	const parsed = parseCommand(argv);
 	// A mistyped DATA_DIR made a new database (and first admin) there, and the change went nowhere.
 	const missing = missingSqliteFile();
 	if (missing !== null) throw new NoDatabaseError(missing);
@@ -183,7 +204,7 @@ async function main(): Promise<void> {
 		broker.loadService(join(__dirname, "..", "services", "auth.service"));
 		broker.createService(recorderOf(ANNOUNCED_EVENTS, announcements));
 		await broker.start();
-		await run(broker, runtime, argv);
+		await run(broker, runtime, parsed);
 		await announceToCluster(runtime, announcements).catch((err: unknown) => {
 			// The change is made: only the running nodes' live connections learn of it later.
 			console.error(`warning: the running nodes were not told (${(err as Error).message}); they see the change within a second, their open connections within 15 s`);

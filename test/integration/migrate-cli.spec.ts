@@ -187,6 +187,19 @@ describe("npm run cli", () => {
 		expect(cli("user", "list").output).not.toMatch(/\blost\b/);
 	}, 60_000);
 
+	it.each([
+		[["users", "list", "foo"], /unexpected argument "foo"/],
+		[["apikey", "revoke", "3", "4"], /unexpected argument "4"/],
+		[["apikey", "create", "--user", "admin", "--name", "x", "--rate-limit", "1e3"], /--rate-limit needs a whole number/],
+		[["userz", "list"], /unknown command "userz list"/],
+	])("%j is a usage error (exit 2), checked before any database is opened or made", (args, message) => {
+		const empty = tempDir("tgw-cli-");
+		const run = script("cli.ts", empty, args, { ADMIN_PASSWORD: "cli-admin-password" });
+		expect(run.status).toBe(2);
+		expect(run.output).toMatch(message);
+		expect(readdirSync(empty)).toEqual([]);
+	}, 30_000);
+
 	it("a failure that is not the API's names its cause (a database that refuses connections), not 'Internal server error'", () => {
 		const run = script("cli.ts", tempDir("tgw-cli-"), ["user", "list"], { DATABASE_URL: "mysql://root@127.0.0.1:1/test" });
 		expect(run.status).toBe(1);

@@ -50,7 +50,10 @@ function downTarget(args: string[]): { to: string | 0 } | { step: number } {
 }
 
 async function main(): Promise<void> {
-	const [command = "up", ...args] = process.argv.slice(2);
+	const [command, ...args] = process.argv.slice(2);
+	// No default command: migrating is a deliberate step (MIGRATE_ON_START=false), not what a bare
+	// `npm run migrate`, typed to see the usage, should do.
+	if (command === undefined) throw new UsageError("give a command");
 	if (["help", "--help", "-h"].includes(command) || (command === "down" && args.some((a) => a === "--help" || a === "-h"))) {
 		console.log(HELP);
 		return;

@@ -39,6 +39,7 @@ describe("npm run migrate", () => {
 		[["down", "--setp", "3"]],
 		[["down", "--to", "0", "--step", "1"]],
 		[["sideways"]],
+		[[]],
 	])("%j is a usage error (exit 2) and reverts nothing", (args) => {
 		const run = migrate(dataDir, ...args);
 		expect(run.status).toBe(2);

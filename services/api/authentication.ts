@@ -45,6 +45,14 @@ type AuthenticationThis = Service & {
 	rateLimit(principal: Principal, res: ServerResponse): Promise<void>;
 };
 
+/** The request's Idempotency-Key header into the meta, if it has one; 400 when it is not a usable key. */
+function setIdempotencyKey(meta: GatewayMeta, req: GatewayRequest): void {
+	const key = req.headers["idempotency-key"];
+	if (key === undefined) return;
+	if (typeof key !== "string" || !/^[A-Za-z0-9._:-]{1,64}$/.test(key)) throw fail.badRequest("Idempotency-Key must be 1-64 letters, digits, '.', '_', ':' or '-'");
+	meta.idempotencyKey = key;
+}
+
 /**
  * A route middleware of /api/v1, before its body reader: a request with a body and a credential in
  * its headers or query has that credential resolved first, so only a verified one may send a body
@@ -92,13 +100,6 @@ export const AuthenticationMixin: Partial<ServiceSchema<ServiceSettingSchema, Au
 			ctx.meta.clientIp = address;
 			const userAgent = req.headers["user-agent"];
 			if (userAgent) ctx.meta.userAgent = userAgent.slice(0, 255);
-			const idempotencyKey = req.headers["idempotency-key"];
-			if (idempotencyKey !== undefined) {
-				if (typeof idempotencyKey !== "string" || !/^[A-Za-z0-9._:-]{1,64}$/.test(idempotencyKey)) {
-					throw fail.badRequest("Idempotency-Key must be 1-64 letters, digits, '.', '_', ':' or '-'");
-				}
-				ctx.meta.idempotencyKey = idempotencyKey;
-			}
 			// Credentials are taken out of the params on every route; a public one (login) ignores a malformed header.
 			const isPublic = req.$action?.auth === false;
 			let credential: string | null = null;
@@ -107,7 +108,12 @@ export const AuthenticationMixin: Partial<ServiceSchema<ServiceSettingSchema, Au
 			} catch (err) {
 				if (!isPublic) throw err;
 			}
-			if (isPublic) return null;
+			if (isPublic) {
+				setIdempotencyKey(ctx.meta, req);
+				return null;
+			}
+			// An empty X-API-Key, ?api_key= or ?token= is the credential given (the first one counts), not none.
+			if (credential === "") throw fail.unauthorized("The credential given is empty");
 			if (!credential) throw fail.unauthorized("Credentials required: Authorization: Bearer <token>, X-API-Key, ?api_key= or api_key in the body");
 
 			try {
@@ -119,6 +125,8 @@ export const AuthenticationMixin: Partial<ServiceSchema<ServiceSettingSchema, Au
 				throw err;
 			}
 			await this.rateLimit(ctx.meta.principal, res);
+			// After the credential: who sent no (or a bad) credential learns that first.
+			setIdempotencyKey(ctx.meta, req);
 			return null;
 		},
 

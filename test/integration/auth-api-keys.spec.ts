@@ -134,6 +134,25 @@ describe("API keys", () => {
 			expect(res.body).toMatchObject({ name: "made-with-form-body", user_id: adminId });
 		});
 
+		it("an empty first credential is refused as such, not as no credential (the first one counts)", async () => {
+			for (const [path, headers] of [
+				["/api/v1/auth/me?api_key=" + key, { "x-api-key": "" }],
+				[`/api/v1/auth/me?api_key=&token=${key}`, {}],
+			] as const) {
+				expect(expectApiError(await http<Json>(gw.baseUrl, "GET", path, { headers }), 401, "UNAUTHORIZED").message).toBe("The credential given is empty");
+			}
+		});
+
+		it("a malformed Idempotency-Key is 400 only for a request that authenticated: without a credential it is 401", async () => {
+			const headers = { "idempotency-key": "not a key!" };
+			expectApiError(await http<Json>(gw.baseUrl, "GET", "/api/v1/auth/me", { headers }), 401, "UNAUTHORIZED");
+			expectApiError(await http<Json>(gw.baseUrl, "GET", "/api/v1/auth/me", { headers: { ...headers, "x-api-key": "tgw_wrong" } }), 401, "UNAUTHORIZED");
+			const refused = await http<Json>(gw.baseUrl, "GET", "/api/v1/auth/me", { headers: { ...headers, "x-api-key": key } });
+			expectApiError(refused, 400, "BAD_REQUEST");
+			// Charged to the key's rate limit like any other request it makes.
+			expect(refused.headers.get("x-ratelimit-remaining")).not.toBeNull();
+		});
+
 		it("?api_key= and ?token= never reach strict actions either", async () => {
 			const list = await http<Json>(gw.baseUrl, "GET", `/api/v1/apikeys?limit=1&token=${key}`);
 			expect(list.status).toBe(200);

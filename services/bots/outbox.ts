@@ -188,14 +188,17 @@ export async function enqueueMessage(db: Database, params: EnqueueParams, limits
 	if (!chat) throw fail.notFound("Chat");
 	const botId = Number(chat.bot_id);
 	const chatId = Number(chat.id);
-	// A new message would only wait in a paused queue.
-	if (chat.bot_is_active && isTokenRefused({ last_error: chat.bot_last_error })) throw tokenRefusedError(botId);
-	if (!chat.bot_is_active) throw fail.conflict("This chat's bot is deleted; it cannot send");
+	// A retry is answered with its message before anything that refuses new ones: a message sent
+	// before its bot was deleted (or its token refused) is still sent, and the client must not be
+	// told otherwise and send it again some other way.
 	const fingerprint = params.client_key ? requestFingerprint(params) : null;
 	if (params.client_key) {
 		const earlier = await earlierWithKey(db, chatId, params.client_key, fingerprint!);
 		if (earlier) return { message: earlier, created: false };
 	}
+	// A new message would only wait in a paused queue.
+	if (chat.bot_is_active && isTokenRefused({ last_error: chat.bot_last_error })) throw tokenRefusedError(botId);
+	if (!chat.bot_is_active) throw fail.conflict("This chat's bot is deleted; it cannot send");
 	if (chat.migrated_to_chat_id !== null && chat.migrated_to_chat_id !== undefined) {
 		// Not sent to the supergroup on the client's behalf: its grants are its own.
 		const migrateTo = Number(chat.migrated_to_chat_id);

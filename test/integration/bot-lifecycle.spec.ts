@@ -92,6 +92,28 @@ describe("webhook mode: Telegram's side reconciled, a refused token", () => {
 		expect((await botView(bot.id)).last_error).toBe(TOKEN_REFUSED);
 	});
 
+	it("an Idempotency-Key retry of a sent message gets it back after its token is refused and after its bot is deleted (not a refusal that reads as not sent)", async () => {
+		const { token, bot } = await t.addBot();
+		t.telegram.userSends(token, { chat_id: 2231, text: "before the retries" });
+		await t.telegram.waitFor(() => texts(t.events).includes("before the retries"), 10_000);
+		const chatId = (t.events as unknown as Event[]).find((e) => e.message?.text === "before the retries")!.chat_id!;
+		type Sent = { id: number; status: string; error?: { code: string } };
+		const send = (key: string, text: string) => t.api<Sent>("POST", `/chats/${chatId}/messages`, { text }, t.adminToken, { "idempotency-key": key });
+		const first = await send("retry-after-revoke", "sent once");
+		expect([first.status, first.body.status]).toEqual([201, "sent"]);
+
+		t.telegram.revokeToken(token);
+		expect((await send("new-after-revoke", "refused")).status).toBe(503);
+		const afterRevoke = await send("retry-after-revoke", "sent once");
+		expect([afterRevoke.status, afterRevoke.body.id, afterRevoke.body.status]).toEqual([201, first.body.id, "sent"]);
+
+		expect((await t.api("DELETE", `/bots/${bot.id}`)).status).toBe(204);
+		expect((await send("new-after-delete", "refused")).status).toBe(409);
+		const afterDelete = await send("retry-after-revoke", "sent once");
+		expect([afterDelete.status, afterDelete.body.id, afterDelete.body.status]).toEqual([201, first.body.id, "sent"]);
+		expect(t.telegram.sent.filter((r) => r.text === "sent once")).toHaveLength(1);
+	});
+
 	it("one bot's refused sends are its own: dozens of 503s for a revoked token do not refuse another bot's sends (the circuit breaker counts endpoint failures only)", async () => {
 		const chatOf = async (token: string, telegramChat: number, text: string) => {
 			t.telegram.userSends(token, { chat_id: telegramChat, text });

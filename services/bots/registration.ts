@@ -60,8 +60,9 @@ export async function register(deps: RegistrationDeps, token: string, me: Telegr
 	const secrets = newBotSecrets(config.encryptionKeys, token);
 	const fields = {
 		username: (me.username ?? String(me.id)).slice(0, 64),
-		display_name: display_name ?? me.first_name.slice(0, 128),
-		description: description ?? null,
+		// A bot registered again keeps the name and description given to it before, unless new ones are.
+		display_name: display_name ?? existing?.display_name ?? me.first_name.slice(0, 128),
+		description: description ?? existing?.description ?? null,
 		token_ciphertext: secrets.token_ciphertext,
 		webhook_secret_ciphertext: secrets.webhook_secret_ciphertext,
 		key_id: secrets.key_id,

@@ -169,6 +169,18 @@ describe("webhook mode: Telegram's side reconciled, a refused token", () => {
 		expect((await t.api("POST", "/bots", { token })).status).toBe(201);
 		expect((await t.api<{ is_active: boolean; disabled_reason: string | null }>("GET", `/webhooks/${webhook.body.id}`)).body).toMatchObject({ is_active: true, disabled_reason: null });
 	});
+
+	it("registering a deleted bot again keeps the name and description it was given, unless new ones are", async () => {
+		const { token, bot } = await t.addBot();
+		type Named = { display_name: string; description: string | null };
+		expect((await t.api("PATCH", `/bots/${bot.id}`, { display_name: "Support desk", description: "Answers customers" })).status).toBe(200);
+		expect((await t.api("DELETE", `/bots/${bot.id}`)).status).toBe(204);
+		const again = await t.api<Named>("POST", "/bots", { token });
+		expect([again.status, again.body.display_name, again.body.description]).toEqual([201, "Support desk", "Answers customers"]);
+		expect((await t.api("DELETE", `/bots/${bot.id}`)).status).toBe(204);
+		const renamed = await t.api<Named>("POST", "/bots", { token, display_name: "Sales desk" });
+		expect([renamed.status, renamed.body.display_name, renamed.body.description]).toEqual([201, "Sales desk", "Answers customers"]);
+	});
 });
 
 describe("polling mode: what a 409 means, and last_error once polling works", () => {

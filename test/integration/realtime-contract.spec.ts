@@ -376,12 +376,12 @@ describe("live channels: the bad-credential throttle on the handshakes", () => {
 		expect((await api(t.baseUrl, "DELETE", `/apikeys/${key.id}`, t.adminToken)).status).toBe(204);
 		const user = await createUser(t.gw, t.adminToken, ["operator"]);
 		const usersKey = await createKey(t.baseUrl, user.token, { name: "owner-disabled" });
-		// Disabling a user ends its logins, too.
+		// Disabling a user ends its logins, too (refused as the user's, reason user_disabled).
 		expect((await api(t.baseUrl, "PATCH", `/users/${user.id}`, t.adminToken, { is_active: false })).status).toBe(200);
 		const ended: Array<[string, string]> = [
 			[expired, "Token expired"],
 			[key.key, "API key revoked"],
-			[user.token, "Token revoked: its login was ended"],
+			[user.token, "User is disabled or deleted"],
 			[usersKey.key, "The API key's user is disabled or deleted"],
 		];
 		for (const [credential, message] of ended) {

@@ -2,6 +2,8 @@
  * Authenticated GET throughput (GET /api/v1/auth/me) with an API key and with a JWT, each as a
  * ratio to a bare moleculer-web echo route measured in the same run, in alternating rounds (the
  * median round is reported, every round's ratio next to it). Goal: at least 0.7 for both.
+ * Beside them, a calibration: the same echo doing 5, 10 and 20 us of CPU work per request, so the
+ * ratios read as server time: "the gateway costs about what an echo with N us more work costs".
  *   node --import tsx test/bench/auth.bench.ts
  */
 import { load, report, startEcho, startGateway, type Figure, type LoadResult } from "./support/bench";
@@ -9,6 +11,21 @@ import { load, report, startEcho, startGateway, type Figure, type LoadResult } f
 const ADMIN_PASSWORD = "bench-admin-password";
 const ROUNDS = 3;
 const ROUND_SECONDS = 6;
+/** Microseconds of CPU work per request added to the echo for the calibration runs. */
+const CALIBRATION_US = [5, 10, 20];
+
+/**
+ * The added work (us per request) at which the calibration curve, from (0 us, ratio 1) through the
+ * measured points, reaches `ratio` (linear between points); past its last point, that point, `beyond`.
+ */
+function equivalentWork(points: Array<{ us: number; ratio: number }>, ratio: number): { us: number; beyond: boolean } {
+	const curve = [{ us: 0, ratio: 1 }, ...points];
+	for (let i = 1; i < curve.length; i++) {
+		const [a, b] = [curve[i - 1]!, curve[i]!];
+		if (ratio >= b.ratio && a.ratio > b.ratio) return { us: a.us + ((a.ratio - Math.min(ratio, a.ratio)) / (a.ratio - b.ratio)) * (b.us - a.us), beyond: false };
+	}
+	return { us: curve[curve.length - 1]!.us, beyond: true };
+}
 
 function median(values: number[]): number {
 	return [...values].sort((a, b) => a - b)[Math.floor(values.length / 2)]!;
@@ -16,6 +33,7 @@ function median(values: number[]): number {
 
 async function main(): Promise<void> {
 	const echo = await startEcho();
+	const calibration = await Promise.all(CALIBRATION_US.map((us) => startEcho(us)));
 	// The per-principal rate limit stays on (its bucket is charged on every request) but high enough not to refuse.
 	const gateway = await startGateway({ ADMIN_PASSWORD, RATE_LIMIT_DEFAULT: "10000000" });
 	try {
@@ -52,7 +70,13 @@ async function main(): Promise<void> {
 			rounds.push({ apiKey: await runs.apiKey(), jwt: await runs.jwt() });
 			echoes.push(await runs.echo());
 		}
-		for (const run of rounds.flatMap((r) => [r.apiKey, r.jwt])) {
+		// The calibration between two more echo runs (the host drifts): each echo-plus-work over their mean.
+		const calibrated: LoadResult[] = [];
+		for (const [i, server] of calibration.entries()) {
+			calibrated.push(await load({ name: `echo + ${CALIBRATION_US[i]} us`, url: `http://127.0.0.1:${server.port}/echo`, durationSeconds: ROUND_SECONDS }));
+		}
+		echoes.push(await runs.echo());
+		for (const run of [...rounds.flatMap((r) => [r.apiKey, r.jwt]), ...calibrated]) {
 			if (run.non2xx > 0 || run.errors > 0) throw new Error(`${run.name}: ${run.non2xx} non-2xx, ${run.errors} errors`);
 		}
 		const echoAround = (i: number) => (echoes[i]!.requestsPerSecond + echoes[i + 1]!.requestsPerSecond) / 2;
@@ -68,11 +92,22 @@ async function main(): Promise<void> {
 			figures.push({ name: `${run.name}: p50 / p99 latency`, value: run.p50Ms, unit: `ms / ${run.p99Ms} ms` });
 		}
 		figures.push({ name: "echo p50 / p99 latency", value: echoes[0]!.p50Ms, unit: `ms / ${echoes[0]!.p99Ms} ms` });
+		const calibrationBase = (echoes[ROUNDS]!.requestsPerSecond + echoes[ROUNDS + 1]!.requestsPerSecond) / 2;
+		const points = calibrated.map((run, i) => ({ us: CALIBRATION_US[i]!, ratio: run.requestsPerSecond / calibrationBase }));
+		for (const [i, point] of points.entries()) {
+			figures.push({ name: `calibration: echo doing ${point.us} us more CPU work per request`, value: calibrated[i]!.requestsPerSecond, unit: "req/s", baseline: { name: "echo (the runs before and after)", value: calibrationBase }, ratio: point.ratio });
+		}
+		for (const kind of ["apiKey", "jwt"] as const) {
+			const ratio = figures.find((f) => f.name.startsWith(rounds[0]![kind].name) && f.ratio !== undefined)!.ratio!;
+			const work = equivalentWork(points, ratio);
+			figures.push({ name: `${rounds[0]![kind].name}: runs as fast as an echo doing this much more CPU work per request`, value: work.us, unit: work.beyond ? "us or more" : "us" });
+		}
 		report("Authenticated GET throughput", figures, [
-			`64 connections, ${ROUNDS} rounds of ${ROUND_SECONDS} s runs (echo, X-API-Key, JWT, then echo again), autocannon in the benchmark process, each server in a process of its own. Echo runs: ${echoes.map((e) => e.requestsPerSecond.toFixed(0)).join(", ")} req/s.`,
+			`64 connections, ${ROUNDS} rounds of ${ROUND_SECONDS} s runs (echo, X-API-Key, JWT, then echo again), then the calibration runs (the echo doing ${CALIBRATION_US.join(", ")} us of busy work in its action) and echo once more; autocannon in the benchmark process, each server in a process of its own. Echo runs: ${echoes.map((e) => e.requestsPerSecond.toFixed(0)).join(", ")} req/s.`,
+			"The calibration says what a ratio costs on this host: every microsecond a request keeps the server busy lowers throughput, and more than the microsecond itself (the client, idle more often, is woken for each answer: the server's writev takes longer).",
 		]);
 	} finally {
-		await Promise.all([gateway.stop(), echo.stop()]);
+		await Promise.all([gateway.stop(), echo.stop(), ...calibration.map((server) => server.stop())]);
 	}
 }
 

@@ -84,9 +84,10 @@ async function startProcess(script: string, env: Record<string, string>, ready: 
 	};
 }
 
-export async function startEcho(): Promise<Started> {
+/** The bare echo; `workUs`: microseconds of CPU work added to each GET (a calibration point). */
+export async function startEcho(workUs = 0): Promise<Started> {
 	const port = await freePort();
-	return startProcess(join(ROOT, "test", "bench", "support", "echo-server.ts"), { PORT: String(port) }, /echo ready/);
+	return startProcess(join(ROOT, "test", "bench", "support", "echo-server.ts"), { PORT: String(port), ECHO_WORK_US: String(workUs) }, /echo ready/);
 }
 
 /**

@@ -11,7 +11,7 @@ import { Op } from "sequelize";
 import { sleep } from "../../lib/async";
 import type { Database } from "../../lib/db/connection";
 import type { OutboundQueueItem } from "../../lib/db/models";
-import { toApiError } from "../../lib/errors";
+import { isDuplicateKey, toApiError } from "../../lib/errors";
 import type { SharedState } from "../../lib/state";
 import { TelegramApiError, TelegramNetworkError } from "../../lib/telegram/client";
 import type { GatewayEvent } from "../broker/event-log";
@@ -99,6 +99,21 @@ export async function recordOutcome(deps: RecordingDeps, botId: number, row: Out
 			if (toApiError(err).status !== 503) {
 				// A failure's record is tried again on a later pass (the outcome is kept): never a send.
 				if ("failed" in outcome) throw err;
+				// Telegram's message id is held by another row of the chat (an update that carried the same
+				// message, say): recorded without it, still with its seq and event, so history and
+				// subscribers have it.
+				if (isDuplicateKey(err)) {
+					deps.logger.error(`Bot ${botId}: message ${messageId} was sent, but another stored message of its chat has Telegram's message id; it is recorded without it:`, (err as Error).message);
+					// NaN is no message id: the record leaves telegram_message_id empty (send-records.ts reads the answer untrusted).
+					const recorded = await writeSent(deps.db, row, { ...outcome.sent, message_id: Number.NaN }).then(
+						(written) => written,
+						() => null,
+					);
+					if (recorded !== null) {
+						events = recorded;
+						break;
+					}
+				}
 				// Telegram took it: sent again it would arrive twice. Recorded as sent without the details.
 				deps.logger.error(`Bot ${botId}: message ${messageId} was sent but its record failed; it is marked sent without Telegram's details:`, (err as Error).message);
 				await writeSentBare(deps.db, row);

@@ -343,6 +343,25 @@ describe("sending: webhook mode", () => {
 		}
 	});
 
+	it("a sent message whose Telegram message id another stored message of the chat holds is recorded without it: sent, with its seq, history entry and event", async () => {
+		const { chatId, incoming } = await newChat(bot);
+		const taken = Number(incoming.telegram_message_id) + 1;
+		// What the next sendMessage in this chat will be given, stored already (as an update carrying it would).
+		const now = new Date();
+		await t.gw.runtime.db.sequelize.query(
+			"INSERT INTO messages (bot_id, chat_id, telegram_message_id, direction, type, text, created_at, updated_at) VALUES (?, ?, ?, 'incoming', 'text', 'holds the id', ?, ?)",
+			{ replacements: [bot.id, chatId, taken, now, now] },
+		);
+		const res = await send(chatId, { text: "its id is taken" });
+		expect([201, 202]).toContain(res.status);
+		const stored = await waitForStatus(t, res.body.id, "sent", 10_000);
+		expect(sentWithText(t, "its id is taken").map((r) => r.message_id)).toEqual([taken]);
+		expect(stored).toMatchObject({ status: "sent", telegram_message_id: null, seq: expect.any(Number) });
+		const history = await t.api<{ data: MessageBody[] }>("GET", `/chats/${chatId}/messages`);
+		expect(history.body.data.map((m) => m.id)).toContain(res.body.id);
+		await waitForEvent(t, (e) => e.type === "outgoing_message" && e.message?.id === res.body.id && e.message.status === "sent");
+	});
+
 	it("Idempotency-Key: the same key returns the same message, and Telegram receives one sendMessage", async () => {
 		const { chatId } = await newChat(bot);
 		const headers = { "idempotency-key": "order-1001" };

@@ -193,7 +193,15 @@ export const apiKeyActions: AuthActions = {
 				checkRotatable(principal, key.rate_limit);
 				const replaced = { prefix: key.prefix, key_hash: key.key_hash };
 				const fresh = await withFreshSecret(async (secret) => {
-					await key.update({ prefix: secret.prefix, key_hash: secret.hash });
+					// Only over the secret read above: of rotations racing each other (or a revocation), one
+					// wins and the others are refused, instead of each handing out a secret that a later one
+					// overwrote (and that would then count as a guess).
+					const [changed] = await this.runtime.db.models.ApiKey.update(
+						{ prefix: secret.prefix, key_hash: secret.hash },
+						{ where: { id: key.id, key_hash: replaced.key_hash, revoked_at: null } },
+					);
+					if (changed === 0) throw fail.conflict("The key was rotated or revoked meanwhile: read it again");
+					key.set({ prefix: secret.prefix, key_hash: secret.hash });
 					return secret.key;
 				});
 				// The old secret, presented again, is refused as ended rather than as a guess.

@@ -2,6 +2,7 @@
  * API keys: POST/GET /apikeys, GET/DELETE /apikeys/:id, POST /apikeys/:id/rotate, every place a
  * credential may travel, scopes, per-key rate limits, and that argon2 is paid once per key.
  */
+import { QueryTypes } from "sequelize";
 import * as passwords from "../../services/auth/passwords";
 import { http, type TestGateway } from "../support/harness";
 import {
@@ -191,6 +192,20 @@ describe("API keys", () => {
 		expect(now.status).toBe(200);
 		expect(now.body).toMatchObject({ type: "api_key", id });
 		expect(await keyRows()).toBeGreaterThan(0);
+	});
+
+	it("rotations racing each other: one wins (200), the others are 409; the one secret handed out works, the old one is retired once", async () => {
+		const { id, key } = await createKey(gw.baseUrl, admin);
+		const oldHash = (await gw.runtime.db.models.ApiKey.findByPk(id))!.key_hash;
+		const results = await Promise.all(Array.from({ length: 10 }, () => api(gw.baseUrl, "POST", `/apikeys/${id}/rotate`, admin)));
+		const won = results.filter((r) => r.status === 200);
+		expect(won).toHaveLength(1);
+		for (const lost of results.filter((r) => r.status !== 200)) expectApiError(lost, 409, "CONFLICT");
+		expect((await me(gw.baseUrl, String(won[0]!.body.key))).status).toBe(200);
+		// The replaced secret is refused as ended (not counted as a guess), and retired once.
+		expect(expectApiError(await me(gw.baseUrl, key), 401, "UNAUTHORIZED").details).toMatchObject({ reason: "revoked" });
+		const [retired] = await gw.runtime.db.sequelize.query("SELECT COUNT(*) AS n FROM retired_api_key_secrets WHERE key_hash = ?", { replacements: [oldHash], type: QueryTypes.SELECT });
+		expect(Number((retired as { n: number }).n)).toBe(1);
 	});
 
 	it("an expired key is refused once the caches (at most 1 s) let go", async () => {

@@ -19,7 +19,7 @@ const REGISTER_LEASE_MS = 35_000;
 
 export interface RegistrationDeps {
 	db: Database;
-	config: Pick<GatewayConfig, "encryptionKeys" | "publicUrl">;
+	config: Pick<GatewayConfig, "encryptionKeys" | "publicUrl" | "webhooksPerUserMax">;
 	telegram: TelegramClient;
 	state: SharedState;
 	logger: LoggerInstance;
@@ -86,7 +86,7 @@ export async function register(deps: RegistrationDeps, token: string, me: Telegr
 	}
 	await bot.update({ is_active: true });
 	// Its deletion turned its webhook subscriptions off; its return turns them on again.
-	if (previous && (await reviveBotWebhooks(db, bot.id)) > 0) await deps.broker.broadcast("webhooks.changed", {});
+	if (previous && (await reviveBotWebhooks(db, bot.id, config.webhooksPerUserMax)) > 0) await deps.broker.broadcast("webhooks.changed", {});
 	await announce(deps.broker, bot.id);
 	return botView(bot, config.publicUrl);
 }

@@ -13,6 +13,8 @@ import { fail } from "../../lib/errors";
 import type { SharedState } from "../../lib/state";
 import type { TelegramClient } from "../../lib/telegram/client";
 import { BOT_TOKEN_PURPOSE, WEBHOOK_SECRET_PURPOSE } from "../ingest/bot-routes";
+import { disableWebhooksOfEndedKeys } from "../delivery/ended-owners";
+import { owningUsersOf, WebhookLimitReached, withinWebhookLimit } from "../delivery/webhook-quota";
 import { forgetRefusalRecheck } from "./reconciler";
 import { botWebhookSecret, identifyBot } from "./registry";
 
@@ -43,8 +45,32 @@ export async function replaceToken(deps: TokenReplacementDeps, bot: Bot, token: 
 /** Why a bot's deletion turned its webhook subscriptions off (their disabled_reason). */
 export const BOT_DELETED_REASON = "bot deleted";
 
-/** A bot registered again after DELETE: the webhook subscriptions its deletion turned off are on again. Returns how many. */
-export async function reviveBotWebhooks(db: Database, botId: number): Promise<number> {
-	const [revived] = await db.models.Webhook.update({ is_active: true, disabled_reason: null }, { where: { bot_id: botId, is_active: false, disabled_reason: BOT_DELETED_REASON } });
+/** Why a webhook its bot's return did not switch on again. */
+export const OVER_LIMIT_AT_RETURN_REASON = "its bot returned while its owner was at WEBHOOKS_PER_USER_MAX";
+
+/**
+ * A bot registered again after DELETE: the webhook subscriptions its deletion turned off are on
+ * again, oldest first, each within its owning user's WEBHOOKS_PER_USER_MAX as if switched on by
+ * hand (a user who made others meanwhile would otherwise pass the cap); those over it stay off,
+ * saying why. Returns how many came back.
+ */
+export async function reviveBotWebhooks(db: Database, botId: number, perUserLimit: number): Promise<number> {
+	const where = { bot_id: botId, is_active: false, disabled_reason: BOT_DELETED_REASON };
+	const rows = await db.models.Webhook.findAll({ where, attributes: ["id", "owner_user_id", "owner_api_key_id"], order: [["id", "ASC"]], raw: true });
+	const owners = await owningUsersOf(db, rows);
+	let revived = 0;
+	for (const row of rows) {
+		try {
+			await withinWebhookLimit(db, owners.get(row.id) ?? 0, perUserLimit, "is_active", async (t) => {
+				const [changed] = await db.models.Webhook.update({ is_active: true, disabled_reason: null }, { where: { ...where, id: row.id }, transaction: t });
+				revived += changed;
+			});
+		} catch (err) {
+			if (!(err instanceof WebhookLimitReached)) throw err;
+			await db.models.Webhook.update({ disabled_reason: OVER_LIMIT_AT_RETURN_REASON }, { where: { ...where, id: row.id } });
+		}
+	}
+	// One whose API key ended while the bot was away would be on and silent: off again, saying why.
+	if (revived > 0) await disableWebhooksOfEndedKeys(db);
 	return revived;
 }

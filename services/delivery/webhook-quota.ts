@@ -43,9 +43,12 @@ export async function activeWebhooksOf(db: Database, userId: OwningUser, t?: Tra
 	return Number(row?.n ?? 0);
 }
 
+/** A user at its cap (a 409): its own class, so what switches webhooks on in bulk can tell it from a failure. */
+export class WebhookLimitReached extends GatewayError {}
+
 /** The 409 of a user at its cap; `field` is what the request asked for (a new webhook, or `is_active`). */
 export function webhookLimitReached(limit: number, field: string): GatewayError {
-	return new GatewayError("CONFLICT", `At most ${limit} active webhooks per user, its API keys' included (WEBHOOKS_PER_USER_MAX): delete or switch off one first`, {
+	return new WebhookLimitReached("CONFLICT", `At most ${limit} active webhooks per user, its API keys' included (WEBHOOKS_PER_USER_MAX): delete or switch off one first`, {
 		field,
 		limit,
 	});

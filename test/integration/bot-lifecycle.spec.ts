@@ -8,6 +8,8 @@
 import { ALL_UPDATE_KINDS } from "../../lib/telegram/client";
 import { SYSTEM_PRINCIPAL } from "../../services/auth/principal";
 import { TOKEN_REFUSED } from "../../services/bots/token-refusal";
+import { OVER_LIMIT_AT_RETURN_REASON, reviveBotWebhooks } from "../../services/bots/token-replacement";
+import { createUser } from "../support/auth";
 import { http, startTestGateway, tempDir, type TestGateway } from "../support/harness";
 import { freePort } from "../support/processes";
 import { ApiError, TelegramDouble } from "../support/telegram-double";
@@ -168,6 +170,31 @@ describe("webhook mode: Telegram's side reconciled, a refused token", () => {
 		expect((await t.api<{ is_active: boolean; disabled_reason: string }>("GET", `/webhooks/${webhook.body.id}`)).body).toMatchObject({ is_active: false, disabled_reason: "bot deleted" });
 		expect((await t.api("POST", "/bots", { token })).status).toBe(201);
 		expect((await t.api<{ is_active: boolean; disabled_reason: string | null }>("GET", `/webhooks/${webhook.body.id}`)).body).toMatchObject({ is_active: true, disabled_reason: null });
+	});
+
+	it("the webhooks a returning bot switches on again count against their owner's WEBHOOKS_PER_USER_MAX: those over it stay off, saying why", async () => {
+		const { token, bot } = await t.addBot();
+		const owner = await createUser(t.gw, t.adminToken, ["operator"]);
+		const made: number[] = [];
+		for (let i = 0; i < 3; i++) {
+			const res = await t.api<{ id: number }>("POST", "/webhooks", { url: `http://127.0.0.1:9/hook-${i}`, scope: "bot", bot_id: bot.id }, owner.token);
+			expect(res.status).toBe(201);
+			made.push(res.body.id);
+		}
+		expect((await t.api("DELETE", `/bots/${bot.id}`)).status).toBe(204);
+		// Made while the bot was away: the owner holds one active webhook.
+		expect((await t.api("POST", "/webhooks", { url: "http://127.0.0.1:9/meanwhile", scope: "all" }, owner.token)).status).toBe(201);
+		// With a cap of 2, the oldest of the three comes back; the other two stay off.
+		expect(await reviveBotWebhooks(t.gw.runtime.db, bot.id, 2)).toBe(1);
+		const states = await Promise.all(made.map(async (id) => (await t.api<{ is_active: boolean; disabled_reason: string | null }>("GET", `/webhooks/${id}`)).body));
+		expect(states).toEqual([
+			expect.objectContaining({ is_active: true, disabled_reason: null }),
+			expect.objectContaining({ is_active: false, disabled_reason: OVER_LIMIT_AT_RETURN_REASON }),
+			expect.objectContaining({ is_active: false, disabled_reason: OVER_LIMIT_AT_RETURN_REASON }),
+		]);
+		// Registering it again (the gateway's own cap, 100) changes nothing more: those two are no longer "bot deleted".
+		expect((await t.api("POST", "/bots", { token })).status).toBe(201);
+		expect((await t.api<{ is_active: boolean }>("GET", `/webhooks/${made[1]}`)).body.is_active).toBe(false);
 	});
 
 	it("registering a deleted bot again keeps the name and description it was given, unless new ones are", async () => {

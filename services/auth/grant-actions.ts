@@ -2,11 +2,13 @@
  * Grants on a chat: GET/PUT /chats/:id/permissions, DELETE /chats/:id/permissions/:grant_id.
  * Managing them needs chats:manage and can_manage on that chat (admins need no grant).
  */
-import { Op } from "sequelize";
+import { Op, type Transaction } from "sequelize";
+import type { Database } from "../../lib/db/connection";
 import { fail } from "../../lib/errors";
 import { principalOf, respondCreated, respondWith, type GatewayContext } from "../../lib/meta";
 import { pageParams } from "../../lib/paging";
-import { grantView, RIGHTS, type GrantRow, type Right } from "./grants";
+import { grantView, loadRightsOn, RIGHTS, type GrantRow, type Right } from "./grants";
+import type { Principal } from "./principal";
 import type { AuthActions, AuthThis } from "./context";
 import { ID } from "../../lib/validator";
 
@@ -27,11 +29,16 @@ async function manageableChat(this: AuthThis, ctx: GatewayContext, chatId: numbe
 	await this.requireChatRight(principalOf(ctx), chatId, "can_manage");
 }
 
-/** Which rights the caller holds on the chat (all of them for an admin). */
-async function heldRights(this: AuthThis, ctx: GatewayContext, chatId: number): Promise<Set<Right>> {
-	const principal = principalOf(ctx);
-	const held = new Set<Right>();
-	for (const right of RIGHTS) if (await this.holdsRight(principal, chatId, right)) held.add(right);
+/**
+ * Which rights the caller holds on the chat now (all of them for an admin), read in the transaction
+ * that changes the chat's grants: a check made before it could pass for a manager whose own grant
+ * an admin was revoking at that moment, and its PUT then gave back what the revocation took.
+ */
+async function rightsNow(db: Database, principal: Principal, chatId: number, transaction: Transaction): Promise<Set<Right>> {
+	if (principal.is_admin) return new Set(RIGHTS);
+	const rights = await loadRightsOn(db, principal, chatId, transaction);
+	const held = new Set(RIGHTS.filter((right) => rights?.[right]));
+	if (!held.has("can_manage")) throw fail.forbidden(`Needs can_manage on chat ${chatId}`);
 	return held;
 }
 
@@ -94,10 +101,10 @@ export const grantActions: AuthActions = {
 				}
 				const who = user_id !== undefined ? { user_id, api_key_id: null } : { user_id: null, api_key_id: api_key_id! };
 				const rights = { can_read, can_send, can_manage };
-				const held = await heldRights.call(this, ctx, chatId);
-				requireHeld(held, rights, "given");
 				const upsert = () =>
 					db.transaction(async (transaction) => {
+						const held = await rightsNow(db, principalOf(ctx), chatId, transaction);
+						requireHeld(held, rights, "given");
 						const existing = await db.models.ChatPermission.findOne({ where: { chat_id: chatId, ...who }, transaction });
 						if (existing) {
 							requireHeld(held, existing.get({ plain: true }) as GrantRow, "replaced");
@@ -129,13 +136,16 @@ export const grantActions: AuthActions = {
 			params: { $$strict: true, id: ID, grant_id: ID },
 			async handler(this: AuthThis, ctx: GatewayContext<{ id: number; grant_id: number }>) {
 				await manageableChat.call(this, ctx, ctx.params.id);
-				const held = await heldRights.call(this, ctx, ctx.params.id);
-				const grant = await this.runtime.db.models.ChatPermission.findOne({ where: { id: ctx.params.grant_id, chat_id: ctx.params.id } });
-				if (!grant) throw fail.notFound("Grant");
-				requireHeld(held, grant.get({ plain: true }) as GrantRow, "removed");
-				// Only the row just checked: one a concurrent PUT has widened since stays.
-				const removed = await this.runtime.db.models.ChatPermission.destroy({ where: { id: grant.id, can_read: grant.can_read, can_send: grant.can_send, can_manage: grant.can_manage } });
-				if (removed === 0) throw fail.conflict("The grant changed while it was being removed; read it again");
+				const { db } = this.runtime;
+				const grant = await db.transaction(async (transaction) => {
+					const held = await rightsNow(db, principalOf(ctx), ctx.params.id, transaction);
+					const lock = db.dialect === "mysql" ? { lock: transaction.LOCK.UPDATE } : {};
+					const found = await db.models.ChatPermission.findOne({ where: { id: ctx.params.grant_id, chat_id: ctx.params.id }, transaction, ...lock });
+					if (!found) throw fail.notFound("Grant");
+					requireHeld(held, found.get({ plain: true }) as GrantRow, "removed");
+					await found.destroy({ transaction });
+					return found;
+				});
 				await this.announce({
 					kind: "grants",
 					chat_id: ctx.params.id,

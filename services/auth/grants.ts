@@ -1,5 +1,5 @@
 /** The chat ACL: grants of can_read, can_send and can_manage on a chat, to a user or an API key. */
-import { Op, type WhereOptions } from "sequelize";
+import { Op, type Transaction, type WhereOptions } from "sequelize";
 import { iso } from "../../lib/time";
 import type { Database } from "../../lib/db/connection";
 import type { Principal } from "./principal";
@@ -92,8 +92,10 @@ export function describeRights(rights: string[]): string {
  * The principal's own grant on one chat, or null: one row through the unique (chat_id, user_id) or
  * (chat_id, api_key_id) index, so a check costs the same with 10 grants or 100k.
  */
-export async function loadRightsOn(db: Database, principal: Pick<Principal, "type" | "id">, chatId: number): Promise<Rights | null> {
-	const row = await db.models.ChatPermission.findOne({ where: { chat_id: chatId, ...holder(principal) }, attributes: [...RIGHTS], raw: true });
+export async function loadRightsOn(db: Database, principal: Pick<Principal, "type" | "id">, chatId: number, transaction?: Transaction): Promise<Rights | null> {
+	// In a transaction the row is read locked (MySQL): a revocation of it racing the transaction waits, or is waited for.
+	const lock = transaction && db.dialect === "mysql" ? { transaction, lock: transaction.LOCK.UPDATE } : { transaction };
+	const row = await db.models.ChatPermission.findOne({ where: { chat_id: chatId, ...holder(principal) }, attributes: [...RIGHTS], raw: true, ...lock });
 	return row ? rightsOf(row) : null;
 }
 

@@ -181,6 +181,26 @@ describe("chat grants", () => {
 		expect((await remove(chat, Number(sending.body.id))).status).toBe(204);
 	});
 
+	it("a manager's PUTs racing an admin's revocation of its grant never win it back: after the DELETE, none creates a grant (no 201), and the manager holds nothing", async () => {
+		const manager = await createUser(gw, admin, ["operator"]);
+		const full = { user_id: manager.id, can_read: true, can_send: true, can_manage: true };
+		for (let round = 0; round < 4; round++) {
+			const chat = await newChat();
+			const grant = await put(chat, full);
+			expect(grant.status).toBe(201);
+			const puts: Array<Promise<{ status: number }>> = [];
+			for (let i = 0; i < 20; i++) {
+				puts.push(put(chat, full, manager.token));
+				if (i === 5) puts.push(remove(chat, Number(grant.body.id)).then((res) => ({ status: res.status === 204 ? -204 : res.status })));
+				await new Promise((resolve) => setTimeout(resolve, 2));
+			}
+			const statuses = (await Promise.all(puts)).map((res) => res.status);
+			expect(statuses).toContain(-204);
+			expect(statuses).not.toContain(201);
+			expect(await grants({ chat_id: chat, user_id: manager.id })).toEqual([]);
+		}
+	});
+
 	it("DELETE removes a grant (204); a wrong grant id, or one of another chat, is 404", async () => {
 		const chat = await newChat();
 		const elsewhere = await newChat();

@@ -4,6 +4,7 @@
  * log through the event-stream mixin, with the standard health service and server reflection on the
  * same port. Plain TCP: TLS ends at the proxy or ingress in front (docs/grpc.md).
  */
+import { callBounds } from "./grpc/call-bounds";
 import { Server, ServerCredentials, type ServerOptions } from "@grpc/grpc-js";
 import type { ServingStatus } from "grpc-health-check";
 import type { LoggerInstance, Service, ServiceSchema, ServiceSettingSchema } from "moleculer";
@@ -30,6 +31,9 @@ const SERVER_OPTIONS: ServerOptions = {
 	// at LIVE_CONNECTIONS_PER_PRINCIPAL (1,000) anyway.
 	"grpc.max_concurrent_streams": 1_100,
 };
+
+/** The gateway's own RPCs (credentials needed), as against health and reflection (open). */
+const isGatewayPath = (path: string) => path.startsWith(`/${PROTO_PACKAGE}.`);
 
 /** The health service's names: the whole server ("") and each gateway service. */
 const HEALTH_NAMES = ["", ...SERVICE_NAMES.map((name) => `${PROTO_PACKAGE}.${name}`)];
@@ -131,7 +135,7 @@ const GrpcService: ServiceSchema<ServiceSettingSchema, GrpcThis> = {
 			// Neither a connection that never speaks HTTP/2 nor one without calls is ever closed by
 			// grpc-js otherwise: both hold a socket and a session, and anyone may open them.
 			"grpc.max_connection_idle_ms": this.runtime.config.idleConnectionTimeoutMs,
-			interceptors: [credentialsFirst(this.authDeps(), (path) => path.startsWith(`/${PROTO_PACKAGE}.`))],
+			interceptors: [callBounds({ withoutCredentials: (path) => !isGatewayPath(path) }), credentialsFirst(this.authDeps(), isGatewayPath)],
 		});
 		server.addService(services.MessageService, {
 			StreamMessages: streamHandler(bridge, streamMessagesOpening),

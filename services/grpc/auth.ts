@@ -72,7 +72,10 @@ function callerOf(deps: Pick<AuthDeps, "resolveCredential" | "state" | "trustedP
 
 export async function authenticate(deps: AuthDeps, metadata: Metadata, peer: string): Promise<Caller> {
 	const { clientIp, credential, resolve } = callerOf(deps, metadata, peer);
-	const principal = resolvedFirst.get(metadata) ?? (await resolve());
+	// Resolved (and charged) by credentialsFirst before the request message came.
+	const first = resolvedFirst.get(metadata);
+	if (first) return { principal: first, credential, clientIp };
+	const principal = await resolve();
 	await chargeRateLimit(deps, principal);
 	return { principal, credential, clientIp };
 }
@@ -91,7 +94,14 @@ export function credentialsFirst(deps: Omit<AuthDeps, "logger"> & { logger: Pick
 			start: (next) =>
 				next({
 					onReceiveMetadata: (metadata, passOn) => {
-						new Promise<Principal>((resolve) => resolve(callerOf(deps, metadata, call.getPeer()).resolve())).then(
+						// Charged here, with the headers: a call waiting for its request message (call-bounds.ts
+						// gives it 10 s) has taken its token, so one credential holds no more than its rate allows.
+						const admit = async () => {
+							const principal = await callerOf(deps, metadata, call.getPeer()).resolve();
+							await chargeRateLimit(deps, principal);
+							return principal;
+						};
+						admit().then(
 							(principal) => {
 								resolvedFirst.set(metadata, principal);
 								passOn(metadata);

@@ -30,3 +30,22 @@ export function emitEvent(socket: Socket, event: GatewayEvent): void {
 	}
 	client._packet(entry.packets, { preEncoded: true, compress: true });
 }
+
+export type QueuedPacket = { data?: unknown };
+
+/** Bytes of an engine.io write buffer counted so far, by buffer (engine.io replaces the array when it flushes). */
+const writeBufferTallies = new WeakMap<QueuedPacket[], { counted: number; bytes: number }>();
+
+/** What the packets of a write buffer hold, counted once each: a send checks this, so it must not walk 1,000 packets. */
+export function writeBufferBytes(buffer: QueuedPacket[]): number {
+	let tally = writeBufferTallies.get(buffer);
+	if (!tally || tally.counted > buffer.length) {
+		tally = { counted: 0, bytes: 0 };
+		writeBufferTallies.set(buffer, tally);
+	}
+	for (; tally.counted < buffer.length; tally.counted++) {
+		const data = buffer[tally.counted]?.data;
+		tally.bytes += typeof data === "string" ? data.length : data instanceof Uint8Array ? data.byteLength : 0;
+	}
+	return tally.bytes;
+}

@@ -296,6 +296,11 @@ const ApiService: ServiceSchema<ApiSettingsSchema, ApiThis> = {
 		// Node never closes a connection that sends nothing (its request and header timeouts start with
 		// a request): anyone could hold sockets open for good. WebSockets clear it at the upgrade and ping.
 		this.server.setTimeout(this.runtime.config.idleConnectionTimeoutMs);
+		// A request trickled in byte by byte was cut after 58-88 s, not the 30 s the docs promise: Node
+		// checks its timeouts every connectionsCheckingInterval (30 s by default; read when it listens),
+		// and one whose body was still coming ran to headersTimeout (60 s), which moleculer-web leaves.
+		(this.server as typeof this.server & { connectionsCheckingInterval: number }).connectionsCheckingInterval = 2_000;
+		this.server.headersTimeout = this.settings.requestTimeout as number;
 	},
 
 	started(this: ApiThis) {

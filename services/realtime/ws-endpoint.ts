@@ -108,12 +108,20 @@ class WsSubscriber implements Subscriber {
 	close(reason: CloseReason): void {
 		this.closing = true;
 		this.frame({ type: "error", code: reason.code, message: reason.message });
-		// A client that stopped reading would never complete a closing handshake: cut it off.
-		if (reason.code === "RATE_LIMITED") return this.ws.terminate();
 		// 4000-4999: application codes; the reason text is capped at 123 bytes by the protocol.
 		this.ws.close(reason.code === "UNAUTHORIZED" ? 4401 : reason.code === "FORBIDDEN" ? 4403 : 4429, reason.message.slice(0, 120));
+		if (reason.code === "RATE_LIMITED") {
+			// Nothing more of a flooding client is read, and one that stopped reading never completes the
+			// closing handshake: cut off a second later. Not at once: closing a socket whose client
+			// still has frames unread here resets it, and the reset discarded the error frame above.
+			this.ws.pause();
+			setTimeout(() => this.ws.terminate(), CUT_OFF_DELAY_MS).unref();
+		}
 	}
 }
+
+/** How long a client cut off for flooding or not reading gets to read why, before its socket is closed. */
+const CUT_OFF_DELAY_MS = 1_000;
 
 /** An event's JSON, made once however many WebSocket clients it goes to (one per subscriber cost 7 µs each). */
 const EVENT_TEXT = new WeakMap<GatewayEvent, string>();

@@ -4,11 +4,11 @@
  * log through the event-stream mixin, with the standard health service and server reflection on the
  * same port. Plain TCP: TLS ends at the proxy or ingress in front (docs/grpc.md).
  */
-import { callBounds } from "./grpc/call-bounds";
 import { Server, ServerCredentials, type ServerOptions } from "@grpc/grpc-js";
 import type { ServingStatus } from "grpc-health-check";
 import type { LoggerInstance, Service, ServiceSchema, ServiceSettingSchema } from "moleculer";
 import { EventStreamMixin, type EventStreamLocalVars, type EventStreamMethods } from "../mixins/event-stream.mixin";
+import { callBounds } from "./grpc/call-bounds";
 import { authenticate, credentialsFirst, type AuthDeps } from "./grpc/auth";
 import { SHUTTING_DOWN, unaryHandler } from "./grpc/calls";
 import { GatewayHealth } from "./grpc/health";

@@ -105,10 +105,7 @@ export async function recordOutcome(deps: RecordingDeps, botId: number, row: Out
 				if (isDuplicateKey(err)) {
 					deps.logger.error(`Bot ${botId}: message ${messageId} was sent, but another stored message of its chat has Telegram's message id; it is recorded without it:`, (err as Error).message);
 					// NaN is no message id: the record leaves telegram_message_id empty (send-records.ts reads the answer untrusted).
-					const recorded = await writeSent(deps.db, row, { ...outcome.sent, message_id: Number.NaN }).then(
-						(written) => written,
-						() => null,
-					);
+					const recorded = await writeSent(deps.db, row, { ...outcome.sent, message_id: Number.NaN }).catch(() => null);
 					if (recorded !== null) {
 						events = recorded;
 						break;

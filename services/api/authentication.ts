@@ -112,8 +112,6 @@ export const AuthenticationMixin: Partial<ServiceSchema<ServiceSettingSchema, Au
 				setIdempotencyKey(ctx.meta, req);
 				return null;
 			}
-			// An empty X-API-Key, ?api_key= or ?token= is the credential given (the first one counts), not none.
-			if (credential === "") throw fail.unauthorized("The credential given is empty");
 			if (!credential) throw fail.unauthorized("Credentials required: Authorization: Bearer <token>, X-API-Key, ?api_key= or api_key in the body");
 
 			try {

@@ -19,6 +19,12 @@ function firstString(value: unknown): string | undefined {
 	return undefined;
 }
 
+/** A credential's value, or undefined when the place is empty: an empty value hides nothing (as on the WebSocket and gRPC). */
+function given(value: unknown): string | undefined {
+	const text = firstString(value)?.trim();
+	return text ? text : undefined;
+}
+
 /**
  * The credential a request carries in its headers or query, the forms that win over a body's
  * `api_key` (takeCredential's order): readable, and so checkable, before the body is read.
@@ -26,10 +32,8 @@ function firstString(value: unknown): string | undefined {
 export function credentialOutsideBody(req: Pick<RequestWithParams, "headers" | "query">): string | undefined {
 	const bearer = bearerToken(req.headers.authorization);
 	if (bearer !== undefined) return bearer;
-	const apiKeyHeader = firstString(req.headers["x-api-key"]);
-	if (apiKeyHeader !== undefined) return apiKeyHeader.trim();
 	const query = req.query ?? {};
-	return firstString(query.api_key) ?? firstString(query.token);
+	return given(req.headers["x-api-key"]) ?? given(query.api_key) ?? given(query.token);
 }
 
 /** Finds the credential and takes it out of the params; null when the request carries none. */
@@ -50,7 +54,7 @@ export function takeCredential(req: RequestWithParams): string | null {
 
 	const outside = credentialOutsideBody(req);
 	if (outside !== undefined) return outside;
-	const fromBody = firstString(body.api_key);
+	const fromBody = given(body.api_key);
 	if (fromBody !== undefined) return fromBody;
 	// Another scheme and nothing else: say what is expected rather than "credentials required".
 	if (req.headers.authorization !== undefined) throw fail.unauthorized("Authorization header must be 'Bearer <token>'");

@@ -15,7 +15,7 @@ import { requestIdFor } from "../../lib/request-id";
 import type { Principal } from "../auth/principal";
 import type { GatewayEvent } from "../broker/event-log";
 import { clientError, namedTopicFields, parseSubscription, requestQueue, SLOW_CLIENT, subscribeStep, TOO_MANY_WAITING, topicFields, type ClientError } from "./protocol";
-import { bearerToken } from "../../lib/bearer";
+import { credentialOutsideBody } from "../api/credentials";
 
 export const WS_PATH = "/api/v1/ws";
 const MAX_FRAME_BYTES = 64 * 1024;
@@ -41,14 +41,10 @@ export interface WsHandlers {
 	logWarning(message: string): void;
 }
 
-/** In REST's order (services/api/credentials.ts): the headers, then the query; an empty value hides nothing. */
+/** REST's rule (services/api/credentials.ts): the headers, then the query; an empty value hides nothing. */
 function credentialOf(req: IncomingMessage): string | null {
-	const bearer = bearerToken(req.headers.authorization);
-	if (bearer) return bearer;
-	const key = req.headers["x-api-key"];
-	if (typeof key === "string" && key.trim() !== "") return key.trim();
-	const url = new URL(req.url ?? "/", "http://localhost");
-	return url.searchParams.get("api_key") || url.searchParams.get("token") || null;
+	const { searchParams } = new URL(req.url ?? "/", "http://localhost");
+	return credentialOutsideBody({ headers: req.headers, query: { api_key: searchParams.getAll("api_key"), token: searchParams.getAll("token") } }) ?? null;
 }
 
 const STATUS_TEXT: Record<number, string> = { 401: "Unauthorized", 404: "Not Found", 429: "Too Many Requests", 503: "Service Unavailable" };

@@ -115,69 +115,90 @@ async function allPages(call: Call, action: string, params: Record<string, unkno
 	}
 }
 
-/** How many positional arguments each command takes. */
-const COMMANDS: Readonly<Record<string, number>> = {
-	"user create": 0,
-	"user list": 0,
-	"apikey create": 0,
-	"apikey list": 0,
-	"apikey revoke": 1,
-	"bots rotate-key": 0,
+type ParsedOptions = ReturnType<typeof parseOptions>;
+
+/** What a command runs with: the actions (as the system principal), the runtime and its options. */
+interface CommandInput extends ParsedOptions {
+	call: Call;
+	runtime: Runtime;
+}
+
+/** Each command: how many positional arguments it takes, and what it does. */
+const COMMANDS: Readonly<Record<string, { positionals: number; run(input: CommandInput): Promise<void> }>> = {
+	"user create": {
+		positionals: 0,
+		async run({ call, values }) {
+			if (!values.username) throw new UsageError("user create needs --username");
+			const password = await readPassword(Boolean(values["password-stdin"]));
+			const user = await call("auth.createUser", {
+				username: values.username,
+				password,
+				...(values.email ? { email: values.email } : {}),
+				roles: values.role ?? ["viewer"],
+			});
+			console.log(JSON.stringify(user, null, 2));
+		},
+	},
+	"user list": {
+		positionals: 0,
+		async run({ call }) {
+			printTable(await allPages(call, "auth.listUsers", {}), ["id", "username", "roles", "is_active", "last_login_at"]);
+		},
+	},
+	"apikey create": {
+		positionals: 0,
+		async run({ call, runtime, values }) {
+			if (!values.user || !values.name) throw new UsageError("apikey create needs --user and --name");
+			const key = await call<Record<string, unknown>>("auth.createApiKey", {
+				user_id: await userIdByName(runtime, values.user),
+				name: values.name,
+				...(values.scope ? { scopes: values.scope } : {}),
+				...(values.expires ? { expires_at: values.expires } : {}),
+				...(values["rate-limit"] ? { rate_limit: Number(values["rate-limit"]) } : {}),
+			});
+			console.log(JSON.stringify(key, null, 2));
+			console.error("The key is shown this once; store it now.");
+		},
+	},
+	"apikey list": {
+		positionals: 0,
+		async run({ call, runtime, values }) {
+			const rows = await allPages(call, "auth.listApiKeys", values.user ? { user_id: await userIdByName(runtime, values.user) } : {});
+			printTable(rows, ["id", "user_id", "name", "prefix", "scopes", "expires_at", "revoked_at", "last_used_at"]);
+		},
+	},
+	"apikey revoke": {
+		positionals: 1,
+		async run({ call, positionals }) {
+			const id = /^[1-9]\d{0,15}$/.test(positionals[0] ?? "") ? Number(positionals[0]) : Number.NaN;
+			if (!Number.isSafeInteger(id) || positionals.length !== 1) throw new UsageError("apikey revoke needs the key's id (a positive whole number)");
+			await call("auth.revokeApiKey", { id });
+			console.log(`API key ${id} revoked`);
+		},
+	},
+	"bots rotate-key": {
+		positionals: 0,
+		async run({ runtime }) {
+			const result = await rotateEncryptionKeys(runtime.db, runtime.config.encryptionKeys);
+			console.log(`Active key "${result.active_key}": ${result.bots_resealed} bot(s) and ${result.webhooks_resealed} webhook(s) re-sealed. Keys no row uses any more can leave TOKEN_ENCRYPTION_KEYS.`);
+		},
+	},
 };
 
-type ParsedCommand = ReturnType<typeof parseOptions> & { group: string; command: string };
+type ParsedCommand = ParsedOptions & { run: (input: CommandInput) => Promise<void> };
 
 /** The command line, checked before anything is opened: a typo changes nothing and makes nothing. */
 function parseCommand(argv: string[]): ParsedCommand {
 	const [word, command = "", ...rest] = argv;
 	const group = Object.hasOwn(GROUPS, word ?? "") ? GROUPS[word!]! : (word ?? "");
-	const expected = COMMANDS[`${group} ${command}`];
-	if (expected === undefined) throw new UsageError(`unknown command "${[word, command].filter(Boolean).join(" ")}"`);
+	const key = `${group} ${command}`;
+	if (!Object.hasOwn(COMMANDS, key)) throw new UsageError(`unknown command "${[word, command].filter(Boolean).join(" ")}"`);
+	const { positionals: expected, run } = COMMANDS[key]!;
 	const parsed = parseOptions(rest);
 	if (parsed.positionals.length > expected) throw new UsageError(`unexpected argument "${parsed.positionals[expected]}"`);
 	const rateLimit = parsed.values["rate-limit"];
 	if (rateLimit !== undefined && !/^\d{1,15}$/.test(rateLimit)) throw new UsageError("--rate-limit needs a whole number of requests per second");
-	return { ...parsed, group, command };
-}
-
-async function run(broker: ServiceBroker, runtime: Runtime, { group, command, values, positionals }: ParsedCommand): Promise<void> {
-	const call = <T>(action: string, params: Record<string, unknown>) => broker.call<T, Record<string, unknown>>(action, params, { meta: { principal: SYSTEM_PRINCIPAL } });
-
-	if (group === "user" && command === "create") {
-		if (!values.username) throw new UsageError("user create needs --username");
-		const password = await readPassword(Boolean(values["password-stdin"]));
-		const user = await call("auth.createUser", {
-			username: values.username,
-			password,
-			...(values.email ? { email: values.email } : {}),
-			roles: values.role ?? ["viewer"],
-		});
-		console.log(JSON.stringify(user, null, 2));
-	} else if (group === "user" && command === "list") {
-		printTable(await allPages(call, "auth.listUsers", {}), ["id", "username", "roles", "is_active", "last_login_at"]);
-	} else if (group === "apikey" && command === "create") {
-		if (!values.user || !values.name) throw new UsageError("apikey create needs --user and --name");
-		const key = await call<Record<string, unknown>>("auth.createApiKey", {
-			user_id: await userIdByName(runtime, values.user),
-			name: values.name,
-			...(values.scope ? { scopes: values.scope } : {}),
-			...(values.expires ? { expires_at: values.expires } : {}),
-			...(values["rate-limit"] ? { rate_limit: Number(values["rate-limit"]) } : {}),
-		});
-		console.log(JSON.stringify(key, null, 2));
-		console.error("The key is shown this once; store it now.");
-	} else if (group === "apikey" && command === "list") {
-		const rows = await allPages(call, "auth.listApiKeys", values.user ? { user_id: await userIdByName(runtime, values.user) } : {});
-		printTable(rows, ["id", "user_id", "name", "prefix", "scopes", "expires_at", "revoked_at", "last_used_at"]);
-	} else if (group === "apikey" && command === "revoke") {
-		const id = /^[1-9]\d{0,15}$/.test(positionals[0] ?? "") ? Number(positionals[0]) : Number.NaN;
-		if (!Number.isSafeInteger(id) || positionals.length !== 1) throw new UsageError("apikey revoke needs the key's id (a positive whole number)");
-		await call("auth.revokeApiKey", { id });
-		console.log(`API key ${id} revoked`);
-	} else if (group === "bots" && command === "rotate-key") {
-		const result = await rotateEncryptionKeys(runtime.db, runtime.config.encryptionKeys);
-		console.log(`Active key "${result.active_key}": ${result.bots_resealed} bot(s) and ${result.webhooks_resealed} webhook(s) re-sealed. Keys no row uses any more can leave TOKEN_ENCRYPTION_KEYS.`);
-	}
+	return { ...parsed, run };
 }
 
 async function main(): Promise<void> {
@@ -204,7 +225,8 @@ async function main(): Promise<void> {
 		broker.loadService(join(__dirname, "..", "services", "auth.service"));
 		broker.createService(recorderOf(ANNOUNCED_EVENTS, announcements));
 		await broker.start();
-		await run(broker, runtime, parsed);
+		const call: Call = (action, params) => broker.call(action, params, { meta: { principal: SYSTEM_PRINCIPAL } });
+		await parsed.run({ ...parsed, call, runtime });
 		await announceToCluster(runtime, announcements).catch((err: unknown) => {
 			// The change is made: only the running nodes' live connections learn of it later.
 			console.error(`warning: the running nodes were not told (${(err as Error).message}); they see the change within a second, their open connections within 15 s`);

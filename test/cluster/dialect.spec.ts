@@ -1,7 +1,7 @@
 /**
  * Where MariaDB/MySQL would otherwise answer differently from SQLite (the embedded default, which
  * most tests run on): rows matched by an UPDATE, users' emails compared exactly, and times to the
- * millisecond.
+ * millisecond, business connection ids compared exactly (trailing spaces too).
  */
 import type { Database } from "../../lib/db/connection";
 import { migrateDown, migrateUp } from "../../lib/db/migrator";
@@ -10,6 +10,9 @@ import { appendEvents, headSeq } from "../../services/broker/event-log";
 import { activeWebhooksNow, dispatchBatch, scheduleReplay } from "../../services/delivery/dispatcher";
 import { ruleOf } from "../../services/delivery/views";
 import { withinWebhookLimit } from "../../services/delivery/webhook-quota";
+import { normalizeUpdate } from "../../services/ingest/normalize";
+import { storeUpdates } from "../../services/ingest/store";
+import { insertBot } from "../support/database";
 import { migratedScratchDatabase } from "./support/cluster";
 
 describe("MariaDB/MySQL answers as SQLite does", () => {
@@ -81,5 +84,23 @@ describe("MariaDB/MySQL answers as SQLite does", () => {
 		while ((await dispatchBatch(db, await audiences())).events > 0);
 		const delivered = await db.models.WebhookDelivery.findAll({ where: { webhook_id: hook.id }, raw: true });
 		expect(delivered.map((d) => d.event_seq)).toEqual([Number(hook.after_seq) + 1]);
+	});
+
+	it("business connection ids differing only in trailing spaces are two chats, and both updates are stored; 0016's down refuses while such chats exist", async () => {
+		const bot = await insertBot(db);
+		const businessMessage = (updateId: number, connection: string) => {
+			const body = { update_id: updateId, business_message: { message_id: updateId, date: 1_790_000_000, business_connection_id: connection, chat: { id: 900, type: "private", first_name: "Ann" }, text: `via ${JSON.stringify(connection)}` } };
+			return { botId: bot.id, update: normalizeUpdate(body), raw: JSON.stringify(body) };
+		};
+		await storeUpdates(db, [businessMessage(1, "BizConn")], new Map());
+		// Under a padding collation this upserted onto the first chat's row and the batch failed for good.
+		await storeUpdates(db, [businessMessage(2, "BizConn ")], new Map());
+		const chats = await db.models.Chat.findAll({ where: { bot_id: bot.id }, order: [["id", "ASC"]], raw: true });
+		expect(chats.map((c) => c.business_connection_id)).toEqual(["BizConn", "BizConn "]);
+		expect(await db.models.Message.count({ where: { chat_id: chats.map((c) => c.id) } })).toBe(2);
+		await expect(migrateDown(db, { step: 1 })).rejects.toThrow(/trailing spaces/);
+		await db.models.Chat.destroy({ where: { bot_id: bot.id } });
+		expect((await migrateDown(db, { step: 1 })).map((m) => m.name)).toEqual(["0016-mysql-exact-business-connections"]);
+		await migrateUp(db);
 	});
 });

@@ -46,7 +46,7 @@ describe("migrations on SQLite", () => {
 
 	it("create the whole data model", async () => {
 		const applied = await migrateUp(db);
-		expect(applied.map((m) => m.name)).toEqual(["0001-initial-schema", "0002-seed-roles-and-sequences", "0003-message-lookups", "0004-delivery-claims", "0005-delivery-schedule-restart", "0006-delivery-due-lookups", "0007-message-client-request", "0008-message-client-key-per-principal", "0009-chat-details-date", "0010-business-chats", "0011-mysql-large-messages", "0012-message-update-lookups", "0013-mysql-exact-emails", "0014-webhook-start-seq", "0015-retired-api-key-secrets"]);
+		expect(applied.map((m) => m.name)).toEqual(["0001-initial-schema", "0002-seed-roles-and-sequences", "0003-message-lookups", "0004-delivery-claims", "0005-delivery-schedule-restart", "0006-delivery-due-lookups", "0007-message-client-request", "0008-message-client-key-per-principal", "0009-chat-details-date", "0010-business-chats", "0011-mysql-large-messages", "0012-message-update-lookups", "0013-mysql-exact-emails", "0014-webhook-start-seq", "0015-retired-api-key-secrets", "0016-mysql-exact-business-connections"]);
 		expect(await tables(db)).toEqual([...TABLES].sort());
 	});
 
@@ -111,7 +111,7 @@ describe("migrations on SQLite", () => {
 		const hook = await db.models.Webhook.create({ owner_user_id: null, owner_api_key_id: null, url: "https://example.com/h", scope: "all", secret_ciphertext: "x", key_id: "k" } as never);
 		const delivery = await db.models.WebhookDelivery.create({ webhook_id: hook.id, event_seq: 1, event_type: "new_message", chat_id: null, status: "succeeded", attempts: 7, schedule_base: 6, next_attempt_at: new Date() } as never);
 		await db.models.WebhookAttempt.create({ delivery_id: delivery.id, attempt: 7, started_at: new Date(), duration_ms: 5, status_code: 200, error: null, response_excerpt: null } as never);
-		expect((await migrateDown(db, { step: 11 })).map((m) => m.name)).toEqual(["0015-retired-api-key-secrets", "0014-webhook-start-seq", "0013-mysql-exact-emails", "0012-message-update-lookups", "0011-mysql-large-messages", "0010-business-chats", "0009-chat-details-date", "0008-message-client-key-per-principal", "0007-message-client-request", "0006-delivery-due-lookups", "0005-delivery-schedule-restart"]);
+		expect((await migrateDown(db, { step: 12 })).map((m) => m.name)).toEqual(["0016-mysql-exact-business-connections", "0015-retired-api-key-secrets", "0014-webhook-start-seq", "0013-mysql-exact-emails", "0012-message-update-lookups", "0011-mysql-large-messages", "0010-business-chats", "0009-chat-details-date", "0008-message-client-key-per-principal", "0007-message-client-request", "0006-delivery-due-lookups", "0005-delivery-schedule-restart"]);
 		expect(Object.keys(await db.sequelize.getQueryInterface().describeTable("webhook_deliveries"))).not.toContain("schedule_base");
 		expect(await db.models.WebhookAttempt.count({ where: { delivery_id: delivery.id } })).toBe(1);
 		await migrateUp(db);
@@ -127,7 +127,7 @@ describe("migrations on SQLite", () => {
 				.sort();
 		const after = ["ix_webhook_deliveries_webhook_id_chat_id_status_event_seq", "ix_webhook_deliveries_webhook_id_id", "ix_webhook_deliveries_webhook_id_status_next_attempt_at"];
 		expect(await indexes()).toEqual(after);
-		expect((await migrateDown(db, { step: 10 })).map((m) => m.name)).toEqual(["0015-retired-api-key-secrets", "0014-webhook-start-seq", "0013-mysql-exact-emails", "0012-message-update-lookups", "0011-mysql-large-messages", "0010-business-chats", "0009-chat-details-date", "0008-message-client-key-per-principal", "0007-message-client-request", "0006-delivery-due-lookups"]);
+		expect((await migrateDown(db, { step: 11 })).map((m) => m.name)).toEqual(["0016-mysql-exact-business-connections", "0015-retired-api-key-secrets", "0014-webhook-start-seq", "0013-mysql-exact-emails", "0012-message-update-lookups", "0011-mysql-large-messages", "0010-business-chats", "0009-chat-details-date", "0008-message-client-key-per-principal", "0007-message-client-request", "0006-delivery-due-lookups"]);
 		expect(await indexes()).toEqual(["ix_webhook_deliveries_webhook_id_chat_id_event_seq", "ix_webhook_deliveries_webhook_id_id", "ix_webhook_deliveries_webhook_id_status_event_seq"]);
 		await migrateUp(db);
 		expect(await indexes()).toEqual(after);
@@ -136,7 +136,7 @@ describe("migrations on SQLite", () => {
 	it("0007 adds the messages' client_request fingerprint, and down drops it", async () => {
 		const columns = async () => Object.keys(await db.sequelize.getQueryInterface().describeTable("messages"));
 		expect(await columns()).toContain("client_request");
-		expect((await migrateDown(db, { step: 9 })).map((m) => m.name)).toEqual(["0015-retired-api-key-secrets", "0014-webhook-start-seq", "0013-mysql-exact-emails", "0012-message-update-lookups", "0011-mysql-large-messages", "0010-business-chats", "0009-chat-details-date", "0008-message-client-key-per-principal", "0007-message-client-request"]);
+		expect((await migrateDown(db, { step: 10 })).map((m) => m.name)).toEqual(["0016-mysql-exact-business-connections", "0015-retired-api-key-secrets", "0014-webhook-start-seq", "0013-mysql-exact-emails", "0012-message-update-lookups", "0011-mysql-large-messages", "0010-business-chats", "0009-chat-details-date", "0008-message-client-key-per-principal", "0007-message-client-request"]);
 		expect(await columns()).not.toContain("client_request");
 		expect(await columns()).toContain("client_key");
 		await migrateUp(db);
@@ -170,7 +170,7 @@ describe("migrations on SQLite", () => {
 		const keyIndexes = async () =>
 			((await db.sequelize.getQueryInterface().showIndex("messages")) as Array<{ name: string }>).map((i) => i.name).filter((name) => name.includes("client_key")).sort();
 		expect(await keyIndexes()).toEqual(["uq_messages_client_key"]);
-		expect((await migrateDown(db, { step: 8 })).map((m) => m.name)).toEqual(["0015-retired-api-key-secrets", "0014-webhook-start-seq", "0013-mysql-exact-emails", "0012-message-update-lookups", "0011-mysql-large-messages", "0010-business-chats", "0009-chat-details-date", "0008-message-client-key-per-principal"]);
+		expect((await migrateDown(db, { step: 9 })).map((m) => m.name)).toEqual(["0016-mysql-exact-business-connections", "0015-retired-api-key-secrets", "0014-webhook-start-seq", "0013-mysql-exact-emails", "0012-message-update-lookups", "0011-mysql-large-messages", "0010-business-chats", "0009-chat-details-date", "0008-message-client-key-per-principal"]);
 		expect(await keyIndexes()).toEqual(["uq_messages_chat_id_client_key"]);
 		const outgoing = (chatId: number, key: string) => db.models.Message.create({ bot_id: bot.id, chat_id: chatId, direction: "outgoing", type: "text", text: key, client_key: key } as never);
 		const first = await outgoing(one.id, "user:1:twice");
@@ -186,7 +186,7 @@ describe("migrations on SQLite", () => {
 		const columns = async () => Object.keys(await db.sequelize.getQueryInterface().describeTable("chats"));
 		const chats = await db.models.Chat.count();
 		expect(await columns()).toContain("details_date");
-		expect((await migrateDown(db, { step: 7 })).map((m) => m.name)).toEqual(["0015-retired-api-key-secrets", "0014-webhook-start-seq", "0013-mysql-exact-emails", "0012-message-update-lookups", "0011-mysql-large-messages", "0010-business-chats", "0009-chat-details-date"]);
+		expect((await migrateDown(db, { step: 8 })).map((m) => m.name)).toEqual(["0016-mysql-exact-business-connections", "0015-retired-api-key-secrets", "0014-webhook-start-seq", "0013-mysql-exact-emails", "0012-message-update-lookups", "0011-mysql-large-messages", "0010-business-chats", "0009-chat-details-date"]);
 		expect(await columns()).not.toContain("details_date");
 		expect(await db.models.Chat.count()).toBe(chats);
 		await migrateUp(db);
@@ -200,7 +200,7 @@ describe("migrations on SQLite", () => {
 		await chat("bc-1");
 		await chat("BC-1");
 		await expect(chat("bc-1")).rejects.toMatchObject({ name: "SequelizeUniqueConstraintError" });
-		await expect(migrateDown(db, { step: 6 })).rejects.toThrow(/business/);
+		await expect(migrateDown(db, { step: 7 })).rejects.toThrow(/business/);
 		await db.models.Chat.destroy({ where: { bot_id: bot.id, telegram_id: 456, business_connection_id: ["bc-1", "BC-1"] } });
 		expect((await migrateDown(db, { step: 1 })).map((m) => m.name)).toEqual(["0010-business-chats"]);
 		const columns = Object.keys(await db.sequelize.getQueryInterface().describeTable("chats"));
@@ -218,7 +218,7 @@ describe("migrations on SQLite", () => {
 		expect(await indexes()).toEqual(["ix_messages_update_row_id"]);
 		const [plan] = await db.sequelize.query<{ detail: string }>("EXPLAIN QUERY PLAN SELECT id FROM messages WHERE update_row_id = 1", { type: QueryTypes.SELECT });
 		expect(plan!.detail).toMatch(/USING (COVERING )?INDEX ix_messages_update_row_id/);
-		expect((await migrateDown(db, { step: 4 })).map((m) => m.name)).toEqual(["0015-retired-api-key-secrets", "0014-webhook-start-seq", "0013-mysql-exact-emails", "0012-message-update-lookups"]);
+		expect((await migrateDown(db, { step: 5 })).map((m) => m.name)).toEqual(["0016-mysql-exact-business-connections", "0015-retired-api-key-secrets", "0014-webhook-start-seq", "0013-mysql-exact-emails", "0012-message-update-lookups"]);
 		expect(await indexes()).toEqual([]);
 		await migrateUp(db);
 		expect(await indexes()).toEqual(["ix_messages_update_row_id"]);
@@ -226,7 +226,7 @@ describe("migrations on SQLite", () => {
 
 	it("go all the way down and up again", async () => {
 		const reverted = await migrateDown(db, { to: 0 });
-		expect(reverted.map((m) => m.name)).toEqual(["0015-retired-api-key-secrets", "0014-webhook-start-seq", "0013-mysql-exact-emails", "0012-message-update-lookups", "0011-mysql-large-messages", "0010-business-chats", "0009-chat-details-date", "0008-message-client-key-per-principal", "0007-message-client-request", "0006-delivery-due-lookups", "0005-delivery-schedule-restart", "0004-delivery-claims", "0003-message-lookups", "0002-seed-roles-and-sequences", "0001-initial-schema"]);
+		expect(reverted.map((m) => m.name)).toEqual(["0016-mysql-exact-business-connections", "0015-retired-api-key-secrets", "0014-webhook-start-seq", "0013-mysql-exact-emails", "0012-message-update-lookups", "0011-mysql-large-messages", "0010-business-chats", "0009-chat-details-date", "0008-message-client-key-per-principal", "0007-message-client-request", "0006-delivery-due-lookups", "0005-delivery-schedule-restart", "0004-delivery-claims", "0003-message-lookups", "0002-seed-roles-and-sequences", "0001-initial-schema"]);
 		expect(await tables(db)).toEqual([]);
 		await migrateUp(db);
 		expect(await tables(db)).toEqual([...TABLES].sort());

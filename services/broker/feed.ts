@@ -5,7 +5,10 @@
  * arrive out of order, and a broadcast can be lost. Because seqs become visible in commit order
  * (see event-log.ts), a gap below a seq this node has seen is always readable from the log: the
  * feed holds later events back, reads the gap from the log, and delivers in order. A periodic look
- * at the log's head catches the tail when the last broadcast of a quiet period was lost.
+ * at the log's head catches the tail when the last broadcast of a quiet period was lost. For the
+ * same reason a seq the log lacks below one it has shown (or below its committed head) never comes:
+ * a hole (the counter raised by `migrate seq --above` on a running cluster, say) is stepped over,
+ * not waited for.
  */
 import type { GatewayEvent } from "./event-log";
 
@@ -111,18 +114,22 @@ export class EventFeed {
 		}
 	}
 
-	/** Reads the log from `next` up to `until` and delivers it with whatever was held back. */
-	private async fill(until: number | undefined): Promise<void> {
+	/**
+	 * Reads the log from `next` up to `until` (a committed seq, or one below a committed seq) and
+	 * delivers it with whatever was held back.
+	 */
+	private async fill(until: number): Promise<void> {
 		if (this.filling || !this.started) return;
 		this.filling = true;
 		try {
-			for (;;) {
-				if (until !== undefined && this.next > until) break;
+			while (this.next <= until) {
 				const events = await this.source.range(this.next - 1, until, PAGE);
 				for (const event of events) if (event.seq >= this.next) this.pending.set(event.seq, event);
-				const before = this.next;
+				const complete = events.length < PAGE;
+				// The log has shown everything up to here: what it lacks there is a hole, never filled.
+				this.deliverThrough(complete ? until : events[events.length - 1]!.seq);
 				this.drain();
-				if (events.length < PAGE || this.next === before) break;
+				if (complete) break;
 			}
 		} catch (err) {
 			this.options.onError?.(err);
@@ -130,6 +137,19 @@ export class EventFeed {
 			this.filling = false;
 		}
 		if (this.pending.size > 0) this.drain();
+	}
+
+	/** Delivers what is held back up to `seq` in order, and goes on after it (over any hole). */
+	private deliverThrough(seq: number): void {
+		if (seq < this.next) return;
+		const ready = [...this.pending.keys()].filter((held) => held <= seq).sort((a, b) => a - b);
+		const events = ready.map((held) => {
+			const event = this.pending.get(held)!;
+			this.pending.delete(held);
+			return event;
+		});
+		this.next = seq + 1;
+		if (events.length > 0) this.deliver(events);
 	}
 
 	private async checkHead(): Promise<void> {

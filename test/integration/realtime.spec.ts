@@ -6,6 +6,7 @@
  */
 import type { Server as SocketServer } from "socket.io";
 import type { SubscriptionHub } from "../../mixins/event-stream/subscription-hub";
+import { headSeq, raiseSeqFloor } from "../../services/broker/event-log";
 import { createKey, createUser, loginAction, type TestUser } from "../support/auth";
 import { userWrites } from "../support/chat-helpers";
 import { chatSeqsInLog, connectIo, ioConnectError, pause, rawSocketIo, userFloods, waitUntil, type IoClient, type Payload } from "../support/realtime-clients";
@@ -106,6 +107,18 @@ describe("socket.io", () => {
 			const seqs = client.seqs(chat.id);
 			expect(seqs).toEqual([...seqs].sort((a, b) => a - b));
 			expect(new Set(seqs).size).toBe(4);
+		});
+
+		it("live events go on after the event counter is raised while the gateway runs (`migrate -- seq --above`): the hole is stepped over", async () => {
+			const chat = await newChat();
+			const client = await admin();
+			await client.subscribe({ chat_id: chat.id });
+			await userFloods(t, bot.token, chat, 1, () => "before the raise");
+			await client.waitForSeqs(chat.id, 1);
+			const { after } = await raiseSeqFloor(t.gw.runtime.db, (await headSeq(t.gw.runtime.db)) + 1_000);
+			await userFloods(t, bot.token, chat, 2, (i) => `after the raise ${i}`);
+			await client.waitForSeqs(chat.id, 3);
+			expect(client.seqs(chat.id).slice(1)).toEqual([after + 1, after + 2]);
 		});
 
 		it("an `update` event carries the raw Telegram update (API.md: `update` the raw one)", async () => {

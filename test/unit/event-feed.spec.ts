@@ -2,7 +2,8 @@
  * EventFeed over an in-memory log: in seq order whatever order the broadcasts come in, gaps filled
  * from the log after gapWaitMs, never a seq twice (duplicate broadcasts, a fill racing a late
  * broadcast), the tail caught from head() when the last broadcast is lost, nothing from before
- * start(), and recovery after the log failed to answer.
+ * start(), holes in the seqs (a raised counter) stepped over, and recovery after the log failed to
+ * answer.
  */
 import type { GatewayEvent } from "../../services/broker/event-log";
 import { EventFeed, type FeedOptions, type FeedSource } from "../../services/broker/feed";
@@ -13,6 +14,8 @@ const event = (seq: number): GatewayEvent => ({ type: "new_message", seq, bot_id
 /** An in-memory event log with a head, counting the calls; `hold` delays range answers until released. */
 class MemoryLog implements FeedSource {
 	readonly events: GatewayEvent[] = [];
+	/** The last seq handed out (above the last event's after raise()). */
+	private counter = 0;
 	readonly rangeCalls: Array<[number, number | undefined, number]> = [];
 	headCalls = 0;
 	failRange = 0;
@@ -21,13 +24,19 @@ class MemoryLog implements FeedSource {
 	private open: (() => void) | null = null;
 
 	append(count: number): GatewayEvent[] {
-		const added = Array.from({ length: count }, (_, i) => event(this.events.length + i + 1));
+		const added = Array.from({ length: count }, (_, i) => event(this.counter + i + 1));
+		this.counter += count;
 		this.events.push(...added);
 		return added;
 	}
 
+	/** Seqs from now on come after `floor` (`npm run migrate -- seq --above`). */
+	raise(floor: number): void {
+		this.counter = Math.max(this.counter, floor);
+	}
+
 	seqs(...seqs: number[]): GatewayEvent[] {
-		return seqs.map((seq) => this.events[seq - 1]!);
+		return seqs.map((seq) => this.events.find((e) => e.seq === seq)!);
 	}
 
 	hold(): void {
@@ -55,7 +64,7 @@ class MemoryLog implements FeedSource {
 			this.failHead -= 1;
 			throw new Error("the log is away");
 		}
-		return this.events.length;
+		return this.counter;
 	}
 }
 
@@ -178,6 +187,33 @@ describe("EventFeed", () => {
 		expect(feed.position).toBe(3);
 		await pause(100);
 		expect(delivered()).toEqual([1, 2, 3]);
+	});
+
+	it("steps over a hole in the seqs (the counter raised while it runs): what follows is delivered, not held back for ever", async () => {
+		await makeFeed({ gapWaitMs: 20 }).start();
+		log.append(2);
+		feed.receive(log.seqs(1, 2));
+		log.raise(2_000);
+		log.append(3);
+		feed.receive(log.seqs(2_001, 2_002));
+		await waitUntil(() => delivered().length === 4, 2_000, "the events after the hole");
+		feed.receive(log.seqs(2_003));
+		expect(delivered()).toEqual([1, 2, 2_001, 2_002, 2_003]);
+		expect(feed.position).toBe(2_003);
+	});
+
+	it("steps over a hole found by the head check, and over holes inside a page read from the log", async () => {
+		await makeFeed({ headCheckMs: 25, gapWaitMs: 20 }).start();
+		log.append(1);
+		log.raise(50);
+		log.append(1);
+		log.raise(10_000_000_000);
+		// Nothing broadcast: the head check finds 10,000,000,000 and reads 1 and 51 from the log.
+		await waitUntil(() => feed.position === 10_000_000_000, 2_000, "the head to be reached");
+		expect(delivered()).toEqual([1, 51]);
+		log.append(1);
+		feed.receive(log.seqs(10_000_000_001));
+		expect(delivered()).toEqual([1, 51, 10_000_000_001]);
 	});
 
 	it("ignores events received before start(), and events at or below the head it started at", async () => {

@@ -98,6 +98,11 @@ class WsSubscriber implements Subscriber {
 	}
 
 	revoked(topic: Topic, reason: CloseReason): void {
+		this.ended(topic, reason);
+	}
+
+	/** A subscription ended by the gateway (revoked, or its replay failed): no code or reason answers the client's own unsubscribe. */
+	ended(topic: Topic, reason: { code: string; message: string }): void {
 		this.frame({ type: "unsubscribed", ...topicFields(topic), reason: reason.message, code: reason.code });
 	}
 
@@ -228,7 +233,8 @@ export class WsEndpoint {
 				() => subscriber.frame({ type: "subscribed", ...topicFields(request.topic) }),
 				(err) => {
 					if (!isClientError(err)) this.handlers.logWarning(`WebSocket subscription ended by its replay: ${(err as Error).message}`);
-					subscriber.frame({ type: "error", action, ...topicFields(request.topic), ...clientError(err) });
+					// Announced as a revocation is: the subscription ended, not a frame of the client's refused.
+					subscriber.ended(request.topic, clientError(err));
 				},
 			);
 		} catch (err) {

@@ -41,6 +41,7 @@ export interface MessageProto {
 	status: string;
 	error: string;
 	error_details_json: string;
+	media_group_id: string;
 }
 
 export interface MessageEventProto {
@@ -195,6 +196,7 @@ export function messageToProto(message: MessageView): MessageProto {
 		status: message.status ?? "",
 		error: message.error ?? "",
 		error_details_json: json(message.error_details),
+		media_group_id: message.media_group_id ?? "",
 	};
 }
 
@@ -214,7 +216,7 @@ export function eventToProto(event: GatewayEvent): MessageEventProto {
 /** Roughly the bytes an event takes on the wire: its variable-length fields (in UTF-8) plus the fixed ones. */
 export function approximateSize(event: MessageEventProto): number {
 	const m = event.message;
-	const texts = m ? [m.text, m.caption, m.entities_json, m.media_json, m.error, m.error_details_json, m.from?.username, m.from?.first_name, m.from?.last_name] : [];
+	const texts = m ? [m.text, m.caption, m.entities_json, m.media_json, m.error, m.error_details_json, m.media_group_id, m.from?.username, m.from?.first_name, m.from?.last_name] : [];
 	let size = 160 + Buffer.byteLength(event.update_json) + Buffer.byteLength(event.update_kind);
 	for (const text of texts) size += text ? Buffer.byteLength(text) : 0;
 	return size;

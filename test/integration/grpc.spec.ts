@@ -264,6 +264,7 @@ describe("gRPC", () => {
 			status: m.status ?? "",
 			error: m.error ?? "",
 			error_details_json: m.error_details === undefined ? "" : JSON.stringify(m.error_details),
+			media_group_id: m.media_group_id ?? "",
 		});
 		type BotBody = { id: number; username: string; telegram_id: number; display_name: string; description: string | null; mode: string; webhook_url: string | null; is_active: boolean; created_at: string; updated_at: string };
 		const botProto = (b: BotBody): BotProto => ({

@@ -22,6 +22,8 @@ export interface MessageBody {
 	reply_to_message_id: number | null;
 	thread_id: number | null;
 	media: Record<string, unknown> | null;
+	/** Beyond API.md: the album id Telegram gives the photos and videos of one album. */
+	media_group_id: string | null;
 	date: string | null;
 	edit_date: string | null;
 	status: "queued" | "sent" | "failed" | null;

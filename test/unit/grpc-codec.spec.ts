@@ -107,7 +107,9 @@ describe("gRPC codec: results to proto messages", () => {
 			status: "",
 			error: "",
 			error_details_json: "",
+			media_group_id: "",
 		});
+		expect(messageToProto({ ...message, media_group_id: "13579" } as MessageView).media_group_id).toBe("13579");
 		expect(messageToProto({ ...message, from: null, seq: null, status: "failed", error: "chat not found", error_details: { telegram_error_code: 400 } } as unknown as MessageView)).toMatchObject({
 			from: null,
 			seq: 0,

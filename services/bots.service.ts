@@ -64,6 +64,7 @@ const BotsService: ServiceSchema<ServiceSettingSchema, BotsThis> = {
 	actions: {
 		create: {
 			rest: "POST /bots",
+			conflict: "the bot is registered already, or another request is registering or changing it",
 			permission: "bots:write",
 			retryPolicy: { enabled: false },
 			timeout: 30_000,
@@ -120,6 +121,7 @@ const BotsService: ServiceSchema<ServiceSettingSchema, BotsThis> = {
 		/** `token`: the bot's new token after a revoke at BotFather (bots/token-replacement.ts); queue, chats and webhooks stay. */
 		update: {
 			rest: "PATCH /bots/:id",
+			conflict: "a new token for a deleted bot, or another request is registering or changing the bot",
 			permission: "bots:write",
 			retryPolicy: { enabled: false },
 			timeout: 30_000,

@@ -142,6 +142,7 @@ const ChatsService: ServiceSchema<ServiceSettingSchema, ChatsThis> = {
 
 		send: {
 			rest: "POST /chats/:id/messages",
+			conflict: "the Idempotency-Key was used for another message, the chat's bot is deleted, or Telegram refused the message in a way that says so (it may have been delivered; the group became a supergroup)",
 			permission: "messages:send",
 			// A retried call could send twice: the Idempotency-Key header is the safe way to retry.
 			retryPolicy: { enabled: false },

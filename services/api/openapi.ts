@@ -28,6 +28,8 @@ export interface ActionEntry {
 	auth?: boolean;
 	permission?: string;
 	description?: string;
+	/** When the action answers 409 CONFLICT (its `conflict` annotation). */
+	conflict?: string;
 }
 
 /** The loose shape of a moleculer-web Alias: only the fields read here. */
@@ -73,6 +75,7 @@ export function actionsFromServices(services: Array<{ actions?: Record<string, R
 				auth: typeof def.auth === "boolean" ? def.auth : undefined,
 				permission: typeof def.permission === "string" ? def.permission : undefined,
 				description: typeof def.description === "string" ? def.description : undefined,
+				conflict: typeof def.conflict === "string" ? def.conflict : undefined,
 			});
 		}
 	}
@@ -93,6 +96,8 @@ function operationId(route: RouteEntry, method: string, path: string): string {
 	if (route.action) return route.action.replace(/[.$]+([a-zA-Z0-9])/g, (_m, c: string) => c.toUpperCase());
 	return method + path.replace(/[{}]/g, "").replace(/[^A-Za-z0-9]+([A-Za-z0-9])/g, (_m, c: string) => c.toUpperCase());
 }
+
+const ERROR_CONTENT = { "application/json": { schema: { $ref: "#/components/schemas/Error" } } };
 
 function errorRef(status: number): Schema {
 	return { $ref: `#/components/responses/Error${status}` };
@@ -156,6 +161,8 @@ function buildOperation(route: RouteEntry, method: string, action: ActionEntry |
 	if (route.authenticated || headers.some((h) => h.in === "header" && h.required)) responses["401"] = errorRef(401);
 	if (action?.permission) responses["403"] = errorRef(403);
 	if (names.length > 0) responses["404"] = errorRef(404);
+	// A response of its own: OpenAPI 3.0 ignores a description beside a $ref.
+	if (action?.conflict) responses["409"] = { description: `CONFLICT: ${action.conflict}.`, headers: { "X-Request-Id": { $ref: "#/components/headers/X-Request-Id" } }, content: ERROR_CONTENT };
 	if (body) Object.assign(responses, { "413": errorRef(413), "415": errorRef(415) });
 	if (route.authenticated) responses["429"] = errorRef(429);
 	Object.assign(responses, { "500": errorRef(500), "503": errorRef(503), default: { $ref: "#/components/responses/Error" } });
@@ -186,12 +193,12 @@ const RATE_LIMIT_HEADERS = {
 function components(): Schema {
 	const statuses = new Map<number, ApiErrorCode[]>();
 	for (const [code, status] of Object.entries(ERROR_STATUS) as Array<[ApiErrorCode, number]>) statuses.set(status, [...(statuses.get(status) ?? []), code]);
-	const responses: Record<string, Schema> = { Error: { description: "An error, in the gateway's error format.", content: { "application/json": { schema: { $ref: "#/components/schemas/Error" } } } } };
+	const responses: Record<string, Schema> = { Error: { description: "An error, in the gateway's error format.", content: ERROR_CONTENT } };
 	for (const [status, codes] of statuses) {
 		responses[`Error${status}`] = {
 			description: `Error: ${codes.join(" or ")}.`,
 			headers: { "X-Request-Id": { $ref: "#/components/headers/X-Request-Id" }, ...(status === 429 || status === 503 ? { "Retry-After": { $ref: "#/components/headers/Retry-After" } } : {}) },
-			content: { "application/json": { schema: { $ref: "#/components/schemas/Error" } } },
+			content: ERROR_CONTENT,
 		};
 	}
 	const intHeader = (description: string) => ({ description, schema: { type: "integer" } });

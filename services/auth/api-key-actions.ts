@@ -75,6 +75,7 @@ export const apiKeyActions: AuthActions = {
 	actions: {
 		createApiKey: {
 			rest: "POST /apikeys",
+			conflict: "the user holds API_KEYS_PER_USER active keys",
 			permission: "apikeys:write",
 			retryPolicy: { enabled: false },
 			params: {
@@ -181,6 +182,7 @@ export const apiKeyActions: AuthActions = {
 
 		rotateApiKey: {
 			rest: "POST /apikeys/:id/rotate",
+			conflict: "the key is revoked or expired, or was rotated or revoked meanwhile",
 			permission: "apikeys:write",
 			retryPolicy: { enabled: false },
 			params: { $$strict: true, id: ID },

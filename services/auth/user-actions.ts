@@ -70,6 +70,7 @@ export const userActions: AuthActions = {
 	actions: {
 		createUser: {
 			rest: "POST /users",
+			conflict: "a user with this username or email exists",
 			permission: "users:write",
 			retryPolicy: { enabled: false },
 			params: { $$strict: true, username: USERNAME, password: PASSWORD, email: EMAIL, roles: { ...ROLE_LIST, optional: true } },
@@ -126,6 +127,7 @@ export const userActions: AuthActions = {
 
 		updateUser: {
 			rest: "PATCH /users/:id",
+			conflict: "another user has this email, or the change would leave no active admin",
 			permission: "users:write",
 			params: {
 				$$strict: true,
@@ -183,6 +185,7 @@ export const userActions: AuthActions = {
 
 		deleteUser: {
 			rest: "DELETE /users/:id",
+			conflict: "the user is the caller, or the last active admin",
 			permission: "users:write",
 			params: { $$strict: true, id: ID },
 			async handler(this: AuthThis, ctx: GatewayContext<{ id: number }>) {

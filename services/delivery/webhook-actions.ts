@@ -143,6 +143,7 @@ export const webhookActions: DeliveryActions = {
 	actions: {
 		createWebhook: {
 			rest: "POST /webhooks",
+			conflict: "the owning user holds WEBHOOKS_PER_USER_MAX active webhooks",
 			permission: "webhooks:write",
 			retryPolicy: { enabled: false },
 			params: { $$strict: true, ...CONFIG_PARAMS },
@@ -206,6 +207,7 @@ export const webhookActions: DeliveryActions = {
 
 		replaceWebhook: {
 			rest: "PUT /webhooks/:id",
+			conflict: "switching it on would pass WEBHOOKS_PER_USER_MAX, or the API key owning it ended",
 			permission: "webhooks:write",
 			params: { $$strict: true, id: ID, ...CONFIG_PARAMS, is_active: { type: "boolean", convert: true, optional: true } },
 			async handler(this: DeliveryThis, ctx: GatewayContext<WebhookConfig & { id: number; is_active?: boolean }>) {
@@ -223,6 +225,7 @@ export const webhookActions: DeliveryActions = {
 
 		updateWebhook: {
 			rest: "PATCH /webhooks/:id",
+			conflict: "switching it on would pass WEBHOOKS_PER_USER_MAX, or the API key owning it ended",
 			permission: "webhooks:write",
 			params: {
 				$$strict: true,
@@ -275,6 +278,7 @@ export const webhookActions: DeliveryActions = {
 
 		rotateWebhookSecret: {
 			rest: "POST /webhooks/:id/rotate-secret",
+			conflict: "another request changed the secret meanwhile",
 			permission: "webhooks:write",
 			retryPolicy: { enabled: false },
 			params: { $$strict: true, id: ID },
@@ -343,6 +347,7 @@ export const webhookActions: DeliveryActions = {
 
 		retryDelivery: {
 			rest: "POST /webhooks/:id/deliveries/:delivery_id/retry",
+			conflict: "the delivery is being attempted right now",
 			permission: "webhooks:write",
 			params: { $$strict: true, id: ID, delivery_id: ID },
 			async handler(this: DeliveryThis, ctx: GatewayContext<{ id: number; delivery_id: number }>) {

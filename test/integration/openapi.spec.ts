@@ -5,6 +5,7 @@
  */
 import { readFileSync } from "node:fs";
 import { join } from "node:path";
+import { ADMIN_PASSWORD, adminToken, api, createKey, me } from "../support/auth";
 import { http, startTestGateway, type TestGateway } from "../support/harness";
 
 const API_MD = join(__dirname, "..", "..", "..", "shared", "API.md");
@@ -93,10 +94,30 @@ describe("GET /api/openapi.json", () => {
 	let gw: TestGateway;
 	let doc: OpenApiDoc;
 	beforeAll(async () => {
-		gw = await startTestGateway();
+		gw = await startTestGateway({ env: { ADMIN_PASSWORD } });
 		doc = await fetchDoc(gw);
 	});
 	afterAll(() => gw.stop());
+
+	it("lists 409 where a route answers it, saying when, and not on reads", async () => {
+		const token = await adminToken(gw);
+		const user = { username: "conflicted", password: "a-long-enough-password" };
+		expect((await api(gw.baseUrl, "POST", "/users", token, user)).status).toBe(201);
+		const conflicts = [
+			["post", "/api/v1/users", await api(gw.baseUrl, "POST", "/users", token, user)],
+			["delete", "/api/v1/users/{id}", await api(gw.baseUrl, "DELETE", `/users/${(await me(gw.baseUrl, token)).body.id}`, token)],
+		] as const;
+		const key = await createKey(gw.baseUrl, token);
+		expect((await api(gw.baseUrl, "DELETE", `/apikeys/${key.id}`, token)).status).toBe(204);
+		const rotated = await api(gw.baseUrl, "POST", `/apikeys/${key.id}/rotate`, token);
+		for (const [method, path, res] of [...conflicts, ["post", "/api/v1/apikeys/{id}/rotate", rotated] as const]) {
+			expect({ route: `${method} ${path}`, status: res.status }).toEqual({ route: `${method} ${path}`, status: 409 });
+			expect(doc.paths[path]![method]!.responses["409"]).toMatchObject({ description: expect.stringMatching(/^CONFLICT: .+\.$/), content: { "application/json": expect.anything() } });
+		}
+		const documented = operations(doc).filter(({ op }) => op.responses["409"] !== undefined);
+		expect(documented.length).toBeGreaterThanOrEqual(12);
+		expect(documented.filter(({ method }) => method === "get")).toEqual([]);
+	});
 
 	it("is open and JSON", async () => {
 		const res = await http(gw.baseUrl, "GET", "/api/openapi.json");

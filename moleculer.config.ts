@@ -105,7 +105,7 @@ export function createBrokerOptions(runtime: Runtime, overrides: Partial<BrokerO
 
 		// fastest-validator, refusing (not throwing on) values it cannot convert (lib/validator.ts); its own
 		// enum message puts the allowed values where the wrong one belongs.
-		validator: new GatewayValidator({ messages: { enumValue: "The '{field}' field must be one of: {expected}." } }) as unknown as BrokerOptions["validator"],
+		validator: new GatewayValidator({ messages: { enumValue: "The '{field}' field must be one of: {expected}.", arrayUnique: "The '{field}' field lists {expected} more than once." } }) as unknown as BrokerOptions["validator"],
 		metrics: {
 			enabled: config.metricsEnabled,
 			// Moleculer leaves them out when NODE_ENV is "test": the tests see what production shows.

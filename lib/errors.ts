@@ -223,7 +223,8 @@ function validationError(data: unknown): ApiError {
 	if (all.length === 0) return build("VALIDATION_ERROR");
 	const fields = all.slice(0, MAX_FIELD_PROBLEMS);
 	const more = all.length - fields.length;
-	const named = fields.map((f) => f.field).join(", ");
+	// A field may fail two rules (empty and too short): named once.
+	const named = [...new Set(fields.map((f) => f.field))].join(", ");
 	return build("VALIDATION_ERROR", more > 0 ? `Invalid ${named} and ${more} more` : `Invalid ${named}`, more > 0 ? { fields, more_fields: more } : { fields });
 }
 

@@ -18,7 +18,7 @@ import { runtimeOf, type Runtime } from "../lib/runtime";
 import { warnAtMostEvery } from "../lib/throttled-warning";
 import { answerOf, checkPushBeforeBody, pushSecret, telegramPushes, type TelegramPushes } from "./api/telegram-pushes";
 import { AuthenticationMixin, checkBeforeBody } from "./api/authentication";
-import { bodyReader, requestIdFor, sendError, traceablePath } from "./api/http";
+import { bodyReader, refuseParamsGivenTwice, requestIdFor, sendError, traceablePath } from "./api/http";
 import { RouteUpkeepMixin } from "./api/route-upkeep";
 import { actionsFromServices, buildOpenApi, routesFromAliases, type AliasLike } from "./api/openapi";
 
@@ -140,7 +140,7 @@ const ApiService: ServiceSchema<ApiSettingsSchema, ApiThis> = {
 				mappingPolicy: "restrict",
 				bodyParsers: false,
 				// No action takes more than a few dozen fields. The credential is checked before the body is read.
-				use: [checkBeforeBody, bodyReader({ limit: BODY_LIMIT, form: true, maxFields: 100, unverified: UNVERIFIED_BODY })],
+				use: [checkBeforeBody, bodyReader({ limit: BODY_LIMIT, form: true, maxFields: 100, unverified: UNVERIFIED_BODY }), refuseParamsGivenTwice],
 				authentication: true,
 				callOptions: REST_CALL_OPTIONS,
 				onError,
@@ -236,7 +236,8 @@ const ApiService: ServiceSchema<ApiSettingsSchema, ApiThis> = {
 		 */
 		openapi: {
 			visibility: "published",
-			params: { $$strict: true },
+			// No parameters, and none refused: a client appending its `?token=` (API.md) gets the document.
+			params: {},
 			handler(this: ApiThis) {
 				const aliases = (this as unknown as { aliases: AliasLike[] }).aliases;
 				const services = this.broker.registry.getServiceList({ withActions: true, grouping: true }) as Array<{ actions?: Record<string, Record<string, unknown>> }>;

@@ -4,7 +4,7 @@
  */
 import bodyParser from "body-parser";
 import type { IncomingMessage, ServerResponse } from "node:http";
-import { GatewayError, toApiError, type ApiError } from "../../lib/errors";
+import { fail, GatewayError, toApiError, type ApiError } from "../../lib/errors";
 import { MAX_JSON_DEPTH, sanitizeJson } from "../../lib/json";
 
 
@@ -68,7 +68,7 @@ export function bodyReader(options: { limit: string; form: boolean; maxFields: n
 			if (err && !verified && options.unverified && (err as { type?: unknown }).type === "entity.too.large") {
 				return next(new GatewayError("PAYLOAD_TOO_LARGE", options.unverified.message, { limit: (err as { limit?: unknown }).limit }));
 			}
-			if (err) return next(compressionError(err, req) ?? err);
+			if (err) return next(compressionError(err, req) ?? notAnObject(err) ?? tooLarge(err) ?? err);
 			const body = req.body;
 			if (body === null || typeof body !== "object" || Array.isArray(body)) {
 				return next(new GatewayError("BAD_REQUEST", "The body must be a JSON object"));
@@ -77,11 +77,46 @@ export function bodyReader(options: { limit: string; form: boolean; maxFields: n
 				return next(new GatewayError("BAD_REQUEST", `The body has more than ${options.maxFields} fields`, { limit: options.maxFields }));
 			}
 			if (!sanitizeJson(body, MAX_JSON_DEPTH)) {
-				return next(new GatewayError("BAD_REQUEST", `JSON body is nested deeper than ${MAX_JSON_DEPTH} levels`));
+				return next(new GatewayError("BAD_REQUEST", `JSON body is nested deeper than ${MAX_JSON_DEPTH} levels`, { limit: MAX_JSON_DEPTH }));
 			}
 			next();
 		});
 	};
+}
+
+/** body-parser's strict JSON refuses a body that is valid JSON but no object or array ("x", null, 5) as malformed: say what it is. */
+function notAnObject(err: unknown): GatewayError | undefined {
+	const { type, body } = err as { type?: unknown; body?: unknown };
+	if (type !== "entity.parse.failed" || typeof body !== "string") return undefined;
+	try {
+		JSON.parse(body);
+	} catch {
+		return undefined;
+	}
+	return new GatewayError("BAD_REQUEST", "The body must be a JSON object");
+}
+
+/** Over the limit of a verified request, with the limit named as the unverified one is. */
+function tooLarge(err: unknown): GatewayError | undefined {
+	const { type, limit } = err as { type?: unknown; limit?: unknown };
+	if (type !== "entity.too.large") return undefined;
+	return new GatewayError("PAYLOAD_TOO_LARGE", `The body is larger than ${typeof limit === "number" ? `${limit} bytes` : "the limit"}`, typeof limit === "number" ? { limit } : {});
+}
+
+/** Query names that carry a credential (./credentials.ts), not a parameter: POST /bots has a body `token` of its own. */
+const CREDENTIAL_QUERY_NAMES = new Set(["api_key", "token"]);
+
+/**
+ * After the body reader: a parameter given both in the query and in the body is refused, naming it.
+ * moleculer-web merges the query over the body, so `POST /apikeys?name=a` with `{"name": "b"}`
+ * created a key named "a" while the client's body said "b".
+ */
+export function refuseParamsGivenTwice(req: IncomingMessage & { query?: Record<string, unknown>; body?: unknown }, _res: ServerResponse, next: Next): void {
+	const body = req.body;
+	if (!req.query || body === null || typeof body !== "object") return next();
+	const twice = Object.keys(req.query).filter((name) => !CREDENTIAL_QUERY_NAMES.has(name) && Object.hasOwn(body, name));
+	if (twice.length === 0) return next();
+	next(fail.validation(twice.map((field) => ({ field, message: `The '${field}' field is given both in the query and in the body; give it once.` }))));
 }
 
 /**

@@ -33,9 +33,9 @@ describe("bodyReader", () => {
 			expect({ status: refused.code, type: refused.type, message: refused.message, data: refused.data }).toEqual({ status: 413, type: "PAYLOAD_TOO_LARGE", message: "verify first", data: { limit: 100 } });
 			expect(await run(type, raw, true)).toBeUndefined();
 		}
-		// Past the full limit body-parser's own 413 goes on (lib/errors maps it to PAYLOAD_TOO_LARGE).
-		const overFull = (await run("application/json", JSON.stringify({ a: "x".repeat(2_000) }), true)) as { status: number; type: string };
-		expect({ status: overFull.status, type: overFull.type }).toEqual({ status: 413, type: "entity.too.large" });
+		// Past the full limit: 413 naming the limit, as the unverified one does.
+		const overFull = (await run("application/json", JSON.stringify({ a: "x".repeat(2_000) }), true)) as GatewayError;
+		expect({ status: overFull.code, type: overFull.type, message: overFull.message, data: overFull.data }).toEqual({ status: 413, type: "PAYLOAD_TOO_LARGE", message: "The body is larger than 1024 bytes", data: { limit: 1024 } });
 	});
 
 	it.each(["__proto__", "constructor", "toString", "hasOwnProperty", "valueOf", "text/plain", "", "application/json, text/plain"])(
@@ -66,6 +66,18 @@ describe("bodyReader", () => {
 				message: `The body is not valid ${encoding} data`,
 			});
 		}
+	});
+
+	it.each(['"a string"', "null", "5", "true"])("a JSON body %s (valid JSON, no object) is 400 'The body must be a JSON object', not 'malformed'", async (raw) => {
+		const { err } = await read("application/json", raw);
+		expect({ status: (err as GatewayError).code, type: (err as GatewayError).type, message: (err as GatewayError).message }).toEqual({ status: 400, type: "BAD_REQUEST", message: "The body must be a JSON object" });
+		const malformed = (await read("application/json", '{"a":')).err as { type?: string };
+		expect(malformed.type).toBe("entity.parse.failed");
+	});
+
+	it("JSON nested deeper than the limit names the limit", async () => {
+		const { err } = await read("application/json", `${'{"a":'.repeat(70)}1${"}".repeat(70)}`);
+		expect({ type: (err as GatewayError).type, data: (err as GatewayError).data }).toEqual({ type: "BAD_REQUEST", data: { limit: 64 } });
 	});
 
 	it("form bodies are refused where the route does not take them", async () => {

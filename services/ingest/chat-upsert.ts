@@ -5,6 +5,7 @@
 import type { Transaction } from "sequelize";
 import type { Database } from "../../lib/db/connection";
 import { all, placeholders, run, type SqlValue } from "../../lib/db/raw";
+import { unixTimeOrNull } from "./message-content";
 import { toDate } from "./message-store";
 import type { IncomingUpdate } from "./store";
 import type { ChatInfo, UpdateItem } from "./types";
@@ -44,8 +45,10 @@ export interface ChatSeen {
  */
 function seenAt(item: UpdateItem): Date | null {
 	if (item.message) return toDate(item.edit ? (item.message.edit_date ?? item.message.date) : item.message.date);
-	const date = (item.payload as { date?: unknown } | null)?.date;
-	return typeof date === "number" && Number.isSafeInteger(date) && date > 0 ? toDate(date) : null;
+	// Range-checked as a message's date is: past what a Date holds, the insert threw inside the
+	// batch's transaction and the bot's ingest stalled on that update for good.
+	const date = unixTimeOrNull((item.payload as { date?: unknown } | null)?.date);
+	return date !== null && date > 0 ? toDate(date) : null;
 }
 
 /** Of two descriptions of one chat, the later one (the second when neither is dated). */

@@ -80,6 +80,18 @@ describe("storeUpdates", () => {
 		expect(attempts).toHaveLength(1);
 	});
 
+	it.each([8_640_000_000_001, 9_999_999_999_999, Number.MAX_SAFE_INTEGER])(
+		"an update whose `date` no time can hold (%d) is stored with the messages of its batch (it stalled the bot's ingest for good)",
+		async (date) => {
+			const join = { update_id: 5_000 + (date % 1_000), chat_join_request: { chat: { id: -100_777, type: "supergroup", title: "Far future" }, from: { id: 600, is_bot: false, first_name: "Bo" }, user_chat_id: 600, date } };
+			const batch = [{ botId, update: normalizeUpdate(join), raw: JSON.stringify(join) }, incoming(6_000 + (date % 1_000))];
+			const result = await storeUpdates(db, batch, new Map());
+			expect(result.duplicates).toEqual([false, false]);
+			const chat = await db.models.Chat.findOne({ where: { bot_id: botId, telegram_id: -100_777 }, raw: true });
+			expect(chat).toMatchObject({ title: "Far future" });
+		},
+	);
+
 	describe("updates redelivered out of order", () => {
 		const GROUP = -100_555;
 		const groupMessage = (updateId: number, messageId: number, date: number, title: string, edit?: { date: number; text: string }) => {

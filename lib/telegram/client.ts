@@ -309,8 +309,9 @@ export class TelegramClient {
 	}
 
 	/** Long poll: waits up to `timeoutSeconds` on Telegram's side, so the HTTP timeout is longer. */
-	getUpdates(token: string, offset: number, timeoutSeconds: number, signal?: AbortSignal): Promise<Array<{ update_id: number }>> {
-		return this.call(token, "getUpdates", { offset, limit: 100, timeout: timeoutSeconds, allowed_updates: ALL_UPDATE_KINDS }, {
+	/** Without `offset`, Telegram answers from its earliest unconfirmed update. */
+	getUpdates(token: string, offset: number | undefined, timeoutSeconds: number, signal?: AbortSignal): Promise<Array<{ update_id: number }>> {
+		return this.call(token, "getUpdates", { ...(offset !== undefined ? { offset } : {}), limit: 100, timeout: timeoutSeconds, allowed_updates: ALL_UPDATE_KINDS }, {
 			timeoutMs: (timeoutSeconds + 10) * 1000,
 			signal,
 			longPoll: true,

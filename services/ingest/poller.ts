@@ -51,6 +51,13 @@ export async function pollBot(deps: PollerDeps, botId: number, signal: AbortSign
 	const { db, telegram, logger } = deps;
 	let backoffMs = 1_000;
 	let conflictBackoffMs = CONFLICT_FIRST_BACKOFF_MS;
+	/**
+	 * The stored offset once a getUpdates sent with it has answered: every update below it is then
+	 * confirmed, and asking without an offset returns the earliest unconfirmed one, whatever its id.
+	 * After a week without updates Telegram numbers the next one at random, possibly below the
+	 * offset: sent again, the offset would confirm (drop) such updates unseen.
+	 */
+	let confirmed: number | null = null;
 	/** Waits the current backoff, and doubles it for the next failure. */
 	const backOff = async (atLeastMs = 0) => {
 		await sleep(Math.max(backoffMs, atLeastMs), signal);
@@ -76,22 +83,23 @@ export async function pollBot(deps: PollerDeps, botId: number, signal: AbortSign
 			continue;
 		}
 		try {
-			const updates: unknown = await telegram.getUpdates(token, Number(bot.polling_offset), jitteredPollSeconds(deps.longPollSeconds), signal);
+			const stored = Number(bot.polling_offset);
+			const offset = confirmed === stored ? undefined : stored;
+			const updates: unknown = await telegram.getUpdates(token, offset, jitteredPollSeconds(deps.longPollSeconds), signal);
 			if (signal.aborted) return; // the lease is gone: another node polls from the stored offset
 			if (!Array.isArray(updates)) throw new Error("getUpdates answered something other than a list of updates");
+			confirmed = stored;
 			conflictBackoffMs = CONFLICT_FIRST_BACKOFF_MS;
-			// Polling works: whatever stopped it before (a conflict, a refused token, a key) is over.
-			if (bot.last_error !== null) await clearLastError(deps, botId, bot.last_error);
-			if (updates.length === 0) {
-				backoffMs = 1_000;
-				continue;
+			if (updates.length > 0) {
+				const { items, next } = readBatch(deps, botId, updates, stored, offset === undefined);
+				if (items.length > 0 || next !== stored) await deps.store(items, { pollingOffset: { botId, offset: next, from: stored } });
+				if (next === stored) confirmed = null;
 			}
-			const stored = Number(bot.polling_offset);
-			const { items, offset } = readBatch(deps, botId, updates, stored);
-			if (items.length > 0 || offset !== stored) await deps.store(items, { pollingOffset: { botId, offset } });
-			if (offset === stored) {
-				// Nothing to move past (no usable update_id, or only ones already behind the offset):
-				// asked again at once, Telegram answers the same.
+			// Polling works and what it brought is stored: whatever stopped it before (a conflict, a refused token, a key, a failing store) is over.
+			if (bot.last_error !== null) await clearLastError(deps, botId, bot.last_error);
+			if (updates.length > 0 && confirmed === null) {
+				// Nothing to move past (no usable update_id, or only ones already behind the offset): asked
+				// again at once, Telegram answers the same. Asked with the offset, what it held is confirmed.
 				logger.warn(`Bot ${botId}: getUpdates answered ${updates.length} update(s) that do not move its offset; retrying in ${backoffMs} ms`);
 				await backOff();
 				continue;
@@ -121,6 +129,9 @@ export async function pollBot(deps: PollerDeps, botId: number, signal: AbortSign
 				const retryAfter = err instanceof TelegramApiError && err.errorCode === 429 ? Number(err.retryAfterSeconds) : 0;
 				const retryAfterMs = Number.isFinite(retryAfter) && retryAfter > 0 ? Math.min(retryAfter * 1000, MAX_RETRY_AFTER_MS) : 0;
 				logger.warn(`Bot ${botId}: polling failed (${(err as Error).message}); retrying in ${Math.max(backoffMs, retryAfterMs)} ms`);
+				// Said where operators look: an update the store refuses holds the bot's polling until it is stored.
+				const problem = `Polling failed: ${String((err as Error).message).slice(0, 400)}; tried again after a growing pause (at most 30 s)`;
+				if (bot.last_error !== problem) await db.models.Bot.update({ last_error: problem }, { where: { id: botId } }).catch(() => undefined);
 				await backOff(retryAfterMs);
 			}
 		}
@@ -151,13 +162,19 @@ async function clearLastError(deps: PollerDeps, botId: number, seen: string): Pr
 	await deps.db.models.Bot.update({ last_error: null }, { where: { id: botId, last_error: seen } }).catch(() => undefined);
 }
 
-/** The updates of one getUpdates answer that can be stored, and the offset past every one with an update_id. */
-function readBatch(deps: PollerDeps, botId: number, updates: unknown[], offset: number): { items: IncomingUpdate[]; offset: number } {
+/**
+ * The updates of one getUpdates answer that can be stored, and the offset past every one with an
+ * update_id. Asked without an offset (`renumbered` allowed), the answer holds only unconfirmed
+ * updates: ids below the stored offset mean Telegram numbered them anew, and the offset follows them
+ * down. Asked with one, nothing below it moves it.
+ */
+function readBatch(deps: PollerDeps, botId: number, updates: unknown[], stored: number, renumbered: boolean): { items: IncomingUpdate[]; next: number } {
 	const items: IncomingUpdate[] = [];
+	let highest = -1;
 	for (const raw of updates) {
 		// A null or an update without a numeric update_id cannot move the offset (nor stop the loop).
 		const updateId = Number((raw as { update_id?: unknown } | null)?.update_id);
-		if (Number.isSafeInteger(updateId)) offset = Math.max(offset, updateId + 1);
+		if (Number.isSafeInteger(updateId) && updateId >= 0) highest = Math.max(highest, updateId);
 		// The same rule as a webhook body: no prototype keys kept, nothing nested absurdly deep.
 		if (!sanitizeJson(raw, MAX_JSON_DEPTH)) {
 			deps.logger.warn(`Bot ${botId}: skipped an update Telegram sent nested deeper than ${MAX_JSON_DEPTH} levels`);
@@ -169,5 +186,10 @@ function readBatch(deps: PollerDeps, botId: number, updates: unknown[], offset: 
 			deps.logger.warn(`Bot ${botId}: skipped an update Telegram sent that cannot be read: ${(err as Error).message}`);
 		}
 	}
-	return { items, offset };
+	if (highest < 0) return { items, next: stored };
+	if (highest + 1 < stored && renumbered) {
+		deps.logger.info(`Bot ${botId}: Telegram numbers its updates anew (update_id ${highest} below the offset ${stored}); polling follows`);
+		return { items, next: highest + 1 };
+	}
+	return { items, next: Math.max(stored, highest + 1) };
 }

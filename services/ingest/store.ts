@@ -32,7 +32,8 @@ export interface StoreResult {
 
 export interface StoreOptions {
 	/** Long polling: move the bot's stored offset in the same transaction as the updates. */
-	pollingOffset?: { botId: number; offset: number };
+	/** The bot's polling offset moves from `from` (as the poller read it) to `offset`: a poller that read an older one moves nothing. */
+	pollingOffset?: { botId: number; offset: number; from: number };
 	/**
 	 * How long a stored update counts for de-duplication (TELEGRAM_UPDATE_RETENTION_HOURS): the same
 	 * (bot, update_id) stored longer ago is a new update, stored in place of the old row.
@@ -181,6 +182,7 @@ function storeOnce(db: Database, plan: BatchPlan, cache: ChatCache, learned: Map
 
 async function movePollingOffset(db: Database, t: Transaction, options: StoreOptions): Promise<void> {
 	if (!options.pollingOffset) return;
-	const { botId, offset } = options.pollingOffset;
-	await run(db, t, "UPDATE bots SET polling_offset = ? WHERE id = ? AND polling_offset < ?", [offset, botId, offset]);
+	const { botId, offset, from } = options.pollingOffset;
+	// Compare-and-set, not "only upwards": after Telegram numbers updates anew the offset goes down (poller.ts).
+	await run(db, t, "UPDATE bots SET polling_offset = ? WHERE id = ? AND polling_offset = ?", [offset, botId, from]);
 }

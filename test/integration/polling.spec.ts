@@ -74,6 +74,35 @@ describe("long polling", () => {
 		expect(({} as Record<string, unknown>).polluted).toBeUndefined();
 	});
 
+	const storedOffset = async () => Number((await t.gw.runtime.db.models.Bot.findByPk(botId, { raw: true }))!.polling_offset);
+	const privateMessage = (messageId: number, text: string) => ({ message_id: messageId, date: 1_700_000_000, chat: { id: 900, type: "private", first_name: "P" }, text });
+
+	it("updates Telegram numbers anew below the offset (after a week without updates) are stored, and the offset follows them down", async () => {
+		const before = await storedOffset();
+		// Sent with the offset, getUpdates would have confirmed (dropped) these unseen. The poll waiting
+		// now (with the offset that confirms the last batch) ends after its 20-30 s; the next goes without.
+		for (const [i, updateId] of [before - 500, before - 499, before - 498].entries()) t.telegram.enqueueUpdate(token, { update_id: updateId, message: privateMessage(7_100 + i, `renumbered ${i}`) } as never);
+		await t.telegram.waitFor(() => texts().includes("renumbered 2"), 40_000);
+		expect(t.telegram.getUpdatesCalls.some((c) => c.token === token && c.offset === undefined)).toBe(true);
+		expect(texts().filter((text) => text?.startsWith("renumbered"))).toEqual(["renumbered 0", "renumbered 1", "renumbered 2"]);
+		await t.telegram.waitFor(async () => (await storedOffset()) === before - 497, 5_000);
+		t.telegram.enqueueUpdate(token, { update_id: before - 497, message: privateMessage(7_110, "renumbered next") } as never);
+		await t.telegram.waitFor(() => texts().includes("renumbered next"), 40_000);
+	}, 90_000);
+
+	it("a batch the store keeps refusing is named in the bot's last_error, which clears once it is stored", async () => {
+		const ingest = pollingNode()!.getLocalService("ingest") as unknown as { store(...args: unknown[]): Promise<unknown> };
+		const spy = jest.spyOn(ingest, "store").mockRejectedValue(new Error("the disk is full"));
+		try {
+			t.telegram.enqueueUpdate(token, { message: privateMessage(7_200, "held back") } as never);
+			await t.telegram.waitFor(async () => ((await t.gw.runtime.db.models.Bot.findByPk(botId, { raw: true }))!.last_error ?? "").includes("the disk is full"), 10_000);
+		} finally {
+			spy.mockRestore();
+		}
+		await t.telegram.waitFor(() => texts().includes("held back"), 15_000);
+		await t.telegram.waitFor(async () => (await t.gw.runtime.db.models.Bot.findByPk(botId, { raw: true }))!.last_error === null, 5_000);
+	});
+
 	it("a deleted bot stops being polled", async () => {
 		expect((await t.api("DELETE", `/bots/${botId}`)).status).toBe(204);
 		await t.telegram.waitFor(() => pollingNode() === undefined, 10_000);

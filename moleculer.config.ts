@@ -12,6 +12,7 @@ import { INTERNAL_MIDDLEWARES } from "./lib/middlewares/call-metrics";
 import { DbErrorsMiddleware } from "./lib/middlewares/db-errors";
 import { DeclaredTimeoutsMiddleware } from "./lib/middlewares/declared-timeouts";
 import { HiddenConnectionSecretsMiddleware } from "./lib/middlewares/hidden-connection-secrets";
+import { ImplicitIdempotencyKeyMiddleware } from "./lib/middlewares/implicit-idempotency";
 import { NullParamsMiddleware } from "./lib/middlewares/null-params";
 import { RestartedNodesMiddleware } from "./lib/middlewares/restarted-nodes";
 import { attachRuntime, type Runtime } from "./lib/runtime";
@@ -129,6 +130,7 @@ export function createBrokerOptions(runtime: Runtime, overrides: Partial<BrokerO
 			DbErrorsMiddleware,
 			RestartedNodesMiddleware,
 			HiddenConnectionSecretsMiddleware,
+			ImplicitIdempotencyKeyMiddleware,
 			...INTERNAL_MIDDLEWARES,
 		] as unknown as Middleware[],
 

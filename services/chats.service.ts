@@ -144,8 +144,11 @@ const ChatsService: ServiceSchema<ServiceSettingSchema, ChatsThis> = {
 			rest: "POST /chats/:id/messages",
 			conflict: "the Idempotency-Key was used for another message, the chat's bot is deleted, or Telegram refused the message in a way that says so (it may have been delivered; the group became a supergroup)",
 			permission: "messages:send",
-			// A retried call could send twice: the Idempotency-Key header is the safe way to retry.
-			retryPolicy: { enabled: false },
+			// Retried (its node died, or it timed out) under the client's Idempotency-Key, or one its
+			// caller gives it (lib/middlewares/implicit-idempotency.ts): a retry answers with what the
+			// first attempt queued, never queues the message twice.
+			implicitIdempotencyKey: true,
+			retryPolicy: { enabled: true, retries: 2 },
 			timeout: 15_000,
 			params: {
 				$$strict: true,

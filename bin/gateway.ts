@@ -19,6 +19,8 @@ const SERVICES_DIR = join(__dirname, "..", "services");
 const SHUTDOWN_TIMEOUT_MS = 30_000;
 /** libuv's pool: SQLite, 2 argon2 checks, 2 argon2 hashes and 2 system host lookups at most. */
 const RECOMMENDED_THREAD_POOL = 8;
+/** A signal again within this long is the same one delivered twice (npm passing on the terminal's Ctrl-C). */
+const DUPLICATE_SIGNAL_MS = 1_000;
 
 type Drainable = { name: string; drain?: () => Promise<void> };
 
@@ -100,22 +102,39 @@ async function main(): Promise<void> {
 	}
 
 	loadServices(broker, config);
-	let stopping = false;
+	let stoppingSince: number | null = null;
 	for (const signal of ["SIGTERM", "SIGINT"] as const) {
 		process.on(signal, () => {
-			if (stopping) {
+			if (stoppingSince !== null) {
+				// Ctrl-C under `npm start` reaches node twice at once (the terminal signals the whole
+				// process group, and npm passes its own on): that is one Ctrl-C, not two.
+				if (Date.now() - stoppingSince < DUPLICATE_SIGNAL_MS) return;
 				// A second signal (Ctrl-C twice): the drain is not waited for.
 				log.warn(`${signal} again while draining: exiting now`);
 				process.exit(1);
 			}
-			stopping = true;
+			stoppingSince = Date.now();
 			void shutdown(broker, runtime, ops, signal);
 		});
 	}
 
-	// The api service listens on the same port: the migration-time listener makes way for it.
 	const api = config.services.includes("api");
-	if (api && ops) {
+	if (config.transporter) {
+		// broker.start() waits for the transporter (NATS) for as long as it is away: the node is alive
+		// meanwhile, and not ready, whatever its role (an api node had nothing on its port).
+		if (ops) ops.setPhase("joining");
+		else ops = await startOpsServer(broker, runtime, "joining");
+		if (api) {
+			// The api service listens on the same port once the services start, right after the
+			// transporter connects: the listener makes way for it then (server.close frees the port at once).
+			const joining = ops;
+			(broker as unknown as { localBus: { once(event: string, listener: () => void): void } }).localBus.once("$transporter.connected", () => {
+				if (ops === joining) ops = null;
+				void joining.close();
+			});
+		}
+	} else if (api && ops) {
+		// The api service listens on the same port: the migration-time listener makes way for it.
 		await ops.close();
 		ops = null;
 	}

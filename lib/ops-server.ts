@@ -13,15 +13,16 @@ import type { Runtime } from "./runtime";
  * Before the broker starts (no checks, /ready 503): `migrating` while this node runs the
  * migrations, `schema_behind` while it waits for someone else to (MIGRATE_ON_START=false),
  * `schema_ahead` while the database holds migrations newer than this build (until they are
- * reverted). `serving` once the broker started.
+ * reverted), `joining` while a cluster node waits for its transporter. `serving` once the broker started.
  */
-export type OpsPhase = "migrating" | "schema_behind" | "schema_ahead" | "serving";
+export type OpsPhase = "migrating" | "schema_behind" | "schema_ahead" | "joining" | "serving";
 
 /** Why a node that has not started yet refuses requests other than /health. */
 const NOT_STARTED: Record<Exclude<OpsPhase, "serving">, string> = {
 	migrating: "This node is starting (migrating its database); try again shortly",
 	schema_behind: "This node is starting (waiting for its database to be migrated); try again shortly",
 	schema_ahead: "This node is not started: its database was migrated by a newer build; try again shortly",
+	joining: "This node is starting (connecting to the cluster's transporter, TRANSPORTER); try again shortly",
 };
 
 /** How long close() lets requests under way finish before it drops their connections. */
@@ -68,7 +69,8 @@ export async function startOpsServer(broker: ServiceBroker, runtime: Runtime, in
 		}
 		const current = phase;
 		if (notStarted(current)) {
-			if (probe && path === "/ready") return send(503, { status: "unavailable", reason: current });
+			// Joining: the transporter (NATS) has not answered yet, which is what the checks say once started.
+			if (probe && path === "/ready") return send(503, { status: "unavailable", reason: current, ...(current === "joining" ? { checks: { transporter: "down" } } : {}) });
 			// On an api node this port is about to serve the API: a request that came early (a Telegram
 			// push, a client the balancer sent) is told to try again, not that its route does not exist.
 			res.setHeader("Retry-After", "5");

@@ -81,3 +81,41 @@ describe("nodes starting while the migration lock is held", () => {
 		}
 	}, 120_000);
 });
+
+describe("nodes whose transporter does not answer", () => {
+	const name = `tgw_joining_${randomBytes(3).toString("hex")}`;
+	const started: GatewayProcess[] = [];
+
+	afterAll(async () => {
+		for (const node of started) node.kill("SIGKILL");
+		await Promise.all(started.map((node) => node.exited));
+		await dropDatabase(name);
+	});
+
+	it("answer /health and say /ready 503 joining with the transporter down, api nodes too (nothing listened on theirs)", async () => {
+		const env = {
+			NAMESPACE: name,
+			// Nothing listens there: broker.start() waits for NATS for as long as it is away.
+			TRANSPORTER: `nats://127.0.0.1:${await freePort()}`,
+			DATABASE_URL: await createDatabase(name),
+			REDIS_URL,
+			JWT_SECRET: randomBytes(32).toString("hex"),
+			TOKEN_ENCRYPTION_KEYS: `ci1:${randomBytes(32).toString("base64")}`,
+			ADMIN_PASSWORD: "cluster-admin-password",
+			HOST: "127.0.0.1",
+		};
+		for (const [role, services] of [["api", "api,auth"], ["worker", "auth,broker"]] as const) {
+			const port = await freePort();
+			const node = spawnGateway(`${role}-${name}`, { ...env, NODE_ID: role, SERVICES: services, PORT: String(port), GRPC_PORT: String(await freePort()), DATA_DIR: tempDir() });
+			started.push(node);
+			const base = `http://127.0.0.1:${port}`;
+			let ready = null;
+			for (let i = 0; i < 300 && !ready?.body.includes("joining"); i++) {
+				await new Promise((r) => setTimeout(r, 100));
+				ready = await probe(`${base}/ready`);
+			}
+			expect({ role, status: ready?.status, body: JSON.parse(ready?.body ?? "null") }).toEqual({ role, status: 503, body: { status: "unavailable", reason: "joining", checks: { transporter: "down" } } });
+			expect({ role, health: (await probe(`${base}/health`))?.status }).toEqual({ role, health: 200 });
+		}
+	}, 120_000);
+});

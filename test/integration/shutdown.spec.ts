@@ -57,11 +57,30 @@ describe("graceful shutdown of a real process", () => {
 			const started = Date.now();
 			gateway.kill("SIGTERM");
 			await gateway.waitForOutput(/SIGTERM received/);
+			// A second later: within a second it would be the same signal delivered twice (next test).
+			await new Promise((r) => setTimeout(r, 1_100));
 			gateway.kill("SIGINT");
 			expect(await gateway.exited).toEqual({ code: 1, signal: null });
 			expect(Date.now() - started).toBeLessThan(5_000);
 			expect(gateway.output()).toMatch(/SIGINT again while draining: exiting now/);
 			socket.destroy();
+		} finally {
+			gateway.kill("SIGKILL");
+		}
+	});
+
+	it("one Ctrl-C under `npm start` (SIGINT twice at once: the terminal's, and npm's passing it on) drains and exits 0", async () => {
+		const port = await freePort();
+		const gateway = spawnGateway("embedded", { DATA_DIR: tempDir(), PORT: String(port), GRPC_PORT: "0", HOST: "127.0.0.1" });
+		try {
+			await gateway.waitForOutput(/ready at http:\/\/127\.0\.0\.1:\d+/);
+			gateway.kill("SIGINT");
+			// npm's copy comes a few milliseconds after node took the first (the probe saw 7-40 ms).
+			await gateway.waitForOutput(/SIGINT received/);
+			gateway.kill("SIGINT");
+			expect(await gateway.exited).toEqual({ code: 0, signal: null });
+			expect(gateway.output()).toMatch(/stopped cleanly/);
+			expect(gateway.output()).not.toMatch(/again while draining/);
 		} finally {
 			gateway.kill("SIGKILL");
 		}

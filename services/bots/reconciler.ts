@@ -105,6 +105,14 @@ function hostOf(url: string): string {
 	}
 }
 
+function pathOf(url: string): string | null {
+	try {
+		return new URL(url).pathname;
+	} catch {
+		return null;
+	}
+}
+
 export async function reconcileBot(deps: ReconcileDeps, bot: Bot): Promise<Outcome> {
 	const { db, telegram, publicUrl } = deps;
 	if (isTokenRefused(bot) && (await deps.state.get(recheckKey(bot.id)))) return "skipped";
@@ -152,8 +160,12 @@ export async function reconcileBot(deps: ReconcileDeps, bot: Bot): Promise<Outco
 	const drift = webhookDrift(info, expected);
 	if (drift.length > 0) {
 		await setOurWebhook(deps, bot, token);
-		const outside = drift.includes("url") && info.url !== "" ? ` (it pointed to ${hostOf(info.url)}, set outside the gateway)` : "";
-		deps.logger.warn(`Bot ${bot.id}: Telegram's webhook differed in ${drift.join(", ")}${outside}; set again`);
+		// The bot's own webhook path under another base URL is the gateway's previous PUBLIC_URL: the
+		// operator's change, not another tool's (nothing to report in last_error).
+		const ours = drift.includes("url") && pathOf(info.url) === pathOf(expected);
+		const outside = drift.includes("url") && info.url !== "" && !ours ? ` (it pointed to ${hostOf(info.url)}, set outside the gateway)` : "";
+		if (ours) deps.logger.info(`Bot ${bot.id}: its webhook pointed to ${hostOf(info.url)} (PUBLIC_URL changed since); set to ${hostOf(expected)}`);
+		else deps.logger.warn(`Bot ${bot.id}: Telegram's webhook differed in ${drift.join(", ")}${outside}; set again`);
 		await noteProblem(bot, outside ? `The webhook was changed outside the gateway${outside}; it was set back` : null);
 		return "fixed";
 	}

@@ -49,6 +49,15 @@ describe("webhook mode: Telegram's side reconciled, a refused token", () => {
 		expect((await botView(bot.id)).last_error).toBeNull();
 	});
 
+	it("the bot's own webhook under the previous PUBLIC_URL (the operator changed it) is set to the new one without blaming another tool", async () => {
+		const { token, bot } = await t.addBot();
+		const previous = bot.webhook_url!.replace(/^http:\/\/127\.0\.0\.1:\d+/, "http://localhost:9");
+		expect(await callTelegram(t.telegram.url, token, "setWebhook", { url: previous })).toMatchObject({ ok: true });
+		expect((await reconcile()).outcomes[bot.id]).toBe("fixed");
+		expect(t.telegram.bot(token).webhook?.url).toBe(bot.webhook_url);
+		expect((await botView(bot.id)).last_error).toBeNull();
+	});
+
 	it("allowed_updates missing kinds this build receives (set by an earlier version) and another max_connections are set again", async () => {
 		const { token, bot } = await t.addBot();
 		const state = t.telegram.bot(token);

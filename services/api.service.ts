@@ -16,7 +16,7 @@ import type { DefaultTimeoutOptions } from "../lib/middlewares/declared-timeouts
 import { readinessChecks, readinessReport } from "../lib/readiness";
 import { runtimeOf, type Runtime } from "../lib/runtime";
 import { warnAtMostEvery } from "../lib/throttled-warning";
-import { answerOf, checkPushBeforeBody, pushSecret, telegramPushes, type TelegramPushes } from "./api/telegram-pushes";
+import { answerOf, checkPushBeforeBody, countedPushBodyReader, pushSecret, telegramPushes, type TelegramPushes } from "./api/telegram-pushes";
 import { AuthenticationMixin, checkBeforeBody } from "./api/authentication";
 import { bodyReader, refuseParamsGivenTwice, requestIdFor, sendError, traceablePath } from "./api/http";
 import { RouteUpkeepMixin } from "./api/route-upkeep";
@@ -124,7 +124,7 @@ const ApiService: ServiceSchema<ApiSettingsSchema, ApiThis> = {
 				bodyParsers: false,
 				// An update is its update_id and one kind: 16 leaves room for what Telegram adds.
 				// Path and secret are checked before the body is read.
-				use: [checkPushBeforeBody, bodyReader({ limit: BODY_LIMIT, form: false, maxFields: 16 })],
+				use: [checkPushBeforeBody, countedPushBodyReader(bodyReader({ limit: BODY_LIMIT, form: false, maxFields: 16 }))],
 				callOptions: { timeout: 15_000, retries: 0 },
 				onBeforeCall(ctx: Context<unknown, TelegramPushMeta>, _route: unknown, req: IncomingMessage) {
 					const secret = pushSecret(req);

@@ -10,7 +10,7 @@ import type { IncomingMessage, ServerResponse } from "node:http";
 import type { ServiceBroker } from "moleculer";
 import { Batcher } from "../../lib/batcher";
 import { LoadingCache } from "../../lib/loading-cache";
-import { fail, GatewayError } from "../../lib/errors";
+import { fail, GatewayError, toApiError } from "../../lib/errors";
 import { metricsOf, type RoutedRequest } from "../../lib/metrics";
 import { isActionReachable } from "../../lib/reachable";
 import { refuseOverloaded } from "../ingest/overload";
@@ -112,6 +112,24 @@ export function checkPushBeforeBody(this: { telegramPushes: TelegramPushes }, in
 	req.$routeTemplate = `${req.$route?.path ?? ""}/webhook/:path`;
 	const path = /\/webhook\/([^/?]*)\/?$/.exec(req.parsedUrl ?? "")?.[1] ?? "";
 	this.telegramPushes.verify(path, pushSecret(req)).then(() => next(), next);
+}
+
+type Middleware = (req: IncomingMessage, res: ServerResponse, next: (err?: unknown) => void) => void;
+
+/**
+ * The receiver's body reader, counting what it refuses in tgw_telegram_updates_rejected_total as
+ * ingest counts its own refusals: a body too large, of another type, or not an update's JSON.
+ */
+export function countedPushBodyReader(reader: Middleware) {
+	return function readPushBody(this: { broker: ServiceBroker }, req: IncomingMessage, res: ServerResponse, next: (err?: unknown) => void): void {
+		reader(req, res, (err?: unknown) => {
+			if (err) {
+				const { status } = toApiError(err);
+				metricsOf(this.broker).updatesRejected.inc({ reason: status === 413 ? "too_large" : status === 415 ? "unsupported_media_type" : "malformed" });
+			}
+			next(err);
+		});
+	};
 }
 
 /** The answer of one push: Telegram's 2xx body, or the error ingest refused it with. */

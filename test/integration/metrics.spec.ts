@@ -85,6 +85,20 @@ describe("GET /metrics", () => {
 		});
 	});
 
+	it("counts pushes whose body the receiver refuses before ingest: malformed JSON or no object, too large, another type", async () => {
+		const before = await scrape();
+		const raw = (body: string, type = "application/json") =>
+			fetch(`${t.baseUrl}/api/v1/telegram/webhook/${bot.path}`, { method: "POST", headers: { "content-type": type, "x-telegram-bot-api-secret-token": bot.secret }, body });
+		expect((await raw('{"update_id":')).status).toBe(400);
+		expect((await raw("[1, 2]")).status).toBe(400);
+		expect((await raw('"an update"')).status).toBe(400);
+		expect((await raw(JSON.stringify({ update_id: 1, message: { text: "x".repeat(1_100_000) } }))).status).toBe(413);
+		expect((await raw("update_id=1", "application/x-www-form-urlencoded")).status).toBe(415);
+		const after = await scrape();
+		const delta = (labels: Record<string, string>) => valueOf(after, "tgw_telegram_updates_rejected_total", labels) - valueOf(before, "tgw_telegram_updates_rejected_total", labels);
+		expect([delta({ reason: "malformed" }), delta({ reason: "too_large" }), delta({ reason: "unsupported_media_type" })]).toEqual([3, 1, 1]);
+	});
+
 	it("counts Telegram updates received, duplicated and rejected, the events they emitted, and their HTTP answers", async () => {
 		const before = await scrape();
 		const eventsBefore = eventsOfType("new_message");

@@ -146,12 +146,13 @@ export async function storeMessages(db: Database, t: Transaction, planned: Plann
 				[existing.id, p.seq, content.text, content.caption, content.entities, content.media, content.edit_date, now],
 			]);
 			result.set(p.seq, applied.changes > 0 ? ({ ...existing, ...content } as MessageRow) : existing);
-		} else if (existing) {
-			result.set(p.seq, existing);
-		} else {
+		} else if (!existing) {
 			// An edit of a message the gateway never saw: store it as it is now.
 			await insertMessages(db, t, [p], [messageRecord(p, message, now)], result);
 		}
+		// Else a new update naming a message already stored (Telegram redelivering it under another
+		// update_id, or a made-up one): the stored message stays, no second new_message repeats the
+		// first one's content, and the update reaches consumers as an `update` event, raw.
 	}
 	return result;
 }

@@ -92,6 +92,22 @@ describe("storeUpdates", () => {
 		},
 	);
 
+	it("a new update naming a message already stored keeps the stored one and reaches consumers as an `update` event, not a second new_message with the first one's content", async () => {
+		const message = (updateId: number, content: Record<string, unknown>) => {
+			const body = { update_id: updateId, message: { message_id: 77, date: 1_700_000_000, chat: { id: 950, type: "private", first_name: "Cy" }, ...content } };
+			return { botId, update: normalizeUpdate(body), raw: JSON.stringify(body) };
+		};
+		const first = await storeUpdates(db, [message(8_001, { text: "first message" })], cache);
+		expect(first.events.map((e) => [e.type, e.message?.text])).toEqual([["new_message", "first message"]]);
+		const again = await storeUpdates(db, [message(8_002, { caption: "a photo", photo: [{ file_id: "PHOTO1", file_unique_id: "u1", width: 1, height: 1 }] })], cache);
+		expect(again.duplicates).toEqual([false]);
+		expect(again.events).toHaveLength(1);
+		expect(again.events[0]).toMatchObject({ type: "update", update_kind: "message", update: { update_id: 8_002, message: { caption: "a photo" } } });
+		expect(again.events[0]!.message).toBeUndefined();
+		const stored = await db.models.Message.findAll({ where: { bot_id: botId, telegram_message_id: 77 }, raw: true });
+		expect(stored.map((m) => m.text)).toEqual(["first message"]);
+	});
+
 	describe("updates redelivered out of order", () => {
 		const GROUP = -100_555;
 		const groupMessage = (updateId: number, messageId: number, date: number, title: string, edit?: { date: number; text: string }) => {

@@ -203,9 +203,10 @@ export const apiKeyActions: AuthActions = {
 						{ where: { id: key.id, key_hash: replaced.key_hash, revoked_at: null } },
 					);
 					if (changed === 0) throw fail.conflict("The key was rotated or revoked meanwhile: read it again");
-					key.set({ prefix: secret.prefix, key_hash: secret.hash });
 					return secret.key;
 				});
+				// As stored (updated_at moved with the new secret).
+				await key.reload();
 				// The old secret, presented again, is refused as ended rather than as a guess.
 				await retireSecret(this.runtime.db, replaced, "rotated");
 				await this.announce({ kind: "api_key", id: key.id });

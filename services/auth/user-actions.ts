@@ -165,7 +165,12 @@ export const userActions: AuthActions = {
 							},
 							{ transaction },
 						);
-						if (roles !== undefined) await setRoles(db, transaction, id, roles);
+						if (roles !== undefined) {
+							await setRoles(db, transaction, id, roles);
+							// New roles change the user too, when no column of its own does.
+							// (Model.update drops a values object of updated_at alone: a statement of its own.)
+							await db.sequelize.query("UPDATE users SET updated_at = ? WHERE id = ?", { replacements: [new Date(), id], transaction });
+						}
 					});
 				} catch (err) {
 					if ((err as Error).name === "SequelizeUniqueConstraintError") throw fail.conflict("A user with this email already exists");

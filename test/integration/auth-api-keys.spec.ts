@@ -184,9 +184,14 @@ describe("API keys", () => {
 	it("rotate: the old key is refused, the new one works, the id stays", async () => {
 		const { id, key } = await createKey(gw.baseUrl, admin);
 		expect((await me(gw.baseUrl, key)).status).toBe(200);
+		const before = (await api(gw.baseUrl, "GET", `/apikeys/${id}`, admin)).body.updated_at as string;
+		await new Promise((resolve) => setTimeout(resolve, 10));
 		const res = await api(gw.baseUrl, "POST", `/apikeys/${id}/rotate`, admin);
 		expect(res.status).toBe(200);
 		expect(res.body.id).toBe(id);
+		// The answer is the key as stored: its updated_at moved, as a GET shows.
+		expect(res.body.updated_at).not.toBe(before);
+		expect(res.body.updated_at).toBe((await api(gw.baseUrl, "GET", `/apikeys/${id}`, admin)).body.updated_at);
 		const fresh = String(res.body.key);
 		expect(fresh).toMatch(KEY_FORMAT);
 		expect(fresh).not.toBe(key);

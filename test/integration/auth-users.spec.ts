@@ -140,6 +140,16 @@ describe("users", () => {
 		expectApiError(await patch(999999, { email: "x@example.com" }), 404, "NOT_FOUND");
 	});
 
+	it("PATCH /users/:id with roles alone moves updated_at, in the answer and in a later GET", async () => {
+		const user = await createUser(gw, admin, ["viewer"]);
+		const before = (await api(gw.baseUrl, "GET", `/users/${user.id}`, admin)).body.updated_at as string;
+		await new Promise((resolve) => setTimeout(resolve, 10));
+		const res = await patch(user.id, { roles: ["operator"] });
+		expect(res.status).toBe(200);
+		expect(res.body.updated_at).not.toBe(before);
+		expect((await api(gw.baseUrl, "GET", `/users/${user.id}`, admin)).body.updated_at).toBe(res.body.updated_at);
+	});
+
 	it("a new password ends the user's sessions; the new password logs in, the old one does not", async () => {
 		const user = await createUser(gw, admin, ["viewer"]);
 		const session = await loginAction(gw.broker, user.username, user.password);

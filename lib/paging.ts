@@ -12,6 +12,15 @@ import { fail } from "./errors";
 export const DEFAULT_LIMIT = 50;
 export const MAX_LIMIT = 200;
 
+/**
+ * A list's name with the filters it was asked with: a cursor of one filtered list (chats of bot 1)
+ * is refused by another (chats of bot 2, or every chat), as one of another list is.
+ */
+export function filteredList(name: string, filters: Record<string, string | number | undefined>): string {
+	const given = Object.entries(filters).filter(([, value]) => value !== undefined).map(([key, value]) => `${key}=${value}`);
+	return given.length > 0 ? `${name}?${given.join("&")}` : name;
+}
+
 /** fastest-validator params shared by every list action. */
 export const pageParams = {
 	limit: { type: "number", integer: true, min: 1, max: MAX_LIMIT, optional: true, convert: true },

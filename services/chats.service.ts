@@ -8,7 +8,7 @@ import { Op, type WhereOptions } from "sequelize";
 import { read } from "../lib/db/raw";
 import { fail } from "../lib/errors";
 import { principalOf, respondCreated, respondWith, type GatewayContext } from "../lib/meta";
-import { pageParams } from "../lib/paging";
+import { filteredList, pageParams } from "../lib/paging";
 import { runtimeOf, type Runtime } from "../lib/runtime";
 import { principalKey } from "./auth/principal";
 import { chatsWithSubquery, type Right } from "./auth/grants";
@@ -66,7 +66,8 @@ const ChatsService: ServiceSchema<ServiceSettingSchema, ChatsThis> = {
 			params: { $$strict: true, ...pageParams, bot_id: { ...ID, optional: true } },
 			async handler(this: ChatsThis, ctx: GatewayContext<{ limit?: number; cursor?: string; bot_id?: number }>) {
 				const limit = ctx.params.limit ?? 50;
-				const after = this.runtime.cursors.after("chats", ctx.params.cursor);
+				const list = filteredList("chats", { bot_id: ctx.params.bot_id });
+				const after = this.runtime.cursors.after(list, ctx.params.cursor);
 				const principal = principalOf(ctx);
 				// auth.chatAccess's rule, applied by the database: a page no longer carries every readable id.
 				const readable: WhereOptions = principal.is_admin ? {} : chatsWithSubquery(this.runtime.db, principal, "can_read");
@@ -81,7 +82,7 @@ const ChatsService: ServiceSchema<ServiceSettingSchema, ChatsThis> = {
 					order: [["id", "ASC"]],
 					limit: limit + 1,
 				});
-				return this.runtime.cursors.page("chats", rows, limit, (c) => c.id, chatView);
+				return this.runtime.cursors.page(list, rows, limit, (c) => c.id, chatView);
 			},
 		},
 

@@ -5,7 +5,7 @@
 import { Op, type WhereOptions } from "sequelize";
 import { fail } from "../../lib/errors";
 import { principalOf, respondCreated, respondWith, type GatewayContext } from "../../lib/meta";
-import { pageParams } from "../../lib/paging";
+import { filteredList, pageParams } from "../../lib/paging";
 import { apiKeyView, generateApiKey, parseScopes, type ApiKeyRow } from "./api-keys";
 import { describeRights, loadGrants, rightsBeyond } from "./grants";
 import { retireSecret } from "./retired-keys";
@@ -142,7 +142,8 @@ export const apiKeyActions: AuthActions = {
 			async handler(this: AuthThis, ctx: GatewayContext<{ limit?: number; cursor?: string; user_id?: number }>) {
 				const principal = principalOf(ctx);
 				const limit = ctx.params.limit ?? 50;
-				const after = this.runtime.cursors.after("apikeys", ctx.params.cursor);
+				const list = filteredList("apikeys", { user_id: ctx.params.user_id });
+				const after = this.runtime.cursors.after(list, ctx.params.cursor);
 				const where: WhereOptions = {};
 				if (!principal.is_admin && ctx.params.user_id !== undefined && ctx.params.user_id !== principal.user_id) {
 					throw fail.forbidden("Only admins list other users' keys");
@@ -151,7 +152,7 @@ export const apiKeyActions: AuthActions = {
 				else if (ctx.params.user_id !== undefined) Object.assign(where, { user_id: ctx.params.user_id });
 				if (after !== null) Object.assign(where, { id: { [Op.gt]: after } });
 				const rows = await this.runtime.db.models.ApiKey.findAll({ where, order: [["id", "ASC"]], limit: limit + 1, raw: true });
-				return this.runtime.cursors.page("apikeys", rows as unknown as ApiKeyRow[], limit, (r) => r.id, (r) => apiKeyView(r, this.lastUsed.get(r.id)));
+				return this.runtime.cursors.page(list, rows as unknown as ApiKeyRow[], limit, (r) => r.id, (r) => apiKeyView(r, this.lastUsed.get(r.id)));
 			},
 		},
 

@@ -6,7 +6,7 @@ import { Op, type Transaction } from "sequelize";
 import type { Database } from "../../lib/db/connection";
 import { fail } from "../../lib/errors";
 import { principalOf, respondCreated, respondWith, type GatewayContext } from "../../lib/meta";
-import { pageParams } from "../../lib/paging";
+import { filteredList, pageParams } from "../../lib/paging";
 import { grantView, loadRightsOn, RIGHTS, type GrantRow, type Right } from "./grants";
 import type { Principal } from "./principal";
 import type { AuthActions, AuthThis } from "./context";
@@ -61,14 +61,15 @@ export const grantActions: AuthActions = {
 			async handler(this: AuthThis, ctx: GatewayContext<{ id: number; limit?: number; cursor?: string }>) {
 				await manageableChat.call(this, ctx, ctx.params.id);
 				const limit = ctx.params.limit ?? 50;
-				const after = this.runtime.cursors.after("grants", ctx.params.cursor);
+				const list = filteredList("grants", { chat: ctx.params.id });
+				const after = this.runtime.cursors.after(list, ctx.params.cursor);
 				const rows = await this.runtime.db.models.ChatPermission.findAll({
 					where: { chat_id: ctx.params.id, ...(after === null ? {} : { id: { [Op.gt]: after } }) },
 					order: [["id", "ASC"]],
 					limit: limit + 1,
 					raw: true,
 				});
-				return this.runtime.cursors.page("grants", rows as unknown as GrantRow[], limit, (r) => r.id, grantView);
+				return this.runtime.cursors.page(list, rows as unknown as GrantRow[], limit, (r) => r.id, grantView);
 			},
 		},
 

@@ -6,7 +6,7 @@
 import { col, fn, Op } from "sequelize";
 import { fail } from "../../lib/errors";
 import { principalOf, type GatewayContext } from "../../lib/meta";
-import { pageParams } from "../../lib/paging";
+import { filteredList, pageParams } from "../../lib/paging";
 import { breakerState, type BreakerState } from "./breaker";
 import { iso } from "../../lib/time";
 import { deliveryView } from "./views";
@@ -41,7 +41,8 @@ export const operatorActions: DeliveryActions = {
 				if (!principalOf(ctx).is_admin) throw fail.forbidden("Only admins search deliveries across webhooks");
 				const { status, webhook_id, delivery_id } = ctx.params;
 				const limit = ctx.params.limit ?? 50;
-				const before = this.runtime.cursors.after("deliveries", ctx.params.cursor);
+				const list = filteredList("deliveries", { status, webhook: webhook_id, delivery: delivery_id });
+				const before = this.runtime.cursors.after(list, ctx.params.cursor);
 				const rows = await this.runtime.db.models.WebhookDelivery.findAll({
 					where: {
 						...(delivery_id !== undefined ? { id: delivery_id } : before !== null ? { id: { [Op.lt]: before } } : {}),
@@ -51,7 +52,7 @@ export const operatorActions: DeliveryActions = {
 					order: [["id", "DESC"]],
 					limit: limit + 1,
 				});
-				return this.runtime.cursors.page("deliveries", rows, limit, (d) => d.id, (d) => deliveryView(d));
+				return this.runtime.cursors.page(list, rows, limit, (d) => d.id, (d) => deliveryView(d));
 			},
 		},
 

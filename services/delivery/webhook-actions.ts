@@ -10,7 +10,7 @@ import type { Webhook } from "../../lib/db/models";
 import { seal } from "../../lib/crypto";
 import { fail } from "../../lib/errors";
 import { principalOf, respondCreated, respondWith, type GatewayContext } from "../../lib/meta";
-import { pageParams } from "../../lib/paging";
+import { filteredList, pageParams } from "../../lib/paging";
 import { hasPermission, type Principal } from "../auth/principal";
 import { callerOf, inCallerSlot, REPLAY_SLOTS, TEST_SLOTS } from "./caller-slots";
 import { EVENT_TYPES, ownerMayRead, SCOPES, type Scope } from "./matching";
@@ -329,7 +329,8 @@ export const webhookActions: DeliveryActions = {
 			async handler(this: DeliveryThis, ctx: GatewayContext<{ id: number; limit?: number; cursor?: string; status?: string }>) {
 				const row = await ownWebhook.call(this, principalOf(ctx), ctx.params.id);
 				const limit = ctx.params.limit ?? 50;
-				const before = this.runtime.cursors.after("deliveries", ctx.params.cursor);
+				const list = filteredList("deliveries", { webhook: row.id, status: ctx.params.status });
+				const before = this.runtime.cursors.after(list, ctx.params.cursor);
 				const { WebhookDelivery, WebhookAttempt } = this.runtime.db.models;
 				const deliveries = await WebhookDelivery.findAll({
 					where: {
@@ -341,7 +342,7 @@ export const webhookActions: DeliveryActions = {
 					limit: limit + 1,
 				});
 				const attempts = await WebhookAttempt.findAll({ where: { delivery_id: deliveries.map((d) => d.id) }, order: [["id", "ASC"]] });
-				return this.runtime.cursors.page("deliveries", deliveries, limit, (d) => d.id, (d) => deliveryView(d, attempts.filter((a) => Number(a.delivery_id) === d.id)));
+				return this.runtime.cursors.page(list, deliveries, limit, (d) => d.id, (d) => deliveryView(d, attempts.filter((a) => Number(a.delivery_id) === d.id)));
 			},
 		},
 

@@ -129,6 +129,15 @@ describe("chats and history (REST)", () => {
 				expectApiError(res, 400, "VALIDATION_ERROR");
 				expect(errorFields(res)).toEqual(["cursor"]);
 			}
+			// A cursor belongs to its filters too: one of bot A's chats is refused by the list of every chat and by bot B's.
+			const ofBotA = (await listChats(`?bot_id=${botA.id}&limit=1`)).body.next_cursor;
+			expect(typeof ofBotA).toBe("string");
+			for (const query of ["", `&bot_id=${botA.id + 1}`]) {
+				const res = await listChats(`?cursor=${encodeURIComponent(ofBotA!)}${query}`);
+				expectApiError(res, 400, "VALIDATION_ERROR");
+				expect(errorFields(res)).toEqual(["cursor"]);
+			}
+			expect((await listChats(`?bot_id=${botA.id}&cursor=${encodeURIComponent(ofBotA!)}`)).status).toBe(200);
 			const onHistory = await history(chatA1, `?cursor=${encodeURIComponent(two.body.next_cursor!)}`);
 			expectApiError(onHistory, 400, "VALIDATION_ERROR");
 			expect(errorFields(onHistory)).toEqual(["cursor"]);

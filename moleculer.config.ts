@@ -126,12 +126,13 @@ export function createBrokerOptions(runtime: Runtime, overrides: Partial<BrokerO
 		middlewares: [
 			NullParamsMiddleware,
 			DeclaredTimeoutsMiddleware,
-			AuthorizeMiddleware,
 			DbErrorsMiddleware,
 			RestartedNodesMiddleware,
 			HiddenConnectionSecretsMiddleware,
 			ImplicitIdempotencyKeyMiddleware,
-			...INTERNAL_MIDDLEWARES,
+			// Authorize wraps the validator (a later middleware wraps the earlier ones): a caller without
+			// the permission is refused (403) before its params are looked at (400, naming the action's fields).
+			...INTERNAL_MIDDLEWARES.flatMap((middleware): unknown[] => (middleware === "Validator" ? [middleware, AuthorizeMiddleware] : [middleware])),
 		] as unknown as Middleware[],
 
 		created(broker) {

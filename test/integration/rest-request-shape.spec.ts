@@ -1,9 +1,10 @@
 /**
  * How the REST gateway reads a request's parameters (found by a contract probe): a field given both
  * in the query and in the body is refused rather than the query silently winning; a credential in
- * the query of a public route is no unknown parameter; validation messages name each field once.
+ * the query of a public route is no unknown parameter; validation messages name each field once; a
+ * caller without the action's permission hears 403 before anything about its params.
  */
-import { ADMIN_PASSWORD, adminToken, api, startAuthGateway } from "../support/auth";
+import { ADMIN_PASSWORD, adminToken, api, createUser, startAuthGateway } from "../support/auth";
 import { http, type TestGateway } from "../support/harness";
 
 describe("REST request shape", () => {
@@ -41,6 +42,13 @@ describe("REST request shape", () => {
 			const res = await http(gw.baseUrl, "GET", `/api/openapi.json?${query}`);
 			expect({ query, status: res.status }).toEqual({ query, status: 200 });
 		}
+	});
+
+	it("a caller without the permission is 403 whatever its params (not a 400 listing the action's fields)", async () => {
+		const viewer = await createUser(gw, token, ["viewer"]);
+		const res = await api(gw.baseUrl, "POST", "/users", viewer.token, { username: "x" });
+		expect(res.status).toBe(403);
+		expect(res.body).toMatchObject({ error: { code: "FORBIDDEN", message: "Missing permission users:write" } });
 	});
 
 	it("validation messages: a repeated array item is named in plain words; a field failing two rules is named once", async () => {

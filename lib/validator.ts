@@ -124,6 +124,20 @@ function overlong(params: unknown, arrays: Array<[string, number]>): unknown[] {
 		}));
 }
 
+/** Half of a surrogate pair (half an emoji): no character, and stored as U+FFFD while sent on as given. */
+const LONE_SURROGATE = /[\uD800-\uDBFF](?![\uDC00-\uDFFF])|(?<![\uD800-\uDBFF])[\uDC00-\uDFFF]/;
+
+/**
+ * Top-level strings that are not valid Unicode: a text with a lone surrogate went to Telegram as
+ * given while the database kept U+FFFD, so the answer, the message sent and history disagreed.
+ */
+function malformedText(params: unknown): unknown[] {
+	if (params === null || typeof params !== "object") return [];
+	return Object.entries(params as Record<string, unknown>)
+		.filter(([, value]) => typeof value === "string" && LONE_SURROGATE.test(value))
+		.map(([field]) => ({ type: "string", field, message: `The '${field}' field is not valid Unicode: it holds half of a surrogate pair (half an emoji).` }));
+}
+
 /**
  * A refused check carries the value it refused (`actual`), and Moleculer logs the whole error at
  * debug: a bot token pasted with its "bot" prefix from a Bot API URL went to the log. A secret-named
@@ -145,7 +159,7 @@ export class GatewayValidator extends (Validators.Fastest as unknown as new (opt
 		const arrays = cappedArrays(schema);
 		const fastest = super.compile(schema);
 		const check: Check = (params, opts) => {
-			const refused = [...notConvertible(params, numbers, "number"), ...notConvertible(params, dates, "date"), ...overlong(params, arrays)];
+			const refused = [...notConvertible(params, numbers, "number"), ...notConvertible(params, dates, "date"), ...overlong(params, arrays), ...malformedText(params)];
 			if (refused.length === 0) return fastest(params, opts);
 			return fastest.async ? Promise.resolve(refused) : refused;
 		};

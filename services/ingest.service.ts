@@ -17,7 +17,7 @@ import { Batcher } from "../lib/batcher";
 import { retentionMixin } from "../mixins/retention.mixin";
 import { BotRoutes, secretMatches, type BotRoute } from "./ingest/bot-routes";
 import { carryOverChatMigration, migrationsIn, type ChatMigration } from "./ingest/chat-migration";
-import { NormalizeError, normalizeUpdate } from "./ingest/normalize";
+import { NormalizeError, readUpdate } from "./ingest/normalize";
 import { refuseOverloaded } from "./ingest/overload";
 import { PollerScheduler } from "./ingest/poller-scheduler";
 import { telegramUpdatesRetention } from "./ingest/retention";
@@ -152,9 +152,9 @@ const IngestService: ServiceSchema<ServiceSettingSchema, IngestThis> = {
 		async accept(this: IngestThis, push: TelegramPush): Promise<PushOutcome> {
 			const route = await this.checkedRoute(push);
 			const rejected = metricsOf(this.broker).updatesRejected;
-			let update;
+			let read;
 			try {
-				update = normalizeUpdate(push.body);
+				read = readUpdate(push.body);
 			} catch (err) {
 				if (err instanceof NormalizeError) {
 					rejected.inc({ reason: "malformed" });
@@ -162,7 +162,7 @@ const IngestService: ServiceSchema<ServiceSettingSchema, IngestThis> = {
 				}
 				throw err;
 			}
-			const duplicate = await this.batcher.submit({ botId: route.botId, update, raw: JSON.stringify(push.body) });
+			const duplicate = await this.batcher.submit({ botId: route.botId, ...read });
 			return { ok: true, ...(duplicate ? { duplicate: true as const } : {}) };
 		},
 

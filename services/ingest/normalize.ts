@@ -54,6 +54,27 @@ const CHAT_PATHS: ReadonlyMap<string, readonly string[]> = new Map([
 	["guest_message", ["chat"]],
 ]);
 
+/** A lone surrogate as JSON.stringify writes one (`\ud83d`), or an escaped backslash, taken whole so "\\ud83d" is not one. */
+const LONE_SURROGATE_OR_BACKSLASH = /\\\\|\\ud[89a-f][0-9a-f]{2}/g;
+
+/**
+ * An update as received, normalised, and as it is stored: JSON.stringify writes a lone surrogate
+ * (half of an emoji: no character) as an escape, while the database stores the text columns as
+ * UTF-8, with U+FFFD in its place. History then said U+FFFD and the events (and webhooks) the half
+ * surrogate: such an update is read with U+FFFD everywhere.
+ */
+export function readUpdate(body: unknown): { update: NormalizedUpdate; raw: string } {
+	let raw = JSON.stringify(body);
+	if (/\\ud[89a-f]/.test(raw)) {
+		const wellFormed = raw.replace(LONE_SURROGATE_OR_BACKSLASH, (match) => (match.length === 2 ? match : "\\ufffd"));
+		if (wellFormed !== raw) {
+			raw = wellFormed;
+			body = JSON.parse(raw) as unknown;
+		}
+	}
+	return { update: normalizeUpdate(body), raw };
+}
+
 export function normalizeUpdate(raw: unknown): NormalizedUpdate {
 	if (!isObject(raw)) throw new NormalizeError("An update must be a JSON object", "update");
 	const updateId = own(raw, "update_id");

@@ -13,7 +13,7 @@ import type { Database } from "../../lib/db/connection";
 import { TelegramApiError, type TelegramClient } from "../../lib/telegram/client";
 import { markTokenRefused } from "../bots/token-refusal";
 import { BOT_TOKEN_PURPOSE } from "./bot-routes";
-import { normalizeUpdate } from "./normalize";
+import { readUpdate } from "./normalize";
 import type { IncomingUpdate, StoreOptions } from "./store";
 
 export interface PollerDeps {
@@ -181,7 +181,7 @@ function readBatch(deps: PollerDeps, botId: number, updates: unknown[], stored: 
 			continue;
 		}
 		try {
-			items.push({ botId, update: normalizeUpdate(raw), raw: JSON.stringify(raw) });
+			items.push({ botId, ...readUpdate(raw) });
 		} catch (err) {
 			deps.logger.warn(`Bot ${botId}: skipped an update Telegram sent that cannot be read: ${(err as Error).message}`);
 		}

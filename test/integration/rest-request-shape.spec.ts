@@ -51,6 +51,15 @@ describe("REST request shape", () => {
 		expect(res.body).toMatchObject({ error: { code: "FORBIDDEN", message: "Missing permission users:write" } });
 	});
 
+	it("a string that is not valid Unicode (half an emoji) is 400 naming its field, and nothing is made", async () => {
+		const before = await keyCount();
+		const res = await api(gw.baseUrl, "POST", "/apikeys", token, { name: "half \ud83d emoji" });
+		expect(res.status).toBe(400);
+		expect(res.body).toMatchObject({ error: { code: "VALIDATION_ERROR", details: { fields: [{ field: "name", message: expect.stringContaining("not valid Unicode") }] } } });
+		expect(await keyCount()).toBe(before);
+		expect((await api(gw.baseUrl, "POST", "/apikeys", token, { name: "whole \ud83d\ude00 emoji" })).status).toBe(201);
+	});
+
 	it("validation messages: a repeated array item is named in plain words; a field failing two rules is named once", async () => {
 		const repeated = await api(gw.baseUrl, "POST", "/users", token, { username: "repeats", password: "long-enough-password", roles: ["viewer", "viewer"] });
 		expect(repeated.status).toBe(400);

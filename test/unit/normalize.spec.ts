@@ -5,7 +5,7 @@
  */
 import { readdirSync, readFileSync } from "node:fs";
 import { join } from "node:path";
-import { NormalizeError, normalizeUpdate } from "../../services/ingest/normalize";
+import { NormalizeError, normalizeUpdate, readUpdate } from "../../services/ingest/normalize";
 import type { MessageInfo, NormalizedUpdate, UpdateItem } from "../../services/ingest/types";
 
 const CORPUS_DIR = join(__dirname, "..", "..", "..", "shared", "telegram-updates");
@@ -615,5 +615,25 @@ describe("normalizeUpdate: NormalizeError", () => {
 	it("accepts 0 and the largest safe integer", () => {
 		expect(normalizeUpdate({ update_id: 0 }).update_id).toBe(0);
 		expect(normalizeUpdate({ update_id: Number.MAX_SAFE_INTEGER }).update_id).toBe(Number.MAX_SAFE_INTEGER);
+	});
+});
+
+describe("readUpdate: lone surrogates", () => {
+	const withText = (text: string) => ({ update_id: 1, message: { message_id: 1, date: 1_700_000_000, chat: { id: 5, type: "private" }, text } });
+	const textOf = (read: ReturnType<typeof readUpdate>) => (read.update.items[0]!.message as MessageInfo).text;
+
+	it("a lone surrogate is U+FFFD in the update and in the raw JSON alike (the database stores it so; events said the half surrogate)", () => {
+		const read = readUpdate(withText("lone \ud83d end"));
+		expect(textOf(read)).toBe("lone \ufffd end");
+		expect((JSON.parse(read.raw) as { message: { text: string } }).message.text).toBe("lone \ufffd end");
+		expect(read.raw).not.toMatch(/\\ud83d/);
+		expect(textOf(readUpdate(withText("tail \udc00")))).toBe("tail \ufffd");
+	});
+
+	it("leaves whole emoji and a text that spells out a backslash escape as they are", () => {
+		expect(textOf(readUpdate(withText("a \ud83d\ude00 b")))).toBe("a 😀 b");
+		const spelled = readUpdate(withText("\\ud83d is how it is written"));
+		expect(textOf(spelled)).toBe("\\ud83d is how it is written");
+		expect(spelled.raw).toBe(JSON.stringify(withText("\\ud83d is how it is written")));
 	});
 });

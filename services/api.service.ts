@@ -19,6 +19,7 @@ import { warnAtMostEvery } from "../lib/throttled-warning";
 import { answerOf, checkPushBeforeBody, countedPushBodyReader, pushSecret, telegramPushes, type TelegramPushes } from "./api/telegram-pushes";
 import { AuthenticationMixin, checkBeforeBody } from "./api/authentication";
 import { bodyReader, refuseParamsGivenTwice, requestIdFor, sendError, traceablePath } from "./api/http";
+import { allowedMethods } from "./api/aliases";
 import { RouteUpkeepMixin } from "./api/route-upkeep";
 import { actionsFromServices, buildOpenApi, routesFromAliases, type AliasLike } from "./api/openapi";
 
@@ -261,6 +262,18 @@ const ApiService: ServiceSchema<ApiSettingsSchema, ApiThis> = {
 
 	methods: {
 
+
+		/**
+		 * Replaces moleculer-web's 404: a path served under other methods (PUT /bots) says which, in
+		 * the message and in `Allow`. Still a 404 NOT_FOUND: API.md's codes have no 405.
+		 */
+		send404(this: ApiThis, req: IncomingMessage & { parsedUrl?: string }, res: ServerResponse) {
+			const path = req.parsedUrl ?? "";
+			const allowed = allowedMethods((this as unknown as { aliases: Parameters<typeof allowedMethods>[0] }).aliases, path);
+			if (allowed.length > 0) res.setHeader("Allow", allowed.join(", "));
+			const err = allowed.length > 0 ? new GatewayError("NOT_FOUND", `${req.method} is not served on ${path}: it takes ${allowed.join(", ")}`) : new GatewayError("NOT_FOUND", "Not found");
+			(this as unknown as { sendError(req: IncomingMessage, res: ServerResponse, err: unknown): void }).sendError(req, res, err);
+		},
 
 		/** Replaces moleculer-web's handler, which logs every 5xx with its stack before our onError logs it again. */
 		errorHandler(this: ApiThis, req: IncomingMessage, res: ServerResponse, err: unknown) {

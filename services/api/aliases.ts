@@ -99,3 +99,16 @@ export function serviceAwayError(action: string): GatewayError {
 		retry_after: SERVICE_AWAY_RETRY_AFTER_SECONDS,
 	});
 }
+
+/** The loose shape of a moleculer-web Alias, as far as allowedMethods reads it. */
+interface MatchableAlias {
+	method: string;
+	match(url: string): unknown;
+}
+
+/** The methods the routes serve on `url` (none: the path itself is unknown), for a 404's `Allow`. */
+export function allowedMethods(aliases: readonly MatchableAlias[], url: string): string[] {
+	const methods = new Set<string>();
+	for (const alias of aliases) if (alias.method !== "*" && alias.match(url)) methods.add(alias.method);
+	return [...methods].sort();
+}

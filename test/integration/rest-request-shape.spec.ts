@@ -60,6 +60,17 @@ describe("REST request shape", () => {
 		expect((await api(gw.baseUrl, "POST", "/apikeys", token, { name: "whole \ud83d\ude00 emoji" })).status).toBe(201);
 	});
 
+	it("a method a path is not served with: 404 NOT_FOUND naming the methods it takes, in the message and in Allow; an unknown path stays a plain 404", async () => {
+		const wrong = await api(gw.baseUrl, "PUT", "/apikeys", token, {});
+		expect(wrong.status).toBe(404);
+		expect(wrong.headers.get("allow")).toBe("GET, POST");
+		expect(wrong.body).toMatchObject({ error: { code: "NOT_FOUND", message: "PUT is not served on /api/v1/apikeys: it takes GET, POST" } });
+		expect((await api(gw.baseUrl, "GET", "/auth/login", token)).headers.get("allow")).toBe("POST");
+		const unknown = await api(gw.baseUrl, "GET", "/no-such-thing", token);
+		expect(unknown.status).toBe(404);
+		expect(unknown.headers.get("allow")).toBeNull();
+	});
+
 	it("validation messages: a repeated array item is named in plain words; a field failing two rules is named once", async () => {
 		const repeated = await api(gw.baseUrl, "POST", "/users", token, { username: "repeats", password: "long-enough-password", roles: ["viewer", "viewer"] });
 		expect(repeated.status).toBe(400);

@@ -27,10 +27,16 @@ export class FlushingZipkinExporter extends ZipkinExporter {
 		const spans = self.generateTracingData();
 		self.queue.length = 0;
 		try {
-			const res = await fetch(`${self.opts.baseURL}/api/v2/spans`, {
+			// fetch refuses a URL with credentials (and its error quoted them into the log): they go as
+			// Basic authorization, as Moleculer's own uploads send them.
+			const target = new URL(`${self.opts.baseURL}/api/v2/spans`);
+			const basic = target.username || target.password ? Buffer.from(`${decodeURIComponent(target.username)}:${decodeURIComponent(target.password)}`).toString("base64") : null;
+			target.username = "";
+			target.password = "";
+			const res = await fetch(target, {
 				method: "POST",
 				body: JSON.stringify(spans),
-				headers: { "content-type": "application/json", ...self.opts.headers },
+				headers: { "content-type": "application/json", ...(basic ? { authorization: `Basic ${basic}` } : {}), ...self.opts.headers },
 				signal: AbortSignal.timeout(FINAL_UPLOAD_TIMEOUT_MS),
 			});
 			if (!res.ok) self.logger.warn(`Zipkin refused the last ${spans.length} spans: ${res.status}`);
@@ -47,8 +53,22 @@ export const isSecretName = (name: string): boolean => SECRET_KEY.test(name);
 const MAX_TAG_DEPTH = 6;
 export const REDACTED = "[redacted]";
 
-/** A copy of `value` with every secret-named key's value replaced; deeper nesting is cut off. */
+/** A URL's credentials (user:password@) and query, which may carry a receiver's secret (?sig=, ?token=). */
+const URL_SECRETS = /^([a-z][a-z0-9+.-]*:\/\/)(?:[^/?#@]*@)?([^?#]*)(\?[^#]*)?(#.*)?$/i;
+
+/** A URL with its credentials and query replaced; any other string as it is. */
+function redactUrl(value: string): string {
+	if (!value.includes("://")) return value;
+	const match = URL_SECRETS.exec(value);
+	if (!match) return value;
+	const [, scheme, rest, query] = match;
+	const hadCredentials = value.slice(scheme!.length).split(/[/?#]/, 1)[0]!.includes("@");
+	return `${scheme}${hadCredentials ? `${REDACTED}@` : ""}${rest}${query ? `?${REDACTED}` : ""}`;
+}
+
+/** A copy of `value` with every secret-named key's value replaced, and URLs' credentials and queries; deeper nesting is cut off. */
 export function redactSecrets(value: unknown, depth = 0): unknown {
+	if (typeof value === "string") return redactUrl(value);
 	if (value === null || typeof value !== "object") return value;
 	if (depth >= MAX_TAG_DEPTH) return "[too deep]";
 	if (Array.isArray(value)) return value.map((item) => redactSecrets(item, depth + 1));

@@ -289,6 +289,36 @@ describe("metrics on other nodes", () => {
 		}
 	}, 15_000);
 
+	it("the final Zipkin upload sends TRACING_ENDPOINT's user and password as Basic authorization, and never logs them", async () => {
+		const uploads: Array<{ authorization?: string; spans: number }> = [];
+		const zipkin = createServer((req, res) => {
+			let body = "";
+			req.on("data", (chunk: Buffer) => (body += chunk.toString()));
+			req.on("end", () => {
+				if (req.method === "POST" && req.url === "/api/v2/spans") uploads.push({ authorization: req.headers.authorization, spans: (JSON.parse(body) as unknown[]).length });
+				res.writeHead(202).end();
+			});
+		});
+		await new Promise<void>((done) => zipkin.listen(0, "127.0.0.1", done));
+		const logged: string[] = [];
+		const warn = jest.spyOn(process.stdout, "write").mockImplementation(((chunk: string | Uint8Array) => {
+			logged.push(String(chunk));
+			return true;
+		}) as typeof process.stdout.write);
+		try {
+			const endpoint = `http://zuser:Zipkin-Pass-SECRET@127.0.0.1:${(zipkin.address() as AddressInfo).port}`;
+			const gw = await startTestGateway({ nodes: [["api", "auth"]], env: { LOG_LEVEL: "warn", TRACING_EXPORTER: "zipkin", TRACING_ENDPOINT: endpoint } });
+			expect((await http(gw.baseUrl, "GET", "/health")).status).toBe(200);
+			await gw.stop();
+			expect(uploads.length).toBeGreaterThan(0);
+			expect(uploads.at(-1)!.authorization).toBe(`Basic ${Buffer.from("zuser:Zipkin-Pass-SECRET").toString("base64")}`);
+		} finally {
+			warn.mockRestore();
+			await new Promise((done) => zipkin.close(done));
+		}
+		expect(logged.join("")).not.toContain("Zipkin-Pass-SECRET");
+	}, 15_000);
+
 	it("spans carry action params with passwords, tokens, keys and credentials replaced", async () => {
 		const spans: Array<{ name: string; tags: Record<string, unknown> }> = [];
 		const password = "admin-password-seen-only-by-auth";

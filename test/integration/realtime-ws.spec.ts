@@ -139,6 +139,19 @@ describe("plain WebSocket /api/v1/ws", () => {
 			await client.waitForSeqs(chat.id, 2);
 		});
 
+		it("the newest seq, which says how busy every tenant's bots are, is named to admins only when since_seq is past it", async () => {
+			const { seq: head } = await t.gw.broker.call<{ seq: number }>("broker.head");
+			const message = async (token: string) => {
+				const client = await open(`?token=${token}`);
+				const refused = (await subscribe(client, { bot_id: bot.id, since_seq: head + 1_000 })) as { details?: { fields: Array<{ message: string }> } };
+				return refused.details?.fields[0]?.message;
+			};
+			expect(await message(t.adminToken)).toMatch(/the newest is \d+/);
+			const user = await createUser(t.gw, t.adminToken, ["viewer"]);
+			const told = await message(user.token);
+			expect(told).toBe("No event has this seq yet.");
+		});
+
 		it("ping is answered {action: pong}", async () => {
 			const client = await admin();
 			expect(await client.request({ action: "ping" }, () => true)).toEqual({ action: "pong" });

@@ -28,6 +28,12 @@ describe("span tags", () => {
 		expect(params.password).toBe("p");
 	});
 
+	it("take a URL's credentials and query out of any value (a webhook URL refused for carrying them was in the span)", () => {
+		expect(redactSecrets({ url: "http://user:hunter2pass@127.0.0.1:46020/hook?sig=QUERYSECRET123" })).toEqual({ url: `http://${REDACTED}@127.0.0.1:46020/hook?${REDACTED}` });
+		expect(redactSecrets(["https://hooks.example.com/in", "https://svc:Pass77@hooks.example.com/in"])).toEqual(["https://hooks.example.com/in", `https://${REDACTED}@hooks.example.com/in`]);
+		expect(redactSecrets("a text that mentions :// and user@example.com")).toBe("a text that mentions :// and user@example.com");
+	});
+
 	it("cut off nesting too deep to copy, and pass plain values through", () => {
 		expect(redactSecrets({ a: { b: { c: { d: { e: { f: { password: "p" } } } } } } })).toEqual({ a: { b: { c: { d: { e: { f: "[too deep]" } } } } } });
 		expect(redactSecrets("text")).toBe("text");

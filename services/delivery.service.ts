@@ -11,6 +11,7 @@ import { randomBytes, randomUUID } from "node:crypto";
 import type { Context, ServiceSchema, ServiceSettingSchema } from "moleculer";
 import type { Webhook } from "../lib/db/models";
 import { unseal } from "../lib/crypto";
+import { GatewayError } from "../lib/errors";
 import { Doorbell } from "../lib/async";
 import { LeaseRunner } from "../lib/lease";
 import { metricsOf } from "../lib/metrics";
@@ -85,9 +86,17 @@ const DeliveryService: ServiceSchema<ServiceSettingSchema, DeliveryThis> = {
 			const cached = this.secretCache.get(version);
 			if (cached && (cached.previous === null || (row.previous_secret_expires_at && new Date(row.previous_secret_expires_at).getTime() > Date.now()))) return cached;
 			const keys = this.runtime.config.encryptionKeys;
-			const current = unseal(keys, WEBHOOK_SECRET_PURPOSE, { ciphertext: row.secret_ciphertext, keyId: row.key_id });
+			const open = (ciphertext: string) => {
+				try {
+					return unseal(keys, WEBHOOK_SECRET_PURPOSE, { ciphertext, keyId: row.key_id });
+				} catch (err) {
+					// A key dropped from TOKEN_ENCRYPTION_KEYS too early, or other bytes under its id: nothing can be signed.
+					throw new GatewayError("UNAVAILABLE", `Webhook ${row.id}'s signing secret cannot be read (${(err as Error).message}): TOKEN_ENCRYPTION_KEYS must hold the key "${row.key_id}" it was sealed with`);
+				}
+			};
+			const current = open(row.secret_ciphertext);
 			const stillSigning = row.previous_secret_ciphertext && row.previous_secret_expires_at && new Date(row.previous_secret_expires_at).getTime() > Date.now();
-			const previous = stillSigning ? unseal(keys, WEBHOOK_SECRET_PURPOSE, { ciphertext: row.previous_secret_ciphertext!, keyId: row.key_id }) : null;
+			const previous = stillSigning ? open(row.previous_secret_ciphertext!) : null;
 			if (this.secretCache.size > 10_000) this.secretCache.clear();
 			this.secretCache.set(version, { current, previous });
 			return { current, previous };

@@ -167,7 +167,10 @@ export async function workLoop(service: DeliveryThis): Promise<void> {
 				for (const id of probes) if (!service.probing.has(id)) await releaseProbe(service.runtime.state, id, service.owner).catch(() => undefined);
 				const events = claimed.length > 0 ? await loadEvents(service, claimed) : new Map<number, GatewayEvent>();
 				for (const claim of claimed) {
-					const run = send(service, targets.get(claim.webhook_id)!, owners.get(claim.webhook_id) ?? 0, claim, events.get(claim.event_seq), record).finally(() => sending.delete(run));
+					const run = send(service, targets.get(claim.webhook_id)!, owners.get(claim.webhook_id) ?? 0, claim, events.get(claim.event_seq), record)
+						// Whatever went wrong is this delivery's (its lease runs out, it is tried again), never the node's: unhandled, it ended the process.
+						.catch((err: unknown) => service.logger.error(`Webhook ${claim.webhook_id}: delivery ${claim.id} failed unexpectedly:`, err))
+						.finally(() => sending.delete(run));
 					sending.add(run);
 					started += 1;
 				}
@@ -204,6 +207,11 @@ function notSent(claim: Claimed, error: string): Outcome {
 	return { delivery: claim, result: { statusCode: null, error, excerpt: null, durationMs: 0, retryAfterMs: null, startedAt: new Date() }, verdict: "dead", nextAttemptAt: null };
 }
 
+/** An attempt that could not be made: the webhook's signing secret cannot be read. */
+function notSigned(error: string): NonNullable<Outcome["result"]> {
+	return { statusCode: null, error, excerpt: null, durationMs: 0, retryAfterMs: null, startedAt: new Date() };
+}
+
 /** A delivery its owner may no longer read. */
 function refused(claim: Claimed, event: GatewayEvent): Outcome {
 	return notSent(claim, `Not sent: the webhook's owner may no longer read ${event.chat_id === null ? "events without a chat (admins only)" : `chat ${event.chat_id}`}`);
@@ -230,13 +238,23 @@ async function send(service: DeliveryThis, row: Webhook, owner: OwningUser, clai
 			metricsOf(service.broker).webhookDeliveries.inc({ outcome: "dead" });
 			return;
 		}
-		result = await attemptDelivery(
-			service.agent,
-			row.url,
-			service.secretsOf(row),
-			{ id: `evt_${event.seq}`, event: event.type, deliveryId: String(claim.id), body: deliveryBody(event) },
-			service.runtime.config.webhookAllowPrivate,
-		);
+		let secrets: ReturnType<DeliveryThis["secretsOf"]> | null = null;
+		let unreadable = "";
+		try {
+			secrets = service.secretsOf(row);
+		} catch (err) {
+			unreadable = toApiError(err).body.error.message;
+		}
+		// Unsigned, nothing goes out: a failed attempt, tried again on the schedule (the key may come back).
+		result = secrets
+			? await attemptDelivery(
+					service.agent,
+					row.url,
+					secrets,
+					{ id: `evt_${event.seq}`, event: event.type, deliveryId: String(claim.id), body: deliveryBody(event) },
+					service.runtime.config.webhookAllowPrivate,
+				)
+			: notSigned(unreadable);
 	} finally {
 		// The cap counts requests on the wire: the slot frees as soon as the endpoint answered.
 		tally(service.inFlight, row.id, -1);

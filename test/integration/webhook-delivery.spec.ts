@@ -54,6 +54,24 @@ describe("webhook delivery", () => {
 	afterEach(() => scene.reset());
 	afterAll(() => t.stop());
 
+	it("a webhook whose signing secret cannot be read (its key left TOKEN_ENCRYPTION_KEYS): deliveries fail saying so, its test ping is 503, the node goes on (it crashed)", async () => {
+		const r = await scene.receiver();
+		const { telegramId, chatId } = await scene.newChat();
+		const hook = await createWebhook(t, { url: r.url, scope: "chat", chat_ids: [chatId] });
+		// Sealed under a key this node does not hold (updated_at moves: the node reads the row afresh).
+		await t.gw.runtime.db.models.Webhook.update({ key_id: "retired-key" }, { where: { id: hook.id } });
+		await t.gw.broker.broadcast("webhooks.changed", { id: hook.id });
+		t.telegram.userSends(bot.token, { chat_id: telegramId, text: "cannot be signed" });
+		const [delivery] = await waitForDeliveries(t, hook.id, (log) => log.some((d) => d.attempts > 0), 10_000, "a failed attempt");
+		expect(delivery).toMatchObject({ status: "failed", last_status_code: null, last_error: expect.stringContaining('TOKEN_ENCRYPTION_KEYS must hold the key "retired-key"') });
+		expect(r.requests).toHaveLength(0);
+		const ping = await t.api("POST", `/webhooks/${hook.id}/test`);
+		expect(ping.status).toBe(503);
+		expect(JSON.stringify(ping.body)).toContain("signing secret cannot be read");
+		// The node still serves, and still delivers for the others.
+		expect((await t.api("GET", "/auth/me")).status).toBe(200);
+	});
+
 	it("a user's message reaches a scope-all receiver: API.md's body, Standard Webhooks and legacy headers", async () => {
 		const r = await scene.receiver();
 		const { telegramId, chatId } = await scene.newChat();

@@ -32,7 +32,8 @@ const USAGE = `usage: npm run cli -- <command>
   apikey|apikeys create --user <username> --name <name> [--scope <permission> ...] [--expires <ISO time>] [--rate-limit <n>]
   apikey|apikeys list [--user <username>]
   apikey|apikeys revoke <id>
-  bots rotate-key`;
+  bots rotate-key
+user create asks for the password on a terminal; otherwise (or with --password-stdin) it reads it from stdin.`;
 
 /** The command groups, under the CLI's words and the REPL's. */
 const GROUPS: Readonly<Record<string, "user" | "apikey" | "bots">> = { user: "user", users: "user", apikey: "apikey", apikeys: "apikey", bots: "bots" };

@@ -3,7 +3,7 @@
  * schema by hand, and the event log's counter after a restore.
  */
 import { parseArgs } from "node:util";
-import { loadConfig } from "../lib/config";
+import { loadConfig, missingSqliteFile } from "../lib/config";
 import { openDatabase } from "../lib/db/connection";
 import { createMigrator, migrateDown, migrateUp, NotAppliedError, unknownMigrations } from "../lib/db/migrator";
 import { raiseSeqFloor, seqStanding } from "../services/broker/event-log";
@@ -62,6 +62,10 @@ async function main(): Promise<void> {
 	if (command !== "down" && command !== "seq" && args.length > 0) throw new UsageError(`"${command}" takes no options`);
 	const target = command === "down" ? downTarget(args) : null;
 	const floor = command === "seq" ? seqFloor(args) : null;
+	// Only `up` makes a database: the others, on a mistyped DATA_DIR, made an empty one (and its
+	// secrets) and then failed on its missing tables (`seq --above`, a restore step, said "no such table").
+	const missing = command === "up" ? null : missingSqliteFile();
+	if (missing !== null) throw new NoDatabaseError(`there is no gateway database at ${missing}: check DATA_DIR (or DATABASE_URL); \`npm run migrate -- up\` (or a first npm start) makes it`);
 	const config = loadConfig();
 	const db = await openDatabase(config.databaseUrl);
 	const logger = { info: (message: string) => console.log(message) };
@@ -94,6 +98,8 @@ async function main(): Promise<void> {
 		await db.close();
 	}
 }
+
+class NoDatabaseError extends Error {}
 
 main().catch((err: unknown) => {
 	const usage = err instanceof UsageError || err instanceof NotAppliedError || (err as { code?: string }).code?.startsWith("ERR_PARSE_ARGS");

@@ -117,6 +117,14 @@ describe("npm run migrate -- seq (after restoring a backup)", () => {
 		expect(await appendOne()).toBe(5002);
 	}, 60_000);
 
+	it.each([[["seq"]], [["seq", "--above", "9000"]], [["status"]], [["down", "--step", "1"]]])("%j where DATA_DIR holds no database says so and makes nothing there (exit 1); only `up` makes one", (args) => {
+		const empty = tempDir("tgw-migrate-");
+		const run = migrate(empty, ...args);
+		expect(run.status).toBe(1);
+		expect(run.output).toMatch(/there is no gateway database at .*tgw-migrate-.*check DATA_DIR/);
+		expect(readdirSync(empty)).toEqual([]);
+	}, 30_000);
+
 	it.each([[["seq", "--above", "-1"]], [["seq", "--above", "1e3"]], [["seq", "--abov", "3"]]])("%j is a usage error (exit 2) and changes nothing", (args) => {
 		const run = migrate(dataDir, ...args);
 		expect(run.status).toBe(2);

@@ -70,7 +70,7 @@ export const bots = commandOf(
 			async run(client, { positionals }) {
 				noExtra(positionals, 0);
 				const result = await client.call<Row>("bots.rotateKeys");
-				const webhooks = result.webhooks_resealed !== undefined ? ` and ${String(result.webhooks_resealed)} webhook secret(s)` : "";
+				const webhooks = result.webhooks_resealed !== undefined ? ` and ${String(result.webhooks_resealed)} webhook(s)` : "";
 				return [text(`Active key "${String(result.active_key)}": ${String(result.bots_resealed)} bot(s)${webhooks} re-sealed. Keys no row uses any more can leave TOKEN_ENCRYPTION_KEYS.`)];
 			},
 		},

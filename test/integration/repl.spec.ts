@@ -194,7 +194,7 @@ describe("operator REPL (npm run repl), embedded", () => {
 		// The round the docs tell operators to run after changing PUBLIC_URL (a polling bot stays so).
 		expect(await repl.run("bots reconcile")).toMatch(new RegExp(`Reconciled 1 bot\\(s\\)\\.[\\s\\S]*║ ${botId}\\s*│ ok`));
 		expect(await repl.run("bots remove")).toContain("error: missing <id>");
-		expect(await repl.run("bots rotate-key")).toMatch(/Active key "dev1": 0 bot\(s\)( and 0 webhook secret\(s\))? re-sealed\./);
+		expect(await repl.run("bots rotate-key")).toMatch(/Active key "dev1": 0 bot\(s\)( and 0 webhook\(s\))? re-sealed\./);
 
 		// A user writes: the chat exists, grants can be given on it.
 		telegram.userSends(token, { chat_id: 4242, text: "hello from a user" });

@@ -84,7 +84,7 @@ export const fail = {
 	credentialEnded: (message: string, reason: CredentialEndedReason) => new GatewayError("UNAUTHORIZED", message, { reason }),
 	forbidden: (message = "Not allowed") => new GatewayError("FORBIDDEN", message),
 	notFound: (what: string) => new GatewayError("NOT_FOUND", `${what} not found`),
-	conflict: (message: string) => new GatewayError("CONFLICT", message),
+	conflict: (message: string, details?: Record<string, unknown>) => new GatewayError("CONFLICT", message, details),
 	rateLimited: (retryAfterSeconds: number) =>
 		new GatewayError("RATE_LIMITED", "Too many requests", { retry_after: retryAfterSeconds }),
 	unavailable: (what: string, retryAfterSeconds?: number) =>

@@ -49,7 +49,7 @@ type AuthenticationThis = Service & {
 function setIdempotencyKey(meta: GatewayMeta, req: GatewayRequest): void {
 	const key = req.headers["idempotency-key"];
 	if (key === undefined) return;
-	if (typeof key !== "string" || !/^[A-Za-z0-9._:-]{1,64}$/.test(key)) throw fail.badRequest("Idempotency-Key must be 1-64 letters, digits, '.', '_', ':' or '-'");
+	if (typeof key !== "string" || !/^[A-Za-z0-9._:-]{1,64}$/.test(key)) throw fail.badRequest("Idempotency-Key must be 1-64 letters, digits, '.', '_', ':' or '-'", { header: "Idempotency-Key" });
 	meta.idempotencyKey = key;
 }
 

@@ -90,7 +90,10 @@ export const userActions: AuthActions = {
 						return user.id;
 					});
 				} catch (err) {
-					if ((err as Error).name === "SequelizeUniqueConstraintError") throw fail.conflict("A user with this username or email already exists");
+					if ((err as Error).name === "SequelizeUniqueConstraintError") {
+						const taken = (await db.models.User.count({ where: { username } })) > 0 ? "username" : "email";
+						throw fail.conflict(`A user with this ${taken} already exists`, { field: taken });
+					}
 					throw err;
 				}
 				respondCreated(ctx, `/users/${id}`);
@@ -173,7 +176,7 @@ export const userActions: AuthActions = {
 						}
 					});
 				} catch (err) {
-					if ((err as Error).name === "SequelizeUniqueConstraintError") throw fail.conflict("A user with this email already exists");
+					if ((err as Error).name === "SequelizeUniqueConstraintError") throw fail.conflict("A user with this email already exists", { field: "email" });
 					throw err;
 				}
 				if (password !== undefined || is_active === false) {

@@ -70,11 +70,11 @@ async function earlierWithKey(db: Database, chatId: number, clientKey: string, f
 	const earlier = await db.models.Message.findOne({ where: { client_key: clientKey }, raw: true });
 	if (!earlier) return null;
 	if (Number(earlier.chat_id) !== chatId) {
-		throw fail.conflict("This Idempotency-Key was used for a message to another chat; use a new key for a new message");
+		throw fail.conflict("This Idempotency-Key was used for a message to another chat; use a new key for a new message", { header: "Idempotency-Key" });
 	}
 	// Messages queued before fingerprints were kept (migration 0007) have none: the key alone decides.
 	if (earlier.client_request !== null && earlier.client_request !== fingerprint) {
-		throw fail.conflict("This Idempotency-Key was used for a different message (text, parse_mode, reply_to_message_id or disable_notification); use a new key for a new message");
+		throw fail.conflict("This Idempotency-Key was used for a different message (text, parse_mode, reply_to_message_id or disable_notification); use a new key for a new message", { header: "Idempotency-Key" });
 	}
 	return messageView(earlier as unknown as MessageRow);
 }

@@ -85,8 +85,9 @@ async function checkConfig(this: DeliveryThis, ctx: GatewayContext, config: Webh
 		for (const chatId of config.chat_ids!) {
 			if (!(await ctx.call<boolean, { chat_id: number; right: string }>("auth.can", { chat_id: chatId, right: "can_read" }))) throw fail.forbidden(`Needs can_read on chat ${chatId}`);
 		}
-		const found = await db.models.Chat.count({ where: { id: config.chat_ids! } });
-		if (found !== config.chat_ids!.length) throw fail.validation([{ field: "chat_ids", message: "Some of these chats do not exist." }]);
+		const found = new Set((await db.models.Chat.findAll({ where: { id: config.chat_ids! }, attributes: ["id"], raw: true })).map((chat) => Number(chat.id)));
+		const missing = config.chat_ids!.filter((id) => !found.has(id));
+		if (missing.length > 0) throw fail.validation([{ field: "chat_ids", message: `No chat has the id ${missing.join(", ")}.` }]);
 	}
 }
 

@@ -115,11 +115,12 @@ describe("users", () => {
 	it("a duplicate username is 409 CONFLICT, also in another case", async () => {
 		await post({ username: "dupe", password: "dupe-password-1" });
 		const before = await users();
-		expectApiError(await post({ username: "dupe", password: "other-password-1" }), 409, "CONFLICT");
+		// The conflict names the field that is taken.
+		expect(expectApiError(await post({ username: "dupe", password: "other-password-1" }), 409, "CONFLICT").details).toEqual({ field: "username" });
 		expectApiError(await post({ username: "DUPE", password: "other-password-1" }), 409, "CONFLICT");
 		await post({ username: "has-mail", password: "mail-password-1", email: "same@example.com" });
 		const withMail = await users();
-		expectApiError(await post({ username: "other-mail", password: "mail-password-1", email: "same@example.com" }), 409, "CONFLICT");
+		expect(expectApiError(await post({ username: "other-mail", password: "mail-password-1", email: "same@example.com" }), 409, "CONFLICT").details).toEqual({ field: "email" });
 		expect(await users()).toBe(withMail);
 		expect(withMail).toBe(before + 1);
 	});

@@ -147,7 +147,7 @@ describe("operator REPL (npm run repl), embedded", () => {
 		expect(await repl.run("users create bob --role superuser")).toContain('error: unknown role "superuser" (roles: admin, operator, viewer)');
 		expect(await repl.run("users create bob --password short")).toMatch(/error: Invalid password \(VALIDATION_ERROR, 400\)\n {2}password: /);
 		expect(await repl.run("users frob")).toContain('error: unknown subcommand "frob"');
-		expect(await repl.run("users create alice")).toContain("error: A user with this username or email already exists (CONFLICT, 409)");
+		expect(await repl.run("users create alice")).toContain("error: A user with this username already exists (CONFLICT, 409)");
 
 		const list = await repl.run("users list");
 		expect(list).toMatch(/admin\s*│ -\s*│ admin\s*│ yes/);

@@ -114,7 +114,7 @@ describe("sending: webhook mode", () => {
 		const { chatId } = await newChat(bot);
 		const before = await rowCounts(t);
 		const calls = sendCalls();
-		expectApiError(await send(chatId, { text: "bad key" }, undefined, { "idempotency-key": "has spaces in it" }), 400, "BAD_REQUEST");
+		expect(expectApiError(await send(chatId, { text: "bad key" }, undefined, { "idempotency-key": "has spaces in it" }), 400, "BAD_REQUEST").details).toEqual({ header: "Idempotency-Key" });
 		expectApiError(await send(chatId, { text: "bad key" }, undefined, { "idempotency-key": "k".repeat(65) }), 400, "BAD_REQUEST");
 		expect(await rowCounts(t)).toEqual(before);
 		expect(sendCalls()).toBe(calls);

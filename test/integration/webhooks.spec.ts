@@ -117,6 +117,12 @@ describe("webhooks: the REST routes", () => {
 		expect(await webhookCount()).toBe(before);
 	});
 
+	it("chat_ids naming chats that do not exist: the message says which", async () => {
+		const res = await t.api("POST", "/webhooks", { url: "https://hooks.example.com/x", scope: "chat", chat_ids: [chatId, 987_654, 987_655] });
+		expectApiError(res, 400, "VALIDATION_ERROR");
+		expect(JSON.stringify(res.body)).toContain("No chat has the id 987654, 987655.");
+	});
+
 	it("scope reply without reply_to_message_id: 400 naming reply_to_message_id, nothing stored", async () => {
 		const before = await webhookCount();
 		const res = await t.api("POST", "/webhooks", { url: "https://hooks.example.com/x", scope: "reply", chat_ids: [chatId] });

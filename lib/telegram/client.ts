@@ -288,6 +288,9 @@ export class TelegramClient {
 		}
 		if (body === null || typeof body !== "object" || Array.isArray(body)) throw new TelegramNetworkError(method, delivered, `HTTP ${status} with a body that is not an object`);
 		if (body.ok === true) return body.result as T;
+		// Telegram answers a refusal with its error_code as the HTTP status: a 2xx that is no success is
+		// no refusal either, and what became of the request is not known.
+		if (status >= 200 && status < 300) throw new TelegramNetworkError(method, delivered, `HTTP ${status} with an answer that is neither a success nor an error`);
 		const parameters = readParameters(body.parameters);
 		throw new TelegramApiError(method, body.error_code ?? status, safeDescription(body.description, token), parameters.retry_after ?? null, parameters);
 	}

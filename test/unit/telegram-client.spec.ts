@@ -159,6 +159,17 @@ describe("TelegramClient: whether a failed request may have reached Telegram", (
 		expect(await failure(root)).toMatchObject({ name: "TelegramNetworkError", delivered });
 	});
 
+	it.each([[{ result: { message_id: 1 } }], [{ ok: false }], [{ ok: false, error_code: 400, description: "Bad Request" }]])(
+		"a 200 whose JSON %j is no success is no refusal either: not known whether it was acted on (delivered maybe)",
+		async (answer) => {
+			const root = await serve((_req, res) => {
+				res.writeHead(200, { "content-type": "application/json" });
+				res.end(JSON.stringify(answer));
+			});
+			expect(await failure(root)).toMatchObject({ name: "TelegramNetworkError", delivered: "maybe" });
+		},
+	);
+
 	it("keeps Telegram's parameters on the error: migrate_to_chat_id of an upgraded group, retry_after", async () => {
 		const root = await serve((_req, res) => {
 			res.writeHead(400, { "content-type": "application/json" });

@@ -67,6 +67,8 @@ export interface ChatProto {
 	created_at: string;
 	updated_at: string;
 	business_connection_id: string;
+	is_forum: boolean;
+	migrated_to_chat_id: number;
 }
 
 export interface BotProto {
@@ -80,6 +82,7 @@ export interface BotProto {
 	is_active: boolean;
 	created_at: string;
 	updated_at: string;
+	last_error: string;
 }
 
 export interface StreamMessagesRequest {
@@ -154,6 +157,8 @@ export function chatToProto(chat: ChatView): ChatProto {
 		created_at: chat.created_at ?? "",
 		updated_at: chat.updated_at ?? "",
 		business_connection_id: chat.business_connection_id ?? "",
+		is_forum: chat.is_forum,
+		migrated_to_chat_id: chat.migrated_to_chat_id ?? 0,
 	};
 }
 
@@ -169,6 +174,7 @@ export function botToProto(bot: BotView): BotProto {
 		is_active: bot.is_active,
 		created_at: bot.created_at ?? "",
 		updated_at: bot.updated_at ?? "",
+		last_error: bot.last_error ?? "",
 	};
 }
 

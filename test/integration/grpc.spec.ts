@@ -243,6 +243,8 @@ describe("gRPC", () => {
 			created_at: c.created_at,
 			updated_at: c.updated_at,
 			business_connection_id: c.business_connection_id ?? "",
+			is_forum: c.is_forum,
+			migrated_to_chat_id: c.migrated_to_chat_id ?? 0,
 		});
 		const messageProto = (m: MessageBody): MessageProto => ({
 			id: m.id,
@@ -266,7 +268,7 @@ describe("gRPC", () => {
 			error_details_json: m.error_details === undefined ? "" : JSON.stringify(m.error_details),
 			media_group_id: m.media_group_id ?? "",
 		});
-		type BotBody = { id: number; username: string; telegram_id: number; display_name: string; description: string | null; mode: string; webhook_url: string | null; is_active: boolean; created_at: string; updated_at: string };
+		type BotBody = { id: number; username: string; telegram_id: number; display_name: string; description: string | null; mode: string; webhook_url: string | null; is_active: boolean; created_at: string; updated_at: string; last_error: string | null };
 		const botProto = (b: BotBody): BotProto => ({
 			id: b.id,
 			username: b.username,
@@ -278,6 +280,7 @@ describe("gRPC", () => {
 			is_active: b.is_active,
 			created_at: b.created_at,
 			updated_at: b.updated_at,
+			last_error: b.last_error ?? "",
 		});
 
 		it("ListChats and GetChat answer what GET /chats and GET /chats/:id answer; bot_id, limit and cursor page alike", async () => {

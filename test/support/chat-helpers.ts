@@ -42,6 +42,9 @@ export interface ChatBody {
 	username: string | null;
 	first_name: string | null;
 	last_name: string | null;
+	/** Beyond API.md: a supergroup with topics; a group that became a supergroup (Telegram's id of it). */
+	is_forum: boolean;
+	migrated_to_chat_id: number | null;
 	created_at: string;
 	updated_at: string;
 }

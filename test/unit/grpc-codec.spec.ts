@@ -128,7 +128,7 @@ describe("gRPC codec: results to proto messages", () => {
 		const chat = { id: 1, bot_id: 2, telegram_id: 3, business_connection_id: null, type: "group", title: "T", username: null, first_name: null, last_name: null, is_forum: false, migrated_to_chat_id: null, created_at: "a", updated_at: "b" };
 		expect(ROUTES.ListChats.reply({ data: [chat, { ...chat, id: 5, business_connection_id: "bc" }], next_cursor: null })).toEqual({
 			chats: [
-				{ id: 1, bot_id: 2, telegram_id: 3, type: "group", title: "T", username: "", first_name: "", last_name: "", created_at: "a", updated_at: "b", business_connection_id: "" },
+				{ id: 1, bot_id: 2, telegram_id: 3, type: "group", title: "T", username: "", first_name: "", last_name: "", created_at: "a", updated_at: "b", business_connection_id: "", is_forum: false, migrated_to_chat_id: 0 },
 				expect.objectContaining({ id: 5, business_connection_id: "bc" }),
 			],
 			next_cursor: "",
@@ -136,7 +136,7 @@ describe("gRPC codec: results to proto messages", () => {
 		expect(ROUTES.GetMessages.reply({ data: [message], next_cursor: "abc" })).toEqual({ messages: [messageToProto(message)], next_cursor: "abc" });
 		const bot = { id: 1, username: "b", telegram_id: 9, display_name: "B", description: null, mode: "polling", webhook_url: null, is_active: true, last_error: "x", created_at: "a", updated_at: "b" };
 		expect(ROUTES.ListBots.reply({ data: [bot], next_cursor: null })).toEqual({
-			bots: [{ id: 1, username: "b", telegram_id: 9, display_name: "B", description: "", mode: "polling", webhook_url: "", is_active: true, created_at: "a", updated_at: "b" }],
+			bots: [{ id: 1, username: "b", telegram_id: 9, display_name: "B", description: "", mode: "polling", webhook_url: "", is_active: true, created_at: "a", updated_at: "b", last_error: "x" }],
 			next_cursor: "",
 		});
 		expect(ROUTES.DeleteBot.reply()).toEqual({});

@@ -152,7 +152,7 @@ describe("MariaDB/MySQL schema", () => {
 		}
 	});
 
-	it.each(INSERT_PATHS)("a message Telegram sends again under another update_id is stored once, and both updates get their event (%s)", async (_path, returning) => {
+	it.each(INSERT_PATHS)("a message Telegram sends again under another update_id is stored once, and both updates get their event: the new one a new_message, the redelivery an `update` (%s)", async (_path, returning) => {
 		const node = withReturning(db, returning);
 		const bot = await insertBot(db);
 		const incoming = (updateId: number, messageId: number): IncomingUpdate => {
@@ -162,9 +162,10 @@ describe("MariaDB/MySQL schema", () => {
 		const first = await storeUpdates(node, [incoming(1, 1), incoming(2, 2)], new Map());
 		const again = await storeUpdates(node, [incoming(3, 2), incoming(4, 3), incoming(5, 1)], new Map());
 		expect(again.duplicates).toEqual([false, false, false]);
-		const ids = (events: typeof first.events) => events.map((e) => [e.message?.text, e.message?.id]);
-		const [one, two] = ids(first.events);
-		expect(ids(again.events)).toEqual([two, ["m3", expect.any(Number)], one]);
+		const ids = (events: typeof first.events) => events.map((e) => [e.type, e.message?.text ?? (e.update as { message: { text: string } }).message.text, e.message?.id]);
+		expect(ids(first.events)).toEqual([["new_message", "m1", expect.any(Number)], ["new_message", "m2", expect.any(Number)]]);
+		// The stored message is not fanned out again as new (services/ingest/message-store.ts).
+		expect(ids(again.events)).toEqual([["update", "m2", undefined], ["new_message", "m3", expect.any(Number)], ["update", "m1", undefined]]);
 		const [row] = await db.sequelize.query<{ n: number }>("SELECT COUNT(*) AS n FROM messages WHERE bot_id = ?", { type: QueryTypes.SELECT, replacements: [bot.id] });
 		expect(Number(row!.n)).toBe(3);
 	});

@@ -75,6 +75,9 @@ function failListenOnError(server: Server): void {
 	}) as Server["listen"];
 }
 
+/** moleculer-web's own sendError, which its typings do not declare. */
+type WithSendError = { sendError(req: IncomingMessage, res: ServerResponse, err: unknown): void };
+
 function onError(this: ApiThis, req: IncomingMessage & { $ctx?: Context }, res: ServerResponse, err: unknown): void {
 	const apiError = sendError(res, err);
 	if (isClientError(err)) return;
@@ -272,12 +275,12 @@ const ApiService: ServiceSchema<ApiSettingsSchema, ApiThis> = {
 			const allowed = allowedMethods((this as unknown as { aliases: Parameters<typeof allowedMethods>[0] }).aliases, path);
 			if (allowed.length > 0) res.setHeader("Allow", allowed.join(", "));
 			const err = allowed.length > 0 ? new GatewayError("NOT_FOUND", `${req.method} is not served on ${path}: it takes ${allowed.join(", ")}`) : new GatewayError("NOT_FOUND", "Not found");
-			(this as unknown as { sendError(req: IncomingMessage, res: ServerResponse, err: unknown): void }).sendError(req, res, err);
+			(this as unknown as WithSendError).sendError(req, res, err);
 		},
 
 		/** Replaces moleculer-web's handler, which logs every 5xx with its stack before our onError logs it again. */
 		errorHandler(this: ApiThis, req: IncomingMessage, res: ServerResponse, err: unknown) {
-			(this as unknown as { sendError(req: IncomingMessage, res: ServerResponse, err: unknown): void }).sendError(req, res, err);
+			(this as unknown as WithSendError).sendError(req, res, err);
 		},
 
 		/** Stops taking requests, lets the ones in flight finish (up to timeoutMs), then closes. */

@@ -7,6 +7,9 @@ import type { IncomingMessage } from "node:http";
 import { bearerToken } from "../../lib/bearer";
 import { fail } from "../../lib/errors";
 
+/** The query names that carry a credential, never a parameter (POST /bots has a body `token` of its own). */
+export const CREDENTIAL_QUERY_NAMES: ReadonlySet<string> = new Set(["api_key", "token"]);
+
 type RequestWithParams = IncomingMessage & {
 	query?: Record<string, unknown>;
 	body?: unknown;
@@ -44,7 +47,7 @@ export function takeCredential(req: RequestWithParams): string | null {
 
 	// Query values were merged over the body: drop them, and give a body field of the same name back
 	// (POST /bots has a `token` of its own, the bot's).
-	for (const name of ["api_key", "token"]) {
+	for (const name of CREDENTIAL_QUERY_NAMES) {
 		if (name in query) {
 			if (name in body && name !== "api_key") params[name] = body[name];
 			else delete params[name];

@@ -6,6 +6,7 @@ import bodyParser from "body-parser";
 import type { IncomingMessage, ServerResponse } from "node:http";
 import { fail, GatewayError, toApiError, type ApiError } from "../../lib/errors";
 import { MAX_JSON_DEPTH, sanitizeJson } from "../../lib/json";
+import { CREDENTIAL_QUERY_NAMES } from "./credentials";
 
 
 /**
@@ -102,9 +103,6 @@ function tooLarge(err: unknown): GatewayError | undefined {
 	if (type !== "entity.too.large") return undefined;
 	return new GatewayError("PAYLOAD_TOO_LARGE", `The body is larger than ${typeof limit === "number" ? `${limit} bytes` : "the limit"}`, typeof limit === "number" ? { limit } : {});
 }
-
-/** Query names that carry a credential (./credentials.ts), not a parameter: POST /bots has a body `token` of its own. */
-const CREDENTIAL_QUERY_NAMES = new Set(["api_key", "token"]);
 
 /**
  * After the body reader: a parameter given both in the query and in the body is refused, naming it.

@@ -18,7 +18,7 @@ import { runtimeOf, type Runtime } from "../lib/runtime";
 import { warnAtMostEvery } from "../lib/throttled-warning";
 import { answerOf, checkPushBeforeBody, countedPushBodyReader, pushSecret, telegramPushes, type TelegramPushes } from "./api/telegram-pushes";
 import { AuthenticationMixin, checkBeforeBody } from "./api/authentication";
-import { bodyReader, refuseParamsGivenTwice, requestIdFor, sendError, traceablePath } from "./api/http";
+import { answerParserErrors, bodyReader, refuseParamsGivenTwice, requestIdFor, sendError, traceablePath } from "./api/http";
 import { allowedMethods } from "./api/aliases";
 import { RouteUpkeepMixin } from "./api/route-upkeep";
 import { actionsFromServices, buildOpenApi, routesFromAliases, type AliasLike } from "./api/openapi";
@@ -318,6 +318,7 @@ const ApiService: ServiceSchema<ApiSettingsSchema, ApiThis> = {
 		// and one whose body was still coming ran to headersTimeout (60 s), which moleculer-web leaves.
 		(this.server as typeof this.server & { connectionsCheckingInterval: number }).connectionsCheckingInterval = 2_000;
 		this.server.headersTimeout = this.settings.requestTimeout as number;
+		answerParserErrors(this.server, this.settings.requestTimeout as number);
 	},
 
 	started(this: ApiThis) {

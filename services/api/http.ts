@@ -3,9 +3,11 @@
  * prototype keys (lib/json), client addresses, and writing the API's error shape.
  */
 import bodyParser from "body-parser";
-import type { IncomingMessage, ServerResponse } from "node:http";
+import type { IncomingMessage, Server, ServerResponse } from "node:http";
+import type { Duplex } from "node:stream";
 import { fail, GatewayError, toApiError, type ApiError } from "../../lib/errors";
 import { MAX_JSON_DEPTH, sanitizeJson } from "../../lib/json";
+import { requestIdFor } from "../../lib/request-id";
 import { CREDENTIAL_QUERY_NAMES } from "./credentials";
 
 
@@ -18,7 +20,7 @@ export function traceablePath(url: string | undefined): string {
 	return path.replace(/\/webhook\/[^/]+/, "/webhook/:path");
 }
 
-export { requestIdFor } from "../../lib/request-id";
+export { requestIdFor };
 
 export const JSON_TYPE = "application/json";
 export const FORM_TYPE = "application/x-www-form-urlencoded";
@@ -162,4 +164,33 @@ export function sendError(res: ServerResponse, err: unknown): ApiError {
 	const apiError = toApiError(err);
 	writeApiError(res, apiError);
 	return apiError;
+}
+
+/** What Node's HTTP parser refuses, before any route sees the request: status and why. */
+function parserRefusal(code: string | undefined, requestTimeoutMs: number): { status: number; reason: string; message: string } {
+	if (code === "HPE_HEADER_OVERFLOW") return { status: 431, reason: "Request Header Fields Too Large", message: "The request's headers are larger than 16 KB." };
+	if (code === "ERR_HTTP_REQUEST_TIMEOUT") return { status: 408, reason: "Request Timeout", message: `The request was not received in full within ${requestTimeoutMs / 1000} s.` };
+	return { status: 400, reason: "Bad Request", message: "The request is not valid HTTP/1.1." };
+}
+
+/**
+ * Requests Node's parser refuses (a broken request line, headers past 16 KB, a request trickled in
+ * past the request timeout) are answered in the API's error shape with an X-Request-Id, where Node
+ * alone writes a bare status line. Nothing else is read from the request: it is not HTTP we understand.
+ */
+export function answerParserErrors(server: Server, requestTimeoutMs: number): void {
+	server.on("clientError", (err: NodeJS.ErrnoException, socket: Duplex) => {
+		const answering = (socket as Duplex & { _httpMessage?: ServerResponse })._httpMessage;
+		// A reset connection cannot be answered, and one whose response has begun must not get a second.
+		if (err.code === "ECONNRESET" || !socket.writable || answering?.headersSent) {
+			socket.destroy();
+			return;
+		}
+		const { status, reason, message } = parserRefusal(err.code, requestTimeoutMs);
+		const body = JSON.stringify({ error: { code: "BAD_REQUEST", message } });
+		socket.end(
+			`HTTP/1.1 ${status} ${reason}\r\nContent-Type: application/json; charset=utf-8\r\nContent-Length: ${Buffer.byteLength(body)}\r\n` +
+				`X-Request-Id: ${requestIdFor(undefined)}\r\nConnection: close\r\n\r\n${body}`,
+		);
+	});
 }

@@ -7,6 +7,7 @@
  * through REST and socket.io.
  */
 import { request as httpRequest } from "node:http";
+import { connect } from "node:net";
 import { gzipSync } from "node:zlib";
 import fc from "fast-check";
 import { createKey, createUser } from "../support/auth";
@@ -353,7 +354,32 @@ describe("hostile input: REST", () => {
 			);
 		});
 
-		// (Headers over Node's 16 KB limit get Node's own bare 431 before the gateway sees the request.)
+		it("what Node's HTTP parser refuses is answered in the error shape with an X-Request-Id, and the server keeps serving", async () => {
+			const url = new URL(t.baseUrl);
+			const rawExchange = (request: string) =>
+				new Promise<string>((resolve, reject) => {
+					const socket = connect(Number(url.port), url.hostname, () => socket.end(request));
+					let text = "";
+					socket.on("data", (chunk: Buffer) => (text += chunk.toString()));
+					socket.on("close", () => resolve(text));
+					socket.on("error", reject);
+				});
+			const cases: Array<[string, number]> = [
+				["NOT HTTP AT ALL\r\n\r\n", 400],
+				["GET /api/v1/health HTTP/1.1\r\nHost: x\r\nBad Header Name: 1\r\n\r\n", 400],
+				[`GET /api/v1/auth/me HTTP/1.1\r\nHost: x\r\nX-Filler: ${"a".repeat(20_000)}\r\n\r\n`, 431],
+			];
+			for (const [request, status] of cases) {
+				const answer = await rawExchange(request);
+				const [head, body] = answer.split("\r\n\r\n");
+				expect(head).toMatch(new RegExp(`^HTTP/1.1 ${status} `));
+				expect(head).toMatch(/\r\nX-Request-Id: [0-9a-f-]{36}\r\n/i);
+				expect(head).toMatch(/\r\nContent-Type: application\/json/i);
+				expect(JSON.parse(body!)).toEqual({ error: { code: "BAD_REQUEST", message: expect.any(String) } });
+			}
+			expect((await t.api("GET", "/auth/me")).status).toBe(200);
+		});
+
 		it("hostile X-Request-Id, Idempotency-Key, User-Agent and X-Forwarded-For headers: answered, never a 5xx", async () => {
 			const headerText = fc.oneof(hostileText, fc.string({ maxLength: 300 }), fc.constantFrom("", " ", "x".repeat(3_000), "a".repeat(64), "a".repeat(65), "key with spaces", "ok-key_1.2:3")).map((v) => v.replace(/[^\x20-\x7e]/g, "").trim());
 			const headers = fc.record({ "x-request-id": headerText, "idempotency-key": headerText, "user-agent": headerText, "x-forwarded-for": headerText }, { requiredKeys: [] });

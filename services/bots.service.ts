@@ -15,6 +15,7 @@ import { pageParams } from "../lib/paging";
 import { runtimeOf, type Runtime } from "../lib/runtime";
 import { iso } from "../lib/time";
 import { enqueueMessage, type EnqueueParams } from "./bots/outbox";
+import { followChatMigration } from "./ingest/chat-migration";
 import { queueStatsActions } from "./bots/queue-stats";
 import { BOT_TOKEN, botToken, botView, identifyBot, webhookUrl } from "./bots/registry";
 import { announce, connectTelegram, deactivate, register, whileRegistering, type RegistrationDeps } from "./bots/registration";
@@ -223,7 +224,8 @@ const BotsService: ServiceSchema<ServiceSettingSchema, BotsThis> = {
 				sent_by: { type: "string", max: 64 },
 			},
 			async handler(this: BotsThis, ctx: Context<EnqueueParams>) {
-				const result = await enqueueMessage(this.runtime.db, ctx.params, this.runtime.config.sendQueueLimits);
+				const { db } = this.runtime;
+				const result = await enqueueMessage(db, ctx.params, this.runtime.config.sendQueueLimits, (migration) => followChatMigration(db, this.broker, this.logger, migration));
 				if (result.created) void this.senders.schedule([result.message.bot_id]);
 				await this.broker.broadcast("outbound.kick", { bot_id: result.message.bot_id });
 				return result.message;

@@ -16,7 +16,7 @@ import { publishEvents } from "./broker/publish";
 import { Batcher } from "../lib/batcher";
 import { retentionMixin } from "../mixins/retention.mixin";
 import { BotRoutes, secretMatches, type BotRoute } from "./ingest/bot-routes";
-import { carryOverChatMigration, migrationsIn, type ChatMigration } from "./ingest/chat-migration";
+import { followChatMigration, migrationsIn, type ChatMigration } from "./ingest/chat-migration";
 import { NormalizeError, readUpdate } from "./ingest/normalize";
 import { refuseOverloaded } from "./ingest/overload";
 import { PollerScheduler } from "./ingest/poller-scheduler";
@@ -203,20 +203,7 @@ const IngestService: ServiceSchema<ServiceSettingSchema, IngestThis> = {
 
 		/** A group became a supergroup: its grants and chat webhooks follow (ingest/chat-migration.ts). */
 		async carryOver(this: IngestThis, migrations: ChatMigration[]): Promise<void> {
-			for (const migration of migrations) {
-				try {
-					const carried = await carryOverChatMigration(this.runtime.db, migration);
-					if (!carried) continue;
-					for (const change of carried.grants) await this.broker.broadcast("auth.changed", change);
-					if (carried.webhookIds.length > 0) await this.broker.broadcast("webhooks.changed", {});
-					if (carried.grants.length + carried.webhookIds.length > 0) {
-						this.logger.info(`Chat ${migration.fromTelegramId} became supergroup ${migration.toTelegramId}: ${carried.grants.length} grant(s) and ${carried.webhookIds.length} webhook(s) carried over`);
-					}
-				} catch (err) {
-					// The supergroup's own service message tries again; the updates themselves are stored.
-					this.logger.warn(`Cannot carry chat ${migration.fromTelegramId}'s grants over to supergroup ${migration.toTelegramId}:`, (err as Error).message);
-				}
-			}
+			for (const migration of migrations) await followChatMigration(this.runtime.db, this.broker, this.logger, migration);
 		},
 	},
 

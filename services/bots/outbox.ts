@@ -7,6 +7,7 @@
  * message (send-failure.ts: failures.chatMigrated), nor does a chat or bot whose queue is full
  * (queue-limits.ts).
  */
+import type { ChatMigration } from "../ingest/chat-migration";
 import { createHash } from "node:crypto";
 import type { Database } from "../../lib/db/connection";
 import { retryingConflicts } from "../../lib/db/conflicts";
@@ -183,7 +184,13 @@ async function writeQueued(db: Database, items: PendingMessage[]): Promise<Enque
  * `limits`: the queue caps (config.sendQueueLimits); only tests and tools that fill a queue on purpose
  * leave them out. Plain statements (lib/db/raw.ts), as ingest's: this runs for every message sent.
  */
-export async function enqueueMessage(db: Database, params: EnqueueParams, limits?: SendQueueLimits): Promise<{ message: MessageView; created: boolean }> {
+export async function enqueueMessage(
+	db: Database,
+	params: EnqueueParams,
+	limits?: SendQueueLimits,
+	/** A send to a group that became a supergroup the bot has seen: the caller carries its grants over (ingest/chat-migration.ts). */
+	chatMigrated?: (migration: ChatMigration) => Promise<void>,
+): Promise<{ message: MessageView; created: boolean }> {
 	const chat = await sendTarget(db, params.chat_id);
 	if (!chat) throw fail.notFound("Chat");
 	const botId = Number(chat.bot_id);
@@ -202,7 +209,9 @@ export async function enqueueMessage(db: Database, params: EnqueueParams, limits
 	if (chat.migrated_to_chat_id !== null && chat.migrated_to_chat_id !== undefined) {
 		// Not sent to the supergroup on the client's behalf: its grants are its own.
 		const migrateTo = Number(chat.migrated_to_chat_id);
-		const refusal = failures.chatMigrated(migrateTo, await chatIdOf(db, botId, migrateTo));
+		const newChatId = await chatIdOf(db, botId, migrateTo);
+		if (newChatId !== null) await chatMigrated?.({ botId, fromTelegramId: Number(chat.telegram_id), toTelegramId: migrateTo });
+		const refusal = failures.chatMigrated(migrateTo, newChatId);
 		throw new GatewayError(refusal.code, refusal.message, { ...refusal.details });
 	}
 	const request: Record<string, unknown> = { chat_id: Number(chat.telegram_id), text: params.text };

@@ -16,6 +16,7 @@ import type { SharedState } from "../../lib/state";
 import { TelegramApiError, TelegramNetworkError } from "../../lib/telegram/client";
 import type { GatewayEvent } from "../broker/event-log";
 import type { MessageView } from "../chats/views";
+import type { ChatMigration } from "../ingest/chat-migration";
 import { pause } from "./flood";
 import { forgetOutcome, shareOutcome, type KnownOutcome } from "./known-outcomes";
 import { heldElsewhereFor, releaseRow } from "./queue-claims";
@@ -45,6 +46,8 @@ export interface RecordingDeps {
 	known: Map<number, KnownOutcome>;
 	/** Called after each commit: the events to publish and the messages that left the queue. */
 	settled(events: GatewayEvent[], settled: Settled[]): Promise<void>;
+	/** Telegram said a group became a supergroup the bot has seen: its grants follow (ingest/chat-migration.ts). */
+	chatMigrated?(migration: ChatMigration): Promise<void>;
 }
 
 /**
@@ -175,10 +178,11 @@ export async function handleFailure(deps: RecordingDeps, botId: number, row: Out
 /**
  * Telegram says the chat became a supergroup: the chat records where it went, and this message and
  * the chat's later ones fail, naming it (Telegram would refuse them alike). They are not sent to the
- * supergroup: grants are per chat, and the supergroup's may differ.
+ * supergroup: grants are per chat, and the supergroup's may differ (the group's are carried over to it).
  */
 async function failMigratedChat(deps: RecordingDeps, botId: number, row: OutboundQueueItem, migrateTo: number, telegramCode: number | undefined): Promise<void> {
 	const newChatId = await noteChatMigration(deps.db, Number(row.message_id), migrateTo);
+	if (newChatId !== null) await deps.chatMigrated?.({ botId, fromTelegramId: Number(row.chat_telegram_id), toTelegramId: migrateTo });
 	await recordFailed(deps, botId, row, failures.chatMigrated(migrateTo, newChatId, telegramCode));
 	const later = await deps.db.models.OutboundQueueItem.findAll({
 		where: { bot_id: botId, chat_telegram_id: row.chat_telegram_id, chat_kind: "group", message_id: { [Op.gt]: row.message_id } },

@@ -12,6 +12,7 @@ import type { LeaseRunner } from "../../lib/lease";
 import type { SharedState } from "../../lib/state";
 import type { TelegramClient } from "../../lib/telegram/client";
 import { publishEvents } from "../broker/publish";
+import { followChatMigration } from "../ingest/chat-migration";
 import { SendTimes } from "./flood";
 import type { KnownOutcome } from "./known-outcomes";
 import { drainBotQueue, type SenderDeps } from "./sender";
@@ -125,6 +126,7 @@ export class SenderScheduler {
 			state,
 			logger,
 			owner: leases.owner,
+			chatMigrated: (migration) => followChatMigration(db, broker, logger, migration),
 			settled: async (events, settled) => {
 				await publishEvents(broker, events);
 				for (const item of settled) {

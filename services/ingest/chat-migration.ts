@@ -8,6 +8,7 @@
  * migrate_from_chat_id in the supergroup), in either order: the carry-over runs when both chats are
  * stored, and running it again changes nothing.
  */
+import type { LoggerInstance, ServiceBroker } from "moleculer";
 import { Op } from "sequelize";
 import type { Database } from "../../lib/db/connection";
 import type { AuthChange } from "../auth/cache";
@@ -77,4 +78,25 @@ export async function carryOverChatMigration(db: Database, migration: ChatMigrat
 		}
 		return { chatId: Number(to.id), grants, webhookIds };
 	});
+}
+
+/**
+ * Carries a migration over and tells the cluster (the auth caches of the new grants, the webhooks'
+ * audiences). Learned from a service message (ingest) or from Telegram refusing a send to the group
+ * (the sender, and sends refused before queueing): service messages missed, say before the bot was
+ * registered, must not leave the supergroup's chat without the group's grants. Never throws: the
+ * next service message or refused send tries again.
+ */
+export async function followChatMigration(db: Database, broker: ServiceBroker, logger: LoggerInstance, migration: ChatMigration): Promise<void> {
+	try {
+		const carried = await carryOverChatMigration(db, migration);
+		if (!carried) return;
+		for (const change of carried.grants) await broker.broadcast("auth.changed", change);
+		if (carried.webhookIds.length > 0) await broker.broadcast("webhooks.changed", {});
+		if (carried.grants.length + carried.webhookIds.length > 0) {
+			logger.info(`Chat ${migration.fromTelegramId} became supergroup ${migration.toTelegramId}: ${carried.grants.length} grant(s) and ${carried.webhookIds.length} webhook(s) carried over`);
+		}
+	} catch (err) {
+		logger.warn(`Cannot carry chat ${migration.fromTelegramId}'s grants over to supergroup ${migration.toTelegramId}:`, (err as Error).message);
+	}
 }

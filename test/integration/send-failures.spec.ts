@@ -6,7 +6,7 @@
  * no new message; nothing is sent to the supergroup on the client's behalf.
  */
 import * as grpc from "@grpc/grpc-js";
-import { expectApiError } from "../support/auth";
+import { createUser, expectApiError } from "../support/auth";
 import { rowCounts, sentWithText, userWrites, waitForEvent, waitForStatus, type ChatBody, type MessageBody } from "../support/chat-helpers";
 import { grpcCall, grpcCredentials, grpcPortOf } from "../support/hostile-grpc";
 import { startTelegramGateway, type TelegramGateway } from "../support/telegram-gateway";
@@ -101,6 +101,31 @@ describe("sending: failures and how they are told", () => {
 		expect(await rowCounts(t)).toEqual(before);
 		expect(sendCalls()).toBe(calls);
 	});
+
+	it("an upgrade learned only from Telegram refusing a send carries the group's grants to the supergroup's chat, at the refusal or, for a supergroup not seen yet, at the next refused send", async () => {
+		const operator = await createUser(t.gw, t.adminToken, ["operator"]);
+		const canReadAndSend = async (chatId: number) => [
+			(await t.api("GET", `/chats/${chatId}/messages`, undefined, operator.token)).status,
+			(await t.api("POST", `/chats/${chatId}/messages`, { text: "from the operator" }, operator.token)).status,
+		];
+		for (const seenAtRefusal of [true, false]) {
+			nextChat += 1;
+			const [oldId, newId] = [-nextChat, -1_000_000_000_000 - nextChat];
+			const groupChatId = await newGroup("group", oldId);
+			expect((await t.api("PUT", `/chats/${groupChatId}/permissions`, { user_id: operator.id, can_read: true, can_send: true })).status).toBe(201);
+			// No migrate_to / migrate_from service message reaches the gateway: only the send's refusal tells.
+			t.telegram.migrateChat(oldId, newId);
+			const supergroupSeen = seenAtRefusal ? await newGroup("supergroup", newId) : null;
+			expectApiError(await send(groupChatId, "after the upgrade"), 409, "CONFLICT");
+			const supergroupChatId = supergroupSeen ?? (await newGroup("supergroup", newId));
+			if (!seenAtRefusal) {
+				expect(await canReadAndSend(supergroupChatId)).toEqual([403, 403]);
+				const again = expectApiError(await send(groupChatId, "once more"), 409, "CONFLICT");
+				expect(again.details).toMatchObject({ new_chat_id: supergroupChatId });
+			}
+			expect(await canReadAndSend(supergroupChatId)).toEqual([200, 201]);
+		}
+	}, 30_000);
 
 	it("messages queued behind the first refusal of an upgraded group fail with it, without a call to Telegram each; a supergroup the bot has not seen is named by Telegram's id", async () => {
 		nextChat += 1;

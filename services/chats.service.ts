@@ -22,6 +22,9 @@ import { ID } from "../lib/validator";
 const SEQ = { type: "number", integer: true, min: 0, convert: true, optional: true } as const;
 const SEND_WAIT_MS = 5_000;
 
+/** A message as stored, with who sent it (principalKey; null for incoming ones). */
+type SentByRow = MessageRow & { sent_by: string | null };
+
 interface ChatsLocalVars {
 	runtime: Runtime;
 	/** message id -> callbacks waiting for its outbound.settled. */
@@ -31,8 +34,7 @@ interface ChatsLocalVars {
 interface ChatsMethods {
 	requireChat(ctx: GatewayContext, chatId: number, right: Right, subject?: string): Promise<void>;
 	waitForSettled(messageId: number, ms: number): Promise<Settled | null>;
-	loadMessage(id: number): Promise<MessageView>;
-	loadMessageRow(id: number): Promise<MessageRow>;
+	loadMessageRow(id: number): Promise<SentByRow>;
 }
 
 type ChatsThis = Service<ServiceSettingSchema> & ChatsLocalVars & ChatsMethods;
@@ -134,10 +136,16 @@ const ChatsService: ServiceSchema<ServiceSettingSchema, ChatsThis> = {
 			permission: "messages:read",
 			params: { $$strict: true, id: ID },
 			async handler(this: ChatsThis, ctx: GatewayContext<{ id: number }>) {
-				const message = await this.loadMessage(ctx.params.id);
-				// The refusal does not name the chat: message ids are guessable, and would map them to chats.
-				await this.requireChat(ctx, message.chat_id, "can_read", "this message's chat");
-				return message;
+				const row = await this.loadMessageRow(ctx.params.id);
+				const chatId = Number(row.chat_id);
+				// Its sender follows its own message (the send's Location) with can_send alone: a send-only
+				// grant would otherwise learn the outcome of a 202 only by sending again.
+				const ownSend = row.sent_by !== null && row.sent_by === principalKey(principalOf(ctx));
+				if (!ownSend || !(await ctx.call<boolean, { chat_id: number; right: Right }>("auth.can", { chat_id: chatId, right: "can_send" }))) {
+					// The refusal does not name the chat: message ids are guessable, and would map them to chats.
+					await this.requireChat(ctx, chatId, "can_read", "this message's chat");
+				}
+				return messageView(row);
 			},
 		},
 
@@ -225,14 +233,10 @@ const ChatsService: ServiceSchema<ServiceSettingSchema, ChatsThis> = {
 			if (!allowed) throw rightRefused(right, subject);
 		},
 
-		async loadMessage(this: ChatsThis, id: number): Promise<MessageView> {
-			return messageView(await this.loadMessageRow(id));
-		},
-
-		async loadMessageRow(this: ChatsThis, id: number): Promise<MessageRow> {
+		async loadMessageRow(this: ChatsThis, id: number): Promise<SentByRow> {
 			const [row] = await read<MessageRow>(this.runtime.db, "SELECT * FROM messages WHERE id = ?", [id]);
 			if (!row) throw fail.notFound("Message");
-			return row as unknown as MessageRow;
+			return row as unknown as SentByRow;
 		},
 
 		/** Resolves with the message's outcome, or null when it is still queued after `ms`. */

@@ -170,6 +170,21 @@ describe("sending: webhook mode", () => {
 		expect(sentWithText(t, "now allowed")).toHaveLength(1);
 	});
 
+	it("with can_send alone, the sender follows its own message's Location, and nobody else's message in the chat; without can_send, not even its own", async () => {
+		const { chatId } = await newChat(bot);
+		const other = await createUser(t.gw, t.adminToken, ["operator"]);
+		await grant(chatId, { user_id: operator.id, can_read: false, can_send: true });
+		await grant(chatId, { user_id: other.id, can_read: false, can_send: true });
+		const own = await send(chatId, { text: "send-only" }, operator.token);
+		expect(own.status).toBe(201);
+		const location = own.headers.get("location")!.replace("/api/v1", "");
+		expect((await t.api<MessageBody>("GET", location, undefined, operator.token)).body).toMatchObject({ id: own.body.id, status: "sent" });
+		expectApiError(await t.api("GET", location, undefined, other.token), 403, "FORBIDDEN");
+		expectApiError(await t.api("GET", `/chats/${chatId}/messages`, undefined, operator.token), 403, "FORBIDDEN");
+		await grant(chatId, { user_id: operator.id, can_read: false, can_send: false });
+		expectApiError(await t.api("GET", location, undefined, operator.token), 403, "FORBIDDEN");
+	});
+
 	it("when Telegram takes longer than 5 s: 202 with status queued, then the message is sent", async () => {
 		const { chatId } = await newChat(bot);
 		t.telegram.failNext("sendMessage", { delayMs: 7000 });

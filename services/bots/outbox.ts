@@ -60,21 +60,34 @@ export interface EnqueueParams {
 	sent_by: string;
 }
 
-/** What a send asked for, as a fingerprint: a client key sent again must come with the same. */
-export function requestFingerprint(params: Pick<EnqueueParams, "text" | "parse_mode" | "reply_to_message_id" | "disable_notification">): string {
-	const asked = [params.text, params.parse_mode ?? null, params.reply_to_message_id ?? null, params.disable_notification ?? null];
-	return createHash("sha256").update(JSON.stringify(asked)).digest("hex");
+type Asked = Pick<EnqueueParams, "text" | "parse_mode" | "reply_to_message_id" | "disable_notification">;
+
+const fingerprintOf = (asked: unknown[]) => createHash("sha256").update(JSON.stringify(asked)).digest("hex");
+
+/**
+ * What a send asked for, as a fingerprint: a client key sent again must come with the same.
+ * disable_notification false is Telegram's default, the same message as none (gRPC cannot tell them apart).
+ */
+export function requestFingerprint(params: Asked): string {
+	return fingerprintOf([params.text, params.parse_mode ?? null, params.reply_to_message_id ?? null, params.disable_notification === true ? true : null]);
+}
+
+/** The fingerprints an earlier send of the same may carry: one with an explicit false kept it as such before it counted as none. */
+function earlierFingerprints(params: Asked): string[] {
+	const current = requestFingerprint(params);
+	if (params.disable_notification === true) return [current];
+	return [current, fingerprintOf([params.text, params.parse_mode ?? null, params.reply_to_message_id ?? null, false])];
 }
 
 /** The message an earlier request with this client key queued, if any; a different request with the key is a conflict. */
-async function earlierWithKey(db: Database, chatId: number, clientKey: string, fingerprint: string): Promise<MessageView | null> {
+async function earlierWithKey(db: Database, chatId: number, clientKey: string, fingerprints: string[]): Promise<MessageView | null> {
 	const earlier = await db.models.Message.findOne({ where: { client_key: clientKey }, raw: true });
 	if (!earlier) return null;
 	if (Number(earlier.chat_id) !== chatId) {
 		throw fail.conflict("This Idempotency-Key was used for a message to another chat; use a new key for a new message", { header: "Idempotency-Key" });
 	}
 	// Messages queued before fingerprints were kept (migration 0007) have none: the key alone decides.
-	if (earlier.client_request !== null && earlier.client_request !== fingerprint) {
+	if (earlier.client_request !== null && !fingerprints.includes(earlier.client_request)) {
 		throw fail.conflict("This Idempotency-Key was used for a different message (text, parse_mode, reply_to_message_id or disable_notification); use a new key for a new message", { header: "Idempotency-Key" });
 	}
 	return messageView(earlier as unknown as MessageRow);
@@ -200,7 +213,7 @@ export async function enqueueMessage(
 	// told otherwise and send it again some other way.
 	const fingerprint = params.client_key ? requestFingerprint(params) : null;
 	if (params.client_key) {
-		const earlier = await earlierWithKey(db, chatId, params.client_key, fingerprint!);
+		const earlier = await earlierWithKey(db, chatId, params.client_key, earlierFingerprints(params));
 		if (earlier) return { message: earlier, created: false };
 	}
 	// A new message would only wait in a paused queue.
@@ -262,7 +275,7 @@ export async function enqueueMessage(
 	} catch (err) {
 		// Two requests with the same client key raced: the other one queued it.
 		if (isDuplicateKey(err) && params.client_key) {
-			const earlier = await earlierWithKey(db, chatId, params.client_key, fingerprint!);
+			const earlier = await earlierWithKey(db, chatId, params.client_key, earlierFingerprints(params));
 			if (earlier) return { message: earlier, created: false };
 		}
 		throw err;

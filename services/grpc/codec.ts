@@ -249,7 +249,7 @@ export interface UnaryRoute<Req, Res> {
 	params(request: Req): Record<string, unknown>;
 	/** ctx.meta besides the principal (SendMessage's idempotency key). */
 	meta?(request: Req): Partial<GatewayMeta>;
-	/** Action param -> proto field, where they differ, for the fields named in VALIDATION_ERROR details. */
+	/** Action param (or REST header) -> proto field, where they differ, for the fields named in error details. */
 	fields?: Record<string, string>;
 	/** The action's result (the REST body) as the reply. */
 	reply(result: unknown): Res;
@@ -276,7 +276,7 @@ export const ROUTES = {
 			if (!IDEMPOTENCY_KEY.test(r.idempotency_key)) throw fail.badRequest("idempotency_key must be 1-64 letters, digits, '.', '_', ':' or '-'");
 			return { idempotencyKey: r.idempotency_key };
 		},
-		fields: { id: "chat_id" },
+		fields: { id: "chat_id", "Idempotency-Key": "idempotency_key" },
 		reply: (result) => {
 			const message = result as MessageView;
 			return { message: messageToProto(message), queued: message.status === "queued" };

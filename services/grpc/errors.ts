@@ -48,9 +48,17 @@ export function grpcErrorOf(code: ApiErrorCode, message: string, details?: Recor
 	return { code: GRPC_STATUS[code], details: message, metadata };
 }
 
-/** Names the offending fields as the proto does (`chat_id`) where the action's params differ (`id`). */
+/**
+ * Names the offending fields as the proto does (`chat_id`) where the action's params differ (`id`),
+ * and a REST header the proto carries as a field (`header: "Idempotency-Key"` -> `field: "idempotency_key"`).
+ */
 function renameFields(apiError: ApiError, fields: Record<string, string>): ApiError {
 	const { error } = apiError.body;
+	const header = error.details?.header;
+	if (typeof header === "string" && fields[header] !== undefined) {
+		const { header: _header, ...rest } = error.details!;
+		return { ...apiError, body: { error: { ...error, details: { ...rest, field: fields[header] } } } };
+	}
 	const problems = error.details?.fields as FieldProblem[] | undefined;
 	if (error.code !== "VALIDATION_ERROR" || !Array.isArray(problems)) return apiError;
 	const renamed = problems.map((p) => {

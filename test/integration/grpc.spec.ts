@@ -342,6 +342,19 @@ describe("gRPC", () => {
 			expect(sentWithText(t, "exactly once")).toHaveLength(1);
 		});
 
+		it("a REST send with disable_notification false and its gRPC retry (where false is the default) are one message; a key reused for another message names idempotency_key", async () => {
+			const { chatId } = await newChat("cross retry");
+			const rest = await t.api<MessageBody>("POST", `/chats/${chatId}/messages`, { text: "quiet or not", disable_notification: false }, undefined, { "idempotency-key": "cross-1" });
+			expect(rest.status).toBe(201);
+			const retried = await rpc<{ message: MessageProto }>("SendMessage", { chat_id: chatId, text: "quiet or not", disable_notification: false, idempotency_key: "cross-1" });
+			expect(retried.value?.message.id).toBe(rest.body.id);
+			const withoutIt = await t.api<MessageBody>("POST", `/chats/${chatId}/messages`, { text: "quiet or not" }, undefined, { "idempotency-key": "cross-1" });
+			expect(withoutIt.body.id).toBe(rest.body.id);
+			expect(sentWithText(t, "quiet or not")).toHaveLength(1);
+			const reused = await rpc("SendMessage", { chat_id: chatId, text: "another text", idempotency_key: "cross-1" });
+			expect(expectStatus(reused, grpc.status.ALREADY_EXISTS, "CONFLICT")).toEqual({ field: "idempotency_key" });
+		});
+
 		it("SendMessage while Telegram is slower than 5 s: queued true with status queued (REST's 202)", async () => {
 			const { chatId } = await newChat("slow one");
 			t.telegram.failNext("sendMessage", { delayMs: 6_500 });

@@ -1,5 +1,5 @@
 /**
- * `npm run migrate -- up | down [--to <name>|0] [--step <n>] | status | seq [--above <n>]`: the
+ * `npm run migrate -- up | down [--to <name>|0] [--step <n>] [--discard] | status | seq [--above <n>]`: the
  * schema by hand, and the event log's counter after a restore.
  */
 import { parseArgs } from "node:util";
@@ -8,7 +8,7 @@ import { openDatabase } from "../lib/db/connection";
 import { createMigrator, migrateDown, migrateUp, NotAppliedError, unknownMigrations } from "../lib/db/migrator";
 import { raiseSeqFloor, seqStanding } from "../services/broker/event-log";
 
-const USAGE = "usage: npm run migrate -- up | down [--to <name>|0 | --step <n>] | status | seq [--above <n>]   (--help for more)";
+const USAGE = "usage: npm run migrate -- up | down [--to <name>|0 | --step <n>] [--discard] | status | seq [--above <n>]   (--help for more)";
 
 // umzug's `to` is inclusive when reverting: said here and before acting, since "down to X" reads as keeping X.
 const HELP = `usage: npm run migrate -- <command>
@@ -19,9 +19,14 @@ const HELP = `usage: npm run migrate -- <command>
   down --to <name>    revert every migration applied after <name>, AND <name> itself (inclusive,
                       as umzug's --to): to keep <name>, give the one applied after it
   down --to 0         revert every migration
+  down ... --discard  revert even what drops data applying the migrations again cannot bring back
+                      (Idempotency-Keys of sent messages, ended API key secrets); without it such a
+                      down refuses and names what it would drop. A migration whose data the older
+                      schema cannot hold (users with roles, business chats) is never reverted.
   seq                 the event log's counter (the last seq handed out) and its highest stored seq
   seq --above <n>     hand out seqs above <n> from now on (after restoring a backup: <n> at least
                       the highest seq consumers saw before); never lowers the counter
+Every migration down would revert is checked first: it reverts all of them or none.
 What down will revert is printed before anything is.`;
 
 class UsageError extends Error {}
@@ -35,18 +40,19 @@ function seqFloor(args: string[]): number | null {
 	return floor;
 }
 
-/** What to revert: `--to <name>` (0 for everything) or `--step <n>` (a positive integer; 1 by default). */
-function downTarget(args: string[]): { to: string | 0 } | { step: number } {
+/** What to revert: `--to <name>` (0 for everything) or `--step <n>` (a positive integer; 1 by default), and whether `--discard` was given. */
+function downTarget(args: string[]): ({ to: string | 0 } | { step: number }) & { discard: boolean } {
 	// Strict: an unknown or misspelt option (--setp 3) must not fall back to reverting one migration.
-	const { values } = parseArgs({ args, options: { to: { type: "string" }, step: { type: "string" } }, strict: true, allowPositionals: false });
+	const { values } = parseArgs({ args, options: { to: { type: "string" }, step: { type: "string" }, discard: { type: "boolean" } }, strict: true, allowPositionals: false });
+	const discard = values.discard ?? false;
 	if (values.to !== undefined && values.step !== undefined) throw new UsageError("give --to or --step, not both");
 	if (values.to !== undefined) {
 		if (values.to.trim() === "") throw new UsageError("--to needs a migration name, or 0 for all of them");
-		return { to: values.to === "0" ? 0 : values.to };
+		return { to: values.to === "0" ? 0 : values.to, discard };
 	}
-	if (values.step === undefined) return { step: 1 };
+	if (values.step === undefined) return { step: 1, discard };
 	if (!/^[1-9]\d{0,3}$/.test(values.step)) throw new UsageError(`--step must be a positive integer, got "${values.step}"`);
-	return { step: Number(values.step) };
+	return { step: Number(values.step), discard };
 }
 
 async function main(): Promise<void> {

@@ -101,13 +101,16 @@ async function whatDownWouldLose(qi: QueryInterface): Promise<string[]> {
 	return losses;
 }
 
-export async function down({ context: qi }: Step): Promise<void> {
+/** Why this migration cannot be reverted, or null (checked for every planned migration before any is reverted). */
+export async function refuseDown({ context: qi }: Step): Promise<string | null> {
 	const losses = await whatDownWouldLose(qi);
-	if (losses.length > 0) {
-		throw new Error(
-			`${losses.join("; ")}: reverting 0002 would lose that for good, and applying it again would not bring it back. Revert no further than 0003 (\`down --to 0003-message-lookups\` keeps 0002); to remove everything, drop the database.`,
-		);
-	}
+	if (losses.length === 0) return null;
+	return `${losses.join("; ")}: reverting 0002 would lose that for good, and applying it again would not bring it back. Revert no further than 0003 (\`down --to 0003-message-lookups\` keeps 0002); to remove everything, drop the database.`;
+}
+
+export async function down({ context: qi }: Step): Promise<void> {
+	const refusal = await refuseDown({ context: qi });
+	if (refusal) throw new Error(refusal);
 	await qi.bulkDelete("sequences", { name: SEQUENCES });
 	await qi.bulkDelete("role_permissions", {});
 	await qi.bulkDelete("roles", { name: Object.keys(ROLES) });

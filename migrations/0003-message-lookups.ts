@@ -14,6 +14,17 @@ export async function up({ context: qi }: Step): Promise<void> {
 	await addIndex(qi, "messages", ["chat_id", "client_key"], { unique: true });
 }
 
+/**
+ * What reverting drops that applying again cannot bring back: the Idempotency-Keys of sent messages
+ * (a client's retry after a later `up` would send its message again). Reverted only with --discard.
+ */
+export async function downLosses({ context: qi }: Step): Promise<string | null> {
+	if (!("client_key" in (await qi.describeTable("messages")))) return null;
+	const [rows] = await qi.sequelize.query("SELECT COUNT(*) AS n FROM messages WHERE client_key IS NOT NULL");
+	const count = Number((rows as Array<{ n: number | string }>)[0]?.n ?? 0);
+	return count > 0 ? `the Idempotency-Keys of ${count} message(s): a retry of one, after applying 0003 again, would send it a second time` : null;
+}
+
 export async function down({ context: qi }: Step): Promise<void> {
 	const indexes = (await qi.showIndex("messages")) as Array<{ name: string }>;
 	for (const name of ["uq_messages_seq", "uq_messages_chat_id_client_key"]) {

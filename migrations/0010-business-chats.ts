@@ -23,14 +23,20 @@ export async function up({ context: qi }: Step): Promise<void> {
 	await removeIndex(qi, "chats", OLD_KEY, { unique: true });
 }
 
+/** Why this migration cannot be reverted, or null (checked for every planned migration before any is reverted). */
+export async function refuseDown({ context: qi }: Step): Promise<string | null> {
+	const columns = await qi.describeTable("chats");
+	if (!("business_connection_id" in columns)) return null;
+	const [rows] = await qi.sequelize.query("SELECT COUNT(*) AS n FROM chats WHERE business_connection_id <> ''");
+	const count = Number((rows as Array<{ n: number | string }>)[0]?.n ?? 0);
+	return count > 0 ? `${count} chat(s) of business accounts exist; the schema before 0010 cannot hold them beside the bots' own chats. Delete them first.` : null;
+}
+
 export async function down({ context: qi }: Step): Promise<void> {
 	const columns = await qi.describeTable("chats");
 	if (!("business_connection_id" in columns)) return;
-	const [rows] = await qi.sequelize.query("SELECT COUNT(*) AS n FROM chats WHERE business_connection_id <> ''");
-	const count = Number((rows as Array<{ n: number | string }>)[0]?.n ?? 0);
-	if (count > 0) {
-		throw new Error(`${count} chat(s) of business accounts exist; the schema before 0010 cannot hold them beside the bots' own chats. Delete them first.`);
-	}
+	const refusal = await refuseDown({ context: qi });
+	if (refusal) throw new Error(refusal);
 	await addIndex(qi, "chats", OLD_KEY, { unique: true });
 	await removeIndex(qi, "chats", KEY, { unique: true });
 	// A plain DROP COLUMN (see 0009): Sequelize's SQLite removeColumn copies and drops the table.

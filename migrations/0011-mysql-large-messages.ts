@@ -24,21 +24,25 @@ export async function up({ context: qi }: Step): Promise<void> {
 	await qi.sequelize.query("ALTER TABLE messages MODIFY client_key VARCHAR(128) CHARACTER SET utf8mb4 COLLATE utf8mb4_bin NULL");
 }
 
-export async function down({ context: qi }: Step): Promise<void> {
-	if (!isMysql(qi)) return;
+/** Why this migration cannot be reverted, or null (checked for every planned migration before any is reverted). */
+export async function refuseDown({ context: qi }: Step): Promise<string | null> {
+	if (!isMysql(qi)) return null;
 	// Keys that differ only in case would collide under the case-insensitive unique index: refuse.
 	const [rows] = await qi.sequelize.query(
 		"SELECT COUNT(*) AS n FROM (SELECT LOWER(client_key) AS k FROM messages WHERE client_key IS NOT NULL GROUP BY LOWER(client_key) HAVING COUNT(*) > 1) AS clashes",
 	);
-	if (Number((rows as Array<{ n: number | string }>)[0]?.n ?? 0) > 0) {
-		throw new Error("some Idempotency-Keys differ only in letter case; the schema before 0011 cannot hold them apart");
-	}
+	if (Number((rows as Array<{ n: number | string }>)[0]?.n ?? 0) > 0) return "some Idempotency-Keys differ only in letter case; the schema before 0011 cannot hold them apart";
 	const [large] = await qi.sequelize.query(
 		`SELECT (SELECT COUNT(*) FROM messages WHERE ${LARGE.map((name) => `LENGTH(${name}) > 65535`).join(" OR ")}) + (SELECT COUNT(*) FROM message_edits WHERE ${LARGE.map((name) => `LENGTH(${name}) > 65535`).join(" OR ")}) AS n`,
 	);
-	if (Number((large as Array<{ n: number | string }>)[0]?.n ?? 0) > 0) {
-		throw new Error("some messages hold more than TEXT's 64 KB; the schema before 0011 cannot hold them");
-	}
+	if (Number((large as Array<{ n: number | string }>)[0]?.n ?? 0) > 0) return "some messages hold more than TEXT's 64 KB; the schema before 0011 cannot hold them";
+	return null;
+}
+
+export async function down({ context: qi }: Step): Promise<void> {
+	if (!isMysql(qi)) return;
+	const refusal = await refuseDown({ context: qi });
+	if (refusal) throw new Error(refusal);
 	await qi.sequelize.query("ALTER TABLE messages MODIFY client_key VARCHAR(128) CHARACTER SET utf8mb4 COLLATE utf8mb4_unicode_ci NULL");
 	for (const table of ["messages", "message_edits"]) {
 		await qi.sequelize.query(`ALTER TABLE ${table} ${LARGE.map((name) => `MODIFY ${name} TEXT NULL`).join(", ")}`);

@@ -16,14 +16,19 @@ export async function up({ context: qi }: Step): Promise<void> {
 	await qi.sequelize.query("ALTER TABLE users MODIFY email VARCHAR(254) CHARACTER SET utf8mb4 COLLATE utf8mb4_bin NULL");
 }
 
-export async function down({ context: qi }: Step): Promise<void> {
-	if (!isMysql(qi)) return;
+/** Why this migration cannot be reverted, or null (checked for every planned migration before any is reverted). */
+export async function refuseDown({ context: qi }: Step): Promise<string | null> {
+	if (!isMysql(qi)) return null;
 	// Addresses the old collation counts as one would collide under its unique index: refuse.
 	const [rows] = await qi.sequelize.query(
 		"SELECT COUNT(*) AS n FROM (SELECT email COLLATE utf8mb4_unicode_ci AS k FROM users WHERE email IS NOT NULL GROUP BY k HAVING COUNT(*) > 1) AS clashes",
 	);
-	if (Number((rows as Array<{ n: number | string }>)[0]?.n ?? 0) > 0) {
-		throw new Error("some users' emails differ only in accents or letter forms (jose/josé); the schema before 0013 cannot hold them apart");
-	}
+	return Number((rows as Array<{ n: number | string }>)[0]?.n ?? 0) > 0 ? "some users' emails differ only in accents or letter forms (jose/josé); the schema before 0013 cannot hold them apart" : null;
+}
+
+export async function down({ context: qi }: Step): Promise<void> {
+	if (!isMysql(qi)) return;
+	const refusal = await refuseDown({ context: qi });
+	if (refusal) throw new Error(refusal);
 	await qi.sequelize.query("ALTER TABLE users MODIFY email VARCHAR(254) CHARACTER SET utf8mb4 COLLATE utf8mb4_unicode_ci NULL");
 }

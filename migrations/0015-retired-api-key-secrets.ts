@@ -22,6 +22,16 @@ export async function up({ context: qi }: Step): Promise<void> {
 	await addIndex(qi, "retired_api_key_secrets", ["retired_at"]);
 }
 
+/**
+ * What reverting drops that applying again cannot bring back: the record of ended API key secrets
+ * (one presented again would count as a guess against its address). Reverted only with --discard.
+ */
+export async function downLosses({ context: qi }: Step): Promise<string | null> {
+	const [rows] = await qi.sequelize.query("SELECT COUNT(*) AS n FROM retired_api_key_secrets");
+	const count = Number((rows as Array<{ n: number | string }>)[0]?.n ?? 0);
+	return count > 0 ? `the record of ${count} API key secret(s) replaced by rotation or ended with their user: presented again, one would read as an unknown key (a guess against its address), not "revoked"` : null;
+}
+
 export async function down({ context: qi }: Step): Promise<void> {
 	await qi.dropTable("retired_api_key_secrets");
 }

@@ -26,14 +26,19 @@ export async function up({ context: qi }: Step): Promise<void> {
 	await qi.sequelize.query(column(await noPadCollation(qi)));
 }
 
-export async function down({ context: qi }: Step): Promise<void> {
-	if (qi.sequelize.getDialect() !== "mysql") return;
+/** Why this migration cannot be reverted, or null (checked for every planned migration before any is reverted). */
+export async function refuseDown({ context: qi }: Step): Promise<string | null> {
+	if (qi.sequelize.getDialect() !== "mysql") return null;
 	// Chats the padding collation counts as one would collide under the unique key: refuse.
 	const [rows] = await qi.sequelize.query(
 		"SELECT COUNT(*) AS n FROM (SELECT bot_id, telegram_id, business_connection_id COLLATE utf8mb4_bin AS k FROM chats GROUP BY bot_id, telegram_id, k HAVING COUNT(*) > 1) AS clashes",
 	);
-	if (Number((rows as Array<{ n: number | string }>)[0]?.n ?? 0) > 0) {
-		throw new Error("some chats' business connection ids differ only in trailing spaces; the schema before 0016 cannot hold them apart");
-	}
+	return Number((rows as Array<{ n: number | string }>)[0]?.n ?? 0) > 0 ? "some chats' business connection ids differ only in trailing spaces; the schema before 0016 cannot hold them apart" : null;
+}
+
+export async function down({ context: qi }: Step): Promise<void> {
+	if (qi.sequelize.getDialect() !== "mysql") return;
+	const refusal = await refuseDown({ context: qi });
+	if (refusal) throw new Error(refusal);
 	await qi.sequelize.query(column("utf8mb4_bin"));
 }

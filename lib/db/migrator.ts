@@ -14,6 +14,10 @@ import type { Database } from "./connection";
 type MigrationModule = {
 	up(params: { context: QueryInterface }): Promise<void>;
 	down(params: { context: QueryInterface }): Promise<void>;
+	/** Why the migration cannot be reverted at all (data the older schema cannot hold), or null. */
+	refuseDown?(params: { context: QueryInterface }): Promise<string | null>;
+	/** What reverting drops that applying again cannot bring back, or null: reverted only with `discard`. */
+	downLosses?(params: { context: QueryInterface }): Promise<string | null>;
 };
 
 const MIGRATIONS_DIR = join(__dirname, "..", "..", "migrations");
@@ -141,7 +145,18 @@ export async function withMigrationLock<T>(db: Database, work: () => Promise<T>,
 	return file ? withLockFile(file, `${file}.migration-lock`, waitSeconds, work) : work();
 }
 
+/** The database has migrations this build does not know: it is newer than the code. */
+export class SchemaAheadError extends Error {
+	constructor(unknown: readonly string[], doing: string) {
+		super(`the database has migrations this build does not know (${unknown.join(", ")}): it is newer than this build, so ${doing}; revert them with the build that has them, or run that build`);
+		this.name = "SchemaAheadError";
+	}
+}
+
 export async function migrateUp(db: Database, logger?: Logger): Promise<MigrationMeta[]> {
+	// Applying this build's migrations beneath newer ones would mix two schemas, and "up to date" would be false.
+	const unknown = await unknownMigrations(db);
+	if (unknown.length > 0) throw new SchemaAheadError(unknown, "nothing was applied");
 	// Most starts find nothing to do: those must not queue behind a long migration another process runs.
 	if ((await pendingMigrations(db)).length === 0) return [];
 	// up() reads what is pending again, under the lock: whoever held it before may have applied it all.
@@ -234,20 +249,54 @@ export class NotAppliedError extends Error {
 	}
 }
 
-/** Reverts migrations (see revertPlan); `onPlan` hears what will be reverted before anything is. */
+/** A `down` that would lose data: nothing was reverted. */
+export class DownRefusedError extends Error {
+	constructor(message: string) {
+		super(message);
+		this.name = "DownRefusedError";
+	}
+}
+
+/**
+ * Every planned migration's refusal and losses, read before anything is reverted: a refusal met
+ * half-way left the schema part reverted, with what the reverted part held dropped for good.
+ */
+async function checkRevert(db: Database, plan: readonly string[], discard: boolean): Promise<void> {
+	const context = db.sequelize.getQueryInterface();
+	const refusals: string[] = [];
+	const losses: string[] = [];
+	for (const name of plan) {
+		const migration = (await import(join(MIGRATIONS_DIR, migrationFiles().find((file) => file.replace(/\.(ts|js)$/, "") === name)!))) as MigrationModule;
+		const refusal = await migration.refuseDown?.({ context });
+		if (refusal) refusals.push(`${name}: ${refusal}`);
+		const lost = await migration.downLosses?.({ context });
+		if (lost) losses.push(`${name}: ${lost}`);
+	}
+	if (refusals.length > 0) throw new DownRefusedError(`nothing was reverted: ${refusals.join("; ")}`);
+	if (losses.length > 0 && !discard) {
+		throw new DownRefusedError(`nothing was reverted: it would drop what applying the migrations again cannot bring back: ${losses.join("; ")}. Give --discard to revert and lose it.`);
+	}
+}
+
+/**
+ * Reverts migrations (see revertPlan); `onPlan` hears what will be reverted before anything is.
+ * Refuses, reverting nothing, when one of them cannot be reverted or (without `discard`) would drop
+ * what applying it again cannot bring back.
+ */
 export async function migrateDown(
 	db: Database,
-	options: { to?: string | 0; step?: number; onPlan?(names: string[]): void } = {},
+	options: { to?: string | 0; step?: number; discard?: boolean; onPlan?(names: string[]): void } = {},
 	logger?: Logger,
 ): Promise<MigrationMeta[]> {
 	return withMigrationLock(db, async () => {
 		// Reverting "the last one" of this build would undo a migration beneath newer ones it does not know.
 		const unknown = await unknownMigrations(db);
-		if (unknown.length > 0) throw new Error(`the database has migrations this build does not know (${unknown.join(", ")}): revert them with the build that has them`);
+		if (unknown.length > 0) throw new SchemaAheadError(unknown, "nothing was reverted");
 		const migrator = createMigrator(db, logger);
 		const executed = (await migrator.executed()).map((m) => m.name);
 		const plan = revertPlan(executed, options);
 		if (plan === null) throw new NotAppliedError(String(options.to), executed);
+		await checkRevert(db, plan, options.discard ?? false);
 		options.onPlan?.(plan);
 		return options.to !== undefined ? migrator.down({ to: options.to }) : migrator.down({ step: options.step ?? 1 });
 	});

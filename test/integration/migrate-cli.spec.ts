@@ -47,6 +47,24 @@ describe("npm run migrate", () => {
 		expect(migrate(dataDir, "status").output).toMatch(/pending: {2}-/);
 	}, 30_000);
 
+	it("a down that would drop data applying again cannot restore names it and reverts nothing; --discard reverts it", async () => {
+		const db = await openDatabase(`sqlite:${join(dataDir, "gateway.sqlite")}`);
+		try {
+			await db.sequelize.query("INSERT INTO retired_api_key_secrets (prefix, key_hash, reason, retired_at) VALUES ('tgw_cli1', 'hash', 'revoked', '2026-01-01')");
+		} finally {
+			await db.close();
+		}
+		const refused = migrate(dataDir, "down", "--step", "2");
+		expect(refused.status).toBe(1);
+		expect(refused.output).toMatch(/nothing was reverted: .*0015-retired-api-key-secrets: the record of 1 API key secret.*Give --discard/);
+		expect(refused.output).not.toMatch(/Reverting/);
+		expect(migrate(dataDir, "status").output).toMatch(/pending: {2}-/);
+		const discarded = migrate(dataDir, "down", "--step", "2", "--discard");
+		expect(discarded.status).toBe(0);
+		expect(discarded.output).toMatch(/Reverted: 0016-mysql-exact-business-connections, 0015-retired-api-key-secrets/);
+		expect(migrate(dataDir, "up").status).toBe(0);
+	}, 60_000);
+
 	it("down --step 2 reverts the newest two, and up applies them again", () => {
 		const [previous, last] = readdirSync(join(ROOT, "migrations")).filter((f) => /^\d{4}-.*\.ts$/.test(f)).sort().slice(-2).map((f) => f.replace(/\.ts$/, ""));
 		expect(migrate(dataDir, "down", "--step", "2").output).toContain(`Reverted: ${last}, ${previous}`);
@@ -74,7 +92,7 @@ describe("npm run migrate", () => {
 		expect(migrate(dataDir, "status").output).toMatch(/pending: {2}-/);
 	}, 30_000);
 
-	it("a migration on record that this build does not know is listed by status, and down refuses to go beneath it", async () => {
+	it("a migration on record that this build does not know is listed by status; down refuses to go beneath it, and up to apply beneath it (exit 1, not 'up to date')", async () => {
 		const db = await openDatabase(`sqlite:${join(dataDir, "gateway.sqlite")}`);
 		try {
 			await db.sequelize.query("INSERT INTO schema_migrations (name) VALUES ('9999-from-a-newer-build')");
@@ -86,6 +104,10 @@ describe("npm run migrate", () => {
 		expect(down.status).toBe(1);
 		expect(down.output).toMatch(/does not know \(9999-from-a-newer-build\)/);
 		expect(migrate(dataDir, "status").output).toMatch(/pending: {2}-/);
+		const up = migrate(dataDir, "up");
+		expect(up.status).toBe(1);
+		expect(up.output).toMatch(/does not know \(9999-from-a-newer-build\).*nothing was applied/);
+		expect(up.output).not.toMatch(/up to date/);
 	}, 30_000);
 });
 

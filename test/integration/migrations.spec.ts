@@ -200,9 +200,13 @@ describe("migrations on SQLite", () => {
 		await chat("bc-1");
 		await chat("BC-1");
 		await expect(chat("bc-1")).rejects.toMatchObject({ name: "SequelizeUniqueConstraintError" });
-		await expect(migrateDown(db, { step: 7 })).rejects.toThrow(/business/);
+		const executed = async () => (await createMigrator(db).executed()).map((m) => m.name);
+		const before = await executed();
+		// Checked before anything is reverted: 0016..0011 stay as they were.
+		await expect(migrateDown(db, { to: "0010-business-chats" })).rejects.toThrow(/nothing was reverted: 0010-business-chats: 2 chat\(s\) of business accounts/);
+		expect(await executed()).toEqual(before);
 		await db.models.Chat.destroy({ where: { bot_id: bot.id, telegram_id: 456, business_connection_id: ["bc-1", "BC-1"] } });
-		expect((await migrateDown(db, { step: 1 })).map((m) => m.name)).toEqual(["0010-business-chats"]);
+		expect((await migrateDown(db, { to: "0010-business-chats" })).map((m) => m.name)).toEqual(before.slice(before.indexOf("0010-business-chats")).reverse());
 		const columns = Object.keys(await db.sequelize.getQueryInterface().describeTable("chats"));
 		expect(columns).not.toContain("business_connection_id");
 		await expect(db.sequelize.query(`INSERT INTO chats (bot_id, telegram_id, type, is_forum, created_at, updated_at) VALUES (${bot.id}, 456, 'private', 0, '2026-01-01', '2026-01-01')`)).rejects.toMatchObject({
@@ -224,8 +228,22 @@ describe("migrations on SQLite", () => {
 		expect(await indexes()).toEqual(["ix_messages_update_row_id"]);
 	});
 
+	it("a down that would drop Idempotency-Keys or ended API key secrets refuses, reverting nothing, unless told to discard them", async () => {
+		const bot = await insertBot(db);
+		const chat = await insertChat(db, bot.id, 4_242);
+		await db.models.Message.create({ bot_id: bot.id, chat_id: chat.id, direction: "outgoing", type: "text", text: "keyed", status: "sent", client_key: "user:1:key-1", sent_by: "user:1" } as never);
+		await db.sequelize.query("INSERT INTO retired_api_key_secrets (prefix, key_hash, reason, retired_at) VALUES ('tgw_abcd', 'hash', 'revoked', '2026-01-01')");
+		const executed = async () => (await createMigrator(db).executed()).map((m) => m.name);
+		const before = await executed();
+		await expect(migrateDown(db, { step: 2 })).rejects.toThrow(/nothing was reverted: .*0015-retired-api-key-secrets: the record of 1 API key secret.*--discard/);
+		await expect(migrateDown(db, { to: "0003-message-lookups" })).rejects.toThrow(/0003-message-lookups: the Idempotency-Keys of \d+ message/);
+		expect(await executed()).toEqual(before);
+		expect((await migrateDown(db, { step: 2, discard: true })).map((m) => m.name)).toEqual(["0016-mysql-exact-business-connections", "0015-retired-api-key-secrets"]);
+		await migrateUp(db);
+	});
+
 	it("go all the way down and up again", async () => {
-		const reverted = await migrateDown(db, { to: 0 });
+		const reverted = await migrateDown(db, { to: 0, discard: true });
 		expect(reverted.map((m) => m.name)).toEqual(["0016-mysql-exact-business-connections", "0015-retired-api-key-secrets", "0014-webhook-start-seq", "0013-mysql-exact-emails", "0012-message-update-lookups", "0011-mysql-large-messages", "0010-business-chats", "0009-chat-details-date", "0008-message-client-key-per-principal", "0007-message-client-request", "0006-delivery-due-lookups", "0005-delivery-schedule-restart", "0004-delivery-claims", "0003-message-lookups", "0002-seed-roles-and-sequences", "0001-initial-schema"]);
 		expect(await tables(db)).toEqual([]);
 		await migrateUp(db);

@@ -25,7 +25,7 @@ const DUPLICATE_SIGNAL_MS = 1_000;
 type Drainable = { name: string; drain?: () => Promise<void> };
 
 export function loadServices(broker: ServiceBroker, config: GatewayConfig): void {
-	// ALL_SERVICES order matters: api is created before realtime, which attaches to api's server.
+	// config.services is in ALL_SERVICES order, whatever SERVICES lists: api is created before realtime, which attaches to its server.
 	for (const name of config.services) broker.loadService(join(SERVICES_DIR, `${name}.service`));
 }
 

@@ -326,15 +326,20 @@ export function loadConfig(env: Env = process.env): GatewayConfig {
 	const mode = transporter ? "cluster" : "embedded";
 	const dataDir = resolve(nonEmpty(env.DATA_DIR) ?? "./data");
 
-	const services = (nonEmpty(env.SERVICES) ?? ALL_SERVICES.join(","))
+	const listed = (nonEmpty(env.SERVICES) ?? ALL_SERVICES.join(","))
 		.split(",")
 		.map((s) => s.trim())
 		.filter(Boolean);
-	for (const name of services) {
+	for (const name of listed) {
 		if (!(ALL_SERVICES as readonly string[]).includes(name)) {
 			problems.push(`SERVICES: unknown service "${name}" (known: ${ALL_SERVICES.join(", ")})`);
 		}
 	}
+	const doubled = [...new Set(listed.filter((name, i) => listed.indexOf(name) !== i))];
+	if (doubled.length > 0) problems.push(`SERVICES: ${doubled.join(", ")} listed more than once (a service runs once per node)`);
+	if (nonEmpty(env.SERVICES) !== undefined && listed.length === 0) problems.push(`SERVICES: "${env.SERVICES}" names no service (leave it unset for all nine)`);
+	// Started in ALL_SERVICES's order whatever the list's: api makes the HTTP server realtime attaches to.
+	const services = ALL_SERVICES.filter((name) => listed.includes(name));
 	if (services.includes("realtime") && !services.includes("api")) {
 		problems.push("SERVICES: realtime serves sockets on the api service's HTTP server, so it needs api on the same node");
 	}
@@ -405,8 +410,9 @@ export function loadConfig(env: Env = process.env): GatewayConfig {
 
 	const port = parsePort("PORT", nonEmpty(env.PORT), 3000, problems);
 	const grpcPort = parsePort("GRPC_PORT", nonEmpty(env.GRPC_PORT), 50051, problems);
-	if (port === grpcPort && port !== 0 && services.includes("api") && services.includes("grpc")) {
-		problems.push(`PORT and GRPC_PORT are both ${port}: the api and grpc services on this node need a port each`);
+	if (port === grpcPort && port !== 0 && services.includes("grpc")) {
+		// Every node listens on PORT: the REST API on api nodes, /health, /ready and /metrics on the others.
+		problems.push(`PORT and GRPC_PORT are both ${port}: the grpc service needs a port of its own (PORT serves ${services.includes("api") ? "the REST API" : "/health, /ready and /metrics"} on this node)`);
 	}
 
 	const liveConnectionsPerPrincipal = parseInteger("LIVE_CONNECTIONS_PER_PRINCIPAL", nonEmpty(env.LIVE_CONNECTIONS_PER_PRINCIPAL), 1_000, problems);

@@ -214,6 +214,16 @@ describe("loadConfig", () => {
 		}
 	});
 
+	it("SERVICES in any order starts them in the order they need (realtime after api); a service listed twice, or a list of blanks, is refused", () => {
+		expect(loadConfig({ ...clusterEnv(), SERVICES: "realtime, auth ,api" }).services).toEqual(["api", "auth", "realtime"]);
+		expect(problemsOf({ ...clusterEnv(), SERVICES: "auth,auth,bots" })).toEqual([expect.stringMatching(/^SERVICES: auth listed more than once/)]);
+		expect(problemsOf({ ...clusterEnv(), SERVICES: ", ," })).toEqual([expect.stringMatching(/^SERVICES: ", ," names no service/)]);
+	});
+
+	it("PORT and GRPC_PORT the same on any grpc node is refused: PORT serves /health and /ready there", () => {
+		expect(problemsOf({ ...clusterEnv(), SERVICES: "grpc,auth", PORT: "7000", GRPC_PORT: "7000" })).toEqual([expect.stringMatching(/^PORT and GRPC_PORT are both 7000: .*\/health, \/ready and \/metrics/)]);
+	});
+
 	it("needs api on the node that runs realtime", () => {
 		expect(problemsOf({ DATA_DIR: tempDir(), SERVICES: "realtime,auth" }).join()).toMatch(/realtime .* needs api/);
 	});

@@ -238,7 +238,8 @@ export class TelegramClient {
 		if (pool) {
 			try {
 				const waitEnds = [options.signal, options.waitSignal].filter((signal): signal is AbortSignal => signal !== undefined);
-				release = await pool.slots.acquire(waitEnds.length > 1 ? AbortSignal.any(waitEnds) : waitEnds[0]);
+				// Waiters take turns by bot: one bot's (or tenant's) backlog does not hold up the others'.
+				release = await pool.slots.acquire(waitEnds.length > 1 ? AbortSignal.any(waitEnds) : waitEnds[0], token);
 			} catch {
 				throw new TelegramNetworkError(method, "no", "aborted before it was sent");
 			}

@@ -240,6 +240,42 @@ describe("Slots", () => {
 	});
 });
 
+describe("Slots: turns by key", () => {
+	it("a freed slot goes to the next key in turn, not to a key that queued first with many: one bot's backlog does not hold up another's", async () => {
+		const slots = new Slots(1);
+		const held = await slots.acquire(undefined, "slow-bot");
+		const order: string[] = [];
+		const take = (key: string, n: number) => slots.acquire(undefined, key).then((release) => (order.push(`${key}${n}`), release));
+		const waiters = [take("slow-bot", 1), take("slow-bot", 2), take("slow-bot", 3), take("other-bot", 1), take("slow-bot", 4), take("third-bot", 1)];
+		expect(slots.queued).toBe(6);
+		held();
+		for (let i = 0; i < waiters.length; i++) {
+			// Wait for whichever waiter got the slot, then free it.
+			await new Promise((resolve) => setImmediate(resolve));
+			const granted = order.length;
+			expect(granted).toBe(i + 1);
+			const waiter = waiters[["slow-bot1", "slow-bot2", "slow-bot3", "other-bot1", "slow-bot4", "third-bot1"].indexOf(order[i]!)]!;
+			(await waiter)();
+		}
+		expect(order).toEqual(["slow-bot1", "other-bot1", "third-bot1", "slow-bot2", "slow-bot3", "slow-bot4"]);
+		expect(slots.queued).toBe(0);
+	});
+
+	it("a waiter that gives up leaves its key's turn to the others", async () => {
+		const slots = new Slots(1);
+		const held = await slots.acquire();
+		const abort = new AbortController();
+		const gaveUp = slots.acquire(abort.signal, "a");
+		const next = slots.acquire(undefined, "b");
+		abort.abort(new Error("gave up"));
+		await expect(gaveUp).rejects.toThrow("gave up");
+		expect(slots.queued).toBe(1);
+		held();
+		(await next)();
+		expect(slots.queued).toBe(0);
+	});
+});
+
 describe("TelegramClient: waiting for a connection", () => {
 	const servers = loopbackServers();
 	const serve = servers.serve;

@@ -7,13 +7,14 @@
  */
 import type { Context, Service, ServiceSchema, ServiceSettingSchema } from "moleculer";
 import { fail, GatewayError, toApiError } from "../lib/errors";
+import { Slots } from "../lib/slots";
 import { metricsOf } from "../lib/metrics";
 import { isActionReachable } from "../lib/reachable";
 import { runtimeOf, type Runtime } from "../lib/runtime";
 import { OutageNotice } from "../lib/throttled-warning";
 import type { AuthChange } from "../services/auth/cache";
 import type { Right } from "../services/auth/grants";
-import { hasPermission, type Principal } from "../services/auth/principal";
+import { hasPermission, principalKey, type Principal } from "../services/auth/principal";
 import type { GatewayEvent, Reader } from "../services/broker/event-log";
 import { EventFeed } from "../services/broker/feed";
 import type { EventsMessage } from "../services/broker/publish";
@@ -24,6 +25,13 @@ import { SubscriptionHub, type Subscriber, type Topic } from "./event-stream/sub
 import { streamStats } from "./event-stream/stream-stats";
 
 const REPLAY_PAGE = 500;
+/**
+ * Replay pages read and sent at once on this node, all subscriptions together, taken in turn by
+ * principal. 40 sockets of one tenant replaying from seq 0 at once held the event loop for seconds
+ * (other tenants' pushes, sends and reads waited 5-18 s): replays now take turns, page by page,
+ * and live traffic runs between the pages.
+ */
+const REPLAY_PAGES_AT_ONCE = 2;
 const REVALIDATE_EVERY_MS = 15_000;
 /** How long a subscribe waits for this node's feed to join the log (just after the node started). */
 const FEED_WAIT_MS = 5_000;
@@ -50,6 +58,8 @@ export interface EventStreamLocalVars {
 	revalidateEveryone: () => Promise<void>;
 	/** The next try to join the event log, while this node's feed has not joined it yet. */
 	feedJoinTimer?: NodeJS.Timeout;
+	/** Turns at reading and sending a replay page (REPLAY_PAGES_AT_ONCE), by principal. */
+	replayTurns: Slots;
 	/** auth.changed heard in the last RECENT_CHANGE_MS, oldest first. */
 	recentAuthChanges: Array<{ at: number; change: AuthChange }>;
 	/** The feed cannot read the log (no node runs broker, or it fails): said when it begins and ends. */
@@ -242,9 +252,20 @@ export const EventStreamMixin: Partial<ServiceSchema<ServiceSettingSchema, Event
 				replay: async (afterSeq, deliver) => {
 					if (nothingToReplay) return;
 					let after = afterSeq;
+					const turnKey = principalKey(subscriber.principal);
 					for (;;) {
-						const page = await this.broker.call<GatewayEvent[], ReplayParams>("broker.replay", { ...replay, after_seq: after });
-						if (page.length === 0 || !deliver(page)) return;
+						const release = await this.replayTurns.acquire(undefined, turnKey);
+						let page: GatewayEvent[];
+						let delivered: boolean;
+						try {
+							page = await this.broker.call<GatewayEvent[], ReplayParams>("broker.replay", { ...replay, after_seq: after });
+							delivered = page.length > 0 && deliver(page);
+						} finally {
+							release();
+						}
+						if (!delivered) return;
+						// Live events and other requests get the loop between pages.
+						await new Promise((resolve) => setImmediate(resolve));
 						await subscriber.drained?.();
 						after = page[page.length - 1]!.seq;
 						if (page.length < REPLAY_PAGE) return;
@@ -332,6 +353,7 @@ export const EventStreamMixin: Partial<ServiceSchema<ServiceSettingSchema, Event
 	created(this: EventStreamThis) {
 		this.runtime = runtimeOf(this.broker);
 		this.hub = new SubscriptionHub();
+		this.replayTurns = new Slots(REPLAY_PAGES_AT_ONCE);
 		this.credentials = new Map();
 		this.expiryTimers = new Map();
 		this.recentAuthChanges = [];

@@ -5,7 +5,7 @@
  * path, so no error message built here ever contains the URL.
  */
 import { Agent, errors as undiciErrors, request } from "undici";
-import { Slots } from "./slots";
+import { Slots } from "../slots";
 
 /**
  * Every update kind (Bot API 10.0), for setWebhook/getUpdates: Telegram leaves some out unless they

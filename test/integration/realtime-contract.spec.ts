@@ -173,6 +173,31 @@ describe("live channels: subscriptions and answers", () => {
 		}
 	});
 
+	it("replays take turns on the node: at most 2 replay pages are read at once, whoever asks, and every replay still delivers everything", async () => {
+		const chat = await newChat();
+		for (let i = 0; i < 3; i++) await write(chat, `turns ${i}`);
+		const { broker } = t.gw;
+		const call = broker.call.bind(broker);
+		let inFlight = 0;
+		let most = 0;
+		const spy = jest.spyOn(broker, "call").mockImplementation(((action: string, params?: { chat_id?: number }, opts?: object) => {
+			if (action !== "broker.replay" || params?.chat_id !== chat.id) return call(action, params, opts);
+			inFlight += 1;
+			most = Math.max(most, inFlight);
+			return pause(100)
+				.then(() => call(action, params, opts))
+				.finally(() => (inFlight -= 1));
+		}) as typeof broker.call);
+		try {
+			const clients = await Promise.all(Array.from({ length: 6 }, () => ws(t.adminToken)));
+			for (const c of clients) c.ws.send(JSON.stringify({ action: "subscribe", chat_id: chat.id, since_seq: 0 }));
+			for (const c of clients) await c.waitForSeqs(chat.id, 4, 10_000);
+			expect(most).toBe(2);
+		} finally {
+			spy.mockRestore();
+		}
+	});
+
 	// A subscription that fails after it was confirmed (its replay could not read the log) is announced.
 	it("socket.io and WebSocket: a replay that fails after the subscribe was confirmed ends the subscription and says so", async () => {
 		const chat = await newChat();

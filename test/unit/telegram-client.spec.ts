@@ -5,7 +5,7 @@
 import { createServer, type Server, type ServerResponse } from "node:http";
 import type { AddressInfo } from "node:net";
 import { isSendMethod, TelegramApiError, TelegramClient, TelegramNetworkError } from "../../lib/telegram/client";
-import { Slots } from "../../lib/telegram/slots";
+import { Slots } from "../../lib/slots";
 
 /** Loopback servers a describe block starts, all closed after it. */
 function loopbackServers() {

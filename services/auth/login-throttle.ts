@@ -6,6 +6,9 @@
  *   attempt waits 250 ms, doubling per further failure, at most 4 s, before the password is checked.
  * - 10 failures for one username, or 30 from one address, lock logins for the rest of that 15-minute
  *   window (429 with Retry-After). A locked name answers the same whether or not the user exists.
+ * - An attempt counts as a failure of its username when it begins, before the password is checked,
+ *   and a successful one clears them: counted only once checked, 100 guesses sent at once (from 10
+ *   addresses, inside their per-minute limit) were all checked before the lock began.
  * - A successful login clears the username's failures (not the address's).
  * - An IPv6 address counts by its /64 (lib/address-group.ts).
  */
@@ -38,19 +41,20 @@ export async function checkLoginAllowed(state: SharedState, username: string, ad
 	if (attempts.count > LOGIN_LIMITS.attemptsPerAddressPerMinute) {
 		return { allowed: false, retryAfterMs: attempts.resetMs, reason: "rate" };
 	}
-	const [byUser, byAddress] = await Promise.all([state.peekWindow(userKey(username)), state.peekWindow(addressKey(address))]);
-	if (byUser.count >= LOGIN_LIMITS.lockAfterUsernameFailures) return { allowed: false, retryAfterMs: byUser.resetMs, reason: "locked" };
+	const [lockedUser, byAddress] = await Promise.all([state.peekWindow(userKey(username)), state.peekWindow(addressKey(address))]);
+	if (lockedUser.count >= LOGIN_LIMITS.lockAfterUsernameFailures) return { allowed: false, retryAfterMs: lockedUser.resetMs, reason: "locked" };
 	if (byAddress.count >= LOGIN_LIMITS.lockAfterAddressFailures) {
 		return { allowed: false, retryAfterMs: byAddress.resetMs, reason: "locked" };
 	}
-	return { allowed: true, delayMs: failureDelayMs(Math.max(byUser.count, byAddress.count)) };
+	// Counted now, as a failure until it succeeds: attempts racing each other each see those before them.
+	const byUser = await state.hit(userKey(username), LOGIN_LIMITS.failureWindowMs);
+	if (byUser.count > LOGIN_LIMITS.lockAfterUsernameFailures) return { allowed: false, retryAfterMs: byUser.resetMs, reason: "locked" };
+	return { allowed: true, delayMs: failureDelayMs(Math.max(byUser.count - 1, byAddress.count)) };
 }
 
+/** A checked attempt failed: the address's count (the username's was taken when it began). Returns the username's failures. */
 export async function recordLoginFailure(state: SharedState, username: string, address: string): Promise<number> {
-	const [byUser] = await Promise.all([
-		state.hit(userKey(username), LOGIN_LIMITS.failureWindowMs),
-		state.hit(addressKey(address), LOGIN_LIMITS.failureWindowMs),
-	]);
+	const [byUser] = await Promise.all([state.peekWindow(userKey(username)), state.hit(addressKey(address), LOGIN_LIMITS.failureWindowMs)]);
 	return byUser.count;
 }
 

@@ -69,6 +69,15 @@ describe("login throttle per username", () => {
 		expect((await loginAction(gw.broker, "admin", ADMIN_PASSWORD)).access_token).toEqual(expect.any(String));
 	});
 
+	it("guesses sent all at once get no more password checks than one after another: 10, then the lock", async () => {
+		const user = await createUser(gw, admin, ["viewer"]);
+		const outcomes = await Promise.allSettled(Array.from({ length: 40 }, () => loginAction(gw.broker, user.username, "a-wrong-password-at-once", nextAddress())));
+		const codes = outcomes.map((o) => (o.status === "rejected" ? (o.reason as { code: number }).code : 200));
+		expect(codes.filter((c) => c === 401)).toHaveLength(10);
+		expect(codes.filter((c) => c === 429)).toHaveLength(30);
+		await expect(loginAction(gw.broker, user.username, user.password, nextAddress())).rejects.toMatchObject({ code: 429 });
+	});
+
 	it("an unknown username locks exactly like an existing one", async () => {
 		const known = await createUser(gw, admin, ["viewer"]);
 		await failLogins(gw, known.username, 10);

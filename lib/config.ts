@@ -469,6 +469,11 @@ export function loadConfig(env: Env = process.env): GatewayConfig {
 		migrateOnStart: parseBoolean("MIGRATE_ON_START", nonEmpty(env.MIGRATE_ON_START), true, problems),
 		warnings,
 	};
+	if (config.jwt.accessTtlSeconds > config.jwt.refreshTtlSeconds) {
+		warnings.push(
+			`JWT_ACCESS_TTL (${config.jwt.accessTtlSeconds} s) is longer than JWT_REFRESH_TTL (${config.jwt.refreshTtlSeconds} s): an access token outlives the refresh token of its login, which a client needs to log out`,
+		);
+	}
 	if (problems.length > 0) throw new ConfigError(problems);
 	// An open GET /metrics is warned about by what serves it (lib/metrics.ts openMetricsWarning): a REPL node serves none.
 	return config;

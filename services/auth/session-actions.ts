@@ -216,14 +216,16 @@ export const sessionActions: AuthActions = {
 				let claims: ReturnType<typeof verifyToken>;
 				try {
 					claims = verifyToken(this.runtime.config.jwt, ctx.params.refresh_token, "refresh");
-				} catch {
+				} catch (err) {
+					// An expired one says so (log in again), as access tokens do; anything else is not ours.
+					if (err instanceof InvalidTokenError && err.reason === "expired") throw fail.credentialEnded("Refresh token expired", "expired");
 					throw fail.unauthorized("Invalid refresh token");
 				}
 				const row = await db.models.RefreshToken.findOne({ where: { token_hash: sha256(claims.jti) } });
 				if (!row || Number(row.user_id) !== claims.userId || row.family_id !== claims.fam) {
 					throw fail.unauthorized("Invalid refresh token");
 				}
-				if (row.revoked_at) throw fail.unauthorized("Refresh token revoked");
+				if (row.revoked_at) throw fail.credentialEnded("Refresh token revoked", "revoked");
 
 				const result = await db.transaction(async (transaction) => {
 					// Spend it: only one caller can flip used_at, so a token is good exactly once.
@@ -239,6 +241,9 @@ export const sessionActions: AuthActions = {
 					return session.tokens;
 				});
 				if (!result) {
+					// Not spent by another refresh, but revoked meanwhile (a logout racing this refresh): no theft.
+					const now = await db.models.RefreshToken.findByPk(row.id, { attributes: ["used_at", "revoked_at"], raw: true });
+					if (now?.used_at === null && now.revoked_at !== null) throw fail.credentialEnded("Refresh token revoked", "revoked");
 					// A spent token came back: someone holds a copy. End the whole login.
 					await revokeFamily.call(this, row.family_id, claims.userId, "reuse");
 					await this.securityEvent("refresh_token_reuse", {
@@ -247,7 +252,7 @@ export const sessionActions: AuthActions = {
 						details: { family_id: row.family_id },
 					});
 					this.logger.warn(`Security: reuse of a spent refresh token for user ${claims.userId}; its token family is revoked`);
-					throw fail.unauthorized("Refresh token already used; this session is revoked");
+					throw fail.credentialEnded("Refresh token already used; this session is revoked", "revoked");
 				}
 				return result;
 			},
@@ -260,7 +265,8 @@ export const sessionActions: AuthActions = {
 			async handler(this: AuthThis, ctx: GatewayContext<{ refresh_token: string }>) {
 				let claims: ReturnType<typeof verifyToken>;
 				try {
-					claims = verifyToken(this.runtime.config.jwt, ctx.params.refresh_token, "refresh");
+					// An expired refresh token still ends its login: the access token may outlive it (JWT_ACCESS_TTL > JWT_REFRESH_TTL).
+					claims = verifyToken(this.runtime.config.jwt, ctx.params.refresh_token, "refresh", { ignoreExpiration: true });
 				} catch {
 					throw fail.unauthorized("Invalid refresh token");
 				}

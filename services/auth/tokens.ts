@@ -31,6 +31,9 @@ export interface IssuedToken {
 
 type JwtSettings = GatewayConfig["jwt"];
 
+/** How far ahead of this node's clock another node's token may say it was issued (clocks drift). */
+const ISSUED_AHEAD_TOLERANCE_MS = 60_000;
+
 /**
  * jsonwebtoken turns a string secret into a KeyObject on every call (about 0.45 ms here); handing it
  * the KeyObject made once brings a verification down to about 10 µs.
@@ -70,15 +73,17 @@ export class InvalidTokenError extends Error {
 
 /**
  * Verifies signature (HS256 only: `none` and every other algorithm are refused), issuer, audience,
- * expiry, and that the token is of the expected type and carries a jti and a numeric subject.
+ * expiry, and that the token is of the expected type and carries a jti, a numeric subject, an
+ * expiry and an issue time not ahead of this node's clock.
  */
-export function verifyToken(settings: JwtSettings, token: string, type: TokenType): TokenClaims & { userId: number } {
+export function verifyToken(settings: JwtSettings, token: string, type: TokenType, options: { ignoreExpiration?: boolean } = {}): TokenClaims & { userId: number } {
 	let claims: jwt.JwtPayload;
 	try {
 		const decoded = jwt.verify(token, signingKey(settings.secret), {
 			algorithms: ["HS256"],
 			issuer: settings.issuer,
 			audience: settings.audience,
+			ignoreExpiration: options.ignoreExpiration ?? false,
 			complete: false,
 		});
 		if (typeof decoded === "string") throw new InvalidTokenError("invalid");
@@ -89,6 +94,11 @@ export function verifyToken(settings: JwtSettings, token: string, type: TokenTyp
 	}
 	const userId = Number(claims.sub);
 	if (claims.typ !== type || typeof claims.jti !== "string" || !Number.isSafeInteger(userId) || userId <= 0) {
+		throw new InvalidTokenError("invalid");
+	}
+	// jsonwebtoken checks exp only when there is one: a token without it (or issued in the future)
+	// was never signed here, and would never expire (the resolved principal's expiry was NaN).
+	if (!Number.isFinite(claims.exp) || !Number.isFinite(claims.iat) || claims.iat! * 1000 > Date.now() + ISSUED_AHEAD_TOLERANCE_MS) {
 		throw new InvalidTokenError("invalid");
 	}
 	if (type === "refresh" && typeof claims.fam !== "string") throw new InvalidTokenError("invalid");

@@ -117,6 +117,30 @@ describe("auth sessions", () => {
 		expectApiError(await refresh(winner.refresh_token), 401, "UNAUTHORIZED");
 	});
 
+	it("a logout racing a refresh of the same token: the refresh is 'revoked', never a reuse alarm", async () => {
+		const reuse = () => gw.runtime.db.models.SecurityEvent.count({ where: { type: "refresh_token_reuse" } });
+		const alarmsBefore = await reuse();
+		for (let i = 0; i < 15; i++) {
+			const session = await loginAction(gw.broker, "admin", ADMIN_PASSWORD);
+			const [, refreshed] = await Promise.all([http(gw.baseUrl, "POST", "/api/v1/auth/logout", { body: { refresh_token: session.refresh_token } }), refresh(session.refresh_token)]);
+			if (refreshed.status === 401) expect(expectApiError(refreshed, 401, "UNAUTHORIZED").details).toEqual({ reason: "revoked" });
+			else expect(refreshed.status).toBe(200);
+		}
+		expect(await reuse()).toBe(alarmsBefore);
+	});
+
+	it("an expired refresh token: refresh says so (reason expired), and logout with it still ends its login", async () => {
+		const session = await loginAction(gw.broker, "admin", ADMIN_PASSWORD);
+		const { jti, fam, sub } = jwt.decode(session.refresh_token) as Json;
+		const { issuer, audience, secret } = gw.config.jwt;
+		const now = Math.floor(Date.now() / 1000);
+		const expired = jwt.sign({ typ: "refresh", fam, sub, jti, iss: issuer, aud: audience, iat: now - 120, exp: now - 60 }, secret, { algorithm: "HS256" });
+		expect(expectApiError(await refresh(expired), 401, "UNAUTHORIZED").details).toEqual({ reason: "expired" });
+		expect((await me(gw.baseUrl, session.access_token)).status).toBe(200);
+		expect((await http(gw.baseUrl, "POST", "/api/v1/auth/logout", { body: { refresh_token: expired } })).status).toBe(204);
+		expect(expectApiError(await me(gw.baseUrl, session.access_token), 401, "UNAUTHORIZED").details).toEqual({ reason: "revoked" });
+	});
+
 	it("logout answers 204 and that refresh token is refused afterwards", async () => {
 		const session = await loginAction(gw.broker, "admin", ADMIN_PASSWORD);
 		const out = await http(gw.baseUrl, "POST", "/api/v1/auth/logout", { body: { refresh_token: session.refresh_token } });
@@ -216,6 +240,8 @@ describe("auth sessions", () => {
 			["no jti", () => sign(claims({ jti: undefined }))],
 			["no typ", () => sign(claims({ typ: undefined }))],
 			["a refresh typ", () => sign(claims({ typ: "refresh", fam: "f".repeat(32) }))],
+			["no expiry (it would never expire)", () => sign(claims({ exp: undefined }))],
+			["an issue time an hour ahead", () => sign(claims({ iat: now() + 3_600, exp: now() + 4_200 }))],
 		];
 		it.each(cases)("%s is 401 on GET /auth/me", async (_name, make) => {
 			expectApiError(await me(gw.baseUrl, make()), 401, "UNAUTHORIZED");

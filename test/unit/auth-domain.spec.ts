@@ -31,6 +31,9 @@ describe("tokens", () => {
 		["no jti", jwt.sign({ typ: "access", sub: "7", iss: "iss", aud: "aud" }, settings.secret)],
 		["a non-numeric subject", jwt.sign({ ...base, sub: "admin" }, settings.secret)],
 		["garbage", "not.a.jwt"],
+		// Signed with the right key, but never issued here: it would never expire, or was issued an hour from now.
+		["no expiry", jwt.sign(base, settings.secret)],
+		["an issue time an hour ahead", jwt.sign({ ...base, iat: Math.floor(Date.now() / 1000) + 3_600, exp: Math.floor(Date.now() / 1000) + 7_200 }, settings.secret)],
 	])("refuses %s", (_name, token) => {
 		expect(() => verifyToken(settings, token, "access")).toThrow("Invalid token");
 	});

@@ -224,6 +224,11 @@ describe("loadConfig", () => {
 		expect(problemsOf({ ...clusterEnv(), SERVICES: "grpc,auth", PORT: "7000", GRPC_PORT: "7000" })).toEqual([expect.stringMatching(/^PORT and GRPC_PORT are both 7000: .*\/health, \/ready and \/metrics/)]);
 	});
 
+	it("warns when an access token would outlive its login's refresh token", () => {
+		expect(loadConfig({ DATA_DIR: tempDir(), JWT_ACCESS_TTL: "600", JWT_REFRESH_TTL: "300" }).warnings).toEqual(expect.arrayContaining([expect.stringMatching(/^JWT_ACCESS_TTL \(600 s\) is longer than JWT_REFRESH_TTL \(300 s\)/)]));
+		expect(loadConfig({ DATA_DIR: tempDir() }).warnings.filter((w) => w.startsWith("JWT_ACCESS_TTL"))).toEqual([]);
+	});
+
 	it("needs api on the node that runs realtime", () => {
 		expect(problemsOf({ DATA_DIR: tempDir(), SERVICES: "realtime,auth" }).join()).toMatch(/realtime .* needs api/);
 	});

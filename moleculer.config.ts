@@ -90,7 +90,9 @@ export function createBrokerOptions(runtime: Runtime, overrides: Partial<BrokerO
 		disableBalancer: false,
 		registry: { strategy: "RoundRobin", preferLocal: true },
 		circuitBreaker: {
-			enabled: true,
+			// It routes calls around a failing node; a lone node has none to route to, and an open breaker
+			// on its only endpoint refused every call for 10 s after a stall (Telegram's pushes included).
+			enabled: Boolean(config.transporter),
 			threshold: 0.5,
 			minRequestCount: 20,
 			windowTime: 60,

@@ -92,10 +92,14 @@ export function vanishedAliases<T extends GeneratedAlias>(candidates: readonly T
 
 export const SERVICE_AWAY_RETRY_AFTER_SECONDS = 5;
 
-/** The answer for a route whose service no node of the cluster runs right now. */
-export function serviceAwayError(action: string): GatewayError {
+/**
+ * The answer for a route whose action no node can take right now: no node runs its service, or
+ * (`running`) every node that does has its circuit breaker open after failed calls.
+ */
+export function serviceAwayError(action: string, running = false): GatewayError {
 	const service = action.slice(0, action.lastIndexOf("."));
-	return new GatewayError("UNAVAILABLE", `The ${service} service is unavailable (no node runs it right now), try again later`, {
+	const why = running ? "its recent calls failed on every node running it" : "no node runs it right now";
+	return new GatewayError("UNAVAILABLE", `The ${service} service is unavailable (${why}), try again later`, {
 		retry_after: SERVICE_AWAY_RETRY_AFTER_SECONDS,
 	});
 }

@@ -7,7 +7,7 @@ import type { IncomingMessage, ServerResponse } from "node:http";
 import type { Service, ServiceSchema } from "moleculer";
 import ApiGateway from "moleculer-web";
 import type { ApiSettingsSchema } from "moleculer-web";
-import { isActionReachable } from "../../lib/reachable";
+import { isActionReachable, nodesRunning } from "../../lib/reachable";
 import { DOCUMENTED_ROUTES_BASE, documentedAliasSpecs, serviceAwayError, vanishedAliases, type GeneratedAlias } from "./aliases";
 
 /** The parts of moleculer-web's service this one reaches into. */
@@ -76,7 +76,9 @@ export const RouteUpkeepMixin: Partial<ServiceSchema<ApiSettingsSchema, RouteUpk
 		 */
 		aliasHandler(this: RouteUpkeepThis, req: IncomingMessage, res: ServerResponse, alias: GeneratedAlias) {
 			const declared = !(alias as { _notDefined?: boolean })._notDefined;
-			if (alias.action && declared && !isActionReachable(this.broker, alias.action)) throw serviceAwayError(alias.action);
+			if (alias.action && declared && !isActionReachable(this.broker, alias.action)) {
+				throw serviceAwayError(alias.action, nodesRunning(this.broker, alias.action.slice(0, alias.action.lastIndexOf("."))).length > 0);
+			}
 			return gatewayAliasHandler.call(this, req, res, alias);
 		},
 	},

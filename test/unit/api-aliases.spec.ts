@@ -54,4 +54,8 @@ describe("serviceAwayError", () => {
 			body: { error: { code: "UNAVAILABLE", message: "The delivery service is unavailable (no node runs it right now), try again later", details: { retry_after: 5 } } },
 		});
 	});
+
+	it("does not say no node runs the service when nodes run it whose circuit breakers are open", () => {
+		expect(serviceAwayError("delivery.listWebhooks", true).message).toBe("The delivery service is unavailable (its recent calls failed on every node running it), try again later");
+	});
 });

@@ -123,7 +123,8 @@ type Middleware = (req: IncomingMessage, res: ServerResponse, next: (err?: unkno
 export function countedPushBodyReader(reader: Middleware) {
 	return function readPushBody(this: { broker: ServiceBroker }, req: IncomingMessage, res: ServerResponse, next: (err?: unknown) => void): void {
 		reader(req, res, (err?: unknown) => {
-			if (err) {
+			// A sender that hung up before its body was in refused nothing: it is not a malformed update.
+			if (err && (err as { type?: unknown }).type !== "request.aborted") {
 				const { status } = toApiError(err);
 				metricsOf(this.broker).updatesRejected.inc({ reason: status === 413 ? "too_large" : status === 415 ? "unsupported_media_type" : "malformed" });
 			}

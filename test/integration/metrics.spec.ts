@@ -8,7 +8,7 @@
 import * as grpc from "@grpc/grpc-js";
 import { createServer } from "node:http";
 import { join } from "node:path";
-import type { AddressInfo } from "node:net";
+import { connect, type AddressInfo } from "node:net";
 import { loadSync } from "@grpc/proto-loader";
 import { startOpsServer } from "../../lib/ops-server";
 import { createKey } from "../support/auth";
@@ -94,6 +94,16 @@ describe("GET /metrics", () => {
 		expect((await raw('"an update"')).status).toBe(400);
 		expect((await raw(JSON.stringify({ update_id: 1, message: { text: "x".repeat(1_100_000) } }))).status).toBe(413);
 		expect((await raw("update_id=1", "application/x-www-form-urlencoded")).status).toBe(415);
+		// A sender that hangs up half-way through its body is not counted: nothing was refused.
+		const url = new URL(t.baseUrl);
+		await new Promise<void>((resolve) => {
+			const socket = connect(Number(url.port), url.hostname, () => {
+				socket.write(`POST /api/v1/telegram/webhook/${bot.path} HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nX-Telegram-Bot-Api-Secret-Token: ${bot.secret}\r\nContent-Length: 500\r\n\r\n{"update_id":`);
+				setTimeout(() => socket.destroy(), 300);
+			});
+			socket.on("close", () => resolve());
+		});
+		await new Promise((r) => setTimeout(r, 200));
 		const after = await scrape();
 		const delta = (labels: Record<string, string>) => valueOf(after, "tgw_telegram_updates_rejected_total", labels) - valueOf(before, "tgw_telegram_updates_rejected_total", labels);
 		expect([delta({ reason: "malformed" }), delta({ reason: "too_large" }), delta({ reason: "unsupported_media_type" })]).toEqual([3, 1, 1]);

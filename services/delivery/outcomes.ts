@@ -1,11 +1,13 @@
 /**
  * Recording attempts: the attempt row for the delivery log, and the delivery's new state
  * (succeeded, failed with its next attempt, or dead), many at once in one transaction. A 410 Gone
- * disables the endpoint. Rows are only changed while this node still holds their lease.
+ * disables the endpoint. Rows are only changed while this node still holds their lease. A delivery
+ * removed meanwhile (its webhook deleted) is left out: its attempt row would fail the whole batch
+ * on the foreign key, and the other deliveries of the batch, unrecorded, would be sent again.
  */
 import type { Database } from "../../lib/db/connection";
 import { retryingConflicts } from "../../lib/db/conflicts";
-import { insertRows, run } from "../../lib/db/raw";
+import { all, inIds, insertRows, run } from "../../lib/db/raw";
 import type { AttemptResult } from "./attempt";
 import type { Claimed } from "./claims";
 import { nextDelayMs } from "./schedule";
@@ -31,12 +33,18 @@ export function judge(delivery: Claimed, result: AttemptResult, random?: () => n
 
 const ATTEMPT_COLUMNS = ["delivery_id", "attempt", "started_at", "duration_ms", "status_code", "error", "response_excerpt"] as const;
 
-export async function recordOutcomes(db: Database, owner: string, outcomes: Outcome[]): Promise<void> {
-	if (outcomes.length === 0) return;
+export async function recordOutcomes(db: Database, owner: string, given: Outcome[]): Promise<void> {
+	if (given.length === 0) return;
 	const now = new Date();
 	// A deadlock with another node's claim (MySQL) would leave the delivery in flight until its lease
 	// ran out, and then send it again: done again instead. Read committed: only matching rows are locked.
 	await retryingConflicts(() => db.rawTransaction(async (t) => {
+		// Locked on MySQL (in id order), so a webhook's deletion waits for this record or comes before it.
+		const ids = inIds(db, [...new Set(given.map((o) => o.delivery.id))].sort((a, b) => a - b));
+		const present = await all<{ id: number | string }>(db, t, `SELECT id FROM webhook_deliveries WHERE id ${ids.sql} ORDER BY id${db.dialect === "mysql" ? " FOR UPDATE" : ""}`, ids.values);
+		const kept = new Set(present.map((row) => Number(row.id)));
+		const outcomes = given.filter((o) => kept.has(o.delivery.id));
+		if (outcomes.length === 0) return;
 		await insertRows(
 			db,
 			t,

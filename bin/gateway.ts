@@ -68,6 +68,37 @@ async function main(): Promise<void> {
 	for (const warning of config.warnings) log.warn(warning);
 
 	let ops: OpsServer | null = null;
+	// Where startup is, for a signal that comes before the node is up: before its services load it
+	// exits at once (a migration under way finishes first: a half-applied one would wait for the
+	// next start); while they start, it waits for them to finish starting, then drains as usual.
+	let startup: { phase: "waiting" } | { phase: "migrating" | "starting"; done: Promise<unknown> } | { phase: "up" } = { phase: "waiting" };
+	let stoppingSince: number | null = null;
+	const onSignal = (signal: NodeJS.Signals) => {
+		if (stoppingSince !== null) {
+			// Ctrl-C under `npm start` reaches node twice at once (the terminal signals the whole
+			// process group, and npm passes its own on): that is one Ctrl-C, not two.
+			if (Date.now() - stoppingSince < DUPLICATE_SIGNAL_MS) return;
+			// A second signal (Ctrl-C twice): the drain is not waited for.
+			log.warn(`${signal} again while draining: exiting now`);
+			process.exit(1);
+		}
+		stoppingSince = Date.now();
+		const current = startup;
+		if (current.phase === "waiting") {
+			log.info(`${signal} received before the services started: exiting`);
+			void Promise.allSettled([ops?.close(), runtime.close()]).then(() => process.exit(0));
+		} else if (current.phase === "up") {
+			void shutdown(broker, runtime, ops, signal);
+		} else {
+			log.info(`${signal} received while ${current.phase === "migrating" ? "migrating" : "the services start"}: stopping once that is done`);
+			void current.done.then(
+				() => (current.phase === "starting" ? shutdown(broker, runtime, ops, signal) : Promise.allSettled([ops?.close(), runtime.close()]).then(() => process.exit(0))),
+				() => undefined, // main() reports the failure and exits 1
+			);
+		}
+	};
+	// SIGHUP too: a closed terminal (or an operator expecting a reload) stopped the node undrained.
+	for (const signal of ["SIGTERM", "SIGINT", "SIGHUP"] as const) process.on(signal, () => onSignal(signal));
 	if ((await unknownMigrations(runtime.db)).length > 0) {
 		// A newer build migrated the database (an old node restarting during a rollout, or the code
 		// rolled back): this code may not work on that schema (0010 changed the key ingest files chats
@@ -86,7 +117,11 @@ async function main(): Promise<void> {
 		// Probes are answered while the migrations run (or wait for another node's): /health 200, /ready 503.
 		if (ops) ops.setPhase("migrating");
 		else ops = await startOpsServer(broker, runtime, "migrating");
-		const applied = await migrateUp(runtime.db);
+		const migrating = migrateUp(runtime.db);
+		startup = { phase: "migrating", done: migrating };
+		const applied = await migrating;
+		startup = { phase: "waiting" };
+		if (stoppingSince !== null) return;
 		if (applied.length > 0) log.info(`Applied migrations: ${applied.map((m) => m.name).join(", ")}`);
 	} else if ((await pendingMigrations(runtime.db)).length > 0) {
 		// The migration job may be starting beside this node (one rollout): wait for it, alive and unready,
@@ -101,22 +136,8 @@ async function main(): Promise<void> {
 		log.info("The database schema is up to date: starting");
 	}
 
+	if (stoppingSince !== null) return;
 	loadServices(broker, config);
-	let stoppingSince: number | null = null;
-	for (const signal of ["SIGTERM", "SIGINT"] as const) {
-		process.on(signal, () => {
-			if (stoppingSince !== null) {
-				// Ctrl-C under `npm start` reaches node twice at once (the terminal signals the whole
-				// process group, and npm passes its own on): that is one Ctrl-C, not two.
-				if (Date.now() - stoppingSince < DUPLICATE_SIGNAL_MS) return;
-				// A second signal (Ctrl-C twice): the drain is not waited for.
-				log.warn(`${signal} again while draining: exiting now`);
-				process.exit(1);
-			}
-			stoppingSince = Date.now();
-			void shutdown(broker, runtime, ops, signal);
-		});
-	}
 
 	const api = config.services.includes("api");
 	if (config.transporter) {
@@ -138,7 +159,11 @@ async function main(): Promise<void> {
 		await ops.close();
 		ops = null;
 	}
-	await broker.start();
+	const starting = broker.start();
+	startup = { phase: "starting", done: starting };
+	await starting;
+	startup = { phase: "up" };
+	if (stoppingSince !== null) return;
 	// Nodes without the REST gateway still answer /health, /ready and /metrics for their orchestrator.
 	if (!api) {
 		if (ops) ops.setPhase("serving");

@@ -21,7 +21,7 @@ function readResponse(socket: Socket): Promise<string> {
 }
 
 describe("graceful shutdown of a real process", () => {
-	it.each(["SIGTERM", "SIGINT"] as const)("on %s: refuses new connections, finishes the request in flight, exits 0", async (signal) => {
+	it.each(["SIGTERM", "SIGINT", "SIGHUP"] as const)("on %s: refuses new connections, finishes the request in flight, exits 0", async (signal) => {
 		const port = await freePort();
 		const gateway = spawnGateway("embedded", { DATA_DIR: tempDir(), PORT: String(port), GRPC_PORT: "0", HOST: "127.0.0.1" });
 		try {
@@ -46,6 +46,32 @@ describe("graceful shutdown of a real process", () => {
 			gateway.kill("SIGKILL");
 		}
 	});
+
+	it("a signal before the services started (waiting for the schema to be migrated) exits 0 at once", async () => {
+		const gateway = spawnGateway("embedded", { DATA_DIR: tempDir(), PORT: String(await freePort()), GRPC_PORT: "0", HOST: "127.0.0.1", MIGRATE_ON_START: "false" });
+		try {
+			await gateway.waitForOutput(/MIGRATE_ON_START=false: not ready until/);
+			gateway.kill("SIGTERM");
+			expect(await gateway.exited).toEqual({ code: 0, signal: null });
+			expect(gateway.output()).toMatch(/SIGTERM received before the services started: exiting/);
+		} finally {
+			gateway.kill("SIGKILL");
+		}
+	});
+
+	it("a signal as the migrations end and the services start: they finish starting, then the node drains and exits 0", async () => {
+		for (let round = 0; round < 3; round++) {
+			const gateway = spawnGateway("embedded", { DATA_DIR: tempDir(), PORT: String(await freePort()), GRPC_PORT: "0", HOST: "127.0.0.1" });
+			try {
+				await gateway.waitForOutput(/Applied migrations/);
+				gateway.kill("SIGTERM");
+				expect(await gateway.exited).toEqual({ code: 0, signal: null });
+				expect(gateway.output()).not.toMatch(/failed to start|Unable to start/);
+			} finally {
+				gateway.kill("SIGKILL");
+			}
+		}
+	}, 60_000);
 
 	it("a second signal while draining exits at once with 1 (Ctrl-C twice), not after the drain", async () => {
 		const port = await freePort();

@@ -10,6 +10,7 @@ import { ServiceBroker } from "moleculer";
 import { createBrokerOptions } from "../moleculer.config";
 import { loadConfig, type GatewayConfig } from "../lib/config";
 import { openMetricsWarning } from "../lib/metrics";
+import { claimNodeId, type NodeIdClaim } from "../lib/node-id-claim";
 import { migrateUp, pendingMigrations, SCHEMA_CHECK_EVERY_MS, unknownMigrations, waitUntilMigrated, waitUntilNotAhead } from "../lib/db/migrator";
 import { startOpsServer, type OpsServer } from "../lib/ops-server";
 import { openRuntimeOrExit, startFailure, type Runtime } from "../lib/runtime";
@@ -23,6 +24,9 @@ const RECOMMENDED_THREAD_POOL = 8;
 const DUPLICATE_SIGNAL_MS = 1_000;
 
 type Drainable = { name: string; drain?: () => Promise<void> };
+
+/** This process's hold on its NODE_ID (cluster mode), given back when it stops. */
+let nodeIdClaim: NodeIdClaim | null = null;
 
 export function loadServices(broker: ServiceBroker, config: GatewayConfig): void {
 	// config.services is in ALL_SERVICES order, whatever SERVICES lists: api is created before realtime, which attaches to its server.
@@ -50,6 +54,7 @@ export async function shutdown(broker: ServiceBroker, runtime: Runtime, ops: Ops
 		}
 		await ops?.close();
 		await broker.stop();
+		await nodeIdClaim?.release();
 		await runtime.close();
 		// The broker's logger is closed by now; write directly and exit once the line is flushed.
 		process.stdout.write(`[${new Date().toISOString()}] Gateway node ${broker.nodeID} stopped cleanly\n`, () => process.exit(exitCode));
@@ -73,6 +78,10 @@ async function main(): Promise<void> {
 	// next start); while they start, it waits for them to finish starting, then drains as usual.
 	let startup: { phase: "waiting" } | { phase: "migrating" | "starting"; done: Promise<unknown> } | { phase: "up" } = { phase: "waiting" };
 	let stoppingSince: number | null = null;
+	const closeBeforeStart = () =>
+		Promise.allSettled([ops?.close(), nodeIdClaim?.release()])
+			.then(() => runtime.close())
+			.then(() => process.exit(0));
 	const onSignal = (signal: NodeJS.Signals) => {
 		if (stoppingSince !== null) {
 			// Ctrl-C under `npm start` reaches node twice at once (the terminal signals the whole
@@ -86,19 +95,26 @@ async function main(): Promise<void> {
 		const current = startup;
 		if (current.phase === "waiting") {
 			log.info(`${signal} received before the services started: exiting`);
-			void Promise.allSettled([ops?.close(), runtime.close()]).then(() => process.exit(0));
+			void closeBeforeStart();
 		} else if (current.phase === "up") {
 			void shutdown(broker, runtime, ops, signal);
 		} else {
 			log.info(`${signal} received while ${current.phase === "migrating" ? "migrating" : "the services start"}: stopping once that is done`);
 			void current.done.then(
-				() => (current.phase === "starting" ? shutdown(broker, runtime, ops, signal) : Promise.allSettled([ops?.close(), runtime.close()]).then(() => process.exit(0))),
+				() => (current.phase === "starting" ? shutdown(broker, runtime, ops, signal) : closeBeforeStart()),
 				() => undefined, // main() reports the failure and exits 1
 			);
 		}
 	};
 	// SIGHUP too: a closed terminal (or an operator expecting a reload) stopped the node undrained.
 	for (const signal of ["SIGTERM", "SIGINT", "SIGHUP"] as const) process.on(signal, () => onSignal(signal));
+
+	if (config.transporter) {
+		// Before the broker joins: a second node with this id would make Moleculer stop the first one.
+		nodeIdClaim = await claimNodeId(runtime.state, config.nodeId, {
+			onWaiting: (holder) => log.warn(`NODE_ID ${config.nodeId} is held by ${holder?.split("|")[0] ?? "another process"}: waiting for it (a previous run of this node that stopped without giving it back lets go within 15 s)`),
+		});
+	}
 	if ((await unknownMigrations(runtime.db)).length > 0) {
 		// A newer build migrated the database (an old node restarting during a rollout, or the code
 		// rolled back): this code may not work on that schema (0010 changed the key ingest files chats

@@ -3,7 +3,8 @@
  * other, answer cross-node calls, report readiness, and keep answering after a worker is SIGKILLed.
  */
 import type { ServiceBroker } from "moleculer";
-import { http } from "../support/harness";
+import { http, tempDir } from "../support/harness";
+import { freePort, spawnGateway } from "../support/processes";
 import { startCluster, type Cluster } from "./support/cluster";
 
 const WORKER_SERVICES = ["auth", "bots", "chats", "ingest", "broker", "delivery"];
@@ -60,6 +61,28 @@ describe("cluster foundation", () => {
 		const api = await client.call("$node.health", {}, { nodeID: "api-1" });
 		expect(api).toMatchObject({ process: expect.any(Object) });
 	});
+
+	it("a second process started with a running node's NODE_ID refuses to start (exit 1, naming it); the running node is untouched", async () => {
+		const running = cluster.node("worker-2");
+		const duplicate = spawnGateway("worker-2-again", {
+			...cluster.env,
+			NODE_ID: "worker-2",
+			SERVICES: WORKER_SERVICES.join(","),
+			PORT: String(await freePort()),
+			GRPC_PORT: String(await freePort()),
+			DATA_DIR: tempDir("tgw-duplicate-"),
+		});
+		try {
+			await duplicate.waitForOutput(/NODE_ID worker-2 is held by .+ pid \d+: waiting for it/, 20_000);
+			expect(await duplicate.exited).toEqual({ code: 1, signal: null });
+			expect(duplicate.output()).toMatch(/NODE_ID worker-2 is in use by another running node \(.+ pid \d+\): give each node its own NODE_ID/);
+		} finally {
+			duplicate.kill("SIGKILL");
+		}
+		expect(running.child.exitCode).toBeNull();
+		expect(running.output()).not.toMatch(/nodeID conflict/);
+		await expect(client.call("$node.health", {}, { nodeID: "worker-2" })).resolves.toMatchObject({ process: expect.any(Object) });
+	}, 60_000);
 
 	it("a worker killed with SIGKILL does not fail requests: they move to the other worker", async () => {
 		const worker = cluster.node("worker-1");

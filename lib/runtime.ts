@@ -3,6 +3,7 @@
  * (in process when embedded, Redis in cluster mode). The process entry (or a test) opens it, hands it
  * to every broker it creates, and closes it after the brokers have stopped.
  */
+import { join } from "node:path";
 import type { ServiceBroker } from "moleculer";
 import { ConfigError, type GatewayConfig } from "./config";
 import { openDatabase, type Database } from "./db/connection";
@@ -37,7 +38,7 @@ export function storeAddress(url: string): string {
 
 /** A store the node cannot open at start: the message names its variable and address. */
 export class StoreUnreachableError extends Error {
-	constructor(variable: "DATABASE_URL" | "REDIS_URL", url: string, cause: unknown) {
+	constructor(variable: "DATABASE_URL" | "DATA_DIR" | "REDIS_URL", url: string, cause: unknown) {
 		const what = variable === "REDIS_URL" ? "Redis" : "the database";
 		super(`Cannot reach ${what} at ${storeAddress(url)} (${variable}): ${(cause as Error)?.message ?? String(cause)}`);
 		this.name = "StoreUnreachableError";
@@ -49,7 +50,9 @@ export async function openRuntime(config: GatewayConfig): Promise<Runtime> {
 	try {
 		db = await openDatabase(config.databaseUrl);
 	} catch (err) {
-		throw new StoreUnreachableError("DATABASE_URL", config.databaseUrl, err);
+		// The embedded default is DATA_DIR's file: name the variable the operator set (or can set).
+		const fromDataDir = config.databaseUrl === `sqlite:${join(config.dataDir, "gateway.sqlite")}`;
+		throw new StoreUnreachableError(fromDataDir ? "DATA_DIR" : "DATABASE_URL", config.databaseUrl, err);
 	}
 	let state: SharedState;
 	try {

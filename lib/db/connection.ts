@@ -2,7 +2,7 @@
  * One Sequelize instance per process, chosen by DATABASE_URL: MySQL/MariaDB (cluster) or SQLite
  * (embedded). Every service shares it, so SQLite sees a single writer and MySQL a single pool.
  */
-import { closeSync, existsSync, mkdirSync, openSync } from "node:fs";
+import { accessSync, closeSync, constants, existsSync, mkdirSync, openSync } from "node:fs";
 import { dirname, resolve } from "node:path";
 import { QueryTypes, Sequelize, Transaction } from "sequelize";
 import type { Database as SqliteConnection } from "sqlite3";
@@ -46,7 +46,8 @@ export interface DatabaseOptions {
 }
 
 function sqliteStorage(url: string): string {
-	const rest = url.slice("sqlite:".length).replace(/^\/\//, "");
+	// Trimmed as missingSqliteFile reads it: "sqlite: /data/x" made a directory named " ".
+	const rest = url.slice("sqlite:".length).replace(/^\/\//, "").trim();
 	return rest === "" || rest === ":memory:" ? ":memory:" : rest;
 }
 
@@ -107,6 +108,23 @@ function createPrivately(storage: string): void {
 	closeSync(openSync(storage, "a", 0o600));
 }
 
+/**
+ * SQLite opens a file it may not write read-only, without a word: every write then failed with
+ * SQLITE_READONLY (answered as "Database is unavailable, try again later") while the node said ready.
+ * It writes the file, and beside it the -wal and -shm files: both must be writable.
+ */
+function assertWritable(storage: string): void {
+	if (storage === ":memory:") return;
+	for (const path of [storage, dirname(resolve(storage))]) {
+		try {
+			accessSync(path, constants.W_OK);
+		} catch {
+			const who = typeof process.getuid === "function" ? ` (uid ${process.getuid()})` : "";
+			throw new Error(`${path} is not writable by this process${who}: SQLite writes the database file and, beside it, its -wal and -shm files`);
+		}
+	}
+}
+
 /** MariaDB 10.5 and later answer INSERT ... RETURNING; VERSION() says "10.11.19-MariaDB-...". */
 async function isMariaDbWithReturning(sequelize: Sequelize): Promise<boolean> {
 	const [row] = await sequelize.query<{ version: string }>("SELECT VERSION() AS version", { type: QueryTypes.SELECT });
@@ -128,6 +146,7 @@ export async function openDatabase(url: string, options: DatabaseOptions = {}): 
 			define: { timestamps: false },
 		});
 		createPrivately(sqliteStorage(url));
+		assertWritable(sqliteStorage(url));
 		tuneSqliteConnections(sequelize);
 		installFastSqliteQuery(sequelize);
 		if (sqliteStorage(url) !== ":memory:") {

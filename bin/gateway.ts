@@ -10,7 +10,9 @@ import { ServiceBroker } from "moleculer";
 import { createBrokerOptions } from "../moleculer.config";
 import { loadConfig, type GatewayConfig } from "../lib/config";
 import { openMetricsWarning } from "../lib/metrics";
-import { claimNodeId, type NodeIdClaim } from "../lib/node-id-claim";
+import { lockDatabaseFile } from "../lib/data-dir-lock";
+import { sqliteFileOf } from "../lib/db/connection";
+import { claimNodeId } from "../lib/node-id-claim";
 import { migrateUp, pendingMigrations, SCHEMA_CHECK_EVERY_MS, unknownMigrations, waitUntilMigrated, waitUntilNotAhead } from "../lib/db/migrator";
 import { startOpsServer, type OpsServer } from "../lib/ops-server";
 import { openRuntimeOrExit, startFailure, type Runtime } from "../lib/runtime";
@@ -25,8 +27,9 @@ const DUPLICATE_SIGNAL_MS = 1_000;
 
 type Drainable = { name: string; drain?: () => Promise<void> };
 
-/** This process's hold on its NODE_ID (cluster mode), given back when it stops. */
-let nodeIdClaim: NodeIdClaim | null = null;
+/** What this process holds while it runs (its NODE_ID in a cluster, its database file embedded), given back when it stops. */
+const held: Array<() => unknown> = [];
+const releaseHeld = () => Promise.allSettled(held.splice(0).map(async (release) => release()));
 
 export function loadServices(broker: ServiceBroker, config: GatewayConfig): void {
 	// config.services is in ALL_SERVICES order, whatever SERVICES lists: api is created before realtime, which attaches to its server.
@@ -54,7 +57,7 @@ export async function shutdown(broker: ServiceBroker, runtime: Runtime, ops: Ops
 		}
 		await ops?.close();
 		await broker.stop();
-		await nodeIdClaim?.release();
+		await releaseHeld();
 		await runtime.close();
 		// The broker's logger is closed by now; write directly and exit once the line is flushed.
 		process.stdout.write(`[${new Date().toISOString()}] Gateway node ${broker.nodeID} stopped cleanly\n`, () => process.exit(exitCode));
@@ -79,7 +82,7 @@ async function main(): Promise<void> {
 	let startup: { phase: "waiting" } | { phase: "migrating" | "starting"; done: Promise<unknown> } | { phase: "up" } = { phase: "waiting" };
 	let stoppingSince: number | null = null;
 	const closeBeforeStart = () =>
-		Promise.allSettled([ops?.close(), nodeIdClaim?.release()])
+		Promise.allSettled([ops?.close(), releaseHeld()])
 			.then(() => runtime.close())
 			.then(() => process.exit(0));
 	const onSignal = (signal: NodeJS.Signals) => {
@@ -111,9 +114,19 @@ async function main(): Promise<void> {
 
 	if (config.transporter) {
 		// Before the broker joins: a second node with this id would make Moleculer stop the first one.
-		nodeIdClaim = await claimNodeId(runtime.state, config.nodeId, {
+		const claim = await claimNodeId(runtime.state, config.nodeId, {
 			onWaiting: (holder) => log.warn(`NODE_ID ${config.nodeId} is held by ${holder?.split("|")[0] ?? "another process"}: waiting for it (a previous run of this node that stopped without giving it back lets go within 15 s)`),
 		});
+		held.push(() => claim.release());
+	} else {
+		// Embedded: the node is alone with its database; a second one on it would poll and pace apart.
+		const file = sqliteFileOf(config.databaseUrl);
+		if (file) {
+			const lock = await lockDatabaseFile(file, { onWaiting: (holder) => log.warn(`Another gateway (${holder}) runs on ${file}: waiting up to 10 s for it to stop`) });
+			held.push(() => lock.release());
+			// However the process ends (a start that fails exits at once): the file is not left behind.
+			process.once("exit", () => lock.release());
+		}
 	}
 	if ((await unknownMigrations(runtime.db)).length > 0) {
 		// A newer build migrated the database (an old node restarting during a rollout, or the code

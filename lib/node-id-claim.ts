@@ -10,6 +10,7 @@
  */
 import { hostname } from "node:os";
 import { randomUUID } from "node:crypto";
+import { processStanding } from "./local-process";
 import type { SharedState } from "./state";
 
 export const NODE_ID_LEASE_MS = 15_000;
@@ -64,14 +65,5 @@ export async function claimNodeId(
 /** A holder written by a process of this host that no longer runs (or whose pid this process now has). */
 function isGoneRunOfThisHost(holder: string): boolean {
 	const match = /^(.*) pid (\d+)\|/.exec(holder);
-	if (!match || match[1] !== hostname()) return false;
-	const pid = Number(match[2]);
-	if (pid === process.pid) return true;
-	try {
-		process.kill(pid, 0);
-		return false;
-	} catch (err) {
-		// EPERM: it runs, as another user.
-		return (err as NodeJS.ErrnoException).code === "ESRCH";
-	}
+	return match !== null && processStanding(match[1]!, Number(match[2])) === "gone";
 }

@@ -73,6 +73,33 @@ describe("graceful shutdown of a real process", () => {
 		}
 	}, 60_000);
 
+	it("a second embedded gateway on a running one's DATA_DIR refuses to start (exit 1, naming it); one on a crashed one's starts at once", async () => {
+		const dataDir = tempDir();
+		const env = { DATA_DIR: dataDir, GRPC_PORT: "0", HOST: "127.0.0.1" };
+		const first = spawnGateway("first", { ...env, PORT: String(await freePort()) });
+		const second = spawnGateway("second", { ...env, PORT: String(await freePort()) });
+		try {
+			await first.waitForOutput(/ready at http/);
+			expect(await second.exited).toEqual({ code: 1, signal: null });
+			expect(second.output()).toMatch(/another gateway \(.+ pid \d+\) runs on this database .*: run one embedded gateway per DATA_DIR/);
+			expect(first.child.exitCode).toBeNull();
+			first.kill("SIGKILL");
+			await first.exited;
+			const started = Date.now();
+			const third = spawnGateway("third", { ...env, PORT: String(await freePort()) });
+			try {
+				await third.waitForOutput(/ready at http/);
+				expect(Date.now() - started).toBeLessThan(10_000);
+				expect(third.output()).not.toMatch(/Another gateway/);
+			} finally {
+				third.kill("SIGKILL");
+			}
+		} finally {
+			first.kill("SIGKILL");
+			second.kill("SIGKILL");
+		}
+	}, 60_000);
+
 	it("a second signal while draining exits at once with 1 (Ctrl-C twice), not after the drain", async () => {
 		const port = await freePort();
 		const gateway = spawnGateway("embedded", { DATA_DIR: tempDir(), PORT: String(port), GRPC_PORT: "0", HOST: "127.0.0.1" });

@@ -279,12 +279,25 @@ export const webhookActions: DeliveryActions = {
 
 		rotateWebhookSecret: {
 			rest: "POST /webhooks/:id/rotate-secret",
-			conflict: "another request changed the secret meanwhile",
+			conflict: "another request changed the secret meanwhile, or the previous rotation's overlap has not ended (see force)",
 			permission: "webhooks:write",
 			retryPolicy: { enabled: false },
-			params: { $$strict: true, id: ID },
-			async handler(this: DeliveryThis, ctx: GatewayContext<{ id: number }>) {
+			params: {
+				$$strict: true,
+				id: ID,
+				force: { type: "boolean", convert: true, optional: true, description: "Rotate although the previous rotation's 24 h overlap has not ended: its old secret stops signing at once (a leaked secret)." },
+			},
+			async handler(this: DeliveryThis, ctx: GatewayContext<{ id: number; force?: boolean }>) {
 				const row = await ownWebhook.call(this, principalOf(ctx), ctx.params.id);
+				// The overlap promised receivers still on the old secret 24 h: a second rotation (a retried
+				// call, say) would drop that secret at once, since one previous secret is kept.
+				const overlapEnds = row.previous_secret_expires_at;
+				if (!ctx.params.force && row.previous_secret_ciphertext !== null && overlapEnds !== null && new Date(overlapEnds).getTime() > Date.now()) {
+					throw fail.conflict(
+						`The last rotation's old secret still signs until ${new Date(overlapEnds).toISOString()}: rotating again now would stop it at once, for receivers not yet on the new one. Rotate after then, or send {"force": true} (a leaked secret).`,
+						{ previous_secret_expires_at: new Date(overlapEnds).toISOString() },
+					);
+				}
 				const keys = this.runtime.config.encryptionKeys;
 				const { current } = this.secretsOf(row);
 				const secret = newWebhookSecret();

@@ -320,6 +320,27 @@ describe("webhooks: the REST routes", () => {
 		expect(verifies(old, after)).toBe(false);
 	});
 
+	it("a second rotation during the overlap is 409 (the first's old secret keeps its 24 h); with force it ends that secret at once", async () => {
+		const r = await receiver();
+		const created = await createWebhook(t, { url: r.url, scope: "all" });
+		const first = await t.api<WebhookBody & { secret: string }>("POST", `/webhooks/${created.id}/rotate-secret`);
+		expect(first.status).toBe(200);
+		const again = await t.api("POST", `/webhooks/${created.id}/rotate-secret`);
+		const refusal = expectApiError(again, 409, "CONFLICT");
+		expect(refusal.details).toEqual({ previous_secret_expires_at: first.body.previous_secret_expires_at });
+		expect(refusal.message).toMatch(/still signs until .*"force": true/);
+		expect((await t.api<{ ok: boolean }>("POST", `/webhooks/${created.id}/test`)).body.ok).toBe(true);
+		const ping = r.requests.find((q) => q.body?.event === "ping")!;
+		expect(verifies(created.secret, ping) && verifies(first.body.secret, ping)).toBe(true);
+
+		const forced = await t.api<WebhookBody & { secret: string }>("POST", `/webhooks/${created.id}/rotate-secret`, { force: true });
+		expect(forced.status).toBe(200);
+		expect((await t.api<{ ok: boolean }>("POST", `/webhooks/${created.id}/test`)).body.ok).toBe(true);
+		const pings = r.requests.filter((q) => q.body?.event === "ping");
+		const last = pings[pings.length - 1]!;
+		expect([verifies(forced.body.secret, last), verifies(first.body.secret, last), verifies(created.secret, last)]).toEqual([true, true, false]);
+	});
+
 	it("two rotate-secret requests at once: every secret handed out with a 200 signs the next ping; a rotation that lost the race is 409", async () => {
 		for (let round = 0; round < 3; round++) {
 			const r = await receiver();

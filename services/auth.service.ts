@@ -46,8 +46,12 @@ const AuthService: ServiceSchema<ServiceSettingSchema, AuthThis> = {
 
 		sessionEnded(this: AuthThis, family: string): Promise<boolean> {
 			return this.cache.endedSessions.get(family, async () => {
-				const revoked = await this.runtime.db.models.RefreshToken.findOne({ where: { family_id: family, revoked_at: { [Op.ne]: null } }, attributes: ["id"], raw: true });
-				return revoked !== null;
+				const { RefreshToken } = this.runtime.db.models;
+				const revoked = await RefreshToken.findOne({ where: { family_id: family, revoked_at: { [Op.ne]: null } }, attributes: ["id"], raw: true });
+				if (revoked) return true;
+				// A login this database has no record of has ended too: its token was signed before a
+				// restore from a backup, whose reused user ids would otherwise let it act as another user.
+				return (await RefreshToken.findOne({ where: { family_id: family }, attributes: ["id"], raw: true })) === null;
 			});
 		},
 

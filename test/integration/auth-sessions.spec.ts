@@ -230,6 +230,11 @@ describe("auth sessions", () => {
 			expect(res.body).toMatchObject({ type: "user", id: adminId });
 		});
 
+		it("a token naming a login the database has no record of (signed before a restore from a backup) is 401 revoked, though its user id exists", async () => {
+			const res = await me(gw.baseUrl, sign(claims({ fam: randomUUID().replace(/-/g, "") })));
+			expect(expectApiError(res, 401, "UNAUTHORIZED").details).toEqual({ reason: "revoked" });
+		});
+
 		const cases: Array<[string, () => string]> = [
 			["alg none", () => jwt.sign(claims(), "", { algorithm: "none" })],
 			["HS512 with the right secret", () => sign(claims(), gw.config.jwt.secret, "HS512")],

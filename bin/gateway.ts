@@ -8,10 +8,9 @@
 import { join } from "node:path";
 import { ServiceBroker } from "moleculer";
 import { createBrokerOptions } from "../moleculer.config";
-import { loadConfig, type GatewayConfig } from "../lib/config";
+import { loadConfig, sqliteFileOf, type GatewayConfig } from "../lib/config";
 import { openMetricsWarning } from "../lib/metrics";
 import { lockDatabaseFile } from "../lib/data-dir-lock";
-import { sqliteFileOf } from "../lib/db/connection";
 import { claimNodeId } from "../lib/node-id-claim";
 import { migrateUp, pendingMigrations, SCHEMA_CHECK_EVERY_MS, unknownMigrations, waitUntilMigrated, waitUntilNotAhead } from "../lib/db/migrator";
 import { startOpsServer, type OpsServer } from "../lib/ops-server";

@@ -4,7 +4,7 @@
  * without the secrets and shared stores that several nodes must agree on.
  */
 import { randomBytes } from "node:crypto";
-import { chmodSync, existsSync, mkdirSync, readFileSync, writeFileSync } from "node:fs";
+import { chmodSync, existsSync, mkdirSync, readFileSync, statSync, writeFileSync } from "node:fs";
 import { isIP } from "node:net";
 import { hostname } from "node:os";
 import { join, resolve } from "node:path";
@@ -267,8 +267,13 @@ interface DevSecrets {
 	token_encryption_keys: string;
 }
 
-/** Embedded mode only: secrets generated on first start and kept in DATA_DIR so tokens survive restarts. */
-function loadOrCreateDevSecrets(dataDir: string, warnings: string[], problems: string[]): Partial<DevSecrets> {
+/**
+ * Embedded mode only: secrets generated on first start and kept in DATA_DIR so tokens survive restarts.
+ * `databaseFile`: the SQLite file the node will open, if any. One that already holds data was sealed
+ * with the secrets of a dev-secrets.json that is gone (a restore that left it out, a file deleted):
+ * new ones would start a node that cannot read a bot token or a webhook secret, saying ready.
+ */
+function loadOrCreateDevSecrets(dataDir: string, databaseFile: string | null, warnings: string[], problems: string[]): Partial<DevSecrets> {
 	const file = join(dataDir, "dev-secrets.json");
 	if (existsSync(file)) {
 		// A file edited by hand must not start the gateway with an empty signing key (anyone could sign tokens).
@@ -286,6 +291,12 @@ function loadOrCreateDevSecrets(dataDir: string, warnings: string[], problems: s
 			return {};
 		}
 		return { jwt_secret: secrets.jwt_secret, token_encryption_keys: secrets.token_encryption_keys };
+	}
+	if (databaseFile !== null && existsSync(databaseFile) && statSync(databaseFile).size > 0) {
+		problems.push(
+			`DATA_DIR: ${file} is missing, but the database ${databaseFile} exists: its bot tokens and webhook secrets were sealed with the keys that file held. Put it back (it belongs with every backup of the database), or set JWT_SECRET and TOKEN_ENCRYPTION_KEYS to its values; new secrets would make them unreadable`,
+		);
+		return {};
 	}
 	const secrets: DevSecrets = {
 		jwt_secret: randomBytes(48).toString("base64url"),
@@ -308,15 +319,20 @@ function databaseUrlOf(env: Env): string {
 	return nonEmpty(env.DATABASE_URL) ?? `sqlite:${join(resolve(nonEmpty(env.DATA_DIR) ?? "./data"), "gateway.sqlite")}`;
 }
 
+/** The SQLite file a sqlite: URL names (read as missingSqliteFile reads it); null for another database or :memory:. */
+export function sqliteFileOf(url: string): string | null {
+	if (!url.startsWith("sqlite:")) return null;
+	const file = url.slice("sqlite:".length).replace(/^\/\//, "").trim();
+	return file === "" || file === ":memory:" ? null : resolve(file);
+}
+
 /**
  * The SQLite file this environment names when there is none yet (null: it exists, or the database
  * is MySQL or in memory). Read before loadConfig, which makes DATA_DIR and its secrets.
  */
 export function missingSqliteFile(env: Env = process.env): string | null {
-	const url = databaseUrlOf(env);
-	if (!url.startsWith("sqlite:")) return null;
-	const file = url.slice("sqlite:".length).replace(/^\/\//, "").trim();
-	return file === "" || file === ":memory:" || existsSync(file) ? null : resolve(file);
+	const file = sqliteFileOf(databaseUrlOf(env));
+	return file === null || existsSync(file) ? null : file;
 }
 
 export function loadConfig(env: Env = process.env): GatewayConfig {
@@ -380,7 +396,7 @@ export function loadConfig(env: Env = process.env): GatewayConfig {
 		if (!jwtSecret) problems.push("JWT_SECRET is required in cluster mode (at least 32 characters, the same on every node)");
 		if (!keysRaw) problems.push("TOKEN_ENCRYPTION_KEYS is required in cluster mode (id:base64-32-byte-key, the same on every node)");
 	} else if (!jwtSecret || !keysRaw) {
-		const dev = loadOrCreateDevSecrets(dataDir, warnings, problems);
+		const dev = loadOrCreateDevSecrets(dataDir, sqliteFileOf(databaseUrl), warnings, problems);
 		jwtSecret ??= dev.jwt_secret?.trim() || undefined;
 		keysRaw ??= dev.token_encryption_keys?.trim() || undefined;
 	}

@@ -45,13 +45,6 @@ export interface DatabaseOptions {
 	logging?: (sql: string) => void;
 }
 
-/** The SQLite file a sqlite: URL names (absolute); null for an in-memory database or another dialect. */
-export function sqliteFileOf(url: string): string | null {
-	if (!url.startsWith("sqlite:")) return null;
-	const storage = sqliteStorage(url);
-	return storage === ":memory:" ? null : resolve(storage);
-}
-
 function sqliteStorage(url: string): string {
 	// Trimmed as missingSqliteFile reads it: "sqlite: /data/x" made a directory named " ".
 	const rest = url.slice("sqlite:".length).replace(/^\/\//, "").trim();

@@ -149,6 +149,17 @@ describe("loadConfig", () => {
 		expect(problems[0]).toMatch(message);
 	});
 
+	it("refuses to make new development secrets beside a database that holds data (a restore without its dev-secrets.json)", () => {
+		const dataDir = tempDir();
+		writeFileSync(join(dataDir, "gateway.sqlite"), "SQLite format 3\0 (data sealed with the lost keys)");
+		expect(problemsOf({ DATA_DIR: dataDir })).toEqual([expect.stringMatching(/dev-secrets\.json is missing, but the database .*gateway\.sqlite exists: .*Put it back/)]);
+		expect(existsSync(join(dataDir, "dev-secrets.json"))).toBe(false);
+		// With the secrets given, or an empty file (a first start that stopped early), it starts.
+		expect(problemsOf({ DATA_DIR: dataDir, JWT_SECRET: "j".repeat(40), TOKEN_ENCRYPTION_KEYS: `k1:${key()}` })).toEqual([]);
+		writeFileSync(join(dataDir, "gateway.sqlite"), "");
+		expect(problemsOf({ DATA_DIR: dataDir })).toEqual([]);
+	});
+
 	it("refuses a dev-secrets.json without its secrets instead of signing tokens with an empty key", () => {
 		for (const content of ["{}", '{"jwt_secret": "", "token_encryption_keys": ""}', '{"jwt_secret": 5}', "not json", "null"]) {
 			const dataDir = tempDir();

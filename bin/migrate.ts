@@ -1,14 +1,15 @@
 /**
- * `npm run migrate -- up | down [--to <name>|0] [--step <n>] [--discard] | status | seq [--above <n>]`: the
- * schema by hand, and the event log's counter after a restore.
+ * `npm run migrate -- up | down [--to <name>|0] [--step <n>] [--discard] | status | seq [--above <n>] | restored --above <n>`:
+ * the schema by hand, and what a restore from a backup needs before the nodes start.
  */
 import { parseArgs } from "node:util";
 import { loadConfig, missingSqliteFile } from "../lib/config";
 import { openDatabase } from "../lib/db/connection";
 import { createMigrator, migrateDown, migrateUp, NotAppliedError, unknownMigrations } from "../lib/db/migrator";
+import { failQueuedAtBackup } from "../services/bots/send-records";
 import { raiseSeqFloor, seqStanding } from "../services/broker/event-log";
 
-const USAGE = "usage: npm run migrate -- up | down [--to <name>|0 | --step <n>] [--discard] | status | seq [--above <n>]   (--help for more)";
+const USAGE = "usage: npm run migrate -- up | down [--to <name>|0 | --step <n>] [--discard] | status | seq [--above <n>] | restored --above <n>   (--help for more)";
 
 // umzug's `to` is inclusive when reverting: said here and before acting, since "down to X" reads as keeping X.
 const HELP = `usage: npm run migrate -- <command>
@@ -26,10 +27,18 @@ const HELP = `usage: npm run migrate -- <command>
   seq                 the event log's counter (the last seq handed out) and its highest stored seq
   seq --above <n>     hand out seqs above <n> from now on (after restoring a backup: <n> at least
                       the highest seq consumers saw before); never lowers the counter
+  restored --above <n>
+                      after restoring a backup, before the nodes start: seq --above <n>, and every
+                      message the backup holds as queued fails (may_have_been_delivered: it may
+                      have gone out after the backup) instead of being sent again
 Every migration down would revert is checked first: it reverts all of them or none.
 What down will revert is printed before anything is.`;
 
 class UsageError extends Error {}
+
+function reportRaise({ before, after }: { before: number; after: number }, floor: number): void {
+	console.log(after > before ? `Event counter raised from ${before} to ${after}: the next event gets seq ${after + 1}` : `Event counter left at ${before} (already at or above ${floor})`);
+}
 
 /** `seq`'s `--above <n>` (a non-negative integer), or null to only show the counter. */
 function seqFloor(args: string[]): number | null {
@@ -64,10 +73,11 @@ async function main(): Promise<void> {
 		console.log(HELP);
 		return;
 	}
-	if (!["up", "down", "status", "seq"].includes(command)) throw new UsageError(`unknown command "${command}"`);
-	if (command !== "down" && command !== "seq" && args.length > 0) throw new UsageError(`"${command}" takes no options`);
+	if (!["up", "down", "status", "seq", "restored"].includes(command)) throw new UsageError(`unknown command "${command}"`);
+	if (!["down", "seq", "restored"].includes(command) && args.length > 0) throw new UsageError(`"${command}" takes no options`);
 	const target = command === "down" ? downTarget(args) : null;
-	const floor = command === "seq" ? seqFloor(args) : null;
+	const floor = command === "seq" || command === "restored" ? seqFloor(args) : null;
+	if (command === "restored" && floor === null) throw new UsageError("restored needs --above <n>: the highest seq handed out before the restore (docs/operations.md, Backups)");
 	// Only `up` makes a database: the others, on a mistyped DATA_DIR, made an empty one (and its
 	// secrets) and then failed on its missing tables (`seq --above`, a restore step, said "no such table").
 	const missing = command === "up" ? null : missingSqliteFile();
@@ -86,10 +96,13 @@ async function main(): Promise<void> {
 			};
 			const reverted = await migrateDown(db, { ...target, onPlan }, logger);
 			console.log(reverted.length ? `Reverted: ${reverted.map((m) => m.name).join(", ")}` : "Nothing to revert");
+		} else if (command === "restored") {
+			reportRaise(await raiseSeqFloor(db, floor!), floor!);
+			const failed = await failQueuedAtBackup(db);
+			console.log(failed > 0 ? `${failed} message(s) queued at the backup failed (may_have_been_delivered): none is sent again` : "No message was queued at the backup");
 		} else if (command === "seq") {
 			if (floor !== null) {
-				const { before, after } = await raiseSeqFloor(db, floor);
-				console.log(after > before ? `Event counter raised from ${before} to ${after}: the next event gets seq ${after + 1}` : `Event counter left at ${before} (already at or above ${floor})`);
+				reportRaise(await raiseSeqFloor(db, floor), floor);
 			}
 			const { counter, highestStored } = await seqStanding(db);
 			console.log(`events: counter ${counter} (the last seq handed out), highest stored seq ${highestStored}`);

@@ -84,6 +84,12 @@ export const failures = {
 		message: `Telegram did not confirm the message (${why}): it may have been delivered, so it was not sent again`,
 		details: { may_have_been_delivered: true, ...(telegramCode ? { telegram_error_code: telegramCode } : {}) },
 	}),
+	// A restored database holds, as queued, messages that may have gone out after the backup was taken.
+	queuedAtBackup: (): SendFailure => ({
+		code: "CONFLICT",
+		message: "The message was waiting to be sent when the database was backed up, and the database was restored from that backup: it may have been sent before the restore, so it was not sent again",
+		details: { may_have_been_delivered: true },
+	}),
 	notDelivered: (why: string, attempts: number, waitedMs: number, telegramCode?: number): SendFailure => ({
 		code: "UNAVAILABLE",
 		message: `Not sent: Telegram could not be reached for ${Math.max(1, Math.round(waitedMs / 60_000))} min after the message was queued (${attempts} attempts, the last: ${why})`,

@@ -13,7 +13,7 @@ import { messageView, type MessageRow } from "../chats/views";
 import { isObject, own } from "../ingest/message-content";
 import { placementIn } from "../ingest/normalize";
 import type { KnownOutcome } from "./known-outcomes";
-import { failureColumn, type SendFailure } from "./send-failure";
+import { failureColumn, failures, type SendFailure } from "./send-failure";
 
 const isInt = (value: unknown): value is number => Number.isSafeInteger(value);
 
@@ -138,4 +138,15 @@ export async function noteChatMigration(db: Database, messageId: number, migrate
 		db.models.Chat.update({ migrated_to_chat_id: migrateTo }, { where: { id: Number(message.chat_id), migrated_to_chat_id: null }, transaction }),
 	);
 	return chatIdOf(db, Number(message.bot_id), migrateTo);
+}
+
+/**
+ * After a restore from a backup (`npm run migrate -- restored`): every message the backup held as
+ * queued fails, may_have_been_delivered, instead of being sent (again, for those that went out
+ * after the backup). Oldest first; each gets its failed record and outgoing_message event.
+ */
+export async function failQueuedAtBackup(db: Database): Promise<number> {
+	const rows = await db.models.OutboundQueueItem.findAll({ order: [["message_id", "ASC"]] });
+	for (const row of rows) await writeFailed(db, row, failures.queuedAtBackup());
+	return rows.length;
 }

@@ -7,7 +7,8 @@ import { readdirSync } from "node:fs";
 import { join } from "node:path";
 import { openDatabase } from "../../lib/db/connection";
 import { appendEvents } from "../../services/broker/event-log";
-import { updateDraft } from "../support/database";
+import { enqueueMessage } from "../../services/bots/outbox";
+import { insertBot, insertChat, updateDraft } from "../support/database";
 import { tempDir } from "../support/harness";
 
 const ROOT = join(__dirname, "..", "..");
@@ -137,6 +138,36 @@ describe("npm run migrate -- seq (after restoring a backup)", () => {
 		const lower = migrate(dataDir, "seq", "--above", "10");
 		expect(lower.output).toContain("Event counter left at 5001 (already at or above 10)");
 		expect(await appendOne()).toBe(5002);
+	}, 60_000);
+
+	it("restored --above <n>: the counter passes <n>, and every message the backup held as queued fails (may have been delivered) with its event, instead of being sent again", async () => {
+		const db = await openDatabase(`sqlite:${join(dataDir, "gateway.sqlite")}`);
+		let queued: number[];
+		try {
+			const bot = await insertBot(db);
+			const chat = await insertChat(db, bot.id, 777);
+			queued = [];
+			for (const text of ["queued at the backup 1", "queued at the backup 2"]) queued.push((await enqueueMessage(db, { chat_id: chat.id, text, sent_by: "user:1" })).message.id);
+		} finally {
+			await db.close();
+		}
+		expect(migrate(dataDir, "restored").status).toBe(2); // --above is required
+		const run = migrate(dataDir, "restored", "--above", "9000");
+		expect(run.status).toBe(0);
+		expect(run.output).toContain("Event counter raised from 5002 to 9000");
+		expect(run.output).toContain("2 message(s) queued at the backup failed (may_have_been_delivered): none is sent again");
+		const after = await openDatabase(`sqlite:${join(dataDir, "gateway.sqlite")}`);
+		try {
+			expect(await after.models.OutboundQueueItem.count()).toBe(0);
+			const rows = await after.models.Message.findAll({ where: { id: queued }, order: [["id", "ASC"]], raw: true });
+			expect(rows.map((r) => [r.status, Number(r.seq) > 9000])).toEqual([["failed", true], ["failed", true]]);
+			expect(JSON.parse(String(rows[0]!.error))).toMatchObject({ code: "CONFLICT", details: { may_have_been_delivered: true } });
+			const [events] = await after.sequelize.query(`SELECT type FROM events WHERE message_id IN (${queued.join(", ")}) ORDER BY seq`);
+			expect((events as Array<{ type: string }>).map((e) => e.type)).toEqual(["outgoing_message", "outgoing_message"]);
+		} finally {
+			await after.close();
+		}
+		expect(migrate(dataDir, "restored", "--above", "9000").output).toContain("No message was queued at the backup");
 	}, 60_000);
 
 	it.each([[["seq"]], [["seq", "--above", "9000"]], [["status"]], [["down", "--step", "1"]]])("%j where DATA_DIR holds no database says so and makes nothing there (exit 1); only `up` makes one", (args) => {

@@ -89,19 +89,29 @@ export async function attemptDelivery(
 		});
 		let read = 0;
 		const chunks: Buffer[] = [];
-		for await (const chunk of response.body) {
-			const buffer = chunk as Buffer;
-			if (read < EXCERPT_BYTES) chunks.push(buffer.subarray(0, EXCERPT_BYTES - read));
-			read += buffer.length;
-			if (read >= MAX_RESPONSE_READ) {
-				response.body.destroy();
-				break;
+		// The status is the answer: a body that does not end within the attempt's time (a receiver that
+		// answered 200 and then trickled) is cut, and the status stands, with a note in the log.
+		let unfinished: string | null = null;
+		try {
+			for await (const chunk of response.body) {
+				const buffer = chunk as Buffer;
+				if (read < EXCERPT_BYTES) chunks.push(buffer.subarray(0, EXCERPT_BYTES - read));
+				read += buffer.length;
+				if (read >= MAX_RESPONSE_READ) {
+					response.body.destroy();
+					break;
+				}
 			}
+		} catch (err) {
+			response.body.destroy();
+			const cause = describe(err);
+			unfinished = cause.startsWith("no answer") ? `the response's body did not end within ${ATTEMPT_TIMEOUT_MS / 1000} s` : `the response's body was cut off (${cause})`;
 		}
 		const ok = response.statusCode >= 200 && response.statusCode < 300;
+		const status = ok ? null : `HTTP ${response.statusCode}`;
 		return done({
 			statusCode: response.statusCode,
-			error: ok ? null : `HTTP ${response.statusCode}`,
+			error: status && unfinished ? `${status}; ${unfinished}` : (status ?? unfinished),
 			excerpt: chunks.length > 0 ? Buffer.concat(chunks).toString("utf8") : null,
 			retryAfterMs: parseRetryAfter(response.headers["retry-after"]),
 		});

@@ -22,6 +22,7 @@ import {
 	ok,
 	redirectTo,
 	retryAfter,
+	trickle,
 	verifyWith,
 	waitForDeliveries,
 	WEBHOOK_TEST_ENV,
@@ -394,6 +395,18 @@ describe("webhook delivery", () => {
 		expect(attempt.duration_ms).toBeGreaterThanOrEqual(9_900);
 		expect(attempt.duration_ms).toBeLessThan(12_000);
 		expect(log[0]!.status).not.toBe("succeeded");
+	}, 30_000);
+
+	it("a receiver that answers 200 at once and never ends its body: succeeded (the status is the answer), the cut-off body noted in the log, not retried", async () => {
+		const r = await scene.receiver(trickle(200));
+		const { telegramId } = await scene.newChat();
+		const hook = await createWebhook(t, { url: r.url, scope: "all" });
+		t.telegram.userSends(bot.token, { chat_id: telegramId, text: "a slow goodbye" });
+		const log = await waitForDeliveries(t, hook.id, (l) => l[0]?.status === "succeeded", 20_000, "the delivery");
+		expect(log[0]!.log).toHaveLength(1);
+		expect(log[0]!.log[0]).toMatchObject({ status_code: 200, error: "the response's body did not end within 10 s" });
+		await new Promise((resolve) => setTimeout(resolve, 1_500));
+		expect(r.requests).toHaveLength(1);
 	}, 30_000);
 
 	it("a closed port: the connection error is recorded and the delivery retried", async () => {

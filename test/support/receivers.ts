@@ -45,8 +45,8 @@ export interface DeliveryBody {
 	[field: string]: unknown;
 }
 
-/** An answer: a status with optional headers and body, or no answer at all. */
-export type Reply = { status: number; headers?: Record<string, string>; body?: string; delayMs?: number } | { hang: true };
+/** An answer: a status with optional headers and body (`trickle`: a byte every 100 ms, never ending), or no answer at all. */
+export type Reply = { status: number; headers?: Record<string, string>; body?: string; delayMs?: number; trickle?: true } | { hang: true };
 
 /** Decides the answer to the `index`-th request; may wait (a gate) before answering. */
 export type Behaviour = (request: ReceivedRequest, index: number) => Reply | Promise<Reply>;
@@ -55,6 +55,8 @@ export const ok = (body = "ok"): Behaviour => () => ({ status: 200, body });
 export const failTimes = (n: number, status = 500): Behaviour => (_r, index) => (index < n ? { status, body: `failure ${index + 1}` } : { status: 200, body: "ok" });
 export const always = (status: number, body = ""): Behaviour => () => ({ status, body });
 export const hang = (): Behaviour => () => ({ hang: true });
+/** Answers `status` at once, then a body that never ends. */
+export const trickle = (status = 200): Behaviour => () => ({ status, trickle: true });
 export const retryAfter = (value: string, times = 1): Behaviour => (_r, index) => (index < times ? { status: 429, headers: { "retry-after": value }, body: "slow down" } : { status: 200, body: "ok" });
 export const gone = (): Behaviour => () => ({ status: 410, body: "gone" });
 export const redirectTo = (location: string, status = 302): Behaviour => () => ({ status, headers: { location }, body: "moved" });
@@ -174,6 +176,17 @@ export class Receiver {
 		if (res.destroyed) return;
 		request.answered = reply.status;
 		res.writeHead(reply.status, { "content-type": "text/plain", ...reply.headers });
+		if (reply.trickle) {
+			const drip = setInterval(() => res.write("."), 100);
+			const stop = () => {
+				clearInterval(drip);
+				this.closers.delete(stop);
+				res.destroy();
+			};
+			this.closers.add(stop);
+			res.once("close", stop);
+			return;
+		}
 		res.end(reply.body ?? "");
 	}
 }

@@ -145,7 +145,7 @@ async function main(): Promise<void> {
 		// Probes are answered while the migrations run (or wait for another node's): /health 200, /ready 503.
 		if (ops) ops.setPhase("migrating");
 		else ops = await startOpsServer(broker, runtime, "migrating");
-		const migrating = migrateUp(runtime.db);
+		const migrating = migrateUp(runtime.db, undefined, (holder) => log.info(`Waiting for ${holder} (another node migrates this database; up to 120 s)`));
 		startup = { phase: "migrating", done: migrating };
 		const applied = await migrating;
 		startup = { phase: "waiting" };

@@ -73,11 +73,23 @@ async function mysqlLockHolder(db: Database): Promise<string> {
 	}
 }
 
-async function withMysqlLock<T>(db: Database, waitSeconds: number, work: () => Promise<T>): Promise<T> {
+/** Heard once when the migration lock is held by another process, before waiting for it. */
+type OnLockWait = (holder: string) => void;
+
+async function withMysqlLock<T>(db: Database, waitSeconds: number, work: () => Promise<T>, onWait?: OnLockWait): Promise<T> {
 	// GET_LOCK belongs to one session: hold a dedicated connection for the lock's lifetime.
 	return db.sequelize.transaction(async (t) => {
-		const [rows] = await db.sequelize.query(`SELECT GET_LOCK(${MIGRATION_LOCK_SQL}, ${waitSeconds}) AS locked`, { transaction: t });
-		if ((rows as Array<{ locked: number }>)[0]?.locked !== 1) {
+		const take = async (seconds: number) => {
+			const [rows] = await db.sequelize.query(`SELECT GET_LOCK(${MIGRATION_LOCK_SQL}, ${seconds}) AS locked`, { transaction: t });
+			return (rows as Array<{ locked: number }>)[0]?.locked === 1;
+		};
+		// Tried at once first, so a wait is said while it lasts, not only when it gives up.
+		let locked = await take(0);
+		if (!locked) {
+			onWait?.(`the migration lock${await mysqlLockHolder(db)}`);
+			locked = await take(waitSeconds);
+		}
+		if (!locked) {
 			throw new Error(`could not take the migration lock within ${waitSeconds} s${await mysqlLockHolder(db)}`);
 		}
 		try {
@@ -107,8 +119,9 @@ export function sqliteLockFile(db: Database): string | null {
  */
 export const LOCK_FILE_STALE_MS = 30_000;
 
-async function withLockFile<T>(databaseFile: string, lockPath: string, waitSeconds: number, work: () => Promise<T>): Promise<T> {
+async function withLockFile<T>(databaseFile: string, lockPath: string, waitSeconds: number, work: () => Promise<T>, onWait?: OnLockWait): Promise<T> {
 	const deadline = Date.now() + waitSeconds * 1_000;
+	let waited = false;
 	let lost: Error | null = null;
 	let release: () => Promise<void>;
 	for (;;) {
@@ -123,6 +136,8 @@ async function withLockFile<T>(databaseFile: string, lockPath: string, waitSecon
 			break;
 		} catch (err) {
 			if ((err as NodeJS.ErrnoException).code !== "ELOCKED") throw err;
+			if (!waited) onWait?.(`the migration lock file ${lockPath}, held by another process`);
+			waited = true;
 			if (Date.now() >= deadline) {
 				throw new Error(`could not take the migration lock within ${waitSeconds} s: another process holds ${lockPath} (a holder that died is taken over ${LOCK_FILE_STALE_MS / 1000} s after it last refreshed it)`, { cause: err });
 			}
@@ -138,11 +153,11 @@ async function withLockFile<T>(databaseFile: string, lockPath: string, waitSecon
 	}
 }
 
-/** Runs `work` holding this database's migration lock, waiting up to `waitSeconds` for it. */
-export async function withMigrationLock<T>(db: Database, work: () => Promise<T>, waitSeconds = LOCK_WAIT_SECONDS): Promise<T> {
-	if (db.dialect === "mysql") return withMysqlLock(db, waitSeconds, work);
+/** Runs `work` holding this database's migration lock, waiting up to `waitSeconds` for it (`onWait` hears that it waits, and for whom). */
+export async function withMigrationLock<T>(db: Database, work: () => Promise<T>, waitSeconds = LOCK_WAIT_SECONDS, onWait?: OnLockWait): Promise<T> {
+	if (db.dialect === "mysql") return withMysqlLock(db, waitSeconds, work, onWait);
 	const file = sqliteFile(db);
-	return file ? withLockFile(file, `${file}.migration-lock`, waitSeconds, work) : work();
+	return file ? withLockFile(file, `${file}.migration-lock`, waitSeconds, work, onWait) : work();
 }
 
 /** The database has migrations this build does not know: it is newer than the code. */
@@ -153,14 +168,14 @@ export class SchemaAheadError extends Error {
 	}
 }
 
-export async function migrateUp(db: Database, logger?: Logger): Promise<MigrationMeta[]> {
+export async function migrateUp(db: Database, logger?: Logger, onWait?: OnLockWait): Promise<MigrationMeta[]> {
 	// Applying this build's migrations beneath newer ones would mix two schemas, and "up to date" would be false.
 	const unknown = await unknownMigrations(db);
 	if (unknown.length > 0) throw new SchemaAheadError(unknown, "nothing was applied");
 	// Most starts find nothing to do: those must not queue behind a long migration another process runs.
 	if ((await pendingMigrations(db)).length === 0) return [];
 	// up() reads what is pending again, under the lock: whoever held it before may have applied it all.
-	return withMigrationLock(db, () => createMigrator(db, logger).up());
+	return withMigrationLock(db, () => createMigrator(db, logger).up(), LOCK_WAIT_SECONDS, onWait);
 }
 
 /** This build's migrations not yet applied to the database, oldest first. */

@@ -75,9 +75,11 @@ describe("MariaDB/MySQL migrations beside running nodes", () => {
 		}
 	}, 30_000);
 
-	it("a lock wait that runs out names the session holding the lock", async () => {
-		await expect(whileAnotherHoldsTheLock(name, () => migrator.withMigrationLock(db, async () => "ran", 1))).rejects.toThrow(
+	it("a lock wait names the session holding the lock as it begins, and again when it runs out", async () => {
+		const waits: string[] = [];
+		await expect(whileAnotherHoldsTheLock(name, () => migrator.withMigrationLock(db, async () => "ran", 1, (holder) => waits.push(holder)))).rejects.toThrow(
 			/could not take the migration lock within 1 s: held by connection \d+ from \S+/,
 		);
+		expect(waits).toEqual([expect.stringMatching(/^the migration lock: held by connection \d+ from \S+/)]);
 	});
 });

@@ -103,12 +103,14 @@ describe("migration lock on SQLite files", () => {
 		}
 	});
 
-	it("a lock held elsewhere is waited for, then refused naming the file", async () => {
+	it("a lock held elsewhere is waited for (said once, as the wait begins), then refused naming the file", async () => {
 		const dir = tempDir("tgw-migrate-lock-");
 		const db = await openDatabase(`sqlite:${file(dir)}`);
 		try {
 			const path = heldLock(db);
-			await expect(migrator.withMigrationLock(db, async () => "ran", 1)).rejects.toThrow(`another process holds ${path}`);
+			const waits: string[] = [];
+			await expect(migrator.withMigrationLock(db, async () => "ran", 1, (holder) => waits.push(holder))).rejects.toThrow(`another process holds ${path}`);
+			expect(waits).toEqual([`the migration lock file ${path}, held by another process`]);
 			expect(existsSync(path)).toBe(true);
 		} finally {
 			await db.close();

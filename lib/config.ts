@@ -378,7 +378,13 @@ export function loadConfig(env: Env = process.env): GatewayConfig {
 		problems.push("DATABASE_URL: sqlite: needs a file path (sqlite::memory: for a database that is gone when the process exits)");
 	}
 	if (/^(mysql|mariadb):\/\//.test(databaseUrl) && databaseNameOf(databaseUrl) === "") {
-		problems.push("DATABASE_URL must name the database: mysql://user:password@host:3306/<database>");
+		// "mysql://root:ab/cd@host/db" reads as host "root:ab", path "/cd@host/db": the password's "/" is the cause.
+		const unencoded = /^[a-z]+:\/\/[^@]*[/?#][^@]*@/.test(databaseUrl);
+		problems.push(
+			unencoded
+				? "DATABASE_URL cannot be read: its user or password holds a character that must be percent-encoded there (/ ? # @ : as %2F %3F %23 %40 %3A; encodeURIComponent does it)"
+				: "DATABASE_URL must name the database: mysql://user:password@host:3306/<database>",
+		);
 	}
 	const redisUrl = nonEmpty(env.REDIS_URL) ?? null;
 	if (redisUrl && !/^rediss?:\/\//.test(redisUrl)) problems.push("REDIS_URL must start with redis:// or rediss://");

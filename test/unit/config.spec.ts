@@ -240,6 +240,12 @@ describe("loadConfig", () => {
 		expect(loadConfig({ DATA_DIR: tempDir() }).warnings.filter((w) => w.startsWith("JWT_ACCESS_TTL"))).toEqual([]);
 	});
 
+	it("a DATABASE_URL whose password holds an unencoded '/' says to percent-encode it, not that the database is missing", () => {
+		expect(problemsOf({ ...clusterEnv(), DATABASE_URL: "mysql://root:ab/cd+e=@127.0.0.1:3306/gateway" })).toEqual([expect.stringMatching(/^DATABASE_URL cannot be read: .*percent-encoded/)]);
+		expect(problemsOf({ ...clusterEnv(), DATABASE_URL: "mysql://root:ab%2Fcd@127.0.0.1:3306/gateway" })).toEqual([]);
+		expect(problemsOf({ ...clusterEnv(), DATABASE_URL: "mysql://root@127.0.0.1:3306/" })).toEqual([expect.stringMatching(/^DATABASE_URL must name the database/)]);
+	});
+
 	it("needs api on the node that runs realtime", () => {
 		expect(problemsOf({ DATA_DIR: tempDir(), SERVICES: "realtime,auth" }).join()).toMatch(/realtime .* needs api/);
 	});

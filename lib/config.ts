@@ -186,6 +186,11 @@ function databaseNameOf(raw: string): string {
 	}
 }
 
+/** Domains reserved for documentation and tests (RFC 2606, RFC 6761): never a real deployment's. */
+function isPlaceholderHost(host: string): boolean {
+	return /(^|\.)example\.(com|net|org)$|\.(example|invalid|test)$/i.test(host.replace(/\.$/, ""));
+}
+
 function isHttpUrl(raw: string): boolean {
 	try {
 		const url = new URL(raw);
@@ -413,6 +418,10 @@ export function loadConfig(env: Env = process.env): GatewayConfig {
 	const publicUrl = nonEmpty(env.PUBLIC_URL) ?? null;
 	if (publicUrl && !isHttpUrl(publicUrl)) problems.push("PUBLIC_URL must be an http(s) URL");
 	else if (publicUrl && /[?#]/.test(publicUrl)) problems.push("PUBLIC_URL must not have a query or fragment: each bot's webhook path is appended to it");
+	else if (publicUrl && isPlaceholderHost(new URL(publicUrl).hostname)) {
+		// The manifests' placeholder: left unedited, every bot's webhook would point at it.
+		problems.push(`PUBLIC_URL names ${new URL(publicUrl).hostname}, a domain reserved for examples: set it to the base URL Telegram can reach`);
+	}
 	const telegramApiRoot = (nonEmpty(env.TELEGRAM_API_ROOT) ?? "https://api.telegram.org").replace(/\/+$/, "");
 	if (!isHttpUrl(telegramApiRoot)) problems.push("TELEGRAM_API_ROOT must be an http(s) URL");
 

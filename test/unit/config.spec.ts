@@ -246,6 +246,13 @@ describe("loadConfig", () => {
 		expect(problemsOf({ ...clusterEnv(), DATABASE_URL: "mysql://root@127.0.0.1:3306/" })).toEqual([expect.stringMatching(/^DATABASE_URL must name the database/)]);
 	});
 
+	it("refuses a PUBLIC_URL on a domain reserved for examples (the manifests' placeholder left unedited)", () => {
+		for (const url of ["https://gateway.example.com", "https://hooks.example.org/base", "https://gw.example", "https://x.invalid"]) {
+			expect(problemsOf({ DATA_DIR: tempDir(), PUBLIC_URL: url })).toEqual([expect.stringMatching(/^PUBLIC_URL names .*, a domain reserved for examples/)]);
+		}
+		expect(problemsOf({ DATA_DIR: tempDir(), PUBLIC_URL: "https://gateway.examples.com" })).toEqual([]);
+	});
+
 	it("needs api on the node that runs realtime", () => {
 		expect(problemsOf({ DATA_DIR: tempDir(), SERVICES: "realtime,auth" }).join()).toMatch(/realtime .* needs api/);
 	});

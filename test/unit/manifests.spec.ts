@@ -512,10 +512,16 @@ describe("k8s configuration", () => {
 		expect(keys).toEqual(expect.arrayContaining(["TRANSPORTER", "REDIS_URL", "LOG_LEVEL", "PUBLIC_URL", "NAMESPACE"]));
 	});
 
-	it.each(ROLE_NAMES)("%s: ConfigMap + Secret (with real secrets) + SERVICES is a valid cluster configuration", (role) => {
+	it("the ConfigMap's PUBLIC_URL is a placeholder a node refuses, left unedited", () => {
+		const problems = configProblems({ ...configMap(), ...must(secretTemplate().stringData, "stringData"), ...validSecrets(), SERVICES: "api,auth,realtime" });
+		expect(problems).toEqual([expect.stringMatching(/^PUBLIC_URL names .*, a domain reserved for examples/)]);
+	});
+
+	it.each(ROLE_NAMES)("%s: ConfigMap (its PUBLIC_URL edited) + Secret (with real secrets) + SERVICES is a valid cluster configuration", (role) => {
 		const c = containerOf(role);
 		const env: Record<string, string> = {
 			...configMap(),
+			PUBLIC_URL: "https://telegram-gateway.acme-corp.net",
 			...must(secretTemplate().stringData, "stringData"),
 			...validSecrets(),
 			SERVICES: must(envOf(c, "SERVICES")?.value, "SERVICES"),

@@ -46,7 +46,7 @@ describe("gRPC codec: requests to the REST actions' params", () => {
 		});
 		// Not given at all: the action's validation names them.
 		expect(ROUTES.SendMessage.params({ chat_id: 0, text: "", parse_mode: "", reply_to_message_id: 0, disable_notification: false, idempotency_key: "" })).toEqual({});
-		expect(ROUTES.SendMessage.fields).toEqual({ id: "chat_id" });
+		expect(ROUTES.SendMessage.fields).toEqual({ id: "chat_id", "Idempotency-Key": "idempotency_key" });
 	});
 
 	it("SendMessage's idempotency_key becomes meta.idempotencyKey, under REST's Idempotency-Key rule", () => {

@@ -4,7 +4,7 @@
  * without the secrets and shared stores that several nodes must agree on.
  */
 import { randomBytes } from "node:crypto";
-import { chmodSync, existsSync, mkdirSync, readFileSync, statSync, writeFileSync } from "node:fs";
+import { chmodSync, closeSync, existsSync, mkdirSync, openSync, readFileSync, readSync, statSync, writeFileSync } from "node:fs";
 import { isIP } from "node:net";
 import { hostname } from "node:os";
 import { join, resolve } from "node:path";
@@ -273,6 +273,26 @@ interface DevSecrets {
 }
 
 /**
+ * Whether a SQLite file holds any table: its header's page count is past the first page (which an
+ * empty database is), or its write-ahead log holds pages not yet copied back. Read from the header,
+ * without opening the database (the configuration is read before anything is opened).
+ */
+function holdsTables(file: string): boolean {
+	if (!existsSync(file) || statSync(file).size === 0) return false;
+	const header = Buffer.alloc(100);
+	const fd = openSync(file, "r");
+	try {
+		readSync(fd, header, 0, 100, 0);
+	} finally {
+		closeSync(fd);
+	}
+	// Not a SQLite file: something is there; the database's open will say what.
+	if (header.toString("latin1", 0, 16) !== "SQLite format 3\0") return true;
+	const wal = `${file}-wal`;
+	return header.readUInt32BE(28) > 1 || (existsSync(wal) && statSync(wal).size > 0);
+}
+
+/**
  * Embedded mode only: secrets generated on first start and kept in DATA_DIR so tokens survive restarts.
  * `databaseFile`: the SQLite file the node will open, if any. One that already holds data was sealed
  * with the secrets of a dev-secrets.json that is gone (a restore that left it out, a file deleted):
@@ -297,7 +317,7 @@ function loadOrCreateDevSecrets(dataDir: string, databaseFile: string | null, wa
 		}
 		return { jwt_secret: secrets.jwt_secret, token_encryption_keys: secrets.token_encryption_keys };
 	}
-	if (databaseFile !== null && existsSync(databaseFile) && statSync(databaseFile).size > 0) {
+	if (databaseFile !== null && holdsTables(databaseFile)) {
 		problems.push(
 			`DATA_DIR: ${file} is missing, but the database ${databaseFile} exists: its bot tokens and webhook secrets were sealed with the keys that file held. Put it back (it belongs with every backup of the database), or set JWT_SECRET and TOKEN_ENCRYPTION_KEYS to its values; new secrets would make them unreadable`,
 		);

@@ -2,6 +2,7 @@ import { existsSync, readFileSync, statSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { randomBytes } from "node:crypto";
 import { ConfigError, loadConfig, parseEncryptionKeys } from "../../lib/config";
+import { openDatabase } from "../../lib/db/connection";
 import { tempDir } from "../support/harness";
 
 const key = () => randomBytes(32).toString("base64");
@@ -149,15 +150,22 @@ describe("loadConfig", () => {
 		expect(problems[0]).toMatch(message);
 	});
 
-	it("refuses to make new development secrets beside a database that holds data (a restore without its dev-secrets.json)", () => {
+	it("refuses to make new development secrets beside a database that holds tables (a restore without its dev-secrets.json)", async () => {
 		const dataDir = tempDir();
-		writeFileSync(join(dataDir, "gateway.sqlite"), "SQLite format 3\0 (data sealed with the lost keys)");
+		const db = await openDatabase(`sqlite:${join(dataDir, "gateway.sqlite")}`);
+		await db.sequelize.query("CREATE TABLE bots (id INTEGER PRIMARY KEY, token_ciphertext TEXT)");
+		await db.close();
 		expect(problemsOf({ DATA_DIR: dataDir })).toEqual([expect.stringMatching(/dev-secrets\.json is missing, but the database .*gateway\.sqlite exists: .*Put it back/)]);
 		expect(existsSync(join(dataDir, "dev-secrets.json"))).toBe(false);
-		// With the secrets given, or an empty file (a first start that stopped early), it starts.
+		// With the secrets given, it starts.
 		expect(problemsOf({ DATA_DIR: dataDir, JWT_SECRET: "j".repeat(40), TOKEN_ENCRYPTION_KEYS: `k1:${key()}` })).toEqual([]);
-		writeFileSync(join(dataDir, "gateway.sqlite"), "");
-		expect(problemsOf({ DATA_DIR: dataDir })).toEqual([]);
+		// A database with nothing in it yet (opened once, or an empty file: a first start that stopped early) gets new secrets.
+		const fresh = tempDir();
+		await (await openDatabase(`sqlite:${join(fresh, "gateway.sqlite")}`)).close();
+		expect(problemsOf({ DATA_DIR: fresh })).toEqual([]);
+		const emptyFile = tempDir();
+		writeFileSync(join(emptyFile, "gateway.sqlite"), "");
+		expect(problemsOf({ DATA_DIR: emptyFile })).toEqual([]);
 	});
 
 	it("refuses a dev-secrets.json without its secrets instead of signing tokens with an empty key", () => {

@@ -63,7 +63,7 @@ function convertedFields(schema: object, type: "number" | "date"): string[] {
 }
 
 /** An ISO 8601 date, or a date and time with its offset (Z or ±hh:mm): the form API.md's times take. */
-const ISO_TIME = /^(\d{4})-(\d{2})-(\d{2})(?:T([01]\d|2[0-3]):[0-5]\d(?::[0-5]\d(?:\.\d{1,9})?)?(?:Z|[+-](?:[01]\d|2[0-3]):[0-5]\d))?$/;
+export const ISO_TIME = /^(\d{4})-(\d{2})-(\d{2})(?:T([01]\d|2[0-3]):[0-5]\d(?::[0-5]\d(?:\.\d{1,9})?)?(?:Z|[+-](?:[01]\d|2[0-3]):[0-5]\d))?$/;
 
 /** An ISO 8601 time of a day that exists. */
 function isIsoTime(value: string): boolean {

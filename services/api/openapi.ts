@@ -7,7 +7,8 @@
  */
 import { CREDENTIAL_ENDED_REASONS, ERROR_STATUS, type ApiErrorCode } from "../../lib/errors";
 import { DEFAULT_LIMIT, MAX_LIMIT } from "../../lib/paging";
-import { isOptional, normalizeRule, paramFields, ruleToSchema, type Schema } from "./param-schema";
+import { fieldSchema, isOptional, normalizeRule, paramFields, ruleToSchema, type Schema } from "./param-schema";
+import { constrainedBody, OTHER_ANSWERS, PLAIN_ROUTE_ERRORS, responseSchemas, SUCCESS, successResponses } from "./openapi-schemas";
 
 export interface RouteEntry {
 	/** GET, POST, ... or "*" (any method). */
@@ -122,7 +123,7 @@ function buildOperation(route: RouteEntry, method: string, action: ActionEntry |
 		name,
 		in: "path",
 		required: true,
-		schema: pathRules?.[name] !== undefined ? ruleToSchema(pathRules[name]) : { type: "string", ...(pattern ? { pattern } : {}) },
+		schema: pathRules?.[name] !== undefined ? (route.mergeParams ? fieldSchema : ruleToSchema)(pathRules[name]) : { type: "string", ...(pattern ? { pattern } : {}) },
 	}));
 	const pathNames = new Set(names.map((n) => n.name));
 
@@ -133,10 +134,12 @@ function buildOperation(route: RouteEntry, method: string, action: ActionEntry |
 		if (BODY_METHODS.has(method)) {
 			if (rest.length > 0) {
 				body = ruleToSchema({ type: "object", props: Object.fromEntries(rest), strict: params?.$$strict });
+				const properties = body.properties as Record<string, Schema>;
+				for (const [name, rule] of rest) if (properties[name]) properties[name] = fieldSchema(rule);
 				bodyRequired = rest.some(([, rule]) => !isOptional(rule));
 			}
 		} else {
-			for (const [name, rule] of rest) parameters.push({ name, in: "query", required: !isOptional(rule), schema: ruleToSchema(rule) });
+			for (const [name, rule] of rest) parameters.push({ name, in: "query", required: !isOptional(rule), schema: fieldSchema(rule) });
 		}
 	} else {
 		const query = nested("query")?.props as Record<string, unknown> | undefined;
@@ -148,16 +151,21 @@ function buildOperation(route: RouteEntry, method: string, action: ActionEntry |
 	}
 	const headers = (route.action && ACTION_HEADERS[route.action]) || [];
 	parameters.push(...headers);
+	// A rule the action checks in its handler (exactly one of two fields): said on the body.
+	const constrained = body ? constrainedBody(route.action, body) : null;
+	if (constrained) {
+		body = constrained;
+		bodyRequired = true;
+	}
 
 	const secured = route.authenticated && action?.auth !== false;
 	const fields = new Set(paramFields(params).map(([name]) => name));
 	const paged = fields.has("limit") && fields.has("cursor");
-	const success: Schema = {
-		description: "Success: 200, or 201 Created (with Location) for what a POST creates, 202 Accepted for work still queued, 204 when there is nothing to return.",
-		headers: { "X-Request-Id": { $ref: "#/components/headers/X-Request-Id" }, ...(secured ? RATE_LIMIT_HEADERS : {}) },
-		...(method === "delete" ? {} : { content: { "application/json": { schema: paged ? { $ref: "#/components/schemas/Page" } : {} } } }),
-	};
-	const responses: Record<string, Schema> = { "2XX": success, "400": errorRef(400) };
+	const answerKey = route.action ?? `${method.toUpperCase()} ${path}`;
+	const responses = successResponses(SUCCESS[answerKey], method, paged, { "X-Request-Id": { $ref: "#/components/headers/X-Request-Id" }, ...(secured ? RATE_LIMIT_HEADERS : {}) });
+	// The open probes and documents take no parameters: none of the answers about a request's shape or rate.
+	const plain = !route.authenticated && parameters.length === 0 && !body;
+	if (!plain) responses["400"] = errorRef(400);
 	if (route.authenticated || headers.some((h) => h.in === "header" && h.required)) responses["401"] = errorRef(401);
 	if (action?.permission) responses["403"] = errorRef(403);
 	if (names.length > 0) responses["404"] = errorRef(404);
@@ -165,7 +173,8 @@ function buildOperation(route: RouteEntry, method: string, action: ActionEntry |
 	if (action?.conflict) responses["409"] = { description: `CONFLICT: ${action.conflict}.`, headers: { "X-Request-Id": { $ref: "#/components/headers/X-Request-Id" } }, content: ERROR_CONTENT };
 	if (body) Object.assign(responses, { "413": errorRef(413), "415": errorRef(415) });
 	if (route.authenticated) responses["429"] = errorRef(429);
-	Object.assign(responses, { "500": errorRef(500), "503": errorRef(503), default: { $ref: "#/components/responses/Error" } });
+	for (const status of plain ? PLAIN_ROUTE_ERRORS : ["500", "503"]) responses[status] = errorRef(Number(status));
+	Object.assign(responses, OTHER_ANSWERS[answerKey], { default: { $ref: "#/components/responses/Error" } });
 
 	const description = [action?.description, action?.permission ? `Needs the permission \`${action.permission}\`.` : null, paged ? `A page of at most \`limit\` (default ${DEFAULT_LIMIT}, max ${MAX_LIMIT}); pass \`next_cursor\` as \`cursor\` for the next one.` : null]
 		.filter(Boolean)
@@ -224,6 +233,7 @@ function components(): Schema {
 			"X-RateLimit-Remaining": intHeader("Requests left in the current window."),
 			"X-RateLimit-Reset": intHeader("Seconds until the window resets."),
 			"Retry-After": intHeader("Seconds to wait before trying again."),
+			Location: { description: "The path (under /api/v1) of what the request created, or of the queued message to follow.", schema: { type: "string" } },
 		},
 		schemas: {
 			Error: {
@@ -252,11 +262,13 @@ function components(): Schema {
 				},
 			},
 			FieldProblem: { type: "object", required: ["field", "message"], properties: { field: { type: "string" }, message: { type: "string" }, type: { type: "string" } } },
+			// For a list route this document does not know yet (openapi-schemas.ts names the others' items).
 			Page: {
 				type: "object",
 				required: ["data", "next_cursor"],
 				properties: { data: { type: "array", items: { type: "object" } }, next_cursor: { type: "string", nullable: true, description: "null on the last page." } },
 			},
+			...responseSchemas(),
 		},
 		responses,
 	};

@@ -4,6 +4,8 @@
  * for the server alone (custom checks, functions, classes) become an unconstrained schema.
  */
 
+import { ISO_TIME } from "../../lib/validator";
+
 export type Schema = Record<string, unknown>;
 export type Rule = Record<string, unknown>;
 
@@ -64,6 +66,51 @@ function patternOf(value: unknown): string | undefined {
 	return undefined;
 }
 
+/**
+ * A pattern for the text a client sends, when fastest-validator checks it after changing its case
+ * (`lowercase` / `uppercase`): each letter the pattern names matches in either case, as the
+ * client's "Alice" matches `^[a-z]+$` once lower-cased. Escapes (`\d`, `\S`) and group names stay.
+ */
+export function eitherCase(pattern: string): string {
+	const other = (c: string) => (c === c.toLowerCase() ? c.toUpperCase() : c.toLowerCase());
+	const letter = (c: string | undefined): c is string => c !== undefined && /^[A-Za-z]$/.test(c);
+	let out = "";
+	let inClass = false;
+	for (let i = 0; i < pattern.length; i++) {
+		const c = pattern[i]!;
+		if (c === "\\") {
+			out += c + (pattern[i + 1] ?? "");
+			i++;
+		} else if (!inClass && pattern.startsWith("(?<", i) && /^\(\?<[A-Za-z_$][\w$]*>/.test(pattern.slice(i))) {
+			const name = /^\(\?<[A-Za-z_$][\w$]*>/.exec(pattern.slice(i))![0];
+			out += name;
+			i += name.length - 1;
+		} else if (c === "[" && !inClass) {
+			inClass = true;
+			out += c;
+		} else if (c === "]" && inClass) {
+			inClass = false;
+			out += c;
+		} else if (inClass && letter(c) && pattern[i + 1] === "-" && letter(pattern[i + 2]) && (c === c.toLowerCase()) === (pattern[i + 2] === pattern[i + 2]!.toLowerCase())) {
+			const to = pattern[i + 2]!;
+			out += `${c}-${to}${other(c)}-${other(to)}`;
+			i += 2;
+		} else if (letter(c)) {
+			out += inClass ? c + other(c) : `[${c}${other(c)}]`;
+		} else {
+			out += c;
+		}
+	}
+	return out;
+}
+
+/**
+ * lib/validator.ts's form for a date converted from a request's text (its ISO_TIME): a date, or a
+ * date and time (seconds and fractions optional) with its offset. JSON Schema's `date-time` wants the
+ * seconds and refuses a plain date, which the gateway takes.
+ */
+export const ISO_TIME_PATTERN = ISO_TIME.source;
+
 function stringSchema(r: Rule, format?: string): Schema {
 	const s: Schema = { type: "string" };
 	if (format) s.format = format;
@@ -72,7 +119,13 @@ function stringSchema(r: Rule, format?: string): Schema {
 	if (typeof r.length === "number") s.minLength = s.maxLength = r.length;
 	if (typeof r.empty === "boolean" && !r.empty && s.minLength === undefined) s.minLength = 1;
 	const pattern = patternOf(r.pattern);
-	if (pattern) s.pattern = pattern;
+	// The case is changed before the pattern is checked: the client may send either.
+	if (pattern) s.pattern = r.lowercase || r.uppercase ? eitherCase(pattern) : pattern;
+	const notes = [
+		r.trim ? "Blanks around it are trimmed before the checks." : null,
+		r.lowercase ? "Taken in lower case." : r.uppercase ? "Taken in upper case." : null,
+	].filter(Boolean);
+	if (notes.length > 0) s.description = notes.join(" ");
 	if (Array.isArray(r.enum)) s.enum = r.enum;
 	if (r.numeric) s.pattern ??= "^-?[0-9]+(\\.[0-9]+)?$";
 	if (r.alpha) s.pattern ??= "^[a-zA-Z]+$";
@@ -187,6 +240,23 @@ export function ruleToSchema(rule: unknown): Schema {
 	if (r.default !== undefined && typeof r.default !== "function") s.default = r.default;
 	if (typeof r.description === "string") s.description = r.description;
 	return s;
+}
+
+/**
+ * A top-level field of an action's params (a path, query or body field): as ruleToSchema, except a
+ * date converted from text, which lib/validator.ts takes in ISO 8601 form only (a plain date
+ * included) before fastest-validator's `new Date()` sees it.
+ */
+export function fieldSchema(rule: unknown): Schema {
+	const r = normalizeRule(rule);
+	if (r.type !== "date" || r.convert !== true) return ruleToSchema(rule);
+	const s = ruleToSchema(rule);
+	delete s.format;
+	return {
+		...s,
+		pattern: ISO_TIME_PATTERN,
+		description: typeof r.description === "string" ? r.description : "An ISO 8601 date (2026-12-07), or date and time with its offset (2026-12-07T16:00:00Z, 2026-12-07T18:00+02:00).",
+	};
 }
 
 /** An action's whole `params` as an object schema: its fields, which are required, and strictness. */

@@ -7,6 +7,7 @@ import { readFileSync } from "node:fs";
 import { join } from "node:path";
 import { ADMIN_PASSWORD, adminToken, api, createKey, me } from "../support/auth";
 import { http, startTestGateway, type TestGateway } from "../support/harness";
+import { ISO_TIME_PATTERN } from "../../services/api/param-schema";
 
 const API_MD = join(__dirname, "..", "..", "..", "shared", "API.md");
 const METHODS = ["get", "post", "put", "patch", "delete"];
@@ -201,7 +202,7 @@ describe("GET /api/openapi.json on an api node whose services run elsewhere", ()
 		const create = doc.paths["/api/v1/bots"]!.post!;
 		expect(create.requestBody).toMatchObject({ required: true, content: { "application/json": { schema: { required: ["token"], properties: { token: { type: "string" } } } } } });
 		expect(doc.paths["/api/v1/webhooks/{id}/replay"]!.post!.requestBody).toMatchObject({
-			content: { "application/json": { schema: { properties: { since: { type: "string", format: "date-time" }, since_seq: { type: "integer", minimum: 0 } } } } },
+			content: { "application/json": { schema: { properties: { since: { type: "string", pattern: ISO_TIME_PATTERN }, since_seq: { type: "integer", minimum: 0 } }, oneOf: [{ required: ["since"] }, { required: ["since_seq"] }] } } },
 		});
 	});
 });

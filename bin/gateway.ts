@@ -35,6 +35,11 @@ export function loadServices(broker: ServiceBroker, config: GatewayConfig): void
 	for (const name of config.services) broker.loadService(join(SERVICES_DIR, `${name}.service`));
 }
 
+/** Moleculer's local-bus event (missing from its typings): the transporter connected. */
+function onTransporterConnected(broker: ServiceBroker, listener: () => void): void {
+	(broker as unknown as { localBus: { once(event: string, listener: () => void): void } }).localBus.once("$transporter.connected", listener);
+}
+
 function publicAddress(config: GatewayConfig): string {
 	const host = config.host === "0.0.0.0" || config.host === "::" ? "127.0.0.1" : config.host;
 	return `http://${host}:${config.port}`;
@@ -79,6 +84,8 @@ async function main(): Promise<void> {
 	// exits at once (a migration under way finishes first: a half-applied one would wait for the
 	// next start); while they start, it waits for them to finish starting, then drains as usual.
 	let startup: { phase: "waiting" } | { phase: "migrating" | "starting"; done: Promise<unknown> } | { phase: "up" } = { phase: "waiting" };
+	// Whether the transporter has connected: broker.start() waits for it for as long as it is away.
+	let joined = !config.transporter;
 	let stoppingSince: number | null = null;
 	const closeBeforeStart = () =>
 		Promise.allSettled([ops?.close(), releaseHeld()])
@@ -98,7 +105,8 @@ async function main(): Promise<void> {
 		if (current.phase === "waiting") {
 			log.info(`${signal} received before the services started: exiting`);
 			void closeBeforeStart();
-		} else if (current.phase === "up") {
+		} else if (current.phase === "up" || (current.phase === "starting" && !joined)) {
+			// Still joining (NATS away), the services have not started: waiting for them could be for ever.
 			void shutdown(broker, runtime, ops, signal);
 		} else {
 			log.info(`${signal} received while ${current.phase === "migrating" ? "migrating" : "the services start"}: stopping once that is done`);
@@ -177,7 +185,7 @@ async function main(): Promise<void> {
 			// The api service listens on the same port once the services start, right after the
 			// transporter connects: the listener makes way for it then (server.close frees the port at once).
 			const joining = ops;
-			(broker as unknown as { localBus: { once(event: string, listener: () => void): void } }).localBus.once("$transporter.connected", () => {
+			onTransporterConnected(broker, () => {
 				if (ops === joining) ops = null;
 				void joining.close();
 			});
@@ -187,6 +195,7 @@ async function main(): Promise<void> {
 		await ops.close();
 		ops = null;
 	}
+	onTransporterConnected(broker, () => (joined = true));
 	const starting = broker.start();
 	startup = { phase: "starting", done: starting };
 	await starting;

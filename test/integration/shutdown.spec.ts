@@ -77,9 +77,10 @@ describe("graceful shutdown of a real process", () => {
 		const dataDir = tempDir();
 		const env = { DATA_DIR: dataDir, GRPC_PORT: "0", HOST: "127.0.0.1" };
 		const first = spawnGateway("first", { ...env, PORT: String(await freePort()) });
-		const second = spawnGateway("second", { ...env, PORT: String(await freePort()) });
+		let second: ReturnType<typeof spawnGateway> | undefined;
 		try {
 			await first.waitForOutput(/ready at http/);
+			second = spawnGateway("second", { ...env, PORT: String(await freePort()) });
 			expect(await second.exited).toEqual({ code: 1, signal: null });
 			expect(second.output()).toMatch(/another gateway \(.+ pid \d+\) runs on this database .*: run one embedded gateway per DATA_DIR/);
 			expect(first.child.exitCode).toBeNull();
@@ -96,7 +97,7 @@ describe("graceful shutdown of a real process", () => {
 			}
 		} finally {
 			first.kill("SIGKILL");
-			second.kill("SIGKILL");
+			second?.kill("SIGKILL");
 		}
 	}, 60_000);
 

@@ -341,7 +341,12 @@ function loadOrCreateDevSecrets(dataDir: string, databaseFile: string | null, wa
 
 /** DATABASE_URL, or the embedded default: gateway.sqlite in DATA_DIR. */
 function databaseUrlOf(env: Env): string {
-	return nonEmpty(env.DATABASE_URL) ?? `sqlite:${join(resolve(nonEmpty(env.DATA_DIR) ?? "./data"), "gateway.sqlite")}`;
+	return nonEmpty(env.DATABASE_URL) ?? defaultDatabaseUrl(resolve(nonEmpty(env.DATA_DIR) ?? "./data"));
+}
+
+/** The embedded default database: gateway.sqlite in DATA_DIR. */
+export function defaultDatabaseUrl(dataDir: string): string {
+	return `sqlite:${join(dataDir, "gateway.sqlite")}`;
 }
 
 /** The SQLite file a sqlite: URL names (read as missingSqliteFile reads it); null for another database or :memory:. */

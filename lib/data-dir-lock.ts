@@ -7,6 +7,7 @@
  */
 import { readFileSync, statSync, unlinkSync, utimesSync, writeFileSync } from "node:fs";
 import { hostname } from "node:os";
+import { sleep } from "./async";
 import { processStanding } from "./local-process";
 
 const LOCK_STALE_MS = 30_000;
@@ -73,7 +74,7 @@ export async function lockDatabaseFile(
 		if (Date.now() >= deadline) throw new DataDirInUseError(path, who);
 		if (!told) options.onWaiting?.(who);
 		told = true;
-		await new Promise((resolve) => setTimeout(resolve, options.retryMs ?? 500));
+		await sleep(options.retryMs ?? 500);
 	}
 	const refresh = setInterval(() => {
 		const now = new Date();

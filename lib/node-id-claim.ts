@@ -10,6 +10,7 @@
  */
 import { hostname } from "node:os";
 import { randomUUID } from "node:crypto";
+import { sleep } from "./async";
 import { processStanding } from "./local-process";
 import type { SharedState } from "./state";
 
@@ -50,7 +51,7 @@ export async function claimNodeId(
 		if (Date.now() >= deadline) throw new NodeIdTakenError(nodeId, holder ?? null);
 		if (!told) options.onWaiting?.(holder ?? null);
 		told = true;
-		await new Promise((resolve) => setTimeout(resolve, options.retryMs ?? RETRY_MS));
+		await sleep(options.retryMs ?? RETRY_MS);
 	}
 	const renewal = setInterval(() => void state.renewLeases([key], owner, NODE_ID_LEASE_MS).catch(() => undefined), NODE_ID_LEASE_MS / 3);
 	renewal.unref();

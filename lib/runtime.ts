@@ -3,9 +3,8 @@
  * (in process when embedded, Redis in cluster mode). The process entry (or a test) opens it, hands it
  * to every broker it creates, and closes it after the brokers have stopped.
  */
-import { join } from "node:path";
 import type { ServiceBroker } from "moleculer";
-import { ConfigError, type GatewayConfig } from "./config";
+import { ConfigError, defaultDatabaseUrl, type GatewayConfig } from "./config";
 import { openDatabase, type Database } from "./db/connection";
 import { Cursors } from "./paging";
 import { createSharedState, type SharedState } from "./state";
@@ -51,7 +50,7 @@ export async function openRuntime(config: GatewayConfig): Promise<Runtime> {
 		db = await openDatabase(config.databaseUrl);
 	} catch (err) {
 		// The embedded default is DATA_DIR's file: name the variable the operator set (or can set).
-		const fromDataDir = config.databaseUrl === `sqlite:${join(config.dataDir, "gateway.sqlite")}`;
+		const fromDataDir = config.databaseUrl === defaultDatabaseUrl(config.dataDir);
 		throw new StoreUnreachableError(fromDataDir ? "DATA_DIR" : "DATABASE_URL", config.databaseUrl, err);
 	}
 	let state: SharedState;

@@ -6,7 +6,6 @@
  * Old security events and spent refresh tokens are removed hourly (auth/retention.ts).
  */
 import type { Context, ServiceSchema, ServiceSettingSchema } from "moleculer";
-import { Op } from "sequelize";
 import { fail } from "../lib/errors";
 import { runtimeOf } from "../lib/runtime";
 import { retentionMixin } from "../mixins/retention.mixin";
@@ -46,12 +45,11 @@ const AuthService: ServiceSchema<ServiceSettingSchema, AuthThis> = {
 
 		sessionEnded(this: AuthThis, family: string): Promise<boolean> {
 			return this.cache.endedSessions.get(family, async () => {
-				const { RefreshToken } = this.runtime.db.models;
-				const revoked = await RefreshToken.findOne({ where: { family_id: family, revoked_at: { [Op.ne]: null } }, attributes: ["id"], raw: true });
-				if (revoked) return true;
-				// A login this database has no record of has ended too: its token was signed before a
-				// restore from a backup, whose reused user ids would otherwise let it act as another user.
-				return (await RefreshToken.findOne({ where: { family_id: family }, attributes: ["id"], raw: true })) === null;
+				// A revoked row first (NULLs sort last descending on both databases). A login this database has
+				// no record of has ended too: its token was signed before a restore from a backup, whose
+				// reused user ids would otherwise let it act as another user.
+				const row = await this.runtime.db.models.RefreshToken.findOne({ where: { family_id: family }, attributes: ["revoked_at"], order: [["revoked_at", "DESC"]], raw: true });
+				return row === null || row.revoked_at !== null;
 			});
 		},
 

@@ -7,6 +7,7 @@ import { dirname, resolve } from "node:path";
 import { QueryTypes, Sequelize, Transaction } from "sequelize";
 import type { Database as SqliteConnection } from "sqlite3";
 import { SerialQueue } from "../async";
+import { sqliteFileOf } from "../config";
 import { defineModels, type Models } from "./models";
 import { installFastSqliteQuery } from "./sqlite-query";
 import { mysqlTransaction, sqliteTransaction } from "./raw";
@@ -45,10 +46,9 @@ export interface DatabaseOptions {
 	logging?: (sql: string) => void;
 }
 
+/** The file of a sqlite: URL, read as the configuration reads it ("sqlite: /data/x" made a directory named " "). */
 function sqliteStorage(url: string): string {
-	// Trimmed as missingSqliteFile reads it: "sqlite: /data/x" made a directory named " ".
-	const rest = url.slice("sqlite:".length).replace(/^\/\//, "").trim();
-	return rest === "" || rest === ":memory:" ? ":memory:" : rest;
+	return sqliteFileOf(url) ?? ":memory:";
 }
 
 /**

@@ -39,11 +39,14 @@ export function migrationFiles(): string[] {
 		.sort();
 }
 
+/** This build's migrations by name ("0003-message-lookups"), oldest first, with their files. */
+function migrationEntries(): Array<{ name: string; path: string }> {
+	return migrationFiles().map((file) => ({ name: file.replace(/\.(ts|js)$/, ""), path: join(MIGRATIONS_DIR, file) }));
+}
+
 export function createMigrator(db: Database, logger?: Logger): Umzug<QueryInterface> {
 	return new Umzug<QueryInterface>({
-		migrations: migrationFiles().map((file) => {
-			const name = file.replace(/\.(ts|js)$/, "");
-			const path = join(MIGRATIONS_DIR, file);
+		migrations: migrationEntries().map(({ name, path }) => {
 			return {
 				name,
 				path,
@@ -236,7 +239,7 @@ async function waitUntilNone(list: () => Promise<string[]>, onSome: (names: stri
  * rollback of the code after an upgrade). Umzug leaves them out of executed() and pending() alike.
  */
 export async function unknownMigrations(db: Database): Promise<string[]> {
-	const known = new Set(migrationFiles().map((file) => file.replace(/\.(ts|js)$/, "")));
+	const known = new Set(migrationEntries().map((m) => m.name));
 	const recorded = await new SequelizeStorage({ sequelize: db.sequelize, tableName: "schema_migrations" }).executed();
 	return recorded.filter((name) => !known.has(name));
 }
@@ -278,10 +281,11 @@ export class DownRefusedError extends Error {
  */
 async function checkRevert(db: Database, plan: readonly string[], discard: boolean): Promise<void> {
 	const context = db.sequelize.getQueryInterface();
+	const paths = new Map(migrationEntries().map((m) => [m.name, m.path]));
 	const refusals: string[] = [];
 	const losses: string[] = [];
 	for (const name of plan) {
-		const migration = (await import(join(MIGRATIONS_DIR, migrationFiles().find((file) => file.replace(/\.(ts|js)$/, "") === name)!))) as MigrationModule;
+		const migration = (await import(paths.get(name)!)) as MigrationModule;
 		const refusal = await migration.refuseDown?.({ context });
 		if (refusal) refusals.push(`${name}: ${refusal}`);
 		const lost = await migration.downLosses?.({ context });

@@ -289,17 +289,17 @@ export const webhookActions: DeliveryActions = {
 			},
 			async handler(this: DeliveryThis, ctx: GatewayContext<{ id: number; force?: boolean }>) {
 				const row = await ownWebhook.call(this, principalOf(ctx), ctx.params.id);
+				const { current, previous } = this.secretsOf(row);
 				// The overlap promised receivers still on the old secret 24 h: a second rotation (a retried
 				// call, say) would drop that secret at once, since one previous secret is kept.
-				const overlapEnds = row.previous_secret_expires_at;
-				if (!ctx.params.force && row.previous_secret_ciphertext !== null && overlapEnds !== null && new Date(overlapEnds).getTime() > Date.now()) {
+				if (!ctx.params.force && previous !== null) {
+					const overlapEnds = new Date(row.previous_secret_expires_at!).toISOString();
 					throw fail.conflict(
-						`The last rotation's old secret still signs until ${new Date(overlapEnds).toISOString()}: rotating again now would stop it at once, for receivers not yet on the new one. Rotate after then, or send {"force": true} (a leaked secret).`,
-						{ previous_secret_expires_at: new Date(overlapEnds).toISOString() },
+						`The last rotation's old secret still signs until ${overlapEnds}: rotating again now would stop it at once, for receivers not yet on the new one. Rotate after then, or send {"force": true} (a leaked secret).`,
+						{ previous_secret_expires_at: overlapEnds },
 					);
 				}
 				const keys = this.runtime.config.encryptionKeys;
-				const { current } = this.secretsOf(row);
 				const secret = newWebhookSecret();
 				const sealedNew = seal(keys, WEBHOOK_SECRET_PURPOSE, secret);
 				const sealedOld = seal(keys, WEBHOOK_SECRET_PURPOSE, current);
